@@ -1,0 +1,291 @@
+#include "runtime/tensor/cpu_kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/base/check.h"
+
+// One clone of each hot loop per instruction set, picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MESHTRAIN_VECTORIZED \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MESHTRAIN_VECTORIZED
+#endif
+
+namespace meshtrain {
+namespace {
+
+MESHTRAIN_VECTORIZED
+void BiasReluRows(const float* __restrict bias, float* __restrict y, int64_t rows, int64_t cols,
+                  bool relu) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* __restrict row = y + r * cols;
+    if (relu) {
+      for (int64_t c = 0; c < cols; ++c) row[c] = std::max(row[c] + bias[c], 0.0f);
+    } else {
+      for (int64_t c = 0; c < cols; ++c) row[c] += bias[c];
+    }
+  }
+}
+
+MESHTRAIN_VECTORIZED
+void BiasReluGradRows(const float* __restrict y, float* __restrict dy, float* __restrict db,
+                      int64_t rows, int64_t cols, bool relu) {
+  std::fill(db, db + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* __restrict yr = y + r * cols;
+    float* __restrict dr = dy + r * cols;
+    if (relu) {
+      for (int64_t c = 0; c < cols; ++c) {
+        float g = yr[c] > 0.0f ? dr[c] : 0.0f;
+        dr[c] = g;
+        db[c] += g;
+      }
+    } else {
+      for (int64_t c = 0; c < cols; ++c) db[c] += dr[c];
+    }
+  }
+}
+
+MESHTRAIN_VECTORIZED
+void AxpyLoop(float alpha, const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+MESHTRAIN_VECTORIZED
+void ScaleLoop(float alpha, float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+MESHTRAIN_VECTORIZED
+void SgdMomentumLoop(const float* __restrict g, float lr, float momentum, bool nesterov,
+                     float* __restrict w, float* __restrict v, int64_t n) {
+  if (nesterov) {
+    for (int64_t i = 0; i < n; ++i) {
+      float vi = momentum * v[i] + g[i];
+      v[i] = vi;
+      w[i] -= lr * (g[i] + momentum * vi);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      float vi = momentum * v[i] + g[i];
+      v[i] = vi;
+      w[i] -= lr * vi;
+    }
+  }
+}
+
+MESHTRAIN_VECTORIZED
+void AdamLoop(const float* __restrict g, float lr_t, float beta1, float beta2, float eps_hat,
+              float* __restrict w, float* __restrict m, float* __restrict v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float mi = beta1 * m[i] + (1.0f - beta1) * g[i];
+    float vi = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= lr_t * mi / (std::sqrt(vi) + eps_hat);
+  }
+}
+
+class CpuKernels final : public Kernels {
+ public:
+  explicit CpuKernels(Device device) : device_(device) {}
+
+  Device device() const override { return device_; }
+  Allocator& allocator() override { return CpuAllocator(); }
+
+  void MatMul(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, float alpha,
+              float beta, Tensor& c) override {
+    MESHTRAIN_CHECK(a.shape().rank() == 2 && b.shape().rank() == 2 && c.shape().rank() == 2)
+        << a.DebugString() << " x " << b.DebugString() << " -> " << c.DebugString();
+    const int m = static_cast<int>(transpose_a ? a.shape().dim(1) : a.shape().dim(0));
+    const int k = static_cast<int>(transpose_a ? a.shape().dim(0) : a.shape().dim(1));
+    const int kb = static_cast<int>(transpose_b ? b.shape().dim(1) : b.shape().dim(0));
+    const int n = static_cast<int>(transpose_b ? b.shape().dim(0) : b.shape().dim(1));
+    MESHTRAIN_CHECK(k == kb && c.shape().dim(0) == m && c.shape().dim(1) == n)
+        << a.DebugString() << (transpose_a ? "^T" : "") << " x " << b.DebugString()
+        << (transpose_b ? "^T" : "") << " -> " << c.DebugString();
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      // sgemm with k = 0 leaves beta * c; do it explicitly for clarity.
+      if (beta == 0.0f) Fill(0.0f, c); else ScaleLoop(beta, c.data<float>(), c.num_elements());
+      return;
+    }
+    cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
+                transpose_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a.data<float>(),
+                static_cast<int>(a.shape().dim(1)), b.data<float>(),
+                static_cast<int>(b.shape().dim(1)), beta, c.data<float>(), n);
+  }
+
+  void BiasActivation(const Tensor& bias, Activation act, Tensor& y) override {
+    MESHTRAIN_CHECK(y.shape().rank() == 2 && bias.num_elements() == y.shape().dim(1))
+        << bias.DebugString() << " + " << y.DebugString();
+    BiasReluRows(bias.data<float>(), y.data<float>(), y.shape().dim(0), y.shape().dim(1),
+                 act == Activation::kRelu);
+  }
+
+  void BiasActivationGrad(const Tensor& y, Activation act, Tensor& dy, Tensor& bias_grad) override {
+    MESHTRAIN_CHECK(y.shape() == dy.shape() && bias_grad.num_elements() == y.shape().dim(1))
+        << y.DebugString() << ", " << dy.DebugString() << ", " << bias_grad.DebugString();
+    BiasReluGradRows(y.data<float>(), dy.data<float>(), bias_grad.data<float>(), y.shape().dim(0),
+                     y.shape().dim(1), act == Activation::kRelu);
+  }
+
+  LossStats SoftmaxCrossEntropy(const Tensor& logits, const Tensor& labels, float grad_scale,
+                                Tensor* dlogits) override {
+    const int64_t n = logits.shape().dim(0), k = logits.shape().dim(1);
+    MESHTRAIN_CHECK(labels.dtype() == DType::kInt32 && labels.num_elements() == n)
+        << logits.DebugString() << " vs labels " << labels.DebugString();
+    const float* x = logits.data<float>();
+    const int32_t* y = labels.data<int32_t>();
+    float* d = dlogits ? dlogits->data<float>() : nullptr;
+    LossStats stats;
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = x + r * k;
+      int64_t argmax = 0;
+      for (int64_t c = 1; c < k; ++c) argmax = row[c] > row[argmax] ? c : argmax;
+      const float max = row[argmax];
+      float sum = 0.0f;
+      for (int64_t c = 0; c < k; ++c) sum += std::exp(row[c] - max);
+      const int32_t label = y[r];
+      MESHTRAIN_CHECK(label >= 0 && label < k) << "label " << label << " with " << k << " classes";
+      const float log_sum = std::log(sum);
+      stats.loss_sum += static_cast<double>(log_sum - (row[label] - max));
+      stats.correct += argmax == label;
+      if (d != nullptr) {
+        float* drow = d + r * k;
+        const float inv = grad_scale / sum;
+        for (int64_t c = 0; c < k; ++c) drow[c] = std::exp(row[c] - max) * inv;
+        drow[label] -= grad_scale;
+      }
+    }
+    return stats;
+  }
+
+  LossStats SigmoidCrossEntropy(const Tensor& logits, const Tensor& labels, float grad_scale,
+                                Tensor* dlogits, Tensor* probabilities) override {
+    const int64_t n = logits.num_elements();
+    MESHTRAIN_CHECK(labels.dtype() == DType::kFloat32 && labels.num_elements() == n)
+        << logits.DebugString() << " vs labels " << labels.DebugString();
+    const float* x = logits.data<float>();
+    const float* y = labels.data<float>();
+    LossStats stats;
+    for (int64_t i = 0; i < n; ++i) {
+      // log(1 + e^-|x|) + max(x, 0) - x*y: stable for large |x|.
+      const float z = x[i];
+      stats.loss_sum +=
+          static_cast<double>(std::log1p(std::exp(-std::fabs(z))) + std::max(z, 0.0f) - z * y[i]);
+      const float p = 1.0f / (1.0f + std::exp(-z));
+      stats.correct += (p > 0.5f) == (y[i] > 0.5f);
+      if (dlogits != nullptr) dlogits->data<float>()[i] = (p - y[i]) * grad_scale;
+      if (probabilities != nullptr) probabilities->data<float>()[i] = p;
+    }
+    return stats;
+  }
+
+  void GatherRows(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    const int64_t d = table.shape().row_elements();
+    const int64_t n = ids.num_elements();
+    MESHTRAIN_CHECK(ids.dtype() == DType::kInt64 && out.num_elements() == n * d)
+        << table.DebugString() << "[" << ids.DebugString() << "] -> " << out.DebugString();
+    const int64_t* id = ids.data<int64_t>();
+    const float* src = table.data<float>();
+    float* dst = out.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < table.rows()) << "row " << id[i] << " of " << table.DebugString();
+      std::memcpy(dst + i * d, src + id[i] * d, static_cast<size_t>(d) * sizeof(float));
+    }
+  }
+
+  void ScatterAddRows(const Tensor& rows, const Tensor& ids, Tensor& out) override {
+    const int64_t d = out.shape().row_elements();
+    const int64_t n = ids.num_elements();
+    MESHTRAIN_CHECK(ids.dtype() == DType::kInt64 && rows.num_elements() == n * d)
+        << rows.DebugString() << " -> " << out.DebugString() << "[" << ids.DebugString() << "]";
+    const int64_t* id = ids.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows()) << "row " << id[i] << " of " << out.DebugString();
+      AxpyLoop(1.0f, rows.data<float>() + i * d, out.data<float>() + id[i] * d, d);
+    }
+  }
+
+  void ScatterRows(const Tensor& rows, const Tensor& ids, Tensor& out) override {
+    const int64_t d = out.shape().row_elements();
+    const int64_t n = ids.num_elements();
+    MESHTRAIN_CHECK(ids.dtype() == DType::kInt64 && rows.num_elements() == n * d)
+        << rows.DebugString() << " -> " << out.DebugString() << "[" << ids.DebugString() << "]";
+    const int64_t* id = ids.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows()) << "row " << id[i] << " of " << out.DebugString();
+      std::memcpy(out.data<float>() + id[i] * d, rows.data<float>() + i * d,
+                  static_cast<size_t>(d) * sizeof(float));
+    }
+  }
+
+  void Fill(float value, Tensor& x) override {
+    std::fill_n(x.data<float>(), x.num_elements(), value);
+  }
+
+  void Copy(const Tensor& src, Tensor& dst) override {
+    MESHTRAIN_CHECK(src.bytes() == dst.bytes()) << src.DebugString() << " -> " << dst.DebugString();
+    if (src.bytes() > 0 && src.raw_data() != dst.raw_data()) {
+      std::memcpy(dst.raw_data(), src.raw_data(), src.bytes());
+    }
+  }
+
+  void Axpy(float alpha, const Tensor& x, Tensor& y) override {
+    MESHTRAIN_CHECK(x.num_elements() == y.num_elements()) << x.DebugString() << ", " << y.DebugString();
+    AxpyLoop(alpha, x.data<float>(), y.data<float>(), y.num_elements());
+  }
+
+  void Scale(float alpha, Tensor& x) override { ScaleLoop(alpha, x.data<float>(), x.num_elements()); }
+
+  void SgdUpdate(const Tensor& grad, float learning_rate, float momentum, bool nesterov,
+                 Tensor& var, Tensor& velocity) override {
+    MESHTRAIN_CHECK(grad.num_elements() == var.num_elements())
+        << grad.DebugString() << " for " << var.DebugString();
+    if (momentum == 0.0f) {
+      AxpyLoop(-learning_rate, grad.data<float>(), var.data<float>(), var.num_elements());
+      return;
+    }
+    MESHTRAIN_CHECK(velocity.num_elements() == var.num_elements()) << velocity.DebugString();
+    SgdMomentumLoop(grad.data<float>(), learning_rate, momentum, nesterov, var.data<float>(),
+                    velocity.data<float>(), var.num_elements());
+  }
+
+  void AdamUpdate(const Tensor& grad, const AdamParams& p, int64_t step, Tensor& var, Tensor& m,
+                  Tensor& v) override {
+    MESHTRAIN_CHECK(grad.num_elements() == var.num_elements() &&
+                    m.num_elements() == var.num_elements() && v.num_elements() == var.num_elements())
+        << grad.DebugString() << " for " << var.DebugString();
+    // PyTorch's form: var -= lr / c1 * m / (sqrt(v / c2) + eps), with c_i = 1 - beta_i^t,
+    // rewritten so that the loop does one division.
+    const double t = static_cast<double>(step);
+    const double correction1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
+    const double correction2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
+    const float lr_t = static_cast<float>(p.learning_rate * std::sqrt(correction2) / correction1);
+    AdamLoop(grad.data<float>(), lr_t, p.beta1, p.beta2,
+             p.epsilon * static_cast<float>(std::sqrt(correction2)),
+             var.data<float>(), m.data<float>(), v.data<float>(), var.num_elements());
+  }
+
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+
+ private:
+  Device device_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernels> CreateCpuKernels(Device device) {
+  return std::make_unique<CpuKernels>(device);
+}
+
+void SetBlasThreads(int threads) { openblas_set_num_threads(std::max(1, threads)); }
+int BlasThreads() { return openblas_get_num_threads(); }
+
+}  // namespace meshtrain

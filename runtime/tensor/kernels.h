@@ -1,0 +1,110 @@
+// Kernels: the operations models and optimizers run, for one device. The model
+// layer calls only this interface, so a CPU replica (OpenBLAS) and a GPU replica
+// (cuBLAS and CUDA kernels) run the same model code.
+//
+// Contract: all tensors are float32 unless stated, already on this device, and
+// shaped as documented; shapes are checked by the caller at the boundary (config,
+// checkpoint, RPC) and a mismatch here is a programmer bug. Kernels may run
+// asynchronously (CUDA): a device error is sticky and reported by Synchronize().
+// One Kernels object belongs to one replica; it is not thread-safe.
+#ifndef MESHTRAIN_RUNTIME_TENSOR_KERNELS_H_
+#define MESHTRAIN_RUNTIME_TENSOR_KERNELS_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/tensor/allocator.h"
+#include "runtime/tensor/device.h"
+#include "runtime/tensor/tensor.h"
+
+namespace meshtrain {
+
+enum class Activation { kNone, kRelu };
+
+// Per-batch sums, so replicas and workers can add them before dividing.
+struct LossStats {
+  double loss_sum = 0;
+  int64_t correct = 0;
+};
+
+struct AdamParams {
+  float learning_rate = 0.001f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-7f;
+};
+
+class Kernels {
+ public:
+  virtual ~Kernels() = default;
+
+  virtual Device device() const = 0;
+  virtual Allocator& allocator() = 0;
+
+  // An uninitialised tensor on this device.
+  absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) {
+    return Tensor::Allocate(allocator(), dtype, std::move(shape));
+  }
+
+  // c = alpha * op(a) * op(b) + beta * c for 2-D row-major tensors.
+  virtual void MatMul(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b,
+                      float alpha, float beta, Tensor& c) = 0;
+
+  // y = act(y + bias), bias broadcast over rows; y is [n, k], bias [k].
+  virtual void BiasActivation(const Tensor& bias, Activation act, Tensor& y) = 0;
+
+  // Backward of BiasActivation given its output y: dy *= act'(y) in place, then
+  // bias_grad = sum of dy over rows.
+  virtual void BiasActivationGrad(const Tensor& y, Activation act, Tensor& dy,
+                                  Tensor& bias_grad) = 0;
+
+  // Softmax cross-entropy of logits [n, k] against int32 labels [n]. Returns the
+  // summed loss and the count of argmax hits. If `dlogits` is given it receives
+  // (softmax - onehot) * grad_scale.
+  virtual LossStats SoftmaxCrossEntropy(const Tensor& logits, const Tensor& labels,
+                                        float grad_scale, Tensor* dlogits) = 0;
+
+  // Logistic loss of logits [n, 1] against float32 labels in {0, 1} [n]. Returns
+  // the summed loss and hits (p > 0.5 agrees with the label). Optional outputs:
+  // dlogits = (sigmoid - label) * grad_scale; probabilities = sigmoid(logits).
+  virtual LossStats SigmoidCrossEntropy(const Tensor& logits, const Tensor& labels,
+                                        float grad_scale, Tensor* dlogits,
+                                        Tensor* probabilities) = 0;
+
+  // out[i] = table[ids[i]] for int64 ids [n]; table [rows, d], out [n, d].
+  virtual void GatherRows(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // out[ids[i]] += rows[i] for int64 ids [n] (ids may repeat); out [m, d].
+  virtual void ScatterAddRows(const Tensor& rows, const Tensor& ids, Tensor& out) = 0;
+  // out[ids[i]] = rows[i] for distinct int64 ids.
+  virtual void ScatterRows(const Tensor& rows, const Tensor& ids, Tensor& out) = 0;
+
+  virtual void Fill(float value, Tensor& x) = 0;
+  // Any dtype; src and dst have the same byte size; either may be on the host.
+  virtual void Copy(const Tensor& src, Tensor& dst) = 0;
+  // y += alpha * x.
+  virtual void Axpy(float alpha, const Tensor& x, Tensor& y) = 0;
+  virtual void Scale(float alpha, Tensor& x) = 0;
+
+  // Optimizer updates, in place on the variable and its slots.
+  // Momentum as PyTorch defines it: v = momentum * v + g; var -= lr * v
+  // (nesterov: var -= lr * (g + momentum * v)). momentum == 0 is plain SGD and
+  // leaves `velocity` untouched (it may be empty).
+  virtual void SgdUpdate(const Tensor& grad, float learning_rate, float momentum, bool nesterov,
+                         Tensor& var, Tensor& velocity) = 0;
+  // Adam with bias correction for step `step` (1-based).
+  virtual void AdamUpdate(const Tensor& grad, const AdamParams& params, int64_t step,
+                          Tensor& var, Tensor& m, Tensor& v) = 0;
+
+  // Waits for queued work; returns the first device error since the last call.
+  virtual absl::Status Synchronize() = 0;
+};
+
+// Kernels for `device`: CPU kernels for cpu:N, CUDA kernels for gpu:N (an error
+// names the missing support where the build has no CUDA or the GPU is absent).
+absl::StatusOr<std::unique_ptr<Kernels>> CreateKernels(Device device);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_TENSOR_KERNELS_H_

@@ -1,0 +1,70 @@
+// Transport: one rank's byte channels to the other ranks of a group. Collective
+// algorithms (runtime/collective) are written against this interface only, so
+// they run unchanged on the in-process mesh used by unit tests, on gRPC, on raw
+// TCP and on shared memory between processes of one host.
+//
+// Ordering: bytes from one rank to another arrive in the order they were sent.
+// Every rank issues the same collectives in the same order (as with NCCL and
+// Gloo), so messages need no tags; implementations still frame what they send
+// and report a mismatch (a peer that sent more or less than expected) as an error.
+//
+// Errors: kUnavailable names the peer that went away, kDeadlineExceeded the peer
+// that was waited for, kAborted the reason recorded on the AbortSignal the
+// transport polls. No call blocks past its deadline.
+//
+// Thread-safety: one thread drives a Transport at a time; the abort signal may be
+// raised from any thread and wakes every wait.
+#ifndef MESHTRAIN_RUNTIME_TRANSPORT_TRANSPORT_H_
+#define MESHTRAIN_RUNTIME_TRANSPORT_TRANSPORT_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace meshtrain {
+
+// What happens to received bytes.
+enum class RecvAction {
+  kCopy,        // recv = incoming bytes
+  kAddFloat32,  // recv += incoming, both read as float32 (reduce without a copy)
+};
+
+// One exchange: send `send` to `send_to` while receiving `recv.size()` bytes from
+// `recv_from`. Either side may be absent (rank -1), which gives plain Send and
+// Recv. Both sides progress together, so two ranks that send to each other at
+// the same time never deadlock, whatever the size.
+struct SendRecvOp {
+  int send_to = -1;
+  absl::Span<const std::byte> send;
+  int recv_from = -1;
+  absl::Span<std::byte> recv;
+  RecvAction action = RecvAction::kCopy;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // A peer as errors name it: "worker:2 (127.0.0.1:2222)".
+  virtual std::string PeerName(int rank) const = 0;
+
+  virtual absl::Status SendRecv(const SendRecvOp& op) = 0;
+
+  // Conveniences over SendRecv.
+  absl::Status Send(int to, absl::Span<const std::byte> data, absl::Time deadline) {
+    return SendRecv({.send_to = to, .send = data, .deadline = deadline});
+  }
+  absl::Status Recv(int from, absl::Span<std::byte> data, absl::Time deadline) {
+    return SendRecv({.recv_from = from, .recv = data, .deadline = deadline});
+  }
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_TRANSPORT_TRANSPORT_H_

@@ -61,6 +61,12 @@ Tensor Tensor::Reshaped(Shape shape) const {
   return Tensor(dtype_, std::move(shape), buffer_, data_);
 }
 
+Tensor Tensor::Reinterpret(DType dtype, Shape shape) const {
+  MESHTRAIN_CHECK(static_cast<size_t>(shape.num_elements()) * DTypeSize(dtype) == bytes())
+      << "reinterpret " << DebugString() << " as " << DTypeName(dtype) << shape.ToString();
+  return Tensor(dtype, std::move(shape), buffer_, data_);
+}
+
 Tensor Tensor::Clone() const {
   MESHTRAIN_CHECK(device().is_cpu()) << "Clone() of " << DebugString();
   Tensor copy(dtype_, shape_);

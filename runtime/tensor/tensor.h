@@ -67,6 +67,8 @@ class Tensor {
   Tensor Slice(int64_t begin, int64_t end) const;
   // The same buffer seen with another shape of the same element count.
   Tensor Reshaped(Shape shape) const;
+  // The same bytes seen as another dtype and shape of the same byte size.
+  Tensor Reinterpret(DType dtype, Shape shape) const;
   // A host copy with its own buffer (the tensor must be on the host).
   Tensor Clone() const;
 

@@ -1,0 +1,23 @@
+#include "runtime/model/model.h"
+
+#include "absl/strings/str_cat.h"
+#include "runtime/model/dense_network.h"
+
+namespace meshtrain {
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config,
+                                                   const ModelShape& shape,
+                                                   VariableCreator& creator) {
+  if (config.type == "mlp") {
+    return DenseNetwork::Create("mlp", config, shape, creator);
+  }
+  if (config.type == "softmax_regression") {
+    ModelConfig linear = config;
+    linear.hidden_units.clear();
+    return DenseNetwork::Create("softmax_regression", linear, shape, creator);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model.type '", config.type, "' is unknown: use mlp or softmax_regression"));
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,40 @@
+// ReplicaContext: what one replica sees during a step. The strategy implements
+// it; the model calls it. Values may be the replica's own mirror, the one central
+// copy, or a copy pulled from parameter servers: the model cannot tell.
+// Used by one replica thread at a time.
+#ifndef MESHTRAIN_RUNTIME_MODEL_REPLICA_CONTEXT_H_
+#define MESHTRAIN_RUNTIME_MODEL_REPLICA_CONTEXT_H_
+
+#include "absl/status/statusor.h"
+#include "runtime/model/variable.h"
+#include "runtime/model/workspace.h"
+#include "runtime/tensor/kernels.h"
+
+namespace meshtrain {
+
+class ReplicaContext {
+ public:
+  virtual ~ReplicaContext() = default;
+
+  virtual int replica_id() const = 0;
+  virtual Kernels& kernels() = 0;
+  virtual Workspace& workspace() = 0;
+
+  // The current value of a dense variable, on this replica's device.
+  virtual const Tensor& Value(VariableId id) = 0;
+  // The buffer the model overwrites with a dense variable's gradient.
+  virtual Tensor& Gradient(VariableId id) = 0;
+  // The model calls this once `id`'s gradient is final, in the order backward
+  // produces them, so the strategy can start combining early (bucket by bucket).
+  virtual void GradientReady(VariableId id) = 0;
+
+  // Sparse variables: rows `ids` (int64, distinct) of the value, as [n, cols].
+  virtual absl::StatusOr<Tensor> ReadRows(VariableId id, const Tensor& ids) = 0;
+  // The gradient of rows `ids` (distinct), as [n, cols]. Both tensors are handed
+  // over; the strategy keeps them until the step's update is applied.
+  virtual void SetSparseGradient(VariableId id, Tensor ids, Tensor rows) = 0;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_MODEL_REPLICA_CONTEXT_H_

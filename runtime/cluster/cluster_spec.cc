@@ -66,6 +66,14 @@ int ClusterSpec::num_training_workers() const {
   return num_tasks(kChiefJob) + num_tasks(kWorkerJob);
 }
 
+int ClusterSpec::TrainingRank(const TaskId& task) const {
+  const std::vector<TaskId> workers = TrainingWorkers();
+  for (int i = 0; i < static_cast<int>(workers.size()); ++i) {
+    if (workers[i] == task) return i;
+  }
+  return -1;
+}
+
 TaskId ClusterSpec::Chief() const {
   if (num_tasks(kChiefJob) > 0) return TaskId{std::string(kChiefJob), 0};
   return TaskId{std::string(kWorkerJob), 0};
@@ -75,13 +83,7 @@ bool ClusterConfig::is_training_worker() const {
   return task.job == kChiefJob || task.job == kWorkerJob;
 }
 
-int ClusterConfig::worker_rank() const {
-  const std::vector<TaskId> workers = cluster.TrainingWorkers();
-  for (int i = 0; i < static_cast<int>(workers.size()); ++i) {
-    if (workers[i] == task) return i;
-  }
-  return -1;
-}
+int ClusterConfig::worker_rank() const { return cluster.TrainingRank(task); }
 
 ClusterConfig ClusterConfig::Local() {
   ClusterConfig config;

@@ -49,6 +49,8 @@ class ClusterSpec {
   // MultiWorkerMirroredStrategy: their rank is their position in this list.
   std::vector<TaskId> TrainingWorkers() const;
   int num_training_workers() const;
+  // `task`'s position in TrainingWorkers(), or -1 for ps and evaluator tasks.
+  int TrainingRank(const TaskId& task) const;
   // The chief task, or worker:0 where no chief is listed.
   TaskId Chief() const;
 

@@ -1,0 +1,143 @@
+#include "runtime/data/batch_schedule.h"
+
+#include <algorithm>
+#include <numeric>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "runtime/base/check.h"
+#include "runtime/data/portable_random.h"
+
+namespace meshtrain {
+
+struct BatchSchedule::Cache {
+  absl::Mutex mu;
+  int64_t epoch ABSL_GUARDED_BY(mu) = -1;
+  std::shared_ptr<const std::vector<int64_t>> permutation ABSL_GUARDED_BY(mu);
+};
+
+absl::StatusOr<BatchSchedule> BatchSchedule::Create(const BatchScheduleOptions& options) {
+  const auto error = [](auto... what) {
+    return absl::InvalidArgumentError(absl::StrCat("batch schedule: ", what...));
+  };
+  if (options.num_examples < 0) return error("num_examples ", options.num_examples, " < 0");
+  if (options.global_batch_size < 1) {
+    return error("global_batch_size ", options.global_batch_size, " must be at least 1");
+  }
+  if (options.num_shards < 1) return error("num_shards ", options.num_shards, " < 1");
+  if (options.shard_index < 0 || options.shard_index >= options.num_shards) {
+    return error("shard_index ", options.shard_index, " out of range for ", options.num_shards,
+                 " shards");
+  }
+  const int64_t n = options.num_examples;
+  const int64_t g = options.global_batch_size;
+  const int64_t steps = options.drop_remainder ? n / g : n / g + (n % g != 0 ? 1 : 0);
+  return BatchSchedule(options, steps);
+}
+
+BatchSchedule::BatchSchedule(const BatchScheduleOptions& options, int64_t steps_per_epoch)
+    : options_(options), steps_per_epoch_(steps_per_epoch), cache_(std::make_shared<Cache>()) {}
+
+int64_t BatchSchedule::GlobalBatchSize(int64_t step) const {
+  MESHTRAIN_CHECK(step >= 0 && step < steps_per_epoch_)
+      << "step " << step << " of " << steps_per_epoch_;
+  const int64_t g = options_.global_batch_size;
+  return std::min(g, options_.num_examples - step * g);
+}
+
+RowRange BatchSchedule::ShardRows(int64_t step) const {
+  const int64_t global = GlobalBatchSize(step);
+  const int64_t shards = options_.num_shards;
+  const int64_t w = options_.shard_index;
+  const int64_t base = global / shards;
+  const int64_t extra = global % shards;
+  const int64_t begin = w * base + std::min(w, extra);
+  return RowRange{begin, begin + base + (w < extra ? 1 : 0)};
+}
+
+int64_t BatchSchedule::MaxShardBatchSize() const {
+  // Step 0 is full-sized (or the only step) and shard 0 takes any extra row.
+  if (steps_per_epoch_ == 0) return 0;
+  const int64_t global = GlobalBatchSize(0);
+  const int64_t shards = options_.num_shards;
+  return global / shards + (global % shards != 0 ? 1 : 0);
+}
+
+std::shared_ptr<const std::vector<int64_t>> BatchSchedule::Permutation(int64_t epoch) const {
+  MESHTRAIN_CHECK(epoch >= 0) << "epoch " << epoch;
+  {
+    absl::MutexLock lock(&cache_->mu);
+    if (cache_->epoch == epoch) return cache_->permutation;
+  }
+  // Computed outside the lock: two threads asking for a new epoch at once both
+  // compute the same permutation, which is cheaper than serialising readers.
+  auto permutation = std::make_shared<std::vector<int64_t>>(options_.num_examples);
+  std::iota(permutation->begin(), permutation->end(), int64_t{0});
+  if (options_.shuffle) {
+    PortableRandom random(DeriveSeed(options_.seed, static_cast<uint64_t>(epoch)));
+    random.Shuffle(absl::MakeSpan(*permutation));
+  }
+  absl::MutexLock lock(&cache_->mu);
+  cache_->epoch = epoch;
+  cache_->permutation = permutation;
+  return permutation;
+}
+
+absl::Span<const int64_t> BatchSchedule::ShardSlice(absl::Span<const int64_t> permutation,
+                                                    int64_t step) const {
+  MESHTRAIN_CHECK(static_cast<int64_t>(permutation.size()) == options_.num_examples)
+      << "permutation of " << permutation.size() << " for " << options_.num_examples
+      << " examples";
+  const RowRange rows = ShardRows(step);
+  return permutation.subspan(
+      static_cast<size_t>(step * options_.global_batch_size + rows.begin),
+      static_cast<size_t>(rows.size()));
+}
+
+std::vector<int64_t> BatchSchedule::ShardIndices(int64_t epoch, int64_t step) const {
+  const std::shared_ptr<const std::vector<int64_t>> permutation = Permutation(epoch);
+  const absl::Span<const int64_t> slice = ShardSlice(*permutation, step);
+  return std::vector<int64_t>(slice.begin(), slice.end());
+}
+
+std::vector<int64_t> BatchSchedule::GlobalIndices(int64_t epoch, int64_t step) const {
+  const std::shared_ptr<const std::vector<int64_t>> permutation = Permutation(epoch);
+  const auto first = permutation->begin() + step * options_.global_batch_size;
+  return std::vector<int64_t>(first, first + GlobalBatchSize(step));
+}
+
+InputPosition BatchSchedule::Advance(InputPosition position) const {
+  if (position.step + 1 < steps_per_epoch_) return {position.epoch, position.step + 1};
+  return {position.epoch + 1, 0};
+}
+
+absl::Status BatchSchedule::ValidatePosition(InputPosition position) const {
+  if (position.epoch < 0 || position.step < 0 || position.step >= steps_per_epoch_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input position epoch ", position.epoch, " step ", position.step,
+                     " is outside the schedule (", steps_per_epoch_,
+                     " steps per epoch, epochs from 0)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateShardable(int64_t global_batch, int num_replicas) {
+  if (num_replicas < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("number of replicas in sync is ", num_replicas, "; it must be at least 1"));
+  }
+  if (global_batch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("global batch size ", global_batch, " must be at least 1"));
+  }
+  if (global_batch % num_replicas != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "global batch size ", global_batch, " does not divide by ", num_replicas,
+        " replicas in sync; choose a global batch that is a multiple of ", num_replicas));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,52 @@
+// Dataset: an in-memory table of examples, one row per example, and the gather
+// that copies chosen rows into a batch. Inputs are float32 [n, d] (dense
+// features) or int64 [n, fields] (categorical ids); labels are int32 [n]
+// (class ids in [0, num_classes)) or float32 [n] (binary targets, num_classes 0).
+// A Dataset is immutable once built; any number of threads may gather from it.
+#ifndef MESHTRAIN_RUNTIME_DATA_DATASET_H_
+#define MESHTRAIN_RUNTIME_DATA_DATASET_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "runtime/tensor/batch.h"
+#include "runtime/tensor/tensor.h"
+
+namespace meshtrain {
+
+enum class Split { kTrain, kTest };
+
+// "train" or "test".
+absl::string_view SplitName(Split split);
+
+struct Dataset {
+  std::string name;  // "fashion-mnist/train"
+  Tensor inputs;
+  Tensor labels;
+  int num_classes = 0;  // 0 for binary targets
+
+  int64_t size() const { return labels.rows(); }
+};
+
+// OK when the tensors have the layout above (host, rows aligned, dtypes allowed,
+// num_classes consistent with the label dtype); InvalidArgument naming the
+// dataset and the field otherwise. Label values are not scanned.
+absl::Status ValidateDataset(const Dataset& dataset);
+
+// A host batch with room for `rows` examples of `dataset`'s layout (uninitialised).
+Batch AllocateBatch(const Dataset& dataset, int64_t rows);
+
+// Copies examples `indices` into a fresh batch, rows in that order.
+// Indices must be in [0, dataset.size()) (checked: a caller bug otherwise).
+Batch GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices);
+
+// The same into `batch`, whose tensors must have exactly indices.size() rows and
+// the dataset's dtypes and row widths (e.g. a Slice of an AllocateBatch buffer).
+void GatherBatchInto(const Dataset& dataset, absl::Span<const int64_t> indices, Batch& batch);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_DATA_DATASET_H_

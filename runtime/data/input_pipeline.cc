@@ -1,0 +1,173 @@
+#include "runtime/data/input_pipeline.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/check.h"
+#include "runtime/base/status_macros.h"
+
+namespace meshtrain {
+namespace {
+
+// The consumer may hold the batch of the last Next() and the one before it.
+constexpr int kHeldByConsumer = 2;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(
+    const Dataset* dataset, BatchScheduleOptions options, InputPosition start,
+    int prefetch_depth) {
+  MESHTRAIN_CHECK(dataset != nullptr) << "InputPipeline::Create: null dataset";
+  const auto error = [&](auto... what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input pipeline over '", dataset->name, "': ", what...));
+  };
+  MESHTRAIN_RETURN_IF_ERROR(ValidateDataset(*dataset));
+  if (options.num_examples != dataset->size()) {
+    return error("the schedule is for ", options.num_examples, " examples but the dataset has ",
+                 dataset->size());
+  }
+  if (prefetch_depth < 0) return error("prefetch_depth ", prefetch_depth, " < 0");
+  MESHTRAIN_ASSIGN_OR_RETURN(BatchSchedule schedule, BatchSchedule::Create(options));
+  if (schedule.steps_per_epoch() == 0) {
+    return error("no step per epoch: ", options.num_examples, " examples in global batches of ",
+                 options.global_batch_size,
+                 options.drop_remainder ? " with drop_remainder" : "",
+                 "; use fewer replicas or a smaller global batch");
+  }
+  MESHTRAIN_RETURN_IF_ERROR(schedule.ValidatePosition(start));
+  return std::unique_ptr<InputPipeline>(
+      new InputPipeline(dataset, std::move(schedule), start, prefetch_depth));
+}
+
+InputPipeline::InputPipeline(const Dataset* dataset, BatchSchedule schedule,
+                             InputPosition start, int prefetch_depth)
+    : dataset_(dataset),
+      schedule_(std::move(schedule)),
+      prefetch_depth_(prefetch_depth),
+      produce_position_(start),
+      consume_position_(start) {
+  // Synchronous: the two the consumer holds. Prefetching: those, the ready
+  // queue, and the one the producer fills.
+  const int pool = prefetch_depth_ == 0 ? kHeldByConsumer : prefetch_depth_ + kHeldByConsumer + 1;
+  const int64_t capacity = schedule_.MaxShardBatchSize();
+  absl::MutexLock lock(&mu_);
+  for (int i = 0; i < pool; ++i) {
+    buffers_.push_back(AllocateBatch(*dataset_, capacity));
+    free_.push_back(i);
+  }
+}
+
+InputPipeline::~InputPipeline() { Stop(); }
+
+void InputPipeline::Start() {
+  if (synchronous()) return;
+  absl::MutexLock lock(&mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  producer_ = std::thread([this] { ProduceLoop(); });
+}
+
+void InputPipeline::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (producer_.joinable()) producer_.join();
+}
+
+InputPosition InputPipeline::next_position() const {
+  absl::MutexLock lock(&mu_);
+  return consume_position_;
+}
+
+Batch InputPipeline::View(int buffer, InputPosition position) const {
+  return buffers_[buffer].Slice(0, schedule_.ShardRows(position.step).size());
+}
+
+Batch InputPipeline::Fill(int buffer, InputPosition position) {
+  if (permutation_epoch_ != position.epoch) {
+    permutation_ = schedule_.Permutation(position.epoch);
+    permutation_epoch_ = position.epoch;
+  }
+  Batch batch = View(buffer, position);
+  GatherBatchInto(*dataset_, schedule_.ShardSlice(*permutation_, position.step), batch);
+  return batch;
+}
+
+void InputPipeline::RecycleOldestHeld() {
+  if (static_cast<int>(held_.size()) < kHeldByConsumer) return;
+  free_.push_back(held_.front());
+  held_.pop_front();
+}
+
+void InputPipeline::ProduceLoop() {
+  for (;;) {
+    int buffer;
+    {
+      absl::MutexLock lock(&mu_);
+      const auto can_fill = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || (static_cast<int>(ready_.size()) < prefetch_depth_ && !free_.empty());
+      };
+      mu_.Await(absl::Condition(&can_fill));
+      if (stopping_) return;
+      buffer = free_.back();
+      free_.pop_back();
+    }
+    // The gather runs unlocked: the consumer keeps taking ready batches meanwhile.
+    Fill(buffer, produce_position_);
+    absl::MutexLock lock(&mu_);
+    ready_.push_back(Ready{buffer, produce_position_});
+    produce_position_ = schedule_.Advance(produce_position_);
+  }
+}
+
+absl::StatusOr<std::pair<Batch, InputPosition>> InputPipeline::Next(absl::Time deadline) {
+  const BatchScheduleOptions& options = schedule_.options();
+  absl::MutexLock lock(&mu_);
+  const auto where = [&] {
+    return absl::StrCat("input pipeline over '", dataset_->name, "' (shard ",
+                        options.shard_index, " of ", options.num_shards, "), epoch ",
+                        consume_position_.epoch, " step ", consume_position_.step);
+  };
+  if (stopping_) return absl::CancelledError(absl::StrCat(where(), ": the pipeline is stopped"));
+  RecycleOldestHeld();
+
+  if (synchronous()) {
+    const int buffer = free_.back();
+    free_.pop_back();
+    const InputPosition position = consume_position_;
+    // The only filling thread is this one; Stop() only flips a flag, so the
+    // lock can be held across the gather without blocking anyone for long.
+    Batch batch = Fill(buffer, position);
+    held_.push_back(buffer);
+    consume_position_ = schedule_.Advance(position);
+    return std::make_pair(std::move(batch), position);
+  }
+
+  if (!started_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(where(), ": Next() before Start(); call Start() once after Create()"));
+  }
+  const auto ready_or_stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !ready_.empty();
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready_or_stopping), deadline);
+  if (stopping_) {
+    return absl::CancelledError(absl::StrCat(where(), ": stopped while waiting for the batch"));
+  }
+  if (ready_.empty()) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        where(), ": the batch was not ready by the deadline (the producer thread is behind; "
+                 "raise prefetch_depth, or use prefetch_depth 0 to gather on this thread)"));
+  }
+  const Ready ready = ready_.front();
+  ready_.pop_front();
+  MESHTRAIN_CHECK(ready.position == consume_position_)
+      << "producer at epoch " << ready.position.epoch << " step " << ready.position.step;
+  held_.push_back(ready.buffer);
+  consume_position_ = schedule_.Advance(ready.position);
+  return std::make_pair(View(ready.buffer, ready.position), ready.position);
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,56 @@
+// JobConfig: one training job as a JSON file (configs/*.json): data, model,
+// optimizer, training schedule and strategy. The same file runs under every
+// strategy; flags on the command line override single fields. Parsing is strict:
+// an unknown key is an error naming its path and the keys allowed there, since a
+// typo ("learning_rat") would otherwise silently train the wrong job.
+#ifndef MESHTRAIN_LAUNCHER_JOB_CONFIG_H_
+#define MESHTRAIN_LAUNCHER_JOB_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "runtime/model/model.h"
+#include "runtime/optim/optimizer.h"
+#include "strategies/strategy_config.h"
+
+namespace meshtrain {
+
+struct DataConfig {
+  std::string dataset = "fashion_mnist";  // fashion_mnist | synthetic | synthetic_ctr
+  std::string dir;                        // fashion_mnist: IDX files ("" = the Debian path)
+  bool shuffle = true;
+  bool drop_remainder = false;
+  // synthetic datasets
+  int64_t train_examples = 6000;
+  int64_t test_examples = 1000;
+  int64_t features = 32;  // synthetic: input features; synthetic_ctr: categorical fields
+  int num_classes = 4;    // synthetic only
+};
+
+struct TrainingConfig {
+  int64_t global_batch_size = 256;
+  int64_t epochs = 10;
+  int64_t max_steps = 0;  // 0: no limit beyond epochs
+  uint64_t seed = 1234;
+  double target_accuracy = 0.0;  // 0: none; otherwise time to it is reported
+};
+
+struct JobConfig {
+  std::string name;
+  DataConfig data;
+  ModelConfig model;
+  OptimizerConfig optimizer;
+  TrainingConfig training;
+  StrategyConfig strategy;
+};
+
+// `source` names the file in errors.
+absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json, absl::string_view source);
+absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_LAUNCHER_JOB_CONFIG_H_

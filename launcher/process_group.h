@@ -1,0 +1,74 @@
+// ProcessGroup: the local launcher's supervisor. It starts one child process per
+// task, prefixes each line a child prints with its task ("[worker:1] ..."),
+// forwards SIGINT/SIGTERM to every child (SIGKILL after a grace period),
+// restarts a failed child up to a limit, and reports how the group ended.
+//
+// Protocol of Run():
+//   1. Start every child (posix_spawn, stdout/stderr piped, TF_CONFIG etc. in env).
+//   2. Loop on poll(): child output, SIGCHLD, SIGINT/SIGTERM (signalfd).
+//   3. A child exiting 0 is done. A child exiting otherwise is restarted while
+//      it has restarts left; else it is the group's first failure, and the
+//      others get SIGTERM, then SIGKILL after the grace period.
+//   4. A signal to the launcher is forwarded to every child (same escalation).
+//   5. Run returns when no child is left: the first failure's status, or 0.
+// Not thread-safe; one Run per object.
+#ifndef MESHTRAIN_LAUNCHER_PROCESS_GROUP_H_
+#define MESHTRAIN_LAUNCHER_PROCESS_GROUP_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace meshtrain {
+
+struct ProcessSpec {
+  std::string name;               // "worker:1": the line prefix and in messages
+  std::vector<std::string> argv;  // argv[0] is the program path
+  std::vector<std::pair<std::string, std::string>> env;  // added to the launcher's environment
+  int max_restarts = 0;
+  // Exits that end this process's part without failing the group (besides 0).
+  std::vector<int> benign_exit_codes;
+};
+
+struct ProcessOutcome {
+  std::string name;
+  int exit_code = 0;   // 128 + signal when killed by a signal
+  int restarts = 0;
+  absl::Duration uptime;
+};
+
+struct GroupResult {
+  int exit_code = 0;          // 0, or the first failing process's exit code
+  std::string first_failure;  // its name, if any
+  std::vector<ProcessOutcome> processes;
+};
+
+struct ProcessGroupOptions {
+  absl::Duration grace_period = absl::Seconds(10);  // SIGTERM -> SIGKILL
+  bool prefix_output = true;
+  // Called on every restart (name, attempt), e.g. to log or to count.
+  std::function<void(const std::string&, int)> on_restart;
+};
+
+class ProcessGroup {
+ public:
+  explicit ProcessGroup(ProcessGroupOptions options) : options_(std::move(options)) {}
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  // Runs `specs` to the end as described above. Fails only if a child cannot be
+  // started at all (then nothing is left running).
+  absl::StatusOr<GroupResult> Run(const std::vector<ProcessSpec>& specs);
+
+ private:
+  ProcessGroupOptions options_;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_LAUNCHER_PROCESS_GROUP_H_

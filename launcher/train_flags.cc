@@ -1,0 +1,105 @@
+#include "launcher/train_flags.h"
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/status_macros.h"
+
+namespace meshtrain {
+
+void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
+  const std::string job = "job";
+  f.AddString("config", &v.config, "job config (JSON), e.g. configs/fashion_mnist_mlp.json", job);
+  f.AddString("model-dir", &v.model_dir,
+              "where summary.json, checkpoints and event files go (none written if empty)", job);
+  f.AddInt("epochs", &v.epochs, "epochs to train (-1: the config's training.epochs)", job);
+  f.AddInt("max-steps", &v.max_steps, "stop after this many global steps (-1: config; 0: no limit)", job);
+  f.AddInt("seed", &v.seed, "seed for initial values and data order (-1: config)", job);
+  f.AddInt("global-batch-size", &v.global_batch_size, "examples per step over all replicas (0: config)", job);
+  f.AddDouble("learning-rate", &v.learning_rate, "optimizer learning rate (0: config)", job);
+  f.AddString("data-dir", &v.data_dir, "dataset directory (default: config, then the Debian path)", job);
+  f.AddInt("prefetch", &v.prefetch, "batches prepared ahead by the input thread (0: on the training thread)", job);
+
+  const std::string strategy = "strategy";
+  f.AddString("strategy", &v.strategy,
+              "one_device | mirrored | central_storage | multi_worker_mirrored | parameter_server "
+              "(default: config)", strategy);
+  f.AddInt("threads", &v.threads, "CPU threads for this process's compute (0: all cores)", strategy);
+  f.AddString("devices", &v.devices, "replicas of this process: cpu:0,cpu:1 or a count (default: config)", strategy);
+  f.AddString("cross-device-ops", &v.cross_device_ops,
+              "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)", strategy);
+  f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl", strategy);
+  f.AddInt("bytes-per-pack", &v.bytes_per_pack, "pack gradients into buckets of this size (-1: config; 0: by readiness)", strategy);
+  f.AddString("rpc-layer", &v.rpc_layer,
+              "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: TF_CONFIG, then auto)",
+              strategy);
+
+  const std::string ps = "parameter_server";
+  f.AddString("placement", &v.placement, "round_robin | greedy (default: config)", ps);
+  f.AddInt("fixed-shards", &v.fixed_shards, "split large variables into N partitions (-1: config)", ps);
+  f.AddInt("min-shard-bytes", &v.min_shard_bytes, "smallest partition (-1: config)", ps);
+  f.AddInt("max-shard-bytes", &v.max_shard_bytes, "largest partition; 0 = no limit (-1: config)", ps);
+  f.AddInt("max-staleness", &v.max_staleness, "drop gradients staler than this (-1: never; -2: config)", ps);
+  f.AddBool("staleness-scaling", &v.staleness_scaling, "scale the learning rate by 1/(1+staleness)", ps);
+  f.AddInt("warmup-steps", &v.warmup_steps, "only the chief trains for the first N steps (-1: config)", ps);
+  f.AddInt("sync-replicas", &v.sync_replicas, "synchronous mode: apply after the first N gradients of a step (-1: config)", ps);
+
+  const std::string cluster = "cluster";
+  f.AddDuration("startup-timeout", &v.startup_timeout, "how long the first tasks wait for the others", cluster);
+  f.AddDuration("heartbeat-timeout", &v.heartbeat_timeout, "a task silent this long is declared dead", cluster);
+  f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
+}
+
+std::set<std::string> TrainFlagNames() {
+  FlagSet flags("train", "", "");
+  TrainFlags values;
+  RegisterTrainFlags(flags, values);
+  const std::vector<std::string> names = flags.names();
+  return std::set<std::string>(names.begin(), names.end());
+}
+
+absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlags& v) {
+  if (v.config.empty()) {
+    return absl::InvalidArgumentError(
+        "--config is required: pass a job config such as configs/fashion_mnist_mlp.json");
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(JobConfig job, LoadJobConfig(v.config));
+  auto positive = [](absl::string_view flag, int64_t value) -> absl::Status {
+    if (value < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be at least 1, got ", value));
+    }
+    return absl::OkStatus();
+  };
+  if (f.IsSet("epochs")) {
+    MESHTRAIN_RETURN_IF_ERROR(positive("epochs", v.epochs));
+    job.training.epochs = v.epochs;
+  }
+  if (f.IsSet("max-steps")) {
+    if (v.max_steps < 0) return absl::InvalidArgumentError("--max-steps must be >= 0 (0: no limit)");
+    job.training.max_steps = v.max_steps;
+  }
+  if (f.IsSet("seed")) {
+    if (v.seed < 0) return absl::InvalidArgumentError("--seed must be >= 0");
+    job.training.seed = static_cast<uint64_t>(v.seed);
+  }
+  if (f.IsSet("global-batch-size")) {
+    MESHTRAIN_RETURN_IF_ERROR(positive("global-batch-size", v.global_batch_size));
+    job.training.global_batch_size = v.global_batch_size;
+  }
+  if (f.IsSet("learning-rate")) job.optimizer.learning_rate = static_cast<float>(v.learning_rate);
+  if (f.IsSet("data-dir")) job.data.dir = v.data_dir;
+  if (f.IsSet("strategy")) job.strategy.name = v.strategy;
+  if (f.IsSet("devices")) job.strategy.devices = v.devices;
+  if (f.IsSet("cross-device-ops")) job.strategy.cross_device_ops = v.cross_device_ops;
+  if (f.IsSet("communication")) job.strategy.communication = v.communication;
+  if (f.IsSet("bytes-per-pack")) job.strategy.bytes_per_pack = v.bytes_per_pack;
+  if (f.IsSet("placement")) job.strategy.placement = v.placement;
+  if (f.IsSet("fixed-shards")) job.strategy.fixed_shards = static_cast<int>(v.fixed_shards);
+  if (f.IsSet("min-shard-bytes")) job.strategy.min_shard_bytes = v.min_shard_bytes;
+  if (f.IsSet("max-shard-bytes")) job.strategy.max_shard_bytes = v.max_shard_bytes;
+  if (f.IsSet("max-staleness")) job.strategy.max_staleness = static_cast<int>(v.max_staleness);
+  if (f.IsSet("staleness-scaling")) job.strategy.staleness_scaling = v.staleness_scaling;
+  if (f.IsSet("warmup-steps")) job.strategy.warmup_steps = v.warmup_steps;
+  if (f.IsSet("sync-replicas")) job.strategy.sync_replicas = static_cast<int>(v.sync_replicas);
+  return job;
+}
+
+}  // namespace meshtrain

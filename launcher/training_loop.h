@@ -1,0 +1,75 @@
+// The training loop, the same for every strategy: feed this process's shard of
+// each global batch to Strategy::Run, evaluate on the test set after each epoch
+// (chief only), report progress. It never asks which strategy runs.
+#ifndef MESHTRAIN_LAUNCHER_TRAINING_LOOP_H_
+#define MESHTRAIN_LAUNCHER_TRAINING_LOOP_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "runtime/data/dataset.h"
+#include "runtime/data/input_pipeline.h"
+#include "runtime/model/model.h"
+#include "strategies/strategy.h"
+
+namespace meshtrain {
+
+struct EpochRecord {
+  int64_t epoch = 0;  // 1-based
+  int64_t steps = 0;
+  double train_loss = 0;      // mean over this process's examples
+  double train_accuracy = 0;
+  double test_loss = 0;       // evaluating tasks only
+  double test_accuracy = 0;
+  double samples_per_sec = 0; // global samples over training time (evaluation excluded)
+  double train_seconds = 0;
+  double elapsed_seconds = 0; // since training started, evaluations included
+};
+
+struct TrainingOptions {
+  int64_t epochs = 1;
+  int64_t max_steps = 0;  // 0: no limit
+  int64_t global_batch_size = 256;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  bool drop_remainder = false;
+  bool evaluate = true;   // the chief evaluates; other workers do not
+  double target_accuracy = 0;
+  int prefetch_depth = 2;
+  InputPosition start;    // resume here (epoch, step within epoch)
+  absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
+  absl::Duration progress_interval = absl::Seconds(10);
+  // Called after each epoch, and every progress_interval within a long epoch.
+  std::function<void(const EpochRecord&)> on_epoch;
+  std::function<void(int64_t epoch, int64_t step, int64_t steps_per_epoch, double loss)> on_progress;
+};
+
+struct TrainingReport {
+  std::vector<EpochRecord> epochs;
+  int64_t final_step = 0;       // global steps run, from the start of training
+  double train_loss = 0;        // last epoch's
+  double test_loss = 0;
+  double test_accuracy = 0;     // after the last epoch (evaluating tasks)
+  double samples_per_sec = 0;   // over all training time
+  double train_seconds = 0;
+  double wall_seconds = 0;
+  std::optional<double> seconds_to_target;  // wall time to target_accuracy
+  int64_t samples = 0;
+  StepTiming timing;            // summed over steps
+};
+
+absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& model,
+                                           const Dataset& train, const Dataset* test,
+                                           const TrainingOptions& options);
+
+// Loss and accuracy of the current variables on `data` (in chunks, in order).
+absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model,
+                                          const Dataset& data);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_LAUNCHER_TRAINING_LOOP_H_

@@ -1,0 +1,91 @@
+// Strategy: decides where variables live and how gradients meet; the model and
+// the training loop do not know which one runs. Every strategy implements the
+// same interface:
+//
+//   1. The model declares its variables through CreateVariable (the strategy is
+//      the model's VariableCreator).
+//   2. Build() allocates every copy (per replica, central, or on ps tasks),
+//      initialises it from the seed, and makes replicas and workers agree.
+//   3. Each step, Run() takes this process's part of the global batch, splits it
+//      over its replicas, runs the step function on each, combines gradients
+//      and applies the optimizer.
+//   4. Read() lends a context holding the current values (evaluation, checksums).
+//
+// Strategies: one_device, mirrored, multi_worker_mirrored, central_storage,
+// parameter_server (docs/strategies.md says when to pick which). A strategy is
+// driven by one thread (the training loop's); it may run replica threads inside.
+#ifndef MESHTRAIN_STRATEGIES_STRATEGY_H_
+#define MESHTRAIN_STRATEGIES_STRATEGY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nlohmann/json_fwd.hpp"
+#include "runtime/model/replica_context.h"
+#include "runtime/model/variable.h"
+#include "runtime/tensor/batch.h"
+#include "runtime/tensor/kernels.h"
+
+namespace meshtrain {
+
+// What one replica computes in a step: forward and backward on its slice,
+// gradients scaled by `grad_scale` (1 / global batch size).
+using StepFn =
+    std::function<absl::StatusOr<LossStats>(ReplicaContext& ctx, const Batch& slice, float grad_scale)>;
+
+// Where one step's time went, on this process (docs/compare.md).
+struct StepTiming {
+  absl::Duration compute;      // forward, backward, optimizer
+  absl::Duration communicate;  // moving and reducing gradients or variables
+  absl::Duration wait;         // blocked on peers (or a ps) with nothing to do
+  int64_t bytes_sent = 0;
+  int64_t bytes_received = 0;
+};
+
+struct StepResult {
+  LossStats loss;        // summed over this process's examples
+  int64_t examples = 0;  // examples this process trained on
+  StepTiming timing;
+  bool applied = true;   // false when the update was dropped (stale gradient)
+};
+
+// Which part of each global batch this process reads (BatchSchedule's shard).
+struct InputShard {
+  int num_shards = 1;
+  int shard_index = 0;
+};
+
+class Strategy : public VariableCreator {
+ public:
+  ~Strategy() override = default;
+
+  virtual std::string name() const = 0;
+  // Replicas whose gradients are combined each step (all workers' replicas).
+  virtual int num_replicas_in_sync() const = 0;
+  virtual InputShard input_shard() const = 0;
+
+  // Once, after the model has declared its variables.
+  virtual absl::Status Build() = 0;
+
+  // One training step on `batch` (this process's shard of a global batch of
+  // `global_batch_size` examples).
+  virtual absl::StatusOr<StepResult> Run(const StepFn& step, const Batch& batch,
+                                         int64_t global_batch_size) = 0;
+
+  // Runs `fn` on a context that reads the current values.
+  virtual absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) = 0;
+
+  // A checksum of this process's copy of every variable (equal copies, equal sums).
+  virtual absl::StatusOr<std::string> ParameterChecksum() = 0;
+
+  // Strategy-specific fields for summary.json (replicas, cross-device op, ...).
+  virtual void Describe(nlohmann::json& summary) const = 0;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_STRATEGIES_STRATEGY_H_

@@ -1,0 +1,30 @@
+// CreateStrategy: the one place a strategy name becomes a Strategy object.
+#ifndef MESHTRAIN_STRATEGIES_STRATEGY_FACTORY_H_
+#define MESHTRAIN_STRATEGIES_STRATEGY_FACTORY_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "runtime/base/abort_signal.h"
+#include "runtime/cluster/cluster_spec.h"
+#include "runtime/optim/optimizer.h"
+#include "strategies/strategy.h"
+#include "strategies/strategy_config.h"
+
+namespace meshtrain {
+
+// What a strategy may use besides its config. Pointers must outlive the strategy.
+struct StrategyEnvironment {
+  const ClusterConfig* cluster = nullptr;  // this process's place in the cluster
+  const Optimizer* optimizer = nullptr;
+  uint64_t seed = 0;
+  int threads = 1;  // CPU threads this process may keep busy
+  AbortSignal* abort = nullptr;
+};
+
+absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& config,
+                                                         const StrategyEnvironment& env);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_STRATEGIES_STRATEGY_FACTORY_H_

@@ -1,0 +1,118 @@
+#include "launcher/process_group.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace meshtrain {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Runs `fn` with stdout redirected to a file; returns what was printed.
+template <typename Fn>
+std::string CaptureStdout(Fn fn) {
+  std::fflush(stdout);
+  char path[] = "/tmp/meshtrain_pg_XXXXXX";
+  int fd = ::mkstemp(path);
+  int saved = ::dup(STDOUT_FILENO);
+  ::dup2(fd, STDOUT_FILENO);
+  fn();
+  std::fflush(stdout);
+  ::dup2(saved, STDOUT_FILENO);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(path);
+  return text.str();
+}
+
+ProcessSpec Shell(std::string name, std::string script, int max_restarts = 0) {
+  return ProcessSpec{std::move(name), {"/bin/sh", "-c", std::move(script)}, {}, max_restarts, {}};
+}
+
+TEST(ProcessGroupTest, PrefixesEveryLineWithItsTask) {
+  ProcessGroup group({});
+  absl::StatusOr<GroupResult> result;
+  std::string out = CaptureStdout([&] {
+    result = group.Run({Shell("worker:0", "echo one; printf 'two\\nthree'"), Shell("worker:1", "echo four")});
+  });
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_THAT(out, HasSubstr("[worker:0] one\n"));
+  EXPECT_THAT(out, HasSubstr("[worker:0] two\n"));
+  EXPECT_THAT(out, HasSubstr("[worker:0] three\n"));
+  EXPECT_THAT(out, HasSubstr("[worker:1] four\n"));
+}
+
+TEST(ProcessGroupTest, PassesEnvironment) {
+  ProcessGroup group({});
+  ProcessSpec spec = Shell("chief:0", "echo \"$TF_CONFIG\"");
+  spec.env = {{"TF_CONFIG", "{\"x\":1}"}};
+  absl::StatusOr<GroupResult> result;
+  std::string out = CaptureStdout([&] { result = group.Run({spec}); });
+  ASSERT_TRUE(result.ok());
+  EXPECT_THAT(out, HasSubstr("[chief:0] {\"x\":1}"));
+}
+
+TEST(ProcessGroupTest, FirstFailureEndsTheGroupWithItsStatus) {
+  ProcessGroup group({.grace_period = absl::Seconds(5)});
+  // worker:1 would run for a minute; the failure of worker:0 must stop it.
+  auto result = group.Run({Shell("worker:0", "exit 3"), Shell("worker:1", "exec sleep 60")});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 3);
+  EXPECT_EQ(result->first_failure, "worker:0");
+  EXPECT_EQ(result->processes[1].exit_code, 128 + SIGTERM);
+}
+
+TEST(ProcessGroupTest, RestartsAFailedTaskUpToTheLimit) {
+  char dir[] = "/tmp/meshtrain_pg_restart_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string counter = std::string(dir) + "/runs";
+  // Fails on its first two runs, succeeds on the third.
+  const std::string script = "echo x >> " + counter + "; [ $(wc -l < " + counter + ") -ge 3 ]";
+  int restarts_seen = 0;
+  ProcessGroup group({.on_restart = [&](const std::string&, int) { ++restarts_seen; }});
+  auto result = group.Run({Shell("worker:0", script, /*max_restarts=*/2)});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_EQ(result->processes[0].restarts, 2);
+  EXPECT_EQ(restarts_seen, 2);
+
+  ::unlink(counter.c_str());
+  ProcessGroup strict({});
+  auto failed = strict.Run({Shell("worker:0", script, /*max_restarts=*/1)});
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->exit_code, 1);
+  EXPECT_EQ(failed->processes[0].restarts, 1);
+  ::unlink(counter.c_str());
+  ::rmdir(dir);
+}
+
+TEST(ProcessGroupTest, KillsAfterTheGracePeriod) {
+  ProcessGroup group({.grace_period = absl::Milliseconds(300)});
+  // worker:1 ignores SIGTERM, so only SIGKILL ends it.
+  auto result = group.Run({Shell("worker:0", "exit 2"),
+                           Shell("worker:1", "trap '' TERM; while :; do sleep 0.05; done")});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 2);
+  EXPECT_EQ(result->processes[1].exit_code, 128 + SIGKILL);
+}
+
+TEST(ProcessGroupTest, MissingProgramIsAnError) {
+  ProcessGroup group({});
+  auto result = group.Run({ProcessSpec{"worker:0", {"/nonexistent/meshtrain"}, {}, 0, {}}});
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("worker:0"));
+}
+
+}  // namespace
+}  // namespace meshtrain

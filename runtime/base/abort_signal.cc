@@ -6,6 +6,7 @@
 namespace meshtrain {
 
 bool AbortSignal::Abort(absl::Status status) {
+  absl::MutexLock callback_lock(&callback_mu_);
   std::vector<std::function<void()>> to_run;
   {
     absl::MutexLock lock(&mu_);
@@ -14,7 +15,8 @@ bool AbortSignal::Abort(absl::Status status) {
     aborted_.store(true, std::memory_order_release);
     for (auto& [id, fn] : callbacks_) to_run.push_back(fn);
   }
-  // Outside the lock: a callback may call back into this signal.
+  // Outside mu_, so a callback may read status(); inside callback_mu_, so that
+  // RemoveCallback cannot return while the callback runs.
   for (auto& fn : to_run) fn();
   return true;
 }
@@ -32,6 +34,7 @@ bool AbortSignal::WaitUntil(absl::Time deadline) const {
 }
 
 int AbortSignal::AddCallback(std::function<void()> fn) {
+  absl::MutexLock callback_lock(&callback_mu_);
   int id;
   bool run_now;
   {
@@ -45,6 +48,7 @@ int AbortSignal::AddCallback(std::function<void()> fn) {
 }
 
 void AbortSignal::RemoveCallback(int id) {
+  absl::MutexLock callback_lock(&callback_mu_);
   absl::MutexLock lock(&mu_);
   callbacks_.erase(id);
 }

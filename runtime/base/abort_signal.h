@@ -36,8 +36,11 @@ class AbortSignal {
 
   // Runs `fn` on abort (at once if already aborted), from the aborting thread.
   // Callbacks wake waiters that cannot poll: condition variables, futexes,
-  // sockets. Returns an id for RemoveCallback.
+  // sockets. Returns an id for RemoveCallback. A callback must not call
+  // AddCallback or RemoveCallback.
   int AddCallback(std::function<void()> fn);
+  // After this returns, the callback is not running and will not run: its
+  // owner may be destroyed.
   void RemoveCallback(int id);
 
   // Arms the signal again (after a recovery); callbacks stay registered.
@@ -45,6 +48,8 @@ class AbortSignal {
 
  private:
   std::atomic<bool> aborted_{false};
+  // Held while callbacks run, so RemoveCallback waits for a running one.
+  absl::Mutex callback_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::map<int, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,423 @@
+#include "runtime/rpc/coordination_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
+
+namespace meshtrain {
+namespace {
+
+// How often a waiting request looks whether its caller went away.
+constexpr absl::Duration kCancelPollPeriod = absl::Milliseconds(100);
+
+std::string ListTasks(const ClusterSpec& cluster, const std::vector<TaskId>& tasks) {
+  std::vector<std::string> names;
+  for (const TaskId& task : tasks) names.push_back(DescribeTask(cluster, task));
+  return JoinWithAnd(names);
+}
+
+}  // namespace
+
+std::string ClusterFingerprint(const ClusterSpec& cluster) {
+  std::vector<std::string> jobs;
+  for (const auto& [job, addresses] : cluster.jobs()) {
+    jobs.push_back(absl::StrCat(job, "=", absl::StrJoin(addresses, ",")));
+  }
+  return absl::StrJoin(jobs, ";");
+}
+
+absl::StatusOr<std::unique_ptr<CoordinationService>> CoordinationService::Create(
+    CoordinationServiceOptions options) {
+  if (options.heartbeat_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("coordination service: heartbeat_timeout must be positive");
+  }
+  const std::vector<TaskId> all = options.cluster.AllTasks();
+  if (std::find(all.begin(), all.end(), options.chief) == all.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("coordination service: chief ",
+                                                   options.chief.ToString(),
+                                                   " is not in the cluster"));
+  }
+  return std::unique_ptr<CoordinationService>(new CoordinationService(std::move(options)));
+}
+
+CoordinationService::CoordinationService(CoordinationServiceOptions options)
+    : options_(std::move(options)), fingerprint_(ClusterFingerprint(options_.cluster)) {
+  for (const TaskId& task : options_.cluster.AllTasks()) {
+    TaskRecord record;
+    record.info.task = task;
+    record.info.address = options_.cluster.address(task);
+    tasks_.emplace(task, std::move(record));
+  }
+}
+
+CoordinationService::~CoordinationService() { Stop(); }
+
+void CoordinationService::Start() {
+  absl::MutexLock lock(&mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  monitor_ = std::thread([this] { MonitorLoop(); });
+}
+
+void CoordinationService::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (monitor_.joinable()) monitor_.join();
+}
+
+void CoordinationService::MonitorLoop() {
+  const absl::Duration period =
+      std::max(options_.heartbeat_timeout / 4, absl::Milliseconds(10));
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), period);
+    if (!stopping_) CheckLiveness();
+  }
+}
+
+void CoordinationService::CheckLiveness() {
+  // The clock starts at the rendezvous: before it, registered tasks block in
+  // Register and send no heartbeats. After a shutdown request, silence is normal.
+  if (!rendezvous_done_ || shutdown_requested_) return;
+  const absl::Time now = absl::Now();
+  for (auto& [task, record] : tasks_) {
+    if (task == options_.chief || record.info.state != TaskState::kConnected) continue;
+    const absl::Duration silent = now - record.last_heartbeat;
+    if (silent <= options_.heartbeat_timeout) continue;
+    record.info.state = TaskState::kDead;
+    ++version_;
+    const std::string message = absl::StrCat(
+        "heartbeat: ", Describe(task), " sent no heartbeat for ",
+        absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(1))),
+        " (timeout ", absl::FormatDuration(options_.heartbeat_timeout),
+        ") and is presumed dead; restart it and recover from the last checkpoint");
+    MESHTRAIN_LOG(ERROR) << message;
+    if (task.job != kEvaluatorJob && !first_error_.has_value()) {
+      first_error_ = ClusterError{task, absl::UnavailableError(message)};
+    }
+  }
+}
+
+absl::Status CoordinationService::CheckSender(const TaskId& task, uint64_t incarnation) const {
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown task ", task.ToString(), "; the cluster is {",
+                     ClusterFingerprint(options_.cluster), "}; check its TF_CONFIG"));
+  }
+  const uint64_t current = it->second.info.incarnation;
+  if (current == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Describe(task), " has not registered with the coordination service"));
+  }
+  if (incarnation != current) {
+    return absl::AbortedError(absl::StrCat(
+        Describe(task), " incarnation ", incarnation, " is stale: the task restarted as incarnation ",
+        current, "; this process belongs to an earlier life and must exit"));
+  }
+  return absl::OkStatus();
+}
+
+bool CoordinationService::AllExpectedRegistered() const {
+  for (const auto& [task, record] : tasks_) {
+    if (task.job != kEvaluatorJob && record.info.incarnation == 0) return false;
+  }
+  return true;
+}
+
+std::vector<PeerInfo> CoordinationService::Snapshot() const {
+  std::vector<PeerInfo> tasks;
+  for (const auto& [task, record] : tasks_) tasks.push_back(record.info);
+  return tasks;
+}
+
+absl::Status CoordinationService::FirstErrorAsAbort() const {
+  return absl::AbortedError(first_error_->status.message());
+}
+
+bool CoordinationService::Wait(const std::function<bool()>& done, absl::Time deadline,
+                               const CancelledFn& cancelled) {
+  auto stop_waiting = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done() || stopping_ || first_error_.has_value();
+  };
+  while (!stop_waiting()) {
+    const absl::Time now = absl::Now();
+    if (now >= deadline || (cancelled && cancelled())) break;
+    mu_.AwaitWithDeadline(absl::Condition(&stop_waiting), std::min(deadline, now + kCancelPollPeriod));
+  }
+  return done();
+}
+
+absl::StatusOr<CoordinationService::View> CoordinationService::Register(
+    const Registration& registration, const CancelledFn& cancelled) {
+  const TaskId& task = registration.task;
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("register: the coordination service is stopping");
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("register: unknown task ", task.ToString(), "; the chief's cluster is {",
+                     fingerprint_, "}; check its TF_CONFIG"));
+  }
+  if (registration.cluster_fingerprint != fingerprint_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "register: ", task.ToString(), " has cluster {", registration.cluster_fingerprint,
+        "} but the chief has {", fingerprint_, "}; give every task the same TF_CONFIG cluster"));
+  }
+  if (registration.incarnation == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("register: ", task.ToString(), " sent incarnation 0"));
+  }
+  TaskRecord& record = it->second;
+  const uint64_t old_incarnation = record.info.incarnation;
+  if (old_incarnation != registration.incarnation || record.info.state != TaskState::kConnected) {
+    if (old_incarnation != 0 && old_incarnation != registration.incarnation) {
+      MESHTRAIN_LOG(WARNING) << "register: " << Describe(task) << " restarted: incarnation "
+                             << old_incarnation << " -> " << registration.incarnation;
+      changes_.push_back({task, old_incarnation, registration.incarnation});
+    }
+    record.info.incarnation = registration.incarnation;
+    record.info.host_identity = registration.host_identity;
+    record.info.state = TaskState::kConnected;
+    ++version_;
+  }
+  record.last_heartbeat = absl::Now();
+  if (first_error_.has_value()) return FirstErrorAsAbort();
+
+  const bool all = Wait([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllExpectedRegistered(); },
+                        absl::Now() + registration.wait, cancelled);
+  if (all) {
+    if (!rendezvous_done_) {
+      rendezvous_done_ = true;
+      const absl::Time now = absl::Now();
+      for (auto& [t, r] : tasks_) r.last_heartbeat = now;
+      MESHTRAIN_LOG(INFO) << "startup: all " << tasks_.size() << " tasks of the cluster joined";
+    }
+    return View{version_, Snapshot()};
+  }
+  if (first_error_.has_value()) return FirstErrorAsAbort();
+  if (stopping_) return absl::UnavailableError("register: the coordination service is stopping");
+  if (cancelled && cancelled()) return absl::CancelledError("register: the caller went away");
+  std::vector<TaskId> missing;
+  for (const auto& [t, r] : tasks_) {
+    if (t.job != kEvaluatorJob && r.info.incarnation == 0) missing.push_back(t);
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "startup: ", ListTasks(options_.cluster, missing),
+      " did not join within ", absl::FormatDuration(registration.startup_timeout),
+      missing.size() == 1 ? "; start it or check its TF_CONFIG"
+                          : "; start them or check their TF_CONFIG"));
+}
+
+absl::StatusOr<CoordinationService::HeartbeatReply> CoordinationService::Heartbeat(
+    const TaskId& task, uint64_t incarnation, int64_t known_version) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  tasks_[task].last_heartbeat = absl::Now();
+  HeartbeatReply reply;
+  reply.version = version_;
+  if (known_version != version_) reply.tasks = Snapshot();
+  reply.first_error = first_error_;
+  reply.shutdown_requested = shutdown_requested_;
+  return reply;
+}
+
+absl::Status CoordinationService::ReportError(const TaskId& task, uint64_t incarnation,
+                                              const absl::Status& error) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  if (error.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("report error: ", task.ToString(), " reported an OK status"));
+  }
+  if (first_error_.has_value()) {
+    MESHTRAIN_LOG(WARNING) << "report error: " << task.ToString()
+                           << " (not the first error): " << error.ToString();
+    return absl::OkStatus();
+  }
+  const std::string message =
+      absl::StrCat(Describe(task), " failed: ", absl::StatusCodeToString(error.code()), ": ",
+                   error.message());
+  MESHTRAIN_LOG(ERROR) << "first error of the cluster: " << message;
+  first_error_ = ClusterError{task, absl::Status(error.code(), message)};
+  return absl::OkStatus();
+}
+
+absl::Status CoordinationService::Barrier(const TaskId& task, uint64_t incarnation,
+                                          absl::string_view id,
+                                          const std::vector<TaskId>& participants,
+                                          absl::Duration timeout, const CancelledFn& cancelled) {
+  const std::string op = absl::StrCat("barrier '", id, "'");
+  std::vector<TaskId> sorted = participants;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  if (stopping_) return absl::UnavailableError(absl::StrCat(op, ": the coordination service is stopping"));
+  for (const TaskId& t : sorted) {
+    if (tasks_.count(t) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(op, ": participant ", t.ToString(), " is not in the cluster"));
+    }
+  }
+  if (!std::binary_search(sorted.begin(), sorted.end(), task)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", task.ToString(), " is not among its participants"));
+  }
+  if (first_error_.has_value()) return FirstErrorAsAbort();
+  auto [it, inserted] = barriers_.try_emplace(std::string(id));
+  BarrierState& barrier = it->second;
+  if (inserted) {
+    barrier.participants = sorted;
+  } else if (barrier.participants != sorted) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", task.ToString(), " names participants {",
+                     ListTasks(options_.cluster, sorted), "} but others named {",
+                     ListTasks(options_.cluster, barrier.participants), "}"));
+  }
+  const int64_t generation = barrier.generation;
+  barrier.arrived.insert(task);
+  if (barrier.arrived.size() == barrier.participants.size()) {
+    // The last one in opens the barrier for everyone and resets it for the next round.
+    ++barrier.generation;
+    barrier.arrived.clear();
+    return absl::OkStatus();
+  }
+  auto participant_gone = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const TaskId& t : barrier.participants) {
+      const TaskState state = tasks_.at(t).info.state;
+      if (state == TaskState::kDead || state == TaskState::kLeft) return true;
+    }
+    return false;
+  };
+  const bool passed = Wait(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return barrier.generation != generation || participant_gone();
+      },
+      absl::Now() + timeout, cancelled);
+  if (passed && barrier.generation != generation) return absl::OkStatus();
+  // Not passed: withdraw, so that a retry (or the next round) starts clean.
+  barrier.arrived.erase(task);
+  if (first_error_.has_value()) return FirstErrorAsAbort();
+  if (stopping_) return absl::UnavailableError(absl::StrCat(op, ": the coordination service is stopping"));
+  std::vector<TaskId> gone;
+  std::vector<TaskId> absent;
+  for (const TaskId& t : barrier.participants) {
+    const TaskState state = tasks_.at(t).info.state;
+    if (state == TaskState::kDead || state == TaskState::kLeft) gone.push_back(t);
+    if (barrier.arrived.count(t) == 0 && t != task) absent.push_back(t);
+  }
+  if (!gone.empty()) {
+    return absl::UnavailableError(absl::StrCat(op, ": ", ListTasks(options_.cluster, gone),
+                                               gone.size() == 1 ? " has" : " have",
+                                               " left the cluster or died"));
+  }
+  if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat(op, ": the caller went away"));
+  return absl::DeadlineExceededError(absl::StrCat(
+      op, ": ", ListTasks(options_.cluster, absent), " did not arrive within ",
+      absl::FormatDuration(timeout), " (", task.ToString(), " waited)"));
+}
+
+absl::Status CoordinationService::KvSet(const TaskId& task, uint64_t incarnation,
+                                        absl::string_view key, absl::string_view value) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  kv_.insert_or_assign(std::string(key), std::string(value));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CoordinationService::KvGet(const TaskId& task, uint64_t incarnation,
+                                                       absl::string_view key,
+                                                       absl::Duration timeout,
+                                                       const CancelledFn& cancelled) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  auto present = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return kv_.find(key) != kv_.end(); };
+  if (timeout > absl::ZeroDuration() && !present()) {
+    Wait(present, absl::Now() + timeout, cancelled);
+  }
+  auto it = kv_.find(key);
+  if (it != kv_.end()) return it->second;
+  if (first_error_.has_value()) return FirstErrorAsAbort();
+  if (stopping_) return absl::UnavailableError("kv get: the coordination service is stopping");
+  if (timeout <= absl::ZeroDuration()) {
+    return absl::NotFoundError(absl::StrCat("kv get '", key, "': no such key"));
+  }
+  if (cancelled && cancelled()) return absl::CancelledError("kv get: the caller went away");
+  return absl::DeadlineExceededError(absl::StrCat("kv get '", key, "': no task set it within ",
+                                                  absl::FormatDuration(timeout)));
+}
+
+absl::Status CoordinationService::KvDelete(const TaskId& task, uint64_t incarnation,
+                                           absl::string_view key) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  auto it = kv_.find(key);
+  if (it != kv_.end()) kv_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status CoordinationService::RequestShutdown(const TaskId& task, uint64_t incarnation) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  if (!shutdown_requested_) {
+    MESHTRAIN_LOG(INFO) << task.ToString() << " requested shutdown";
+  }
+  shutdown_requested_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status CoordinationService::Disconnect(const TaskId& task, uint64_t incarnation) {
+  absl::MutexLock lock(&mu_);
+  MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
+  TaskRecord& record = tasks_[task];
+  if (record.info.state != TaskState::kLeft) {
+    record.info.state = TaskState::kLeft;
+    ++version_;
+  }
+  return absl::OkStatus();
+}
+
+std::optional<ClusterError> CoordinationService::first_error() const {
+  absl::MutexLock lock(&mu_);
+  return first_error_;
+}
+
+std::vector<IncarnationChange> CoordinationService::incarnation_changes() const {
+  absl::MutexLock lock(&mu_);
+  return changes_;
+}
+
+bool CoordinationService::WaitForRegistration(const std::vector<TaskId>& tasks,
+                                              absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto registered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const TaskId& t : tasks) {
+      auto it = tasks_.find(t);
+      if (it == tasks_.end() || it->second.info.incarnation == 0) return false;
+    }
+    return true;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&registered), deadline);
+}
+
+bool CoordinationService::WaitForOthersToLeave(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto all_gone = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [t, r] : tasks_) {
+      if (t == options_.chief || r.info.incarnation == 0) continue;
+      if (r.info.state == TaskState::kConnected) return false;
+    }
+    return true;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&all_gone), deadline);
+}
+
+}  // namespace meshtrain

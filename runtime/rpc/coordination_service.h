@@ -1,0 +1,171 @@
+// CoordinationService: the cluster's coordinator, hosted by the chief
+// (ClusterSpec::Chief()) as in TensorFlow's coordination service. This class
+// holds the state and the rules; runtime/rpc/server.cc exposes it as the gRPC
+// service Coordination (proto/coordination.proto).
+//
+// Protocol, as the chief sees it:
+//  1. Every task registers with its incarnation (a random 64-bit number per
+//     process start). Register blocks until every expected task (all but the
+//     evaluator, which is optional) has registered; past the caller's wait it
+//     fails naming each missing task and its address. A known task that
+//     registers with a new incarnation restarted: the change is recorded.
+//  2. After the rendezvous every task sends heartbeats. A task silent for
+//     longer than `heartbeat_timeout` is marked dead; unless it is the
+//     evaluator, that becomes the cluster's first error.
+//  3. ReportError records the first error of the cluster (later ones are
+//     logged only). Heartbeat replies carry it, so every task aborts
+//     ("first error wins and aborts the peers").
+//  4. Barrier, KvSet/KvGet/KvDelete serve the tasks; every wait ends at its
+//     deadline, at the first error, or when the service stops.
+//  5. RequestShutdown raises a flag the heartbeat replies carry; tasks then
+//     Disconnect (leave gracefully, never counted as dead).
+// Requests from an unknown task fail with InvalidArgument, from an earlier
+// incarnation of a task with Aborted.
+//
+// Thread-safe; Start() runs the liveness monitor thread, Stop() joins it.
+#ifndef MESHTRAIN_RUNTIME_RPC_COORDINATION_SERVICE_H_
+#define MESHTRAIN_RUNTIME_RPC_COORDINATION_SERVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "runtime/cluster/cluster_spec.h"
+#include "runtime/rpc/peer_directory.h"
+
+namespace meshtrain {
+
+// A canonical text of a ClusterSpec: equal for equal clusters.
+std::string ClusterFingerprint(const ClusterSpec& cluster);
+
+struct CoordinationServiceOptions {
+  ClusterSpec cluster;
+  TaskId chief;  // the task hosting the service; it is never declared dead
+  absl::Duration heartbeat_timeout = absl::Seconds(5);
+};
+
+// The first error of the cluster: the task that failed and what it said.
+struct ClusterError {
+  TaskId source;
+  absl::Status status;
+};
+
+class CoordinationService {
+ public:
+  // True while the waiting request's caller is still there (gRPC: not cancelled).
+  using CancelledFn = std::function<bool()>;
+
+  struct Registration {
+    TaskId task;
+    uint64_t incarnation = 0;
+    std::string host_identity;
+    std::string cluster_fingerprint;
+    absl::Duration wait;             // how long to wait for the others
+    absl::Duration startup_timeout;  // quoted in the error
+  };
+  struct View {
+    int64_t version = 0;
+    std::vector<PeerInfo> tasks;
+  };
+  struct HeartbeatReply {
+    int64_t version = 0;
+    std::optional<std::vector<PeerInfo>> tasks;  // when the caller's version is old
+    std::optional<ClusterError> first_error;
+    bool shutdown_requested = false;
+  };
+
+  static absl::StatusOr<std::unique_ptr<CoordinationService>> Create(
+      CoordinationServiceOptions options);
+  ~CoordinationService();
+  CoordinationService(const CoordinationService&) = delete;
+  CoordinationService& operator=(const CoordinationService&) = delete;
+
+  void Start();
+  // Ends every wait with Unavailable and joins the monitor thread. Idempotent.
+  void Stop();
+
+  absl::StatusOr<View> Register(const Registration& registration, const CancelledFn& cancelled);
+  absl::StatusOr<HeartbeatReply> Heartbeat(const TaskId& task, uint64_t incarnation,
+                                           int64_t known_version);
+  absl::Status ReportError(const TaskId& task, uint64_t incarnation, const absl::Status& error);
+  // `participants` must include `task`; a later round of the same id must name
+  // the same participants.
+  absl::Status Barrier(const TaskId& task, uint64_t incarnation, absl::string_view id,
+                       const std::vector<TaskId>& participants, absl::Duration timeout,
+                       const CancelledFn& cancelled);
+  absl::Status KvSet(const TaskId& task, uint64_t incarnation, absl::string_view key,
+                     absl::string_view value);
+  // Waits up to `timeout` for the key; NotFound at once for a zero timeout.
+  absl::StatusOr<std::string> KvGet(const TaskId& task, uint64_t incarnation,
+                                    absl::string_view key, absl::Duration timeout,
+                                    const CancelledFn& cancelled);
+  absl::Status KvDelete(const TaskId& task, uint64_t incarnation, absl::string_view key);
+  absl::Status RequestShutdown(const TaskId& task, uint64_t incarnation);
+  absl::Status Disconnect(const TaskId& task, uint64_t incarnation);
+
+  // Observers, for the chief's Stop, diagnostics and tests.
+  std::optional<ClusterError> first_error() const;
+  std::vector<IncarnationChange> incarnation_changes() const;
+  // Blocks until every task of `tasks` has registered, or `deadline`.
+  bool WaitForRegistration(const std::vector<TaskId>& tasks, absl::Time deadline) const;
+  // Blocks until every other registered task has left or died, or `deadline`.
+  bool WaitForOthersToLeave(absl::Time deadline) const;
+
+ private:
+  struct TaskRecord {
+    PeerInfo info;
+    absl::Time last_heartbeat;
+  };
+  struct BarrierState {
+    std::vector<TaskId> participants;  // sorted
+    std::set<TaskId> arrived;
+    int64_t generation = 0;
+  };
+
+  explicit CoordinationService(CoordinationServiceOptions options);
+
+  void MonitorLoop();
+  void CheckLiveness() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckSender(const TaskId& task, uint64_t incarnation) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AllExpectedRegistered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<PeerInfo> Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FirstErrorAsAbort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for `done` (or stop or the first error, which callers check) until
+  // `deadline`, looking at `cancelled` every 100 ms. Returns done().
+  bool Wait(const std::function<bool()>& done, absl::Time deadline,
+            const CancelledFn& cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string Describe(const TaskId& task) const { return DescribeTask(options_.cluster, task); }
+
+  const CoordinationServiceOptions options_;
+  const std::string fingerprint_;
+  std::thread monitor_;
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<TaskId, TaskRecord> tasks_ ABSL_GUARDED_BY(mu_);
+  int64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool rendezvous_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<ClusterError> first_error_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::string, std::less<>> kv_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, BarrierState, std::less<>> barriers_ ABSL_GUARDED_BY(mu_);
+  std::vector<IncarnationChange> changes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_RPC_COORDINATION_SERVICE_H_

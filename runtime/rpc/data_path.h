@@ -1,0 +1,93 @@
+// Data paths: the seam through which faster transports than gRPC (shared
+// memory between the tasks of one host, raw TCP between hosts) plug into
+// Mesh::CreateTransport, without runtime/rpc depending on them. The launcher,
+// which links everything, registers a factory per path in
+// MeshOptions::data_paths:
+//
+//   options.data_paths.Register(kSharedMemoryDataPath, &CreateShmTransport);
+//   options.data_paths.Register(kTcpDataPath, &CreateTcpTransport);
+//
+// A factory sets up its own connections; every rank of the group calls it at
+// the same point with the same `name`, and it exchanges what it needs (ports,
+// segment names) through `context.coordination` (KvSet/KvGet under a key
+// derived from `name`, then a Barrier over `group`), within `context.deadline`.
+//
+// How rpc_layer selects a path (ChooseDataPath, the same answer on every rank,
+// since every rank holds the same host identities and the same registry):
+//   "grpc"       -> the gRPC transport;
+//   "" or "auto" -> "shm" if every task of the group is on one host and "shm"
+//                   is registered, else "tcp" if registered, else the gRPC
+//                   transport (logged once: the fast paths are not linked in);
+//   other names  -> that registered path, or InvalidArgument listing the known.
+// Registry: a value type; not thread-safe while being filled.
+#ifndef MESHTRAIN_RUNTIME_RPC_DATA_PATH_H_
+#define MESHTRAIN_RUNTIME_RPC_DATA_PATH_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "runtime/base/abort_signal.h"
+#include "runtime/cluster/cluster_spec.h"
+#include "runtime/transport/transport.h"
+
+namespace meshtrain {
+
+class CoordinationClient;
+
+inline constexpr absl::string_view kGrpcDataPath = "grpc";
+inline constexpr absl::string_view kAutoDataPath = "auto";
+inline constexpr absl::string_view kSharedMemoryDataPath = "shm";
+inline constexpr absl::string_view kTcpDataPath = "tcp";
+
+// What a factory gets; the pointers outlive the call, not the transport (except
+// `abort`, which outlives the Mesh and so every transport it creates).
+struct DataPathContext {
+  std::string name;           // the transport's name, equal on every rank
+  std::vector<TaskId> group;  // rank order
+  int rank = -1;              // this task's position in `group`
+  uint64_t incarnation = 0;   // this task's
+  const ClusterSpec* cluster = nullptr;
+  // Per rank; equal strings mean the same host (runtime/rpc/host_identity.h).
+  std::vector<std::string> host_identities;
+  CoordinationClient* coordination = nullptr;  // KV store and barriers, for set-up
+  AbortSignal* abort = nullptr;
+  absl::Time deadline = absl::InfiniteFuture();  // for the set-up exchange
+};
+
+using DataPathFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Transport>>(const DataPathContext& context)>;
+
+class DataPathRegistry {
+ public:
+  // InvalidArgument for the reserved names "", "auto" and "grpc"; AlreadyExists
+  // for a name registered before.
+  absl::Status Register(absl::string_view name, DataPathFactory factory);
+  // Null when `name` is not registered.
+  const DataPathFactory* Find(absl::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, DataPathFactory, std::less<>> factories_;
+};
+
+struct DataPathChoice {
+  std::string path;    // "grpc" or a registered name
+  std::string reason;  // why, for the log
+};
+
+// The path `rpc_layer` selects for a group whose tasks have `host_identities`.
+absl::StatusOr<DataPathChoice> ChooseDataPath(absl::string_view rpc_layer,
+                                              const std::vector<std::string>& host_identities,
+                                              const DataPathRegistry& registry);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_RPC_DATA_PATH_H_

@@ -1,0 +1,241 @@
+#include "runtime/rpc/grpc_transport.h"
+
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/rpc/mesh.h"
+#include "tests/unit/rpc/test_cluster.h"
+
+namespace meshtrain {
+namespace {
+
+using ::meshtrain::testing::StartAll;
+using ::meshtrain::testing::Task;
+using ::meshtrain::testing::TestCluster;
+using ::meshtrain::testing::TestSettings;
+using ::testing::HasSubstr;
+
+// `world_size` workers (worker:0 is the chief), each with a gRPC transport "t"
+// over all of them. Small chunks, so large messages travel as many chunks.
+class Group {
+ public:
+  explicit Group(int world_size, size_t max_chunk_bytes = 64 << 10)
+      : cluster_({{"worker", world_size}}) {
+    std::vector<Mesh*> raw;
+    TestSettings settings;
+    settings.grpc_max_chunk_bytes = max_chunk_bytes;
+    for (int r = 0; r < world_size; ++r) {
+      meshes_.push_back(cluster_.MakeMesh(Task("worker", r), settings));
+      raw.push_back(meshes_.back().get());
+    }
+    for (const absl::Status& s : StartAll(raw)) EXPECT_TRUE(s.ok()) << s;
+    for (int r = 0; r < world_size; ++r) {
+      auto transport = meshes_[r]->CreateTransport(cluster_.spec().TrainingWorkers(), "grpc", "t");
+      EXPECT_TRUE(transport.ok()) << transport.status();
+      transports_.push_back(std::move(*transport));
+    }
+  }
+
+  int size() const { return static_cast<int>(meshes_.size()); }
+  Mesh& mesh(int rank) { return *meshes_[rank]; }
+  Transport& transport(int rank) { return *transports_[rank]; }
+  const TestCluster& cluster() const { return cluster_; }
+
+  // Runs fn(rank) on every rank at once; returns each rank's status.
+  std::vector<absl::Status> RunAll(const std::function<absl::Status(int)>& fn) {
+    std::vector<absl::Status> statuses(size());
+    std::vector<std::thread> threads;
+    for (int r = 0; r < size(); ++r) threads.emplace_back([&, r] { statuses[r] = fn(r); });
+    for (std::thread& t : threads) t.join();
+    return statuses;
+  }
+
+ private:
+  TestCluster cluster_;
+  std::vector<std::unique_ptr<Mesh>> meshes_;
+  std::vector<std::unique_ptr<Transport>> transports_;
+};
+
+std::vector<std::byte> Pattern(size_t n, int rank) {
+  std::vector<std::byte> bytes(n);
+  for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<std::byte>((i * 31 + rank * 7 + 1) & 0xff);
+  return bytes;
+}
+
+absl::Time Soon() { return absl::Now() + absl::Seconds(30); }
+
+TEST(GrpcTransportTest, BothRanksSendAtOnceForEverySize) {
+  Group group(2);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}, size_t{(3 << 20) + 12}}) {
+    std::vector<std::vector<std::byte>> received(2);
+    auto statuses = group.RunAll([&](int r) {
+      std::vector<std::byte> send = Pattern(n, r);
+      received[r].assign(n, std::byte{0});
+      return group.transport(r).SendRecv({.send_to = 1 - r,
+                                          .send = send,
+                                          .recv_from = 1 - r,
+                                          .recv = absl::MakeSpan(received[r]),
+                                          .deadline = Soon()});
+    });
+    for (int r = 0; r < 2; ++r) {
+      ASSERT_TRUE(statuses[r].ok()) << "n=" << n << " rank " << r << ": " << statuses[r];
+      EXPECT_TRUE(received[r] == Pattern(n, 1 - r)) << "n=" << n << " rank " << r;
+    }
+  }
+}
+
+TEST(GrpcTransportTest, AddFloat32SumsIntoTheDestination) {
+  Group group(2);
+  for (size_t count : {size_t{0}, size_t{1}, size_t{5}, size_t{300001}}) {
+    std::vector<std::vector<float>> acc(2);
+    auto statuses = group.RunAll([&](int r) {
+      std::vector<float> send(count);
+      acc[r].resize(count);
+      for (size_t i = 0; i < count; ++i) {
+        send[i] = static_cast<float>(r + 1) * 0.5f + static_cast<float>(i % 97);
+        acc[r][i] = static_cast<float>(i % 13);
+      }
+      return group.transport(r).SendRecv(
+          {.send_to = 1 - r,
+           .send = absl::MakeConstSpan(reinterpret_cast<const std::byte*>(send.data()), 4 * count),
+           .recv_from = 1 - r,
+           .recv = absl::MakeSpan(reinterpret_cast<std::byte*>(acc[r].data()), 4 * count),
+           .action = RecvAction::kAddFloat32,
+           .deadline = Soon()});
+    });
+    for (int r = 0; r < 2; ++r) {
+      ASSERT_TRUE(statuses[r].ok()) << statuses[r];
+      const int peer = 1 - r;
+      for (size_t i = 0; i < count; ++i) {
+        const float expected = static_cast<float>(i % 13) +
+                               (static_cast<float>(peer + 1) * 0.5f + static_cast<float>(i % 97));
+        ASSERT_EQ(acc[r][i], expected) << "count " << count << " rank " << r << " i " << i;
+      }
+    }
+  }
+}
+
+TEST(GrpcTransportTest, RingShiftOverThreeRanks) {
+  Group group(3);
+  for (size_t n : {size_t{0}, size_t{13}, size_t{200003}}) {
+    std::vector<std::vector<std::byte>> received(3);
+    auto statuses = group.RunAll([&](int r) {
+      std::vector<std::byte> send = Pattern(n, r);
+      received[r].assign(n, std::byte{0});
+      return group.transport(r).SendRecv({.send_to = (r + 1) % 3,
+                                          .send = send,
+                                          .recv_from = (r + 2) % 3,
+                                          .recv = absl::MakeSpan(received[r]),
+                                          .deadline = Soon()});
+    });
+    for (int r = 0; r < 3; ++r) {
+      ASSERT_TRUE(statuses[r].ok()) << statuses[r];
+      EXPECT_TRUE(received[r] == Pattern(n, (r + 2) % 3)) << "n=" << n << " rank " << r;
+    }
+  }
+}
+
+TEST(GrpcTransportTest, SeparateSendAndRecvKeepTheirOrder) {
+  Group group(2);
+  auto statuses = group.RunAll([&](int r) -> absl::Status {
+    for (int i = 0; i < 5; ++i) {
+      if (r == 0) {
+        std::vector<std::byte> send = Pattern(100 + i, i);
+        MESHTRAIN_RETURN_IF_ERROR(group.transport(0).Send(1, send, Soon()));
+      } else {
+        std::vector<std::byte> got(100 + i);
+        MESHTRAIN_RETURN_IF_ERROR(group.transport(1).Recv(0, absl::MakeSpan(got), Soon()));
+        if (got != Pattern(100 + i, i)) return absl::InternalError(absl::StrCat("message ", i));
+      }
+    }
+    return absl::OkStatus();
+  });
+  for (const absl::Status& s : statuses) EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(GrpcTransportTest, WorldOfOneSendsToItself) {
+  Group group(1);
+  std::vector<std::byte> send = Pattern(1000, 0);
+  std::vector<std::byte> got(1000);
+  ASSERT_TRUE(group.transport(0)
+                  .SendRecv({.send_to = 0, .send = send, .recv_from = 0, .recv = absl::MakeSpan(got),
+                             .deadline = Soon()})
+                  .ok());
+  EXPECT_EQ(got, send);
+}
+
+TEST(GrpcTransportTest, SizeMismatchNamesThePeer) {
+  Group group(2);
+  auto statuses = group.RunAll([&](int r) {
+    if (r == 0) {
+      std::vector<std::byte> send = Pattern(8, 0);
+      return group.transport(0).Send(1, send, Soon());
+    }
+    std::vector<std::byte> got(16);
+    return group.transport(1).Recv(0, absl::MakeSpan(got), Soon());
+  });
+  EXPECT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_TRUE(absl::IsInvalidArgument(statuses[1])) << statuses[1];
+  EXPECT_THAT(std::string(statuses[1].message()),
+              HasSubstr("from worker:0 (" + group.cluster().address(Task("worker", 0)) + ")"));
+  EXPECT_THAT(std::string(statuses[1].message()), HasSubstr("sent a 8-byte message"));
+}
+
+TEST(GrpcTransportTest, ARecvWithNoSenderEndsAtItsDeadline) {
+  Group group(2);
+  std::vector<std::byte> got(4);
+  const absl::Time start = absl::Now();
+  const absl::Status status =
+      group.transport(1).Recv(0, absl::MakeSpan(got), start + absl::Milliseconds(200));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("worker:0 ("));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(GrpcTransportTest, AbortEndsAWaitingRecv) {
+  Group group(2);
+  std::vector<std::byte> got(4);
+  absl::Status status;
+  std::thread receiver([&] {
+    status = group.transport(1).Recv(0, absl::MakeSpan(got), absl::Now() + absl::Seconds(60));
+  });
+  group.mesh(1).abort_signal().Abort(absl::AbortedError("worker:0 failed: test"));
+  receiver.join();
+  EXPECT_TRUE(absl::IsAborted(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("worker:0 failed: test"));
+}
+
+TEST(GrpcTransportTest, NamesAndLayersAreChecked) {
+  Group group(2);
+  const auto workers = group.cluster().spec().TrainingWorkers();
+  EXPECT_EQ(group.mesh(0).CreateTransport(workers, "grpc", "t").status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      group.mesh(0).CreateTransport(workers, "carrier-pigeon", "u").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      group.mesh(0).CreateTransport({Task("worker", 1)}, "grpc", "v").status()));
+  // No fast data path is registered: "auto" falls back to gRPC, and it works.
+  std::vector<std::unique_ptr<Transport>> autos(2);
+  auto statuses = group.RunAll([&](int r) -> absl::Status {
+    auto t = group.mesh(r).CreateTransport(workers, "auto", "a");
+    if (!t.ok()) return t.status();
+    autos[r] = std::move(*t);
+    std::vector<std::byte> send = Pattern(10, r);
+    std::vector<std::byte> got(10);
+    MESHTRAIN_RETURN_IF_ERROR(autos[r]->SendRecv({.send_to = 1 - r, .send = send,
+                                                  .recv_from = 1 - r, .recv = absl::MakeSpan(got),
+                                                  .deadline = Soon()}));
+    return got == Pattern(10, 1 - r) ? absl::OkStatus() : absl::InternalError("bytes differ");
+  });
+  for (const absl::Status& s : statuses) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(autos[0]->PeerName(1), "worker:1 (" + group.cluster().address(Task("worker", 1)) + ")");
+}
+
+}  // namespace
+}  // namespace meshtrain

@@ -6,8 +6,7 @@
 
 namespace meshtrain {
 
-grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options,
-                                            ChannelPurpose purpose) {
+grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options, ChannelPurpose purpose) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -17,7 +16,8 @@ grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options,
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, min_ms);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
   // Channels whose arguments differ never share a subchannel (a TCP connection).
-  args.SetString("meshtrain.channel_purpose", purpose == ChannelPurpose::kData ? "data" : "control");
+  args.SetString("meshtrain.channel_purpose",
+                 purpose == ChannelPurpose::kData ? "data" : "control");
   return args;
 }
 
@@ -27,9 +27,9 @@ std::shared_ptr<grpc::Channel> ChannelCache::Get(absl::string_view address,
   auto key = std::make_pair(std::string(address), purpose);
   auto it = channels_.find(key);
   if (it != channels_.end()) return it->second;
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      std::string(address), grpc::InsecureChannelCredentials(),
-      MakeChannelArguments(options_, purpose));
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(),
+                                MakeChannelArguments(options_, purpose));
   channels_.emplace(std::move(key), channel);
   return channel;
 }

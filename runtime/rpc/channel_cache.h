@@ -33,8 +33,7 @@ struct ChannelOptions {
 };
 
 // The channel arguments every meshtrain channel uses (also for in-process ones).
-grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options,
-                                            ChannelPurpose purpose);
+grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options, ChannelPurpose purpose);
 
 class ChannelCache {
  public:

@@ -76,7 +76,9 @@ class SliceCursor {
     }
   }
 
-  void Skip(size_t n) { Visit(n, [](const std::byte*, size_t) {}); }
+  void Skip(size_t n) {
+    Visit(n, [](const std::byte*, size_t) {});
+  }
 
  private:
   void Advance(size_t n) {
@@ -176,9 +178,9 @@ absl::StatusOr<ReceivedChunk> DecodeChunk(const grpc::ByteBuffer& buffer) {
     }
   }
   if (carried != header.payload_bytes()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad payload size: header says ", header.payload_bytes(),
-                     " bytes, chunk carries ", carried));
+    return absl::InvalidArgumentError(absl::StrCat("bad payload size: header says ",
+                                                   header.payload_bytes(), " bytes, chunk carries ",
+                                                   carried));
   }
   if (header.offset() > header.total_bytes() ||
       header.payload_bytes() > header.total_bytes() - header.offset()) {
@@ -203,9 +205,8 @@ absl::StatusOr<ReceivedChunk> DecodeChunk(const grpc::ByteBuffer& buffer) {
 absl::Status ApplyPayload(const ReceivedChunk& chunk, absl::Span<std::byte> dest,
                           RecvAction action) {
   if (dest.size() != chunk.meta.payload_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("chunk of ", chunk.meta.payload_bytes,
-                                                   " bytes for a ", dest.size(),
-                                                   "-byte destination"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk of ", chunk.meta.payload_bytes, " bytes for a ", dest.size(), "-byte destination"));
   }
   SliceCursor cursor(chunk.slices);
   cursor.Skip(chunk.payload_offset);

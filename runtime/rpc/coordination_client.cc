@@ -51,10 +51,10 @@ absl::StatusOr<std::unique_ptr<CoordinationClient>> CoordinationClient::Create(
   }
   if (options.heartbeat_interval <= absl::ZeroDuration() ||
       options.heartbeat_timeout <= options.heartbeat_interval) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coordination client: need 0 < heartbeat_interval (",
-        absl::FormatDuration(options.heartbeat_interval), ") < heartbeat_timeout (",
-        absl::FormatDuration(options.heartbeat_timeout), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("coordination client: need 0 < heartbeat_interval (",
+                     absl::FormatDuration(options.heartbeat_interval), ") < heartbeat_timeout (",
+                     absl::FormatDuration(options.heartbeat_timeout), ")"));
   }
   return std::unique_ptr<CoordinationClient>(new CoordinationClient(std::move(options)));
 }
@@ -66,7 +66,8 @@ CoordinationClient::CoordinationClient(CoordinationClientOptions options)
       state_(std::make_shared<State>()) {
   rpc_->stub = proto::Coordination::NewStub(options_.channel);
   // Wakes WaitForShutdown and the heartbeat pause; the state outlives a late call.
-  abort_callback_ = options_.abort->AddCallback([state = state_] { absl::MutexLock lock(&state->mu); });
+  abort_callback_ =
+      options_.abort->AddCallback([state = state_] { absl::MutexLock lock(&state->mu); });
 }
 
 CoordinationClient::~CoordinationClient() {
@@ -136,9 +137,9 @@ absl::Status CoordinationClient::Register(absl::Duration startup_timeout) {
     if (absl::IsDeadlineExceeded(last) && now < deadline) return last;
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "startup: ", chief_name_, " did not answer within ", absl::FormatDuration(startup_timeout),
-          "; start it or check its TF_CONFIG (", options_.task.ToString(),
-          " waited to register; last error: ", last.message(), ")"));
+          "startup: ", chief_name_, " did not answer within ",
+          absl::FormatDuration(startup_timeout), "; start it or check its TF_CONFIG (",
+          options_.task.ToString(), " waited to register; last error: ", last.message(), ")"));
     }
     if (!absl::IsUnavailable(last)) {
       return Annotate(last, absl::StrCat("startup: register with ", chief_name_));
@@ -220,8 +221,8 @@ bool CoordinationClient::HeartbeatOnce(absl::Time* last_success) {
     abort->Abort(absl::UnavailableError(absl::StrCat(
         "heartbeat: ", chief_name_, " is unreachable: no answer for ",
         absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(1))), " (timeout ",
-        absl::FormatDuration(options_.heartbeat_timeout), "; last error: ",
-        FromGrpcStatus(status, "").ToString(),
+        absl::FormatDuration(options_.heartbeat_timeout),
+        "; last error: ", FromGrpcStatus(status, "").ToString(),
         "); the chief died or the network failed; restart the job from the last checkpoint")));
   }
   return true;
@@ -251,11 +252,10 @@ absl::Status CoordinationClient::KvSet(absl::string_view key, absl::string_view 
   request.set_key(std::string(key));
   request.set_value(std::string(value));
   proto::KvSetResponse response;
-  return Invoke(options_.abort, absl::StrCat("kv set '", key, "'"), chief_name_,
-                absl::Now() + options_.rpc_timeout, /*wait_for_ready=*/false,
-                [&](grpc::ClientContext* context) {
-                  return rpc_->stub->KvSet(context, request, &response);
-                });
+  return Invoke(
+      options_.abort, absl::StrCat("kv set '", key, "'"), chief_name_,
+      absl::Now() + options_.rpc_timeout, /*wait_for_ready=*/false,
+      [&](grpc::ClientContext* context) { return rpc_->stub->KvSet(context, request, &response); });
 }
 
 absl::StatusOr<std::string> CoordinationClient::KvGet(absl::string_view key, absl::Time deadline) {
@@ -278,8 +278,8 @@ absl::StatusOr<std::string> CoordinationClient::GetKey(absl::string_view key, in
   request.set_key(std::string(key));
   request.set_timeout_ms(wait_ms);
   proto::KvGetResponse response;
-  MESHTRAIN_RETURN_IF_ERROR(Invoke(options_.abort, absl::StrCat("kv get '", key, "'"),
-                                   chief_name_, deadline, /*wait_for_ready=*/false,
+  MESHTRAIN_RETURN_IF_ERROR(Invoke(options_.abort, absl::StrCat("kv get '", key, "'"), chief_name_,
+                                   deadline, /*wait_for_ready=*/false,
                                    [&](grpc::ClientContext* context) {
                                      return rpc_->stub->KvGet(context, request, &response);
                                    }));
@@ -306,11 +306,11 @@ absl::Status CoordinationClient::ReportError(const absl::Status& error) {
   request.set_message(std::string(error.message()));
   proto::ReportErrorResponse response;
   // Sent before aborting locally: an aborted task's calls are cancelled.
-  absl::Status sent = Invoke(nullptr, "report error", chief_name_,
-                             absl::Now() + options_.rpc_timeout, /*wait_for_ready=*/false,
-                             [&](grpc::ClientContext* context) {
-                               return rpc_->stub->ReportError(context, request, &response);
-                             });
+  absl::Status sent =
+      Invoke(nullptr, "report error", chief_name_, absl::Now() + options_.rpc_timeout,
+             /*wait_for_ready=*/false, [&](grpc::ClientContext* context) {
+               return rpc_->stub->ReportError(context, request, &response);
+             });
   options_.abort->Abort(error);
   return sent;
 }
@@ -319,9 +319,8 @@ absl::Status CoordinationClient::RequestShutdown() {
   proto::ShutdownRequest request;
   Identify(options_, &request);
   proto::ShutdownResponse response;
-  return Invoke(options_.abort, "request shutdown", chief_name_,
-                absl::Now() + options_.rpc_timeout, /*wait_for_ready=*/false,
-                [&](grpc::ClientContext* context) {
+  return Invoke(options_.abort, "request shutdown", chief_name_, absl::Now() + options_.rpc_timeout,
+                /*wait_for_ready=*/false, [&](grpc::ClientContext* context) {
                   return rpc_->stub->Shutdown(context, request, &response);
                 });
 }
@@ -337,9 +336,9 @@ absl::Status CoordinationClient::WaitForShutdown(absl::Time deadline) {
     if (state_->shutdown) return absl::OkStatus();
   }
   if (abort->aborted()) return Annotate(abort->status(), "wait for shutdown");
-  return absl::DeadlineExceededError(absl::StrCat(
-      "wait for shutdown: ", options_.task.ToString(), " heard no shutdown request from ",
-      chief_name_, " before its deadline"));
+  return absl::DeadlineExceededError(absl::StrCat("wait for shutdown: ", options_.task.ToString(),
+                                                  " heard no shutdown request from ", chief_name_,
+                                                  " before its deadline"));
 }
 
 bool CoordinationClient::shutdown_requested() const {

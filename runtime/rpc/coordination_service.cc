@@ -37,9 +37,8 @@ absl::StatusOr<std::unique_ptr<CoordinationService>> CoordinationService::Create
   }
   const std::vector<TaskId> all = options.cluster.AllTasks();
   if (std::find(all.begin(), all.end(), options.chief) == all.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("coordination service: chief ",
-                                                   options.chief.ToString(),
-                                                   " is not in the cluster"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coordination service: chief ", options.chief.ToString(), " is not in the cluster"));
   }
   return std::unique_ptr<CoordinationService>(new CoordinationService(std::move(options)));
 }
@@ -72,8 +71,7 @@ void CoordinationService::Stop() {
 }
 
 void CoordinationService::MonitorLoop() {
-  const absl::Duration period =
-      std::max(options_.heartbeat_timeout / 4, absl::Milliseconds(10));
+  const absl::Duration period = std::max(options_.heartbeat_timeout / 4, absl::Milliseconds(10));
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), period);
@@ -92,11 +90,11 @@ void CoordinationService::CheckLiveness() {
     if (silent <= options_.heartbeat_timeout) continue;
     record.info.state = TaskState::kDead;
     ++version_;
-    const std::string message = absl::StrCat(
-        "heartbeat: ", Describe(task), " sent no heartbeat for ",
-        absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(1))),
-        " (timeout ", absl::FormatDuration(options_.heartbeat_timeout),
-        ") and is presumed dead; restart it and recover from the last checkpoint");
+    const std::string message =
+        absl::StrCat("heartbeat: ", Describe(task), " sent no heartbeat for ",
+                     absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(1))), " (timeout ",
+                     absl::FormatDuration(options_.heartbeat_timeout),
+                     ") and is presumed dead; restart it and recover from the last checkpoint");
     MESHTRAIN_LOG(ERROR) << message;
     if (task.job != kEvaluatorJob && !first_error_.has_value()) {
       first_error_ = ClusterError{task, absl::UnavailableError(message)};
@@ -117,9 +115,10 @@ absl::Status CoordinationService::CheckSender(const TaskId& task, uint64_t incar
         absl::StrCat(Describe(task), " has not registered with the coordination service"));
   }
   if (incarnation != current) {
-    return absl::AbortedError(absl::StrCat(
-        Describe(task), " incarnation ", incarnation, " is stale: the task restarted as incarnation ",
-        current, "; this process belongs to an earlier life and must exit"));
+    return absl::AbortedError(
+        absl::StrCat(Describe(task), " incarnation ", incarnation,
+                     " is stale: the task restarted as incarnation ", current,
+                     "; this process belongs to an earlier life and must exit"));
   }
   return absl::OkStatus();
 }
@@ -149,7 +148,8 @@ bool CoordinationService::Wait(const std::function<bool()>& done, absl::Time dea
   while (!stop_waiting()) {
     const absl::Time now = absl::Now();
     if (now >= deadline || (cancelled && cancelled())) break;
-    mu_.AwaitWithDeadline(absl::Condition(&stop_waiting), std::min(deadline, now + kCancelPollPeriod));
+    mu_.AwaitWithDeadline(absl::Condition(&stop_waiting),
+                          std::min(deadline, now + kCancelPollPeriod));
   }
   return done();
 }
@@ -161,9 +161,9 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   if (stopping_) return absl::UnavailableError("register: the coordination service is stopping");
   auto it = tasks_.find(task);
   if (it == tasks_.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("register: unknown task ", task.ToString(), "; the chief's cluster is {",
-                     fingerprint_, "}; check its TF_CONFIG"));
+    return absl::InvalidArgumentError(absl::StrCat("register: unknown task ", task.ToString(),
+                                                   "; the chief's cluster is {", fingerprint_,
+                                                   "}; check its TF_CONFIG"));
   }
   if (registration.cluster_fingerprint != fingerprint_) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -190,8 +190,9 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   record.last_heartbeat = absl::Now();
   if (first_error_.has_value()) return FirstErrorAsAbort();
 
-  const bool all = Wait([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllExpectedRegistered(); },
-                        absl::Now() + registration.wait, cancelled);
+  const bool all =
+      Wait([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllExpectedRegistered(); },
+           absl::Now() + registration.wait, cancelled);
   if (all) {
     if (!rendezvous_done_) {
       rendezvous_done_ = true;
@@ -208,11 +209,11 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   for (const auto& [t, r] : tasks_) {
     if (t.job != kEvaluatorJob && r.info.incarnation == 0) missing.push_back(t);
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "startup: ", ListTasks(options_.cluster, missing),
-      " did not join within ", absl::FormatDuration(registration.startup_timeout),
-      missing.size() == 1 ? "; start it or check its TF_CONFIG"
-                          : "; start them or check their TF_CONFIG"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("startup: ", ListTasks(options_.cluster, missing), " did not join within ",
+                   absl::FormatDuration(registration.startup_timeout),
+                   missing.size() == 1 ? "; start it or check its TF_CONFIG"
+                                       : "; start them or check their TF_CONFIG"));
 }
 
 absl::StatusOr<CoordinationService::HeartbeatReply> CoordinationService::Heartbeat(
@@ -241,9 +242,8 @@ absl::Status CoordinationService::ReportError(const TaskId& task, uint64_t incar
                            << " (not the first error): " << error.ToString();
     return absl::OkStatus();
   }
-  const std::string message =
-      absl::StrCat(Describe(task), " failed: ", absl::StatusCodeToString(error.code()), ": ",
-                   error.message());
+  const std::string message = absl::StrCat(
+      Describe(task), " failed: ", absl::StatusCodeToString(error.code()), ": ", error.message());
   MESHTRAIN_LOG(ERROR) << "first error of the cluster: " << message;
   first_error_ = ClusterError{task, absl::Status(error.code(), message)};
   return absl::OkStatus();
@@ -260,7 +260,9 @@ absl::Status CoordinationService::Barrier(const TaskId& task, uint64_t incarnati
 
   absl::MutexLock lock(&mu_);
   MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
-  if (stopping_) return absl::UnavailableError(absl::StrCat(op, ": the coordination service is stopping"));
+  if (stopping_) {
+    return absl::UnavailableError(absl::StrCat(op, ": the coordination service is stopping"));
+  }
   for (const TaskId& t : sorted) {
     if (tasks_.count(t) == 0) {
       return absl::InvalidArgumentError(
@@ -277,10 +279,9 @@ absl::Status CoordinationService::Barrier(const TaskId& task, uint64_t incarnati
   if (inserted) {
     barrier.participants = sorted;
   } else if (barrier.participants != sorted) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": ", task.ToString(), " names participants {",
-                     ListTasks(options_.cluster, sorted), "} but others named {",
-                     ListTasks(options_.cluster, barrier.participants), "}"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        op, ": ", task.ToString(), " names participants {", ListTasks(options_.cluster, sorted),
+        "} but others named {", ListTasks(options_.cluster, barrier.participants), "}"));
   }
   const int64_t generation = barrier.generation;
   barrier.arrived.insert(task);
@@ -297,16 +298,17 @@ absl::Status CoordinationService::Barrier(const TaskId& task, uint64_t incarnati
     }
     return false;
   };
-  const bool passed = Wait(
-      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return barrier.generation != generation || participant_gone();
-      },
-      absl::Now() + timeout, cancelled);
+  const bool passed =
+      Wait([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+               mu_) { return barrier.generation != generation || participant_gone(); },
+           absl::Now() + timeout, cancelled);
   if (passed && barrier.generation != generation) return absl::OkStatus();
   // Not passed: withdraw, so that a retry (or the next round) starts clean.
   barrier.arrived.erase(task);
   if (first_error_.has_value()) return FirstErrorAsAbort();
-  if (stopping_) return absl::UnavailableError(absl::StrCat(op, ": the coordination service is stopping"));
+  if (stopping_) {
+    return absl::UnavailableError(absl::StrCat(op, ": the coordination service is stopping"));
+  }
   std::vector<TaskId> gone;
   std::vector<TaskId> absent;
   for (const TaskId& t : barrier.participants) {
@@ -319,10 +321,12 @@ absl::Status CoordinationService::Barrier(const TaskId& task, uint64_t incarnati
                                                gone.size() == 1 ? " has" : " have",
                                                " left the cluster or died"));
   }
-  if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat(op, ": the caller went away"));
-  return absl::DeadlineExceededError(absl::StrCat(
-      op, ": ", ListTasks(options_.cluster, absent), " did not arrive within ",
-      absl::FormatDuration(timeout), " (", task.ToString(), " waited)"));
+  if (cancelled && cancelled()) {
+    return absl::CancelledError(absl::StrCat(op, ": the caller went away"));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat(op, ": ", ListTasks(options_.cluster, absent), " did not arrive within ",
+                   absl::FormatDuration(timeout), " (", task.ToString(), " waited)"));
 }
 
 absl::Status CoordinationService::KvSet(const TaskId& task, uint64_t incarnation,
@@ -351,8 +355,8 @@ absl::StatusOr<std::string> CoordinationService::KvGet(const TaskId& task, uint6
     return absl::NotFoundError(absl::StrCat("kv get '", key, "': no such key"));
   }
   if (cancelled && cancelled()) return absl::CancelledError("kv get: the caller went away");
-  return absl::DeadlineExceededError(absl::StrCat("kv get '", key, "': no task set it within ",
-                                                  absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("kv get '", key, "': no task set it within ", absl::FormatDuration(timeout)));
 }
 
 absl::Status CoordinationService::KvDelete(const TaskId& task, uint64_t incarnation,

@@ -108,9 +108,8 @@ class CoordinationService {
   absl::Status KvSet(const TaskId& task, uint64_t incarnation, absl::string_view key,
                      absl::string_view value);
   // Waits up to `timeout` for the key; NotFound at once for a zero timeout.
-  absl::StatusOr<std::string> KvGet(const TaskId& task, uint64_t incarnation,
-                                    absl::string_view key, absl::Duration timeout,
-                                    const CancelledFn& cancelled);
+  absl::StatusOr<std::string> KvGet(const TaskId& task, uint64_t incarnation, absl::string_view key,
+                                    absl::Duration timeout, const CancelledFn& cancelled);
   absl::Status KvDelete(const TaskId& task, uint64_t incarnation, absl::string_view key);
   absl::Status RequestShutdown(const TaskId& task, uint64_t incarnation);
   absl::Status Disconnect(const TaskId& task, uint64_t incarnation);
@@ -145,8 +144,8 @@ class CoordinationService {
   absl::Status FirstErrorAsAbort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for `done` (or stop or the first error, which callers check) until
   // `deadline`, looking at `cancelled` every 100 ms. Returns done().
-  bool Wait(const std::function<bool()>& done, absl::Time deadline,
-            const CancelledFn& cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Wait(const std::function<bool()>& done, absl::Time deadline, const CancelledFn& cancelled)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string Describe(const TaskId& task) const { return DescribeTask(options_.cluster, task); }
 
   const CoordinationServiceOptions options_;

@@ -10,8 +10,7 @@ namespace meshtrain {
 
 absl::Status DataPathRegistry::Register(absl::string_view name, DataPathFactory factory) {
   if (name.empty() || name == kAutoDataPath || name == kGrpcDataPath) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data path '", name, "': the name is reserved"));
+    return absl::InvalidArgumentError(absl::StrCat("data path '", name, "': the name is reserved"));
   }
   if (!factory) {
     return absl::InvalidArgumentError(absl::StrCat("data path '", name, "': empty factory"));
@@ -38,10 +37,13 @@ absl::StatusOr<DataPathChoice> ChooseDataPath(absl::string_view rpc_layer,
                                               const DataPathRegistry& registry) {
   const std::set<std::string> hosts(host_identities.begin(), host_identities.end());
   const bool one_host = hosts.size() <= 1;
-  if (rpc_layer == kGrpcDataPath) return DataPathChoice{std::string(kGrpcDataPath), "rpc_layer=grpc"};
+  if (rpc_layer == kGrpcDataPath) {
+    return DataPathChoice{std::string(kGrpcDataPath), "rpc_layer=grpc"};
+  }
   if (rpc_layer.empty() || rpc_layer == kAutoDataPath) {
     if (one_host && registry.Find(kSharedMemoryDataPath) != nullptr) {
-      return DataPathChoice{std::string(kSharedMemoryDataPath), "every task of the group is on one host"};
+      return DataPathChoice{std::string(kSharedMemoryDataPath),
+                            "every task of the group is on one host"};
     }
     if (registry.Find(kTcpDataPath) != nullptr) {
       return DataPathChoice{std::string(kTcpDataPath),
@@ -54,13 +56,13 @@ absl::StatusOr<DataPathChoice> ChooseDataPath(absl::string_view rpc_layer,
   if (registry.Find(rpc_layer) == nullptr) {
     std::vector<std::string> known = {std::string(kAutoDataPath), std::string(kGrpcDataPath)};
     for (const std::string& name : registry.names()) known.push_back(name);
-    return absl::InvalidArgumentError(absl::StrCat("rpc_layer '", rpc_layer, "' is unknown; known: ",
-                                                   absl::StrJoin(known, ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rpc_layer '", rpc_layer, "' is unknown; known: ", absl::StrJoin(known, ", ")));
   }
   if (rpc_layer == kSharedMemoryDataPath && !one_host) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "rpc_layer 'shm' needs every task of the group on one host, but it spans ", hosts.size(),
-        " hosts; use rpc_layer 'auto' or 'tcp'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rpc_layer 'shm' needs every task of the group on one host, but it spans ",
+                     hosts.size(), " hosts; use rpc_layer 'auto' or 'tcp'"));
   }
   return DataPathChoice{std::string(rpc_layer), absl::StrCat("rpc_layer=", rpc_layer)};
 }

@@ -36,8 +36,7 @@ struct GrpcTransport::SendState {
   absl::Status error ABSL_GUARDED_BY(mu);  // the first failed chunk's
 };
 
-absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
-    GrpcTransportOptions options) {
+absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTransportOptions options) {
   const std::string op = absl::StrCat("grpc transport '", options.name, "'");
   if (options.peers == nullptr || options.channels == nullptr || options.mailboxes == nullptr ||
       options.abort == nullptr) {
@@ -49,10 +48,10 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
     return absl::InvalidArgumentError(
         absl::StrCat(op, ": rank ", options.rank, " outside a group of ", size));
   }
-  if (options.max_chunk_bytes == 0 || options.max_chunk_bytes % 4 != 0) {
+  if (options.max_piece_bytes == 0 || options.max_piece_bytes % 4 != 0) {
     // Multiples of 4 keep every chunk of a float32 message whole floats.
     return absl::InvalidArgumentError(
-        absl::StrCat(op, ": max_chunk_bytes must be a positive multiple of 4"));
+        absl::StrCat(op, ": max_piece_bytes must be a positive multiple of 4"));
   }
   std::set<TaskId> seen;
   for (const TaskId& task : options.group) {
@@ -105,7 +104,8 @@ std::string GrpcTransport::PeerName(int rank) const {
 
 absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
   const TaskId& self = options_.group[options_.rank];
-  const std::string name = absl::StrCat("grpc transport '", options_.name, "' on ", self.ToString());
+  const std::string name =
+      absl::StrCat("grpc transport '", options_.name, "' on ", self.ToString());
   if (op.send_to < -1 || op.send_to >= world_size() || op.recv_from < -1 ||
       op.recv_from >= world_size()) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": send_to ", op.send_to, " / recv_from ",
@@ -113,8 +113,8 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
                                                    world_size()));
   }
   if (op.action == RecvAction::kAddFloat32 && op.recv.size() % 4 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, ": float32 sum into ", op.recv.size(), " bytes, not a multiple of 4"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": float32 sum into ", op.recv.size(), " bytes, not a multiple of 4"));
   }
   if (options_.abort->aborted()) return Annotate(options_.abort->status(), name);
 
@@ -123,8 +123,8 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
   absl::Status send_status;
   if (op.send_to >= 0) {
     const TaskId& to = options_.group[op.send_to];
-    const std::string send_op = absl::StrCat(name, ": send ", op.send.size(), " bytes to ",
-                                             PeerName(op.send_to));
+    const std::string send_op =
+        absl::StrCat(name, ": send ", op.send.size(), " bytes to ", PeerName(op.send_to));
     ChunkMeta meta;
     meta.transport = options_.name;
     meta.source = self;
@@ -139,7 +139,7 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
     }
     size_t offset = 0;
     do {
-      const size_t n = std::min(options_.max_chunk_bytes, op.send.size() - offset);
+      const size_t n = std::min(options_.max_piece_bytes, op.send.size() - offset);
       meta.seq = next_send_seq_[op.send_to]++;
       meta.offset = offset;
       if (op.send_to == options_.rank) {
@@ -159,8 +159,7 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
           ++send_state_->outstanding;
         }
         links_->stubs[op.send_to]->UnaryCall(
-            &call->context, kSendChunkMethod, grpc::StubOptions(), &call->request,
-            &call->response,
+            &call->context, kSendChunkMethod, grpc::StubOptions(), &call->request, &call->response,
             [state = send_state_, send_op, seq = meta.seq](grpc::Status status) {
               absl::MutexLock lock(&state->mu);
               if (!status.ok() && state->error.ok()) {
@@ -196,9 +195,9 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
       if (abort->aborted()) {
         send_status.Update(Annotate(abort->status(), name));
       } else {
-        send_status.Update(absl::DeadlineExceededError(absl::StrCat(
-            name, ": ", PeerName(op.send_to), " did not acknowledge ", op.send.size(),
-            " bytes before the deadline")));
+        send_status.Update(absl::DeadlineExceededError(
+            absl::StrCat(name, ": ", PeerName(op.send_to), " did not acknowledge ", op.send.size(),
+                         " bytes before the deadline")));
       }
     }
     send_status.Update(send_state_->error);
@@ -221,16 +220,17 @@ absl::Status GrpcTransport::Receive(const SendRecvOp& op) {
     if (!chunk.ok()) return Annotate(chunk.status(), recv_op);
     const ChunkMeta& meta = chunk->meta;
     if (meta.total_bytes != op.recv.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          recv_op, ": the peer sent a ", meta.total_bytes, "-byte message; both sides must agree on its size"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(recv_op, ": the peer sent a ", meta.total_bytes,
+                       "-byte message; both sides must agree on its size"));
     }
     if (meta.offset != received) {
-      return absl::InvalidArgumentError(absl::StrCat(recv_op, ": chunk at offset ", meta.offset,
-                                                     ", expected offset ", received));
+      return absl::InvalidArgumentError(
+          absl::StrCat(recv_op, ": chunk at offset ", meta.offset, ", expected offset ", received));
     }
     if (op.action == RecvAction::kAddFloat32 && meta.payload_bytes % 4 != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          recv_op, ": a float32 chunk of ", meta.payload_bytes, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(recv_op, ": a float32 chunk of ", meta.payload_bytes, " bytes"));
     }
     MESHTRAIN_RETURN_IF_ERROR(Annotate(
         ApplyPayload(*chunk, op.recv.subspan(received, meta.payload_bytes), op.action), recv_op));

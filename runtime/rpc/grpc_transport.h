@@ -1,16 +1,17 @@
 // GrpcTransport: the Transport (runtime/transport/transport.h) over gRPC, used
 // for rpc_layer=grpc and wherever no faster data path applies.
 //
-// A message from rank a to rank b travels as one or more chunks (at most
-// `max_chunk_bytes` of payload each), each a SendChunk RPC on a data channel
-// (its own TCP connection, apart from heartbeats) to b's server, which stores
-// it in b's mailbox for this transport's name, keyed by (a's task, seq). seq
-// counts chunks per ordered pair from 0; each chunk also carries its offset
-// and the size of the whole message, which the receiver checks against the
-// size it expects. SendRecv issues all its chunks asynchronously, then takes
-// the incoming ones from the mailbox as they come, then waits for the sends to
-// be acknowledged (stored at the receiver): two ranks sending to each other
-// progress at once whatever the size.
+// A message from rank a to rank b (usually a collective's chunk) travels as one
+// piece, or several where it exceeds `max_piece_bytes`; each piece is one
+// SendChunk RPC on a data channel (its own TCP connection, apart from
+// heartbeats) to b's server, which stores it in b's mailbox for this
+// transport's name, keyed by (a's task, seq). seq counts pieces per ordered
+// pair from 0; each piece also carries its offset and the size of the whole
+// message, which the receiver checks against the size it expects. SendRecv
+// issues all its pieces asynchronously, then takes the incoming ones from the
+// mailbox as they come, then waits for the sends to be acknowledged (stored at
+// the receiver): two ranks sending to each other progress at once whatever the
+// size.
 //
 // Copies: one on the sending side (the payload into the gRPC slice, so the
 // caller's buffer is free again when SendRecv returns), none on the receiving
@@ -52,7 +53,7 @@ struct GrpcTransportOptions {
   // One large call beats several concurrent ones on a connection (measured:
   // 16 MiB as 4 MiB chunks took 2.7x as long as one call), so chunks stay big;
   // the limit only keeps a message under gRPC's 2 GiB.
-  size_t max_chunk_bytes = size_t{64} << 20;
+  size_t max_piece_bytes = size_t{64} << 20;
 };
 
 class GrpcTransport final : public Transport {

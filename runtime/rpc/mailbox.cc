@@ -8,15 +8,15 @@ absl::Status Mailbox::Deposit(ReceivedChunk chunk) {
   absl::MutexLock lock(&mu_);
   auto key = std::make_pair(chunk.meta.source, chunk.meta.seq);
   if (chunks_.count(key) > 0) {
-    return absl::InvalidArgumentError(absl::StrCat("duplicate chunk ", chunk.meta.seq, " from ",
-                                                   chunk.meta.source.ToString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("duplicate chunk ", chunk.meta.seq, " from ", chunk.meta.source.ToString()));
   }
   chunks_.emplace(std::move(key), std::move(chunk));
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReceivedChunk> Mailbox::Take(const TaskId& source, uint64_t seq,
-                                            absl::Time deadline, const AbortSignal* abort) {
+absl::StatusOr<ReceivedChunk> Mailbox::Take(const TaskId& source, uint64_t seq, absl::Time deadline,
+                                            const AbortSignal* abort) {
   const auto key = std::make_pair(source, seq);
   absl::MutexLock lock(&mu_);
   auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {

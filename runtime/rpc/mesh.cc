@@ -49,8 +49,8 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::Create(MeshOptions options) {
   }
   const std::vector<TaskId> tasks = config.cluster.AllTasks();
   if (std::find(tasks.begin(), tasks.end(), config.task) == tasks.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "mesh: this task ", config.task.ToString(), " is not in the cluster; check TF_CONFIG"));
+    return absl::InvalidArgumentError(absl::StrCat("mesh: this task ", config.task.ToString(),
+                                                   " is not in the cluster; check TF_CONFIG"));
   }
   const TaskId chief = config.cluster.Chief();
   if (std::find(tasks.begin(), tasks.end(), chief) == tasks.end()) {
@@ -63,7 +63,8 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::Create(MeshOptions options) {
         "mesh: need 0 < heartbeat_interval (", absl::FormatDuration(options.heartbeat_interval),
         ") < heartbeat_timeout (", absl::FormatDuration(options.heartbeat_timeout), ")"));
   }
-  if (options.startup_timeout <= absl::ZeroDuration() || options.rpc_timeout <= absl::ZeroDuration()) {
+  if (options.startup_timeout <= absl::ZeroDuration() ||
+      options.rpc_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("mesh: startup_timeout and rpc_timeout must be positive");
   }
   MESHTRAIN_RETURN_IF_ERROR(PortOf(config.cluster.address(config.task)).status());
@@ -101,20 +102,23 @@ absl::Status Mesh::Start() {
 }
 
 absl::Status Mesh::Serve() {
-  if (served_ || stopped_) return absl::FailedPreconditionError("mesh: Serve() called twice or after Stop()");
+  if (served_ || stopped_) {
+    return absl::FailedPreconditionError("mesh: Serve() called twice or after Stop()");
+  }
   served_ = true;
   const std::string self = DescribeTask(cluster(), task());
   const std::string& address = cluster().address(task());
   if (server_ == nullptr) {
     MESHTRAIN_ASSIGN_OR_RETURN(server_, Server::Create());
     MESHTRAIN_ASSIGN_OR_RETURN(std::string bind, BindAddress());
-    MESHTRAIN_RETURN_IF_ERROR(Annotate(server_->Start(bind).status(), absl::StrCat("startup of ", self)));
+    MESHTRAIN_RETURN_IF_ERROR(
+        Annotate(server_->Start(bind).status(), absl::StrCat("startup of ", self)));
   } else {
     MESHTRAIN_ASSIGN_OR_RETURN(int port, PortOf(address));
     if (server_->port() == 0 || (port != 0 && server_->port() != port)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "startup of ", self, ": the server handed in listens on port ", server_->port(),
-          " but the ClusterSpec gives this task ", address));
+      return absl::InvalidArgumentError(
+          absl::StrCat("startup of ", self, ": the server handed in listens on port ",
+                       server_->port(), " but the ClusterSpec gives this task ", address));
     }
   }
   server_->SetIdentity(task(), incarnation_, peers_);
@@ -154,7 +158,8 @@ absl::Status Mesh::Serve() {
 
 absl::Status Mesh::Join() {
   if (!served_ || joined_ || stopped_ || client_ == nullptr) {
-    return absl::FailedPreconditionError("mesh: Join() needs a successful Serve(), once, before Stop()");
+    return absl::FailedPreconditionError(
+        "mesh: Join() needs a successful Serve(), once, before Stop()");
   }
   joined_ = true;
   MESHTRAIN_RETURN_IF_ERROR(client_->Register(options_.startup_timeout));
@@ -221,8 +226,8 @@ absl::StatusOr<std::unique_ptr<Transport>> Mesh::CreateTransport(const std::vect
   }
   absl::StatusOr<DataPathChoice> choice = ChooseDataPath(rpc_layer, hosts, options_.data_paths);
   if (!choice.ok()) return Annotate(choice.status(), op);
-  MESHTRAIN_LOG(INFO) << "transport '" << name << "' over " << group.size() << " tasks: "
-                      << choice->path << " (" << choice->reason << ")";
+  MESHTRAIN_LOG(INFO) << "transport '" << name << "' over " << group.size()
+                      << " tasks: " << choice->path << " (" << choice->reason << ")";
   if (choice->path == kGrpcDataPath) {
     GrpcTransportOptions transport_options;
     transport_options.name = std::string(name);
@@ -233,7 +238,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Mesh::CreateTransport(const std::vect
     transport_options.channels = &channels_;
     transport_options.mailboxes = &server_->mailboxes();
     transport_options.abort = abort_;
-    transport_options.max_chunk_bytes = options_.grpc_max_chunk_bytes;
+    transport_options.max_piece_bytes = options_.grpc_max_piece_bytes;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<GrpcTransport> transport,
                                GrpcTransport::Create(std::move(transport_options)));
     return std::unique_ptr<Transport>(std::move(transport));

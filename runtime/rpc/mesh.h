@@ -67,7 +67,7 @@ struct MeshOptions {
   std::string host_identity;  // "": HostIdentity(); tests set it to fake hosts
   ChannelOptions channels;
   DataPathRegistry data_paths;  // fast transports, filled by the launcher
-  size_t grpc_max_chunk_bytes = size_t{64} << 20;
+  size_t grpc_max_piece_bytes = size_t{64} << 20;
 };
 
 // A random nonzero 64-bit number, different for every process start.

@@ -10,10 +10,14 @@ namespace meshtrain {
 
 absl::string_view TaskStateName(TaskState state) {
   switch (state) {
-    case TaskState::kUnregistered: return "unregistered";
-    case TaskState::kConnected: return "connected";
-    case TaskState::kDead: return "dead";
-    case TaskState::kLeft: return "left";
+    case TaskState::kUnregistered:
+      return "unregistered";
+    case TaskState::kConnected:
+      return "connected";
+    case TaskState::kDead:
+      return "dead";
+    case TaskState::kLeft:
+      return "left";
   }
   return "unknown";
 }

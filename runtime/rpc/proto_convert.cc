@@ -13,20 +13,28 @@ namespace {
 
 proto::TaskState ToProto(TaskState state) {
   switch (state) {
-    case TaskState::kUnregistered: return proto::TASK_STATE_UNREGISTERED;
-    case TaskState::kConnected: return proto::TASK_STATE_CONNECTED;
-    case TaskState::kDead: return proto::TASK_STATE_DEAD;
-    case TaskState::kLeft: return proto::TASK_STATE_LEFT;
+    case TaskState::kUnregistered:
+      return proto::TASK_STATE_UNREGISTERED;
+    case TaskState::kConnected:
+      return proto::TASK_STATE_CONNECTED;
+    case TaskState::kDead:
+      return proto::TASK_STATE_DEAD;
+    case TaskState::kLeft:
+      return proto::TASK_STATE_LEFT;
   }
   return proto::TASK_STATE_UNSPECIFIED;
 }
 
 TaskState FromProto(proto::TaskState state) {
   switch (state) {
-    case proto::TASK_STATE_CONNECTED: return TaskState::kConnected;
-    case proto::TASK_STATE_DEAD: return TaskState::kDead;
-    case proto::TASK_STATE_LEFT: return TaskState::kLeft;
-    default: return TaskState::kUnregistered;
+    case proto::TASK_STATE_CONNECTED:
+      return TaskState::kConnected;
+    case proto::TASK_STATE_DEAD:
+      return TaskState::kDead;
+    case proto::TASK_STATE_LEFT:
+      return TaskState::kLeft;
+    default:
+      return TaskState::kUnregistered;
   }
 }
 

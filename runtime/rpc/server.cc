@@ -65,8 +65,7 @@ struct Server::Services {
       });
     }
 
-    grpc::Status ReportError(grpc::ServerContext* context,
-                             const proto::ReportErrorRequest* request,
+    grpc::Status ReportError(grpc::ServerContext* context, const proto::ReportErrorRequest* request,
                              proto::ReportErrorResponse* response) override {
       return Serve([&](CoordinationService& service) {
         return service.ReportError(
@@ -79,11 +78,12 @@ struct Server::Services {
                          proto::BarrierResponse* response) override {
       return Serve([&](CoordinationService& service) {
         std::vector<TaskId> participants;
-        for (const proto::TaskRef& t : request->participants()) participants.push_back(FromProto(t));
-        return service.Barrier(FromProto(request->task()), request->incarnation(),
-                               request->barrier_id(), participants,
-                               std::min(absl::Milliseconds(request->timeout_ms()), Remaining(context)),
-                               Cancelled(context));
+        for (const proto::TaskRef& t : request->participants())
+          participants.push_back(FromProto(t));
+        return service.Barrier(
+            FromProto(request->task()), request->incarnation(), request->barrier_id(), participants,
+            std::min(absl::Milliseconds(request->timeout_ms()), Remaining(context)),
+            Cancelled(context));
       });
     }
 
@@ -205,9 +205,9 @@ absl::StatusOr<int> Server::Start(absl::string_view bind_address) {
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || selected_port == 0) {
     grpc_server_.reset();
-    return absl::UnavailableError(absl::StrCat(
-        "serve: cannot listen on ", bind_address,
-        "; is the port in use (another task, or an earlier run still exiting)?"));
+    return absl::UnavailableError(
+        absl::StrCat("serve: cannot listen on ", bind_address,
+                     "; is the port in use (another task, or an earlier run still exiting)?"));
   }
   port_ = selected_port;
   return port_;
@@ -244,8 +244,8 @@ absl::StatusOr<std::shared_ptr<CoordinationService>> Server::coordination() cons
   if (!task_.has_value()) {
     return absl::UnavailableError("the coordination service is not up yet on this task");
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      task_->ToString(), " does not serve the coordination service; the chief does"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(task_->ToString(), " does not serve the coordination service; the chief does"));
 }
 
 absl::Status Server::AcceptChunk(const grpc::ByteBuffer& request) {
@@ -254,7 +254,8 @@ absl::Status Server::AcceptChunk(const grpc::ByteBuffer& request) {
   std::shared_ptr<const PeerDirectory> peers;
   {
     absl::MutexLock lock(&mu_);
-    if (!task_.has_value()) return absl::UnavailableError("send chunk: this task has not joined the mesh yet");
+    if (!task_.has_value())
+      return absl::UnavailableError("send chunk: this task has not joined the mesh yet");
     self = *task_;
     incarnation = incarnation_;
     peers = peers_;
@@ -269,9 +270,9 @@ absl::Status Server::AcceptChunk(const grpc::ByteBuffer& request) {
         absl::StrCat(op, ": the chunk is addressed to ", meta.destination.ToString()));
   }
   if (meta.destination_incarnation != incarnation) {
-    return absl::AbortedError(absl::StrCat(
-        op, ": the chunk is for incarnation ", meta.destination_incarnation, " but ",
-        self.ToString(), " is incarnation ", incarnation, " (it restarted)"));
+    return absl::AbortedError(absl::StrCat(op, ": the chunk is for incarnation ",
+                                           meta.destination_incarnation, " but ", self.ToString(),
+                                           " is incarnation ", incarnation, " (it restarted)"));
   }
   std::optional<PeerInfo> source = peers->Find(meta.source);
   if (!source.has_value()) {

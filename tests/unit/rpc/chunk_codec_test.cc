@@ -28,7 +28,8 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   EXPECT_TRUE(buffer.Dump(&slices).ok());
   std::string out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
 
@@ -82,7 +83,8 @@ TEST(ChunkCodecTest, AddsFloatsThatStraddleSlices) {
     ASSERT_TRUE(ApplyPayload(*chunk, absl::MakeSpan(reinterpret_cast<std::byte*>(acc.data()), 20),
                              RecvAction::kAddFloat32)
                     .ok());
-    EXPECT_THAT(acc, ::testing::ElementsAre(2.5f, -1.0f, 4.25f, 101.0f, 1.125f)) << "piece " << piece;
+    EXPECT_THAT(acc, ::testing::ElementsAre(2.5f, -1.0f, 4.25f, 101.0f, 1.125f))
+        << "piece " << piece;
   }
 }
 
@@ -92,7 +94,8 @@ TEST(ChunkCodecTest, RejectsMalformedInput) {
   EXPECT_TRUE(absl::IsInvalidArgument(DecodeChunk(Reslice("\x12\x01x", 2)).status()));
   std::vector<std::byte> payload(10);
   const std::string wire = Flatten(EncodeChunk(Meta(10), payload));
-  EXPECT_TRUE(absl::IsInvalidArgument(DecodeChunk(Reslice(wire.substr(0, wire.size() - 1), 4)).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(DecodeChunk(Reslice(wire.substr(0, wire.size() - 1), 4)).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(DecodeChunk(Reslice(wire.substr(0, 5), 4)).status()));
   ChunkMeta beyond = Meta(4);  // 10 bytes do not fit a 4-byte message
   EXPECT_THAT(std::string(DecodeChunk(EncodeChunk(beyond, payload)).status().message()),

@@ -37,7 +37,8 @@ class CoordinationServiceTest : public ::testing::Test {
 
   // Both workers registered (incarnations 1 and 2); the evaluator is optional.
   void Rendezvous() {
-    std::thread other([&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 1), 2), nullptr).ok()); });
+    std::thread other(
+        [&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 1), 2), nullptr).ok()); });
     ASSERT_TRUE(service_->Register(Reg(T("worker", 0), 1), nullptr).ok());
     other.join();
   }
@@ -48,7 +49,8 @@ class CoordinationServiceTest : public ::testing::Test {
 
 TEST_F(CoordinationServiceTest, UnknownAndUnregisteredTasksAreRejected) {
   EXPECT_TRUE(absl::IsInvalidArgument(service_->Register(Reg(T("ps", 0), 5), nullptr).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(service_->Register(Reg(T("worker", 0), 0), nullptr).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(service_->Register(Reg(T("worker", 0), 0), nullptr).status()));
   EXPECT_TRUE(absl::IsFailedPrecondition(service_->KvSet(T("worker", 1), 9, "k", "v")));
 }
 

@@ -66,25 +66,27 @@ TEST(DataPathTest, MeshHandsAutoToARegisteredPathWithTheGroupsHosts) {
     cluster.ReleasePort(Task("worker", r));
     MeshOptions options = cluster.Options(Task("worker", r));
     options.host_identity = "same-host";
-    ASSERT_TRUE(options.data_paths
-                    .Register(kSharedMemoryDataPath,
-                              [](const DataPathContext& c) -> absl::StatusOr<std::unique_ptr<Transport>> {
-                                // The set-up exchange a real path would do.
-                                if (c.rank == 0) {
-                                  auto s = c.coordination->KvSet(c.name + "/segment", "seg-0");
-                                  if (!s.ok()) return s;
-                                } else {
-                                  auto v = c.coordination->KvGet(c.name + "/segment", c.deadline);
-                                  if (!v.ok()) return v.status();
-                                }
-                                return std::make_unique<RecordingTransport>(c);
-                              })
-                    .ok());
+    ASSERT_TRUE(
+        options.data_paths
+            .Register(kSharedMemoryDataPath,
+                      [](const DataPathContext& c) -> absl::StatusOr<std::unique_ptr<Transport>> {
+                        // The set-up exchange a real path would do.
+                        if (c.rank == 0) {
+                          auto s = c.coordination->KvSet(c.name + "/segment", "seg-0");
+                          if (!s.ok()) return s;
+                        } else {
+                          auto v = c.coordination->KvGet(c.name + "/segment", c.deadline);
+                          if (!v.ok()) return v.status();
+                        }
+                        return std::make_unique<RecordingTransport>(c);
+                      })
+            .ok());
     auto mesh = Mesh::Create(std::move(options));
     ASSERT_TRUE(mesh.ok()) << mesh.status();
     meshes.push_back(std::move(*mesh));
   }
-  for (const absl::Status& s : StartAll({meshes[0].get(), meshes[1].get()})) ASSERT_TRUE(s.ok()) << s;
+  for (const absl::Status& s : StartAll({meshes[0].get(), meshes[1].get()}))
+    ASSERT_TRUE(s.ok()) << s;
 
   std::vector<std::unique_ptr<Transport>> transports(2);
   std::vector<std::thread> threads;

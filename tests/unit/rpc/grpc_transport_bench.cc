@@ -1,13 +1,13 @@
 // Times a SendRecv exchange between two tasks over the gRPC transport (both
 // send `bytes` to each other at once). Not a test; run by hand:
-//   build/tests/unit/rpc/grpc_transport_bench [bytes] [iterations] [max_chunk_bytes]
+//   build/tests/unit/rpc/grpc_transport_bench [bytes] [iterations] [max_piece_bytes]
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
-#include "runtime/rpc/mesh.h"
 #include "runtime/base/logging.h"
+#include "runtime/rpc/mesh.h"
 #include "tests/unit/rpc/test_cluster.h"
 
 using meshtrain::Mesh;
@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   const size_t bytes = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : size_t{1} << 20;
   const int iterations = argc > 2 ? std::atoi(argv[2]) : 200;
   meshtrain::testing::TestSettings settings;
-  if (argc > 3) settings.grpc_max_chunk_bytes = std::strtoull(argv[3], nullptr, 10);
+  if (argc > 3) settings.grpc_max_piece_bytes = std::strtoull(argv[3], nullptr, 10);
   const int warmup = 20;
   TestCluster cluster({{"worker", 2}});
   auto m0 = cluster.MakeMesh(Task("worker", 0), settings);
@@ -49,7 +49,9 @@ int main(int argc, char** argv) {
     std::vector<std::byte> recv(bytes);
     for (int i = 0; i < warmup + iterations && statuses[r].ok(); ++i) {
       if (i == warmup && r == 0) start = absl::Now();
-      statuses[r] = transports[r]->SendRecv({.send_to = 1 - r, .send = send, .recv_from = 1 - r,
+      statuses[r] = transports[r]->SendRecv({.send_to = 1 - r,
+                                             .send = send,
+                                             .recv_from = 1 - r,
                                              .recv = absl::MakeSpan(recv),
                                              .deadline = absl::Now() + absl::Seconds(30)});
     }
@@ -65,8 +67,9 @@ int main(int argc, char** argv) {
     }
   }
   const double per_exchange_us = absl::ToDoubleMicroseconds(elapsed) / iterations;
-  std::printf("grpc transport: %zu-byte SendRecv exchange, 2 tasks on 127.0.0.1: %.1f us per exchange "
-              "(%.2f GB/s each way), %d iterations\n",
-              bytes, per_exchange_us, bytes / per_exchange_us / 1e3, iterations);
+  std::printf(
+      "grpc transport: %zu-byte SendRecv exchange, 2 tasks on 127.0.0.1: %.1f us per exchange "
+      "(%.2f GB/s each way), %d iterations\n",
+      bytes, per_exchange_us, bytes / per_exchange_us / 1e3, iterations);
   return 0;
 }

@@ -25,11 +25,11 @@ using ::testing::HasSubstr;
 // over all of them. Small chunks, so large messages travel as many chunks.
 class Group {
  public:
-  explicit Group(int world_size, size_t max_chunk_bytes = 64 << 10)
+  explicit Group(int world_size, size_t max_piece_bytes = 64 << 10)
       : cluster_({{"worker", world_size}}) {
     std::vector<Mesh*> raw;
     TestSettings settings;
-    settings.grpc_max_chunk_bytes = max_chunk_bytes;
+    settings.grpc_max_piece_bytes = max_piece_bytes;
     for (int r = 0; r < world_size; ++r) {
       meshes_.push_back(cluster_.MakeMesh(Task("worker", r), settings));
       raw.push_back(meshes_.back().get());
@@ -164,7 +164,10 @@ TEST(GrpcTransportTest, WorldOfOneSendsToItself) {
   std::vector<std::byte> send = Pattern(1000, 0);
   std::vector<std::byte> got(1000);
   ASSERT_TRUE(group.transport(0)
-                  .SendRecv({.send_to = 0, .send = send, .recv_from = 0, .recv = absl::MakeSpan(got),
+                  .SendRecv({.send_to = 0,
+                             .send = send,
+                             .recv_from = 0,
+                             .recv = absl::MakeSpan(got),
                              .deadline = Soon()})
                   .ok());
   EXPECT_EQ(got, send);
@@ -228,8 +231,10 @@ TEST(GrpcTransportTest, NamesAndLayersAreChecked) {
     autos[r] = std::move(*t);
     std::vector<std::byte> send = Pattern(10, r);
     std::vector<std::byte> got(10);
-    MESHTRAIN_RETURN_IF_ERROR(autos[r]->SendRecv({.send_to = 1 - r, .send = send,
-                                                  .recv_from = 1 - r, .recv = absl::MakeSpan(got),
+    MESHTRAIN_RETURN_IF_ERROR(autos[r]->SendRecv({.send_to = 1 - r,
+                                                  .send = send,
+                                                  .recv_from = 1 - r,
+                                                  .recv = absl::MakeSpan(got),
                                                   .deadline = Soon()}));
     return got == Pattern(10, 1 - r) ? absl::OkStatus() : absl::InternalError("bytes differ");
   });

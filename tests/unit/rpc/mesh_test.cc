@@ -109,7 +109,8 @@ TEST(MeshTest, HeartbeatsDetectAStoppedTaskAndAbortEverySurvivor) {
   auto chief = cluster.MakeMesh(Task("chief", 0));
   auto w0 = cluster.MakeMesh(Task("worker", 0));
   auto w1 = cluster.MakeMesh(Task("worker", 1));
-  for (const absl::Status& s : StartAll({chief.get(), w0.get(), w1.get()})) ASSERT_TRUE(s.ok()) << s;
+  for (const absl::Status& s : StartAll({chief.get(), w0.get(), w1.get()}))
+    ASSERT_TRUE(s.ok()) << s;
 
   const absl::Time killed = absl::Now();
   w1->KillForTesting();
@@ -131,7 +132,8 @@ TEST(MeshTest, ADeadChiefIsReportedUnreachable) {
   auto chief = cluster.MakeMesh(Task("chief", 0));
   auto worker = cluster.MakeMesh(Task("worker", 0));
   auto ps = cluster.MakeMesh(Task("ps", 0));
-  for (const absl::Status& s : StartAll({chief.get(), worker.get(), ps.get()})) ASSERT_TRUE(s.ok()) << s;
+  for (const absl::Status& s : StartAll({chief.get(), worker.get(), ps.get()}))
+    ASSERT_TRUE(s.ok()) << s;
 
   const absl::Time killed = absl::Now();
   chief->KillForTesting();
@@ -144,7 +146,8 @@ TEST(MeshTest, ADeadChiefIsReportedUnreachable) {
                                        ") is unreachable")));
   }
   // A ps task serving until shutdown learns why it must stop.
-  EXPECT_TRUE(absl::IsUnavailable(ps->coordination().WaitForShutdown(absl::Now() + absl::Seconds(5))));
+  EXPECT_TRUE(
+      absl::IsUnavailable(ps->coordination().WaitForShutdown(absl::Now() + absl::Seconds(5))));
 }
 
 TEST(MeshTest, TheFirstReportedErrorAbortsEveryTask) {
@@ -152,7 +155,8 @@ TEST(MeshTest, TheFirstReportedErrorAbortsEveryTask) {
   auto chief = cluster.MakeMesh(Task("chief", 0));
   auto worker = cluster.MakeMesh(Task("worker", 0));
   auto ps = cluster.MakeMesh(Task("ps", 0));
-  for (const absl::Status& s : StartAll({chief.get(), worker.get(), ps.get()})) ASSERT_TRUE(s.ok()) << s;
+  for (const absl::Status& s : StartAll({chief.get(), worker.get(), ps.get()}))
+    ASSERT_TRUE(s.ok()) << s;
 
   // A wait in progress on another task must end too.
   absl::Status barrier_status;
@@ -302,7 +306,8 @@ TEST(MeshTest, ShutdownReachesEveryTaskAndNobodyIsDeclaredDead) {
   auto chief = cluster.MakeMesh(Task("chief", 0));
   auto worker = cluster.MakeMesh(Task("worker", 0));
   auto ps = cluster.MakeMesh(Task("ps", 0));
-  for (const absl::Status& s : StartAll({chief.get(), worker.get(), ps.get()})) ASSERT_TRUE(s.ok()) << s;
+  for (const absl::Status& s : StartAll({chief.get(), worker.get(), ps.get()}))
+    ASSERT_TRUE(s.ok()) << s;
 
   absl::Status ps_status;
   std::thread ps_thread([&] {
@@ -349,7 +354,8 @@ TEST(MeshTest, ABusyPortIsAClearError) {
 }
 
 TEST(MeshTest, CreateRejectsBadOptions) {
-  EXPECT_TRUE(absl::IsInvalidArgument(Mesh::Create(MeshOptions{.config = ClusterConfig::Local()}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      Mesh::Create(MeshOptions{.config = ClusterConfig::Local()}).status()));
   TestCluster cluster({{"worker", 1}});
   auto options = cluster.Options(Task("worker", 0));
   options.heartbeat_timeout = options.heartbeat_interval;

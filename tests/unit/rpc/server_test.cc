@@ -4,11 +4,11 @@
 
 #include <string>
 
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "absl/synchronization/notification.h"
 #include "proto/collective.grpc.pb.h"
 #include "proto/coordination.grpc.pb.h"
 #include "runtime/rpc/coordination_service.h"
@@ -31,8 +31,8 @@ class ServerTest : public ::testing::Test {
     for (const absl::Status& s : StartAll({chief_.get(), worker_.get()})) EXPECT_TRUE(s.ok()) << s;
     worker_channel_ = grpc::CreateChannel(cluster_.address(Task("worker", 0)),
                                           grpc::InsecureChannelCredentials());
-    chief_channel_ = grpc::CreateChannel(cluster_.address(Task("chief", 0)),
-                                         grpc::InsecureChannelCredentials());
+    chief_channel_ =
+        grpc::CreateChannel(cluster_.address(Task("chief", 0)), grpc::InsecureChannelCredentials());
   }
 
   // A well-formed chunk from chief:0 to worker:0 for transport "m".

@@ -24,14 +24,13 @@ struct TestSettings {
   absl::Duration startup = absl::Seconds(20);
   absl::Duration heartbeat_interval = absl::Milliseconds(100);
   absl::Duration heartbeat_timeout = absl::Seconds(1);
-  size_t grpc_max_chunk_bytes = size_t{64} << 20;
+  size_t grpc_max_piece_bytes = size_t{64} << 20;
 };
 
 class TestCluster {
  public:
   // `jobs`: job name -> number of tasks. `absent` tasks never get a server.
-  explicit TestCluster(const std::map<std::string, int>& jobs,
-                       const std::set<TaskId>& absent = {});
+  explicit TestCluster(const std::map<std::string, int>& jobs, const std::set<TaskId>& absent = {});
   ~TestCluster();
 
   const ClusterSpec& spec() const { return spec_; }

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -440,7 +441,12 @@ std::vector<int> AllPeers(int rank, int world_size) {
   return peers;
 }
 
-ShmTransport::ShmTransport(ShmTransportOptions options) : options_(std::move(options)) {}
+ShmTransport::ShmTransport(ShmTransportOptions options) : options_(std::move(options)) {
+  unsigned cores = std::thread::hardware_concurrency();
+  if (cores != 0 && options_.world_size > static_cast<int>(cores)) {
+    options_.spin = absl::ZeroDuration();
+  }
+}
 
 ShmTransport::~ShmTransport() {
   if (options_.abort != nullptr && abort_callback_ >= 0) {

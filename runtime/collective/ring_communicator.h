@@ -34,7 +34,9 @@ namespace meshtrain {
 
 struct RingCommunicatorOptions {
   // Two ranks exchange whole buffers up to this size (0 = always the ring).
-  size_t exchange_max_bytes = size_t{256} << 10;
+  // Measured on shared memory the ring is as fast from 16 KiB on (faster at
+  // 64 KiB); the exchange saves one round trip for tiny messages.
+  size_t exchange_max_bytes = size_t{8} << 10;
   // Broadcast pipelining unit.
   size_t broadcast_piece_bytes = size_t{512} << 10;
 };

@@ -212,8 +212,8 @@ struct ShmTransport::Link {
       size_t copy = s.done < s.bytes ? std::min(step, s.bytes - s.done) : 0;
       size_t at = out_head & mask;
       size_t first = std::min<size_t>(copy, ring_bytes - at);
-      std::memcpy(out_ring + at, s.data + s.done, first);
-      std::memcpy(out_ring, s.data + s.done + first, copy - first);
+      if (first > 0) std::memcpy(out_ring + at, s.data + s.done, first);
+      if (copy > first) std::memcpy(out_ring, s.data + s.done + first, copy - first);
       out_head += step;
       s.done += step;
     }

@@ -89,8 +89,10 @@ struct TcpTransportOptions {
   int socket_buffer_bytes = 4 << 20;
   // Staging buffer per socket for kAddFloat32.
   size_t staging_bytes = size_t{256} << 10;
-  // Retry nonblocking socket calls this long before sleeping in poll().
-  absl::Duration spin = absl::Microseconds(30);
+  // Retry nonblocking socket calls this long before sleeping in poll() (a
+  // wake-up from poll costs ~60 us on this VM). Set it to zero when this host
+  // runs more ranks than it has cores: a spinner holds a core a peer needs.
+  absl::Duration spin = absl::Microseconds(50);
   absl::Time connect_deadline = absl::InfiniteFuture();
   AbortSignal* abort = nullptr;
 };

@@ -4,8 +4,8 @@
 // the method of shared/peers/torch_gloo_allreduce.py and mpi_allreduce.c.
 //
 //   allreduce_bench --transport shm|tcp [--nproc 2] [--min-time 2] [--sizes 4096,65536]
-//                   [--streams 1] [--ring-bytes 1048576] [--exchange-max 262144]
-//                   [--socket-buffer 0] [--port 29650] [--spin-us 50]
+//                   [--streams 1] [--ring-bytes 1048576] [--exchange-max 8192]
+//                   [--socket-buffer 4194304] [--port 29650] [--spin-us 50]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,8 +36,8 @@ struct Args {
   int streams = 1;
   size_t ring_bytes = size_t{1} << 20;
   size_t piece_bytes = size_t{64} << 10;
-  size_t exchange_max = size_t{256} << 10;
-  int socket_buffer = 0;
+  size_t exchange_max = RingCommunicatorOptions().exchange_max_bytes;
+  int socket_buffer = TcpTransportOptions().socket_buffer_bytes;
   int port = 29650;
   int spin_us = 50;
 };

@@ -44,9 +44,10 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
                                                      ctx.step, ": replica ", replica,
                                                      " out of range for ", n_, " replicas"));
     }
-    return Annotate(Run(replica, data, ctx),
-                    absl::StrCat(name_, " allreduce '", ctx.name, "' step ", ctx.step,
-                                 " replica ", replica));
+    absl::Status status = Run(replica, data, ctx);
+    if (status.ok()) return status;
+    return Annotate(status, absl::StrCat(name_, " allreduce '", ctx.name, "' step ", ctx.step,
+                                         " replica ", replica));
   }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
@@ -10,8 +11,11 @@
 namespace meshtrain {
 namespace {
 
-std::string Where(absl::string_view op, const CollectiveContext& ctx) {
-  return absl::StrCat(op, " '", ctx.name, "' step ", ctx.step);
+// Prefixes an error with the collective and its context; OK stays OK without
+// building a string (this runs on every call).
+absl::Status InContext(absl::Status status, absl::string_view op, const CollectiveContext& ctx) {
+  if (status.ok()) return status;
+  return Annotate(status, absl::StrCat(op, " '", ctx.name, "' step ", ctx.step));
 }
 
 absl::Span<std::byte> Bytes(float* data, size_t n) {
@@ -25,7 +29,7 @@ absl::Status RingCommunicator::AllReduceSum(absl::Span<float> data, const Collec
   absl::Status status = (world_size() == 2 && data.size() * sizeof(float) <= options_.exchange_max_bytes)
                             ? ExchangeAllReduce(data, ctx.deadline)
                             : RingAllReduce(data, ctx.deadline);
-  return Annotate(status, Where("allreduce", ctx));
+  return InContext(std::move(status), "allreduce", ctx);
 }
 
 absl::Status RingCommunicator::RingAllReduce(absl::Span<float> data, absl::Time deadline) {
@@ -62,11 +66,12 @@ absl::Status RingCommunicator::ExchangeAllReduce(absl::Span<float> data, absl::T
 absl::Status RingCommunicator::Broadcast(absl::Span<std::byte> data, int root,
                                          const CollectiveContext& ctx) {
   if (root < 0 || root >= world_size()) {
-    return absl::InvalidArgumentError(absl::StrCat(Where("broadcast", ctx), ": root ", root,
-                                                   " out of range for world size ", world_size()));
+    return InContext(absl::InvalidArgumentError(absl::StrCat(
+                         "root ", root, " out of range for world size ", world_size())),
+                     "broadcast", ctx);
   }
   if (world_size() == 1) return absl::OkStatus();
-  return Annotate(BroadcastChain(data, root, ctx.deadline), Where("broadcast", ctx));
+  return InContext(BroadcastChain(data, root, ctx.deadline), "broadcast", ctx);
 }
 
 absl::Status RingCommunicator::BroadcastChain(absl::Span<std::byte> data, int root,
@@ -115,9 +120,9 @@ absl::Status RingCommunicator::AllGather(absl::Span<const std::byte> mine,
   gather_offsets_.resize(n + 1);
   for (int i = 0; i <= n; ++i) gather_offsets_[i] = i * sizeof(uint64_t);
   MESHTRAIN_RETURN_IF_ERROR(
-      Annotate(RingAllGather(reinterpret_cast<std::byte*>(gather_sizes_.data()), gather_offsets_,
-                             ctx.deadline),
-               Where("allgather (sizes)", ctx)));
+      InContext(RingAllGather(reinterpret_cast<std::byte*>(gather_sizes_.data()),
+                              gather_offsets_, ctx.deadline),
+                "allgather (sizes)", ctx));
   // 2. The data, at offsets from those counts.
   sizes->resize(n);
   gather_offsets_[0] = 0;
@@ -127,8 +132,7 @@ absl::Status RingCommunicator::AllGather(absl::Span<const std::byte> mine,
   }
   all->resize(gather_offsets_[n]);
   if (!mine.empty()) std::memcpy(all->data() + gather_offsets_[r], mine.data(), mine.size());
-  return Annotate(RingAllGather(all->data(), gather_offsets_, ctx.deadline),
-                  Where("allgather", ctx));
+  return InContext(RingAllGather(all->data(), gather_offsets_, ctx.deadline), "allgather", ctx);
 }
 
 absl::Status RingCommunicator::RingAllGather(std::byte* buffer, absl::Span<const size_t> offsets,
@@ -156,12 +160,12 @@ absl::Status RingCommunicator::Barrier(const CollectiveContext& ctx) {
   std::byte got[1];
   for (int s = 0; s < n - 1; ++s) {
     MESHTRAIN_RETURN_IF_ERROR(
-        Annotate(transport_->SendRecv({.send_to = (r + 1) % n,
-                                       .send = token,
-                                       .recv_from = (r + n - 1) % n,
-                                       .recv = got,
-                                       .deadline = ctx.deadline}),
-                 Where("barrier", ctx)));
+        InContext(transport_->SendRecv({.send_to = (r + 1) % n,
+                                        .send = token,
+                                        .recv_from = (r + n - 1) % n,
+                                        .recv = got,
+                                        .deadline = ctx.deadline}),
+                  "barrier", ctx));
   }
   return absl::OkStatus();
 }

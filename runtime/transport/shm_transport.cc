@@ -223,7 +223,8 @@ struct ShmTransport::Link {
   }
 
   // Consumes at most one piece of `r`; sets *progressed when anything moved.
-  absl::Status StepRecv(RecvProgress& r, size_t piece_bytes, const std::string& peer_name,
+  // `transport` names the peer in errors.
+  absl::Status StepRecv(RecvProgress& r, size_t piece_bytes, const ShmTransport& transport,
                         bool* progressed) {
     uint64_t avail = RecvAvailable();
     if (avail < kLine) return absl::OkStatus();
@@ -232,13 +233,13 @@ struct ShmTransport::Link {
       MessageHeader header;
       std::memcpy(&header, in_ring + (in_tail & mask), sizeof(header));
       if (header.magic != kMessageMagic || header.seq != recv_seq) {
-        return absl::InternalError(absl::StrCat("shm recv from ", peer_name,
+        return absl::InternalError(absl::StrCat("shm recv from ", transport.PeerName(peer),
                                                 ": corrupt message header (seq ", header.seq,
                                                 ", expected ", recv_seq, ")"));
       }
       if (header.bytes != r.bytes) {
         return absl::InternalError(absl::StrCat(
-            "shm recv from ", peer_name, ": message ", recv_seq, " has ", header.bytes,
+            "shm recv from ", transport.PeerName(peer), ": message ", recv_seq, " has ", header.bytes,
             " bytes, expected ", r.bytes, "; the ranks issued different collectives"));
       }
       ++recv_seq;
@@ -593,7 +594,7 @@ absl::Status ShmTransport::SendRecv(const SendRecvOp& op) {
     }
     if (receiving) {
       absl::Status status =
-          in->StepRecv(r, options_.piece_bytes, PeerName(op.recv_from), &progressed);
+          in->StepRecv(r, options_.piece_bytes, *this, &progressed);
       if (!status.ok()) {
         broken_ = status;
         return status;

@@ -5,10 +5,12 @@
 //
 //   allreduce_bench --transport shm|tcp [--nproc 2] [--min-time 2] [--sizes 4096,65536]
 //                   [--streams 1] [--ring-bytes 1048576] [--exchange-max 8192]
-//                   [--socket-buffer 4194304] [--port 29650] [--spin-us 50]
+//                   [--socket-buffer 4194304] [--port 29650] [--spin-us 50] [--pin 1]
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +42,7 @@ struct Args {
   int socket_buffer = TcpTransportOptions().socket_buffer_bytes;
   int port = 29650;
   int spin_us = 50;
+  int pin = 1;  // bind rank r to CPU r mod cores, as mpirun binds ranks to cores by default
 };
 
 bool ParseArgs(int argc, char** argv, Args* args) {
@@ -75,6 +78,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       ok = absl::SimpleAtoi(v, &args->socket_buffer);
     } else if (k == "port") {
       ok = absl::SimpleAtoi(v, &args->port);
+    } else if (k == "pin") {
+      ok = absl::SimpleAtoi(v, &args->pin);
     } else if (k == "spin-us") {
       ok = absl::SimpleAtoi(v, &args->spin_us);
     } else {
@@ -124,6 +129,13 @@ absl::StatusOr<std::unique_ptr<Transport>> Connect(const Args& args, int rank,
 }
 
 int RunRank(const Args& args, int rank, const std::string& job) {
+  if (args.pin) {
+    int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(rank % std::max(cores, 1), &set);
+    sched_setaffinity(0, sizeof(set), &set);
+  }
   auto transport = Connect(args, rank, job);
   if (!transport.ok()) {
     fprintf(stderr, "rank %d: %s\n", rank, transport.status().ToString().c_str());
@@ -135,8 +147,9 @@ int RunRank(const Args& args, int rank, const std::string& job) {
   options.min_time = absl::Seconds(args.min_time);
   if (rank == 0) {
     printf("meshtrain ring allreduce SUM float32, %d ranks, transport %s (streams %d, ring %zu, "
-           "exchange <= %zu)\n%s\n",
+           "exchange <= %zu, pinned %d)\n%s\n",
            args.nproc, args.transport.c_str(), args.streams, args.ring_bytes, args.exchange_max,
+           args.pin,
            AllReduceBenchmarkHeader().c_str());
     fflush(stdout);
   }
@@ -162,7 +175,7 @@ int main(int argc, char** argv) {
     fprintf(stderr,
             "usage: allreduce_bench --transport shm|tcp [--nproc N] [--min-time S] [--sizes B,B]\n"
             "  [--streams N] [--ring-bytes B] [--piece-bytes B] [--exchange-max B]\n"
-            "  [--socket-buffer B] [--port P] [--spin-us U]\n");
+            "  [--socket-buffer B] [--port P] [--spin-us U] [--pin 0|1]\n");
     return 2;
   }
   std::string job = absl::StrCat("bench", getpid());

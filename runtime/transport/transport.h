@@ -17,7 +17,8 @@
 // moves), kInternal a framing mismatch. No call blocks past its deadline. After
 // any error other than kInvalidArgument the channels are in an unknown state
 // (a message may be half sent): the caller tears the transport down and builds a
-// new one (a new incarnation), as after a peer failure.
+// new one (a new incarnation), as after a peer failure. The process-to-process
+// transports answer later calls with kFailedPrecondition carrying that error.
 //
 // Thread-safety: one thread drives a Transport at a time; the abort signal may be
 // raised from any thread and wakes every wait.

@@ -8,9 +8,17 @@
 // Gloo), so messages need no tags; implementations still frame what they send
 // and report a mismatch (a peer that sent more or less than expected) as an error.
 //
+// A zero-length send is still a message: it is framed, ordered and matched with
+// a zero-length receive (collectives use it for barriers and empty chunks).
+//
 // Errors: kUnavailable names the peer that went away, kDeadlineExceeded the peer
 // that was waited for, kAborted the reason recorded on the AbortSignal the
-// transport polls. No call blocks past its deadline.
+// transport polls, kInvalidArgument a malformed op (caught before any byte
+// moves), kInternal a framing mismatch. No call blocks past its deadline. After
+// any error other than kInvalidArgument the channels are in an unknown state
+// (a message may be half sent): the caller tears the transport down and builds a
+// new one (a new incarnation), as after a peer failure. The process-to-process
+// transports answer later calls with kFailedPrecondition carrying that error.
 //
 // Thread-safety: one thread drives a Transport at a time; the abort signal may be
 // raised from any thread and wakes every wait.
@@ -34,8 +42,14 @@ enum class RecvAction {
 
 // One exchange: send `send` to `send_to` while receiving `recv.size()` bytes from
 // `recv_from`. Either side may be absent (rank -1), which gives plain Send and
-// Recv. Both sides progress together, so two ranks that send to each other at
-// the same time never deadlock, whatever the size.
+// Recv; send_to == recv_from is an exchange with one peer. Both sides progress
+// together, so two ranks that send to each other at the same time never
+// deadlock, whatever the size. `send` and `recv` must not overlap (the transport
+// may read `send` after it has written parts of `recv`). The sender's byte count
+// must equal the receiver's; a mismatch is an error on the receiving side.
+// kAddFloat32 needs `recv.size()` to be a multiple of 4 and `recv` 4-byte
+// aligned (as any span of floats is); else kInvalidArgument. Sending to or
+// receiving from oneself is kInvalidArgument.
 struct SendRecvOp {
   int send_to = -1;
   absl::Span<const std::byte> send;

@@ -1,0 +1,631 @@
+#include "runtime/transport/tcp_transport.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "absl/memory/memory.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/transport/reduce_kernel.h"
+
+namespace meshtrain {
+namespace {
+
+constexpr uint32_t kFrameMagic = 0x66706374;  // "tcpf"
+constexpr uint32_t kHelloMagic = 0x6c6c6568;  // "hell"
+constexpr uint32_t kVersion = 1;
+constexpr int kMaxStreams = 16;
+constexpr size_t kPartAlign = 64;
+
+struct FrameHeader {
+  uint32_t magic;
+  uint32_t seq;
+  uint64_t bytes;  // the whole message's length (all parts)
+};
+static_assert(sizeof(FrameHeader) == 16);
+
+struct Hello {
+  uint32_t magic;
+  uint32_t version;
+  int32_t rank;
+  int32_t world_size;
+  uint32_t stream;
+  uint32_t streams;
+  uint64_t incarnation;
+  char job_id[128];
+};
+
+struct HelloReply {
+  uint32_t magic;
+  uint32_t version;
+  uint32_t accepted;
+  int32_t rank;
+  uint64_t incarnation;
+  char reason[192];
+};
+
+std::string ErrnoText(int err) { return strerror(err); }
+
+void TuneSocket(int fd, int buffer_bytes) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (buffer_bytes > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof(buffer_bytes));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
+  }
+}
+
+// Waits for `events` on `fd` until `deadline`; false at the deadline.
+bool PollUntil(int fd, short events, absl::Time deadline) {
+  while (true) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd p{fd, events, 0};
+    int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
+    int rc = poll(&p, 1, ms);
+    if (rc > 0) return true;
+    if (rc < 0 && errno != EINTR) return true;  // let the caller's I/O report it
+  }
+}
+
+// Handshake I/O on a nonblocking socket, bounded by `deadline`.
+absl::Status WriteAll(int fd, const void* data, size_t n, absl::Time deadline,
+                      absl::string_view what) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t rc = send(fd, p, n, MSG_NOSIGNAL);
+    if (rc > 0) {
+      p += rc;
+      n -= rc;
+    } else if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      if (!PollUntil(fd, POLLOUT, deadline)) {
+        return absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
+      }
+    } else {
+      return absl::UnavailableError(absl::StrCat(what, ": ", ErrnoText(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadAll(int fd, void* data, size_t n, absl::Time deadline, absl::string_view what) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    ssize_t rc = recv(fd, p, n, 0);
+    if (rc > 0) {
+      p += rc;
+      n -= rc;
+    } else if (rc == 0) {
+      return absl::UnavailableError(absl::StrCat(what, ": connection closed"));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      if (!PollUntil(fd, POLLIN, deadline)) {
+        return absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
+      }
+    } else {
+      return absl::UnavailableError(absl::StrCat(what, ": ", ErrnoText(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Dials host:port, retrying refusals with backoff until `deadline`.
+absl::StatusOr<int> Dial(const TcpPeerAddress& address, const std::string& peer_name,
+                         absl::Time deadline, AbortSignal* abort) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* resolved = nullptr;
+  std::string port = absl::StrCat(address.port);
+  int gai = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &resolved);
+  if (gai != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tcp connect to ", peer_name, ": cannot resolve '",
+                                                   address.host, "': ", gai_strerror(gai)));
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(resolved, freeaddrinfo);
+  absl::Duration backoff = absl::Milliseconds(2);
+  std::string last_error = "no attempt";
+  while (true) {
+    if (abort != nullptr && abort->aborted()) return abort->status();
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("tcp connect to ", peer_name, " at ",
+                                                      address.host, ":", address.port,
+                                                      ": gave up at the deadline (", last_error,
+                                                      "); is the peer running?"));
+    }
+    int fd = socket(resolved->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText(errno)));
+    int rc = connect(fd, resolved->ai_addr, resolved->ai_addrlen);
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      if (PollUntil(fd, POLLOUT, std::min(deadline, absl::Now() + absl::Seconds(2)))) {
+        socklen_t len = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      } else {
+        err = ETIMEDOUT;
+      }
+    }
+    if (err == 0) return fd;
+    close(fd);
+    last_error = ErrnoText(err);
+    absl::Time wake = std::min(deadline, absl::Now() + backoff);
+    if (abort != nullptr) {
+      abort->WaitUntil(wake);
+    } else {
+      absl::SleepFor(wake - absl::Now());
+    }
+    backoff = std::min(backoff * 2, absl::Milliseconds(100));
+  }
+}
+
+void CopyString(absl::string_view s, char* out, size_t cap) {
+  size_t n = std::min(s.size(), cap - 1);
+  std::memcpy(out, s.data(), n);
+  out[n] = '\0';
+}
+
+// Splits `bytes` over the streams: parts of equal size rounded to 64 bytes
+// (so a float never straddles two parts), the last one shorter.
+int NumParts(size_t bytes, const TcpTransportOptions& options) {
+  return (options.streams > 1 && bytes >= options.split_min_bytes) ? options.streams : 1;
+}
+std::pair<size_t, size_t> PartRange(size_t bytes, int parts, int i) {
+  size_t part = (bytes + parts - 1) / parts;
+  part = (part + kPartAlign - 1) / kPartAlign * kPartAlign;
+  size_t begin = std::min(bytes, part * i);
+  return {begin, std::min(bytes, begin + part)};
+}
+
+}  // namespace
+
+struct TcpTransport::Stream {
+  int fd = -1;
+  uint32_t send_seq = 0;
+  uint32_t recv_seq = 0;
+  std::vector<std::byte> staging;  // kAddFloat32 receive buffer, sized once
+  ~Stream() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+namespace {
+
+struct SendPart {
+  TcpTransport::Stream* stream;
+  FrameHeader header;
+  const std::byte* data;
+  size_t bytes;
+  size_t sent;  // header then payload bytes written
+  bool done() const { return sent == sizeof(FrameHeader) + bytes; }
+};
+
+struct RecvPart {
+  TcpTransport::Stream* stream;
+  FrameHeader header;
+  size_t header_got;
+  std::byte* data;
+  size_t bytes;
+  size_t done;   // payload bytes copied or added into `data`
+  size_t carry;  // kAddFloat32: bytes of a partial float at the front of staging
+  bool done_all() const { return header_got == sizeof(FrameHeader) && done == bytes; }
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TcpListener>> TcpListener::Create(absl::string_view host,
+                                                                 int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* resolved = nullptr;
+  std::string host_str(host), port_str = absl::StrCat(port);
+  int gai = getaddrinfo(host_str.empty() ? nullptr : host_str.c_str(), port_str.c_str(), &hints,
+                        &resolved);
+  if (gai != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tcp listen on '", host, "': cannot resolve: ", gai_strerror(gai)));
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(resolved, freeaddrinfo);
+  int fd = socket(resolved->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText(errno)));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, resolved->ai_addr, resolved->ai_addrlen) != 0 || listen(fd, 256) != 0) {
+    int err = errno;
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("tcp listen on ", host, ":", port, ": ",
+                                               ErrnoText(err), err == EADDRINUSE
+                                                   ? "; pick another port or 0 for a free one"
+                                                   : ""));
+  }
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int bound = addr.ss_family == AF_INET6
+                  ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                  : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  return absl::WrapUnique(new TcpListener(fd, bound));
+}
+
+TcpListener::~TcpListener() { close(fd_); }
+
+TcpTransport::TcpTransport(TcpTransportOptions options) : options_(std::move(options)) {}
+
+TcpTransport::~TcpTransport() {
+  if (options_.abort != nullptr && abort_callback_ >= 0) {
+    options_.abort->RemoveCallback(abort_callback_);
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+std::string TcpTransport::PeerName(int rank) const {
+  if (rank >= 0 && rank < static_cast<int>(options_.peer_names.size())) {
+    return options_.peer_names[rank];
+  }
+  return absl::StrCat("rank ", rank);
+}
+
+absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
+    std::unique_ptr<TcpListener> listener, const TcpTransportOptions& options) {
+  const int n = options.world_size;
+  if (n < 1 || options.rank < 0 || options.rank >= n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tcp transport: rank ", options.rank, " out of range for world size ", n));
+  }
+  if (options.streams < 1 || options.streams > kMaxStreams) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tcp transport: streams ", options.streams, " must be 1 to ", kMaxStreams));
+  }
+  if (options.job_id.size() >= sizeof(Hello::job_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("tcp transport: job_id longer than ",
+                                                   sizeof(Hello::job_id) - 1, " characters"));
+  }
+  if (options.staging_bytes < 4096 || options.staging_bytes % kPartAlign != 0) {
+    return absl::InvalidArgumentError("tcp transport: staging_bytes must be a multiple of 64, >= 4096");
+  }
+  if (!options.peer_names.empty() && static_cast<int>(options.peer_names.size()) != n) {
+    return absl::InvalidArgumentError(absl::StrCat("tcp transport: ", options.peer_names.size(),
+                                                   " peer names for world size ", n));
+  }
+  bool needs_listener = false;
+  std::set<int> seen;
+  for (const TcpPeerAddress& peer : options.peers) {
+    if (peer.rank < 0 || peer.rank >= n || peer.rank == options.rank || !seen.insert(peer.rank).second) {
+      return absl::InvalidArgumentError(absl::StrCat("tcp transport on rank ", options.rank,
+                                                     ": bad or repeated peer rank ", peer.rank));
+    }
+    needs_listener |= peer.rank > options.rank;
+  }
+  if (needs_listener && listener == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tcp transport on rank ", options.rank, ": higher-ranked peers dial this rank, so it needs a TcpListener"));
+  }
+  auto transport = absl::WrapUnique(new TcpTransport(options));
+  transport->pollfds_.reserve(2 * kMaxStreams + 1);
+  transport->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (transport->wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", ErrnoText(errno)));
+  MESHTRAIN_RETURN_IF_ERROR(transport->Connect(listener.get()));
+  if (options.abort != nullptr) {
+    int fd = transport->wake_fd_;
+    transport->abort_callback_ = options.abort->AddCallback([fd] {
+      uint64_t one = 1;
+      (void)!write(fd, &one, sizeof(one));
+    });
+  }
+  return transport;
+}
+
+absl::Status TcpTransport::Connect(TcpListener* listener) {
+  const TcpTransportOptions& o = options_;
+  const absl::Time deadline = o.connect_deadline;
+  streams_.resize(o.world_size);
+  int expected_accepts = 0;
+  // Step 2: dial the lower ranks and send hellos.
+  for (const TcpPeerAddress& peer : o.peers) {
+    streams_[peer.rank].resize(o.streams);
+    if (peer.rank > o.rank) {
+      expected_accepts += o.streams;
+      continue;
+    }
+    for (int s = 0; s < o.streams; ++s) {
+      MESHTRAIN_ASSIGN_OR_RETURN(int fd, Dial(peer, PeerName(peer.rank), deadline, o.abort));
+      auto stream = std::make_unique<Stream>();
+      stream->fd = fd;
+      TuneSocket(fd, o.socket_buffer_bytes);
+      Hello hello{kHelloMagic, kVersion, o.rank, o.world_size, static_cast<uint32_t>(s),
+                  static_cast<uint32_t>(o.streams), o.incarnation, {}};
+      CopyString(o.job_id, hello.job_id, sizeof(hello.job_id));
+      MESHTRAIN_RETURN_IF_ERROR(WriteAll(fd, &hello, sizeof(hello), deadline,
+                                         absl::StrCat("tcp hello to ", PeerName(peer.rank))));
+      streams_[peer.rank][s] = std::move(stream);
+    }
+  }
+  // Step 3: accept the higher ranks.
+  std::string last_rejection;
+  while (expected_accepts > 0) {
+    if (o.abort != nullptr && o.abort->aborted()) return o.abort->status();
+    if (absl::Now() >= deadline) {
+      std::string missing;
+      for (const TcpPeerAddress& peer : o.peers) {
+        if (peer.rank < o.rank) continue;
+        for (int s = 0; s < o.streams; ++s) {
+          if (streams_[peer.rank][s] == nullptr) {
+            absl::StrAppend(&missing, missing.empty() ? "" : ", ", PeerName(peer.rank));
+            break;
+          }
+        }
+      }
+      return absl::DeadlineExceededError(absl::StrCat(
+          "tcp connect on rank ", o.rank, ": ", missing, " did not connect before the deadline",
+          last_rejection.empty() ? "" : absl::StrCat(" (last rejected: ", last_rejection, ")")));
+    }
+    if (!PollUntil(listener->fd(), POLLIN, std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
+      continue;
+    }
+    int fd = accept4(listener->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    auto stream = std::make_unique<Stream>();
+    stream->fd = fd;
+    Hello hello;
+    absl::Time hello_deadline = std::min(deadline, absl::Now() + absl::Seconds(2));
+    if (!ReadAll(fd, &hello, sizeof(hello), hello_deadline, "tcp hello").ok()) continue;
+    hello.job_id[sizeof(hello.job_id) - 1] = '\0';
+    std::string reason;
+    const int from = hello.rank;
+    if (hello.magic != kHelloMagic || hello.version != kVersion) {
+      reason = "not a meshtrain tcp transport (bad magic or version)";
+    } else if (hello.job_id != o.job_id || hello.world_size != o.world_size) {
+      reason = absl::StrCat("job '", hello.job_id, "' of ", hello.world_size,
+                            " ranks, expected job '", o.job_id, "' of ", o.world_size);
+    } else if (hello.incarnation != o.incarnation) {
+      reason = absl::StrCat("incarnation ", hello.incarnation, ", expected ", o.incarnation,
+                            " (a stale process)");
+    } else if (from <= o.rank || from >= o.world_size || streams_[from].empty() ||
+               hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
+               streams_[from][hello.stream] != nullptr) {
+      reason = absl::StrCat("unexpected rank ", from, " stream ", hello.stream, " of ",
+                            hello.streams);
+    }
+    HelloReply reply{kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, o.incarnation, {}};
+    CopyString(reason, reply.reason, sizeof(reply.reason));
+    absl::Status sent = WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
+    if (!reason.empty()) {
+      last_rejection = absl::StrCat("rank ", from, ": ", reason);
+      MESHTRAIN_LOG(WARNING) << "tcp transport rank " << o.rank << ": rejected a connection from "
+                             << last_rejection;
+      continue;
+    }
+    if (!sent.ok()) continue;
+    TuneSocket(fd, o.socket_buffer_bytes);
+    streams_[from][hello.stream] = std::move(stream);
+    --expected_accepts;
+  }
+  // Step 4: the lower ranks' answers.
+  for (const TcpPeerAddress& peer : o.peers) {
+    if (peer.rank > o.rank) continue;
+    for (int s = 0; s < o.streams; ++s) {
+      HelloReply reply;
+      std::string what = absl::StrCat("tcp hello reply from ", PeerName(peer.rank));
+      MESHTRAIN_RETURN_IF_ERROR(
+          ReadAll(streams_[peer.rank][s]->fd, &reply, sizeof(reply), deadline, what));
+      reply.reason[sizeof(reply.reason) - 1] = '\0';
+      if (reply.magic != kHelloMagic || reply.rank != peer.rank) {
+        return absl::UnavailableError(absl::StrCat(what, ": not the expected peer (rank ",
+                                                   reply.rank, ")"));
+      }
+      if (!reply.accepted) {
+        return absl::UnavailableError(absl::StrCat(PeerName(peer.rank), " rejected rank ", o.rank,
+                                                   ": ", reply.reason));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TcpTransport::CheckOp(const SendRecvOp& op) const {
+  const int n = options_.world_size;
+  auto bad_peer = [&](int peer) {
+    return peer < -1 || peer >= n || peer == options_.rank || (peer >= 0 && streams_[peer].empty());
+  };
+  if (bad_peer(op.send_to) || bad_peer(op.recv_from)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tcp SendRecv on rank ", options_.rank, ": send_to ", op.send_to, ", recv_from ",
+        op.recv_from, " not among the connected peers; list them in TcpTransportOptions::peers"));
+  }
+  if (op.action == RecvAction::kAddFloat32 &&
+      (op.recv.size() % sizeof(float) != 0 ||
+       reinterpret_cast<uintptr_t>(op.recv.data()) % alignof(float) != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tcp SendRecv: kAddFloat32 needs an aligned float buffer, got ", op.recv.size(), " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TcpTransport::SendRecv(const SendRecvOp& op) {
+  if (!broken_.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tcp transport unusable after an earlier error: ", broken_.message()));
+  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckOp(op));
+  SendPart sends[kMaxStreams];
+  RecvPart recvs[kMaxStreams];
+  int num_sends = 0, num_recvs = 0;
+  if (op.send_to >= 0) {
+    num_sends = NumParts(op.send.size(), options_);
+    for (int i = 0; i < num_sends; ++i) {
+      auto [begin, end] = PartRange(op.send.size(), num_sends, i);
+      Stream* stream = streams_[op.send_to][i].get();
+      sends[i] = SendPart{stream, {kFrameMagic, stream->send_seq++, op.send.size()},
+                          op.send.data() + begin, end - begin, 0};
+    }
+  }
+  const bool add = op.action == RecvAction::kAddFloat32;
+  if (op.recv_from >= 0) {
+    num_recvs = NumParts(op.recv.size(), options_);
+    for (int i = 0; i < num_recvs; ++i) {
+      auto [begin, end] = PartRange(op.recv.size(), num_recvs, i);
+      Stream* stream = streams_[op.recv_from][i].get();
+      if (add && stream->staging.empty()) stream->staging.resize(options_.staging_bytes);
+      recvs[i] = RecvPart{stream, {}, 0, op.recv.data() + begin, end - begin, 0, 0};
+    }
+  }
+  auto fail = [&](absl::Status status) {
+    broken_ = status;
+    return status;
+  };
+  using Clock = std::chrono::steady_clock;
+  const auto spin = absl::ToChronoNanoseconds(options_.spin);
+  Clock::time_point idle_since{};
+  bool idle = false;
+  while (true) {
+    bool progressed = false, pending = false;
+    for (int i = 0; i < num_sends; ++i) {
+      SendPart& p = sends[i];
+      if (p.done()) continue;
+      iovec iov[2];
+      int iovcnt = 0;
+      if (p.sent < sizeof(FrameHeader)) {
+        iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(FrameHeader) - p.sent};
+        if (p.bytes > 0) iov[iovcnt++] = {const_cast<std::byte*>(p.data), p.bytes};
+      } else {
+        size_t off = p.sent - sizeof(FrameHeader);
+        iov[iovcnt++] = {const_cast<std::byte*>(p.data) + off, p.bytes - off};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = iovcnt;
+      ssize_t rc = sendmsg(p.stream->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (rc > 0) {
+        p.sent += rc;
+        progressed = true;
+      } else if (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        return fail(absl::UnavailableError(absl::StrCat("tcp send to ", PeerName(op.send_to), ": ",
+                                                        ErrnoText(errno))));
+      }
+      pending |= !p.done();
+    }
+    for (int i = 0; i < num_recvs; ++i) {
+      RecvPart& p = recvs[i];
+      if (p.done_all()) continue;
+      iovec iov[2];
+      int iovcnt = 0;
+      if (p.header_got < sizeof(FrameHeader)) {
+        iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.header_got,
+                         sizeof(FrameHeader) - p.header_got};
+      }
+      size_t want = p.bytes - p.done - p.carry;
+      std::byte* into = nullptr;
+      if (want > 0) {
+        if (add) {
+          into = p.stream->staging.data() + p.carry;
+          want = std::min(want, p.stream->staging.size() - p.carry);
+        } else {
+          into = p.data + p.done;
+        }
+        iov[iovcnt++] = {into, want};
+      }
+      ssize_t rc = readv(p.stream->fd, iov, iovcnt);
+      if (rc == 0) {
+        return fail(absl::UnavailableError(absl::StrCat(
+            "tcp recv from ", PeerName(op.recv_from), ": connection closed by the peer")));
+      }
+      if (rc < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          return fail(absl::UnavailableError(absl::StrCat("tcp recv from ", PeerName(op.recv_from),
+                                                          ": ", ErrnoText(errno))));
+        }
+        pending = true;
+        continue;
+      }
+      progressed = true;
+      size_t got = rc;
+      if (p.header_got < sizeof(FrameHeader)) {
+        size_t h = std::min(got, sizeof(FrameHeader) - p.header_got);
+        p.header_got += h;
+        got -= h;
+        if (p.header_got == sizeof(FrameHeader)) {
+          if (p.header.magic != kFrameMagic || p.header.seq != p.stream->recv_seq) {
+            return fail(absl::InternalError(
+                absl::StrCat("tcp recv from ", PeerName(op.recv_from), ": corrupt frame (seq ",
+                             p.header.seq, ", expected ", p.stream->recv_seq, ")")));
+          }
+          if (p.header.bytes != op.recv.size()) {
+            return fail(absl::InternalError(absl::StrCat(
+                "tcp recv from ", PeerName(op.recv_from), ": message has ", p.header.bytes,
+                " bytes, expected ", op.recv.size(), "; the ranks issued different collectives")));
+          }
+          ++p.stream->recv_seq;
+        }
+      }
+      if (got > 0) {
+        if (add) {
+          size_t have = p.carry + got;
+          size_t whole = have / sizeof(float) * sizeof(float);
+          AddFloat32(reinterpret_cast<float*>(p.data + p.done),
+                     reinterpret_cast<const float*>(p.stream->staging.data()), whole / sizeof(float));
+          p.done += whole;
+          p.carry = have - whole;
+          if (p.carry > 0) std::memmove(p.stream->staging.data(), p.stream->staging.data() + whole, p.carry);
+        } else {
+          p.done += got;
+        }
+      }
+      pending |= !p.done_all();
+    }
+    if (!pending) return absl::OkStatus();
+    if (progressed) {
+      idle = false;
+      continue;
+    }
+    // Nothing moved: retry for `spin`, then sleep in poll().
+    auto now = Clock::now();
+    if (!idle) {
+      idle = true;
+      idle_since = now;
+    }
+    if (now - idle_since < spin) continue;
+    if (options_.abort != nullptr && options_.abort->aborted()) {
+      return fail(options_.abort->status());
+    }
+    absl::Duration left = op.deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      std::string what;
+      if (num_recvs > 0 && !std::all_of(recvs, recvs + num_recvs, [](const RecvPart& p) { return p.done_all(); })) {
+        absl::StrAppend(&what, "receiving from ", PeerName(op.recv_from));
+      }
+      if (num_sends > 0 && !std::all_of(sends, sends + num_sends, [](const SendPart& p) { return p.done(); })) {
+        absl::StrAppend(&what, what.empty() ? "" : " and ", "sending to ", PeerName(op.send_to));
+      }
+      return fail(absl::DeadlineExceededError(
+          absl::StrCat("tcp: no progress ", what, " before the deadline")));
+    }
+    pollfds_.clear();
+    for (int i = 0; i < num_sends; ++i) {
+      if (!sends[i].done()) pollfds_.push_back({sends[i].stream->fd, POLLOUT, 0});
+    }
+    for (int i = 0; i < num_recvs; ++i) {
+      if (!recvs[i].done_all()) pollfds_.push_back({recvs[i].stream->fd, POLLIN, 0});
+    }
+    pollfds_.push_back({wake_fd_, POLLIN, 0});
+    timespec timeout = absl::ToTimespec(std::min(left, absl::Seconds(1)));
+    ppoll(pollfds_.data(), pollfds_.size(), &timeout, nullptr);
+    idle = false;
+  }
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,199 @@
+// Development benchmark (not a test): forks --nproc processes on this host that
+// connect directly over shared memory or TCP (fixed local ports / segment names;
+// the real negotiation goes through the mesh) and runs RunAllReduceBenchmark,
+// the method of shared/peers/torch_gloo_allreduce.py and mpi_allreduce.c.
+//
+//   allreduce_bench --transport shm|tcp [--nproc 2] [--min-time 2] [--sizes 4096,65536]
+//                   [--streams 1] [--ring-bytes 1048576] [--exchange-max 8192]
+//                   [--socket-buffer 4194304] [--port 29650] [--spin-us 50] [--pin 1]
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "runtime/collective/allreduce_benchmark.h"
+#include "runtime/collective/ring_communicator.h"
+#include "runtime/transport/shm_transport.h"
+#include "runtime/transport/tcp_transport.h"
+
+namespace meshtrain {
+namespace {
+
+struct Args {
+  std::string transport = "shm";
+  int nproc = 2;
+  double min_time = 2.0;
+  std::vector<size_t> sizes;
+  int streams = 1;
+  size_t ring_bytes = size_t{1} << 20;
+  size_t piece_bytes = size_t{64} << 10;
+  size_t exchange_max = RingCommunicatorOptions().exchange_max_bytes;
+  int socket_buffer = TcpTransportOptions().socket_buffer_bytes;
+  int port = 29650;
+  int spin_us = 50;
+  int pin = 1;  // bind rank r to CPU r mod cores, as mpirun binds ranks to cores by default
+};
+
+bool ParseArgs(int argc, char** argv, Args* args) {
+  std::map<std::string, std::string> kv;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (strncmp(argv[i], "--", 2) != 0) return false;
+    kv[argv[i] + 2] = argv[i + 1];
+  }
+  if ((argc - 1) % 2 != 0) return false;
+  for (const auto& [k, v] : kv) {
+    bool ok = true;
+    if (k == "transport") {
+      args->transport = v;
+    } else if (k == "nproc") {
+      ok = absl::SimpleAtoi(v, &args->nproc);
+    } else if (k == "min-time") {
+      ok = absl::SimpleAtod(v, &args->min_time);
+    } else if (k == "sizes") {
+      for (absl::string_view s : absl::StrSplit(v, ',')) {
+        size_t b;
+        ok &= absl::SimpleAtoi(s, &b);
+        args->sizes.push_back(b);
+      }
+    } else if (k == "streams") {
+      ok = absl::SimpleAtoi(v, &args->streams);
+    } else if (k == "ring-bytes") {
+      ok = absl::SimpleAtoi(v, &args->ring_bytes);
+    } else if (k == "piece-bytes") {
+      ok = absl::SimpleAtoi(v, &args->piece_bytes);
+    } else if (k == "exchange-max") {
+      ok = absl::SimpleAtoi(v, &args->exchange_max);
+    } else if (k == "socket-buffer") {
+      ok = absl::SimpleAtoi(v, &args->socket_buffer);
+    } else if (k == "port") {
+      ok = absl::SimpleAtoi(v, &args->port);
+    } else if (k == "pin") {
+      ok = absl::SimpleAtoi(v, &args->pin);
+    } else if (k == "spin-us") {
+      ok = absl::SimpleAtoi(v, &args->spin_us);
+    } else {
+      ok = false;
+    }
+    if (!ok) {
+      fprintf(stderr, "bad flag --%s %s\n", k.c_str(), v.c_str());
+      return false;
+    }
+  }
+  return args->nproc >= 1 && (args->transport == "shm" || args->transport == "tcp");
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> Connect(const Args& args, int rank,
+                                                   const std::string& job) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  if (args.transport == "shm") {
+    ShmTransportOptions o;
+    o.rank = rank;
+    o.world_size = args.nproc;
+    o.job_prefix = job;
+    o.peers = RingNeighbours(rank, args.nproc);
+    o.ring_bytes = args.ring_bytes;
+    o.piece_bytes = args.piece_bytes;
+    o.spin = absl::Microseconds(args.spin_us);
+    o.connect_deadline = deadline;
+    auto t = ShmTransport::Create(o);
+    if (!t.ok()) return t.status();
+    return std::unique_ptr<Transport>(std::move(*t));
+  }
+  std::unique_ptr<TcpListener> listener;
+  auto l = TcpListener::Create("127.0.0.1", args.port + rank);
+  if (!l.ok()) return l.status();
+  listener = std::move(*l);
+  TcpTransportOptions o;
+  o.rank = rank;
+  o.world_size = args.nproc;
+  o.job_id = job;
+  for (int r : RingNeighbours(rank, args.nproc)) o.peers.push_back({r, "127.0.0.1", args.port + r});
+  o.streams = args.streams;
+  o.socket_buffer_bytes = args.socket_buffer;
+  o.spin = absl::Microseconds(args.spin_us);
+  o.connect_deadline = deadline;
+  auto t = TcpTransport::Create(std::move(listener), o);
+  if (!t.ok()) return t.status();
+  return std::unique_ptr<Transport>(std::move(*t));
+}
+
+int RunRank(const Args& args, int rank, const std::string& job) {
+  if (args.pin) {
+    int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(rank % std::max(cores, 1), &set);
+    sched_setaffinity(0, sizeof(set), &set);
+  }
+  auto transport = Connect(args, rank, job);
+  if (!transport.ok()) {
+    fprintf(stderr, "rank %d: %s\n", rank, transport.status().ToString().c_str());
+    return 1;
+  }
+  RingCommunicator comm(transport->get(), {.exchange_max_bytes = args.exchange_max});
+  AllReduceBenchmarkOptions options;
+  if (!args.sizes.empty()) options.sizes_bytes = args.sizes;
+  options.min_time = absl::Seconds(args.min_time);
+  if (rank == 0) {
+    printf("meshtrain ring allreduce SUM float32, %d ranks, transport %s (streams %d, ring %zu, "
+           "exchange <= %zu, pinned %d)\n%s\n",
+           args.nproc, args.transport.c_str(), args.streams, args.ring_bytes, args.exchange_max,
+           args.pin,
+           AllReduceBenchmarkHeader().c_str());
+    fflush(stdout);
+  }
+  auto rows = RunAllReduceBenchmark(comm, options, [&](const AllReduceBenchmarkRow& row) {
+    if (rank == 0) {
+      printf("%s\n", FormatAllReduceBenchmarkRow(row).c_str());
+      fflush(stdout);
+    }
+  });
+  if (!rows.ok()) {
+    fprintf(stderr, "rank %d: %s\n", rank, rows.status().ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace meshtrain
+
+int main(int argc, char** argv) {
+  meshtrain::Args args;
+  if (!meshtrain::ParseArgs(argc, argv, &args)) {
+    fprintf(stderr,
+            "usage: allreduce_bench --transport shm|tcp [--nproc N] [--min-time S] [--sizes B,B]\n"
+            "  [--streams N] [--ring-bytes B] [--piece-bytes B] [--exchange-max B]\n"
+            "  [--socket-buffer B] [--port P] [--spin-us U] [--pin 0|1]\n");
+    return 2;
+  }
+  std::string job = absl::StrCat("bench", getpid());
+  std::vector<pid_t> children;
+  for (int r = 0; r < args.nproc; ++r) {
+    pid_t pid = fork();
+    if (pid < 0) {
+      perror("fork");
+      return 1;
+    }
+    if (pid == 0) _exit(meshtrain::RunRank(args, r, job));
+    children.push_back(pid);
+  }
+  int failures = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+  }
+  return failures == 0 ? 0 : 1;
+}

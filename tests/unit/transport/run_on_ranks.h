@@ -1,0 +1,65 @@
+// Test support: runs one function per rank on its own thread and collects the
+// statuses, plus deterministic per-rank data and its double-precision sum, for
+// the multi-rank tests of transports and collectives.
+#ifndef MESHTRAIN_TESTS_UNIT_TRANSPORT_RUN_ON_RANKS_H_
+#define MESHTRAIN_TESTS_UNIT_TRANSPORT_RUN_ON_RANKS_H_
+
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+
+namespace meshtrain::testing {
+
+inline std::vector<absl::Status> RunOnRanks(int world_size,
+                                            const std::function<absl::Status(int rank)>& fn) {
+  std::vector<absl::Status> statuses(world_size);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world_size; ++r) {
+    threads.emplace_back([&, r] { statuses[r] = fn(r); });
+  }
+  for (auto& t : threads) t.join();
+  return statuses;
+}
+
+inline absl::Span<std::byte> AsBytes(std::vector<float>& v) {
+  return {reinterpret_cast<std::byte*>(v.data()), v.size() * sizeof(float)};
+}
+
+// Rank r's value at index i: mixed signs and magnitudes, so that the order of
+// additions changes the float result (bitwise checks mean something).
+inline float RankValue(int rank, size_t i) {
+  uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ static_cast<uint32_t>(rank + 1) * 40503u;
+  h ^= h >> 13;
+  h *= 0x5bd1e995u;
+  h ^= h >> 15;
+  return (static_cast<float>(h % 20001u) - 10000.0f) / 997.0f;
+}
+
+inline std::vector<float> RankData(int rank, size_t length) {
+  std::vector<float> v(length);
+  for (size_t i = 0; i < length; ++i) v[i] = RankValue(rank, i);
+  return v;
+}
+
+// Exact-enough reference: the sum over ranks in double.
+inline std::vector<double> ReferenceSum(int world_size, size_t length) {
+  std::vector<double> sum(length, 0.0);
+  for (int r = 0; r < world_size; ++r) {
+    for (size_t i = 0; i < length; ++i) sum[i] += RankValue(r, i);
+  }
+  return sum;
+}
+
+// Float summation of n terms bounded by |x| <= 10.1: error <= n * eps * n * 10.1.
+inline double SumTolerance(int world_size) {
+  return 1e-6 * world_size * world_size * 10.1 + 1e-6;
+}
+
+}  // namespace meshtrain::testing
+
+#endif  // MESHTRAIN_TESTS_UNIT_TRANSPORT_RUN_ON_RANKS_H_

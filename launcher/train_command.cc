@@ -1,5 +1,6 @@
 #include "launcher/train_command.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -15,9 +16,15 @@
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/cluster/address.h"
 #include "runtime/cluster/cluster_spec.h"
+#include "runtime/cluster/mpi_resolver.h"
+#include "runtime/cluster/tf_config.h"
+#include "runtime/collective/ring_communicator.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
+#include "runtime/rpc/fast_data_paths.h"
+#include "runtime/rpc/mesh.h"
 #include "strategies/strategy_factory.h"
 
 namespace meshtrain {
@@ -26,36 +33,57 @@ namespace {
 constexpr char kTrainUsage[] = "meshtrain train --config JOB.json [--model-dir DIR] [flags]";
 constexpr char kTrainDescription[] =
     "Runs this process's task of a training job. Without TF_CONFIG (and outside mpirun) it\n"
-    "trains alone; with TF_CONFIG it joins the cluster as the task TF_CONFIG names.\n"
+    "trains alone; with TF_CONFIG it joins the cluster as the task TF_CONFIG names; under\n"
+    "mpirun (no TF_CONFIG) rank 0 is the chief and ranks exchange addresses through MPI.\n"
     "Flags override single fields of the job config.";
 
-void PrintEpoch(const EpochRecord& e, int64_t total_epochs, bool evaluated) {
-  std::string test = evaluated ? absl::StrFormat("  test_loss %.4f  test_acc %.4f", e.test_loss,
-                                                 e.test_accuracy)
-                               : "";
-  std::printf("epoch %lld/%lld  loss %.4f  acc %.4f%s  %.0f samples/s  %.2fs (elapsed %.1fs)\n",
+void PrintEpoch(const EpochRecord& e, int64_t total_epochs) {
+  std::printf("epoch %lld/%lld  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  "
+              "%.0f samples/s  %.2fs (elapsed %.1fs)\n",
               static_cast<long long>(e.epoch), static_cast<long long>(total_epochs), e.train_loss,
-              e.train_accuracy, test.c_str(), e.samples_per_sec, e.train_seconds,
+              e.train_accuracy, e.test_loss, e.test_accuracy, e.samples_per_sec, e.train_seconds,
               e.elapsed_seconds);
   std::fflush(stdout);
 }
 
-int ThreadsFor(const TrainFlags& flags) {
+int CoresFor(const TrainFlags& flags, const ClusterConfig& cluster) {
   if (flags.threads > 0) return static_cast<int>(flags.threads);
-  return std::max(1u, std::thread::hardware_concurrency());
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (cluster.is_local()) return cores;
+  // Tasks sharing this host share its cores; a task cannot know how many share
+  // it, so count the cluster's tasks with this task's host.
+  absl::StatusOr<HostPort> mine = ParseHostPort(cluster.cluster.address(cluster.task));
+  int here = 0;
+  for (const TaskId& t : cluster.cluster.AllTasks()) {
+    if (t.job == kEvaluatorJob) continue;
+    absl::StatusOr<HostPort> other = ParseHostPort(cluster.cluster.address(t));
+    here += mine.ok() && other.ok() && other->host == mine->host;
+  }
+  return std::max(1, cores / std::max(1, here));
 }
 
-absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags,
-                         const ClusterConfig& cluster) {
+// The training part of a worker or chief task; `mesh` is null for a lone process.
+absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const ClusterConfig& cluster,
+                         Mesh* mesh, AbortSignal& abort) {
   MESHTRAIN_ASSIGN_OR_RETURN(JobData data, LoadJobData(job.data, job.training.seed));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, Optimizer::Create(job.optimizer));
-  AbortSignal abort;
+
   StrategyEnvironment env;
   env.cluster = &cluster;
   env.optimizer = optimizer.get();
   env.seed = job.training.seed;
-  env.threads = ThreadsFor(flags);
+  env.threads = CoresFor(flags, cluster);
   env.abort = &abort;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Communicator> communicator;
+  const std::vector<TaskId> workers = cluster.cluster.TrainingWorkers();
+  if (mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
+    const std::string rpc_layer = flags.rpc_layer.empty() ? cluster.rpc_layer : flags.rpc_layer;
+    MESHTRAIN_ASSIGN_OR_RETURN(transport, mesh->CreateTransport(workers, rpc_layer, "gradients"));
+    communicator = std::make_unique<RingCommunicator>(transport.get());
+    env.cross_worker = communicator.get();
+    env.communication = absl::StrCat("ring over ", transport->kind());
+  }
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, CreateStrategy(job.strategy, env));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                              CreateModel(job.model, data.shape, *strategy));
@@ -73,7 +101,7 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags,
   options.target_accuracy = job.training.target_accuracy;
   options.prefetch_depth = static_cast<int>(flags.prefetch);
   if (chief) {
-    options.on_epoch = [&](const EpochRecord& e) { PrintEpoch(e, job.training.epochs, true); };
+    options.on_epoch = [&](const EpochRecord& e) { PrintEpoch(e, job.training.epochs); };
     options.on_progress = [](int64_t epoch, int64_t step, int64_t steps, double loss) {
       std::printf("  epoch %lld: step %lld/%lld  loss %.4f\n", static_cast<long long>(epoch),
                   static_cast<long long>(step), static_cast<long long>(steps), loss);
@@ -82,33 +110,106 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags,
   }
   MESHTRAIN_LOG(INFO) << "training " << (job.name.empty() ? flags.config : job.name) << " ("
                       << model->name() << ", " << strategy->name() << ", "
-                      << strategy->num_replicas_in_sync() << " replica(s), global batch "
+                      << strategy->num_replicas_in_sync() << " replica(s) in sync, global batch "
                       << job.training.global_batch_size << ", " << env.threads << " thread(s))";
   MESHTRAIN_ASSIGN_OR_RETURN(TrainingReport report,
                              RunTraining(*strategy, *model, data.train, &data.test, options));
-  if (chief) {
-    std::printf("done: %lld steps, test accuracy %.4f, %.0f samples/s, %.1fs\n",
-                static_cast<long long>(report.final_step), report.test_accuracy,
-                report.samples_per_sec, report.wall_seconds);
-    std::fflush(stdout);
-  }
-  if (chief && !flags.model_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(flags.model_dir, ec);
-    if (ec) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("cannot create --model-dir ", flags.model_dir, ": ", ec.message()));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, strategy->ParameterChecksum());
+
+  // Every worker's parameters meet at the chief (summary.json's param_checksums).
+  nlohmann::json checksums = nlohmann::json::object();
+  checksums[cluster.task.ToString()] = checksum;
+  if (mesh != nullptr) {
+    MESHTRAIN_RETURN_IF_ERROR(
+        mesh->coordination().KvSet(absl::StrCat("checksum/", cluster.task.ToString()), checksum));
+    if (chief) {
+      for (const TaskId& w : workers) {
+        MESHTRAIN_ASSIGN_OR_RETURN(
+            std::string theirs,
+            mesh->coordination().KvGet(absl::StrCat("checksum/", w.ToString()),
+                                       absl::Now() + absl::Minutes(2)));
+        checksums[w.ToString()] = theirs;
+      }
     }
-    nlohmann::json summary = MakeSummary(job, report, cluster.cluster.num_training_workers(),
-                                         cluster.cluster.num_tasks(kPsJob));
-    summary["strategy"] = strategy->name();
-    summary["threads"] = env.threads;
-    strategy->Describe(summary);
-    MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, strategy->ParameterChecksum());
-    summary["param_checksums"] = {{cluster.task.ToString(), checksum}};
-    MESHTRAIN_RETURN_IF_ERROR(WriteJsonFile(flags.model_dir + "/summary.json", summary));
   }
-  return absl::OkStatus();
+  if (!chief) return absl::OkStatus();
+  std::printf("done: %lld steps, test accuracy %.4f, %.0f samples/s, %.1fs\n",
+              static_cast<long long>(report.final_step), report.test_accuracy,
+              report.samples_per_sec, report.wall_seconds);
+  std::fflush(stdout);
+  if (flags.model_dir.empty()) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(flags.model_dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create --model-dir ", flags.model_dir, ": ", ec.message()));
+  }
+  nlohmann::json summary = MakeSummary(job, report, cluster.cluster.num_training_workers(),
+                                       cluster.cluster.num_tasks(kPsJob));
+  summary["strategy"] = strategy->name();
+  summary["threads"] = env.threads;
+  strategy->Describe(summary);
+  summary["param_checksums"] = checksums;
+  return WriteJsonFile(flags.model_dir + "/summary.json", summary);
+}
+
+// Resolves this process's place: TF_CONFIG, else mpirun (then the server is
+// started first, on a port of its choosing), else a lone process.
+absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags, std::unique_ptr<Server>* server,
+                                             std::unique_ptr<MpiSession>* mpi) {
+  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfigFromEnvironment());
+  if (!config.is_local() || !RunningUnderMpi()) return config;
+  MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
+  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create());
+  MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start("0.0.0.0:0"));
+  MESHTRAIN_ASSIGN_OR_RETURN(*mpi, MpiSession::Init());
+  const std::string address = JoinHostPort(MpiHostForPeers(placement), port);
+  return ClusterConfigFromMpi(**mpi, address, static_cast<int>(flags.mpi_ps));
+}
+
+absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, const TrainFlags& flags,
+                                               std::unique_ptr<Server> server, AbortSignal& abort) {
+  MeshOptions options;
+  options.config = cluster;
+  options.startup_timeout = flags.startup_timeout;
+  options.heartbeat_timeout = flags.heartbeat_timeout;
+  options.heartbeat_interval = std::min(absl::Seconds(1), flags.heartbeat_timeout / 4);
+  options.abort = &abort;
+  options.server = std::move(server);
+  MESHTRAIN_RETURN_IF_ERROR(RegisterFastDataPaths(options.data_paths));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh, Mesh::Create(std::move(options)));
+  MESHTRAIN_RETURN_IF_ERROR(mesh->Start());
+  return mesh;
+}
+
+absl::Status RunTask(const JobConfig& job, const TrainFlags& flags) {
+  std::unique_ptr<Server> server;
+  std::unique_ptr<MpiSession> mpi;
+  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster, ResolveCluster(flags, &server, &mpi));
+  AbortSignal abort;
+  if (cluster.is_local()) return TrainWorker(job, flags, cluster, nullptr, abort);
+
+  SetLogTag(cluster.task.ToString());
+  if (cluster.task.job == kEvaluatorJob) {
+    return absl::UnimplementedError("the evaluator role needs checkpoints (see docs/fault_tolerance.md)");
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh, JoinMesh(cluster, flags, std::move(server), abort));
+  absl::Status status;
+  if (cluster.is_training_worker()) {
+    status = TrainWorker(job, flags, cluster, mesh.get(), abort);
+    if (status.ok() && cluster.is_chief()) status = mesh->coordination().RequestShutdown();
+    if (status.ok() && !cluster.is_chief()) {
+      status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(5));
+    }
+  } else {
+    status = mesh->coordination().WaitForShutdown(absl::InfiniteFuture());
+  }
+  if (!status.ok() && !abort.aborted()) {
+    // The first error of the cluster aborts every other task at once.
+    (void)mesh->coordination().ReportError(status);
+  }
+  mesh->Stop();
+  return status;
 }
 
 }  // namespace
@@ -137,10 +238,9 @@ int RunTrainCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "meshtrain train: %s\n", std::string(job.status().message()).c_str());
     return 2;
   }
-  const ClusterConfig cluster = ClusterConfig::Local();
-  absl::Status status = TrainWorker(*job, flags, cluster);
+  absl::Status status = RunTask(*job, flags);
   if (!status.ok()) {
-    std::fprintf(stderr, "meshtrain train: %s\n", status.ToString().c_str());
+    MESHTRAIN_LOG(ERROR) << status;
     return 1;
   }
   return 0;

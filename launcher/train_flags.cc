@@ -45,6 +45,7 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   const std::string cluster = "cluster";
   f.AddDuration("startup-timeout", &v.startup_timeout, "how long the first tasks wait for the others", cluster);
   f.AddDuration("heartbeat-timeout", &v.heartbeat_timeout, "a task silent this long is declared dead", cluster);
+  f.AddInt("mpi-ps", &v.mpi_ps, "under mpirun: the last N ranks are parameter servers", cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
 }
 

@@ -42,6 +42,7 @@ struct TrainFlags {
   absl::Duration startup_timeout = absl::Seconds(300);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
   int64_t prefetch = 2;
+  int64_t mpi_ps = 0;
   bool quiet = false;
 };
 

@@ -32,6 +32,8 @@ absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model
 absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& model,
                                            const Dataset& train, const Dataset* test,
                                            const TrainingOptions& options) {
+  MESHTRAIN_RETURN_IF_ERROR(
+      ValidateShardable(options.global_batch_size, strategy.num_replicas_in_sync()));
   const InputShard shard = strategy.input_shard();
   BatchScheduleOptions schedule_options;
   schedule_options.num_examples = train.size();

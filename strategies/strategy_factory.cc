@@ -1,23 +1,100 @@
 #include "strategies/strategy_factory.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/tensor/cpu_kernels.h"
+#include "strategies/central_storage.h"
+#include "strategies/mirrored.h"
 #include "strategies/one_device.h"
 
 namespace meshtrain {
+namespace {
+
+bool AllGpus(const std::vector<Device>& devices) {
+  return std::all_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
+}
+
+// TensorFlow's default: NCCL when every device is a GPU, else reduce to one device.
+std::string ResolveCrossDeviceOps(const std::string& requested, const std::vector<Device>& devices) {
+  if (requested != "auto" && !requested.empty()) return requested;
+  return AllGpus(devices) && devices.size() > 1 ? "nccl" : "reduce_to_one_device";
+}
+
+// OpenBLAS threads per replica: the process's cores shared by its replicas.
+void SetThreadsPerReplica(int threads, size_t replicas) {
+  SetBlasThreads(std::max<int>(1, threads / static_cast<int>(std::max<size_t>(1, replicas))));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& config,
                                                          const StrategyEnvironment& env) {
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<Device> devices, ParseDeviceList(config.devices));
+  const bool multi_worker = env.cluster != nullptr && env.cluster->cluster.num_training_workers() > 1;
   if (config.name == "one_device") {
     if (devices.size() != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           "one_device runs on one device, but --devices lists ", devices.size(),
           "; use --strategy mirrored for several"));
     }
-    SetBlasThreads(env.threads);
+    if (multi_worker) {
+      return absl::InvalidArgumentError(
+          "one_device trains in one process, but TF_CONFIG lists several workers; use "
+          "--strategy multi_worker_mirrored or parameter_server");
+    }
+    SetThreadsPerReplica(env.threads, 1);
     return OneDeviceStrategy::Create(devices[0], *env.optimizer, env.seed);
+  }
+  if (config.name == "mirrored" || config.name == "multi_worker_mirrored") {
+    MirroredStrategy::Options options;
+    options.name = config.name;
+    options.devices = devices;
+    options.cross_device_ops = ResolveCrossDeviceOps(config.cross_device_ops, devices);
+    options.bytes_per_pack = config.bytes_per_pack;
+    options.optimizer = env.optimizer;
+    options.seed = env.seed;
+    options.abort = env.abort;
+    if (config.name == "mirrored" && multi_worker) {
+      return absl::InvalidArgumentError(
+          "mirrored trains in one process, but TF_CONFIG lists several workers; use "
+          "--strategy multi_worker_mirrored");
+    }
+    if (config.name == "multi_worker_mirrored" && multi_worker) {
+      if (env.cross_worker == nullptr) {
+        return absl::FailedPreconditionError("multi_worker_mirrored needs the cluster's communicator");
+      }
+      if (config.communication != "auto" && config.communication != "ring") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "communication '", config.communication, "' is not available in this build: use auto or ring"));
+      }
+      options.cross_worker = env.cross_worker;
+      options.communication = env.communication;
+      options.worker_rank = env.cross_worker->rank();
+      options.num_workers = env.cross_worker->world_size();
+    }
+    SetThreadsPerReplica(env.threads, devices.size());
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<MirroredStrategy> strategy,
+                               MirroredStrategy::Create(std::move(options)));
+    return std::unique_ptr<Strategy>(std::move(strategy));
+  }
+  if (config.name == "central_storage") {
+    if (multi_worker) {
+      return absl::InvalidArgumentError(
+          "central_storage trains in one process, but TF_CONFIG lists several workers; use "
+          "parameter_server to keep variables apart from workers");
+    }
+    CentralStorageStrategy::Options options;
+    options.compute_devices = devices;
+    MESHTRAIN_ASSIGN_OR_RETURN(options.parameter_device, ParseDevice(config.parameter_device));
+    options.optimizer = env.optimizer;
+    options.seed = env.seed;
+    options.abort = env.abort;
+    SetThreadsPerReplica(env.threads, devices.size());
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CentralStorageStrategy> strategy,
+                               CentralStorageStrategy::Create(std::move(options)));
+    return std::unique_ptr<Strategy>(std::move(strategy));
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "strategy '", config.name,

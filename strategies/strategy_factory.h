@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/cluster/cluster_spec.h"
+#include "runtime/collective/communicator.h"
 #include "runtime/optim/optimizer.h"
 #include "strategies/strategy.h"
 #include "strategies/strategy_config.h"
@@ -20,6 +21,10 @@ struct StrategyEnvironment {
   uint64_t seed = 0;
   int threads = 1;  // CPU threads this process may keep busy
   AbortSignal* abort = nullptr;
+  // multi_worker_mirrored: the collectives across the training workers (this
+  // worker's rank and the count come from it), and what it runs on.
+  Communicator* cross_worker = nullptr;
+  std::string communication;
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& config,

@@ -319,10 +319,18 @@ absl::Status CoordinationClient::RequestShutdown() {
   proto::ShutdownRequest request;
   Identify(options_, &request);
   proto::ShutdownResponse response;
-  return Invoke(options_.abort, "request shutdown", chief_name_, absl::Now() + options_.rpc_timeout,
-                /*wait_for_ready=*/false, [&](grpc::ClientContext* context) {
-                  return rpc_->stub->Shutdown(context, request, &response);
-                });
+  absl::Status status =
+      Invoke(options_.abort, "request shutdown", chief_name_, absl::Now() + options_.rpc_timeout,
+             /*wait_for_ready=*/false, [&](grpc::ClientContext* context) {
+               return rpc_->stub->Shutdown(context, request, &response);
+             });
+  if (status.ok()) {
+    // The requester knows at once; the others learn it from their heartbeats
+    // (and Mesh::Stop on the chief waits for them to leave).
+    absl::MutexLock lock(&state_->mu);
+    state_->shutdown = true;
+  }
+  return status;
 }
 
 absl::Status CoordinationClient::WaitForShutdown(absl::Time deadline) {

@@ -64,6 +64,7 @@ class GrpcTransport final : public Transport {
   int rank() const override { return options_.rank; }
   int world_size() const override { return static_cast<int>(options_.group.size()); }
   std::string PeerName(int rank) const override;
+  absl::string_view kind() const override { return "grpc"; }
   absl::Status SendRecv(const SendRecvOp& op) override;
 
  private:

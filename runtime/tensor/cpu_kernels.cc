@@ -7,14 +7,8 @@
 #include <cstring>
 
 #include "runtime/base/check.h"
+#include "runtime/base/vectorize.h"
 
-// One clone of each hot loop per instruction set, picked at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MESHTRAIN_VECTORIZED \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MESHTRAIN_VECTORIZED
-#endif
 
 namespace meshtrain {
 namespace {

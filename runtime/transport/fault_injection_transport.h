@@ -43,6 +43,7 @@ class FaultInjectionTransport : public Transport {
   int rank() const override { return base_->rank(); }
   int world_size() const override { return base_->world_size(); }
   std::string PeerName(int rank) const override { return base_->PeerName(rank); }
+  absl::string_view kind() const override { return base_->kind(); }
   absl::Status SendRecv(const SendRecvOp& op) override;
 
  private:

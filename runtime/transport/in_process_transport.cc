@@ -144,6 +144,7 @@ class InProcessTransport : public Transport {
   int rank() const override { return rank_; }
   int world_size() const override { return mesh_->world_size(); }
   std::string PeerName(int rank) const override { return absl::StrCat("rank ", rank); }
+  absl::string_view kind() const override { return "in_process"; }
 
   absl::Status SendRecv(const SendRecvOp& op) override {
     const int n = mesh_->world_size();

@@ -3,12 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MESHTRAIN_VECTORIZED \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MESHTRAIN_VECTORIZED
-#endif
+#include "runtime/base/vectorize.h"
 
 namespace meshtrain {
 

@@ -87,6 +87,7 @@ class ShmTransport : public Transport {
   int rank() const override { return options_.rank; }
   int world_size() const override { return options_.world_size; }
   std::string PeerName(int rank) const override;
+  absl::string_view kind() const override { return "shm"; }
   absl::Status SendRecv(const SendRecvOp& op) override;
 
   struct Link;  // one connected peer (defined in the .cc)

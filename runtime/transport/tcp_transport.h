@@ -108,6 +108,7 @@ class TcpTransport : public Transport {
   int rank() const override { return options_.rank; }
   int world_size() const override { return options_.world_size; }
   std::string PeerName(int rank) const override;
+  absl::string_view kind() const override { return "tcp"; }
   absl::Status SendRecv(const SendRecvOp& op) override;
 
   struct Stream;  // one socket (defined in the .cc)

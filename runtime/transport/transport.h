@@ -29,6 +29,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 
@@ -67,6 +68,8 @@ class Transport {
   virtual int world_size() const = 0;
   // A peer as errors name it: "worker:2 (127.0.0.1:2222)".
   virtual std::string PeerName(int rank) const = 0;
+  // The data path: "shm", "tcp", "grpc", "in_process".
+  virtual absl::string_view kind() const = 0;
 
   virtual absl::Status SendRecv(const SendRecvOp& op) = 0;
 

@@ -50,6 +50,7 @@ class RecordingTransport final : public Transport {
   int rank() const override { return context_.rank; }
   int world_size() const override { return static_cast<int>(context_.group.size()); }
   std::string PeerName(int rank) const override { return context_.group[rank].ToString(); }
+  absl::string_view kind() const override { return "recording"; }
   absl::Status SendRecv(const SendRecvOp&) override {
     return absl::UnimplementedError("recording transport");
   }

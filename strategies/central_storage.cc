@@ -1,0 +1,127 @@
+#include "strategies/central_storage.h"
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "runtime/base/status_macros.h"
+#include "runtime/transport/reduce_kernel.h"
+
+namespace meshtrain {
+
+absl::StatusOr<std::unique_ptr<CentralStorageStrategy>> CentralStorageStrategy::Create(Options options) {
+  if (options.compute_devices.empty()) {
+    return absl::InvalidArgumentError("central_storage needs at least one compute device");
+  }
+  for (const Device& d : options.compute_devices) {
+    if (!d.is_cpu() || !options.parameter_device.is_cpu()) {
+      return absl::UnimplementedError(absl::StrCat(
+          "central_storage on ", d.ToString(), ": GPU compute devices read the parameter device "
+          "through host copies, which this build does not do yet; use cpu devices or mirrored"));
+    }
+  }
+  return std::unique_ptr<CentralStorageStrategy>(new CentralStorageStrategy(std::move(options)));
+}
+
+CentralStorageStrategy::~CentralStorageStrategy() { pool_.reset(); }
+
+absl::StatusOr<VariableId> CentralStorageStrategy::CreateVariable(const VariableSpec& spec) {
+  if (store_ != nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("variable ", spec.name, " declared after the strategy was built"));
+  }
+  if (spec.sparse) {
+    return absl::UnimplementedError(absl::StrCat(
+        "central_storage: variable ", spec.name,
+        " is sparse; train sparse models with one_device or parameter_server"));
+  }
+  specs_.push_back(spec);
+  return static_cast<VariableId>(specs_.size() - 1);
+}
+
+absl::Status CentralStorageStrategy::Build() {
+  MESHTRAIN_ASSIGN_OR_RETURN(parameter_kernels_, CreateKernels(options_.parameter_device));
+  store_ = std::make_unique<VariableStore>(*parameter_kernels_, *options_.optimizer);
+  for (const VariableSpec& spec : specs_) MESHTRAIN_RETURN_IF_ERROR(store_->Add(spec).status());
+  MESHTRAIN_RETURN_IF_ERROR(store_->Initialize(options_.seed));
+  std::vector<Tensor> values;
+  for (int v = 0; v < store_->size(); ++v) values.push_back(store_->entry(v).value);
+  const int n = num_replicas_in_sync();
+  for (int i = 0; i < n; ++i) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Replica> replica,
+                               Replica::Create(i, options_.compute_devices[i], specs_));
+    replica->BindValues(values);  // the one central copy: handles, not copies
+    replicas_.push_back(std::move(replica));
+  }
+  losses_.resize(n);
+  reduce_time_.resize(n);
+  barrier_ = std::make_unique<ReplicaBarrier>(n, options_.abort);
+  pool_ = std::make_unique<ReplicaPool>(n, /*pin=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status CentralStorageStrategy::ReplicaStep(int i, const StepFn& step, const Batch& slice,
+                                                 float grad_scale) {
+  absl::StatusOr<LossStats> loss = step(*replicas_[i], slice, grad_scale);
+  // Arrive even after a failure, so the others do not wait for the deadline.
+  absl::Status arrived = barrier_->Arrive(i, absl::Now() + absl::Seconds(60));
+  MESHTRAIN_RETURN_IF_ERROR(loss.status());
+  MESHTRAIN_RETURN_IF_ERROR(arrived);
+  losses_[i] = *loss;
+  // Sum slice i of every replica's gradients into replica 0's buffer, which is
+  // the parameter device's gradient (all CPU replicas share host memory).
+  const absl::Time start = absl::Now();
+  const int n = static_cast<int>(replicas_.size());
+  absl::Span<float> total = replicas_[0]->flat_gradients();
+  const int64_t size = static_cast<int64_t>(total.size());
+  const int64_t begin = size * i / n, end = size * (i + 1) / n;
+  std::vector<const float*> sources;
+  for (int r = 0; r < n; ++r) sources.push_back(replicas_[r]->flat_gradients().data() + begin);
+  SumFloat32(total.data() + begin, sources, static_cast<size_t>(end - begin));
+  reduce_time_[i] = absl::Now() - start;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const Batch& batch,
+                                                       int64_t global_batch_size) {
+  const int n = static_cast<int>(replicas_.size());
+  const float grad_scale = 1.0f / static_cast<float>(global_batch_size);
+  std::vector<Batch> slices(n);
+  const int64_t rows = batch.size();
+  int64_t begin = 0;
+  for (int i = 0; i < n; ++i) {
+    const int64_t size = rows / n + (i < rows % n ? 1 : 0);
+    slices[i] = batch.Slice(begin, begin + size);
+    begin += size;
+  }
+  const absl::Time start = absl::Now();
+  MESHTRAIN_RETURN_IF_ERROR(pool_->RunOnAll(
+      [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
+  // The one update, on the parameter device, while no replica runs.
+  for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
+    store_->Apply(v, replicas_[0]->Gradient(v));
+  }
+  MESHTRAIN_RETURN_IF_ERROR(parameter_kernels_->Synchronize());
+  StepResult result;
+  for (const LossStats& l : losses_) {
+    result.loss.loss_sum += l.loss_sum;
+    result.loss.correct += l.correct;
+  }
+  result.examples = rows;
+  result.timing.communicate = reduce_time_[0];
+  result.timing.compute = absl::Now() - start - reduce_time_[0];
+  return result;
+}
+
+absl::Status CentralStorageStrategy::Read(const std::function<absl::Status(ReplicaContext&)>& fn) {
+  return fn(*replicas_[0]);
+}
+
+void CentralStorageStrategy::Describe(nlohmann::json& summary) const {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const Device& d : options_.compute_devices) devices.push_back(d.ToString());
+  summary["devices"] = devices;
+  summary["num_replicas"] = num_replicas_in_sync();
+  summary["parameter_device"] = options_.parameter_device.ToString();
+  summary["cross_device_ops"] = "sum_on_parameter_device";
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,169 @@
+#include "strategies/mirrored.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "runtime/base/status_macros.h"
+#include "runtime/tensor/cpu_kernels.h"
+
+namespace meshtrain {
+
+absl::StatusOr<std::unique_ptr<MirroredStrategy>> MirroredStrategy::Create(Options options) {
+  if (options.devices.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(options.name, " needs at least one device"));
+  }
+  if (options.optimizer == nullptr) return absl::InvalidArgumentError("no optimizer");
+  if ((options.cross_worker != nullptr) != (options.num_workers > 1) && options.num_workers > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.name, " across ", options.num_workers, " workers needs a communicator"));
+  }
+  return std::unique_ptr<MirroredStrategy>(new MirroredStrategy(std::move(options)));
+}
+
+MirroredStrategy::~MirroredStrategy() {
+  // Combiners and the pool join their threads before the replicas they use go.
+  pool_.reset();
+  for (ReplicaState& r : replicas_) r.combiner.reset();
+}
+
+absl::StatusOr<VariableId> MirroredStrategy::CreateVariable(const VariableSpec& spec) {
+  if (!replicas_.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("variable ", spec.name, " declared after the strategy was built"));
+  }
+  if (spec.sparse) {
+    return absl::UnimplementedError(absl::StrCat(
+        options_.name, ": variable ", spec.name,
+        " is sparse (an embedding table); train sparse models with one_device or parameter_server"));
+  }
+  specs_.push_back(spec);
+  return static_cast<VariableId>(specs_.size() - 1);
+}
+
+absl::Status MirroredStrategy::Build() {
+  const int n = static_cast<int>(options_.devices.size());
+  MESHTRAIN_ASSIGN_OR_RETURN(cross_device_ops_,
+                             CreateCrossDeviceOps(options_.cross_device_ops, n,
+                                                  options_.cross_worker, options_.abort));
+  replicas_.resize(n);
+  for (int i = 0; i < n; ++i) {
+    ReplicaState& r = replicas_[i];
+    MESHTRAIN_ASSIGN_OR_RETURN(r.replica, Replica::Create(i, options_.devices[i], specs_));
+    r.store = std::make_unique<VariableStore>(r.replica->kernels(), *options_.optimizer);
+    for (const VariableSpec& spec : specs_) MESHTRAIN_RETURN_IF_ERROR(r.store->Add(spec).status());
+    // Every copy from the same seed: identical without a broadcast.
+    MESHTRAIN_RETURN_IF_ERROR(r.store->Initialize(options_.seed));
+    std::vector<Tensor> values;
+    for (int v = 0; v < r.store->size(); ++v) values.push_back(r.store->entry(v).value);
+    r.replica->BindValues(std::move(values));
+    r.buckets = std::make_unique<GradientBuckets>(r.replica->layout(), specs_, options_.bytes_per_pack);
+  }
+  const bool combine = n > 1 || options_.cross_worker != nullptr;
+  for (int i = 0; i < n; ++i) {
+    ReplicaState& r = replicas_[i];
+    if (combine && options_.overlap) {
+      r.combiner = std::make_unique<BucketCombiner>([this, i](int bucket) { return CombineBucket(i, bucket); });
+      r.replica->SetGradientReadyCallback([&r](VariableId id) {
+        const int bucket = r.buckets->MarkReady(id);
+        if (bucket >= 0) r.combiner->Enqueue(bucket);
+      });
+    }
+  }
+  pool_ = std::make_unique<ReplicaPool>(n, /*pin=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status MirroredStrategy::CombineBucket(int replica, int bucket) {
+  const GradientBuckets::Bucket& b = replicas_[replica].buckets->buckets()[bucket];
+  absl::Span<float> span = replicas_[replica].replica->flat_gradients().subspan(b.offset, b.size);
+  CollectiveContext ctx{step_, "gradients", absl::Now() + options_.collective_timeout};
+  return cross_device_ops_->AllReduce(replica, span, ctx);
+}
+
+absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batch& slice,
+                                           float grad_scale) {
+  ReplicaState& r = replicas_[i];
+  const absl::Time start = absl::Now();
+  r.buckets->Reset();
+  absl::StatusOr<LossStats> loss = step(*r.replica, slice, grad_scale);
+  const absl::Time backward_done = absl::Now();
+  // Even after a failed step every replica must take part in every bucket's
+  // combine, or the others would wait for it until the deadline.
+  const bool combine = replicas_.size() > 1 || options_.cross_worker != nullptr;
+  absl::Status combined;
+  r.combining = absl::ZeroDuration();
+  if (combine) {
+    if (r.combiner != nullptr) {
+      for (int bucket : r.buckets->TakeIncomplete()) r.combiner->Enqueue(bucket);
+      combined = r.combiner->WaitAll(&r.combining);
+    } else {
+      for (int b = 0; b < static_cast<int>(r.buckets->buckets().size()) && combined.ok(); ++b) {
+        combined = CombineBucket(i, b);
+      }
+      r.combining = absl::Now() - backward_done;
+    }
+  }
+  const absl::Time combine_done = absl::Now();
+  MESHTRAIN_RETURN_IF_ERROR(loss.status());
+  MESHTRAIN_RETURN_IF_ERROR(combined);
+  for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
+    r.store->Apply(v, r.replica->Gradient(v));
+  }
+  MESHTRAIN_RETURN_IF_ERROR(r.replica->kernels().Synchronize());
+  r.loss = *loss;
+  r.exposed = combine_done - backward_done;
+  r.compute = (backward_done - start) + (absl::Now() - combine_done);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch& batch,
+                                                 int64_t global_batch_size) {
+  const int n = static_cast<int>(replicas_.size());
+  const float grad_scale = 1.0f / static_cast<float>(global_batch_size);
+  // Near-equal contiguous slices; the first replicas take the extra rows.
+  std::vector<Batch> slices(n);
+  const int64_t rows = batch.size();
+  int64_t begin = 0;
+  for (int i = 0; i < n; ++i) {
+    const int64_t size = rows / n + (i < rows % n ? 1 : 0);
+    slices[i] = batch.Slice(begin, begin + size);
+    begin += size;
+  }
+  absl::Status status = pool_->RunOnAll(
+      [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); });
+  ++step_;
+  if (!status.ok()) return status;
+  StepResult result;
+  for (const ReplicaState& r : replicas_) {
+    result.loss.loss_sum += r.loss.loss_sum;
+    result.loss.correct += r.loss.correct;
+  }
+  result.examples = rows;
+  const ReplicaState& lead = replicas_[0];
+  result.timing.compute = lead.compute;
+  result.timing.communicate = lead.exposed;
+  return result;
+}
+
+absl::Status MirroredStrategy::Read(const std::function<absl::Status(ReplicaContext&)>& fn) {
+  return fn(*replicas_[0].replica);
+}
+
+absl::StatusOr<std::string> MirroredStrategy::ParameterChecksum() {
+  return replicas_[0].store->Checksum();
+}
+
+void MirroredStrategy::Describe(nlohmann::json& summary) const {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const Device& d : options_.devices) devices.push_back(d.ToString());
+  summary["devices"] = devices;
+  summary["num_replicas"] = num_replicas_in_sync();
+  summary["replicas_per_worker"] = options_.devices.size();
+  summary["cross_device_ops"] = options_.cross_device_ops;
+  summary["bytes_per_pack"] = options_.bytes_per_pack;
+  summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
+  if (options_.cross_worker != nullptr) summary["communication"] = options_.communication;
+}
+
+}  // namespace meshtrain

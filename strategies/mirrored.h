@@ -1,0 +1,101 @@
+// MirroredStrategy: synchronous data parallelism with a copy of every variable
+// on every replica. Also MultiWorkerMirroredStrategy: the same on each worker,
+// with gradients summed across workers by a Communicator (ring AllReduce over
+// shared memory, TCP or gRPC; NCCL on GPUs) inside the cross-device op.
+//
+// A step, per replica thread:
+//   1. forward and backward on the replica's slice of this worker's batch;
+//      each gradient bucket, once final, goes to the replica's combiner thread,
+//      which sums it over all replicas (and workers) while backward goes on;
+//   2. wait for the last bucket;
+//   3. apply the optimizer to the replica's own copy. Every replica applies the
+//      same summed bytes with the same code, so copies stay bitwise identical.
+// Driven by one thread; runs one thread per replica and one combiner per replica.
+#ifndef MESHTRAIN_STRATEGIES_MIRRORED_H_
+#define MESHTRAIN_STRATEGIES_MIRRORED_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/base/abort_signal.h"
+#include "runtime/collective/communicator.h"
+#include "runtime/collective/cross_device_ops.h"
+#include "runtime/optim/optimizer.h"
+#include "runtime/optim/variable_store.h"
+#include "strategies/bucket_combiner.h"
+#include "strategies/gradient_buckets.h"
+#include "strategies/replica.h"
+#include "strategies/replica_pool.h"
+#include "strategies/strategy.h"
+
+namespace meshtrain {
+
+class MirroredStrategy final : public Strategy {
+ public:
+  struct Options {
+    std::string name = "mirrored";  // or "multi_worker_mirrored"
+    std::vector<Device> devices;
+    std::string cross_device_ops = "reduce_to_one_device";
+    int64_t bytes_per_pack = 0;
+    // Overlap combining with backward (a combiner thread per replica); off: each
+    // replica combines its buckets after backward, on its own thread.
+    bool overlap = true;
+    // Across workers (MultiWorkerMirrored); null on one worker.
+    Communicator* cross_worker = nullptr;
+    std::string communication;  // what cross_worker is, for summary.json
+    int worker_rank = 0;
+    int num_workers = 1;
+    const Optimizer* optimizer = nullptr;
+    uint64_t seed = 0;
+    AbortSignal* abort = nullptr;
+    absl::Duration collective_timeout = absl::Seconds(60);
+  };
+
+  // The pointers in `options` must outlive the strategy.
+  static absl::StatusOr<std::unique_ptr<MirroredStrategy>> Create(Options options);
+  ~MirroredStrategy() override;
+
+  absl::StatusOr<VariableId> CreateVariable(const VariableSpec& spec) override;
+  std::string name() const override { return options_.name; }
+  int num_replicas_in_sync() const override {
+    return static_cast<int>(options_.devices.size()) * options_.num_workers;
+  }
+  InputShard input_shard() const override { return {options_.num_workers, options_.worker_rank}; }
+  absl::Status Build() override;
+  absl::StatusOr<StepResult> Run(const StepFn& step, const Batch& batch,
+                                 int64_t global_batch_size) override;
+  absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) override;
+  absl::StatusOr<std::string> ParameterChecksum() override;
+  void Describe(nlohmann::json& summary) const override;
+
+  // Replica `i`'s store (tests check that copies stay identical).
+  const VariableStore& store(int i) const { return *replicas_[i].store; }
+
+ private:
+  struct ReplicaState {
+    std::unique_ptr<Replica> replica;
+    std::unique_ptr<VariableStore> store;
+    std::unique_ptr<GradientBuckets> buckets;
+    std::unique_ptr<BucketCombiner> combiner;  // null without overlap
+    LossStats loss;
+    absl::Duration compute;
+    absl::Duration exposed;  // waiting for or doing combining after backward
+    absl::Duration combining;
+  };
+
+  explicit MirroredStrategy(Options options) : options_(std::move(options)) {}
+  absl::Status CombineBucket(int replica, int bucket);
+  absl::Status ReplicaStep(int replica, const StepFn& step, const Batch& slice, float grad_scale);
+
+  Options options_;
+  std::vector<VariableSpec> specs_;
+  std::vector<ReplicaState> replicas_;
+  std::unique_ptr<CrossDeviceOps> cross_device_ops_;
+  std::unique_ptr<ReplicaPool> pool_;
+  int64_t step_ = 0;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_STRATEGIES_MIRRORED_H_

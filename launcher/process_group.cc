@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +30,7 @@ struct Stream {
 struct Child {
   const ProcessSpec* spec = nullptr;
   pid_t pid = -1;
+  int pidfd = -1;  // readable once the child exits
   Stream out, err;
   int restarts = 0;
   bool finished = false;
@@ -82,7 +83,7 @@ absl::Status Spawn(Child& child) {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // The child starts with default signal handling and an empty mask (the
-  // launcher blocks signals for its signalfd), in its own process group so that
+  // launcher handles SIGINT/SIGTERM itself), in its own process group so that
   // the launcher alone decides what it receives.
   sigset_t empty, defaults;
   sigemptyset(&empty);
@@ -125,10 +126,26 @@ absl::Status Spawn(Child& child) {
                                                       child.spec->argv[0], "): ", std::strerror(rc)));
   }
   child.pid = pid;
+  if (child.pidfd >= 0) ::close(child.pidfd);
+  child.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   child.out = Stream{out[0], STDOUT_FILENO, ""};
   child.err = Stream{err[0], STDERR_FILENO, ""};
   child.started = absl::Now();
   return absl::OkStatus();
+}
+
+// The write end of Run()'s signal pipe: a signal handler can only reach a
+// process-wide variable. Only one Run() is active per process.
+volatile int g_signal_pipe = -1;
+
+void OnSignal(int signo) {
+  const int saved = errno;
+  const unsigned char byte = static_cast<unsigned char>(signo);
+  if (g_signal_pipe >= 0) {
+    ssize_t ignored = ::write(g_signal_pipe, &byte, 1);
+    (void)ignored;
+  }
+  errno = saved;
 }
 
 void SignalAll(std::vector<Child>& children, int signo) {
@@ -140,21 +157,29 @@ void SignalAll(std::vector<Child>& children, int signo) {
 }  // namespace
 
 absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& specs) {
-  sigset_t mask, old_mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGCHLD);
-  ::sigprocmask(SIG_BLOCK, &mask, &old_mask);
-  const int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  auto restore = [&] {
-    if (sfd >= 0) ::close(sfd);
-    ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  };
-  if (sfd < 0) {
-    restore();
-    return absl::InternalError(absl::StrCat("signalfd: ", std::strerror(errno)));
+  // SIGINT/SIGTERM reach a handler that writes the signal number to a pipe the
+  // loop polls. (A signalfd would need the signals blocked in every thread, and
+  // libraries such as OpenBLAS start threads before main.) Children's exits are
+  // seen through pidfds, with a waitpid sweep as a safety net.
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
   }
+  g_signal_pipe = pipe_fds[1];
+  struct sigaction action {}, old_int {}, old_term {};
+  action.sa_handler = &OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &action, &old_int);
+  ::sigaction(SIGTERM, &action, &old_term);
+  const int sfd = pipe_fds[0];
+  auto restore = [&] {
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+    g_signal_pipe = -1;
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  };
 
   std::vector<Child> children(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -197,6 +222,10 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
     fds.push_back({sfd, POLLIN, 0});
     owners.push_back({nullptr, nullptr});
     for (Child& c : children) {
+      if (!c.finished && c.pidfd >= 0) {
+        fds.push_back({c.pidfd, POLLIN, 0});
+        owners.push_back({nullptr, nullptr});
+      }
       for (Stream* s : {&c.out, &c.err}) {
         if (s->fd >= 0) {
           fds.push_back({s->fd, POLLIN, 0});
@@ -204,11 +233,10 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
         }
       }
     }
-    absl::Time wake = std::min(kill_at, drain_until);
-    int timeout_ms = -1;
-    if (wake != absl::InfiniteFuture()) {
-      timeout_ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now()) + 1));
-    }
+    // At most a second between waitpid sweeps, in case a pidfd is unavailable.
+    absl::Time wake = std::min({kill_at, drain_until, absl::Now() + absl::Seconds(1)});
+    const int timeout_ms =
+        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now()) + 1));
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (absl::Now() >= kill_at) {
@@ -218,6 +246,7 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       Child* c = owners[i].first;
+      if (c == nullptr) continue;  // a pidfd: the waitpid sweep below reaps it
       Stream* s = owners[i].second;
       char buf[65536];
       ssize_t got = ::read(s->fd, buf, sizeof(buf));
@@ -231,16 +260,13 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
         s->fd = -1;
       }
     }
-    if (!(fds[0].revents & POLLIN)) continue;
-    signalfd_siginfo info;
-    while (::read(sfd, &info, sizeof(info)) == sizeof(info)) {
-      if (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM) {
-        if (terminating && received_signal != 0) {
-          SignalAll(children, SIGKILL);  // a second ^C: no more grace
-        }
-        received_signal = static_cast<int>(info.ssi_signo);
-        begin_termination();
+    unsigned char signo;
+    while (::read(sfd, &signo, 1) == 1) {
+      if (terminating && received_signal != 0) {
+        SignalAll(children, SIGKILL);  // a second ^C: no more grace
       }
+      received_signal = signo;
+      begin_termination();
     }
     int status = 0;
     for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
@@ -291,6 +317,7 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
     for (Stream* s : {&c.out, &c.err}) {
       if (s->fd >= 0) ::close(s->fd);
     }
+    if (c.pidfd >= 0) ::close(c.pidfd);
   }
   restore();
   return result;

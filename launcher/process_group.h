@@ -5,7 +5,8 @@
 //
 // Protocol of Run():
 //   1. Start every child (posix_spawn, stdout/stderr piped, TF_CONFIG etc. in env).
-//   2. Loop on poll(): child output, SIGCHLD, SIGINT/SIGTERM (signalfd).
+//   2. Loop on poll(): child output, child exits (pidfds), SIGINT/SIGTERM
+//      (a handler writing to a pipe).
 //   3. A child exiting 0 is done. A child exiting otherwise is restarted while
 //      it has restarts left; else it is the group's first failure, and the
 //      others get SIGTERM, then SIGKILL after the grace period.

@@ -93,6 +93,13 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
       report.timing.bytes_received += result->timing.bytes_received;
       ++global_step;
       ++epoch_steps;
+      if (!options.observers.empty()) {
+        StepRecord record{global_step, pipeline->schedule().Advance(next.second), global_batch,
+                          &*result, step_start, absl::Now()};
+        for (TrainingObserver* observer : options.observers) {
+          MESHTRAIN_RETURN_IF_ERROR(observer->OnStepEnd(record));
+        }
+      }
       if (options.on_progress && absl::Now() >= next_progress) {
         options.on_progress(epoch + 1, step_in_epoch + 1, steps_per_epoch,
                             epoch_loss.loss_sum / std::max<int64_t>(1, epoch_examples));
@@ -121,6 +128,9 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
     report.samples += epoch_samples;
     report.epochs.push_back(record);
     if (options.on_epoch) options.on_epoch(record);
+    for (TrainingObserver* observer : options.observers) {
+      MESHTRAIN_RETURN_IF_ERROR(observer->OnEpochEnd(record));
+    }
   }
   pipeline->Stop();
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,6 +31,25 @@ struct EpochRecord {
   double elapsed_seconds = 0; // since training started, evaluations included
 };
 
+// One finished step, as observers see it.
+struct StepRecord {
+  int64_t global_step = 0;     // steps done since training began, this one included
+  InputPosition next;          // where the input resumes after this step
+  int64_t global_batch_size = 0;
+  const StepResult* result = nullptr;
+  absl::Time start;
+  absl::Time end;
+};
+
+// Hooks into the loop: checkpoint savers, summary writers, tracers. A hook's
+// error stops training with that error. Called on the training thread.
+class TrainingObserver {
+ public:
+  virtual ~TrainingObserver() = default;
+  virtual absl::Status OnStepEnd(const StepRecord& step) { return absl::OkStatus(); }
+  virtual absl::Status OnEpochEnd(const EpochRecord& epoch) { return absl::OkStatus(); }
+};
+
 struct TrainingOptions {
   int64_t epochs = 1;
   int64_t max_steps = 0;  // 0: no limit
@@ -43,6 +63,7 @@ struct TrainingOptions {
   InputPosition start;    // resume here (epoch, step within epoch)
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
+  std::vector<TrainingObserver*> observers;  // not owned; outlive the call
   // Called after each epoch, and every progress_interval within a long epoch.
   std::function<void(const EpochRecord&)> on_epoch;
   std::function<void(int64_t epoch, int64_t step, int64_t steps_per_epoch, double loss)> on_progress;

@@ -1,0 +1,154 @@
+"""Helpers for meshtrain's integration tests: real processes on 127.0.0.1.
+
+Each test starts `meshtrain` processes (the binary CTest passes in MESHTRAIN_BIN),
+waits on conditions with deadlines (never bare sleeps to synchronise), and reads
+what the processes wrote (summary.json, logs).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+BIN = os.environ.get("MESHTRAIN_BIN", "meshtrain")
+SOURCE_DIR = os.environ.get("MESHTRAIN_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+CONFIGS = os.path.join(SOURCE_DIR, "configs")
+REFERENCE = os.path.join(CONFIGS, "fashion_mnist_mlp.json")
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def have_fashion_mnist():
+    return os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
+
+
+def free_ports(n):
+    """n distinct free ports on 127.0.0.1 (held until all are chosen)."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def make_cluster(workers=2, ps=0, chief=False, evaluator=False):
+    jobs = {}
+    ports = iter(free_ports(workers + ps + int(chief) + int(evaluator)))
+    if chief:
+        jobs["chief"] = [f"127.0.0.1:{next(ports)}"]
+    if workers:
+        jobs["worker"] = [f"127.0.0.1:{next(ports)}" for _ in range(workers)]
+    if ps:
+        jobs["ps"] = [f"127.0.0.1:{next(ports)}" for _ in range(ps)]
+    if evaluator:
+        jobs["evaluator"] = [f"127.0.0.1:{next(ports)}"]
+    return jobs
+
+
+def tf_config(cluster, job, index):
+    return json.dumps({"cluster": cluster, "task": {"type": job, "index": index}})
+
+
+class Task:
+    """One meshtrain process whose output is collected line by line."""
+
+    def __init__(self, args, env=None, name="task"):
+        self.name = name
+        self.lines = []
+        self._cond = threading.Condition()
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([BIN] + list(args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=full_env, text=True,
+                                     start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def output(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, predicate, timeout):
+        """Blocks until a line satisfies predicate (True) or timeout/exit (False)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if any(predicate(l) for l in self.lines):
+                    return True
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait(self, timeout):
+        """Exit status, or raises if the process outlives timeout (it is killed)."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} did not exit within {timeout}s; output:\n{self.output()}")
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def elapsed(self):
+        return time.monotonic() - self.started
+
+
+class ClusterTestCase(unittest.TestCase):
+    """Gives each test a temporary directory and kills leftover tasks."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="meshtrain-it-")
+        self.tmp = self._tmp.name
+        self.tasks = []
+
+    def tearDown(self):
+        for t in self.tasks:
+            t.kill()
+            try:
+                t.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._tmp.cleanup()
+
+    def start(self, args, env=None, name="task"):
+        task = Task(args, env=env, name=name)
+        self.tasks.append(task)
+        return task
+
+    def start_cluster_task(self, cluster, job, index, args):
+        return self.start(["train"] + list(args), env={"TF_CONFIG": tf_config(cluster, job, index)},
+                          name=f"{job}:{index}")
+
+    def summary(self, model_dir):
+        with open(os.path.join(model_dir, "summary.json")) as f:
+            return json.load(f)
+
+    def assert_exit(self, task, code, timeout):
+        got = task.wait(timeout)
+        self.assertEqual(got, code, f"{task.name} exited {got}; output:\n{task.output()}")

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/cluster/tf_config.h"
@@ -53,6 +54,9 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
                                            const std::vector<std::string>& args, int max_restarts,
                                            const std::string& rpc_layer) {
   std::vector<ProcessSpec> specs;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int pinned = cluster.num_training_workers() + cluster.num_tasks(kPsJob);
+  int next_cpu = 0;
   for (const TaskId& task : cluster.AllTasks()) {
     ClusterConfig config;
     config.cluster = cluster;
@@ -64,6 +68,7 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.env = {{"TF_CONFIG", ToTfConfigJson(config)}};
     spec.max_restarts = max_restarts;
+    if (pinned <= cores && task.job != kEvaluatorJob) spec.cpu = next_cpu++;
     specs.push_back(std::move(spec));
   }
   return specs;

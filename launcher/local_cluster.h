@@ -26,6 +26,9 @@ struct LocalClusterShape {
 absl::StatusOr<ClusterSpec> MakeLocalCluster(const LocalClusterShape& shape);
 
 // One process per task of `cluster`: `exe args...` with TF_CONFIG naming the task.
+// Where the tasks (evaluator aside) are no more than the cores, each is pinned
+// to a core of its own, as mpirun binds ranks: the OS then never moves a task
+// onto its peer's core mid-collective.
 std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std::string& exe,
                                            const std::vector<std::string>& args, int max_restarts,
                                            const std::string& rpc_layer = "");

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "launcher/bench_command.h"
 #include "launcher/check_config_command.h"
 #include "launcher/launch_command.h"
 #include "launcher/train_command.h"
@@ -20,6 +21,7 @@ constexpr char kUsage[] =
     "  train          run this process's task of a job (alone without TF_CONFIG)\n"
     "  launch         start a whole cluster on this machine, one process per task\n"
     "  check-config   print the cluster TF_CONFIG describes, or what is wrong with it\n"
+    "  bench          benchmarks: 'meshtrain bench allreduce' (ring AllReduce between processes)\n"
     "  --help         this text; 'meshtrain <command> --help' explains a command's flags\n"
     "\n"
     "example:\n"
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "train") return meshtrain::RunTrainCommand(args);
   if (command == "launch") return meshtrain::RunLaunchCommand(args);
+  if (command == "bench") return meshtrain::RunBenchCommand(args);
   if (command == "check-config") return meshtrain::RunCheckConfigCommand(args);
   std::fprintf(stderr, "meshtrain: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -113,8 +114,20 @@ absl::Status Spawn(Child& child) {
   for (std::string& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
 
+  // A child inherits the spawning thread's CPU affinity, so pinning this thread
+  // around the spawn pins every thread the child will ever start.
+  cpu_set_t saved_affinity;
+  const bool pin = child.spec->cpu >= 0 &&
+                   ::sched_getaffinity(0, sizeof(saved_affinity), &saved_affinity) == 0;
+  if (pin) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(child.spec->cpu, &one);
+    ::sched_setaffinity(0, sizeof(one), &one);
+  }
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  if (pin) ::sched_setaffinity(0, sizeof(saved_affinity), &saved_affinity);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(out[1]);

@@ -32,6 +32,8 @@ struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is the program path
   std::vector<std::pair<std::string, std::string>> env;  // added to the launcher's environment
   int max_restarts = 0;
+  // Pin the process (all its threads) to this core; -1: not pinned.
+  int cpu = -1;
   // Exits that end this process's part without failing the group (besides 0).
   std::vector<int> benign_exit_codes;
 };

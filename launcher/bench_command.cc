@@ -137,16 +137,9 @@ int RunBenchCommand(const std::vector<std::string>& args) {
   FlagSet flag_set("bench allreduce", kUsage, kDescription);
   BenchFlags flags;
   Register(flag_set, flags);
-  absl::StatusOr<std::vector<std::string>> rest =
-      flag_set.Parse(std::vector<std::string>(args.begin() + 1, args.end()));
-  if (!rest.ok() || !rest->empty()) {
-    std::fprintf(stderr, "meshtrain bench allreduce: %s\n",
-                 rest.ok() ? "unexpected argument; see --help" : std::string(rest.status().message()).c_str());
-    return 2;
-  }
-  if (flag_set.help_requested()) {
-    std::fputs(flag_set.Help().c_str(), stdout);
-    return 0;
+  if (std::optional<int> exit =
+          ParseCommandFlags(flag_set, std::vector<std::string>(args.begin() + 1, args.end()))) {
+    return *exit;
   }
   absl::StatusOr<std::vector<size_t>> sizes = ParseByteSizes(flags.sizes);
   absl::StatusOr<ClusterConfig> cluster = ClusterConfigFromEnvironment();

@@ -13,15 +13,7 @@ int RunCheckConfigCommand(const std::vector<std::string>& args) {
                 "Prints the cluster TF_CONFIG describes: every task and address, who is chief,\n"
                 "and this process's role; or the error, naming the field and the fix (exit 1).");
   flags.AddString("tf-config", &tf_config, "check this JSON instead of the TF_CONFIG variable");
-  absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
-  if (!rest.ok()) {
-    std::fprintf(stderr, "meshtrain check-config: %s\n", std::string(rest.status().message()).c_str());
-    return 2;
-  }
-  if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return 0;
-  }
+  if (std::optional<int> exit = ParseCommandFlags(flags, args)) return *exit;
   absl::StatusOr<ClusterConfig> config =
       flags.IsSet("tf-config") ? ParseTfConfig(tf_config) : ClusterConfigFromEnvironment();
   if (!config.ok()) {

@@ -1,6 +1,7 @@
 #include "launcher/flag_set.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -10,6 +11,25 @@
 #include "absl/strings/strip.h"
 
 namespace meshtrain {
+
+std::optional<int> ParseCommandFlags(FlagSet& flags, const std::vector<std::string>& args) {
+  absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
+  if (!rest.ok()) {
+    std::fprintf(stderr, "meshtrain %s: %s\n", flags.command().c_str(),
+                 std::string(rest.status().message()).c_str());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  if (!rest->empty()) {
+    std::fprintf(stderr, "meshtrain %s: unexpected argument '%s'; see meshtrain %s --help\n",
+                 flags.command().c_str(), (*rest)[0].c_str(), flags.command().c_str());
+    return 2;
+  }
+  return std::nullopt;
+}
 
 bool ParseDurationFlag(absl::string_view text, absl::Duration* out) {
   double seconds = 0;

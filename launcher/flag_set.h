@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ class FlagSet {
   std::string Help() const;
   // Every declared flag's name, in declaration order.
   std::vector<std::string> names() const;
+  const std::string& command() const { return command_; }
 
  private:
   struct Flag {
@@ -67,6 +69,12 @@ class FlagSet {
   std::set<std::string> set_;
   bool help_requested_ = false;
 };
+
+// The common start of a subcommand: parses `args` into `flags`, printing --help
+// or the error ("meshtrain <command>: ..."). Returns the exit status when the
+// command should end now (0 after --help, 2 after a bad flag or a positional
+// argument), nullopt when it should go on.
+std::optional<int> ParseCommandFlags(FlagSet& flags, const std::vector<std::string>& args);
 
 // Parses "30s", "2m", "150ms", "1h" or a plain number of seconds.
 bool ParseDurationFlag(absl::string_view text, absl::Duration* out);

@@ -41,20 +41,7 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   flag_set.AddDuration("grace-period", &grace, "SIGTERM to SIGKILL when stopping tasks", group);
   TrainFlags train;
   RegisterTrainFlags(flag_set, train);
-  absl::StatusOr<std::vector<std::string>> rest = flag_set.Parse(args);
-  if (!rest.ok()) {
-    std::fprintf(stderr, "meshtrain launch: %s\n", std::string(rest.status().message()).c_str());
-    return 2;
-  }
-  if (flag_set.help_requested()) {
-    std::fputs(flag_set.Help().c_str(), stdout);
-    return 0;
-  }
-  if (!rest->empty()) {
-    std::fprintf(stderr, "meshtrain launch: unexpected argument '%s'; see meshtrain launch --help\n",
-                 (*rest)[0].c_str());
-    return 2;
-  }
+  if (std::optional<int> exit = ParseCommandFlags(flag_set, args)) return *exit;
   if (train.config.empty()) {
     std::fprintf(stderr, "meshtrain launch: --config is required (e.g. configs/fashion_mnist_mlp.json)\n");
     return 2;

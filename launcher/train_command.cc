@@ -218,20 +218,7 @@ int RunTrainCommand(const std::vector<std::string>& args) {
   FlagSet flag_set("train", kTrainUsage, kTrainDescription);
   TrainFlags flags;
   RegisterTrainFlags(flag_set, flags);
-  absl::StatusOr<std::vector<std::string>> rest = flag_set.Parse(args);
-  if (!rest.ok()) {
-    std::fprintf(stderr, "meshtrain train: %s\n", std::string(rest.status().message()).c_str());
-    return 2;
-  }
-  if (flag_set.help_requested()) {
-    std::fputs(flag_set.Help().c_str(), stdout);
-    return 0;
-  }
-  if (!rest->empty()) {
-    std::fprintf(stderr, "meshtrain train: unexpected argument '%s'; see meshtrain train --help\n",
-                 (*rest)[0].c_str());
-    return 2;
-  }
+  if (std::optional<int> exit = ParseCommandFlags(flag_set, args)) return *exit;
   if (flags.quiet) SetMinLogSeverity(LogSeverity::kWarning);
   absl::StatusOr<JobConfig> job = LoadJobWithOverrides(flag_set, flags);
   if (!job.ok()) {

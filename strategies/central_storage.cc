@@ -84,14 +84,8 @@ absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const
                                                        int64_t global_batch_size) {
   const int n = static_cast<int>(replicas_.size());
   const float grad_scale = 1.0f / static_cast<float>(global_batch_size);
-  std::vector<Batch> slices(n);
+  const std::vector<Batch> slices = SplitBatch(batch, n);
   const int64_t rows = batch.size();
-  int64_t begin = 0;
-  for (int i = 0; i < n; ++i) {
-    const int64_t size = rows / n + (i < rows % n ? 1 : 0);
-    slices[i] = batch.Slice(begin, begin + size);
-    begin += size;
-  }
   const absl::Time start = absl::Now();
   MESHTRAIN_RETURN_IF_ERROR(pool_->RunOnAll(
       [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));

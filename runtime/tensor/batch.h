@@ -5,6 +5,7 @@
 #define MESHTRAIN_RUNTIME_TENSOR_BATCH_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "runtime/tensor/tensor.h"
 
@@ -20,6 +21,20 @@ struct Batch {
     return Batch{inputs.Slice(begin, end), labels.Slice(begin, end)};
   }
 };
+
+// `parts` contiguous slices of near-equal size (the first ones take the extra
+// rows; some are empty when the batch is smaller than `parts`).
+inline std::vector<Batch> SplitBatch(const Batch& batch, int parts) {
+  std::vector<Batch> slices;
+  const int64_t rows = batch.size();
+  int64_t begin = 0;
+  for (int i = 0; i < parts; ++i) {
+    const int64_t size = rows / parts + (i < rows % parts ? 1 : 0);
+    slices.push_back(batch.Slice(begin, begin + size));
+    begin += size;
+  }
+  return slices;
+}
 
 }  // namespace meshtrain
 

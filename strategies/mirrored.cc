@@ -14,7 +14,7 @@ absl::StatusOr<std::unique_ptr<MirroredStrategy>> MirroredStrategy::Create(Optio
     return absl::InvalidArgumentError(absl::StrCat(options.name, " needs at least one device"));
   }
   if (options.optimizer == nullptr) return absl::InvalidArgumentError("no optimizer");
-  if ((options.cross_worker != nullptr) != (options.num_workers > 1) && options.num_workers > 1) {
+  if (options.num_workers > 1 && options.cross_worker == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.name, " across ", options.num_workers, " workers needs a communicator"));
   }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "launcher/flag_set.h"
+#include "launcher/gpu_setup.h"
 #include "launcher/job_data.h"
 #include "launcher/summary.h"
 #include "launcher/train_flags.h"
@@ -74,10 +75,19 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   env.seed = job.training.seed;
   env.threads = CoresFor(flags, cluster);
   env.abort = &abort;
+  MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices, ParseDeviceList(job.strategy.devices));
+  MESHTRAIN_RETURN_IF_ERROR(ConfigureGpus(flags.logical_gpus, flags.gpu_memory_limit, devices));
   std::unique_ptr<Transport> transport;
   std::unique_ptr<Communicator> communicator;
   const std::vector<TaskId> workers = cluster.cluster.TrainingWorkers();
-  if (mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
+  if (mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1 &&
+      UseNcclAcrossWorkers(job.strategy, devices)) {
+    MESHTRAIN_ASSIGN_OR_RETURN(communicator,
+                               CreateNcclAcrossWorkers(*mesh, workers, devices[0], "gradients",
+                                                       abort, flags.startup_timeout));
+    env.cross_worker = communicator.get();
+    env.communication = "nccl";
+  } else if (mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
     const std::string rpc_layer = flags.rpc_layer.empty() ? cluster.rpc_layer : flags.rpc_layer;
     MESHTRAIN_ASSIGN_OR_RETURN(transport, mesh->CreateTransport(workers, rpc_layer, "gradients"));
     communicator = std::make_unique<RingCommunicator>(transport.get());

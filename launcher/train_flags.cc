@@ -32,6 +32,13 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
               "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: TF_CONFIG, then auto)",
               strategy);
 
+  const std::string gpu = "gpu";
+  f.AddInt("logical-gpus", &v.logical_gpus,
+           "split each GPU into N logical GPUs (own stream and memory share): --logical-gpus 2 "
+           "--devices gpu:0,gpu:1 runs mirrored on one GPU", gpu);
+  f.AddString("gpu-memory-limit", &v.gpu_memory_limit,
+              "GPU memory this process may use per GPU, e.g. 8GiB (default: what is free)", gpu);
+
   const std::string ps = "parameter_server";
   f.AddString("placement", &v.placement, "round_robin | greedy (default: config)", ps);
   f.AddInt("fixed-shards", &v.fixed_shards, "split large variables into N partitions (-1: config)", ps);

@@ -31,6 +31,8 @@ struct TrainFlags {
   std::string communication;
   int64_t bytes_per_pack = -1;
   std::string rpc_layer;
+  int64_t logical_gpus = 1;
+  std::string gpu_memory_limit;
   std::string placement;
   int64_t fixed_shards = -1;
   int64_t min_shard_bytes = -1;

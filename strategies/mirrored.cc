@@ -45,7 +45,8 @@ absl::Status MirroredStrategy::Build() {
   const int n = static_cast<int>(options_.devices.size());
   MESHTRAIN_ASSIGN_OR_RETURN(cross_device_ops_,
                              CreateCrossDeviceOps(options_.cross_device_ops, n,
-                                                  options_.cross_worker, options_.abort));
+                                                  options_.cross_worker, options_.abort,
+                                                  options_.devices));
   replicas_.resize(n);
   for (int i = 0; i < n; ++i) {
     ReplicaState& r = replicas_[i];
@@ -153,7 +154,9 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
   summary["devices"] = devices;
   summary["num_replicas"] = num_replicas_in_sync();
   summary["replicas_per_worker"] = options_.devices.size();
-  summary["cross_device_ops"] = options_.cross_device_ops;
+  // What ran: "nccl" falls back to "on_device_reduce" on logical GPUs.
+  summary["cross_device_ops"] =
+      cross_device_ops_ ? std::string(cross_device_ops_->name()) : options_.cross_device_ops;
   summary["bytes_per_pack"] = options_.bytes_per_pack;
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
   if (options_.cross_worker != nullptr) summary["communication"] = options_.communication;

@@ -19,7 +19,7 @@ bool AllGpus(const std::vector<Device>& devices) {
 // TensorFlow's default: NCCL when every device is a GPU, else reduce to one device.
 std::string ResolveCrossDeviceOps(const std::string& requested, const std::vector<Device>& devices) {
   if (requested != "auto" && !requested.empty()) return requested;
-  return AllGpus(devices) && devices.size() > 1 ? "nccl" : "reduce_to_one_device";
+  return AllGpus(devices) ? "nccl" : "reduce_to_one_device";
 }
 
 // OpenBLAS threads per replica: the process's cores shared by its replicas.
@@ -65,9 +65,14 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& c
       if (env.cross_worker == nullptr) {
         return absl::FailedPreconditionError("multi_worker_mirrored needs the cluster's communicator");
       }
-      if (config.communication != "auto" && config.communication != "ring") {
+      if (config.communication != "auto" && config.communication != "ring" &&
+          config.communication != "nccl") {
         return absl::InvalidArgumentError(absl::StrCat(
-            "communication '", config.communication, "' is not available in this build: use auto or ring"));
+            "communication '", config.communication, "' is unknown: use auto, ring or nccl"));
+      }
+      if (config.communication == "nccl" && !env.cross_worker->takes_device_memory()) {
+        return absl::FailedPreconditionError(
+            "communication 'nccl' needs GPU devices and a meshtrain built with CUDA; use ring");
       }
       options.cross_worker = env.cross_worker;
       options.communication = env.communication;
@@ -80,6 +85,12 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& c
     return std::unique_ptr<Strategy>(std::move(strategy));
   }
   if (config.name == "central_storage") {
+    const bool any_gpu = std::any_of(devices.begin(), devices.end(),
+                                     [](const Device& d) { return !d.is_cpu(); });
+    if (any_gpu || !ParseDevice(config.parameter_device).value_or(Device::Cpu()).is_cpu()) {
+      return absl::UnimplementedError(
+          "central_storage sums gradients in host memory; on GPUs use mirrored (NCCL)");
+    }
     if (multi_worker) {
       return absl::InvalidArgumentError(
           "central_storage trains in one process, but TF_CONFIG lists several workers; use "

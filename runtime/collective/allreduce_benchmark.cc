@@ -40,6 +40,29 @@ std::string SizeLabel(size_t bytes) {
   return absl::StrCat(bytes, " B");
 }
 
+absl::StatusOr<Tensor> NewBuffer(Kernels* device, size_t count) {
+  const Shape shape{static_cast<int64_t>(count)};
+  if (device == nullptr) return Tensor(DType::kFloat32, shape);
+  return device->Allocate(DType::kFloat32, shape);
+}
+
+void Fill(Kernels* device, float value, Tensor& buffer) {
+  if (device == nullptr) {
+    std::fill_n(buffer.data<float>(), buffer.num_elements(), value);
+  } else {
+    device->Fill(value, buffer);
+  }
+}
+
+// The buffer's values where the host can read them.
+absl::StatusOr<Tensor> OnHost(Kernels* device, const Tensor& buffer) {
+  if (device == nullptr) return buffer;
+  Tensor host(DType::kFloat32, buffer.shape());
+  device->Copy(buffer, host);
+  MESHTRAIN_RETURN_IF_ERROR(device->Synchronize());
+  return host;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
@@ -52,7 +75,9 @@ absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
   std::vector<size_t> gathered_sizes;
   for (size_t bytes : options.sizes_bytes) {
     const size_t count = bytes / sizeof(float);
-    std::vector<float> data(count, static_cast<float>(comm.rank() + 1));
+    MESHTRAIN_ASSIGN_OR_RETURN(Tensor buffer, NewBuffer(options.device, count));
+    Fill(options.device, static_cast<float>(comm.rank() + 1), buffer);
+    const absl::Span<float> data = buffer.flat<float>();
     auto ctx_at = [&](int64_t step) {
       return CollectiveContext{step, "benchmark", absl::Now() + options.op_timeout};
     };
@@ -60,18 +85,20 @@ absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
     for (int w = 0; w < options.warmup; ++w) {
       MESHTRAIN_RETURN_IF_ERROR(comm.Barrier(ctx_at(w)));
       auto t0 = Clock::now();
-      MESHTRAIN_RETURN_IF_ERROR(comm.AllReduceSum(absl::MakeSpan(data), ctx_at(w)));
+      MESHTRAIN_RETURN_IF_ERROR(comm.AllReduceSum(data, ctx_at(w)));
       estimate = std::min(estimate, Seconds(Clock::now() - t0));
       if (w == 0) {
+        MESHTRAIN_ASSIGN_OR_RETURN(Tensor host, OnHost(options.device, buffer));
         const float expect = static_cast<float>(n * (n + 1) / 2);
         for (size_t i = 0; i < count; ++i) {
-          if (data[i] != expect) {
+          const float got = host.data<float>()[i];
+          if (got != expect) {
             return absl::InternalError(absl::StrCat("allreduce benchmark: element ", i, " of ",
-                                                    SizeLabel(bytes), " is ", data[i],
+                                                    SizeLabel(bytes), " is ", got,
                                                     ", expected ", expect));
           }
         }
-        std::fill(data.begin(), data.end(), 0.0f);
+        Fill(options.device, 0.0f, buffer);
       }
     }
     std::vector<double> est{estimate};
@@ -83,7 +110,7 @@ absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
     for (int i = 0; i < iters; ++i) {
       MESHTRAIN_RETURN_IF_ERROR(comm.Barrier(ctx_at(i)));
       auto t0 = Clock::now();
-      MESHTRAIN_RETURN_IF_ERROR(comm.AllReduceSum(absl::MakeSpan(data), ctx_at(i)));
+      MESHTRAIN_RETURN_IF_ERROR(comm.AllReduceSum(data, ctx_at(i)));
       times[i] = Seconds(Clock::now() - t0);
     }
     MESHTRAIN_RETURN_IF_ERROR(MaxOverRanks(comm, times, gathered, gathered_sizes, ctx_at(0)));

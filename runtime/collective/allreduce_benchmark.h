@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "runtime/collective/communicator.h"
+#include "runtime/tensor/kernels.h"
 
 namespace meshtrain {
 
@@ -31,6 +32,9 @@ struct AllReduceBenchmarkOptions {
   absl::Duration min_time = absl::Seconds(2);
   // Deadline of each collective, from its start.
   absl::Duration op_timeout = absl::Seconds(60);
+  // Where the buffer lives: null = host memory; else this rank's device,
+  // through its kernels (NCCL benchmarks pass the rank's GPU). Not owned.
+  Kernels* device = nullptr;
 };
 
 struct AllReduceBenchmarkRow {

@@ -37,6 +37,11 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
 
+  // Whether the spans may be GPU memory (NCCL: memory of this rank's GPU,
+  // with the collective ordered on that device's stream). The ring takes host
+  // memory only; callers holding GPU buffers stage them through the host.
+  virtual bool takes_device_memory() const { return false; }
+
   // data = the element-wise sum of every rank's data, bitwise identical on all
   // ranks. In place.
   virtual absl::Status AllReduceSum(absl::Span<float> data, const CollectiveContext& ctx) = 0;

@@ -1,5 +1,6 @@
 #include "runtime/collective/cross_device_ops.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -8,6 +9,9 @@
 #include "absl/strings/str_join.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/collective/replica_barrier.h"
+#if MESHTRAIN_HAVE_CUDA
+#include "runtime/collective/nccl/gpu_cross_device_ops.h"
+#endif
 #include "runtime/collective/ring_schedule.h"
 #include "runtime/transport/reduce_kernel.h"
 
@@ -166,6 +170,33 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
   absl::Status cross_status_;          // written by replica 0 before a barrier
 };
 
+absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateForGpus(absl::string_view name, int num_replicas,
+                                                              Communicator* cross_worker,
+                                                              AbortSignal* abort,
+                                                              const std::vector<Device>& devices) {
+  std::vector<std::string> listed;
+  for (const Device& d : devices) listed.push_back(d.ToString());
+  const std::string where = absl::StrJoin(listed, ",");
+  if (static_cast<int>(devices.size()) != num_replicas ||
+      std::any_of(devices.begin(), devices.end(), [](const Device& d) { return d.is_cpu(); })) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "replicas on ", where, ": cross-device ops need one device per replica (", num_replicas,
+        ") and all of one kind; list only gpu:N or only cpu:N devices"));
+  }
+  if (name != kNcclCrossDeviceOpsName) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cross-device ops '", name, "' sums host memory, but the replicas are on ", where,
+        "; use nccl (the default when all devices are GPUs)"));
+  }
+#if MESHTRAIN_HAVE_CUDA
+  return CreateGpuCrossDeviceOps(devices, cross_worker, abort);
+#else
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cross-device ops 'nccl' on ", where, ": this meshtrain was built without CUDA; rebuild "
+      "with the CUDA toolkit (cmake -DMESHTRAIN_CUDA=ON) or use cpu devices"));
+#endif
+}
+
 }  // namespace
 
 std::vector<absl::string_view> CrossDeviceOpsNames() {
@@ -175,10 +206,19 @@ std::vector<absl::string_view> CrossDeviceOpsNames() {
 absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateCrossDeviceOps(absl::string_view name,
                                                                      int num_replicas,
                                                                      Communicator* cross_worker,
-                                                                     AbortSignal* abort) {
+                                                                     AbortSignal* abort,
+                                                                     const std::vector<Device>& devices) {
   if (num_replicas < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("cross-device ops '", name, "': num_replicas ", num_replicas, " must be >= 1"));
+  }
+  const auto gpus = std::count_if(devices.begin(), devices.end(),
+                                  [](const Device& d) { return !d.is_cpu(); });
+  if (gpus > 0) return CreateForGpus(name, num_replicas, cross_worker, abort, devices);
+  if (name == kNcclCrossDeviceOpsName) {
+    return absl::InvalidArgumentError(
+        "cross-device ops 'nccl' needs GPU replicas (--devices gpu:0,gpu:1); CPU replicas use "
+        "reduce_to_one_device, hierarchical_copy or ring");
   }
   Algorithm algorithm;
   absl::string_view canonical;

@@ -21,6 +21,12 @@
 // replicas wait), and the result is copied to every replica: local reduce,
 // cross-worker ring, local broadcast.
 //
+// Replicas on GPUs (`devices` given, all gpu:N) use the GPU cross-device ops
+// of runtime/collective/nccl (name "nccl": NCCL across physical GPUs, falling
+// back to an on-device reduce for logical GPUs of one physical GPU); their
+// spans are device memory. The algorithms above sum host memory and serve CPU
+// replicas only.
+//
 // Replica threads meet at ReplicaBarrier phases (brief spin, then block); every
 // wait honours ctx.deadline and the abort signal. After an error the object is
 // broken (every later call fails): build a new one. Thread-safe as described;
@@ -38,6 +44,7 @@
 #include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/collective/communicator.h"
+#include "runtime/tensor/device.h"
 
 namespace meshtrain {
 
@@ -50,14 +57,18 @@ class CrossDeviceOps {
                                  const CollectiveContext& ctx) = 0;
 };
 
-// The valid names, in the order errors list them.
+// The host algorithms' names, in the order errors list them.
 std::vector<absl::string_view> CrossDeviceOpsNames();
+// The GPU algorithm's name (TensorFlow's NcclAllReduce).
+inline constexpr absl::string_view kNcclCrossDeviceOpsName = "nccl";
 
-// `name` one of CrossDeviceOpsNames() (else kInvalidArgument listing them);
-// num_replicas >= 1.
+// CPU replicas (`devices` empty or all cpu:N): `name` one of
+// CrossDeviceOpsNames() (else kInvalidArgument listing them). GPU replicas
+// (`devices` all gpu:N, one per replica): `name` must be "nccl";
+// kFailedPrecondition in a build without CUDA. num_replicas >= 1.
 absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateCrossDeviceOps(
     absl::string_view name, int num_replicas, Communicator* cross_worker = nullptr,
-    AbortSignal* abort = nullptr);
+    AbortSignal* abort = nullptr, const std::vector<Device>& devices = {});
 
 }  // namespace meshtrain
 

@@ -99,10 +99,12 @@ LossStats DenseNetwork::Loss(Kernels& kernels, const Tensor& logits, const Tenso
   return kernels.SoftmaxCrossEntropy(logits, labels, grad_scale, dlogits);
 }
 
-absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx, const Batch& batch,
+absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx, const Batch& host_batch,
                                                          float grad_scale) const {
-  MESHTRAIN_RETURN_IF_ERROR(CheckBatch(batch));
+  MESHTRAIN_RETURN_IF_ERROR(CheckBatch(host_batch));
   Kernels& k = ctx.kernels();
+  // A GPU replica reads the batch from its own memory (uploaded on a copy stream).
+  MESHTRAIN_ASSIGN_OR_RETURN(const Batch batch, k.UploadBatch(host_batch));
   const int num_layers = static_cast<int>(layers_.size());
   const int64_t n = batch.size();
   std::vector<Tensor> outputs;
@@ -132,9 +134,10 @@ absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx, co
   return stats;
 }
 
-absl::StatusOr<LossStats> DenseNetwork::Evaluate(ReplicaContext& ctx, const Batch& batch,
+absl::StatusOr<LossStats> DenseNetwork::Evaluate(ReplicaContext& ctx, const Batch& host_batch,
                                                  Tensor* probabilities) const {
-  MESHTRAIN_RETURN_IF_ERROR(CheckBatch(batch));
+  MESHTRAIN_RETURN_IF_ERROR(CheckBatch(host_batch));
+  MESHTRAIN_ASSIGN_OR_RETURN(const Batch batch, ctx.kernels().UploadBatch(host_batch));
   std::vector<Tensor> outputs;
   MESHTRAIN_RETURN_IF_ERROR(Forward(ctx, batch.inputs, outputs));
   return Loss(ctx.kernels(), outputs.back(), batch.labels, 0.0f, nullptr, probabilities);

@@ -94,15 +94,7 @@ class CpuKernels final : public Kernels {
 
   void MatMul(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, float alpha,
               float beta, Tensor& c) override {
-    MESHTRAIN_CHECK(a.shape().rank() == 2 && b.shape().rank() == 2 && c.shape().rank() == 2)
-        << a.DebugString() << " x " << b.DebugString() << " -> " << c.DebugString();
-    const int m = static_cast<int>(transpose_a ? a.shape().dim(1) : a.shape().dim(0));
-    const int k = static_cast<int>(transpose_a ? a.shape().dim(0) : a.shape().dim(1));
-    const int kb = static_cast<int>(transpose_b ? b.shape().dim(1) : b.shape().dim(0));
-    const int n = static_cast<int>(transpose_b ? b.shape().dim(0) : b.shape().dim(1));
-    MESHTRAIN_CHECK(k == kb && c.shape().dim(0) == m && c.shape().dim(1) == n)
-        << a.DebugString() << (transpose_a ? "^T" : "") << " x " << b.DebugString()
-        << (transpose_b ? "^T" : "") << " -> " << c.DebugString();
+    const auto [m, n, k] = CheckMatMulDims(a, transpose_a, b, transpose_b, c);
     if (m == 0 || n == 0) return;
     if (k == 0) {
       // sgemm with k = 0 leaves beta * c; do it explicitly for clarity.
@@ -253,18 +245,9 @@ class CpuKernels final : public Kernels {
 
   void AdamUpdate(const Tensor& grad, const AdamParams& p, int64_t step, Tensor& var, Tensor& m,
                   Tensor& v) override {
-    MESHTRAIN_CHECK(grad.num_elements() == var.num_elements() &&
-                    m.num_elements() == var.num_elements() && v.num_elements() == var.num_elements())
-        << grad.DebugString() << " for " << var.DebugString();
-    // PyTorch's form: var -= lr / c1 * m / (sqrt(v / c2) + eps), with c_i = 1 - beta_i^t,
-    // rewritten so that the loop does one division.
-    const double t = static_cast<double>(step);
-    const double correction1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
-    const double correction2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
-    const float lr_t = static_cast<float>(p.learning_rate * std::sqrt(correction2) / correction1);
-    AdamLoop(grad.data<float>(), lr_t, p.beta1, p.beta2,
-             p.epsilon * static_cast<float>(std::sqrt(correction2)),
-             var.data<float>(), m.data<float>(), v.data<float>(), var.num_elements());
+    const AdamStep adam = CheckAdamUpdate(grad, p, step, var, m, v);
+    AdamLoop(grad.data<float>(), adam.lr_t, p.beta1, p.beta2, adam.epsilon_hat, var.data<float>(),
+             m.data<float>(), v.data<float>(), var.num_elements());
   }
 
   absl::Status Synchronize() override { return absl::OkStatus(); }

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/tensor/allocator.h"
+#include "runtime/tensor/batch.h"
 #include "runtime/tensor/device.h"
 #include "runtime/tensor/tensor.h"
 
@@ -97,9 +98,34 @@ class Kernels {
   virtual void AdamUpdate(const Tensor& grad, const AdamParams& params, int64_t step,
                           Tensor& var, Tensor& m, Tensor& v) = 0;
 
+  // `batch` where this device's kernels can read it. CPU: the batch itself.
+  // CUDA: host tensors are uploaded through pinned buffers on a separate
+  // stream, double-buffered (InputStager); the result is valid for work queued
+  // before the next UploadBatch call. Tensors already on this device pass
+  // through.
+  virtual absl::StatusOr<Batch> UploadBatch(const Batch& batch) { return batch; }
+
   // Waits for queued work; returns the first device error since the last call.
   virtual absl::Status Synchronize() = 0;
 };
+
+// Shared by the CPU and CUDA kernels, so both check and compute alike.
+// The sizes of c = op(a) op(b); a shape mismatch is a programmer bug (CHECK).
+struct MatMulDims {
+  int m = 0, n = 0, k = 0;
+};
+MatMulDims CheckMatMulDims(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b,
+                           const Tensor& c);
+// Adam with bias correction in PyTorch's form, var -= lr / c1 * m / (sqrt(v / c2) + eps)
+// with c_i = 1 - beta_i^step, rewritten so the per-element loop does one
+// division: var -= lr_t * m / (sqrt(v) + epsilon_hat). Shapes CHECKed as in
+// CheckMatMulDims.
+struct AdamStep {
+  float lr_t = 0;
+  float epsilon_hat = 0;
+};
+AdamStep CheckAdamUpdate(const Tensor& grad, const AdamParams& params, int64_t step,
+                         const Tensor& var, const Tensor& m, const Tensor& v);
 
 // Kernels for `device`: CPU kernels for cpu:N, CUDA kernels for gpu:N (an error
 // names the missing support where the build has no CUDA or the GPU is absent).

@@ -105,6 +105,29 @@ TEST(CrossDeviceOpsFactoryTest, AbortStopsWaitingReplicas) {
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
 }
 
+// GPU replicas: the host algorithms are refused before any device is touched
+// (so this runs without a GPU), and "nccl" needs GPUs.
+TEST(CrossDeviceOpsFactoryTest, GpuReplicasTakeNcclOnly) {
+  const std::vector<Device> gpus = {Device::Gpu(0), Device::Gpu(1)};
+  auto ring = CreateCrossDeviceOps("ring", 2, nullptr, nullptr, gpus);
+  EXPECT_EQ(ring.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(ring.status().message(), "'ring' sums host memory")) << ring.status();
+  EXPECT_TRUE(absl::StrContains(ring.status().message(), "gpu:0,gpu:1")) << ring.status();
+  auto mixed = CreateCrossDeviceOps("nccl", 2, nullptr, nullptr, {Device::Cpu(0), Device::Gpu(0)});
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(mixed.status().message(), "all of one kind")) << mixed.status();
+  auto cpus = CreateCrossDeviceOps("nccl", 2, nullptr, nullptr, {Device::Cpu(0), Device::Cpu(1)});
+  EXPECT_EQ(cpus.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(cpus.status().message(), "needs GPU replicas")) << cpus.status();
+  auto count = CreateCrossDeviceOps("nccl", 3, nullptr, nullptr, gpus);
+  EXPECT_EQ(count.status().code(), absl::StatusCode::kInvalidArgument);
+#if !MESHTRAIN_HAVE_CUDA
+  auto nccl = CreateCrossDeviceOps("nccl", 2, nullptr, nullptr, gpus);
+  EXPECT_EQ(nccl.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(nccl.status().message(), "built without CUDA")) << nccl.status();
+#endif
+}
+
 // MultiWorkerMirrored: 2 workers x 3 replicas; every replica of every worker
 // ends with the sum over all 6, bitwise identical.
 TEST(CrossDeviceOpsFactoryTest, HierarchicalAcrossWorkers) {

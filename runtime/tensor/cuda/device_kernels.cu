@@ -1,0 +1,301 @@
+#include "runtime/tensor/cuda/device_kernels.h"
+
+#include <algorithm>
+
+namespace meshtrain::device_kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 4096;  // grid-stride beyond this
+
+int Blocks(int64_t n) {
+  return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
+}
+
+#define MESHTRAIN_GRID_STRIDE(i, n)                                                   \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+__device__ void RecordFault(DeviceFault* fault, int kind, long long value, long long limit) {
+  if (atomicCAS(&fault->kind, kNoFault, kind) == kNoFault) {
+    fault->value = value;
+    fault->limit = limit;
+  }
+}
+
+// Tree sum over the block in a fixed order; thread 0 writes `out`.
+__device__ void BlockSum(double loss, long long correct, LossSums* out) {
+  __shared__ double loss_shared[kThreads];
+  __shared__ long long correct_shared[kThreads];
+  loss_shared[threadIdx.x] = loss;
+  correct_shared[threadIdx.x] = correct;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      loss_shared[threadIdx.x] += loss_shared[threadIdx.x + half];
+      correct_shared[threadIdx.x] += correct_shared[threadIdx.x + half];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = LossSums{loss_shared[0], correct_shared[0]};
+}
+
+__global__ void SoftmaxCrossEntropyKernel(const float* x, const int32_t* y, int64_t n, int64_t k,
+                                          float scale, float* d, LossSums* partials,
+                                          DeviceFault* fault) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  double loss = 0;
+  long long correct = 0;
+  if (r < n) {
+    const float* row = x + r * k;
+    int64_t argmax = 0;
+    for (int64_t c = 1; c < k; ++c) argmax = row[c] > row[argmax] ? c : argmax;
+    const float max = row[argmax];
+    float sum = 0.0f;
+    for (int64_t c = 0; c < k; ++c) sum += expf(row[c] - max);
+    const int32_t label = y[r];
+    const bool valid = label >= 0 && label < k;
+    if (valid) {
+      loss = static_cast<double>(logf(sum) - (row[label] - max));
+      correct = argmax == label;
+    } else {
+      RecordFault(fault, kBadLabel, label, k);
+    }
+    if (d != nullptr) {
+      float* drow = d + r * k;
+      const float inv = scale / sum;
+      for (int64_t c = 0; c < k; ++c) drow[c] = expf(row[c] - max) * inv;
+      if (valid) drow[label] -= scale;
+    }
+  }
+  BlockSum(loss, correct, &partials[blockIdx.x]);
+}
+
+__global__ void SigmoidCrossEntropyKernel(const float* x, const float* y, int64_t n, float scale,
+                                          float* d, float* p_out, LossSums* partials) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  double loss = 0;
+  long long correct = 0;
+  if (i < n) {
+    const float z = x[i];
+    loss = static_cast<double>(log1pf(expf(-fabsf(z))) + fmaxf(z, 0.0f) - z * y[i]);
+    const float p = 1.0f / (1.0f + expf(-z));
+    correct = (p > 0.5f) == (y[i] > 0.5f);
+    if (d != nullptr) d[i] = (p - y[i]) * scale;
+    if (p_out != nullptr) p_out[i] = p;
+  }
+  BlockSum(loss, correct, &partials[blockIdx.x]);
+}
+
+// One block: partials summed in a fixed order.
+__global__ void ReduceLossPartialsKernel(const LossSums* partials, int count, LossSums* total) {
+  double loss = 0;
+  long long correct = 0;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) {
+    loss += partials[i].loss_sum;
+    correct += partials[i].correct;
+  }
+  BlockSum(loss, correct, total);
+}
+
+__global__ void BiasActivationKernel(const float* bias, float* y, int64_t rows, int64_t cols,
+                                     bool relu) {
+  MESHTRAIN_GRID_STRIDE(i, rows * cols) {
+    const float v = y[i] + bias[i % cols];
+    y[i] = relu ? fmaxf(v, 0.0f) : v;
+  }
+}
+
+// One thread per column, rows in order: the same sums as the CPU loop.
+__global__ void BiasActivationGradKernel(const float* y, float* dy, float* db, int64_t rows,
+                                         int64_t cols, bool relu) {
+  MESHTRAIN_GRID_STRIDE(c, cols) {
+    float sum = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r * cols + c;
+      float g = dy[i];
+      if (relu) {
+        g = y[i] > 0.0f ? g : 0.0f;
+        dy[i] = g;
+      }
+      sum += g;
+    }
+    db[c] = sum;
+  }
+}
+
+__global__ void GatherRowsKernel(const float* table, int64_t table_rows, const int64_t* ids,
+                                 int64_t n, int64_t d, float* out, DeviceFault* fault) {
+  MESHTRAIN_GRID_STRIDE(i, n * d) {
+    const int64_t id = ids[i / d];
+    if (id < 0 || id >= table_rows) {
+      RecordFault(fault, kBadRowId, id, table_rows);
+      continue;
+    }
+    out[i] = table[id * d + i % d];
+  }
+}
+
+__global__ void ScatterRowsKernel(const float* rows, const int64_t* ids, int64_t n, int64_t d,
+                                  float* out, int64_t out_rows, bool accumulate,
+                                  DeviceFault* fault) {
+  MESHTRAIN_GRID_STRIDE(i, n * d) {
+    const int64_t id = ids[i / d];
+    if (id < 0 || id >= out_rows) {
+      RecordFault(fault, kBadRowId, id, out_rows);
+      continue;
+    }
+    float* target = out + id * d + i % d;
+    if (accumulate) {
+      atomicAdd(target, rows[i]);
+    } else {
+      *target = rows[i];
+    }
+  }
+}
+
+__global__ void FillKernel(float value, float* x, int64_t n) {
+  MESHTRAIN_GRID_STRIDE(i, n) x[i] = value;
+}
+
+__global__ void AxpyKernel(float alpha, const float* x, float* y, int64_t n) {
+  MESHTRAIN_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+}
+
+__global__ void ScaleKernel(float alpha, float* x, int64_t n) {
+  MESHTRAIN_GRID_STRIDE(i, n) x[i] *= alpha;
+}
+
+__global__ void SgdMomentumKernel(const float* g, float lr, float momentum, bool nesterov, float* w,
+                                  float* v, int64_t n) {
+  MESHTRAIN_GRID_STRIDE(i, n) {
+    const float vi = momentum * v[i] + g[i];
+    v[i] = vi;
+    w[i] -= nesterov ? lr * (g[i] + momentum * vi) : lr * vi;
+  }
+}
+
+__global__ void AdamKernel(const float* g, float lr_t, float beta1, float beta2, float eps_hat,
+                           float* w, float* m, float* v, int64_t n) {
+  MESHTRAIN_GRID_STRIDE(i, n) {
+    const float mi = beta1 * m[i] + (1.0f - beta1) * g[i];
+    const float vi = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= lr_t * mi / (sqrtf(vi) + eps_hat);
+  }
+}
+
+struct Sources {
+  const float* p[kMaxSumSources];
+};
+
+__global__ void SumBuffersKernel(float* dst, Sources sources, int count, int64_t n) {
+  MESHTRAIN_GRID_STRIDE(i, n) {
+    float sum = sources.p[0][i];
+    for (int s = 1; s < count; ++s) sum += sources.p[s][i];
+    dst[i] = sum;
+  }
+}
+
+cudaError_t Launched() { return cudaGetLastError(); }
+
+}  // namespace
+
+int LossBlocks(int64_t n) { return static_cast<int>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads)); }
+
+cudaError_t SoftmaxCrossEntropy(const float* logits, const int32_t* labels, int64_t n, int64_t k,
+                                float grad_scale, float* dlogits, LossSums* partials,
+                                LossSums* total, DeviceFault* fault, cudaStream_t stream) {
+  const int blocks = LossBlocks(n);
+  SoftmaxCrossEntropyKernel<<<blocks, kThreads, 0, stream>>>(logits, labels, n, k, grad_scale,
+                                                             dlogits, partials, fault);
+  ReduceLossPartialsKernel<<<1, kThreads, 0, stream>>>(partials, blocks, total);
+  return Launched();
+}
+
+cudaError_t SigmoidCrossEntropy(const float* logits, const float* labels, int64_t n,
+                                float grad_scale, float* dlogits, float* probabilities,
+                                LossSums* partials, LossSums* total, cudaStream_t stream) {
+  const int blocks = LossBlocks(n);
+  SigmoidCrossEntropyKernel<<<blocks, kThreads, 0, stream>>>(logits, labels, n, grad_scale,
+                                                             dlogits, probabilities, partials);
+  ReduceLossPartialsKernel<<<1, kThreads, 0, stream>>>(partials, blocks, total);
+  return Launched();
+}
+
+cudaError_t BiasActivation(const float* bias, float* y, int64_t rows, int64_t cols, bool relu,
+                           cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  BiasActivationKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(bias, y, rows, cols, relu);
+  return Launched();
+}
+
+cudaError_t BiasActivationGrad(const float* y, float* dy, float* bias_grad, int64_t rows,
+                               int64_t cols, bool relu, cudaStream_t stream) {
+  if (cols == 0) return cudaSuccess;
+  BiasActivationGradKernel<<<Blocks(cols), kThreads, 0, stream>>>(y, dy, bias_grad, rows, cols,
+                                                                  relu);
+  return Launched();
+}
+
+cudaError_t GatherRows(const float* table, int64_t table_rows, const int64_t* ids, int64_t n,
+                       int64_t d, float* out, DeviceFault* fault, cudaStream_t stream) {
+  if (n * d == 0) return cudaSuccess;
+  GatherRowsKernel<<<Blocks(n * d), kThreads, 0, stream>>>(table, table_rows, ids, n, d, out, fault);
+  return Launched();
+}
+
+cudaError_t ScatterRows(const float* rows, const int64_t* ids, int64_t n, int64_t d, float* out,
+                        int64_t out_rows, bool accumulate, DeviceFault* fault,
+                        cudaStream_t stream) {
+  if (n * d == 0) return cudaSuccess;
+  ScatterRowsKernel<<<Blocks(n * d), kThreads, 0, stream>>>(rows, ids, n, d, out, out_rows,
+                                                            accumulate, fault);
+  return Launched();
+}
+
+cudaError_t Fill(float value, float* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  FillKernel<<<Blocks(n), kThreads, 0, stream>>>(value, x, n);
+  return Launched();
+}
+
+cudaError_t Axpy(float alpha, const float* x, float* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  AxpyKernel<<<Blocks(n), kThreads, 0, stream>>>(alpha, x, y, n);
+  return Launched();
+}
+
+cudaError_t Scale(float alpha, float* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  ScaleKernel<<<Blocks(n), kThreads, 0, stream>>>(alpha, x, n);
+  return Launched();
+}
+
+cudaError_t SgdMomentum(const float* grad, float learning_rate, float momentum, bool nesterov,
+                        float* var, float* velocity, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SgdMomentumKernel<<<Blocks(n), kThreads, 0, stream>>>(grad, learning_rate, momentum, nesterov,
+                                                        var, velocity, n);
+  return Launched();
+}
+
+cudaError_t Adam(const float* grad, float lr_t, float beta1, float beta2, float eps_hat, float* var,
+                 float* m, float* v, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  AdamKernel<<<Blocks(n), kThreads, 0, stream>>>(grad, lr_t, beta1, beta2, eps_hat, var, m, v, n);
+  return Launched();
+}
+
+cudaError_t SumBuffers(float* dst, const float* const* sources, int num_sources, int64_t n,
+                       cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (num_sources < 1 || num_sources > kMaxSumSources) return cudaErrorInvalidValue;
+  Sources s{};
+  for (int i = 0; i < num_sources; ++i) s.p[i] = sources[i];
+  SumBuffersKernel<<<Blocks(n), kThreads, 0, stream>>>(dst, s, num_sources, n);
+  return Launched();
+}
+
+}  // namespace meshtrain::device_kernels

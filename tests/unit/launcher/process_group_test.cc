@@ -98,10 +98,17 @@ TEST(ProcessGroupTest, RestartsAFailedTaskUpToTheLimit) {
 }
 
 TEST(ProcessGroupTest, KillsAfterTheGracePeriod) {
+  char dir[] = "/tmp/meshtrain_pg_grace_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string ready = std::string(dir) + "/ignoring";
   ProcessGroup group({.grace_period = absl::Milliseconds(300)});
-  // worker:1 ignores SIGTERM, so only SIGKILL ends it.
-  auto result = group.Run({Shell("worker:0", "exit 2"),
-                           Shell("worker:1", "trap '' TERM; while :; do sleep 0.05; done")});
+  // worker:1 ignores SIGTERM, so only SIGKILL ends it; worker:0 fails only once
+  // worker:1 ignores it, so the SIGTERM cannot arrive first.
+  auto result = group.Run(
+      {Shell("worker:0", "while [ ! -e " + ready + " ]; do sleep 0.01; done; exit 2"),
+       Shell("worker:1", "trap '' TERM; touch " + ready + "; while :; do sleep 0.05; done")});
+  ::unlink(ready.c_str());
+  ::rmdir(dir);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->exit_code, 2);
   EXPECT_EQ(result->processes[1].exit_code, 128 + SIGKILL);

@@ -4,6 +4,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/reduce_kernel.h"
+#include "strategies/store_checkpoint.h"
 
 namespace meshtrain {
 
@@ -122,6 +123,16 @@ void CentralStorageStrategy::Describe(nlohmann::json& summary) const {
   summary["num_replicas"] = num_replicas_in_sync();
   summary["parameter_device"] = options_.parameter_device.ToString();
   summary["cross_device_ops"] = "sum_on_parameter_device";
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointJob>> CentralStorageStrategy::PrepareCheckpoint() {
+  MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot snapshot, SnapshotStore(*store_));
+  return std::unique_ptr<CheckpointJob>(new LocalSnapshotJob(std::move(snapshot)));
+}
+
+// The replicas hold handles on the central copy, which is restored in place.
+absl::Status CentralStorageStrategy::Restore(const CheckpointReader& checkpoint) {
+  return RestoreStore(checkpoint, *store_);
 }
 
 }  // namespace meshtrain

@@ -6,6 +6,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/tensor/cpu_kernels.h"
+#include "strategies/store_checkpoint.h"
 
 namespace meshtrain {
 
@@ -164,6 +165,19 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
   summary["bytes_per_pack"] = options_.bytes_per_pack;
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
   if (options_.cross_worker != nullptr) summary["communication"] = options_.communication;
+}
+
+// Every replica holds the same values (and every worker: the same sums were
+// applied everywhere), so replica 0's copy is the checkpoint.
+absl::StatusOr<std::unique_ptr<CheckpointJob>> MirroredStrategy::PrepareCheckpoint() {
+  MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot snapshot, SnapshotStore(*replicas_[0].store));
+  return std::unique_ptr<CheckpointJob>(new LocalSnapshotJob(std::move(snapshot)));
+}
+
+// Each replica restores the same bytes, so the copies stay bitwise identical.
+absl::Status MirroredStrategy::Restore(const CheckpointReader& checkpoint) {
+  for (ReplicaState& r : replicas_) MESHTRAIN_RETURN_IF_ERROR(RestoreStore(checkpoint, *r.store));
+  return absl::OkStatus();
 }
 
 }  // namespace meshtrain

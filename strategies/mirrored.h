@@ -68,6 +68,8 @@ class MirroredStrategy final : public Strategy {
   absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) override;
   absl::StatusOr<std::string> ParameterChecksum() override;
   void Describe(nlohmann::json& summary) const override;
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
+  absl::Status Restore(const CheckpointReader& checkpoint) override;
 
   // Replica `i`'s store (tests check that copies stay identical).
   const VariableStore& store(int i) const { return *replicas_[i].store; }

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
+#include "strategies/store_checkpoint.h"
 
 namespace meshtrain {
 
@@ -60,6 +61,15 @@ absl::Status OneDeviceStrategy::Read(const std::function<absl::Status(ReplicaCon
 void OneDeviceStrategy::Describe(nlohmann::json& summary) const {
   summary["num_replicas"] = 1;
   summary["devices"] = {device_.ToString()};
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointJob>> OneDeviceStrategy::PrepareCheckpoint() {
+  MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot snapshot, SnapshotStore(*store_));
+  return std::unique_ptr<CheckpointJob>(new LocalSnapshotJob(std::move(snapshot)));
+}
+
+absl::Status OneDeviceStrategy::Restore(const CheckpointReader& checkpoint) {
+  return RestoreStore(checkpoint, *store_);
 }
 
 }  // namespace meshtrain

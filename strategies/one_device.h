@@ -31,6 +31,8 @@ class OneDeviceStrategy final : public Strategy {
   absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) override;
   absl::StatusOr<std::string> ParameterChecksum() override { return store_->Checksum(); }
   void Describe(nlohmann::json& summary) const override;
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
+  absl::Status Restore(const CheckpointReader& checkpoint) override;
 
  private:
   OneDeviceStrategy(Device device, const Optimizer& optimizer, uint64_t seed)

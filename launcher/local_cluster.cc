@@ -11,6 +11,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "launcher/preemption.h"
 #include "runtime/cluster/tf_config.h"
 
 namespace meshtrain {
@@ -64,6 +65,7 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.env = {{"TF_CONFIG", ToTfConfigJson(config)}};
     spec.max_restarts = max_restarts;
+    spec.restart_exit_codes = {kPreemptedExitCode};
     specs.push_back(std::move(spec));
   }
   return specs;

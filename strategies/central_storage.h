@@ -20,6 +20,7 @@
 #include "runtime/optim/variable_store.h"
 #include "strategies/replica.h"
 #include "strategies/replica_pool.h"
+#include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -65,6 +66,7 @@ class CentralStorageStrategy final : public Strategy {
   std::vector<absl::Duration> reduce_time_;
   std::unique_ptr<ReplicaBarrier> barrier_;
   std::unique_ptr<ReplicaPool> pool_;
+  std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 
 }  // namespace meshtrain

@@ -27,6 +27,7 @@
 #include "strategies/gradient_buckets.h"
 #include "strategies/replica.h"
 #include "strategies/replica_pool.h"
+#include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -96,6 +97,7 @@ class MirroredStrategy final : public Strategy {
   std::unique_ptr<CrossDeviceOps> cross_device_ops_;
   std::unique_ptr<ReplicaPool> pool_;
   int64_t step_ = 0;
+  std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 
 }  // namespace meshtrain

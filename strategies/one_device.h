@@ -10,6 +10,7 @@
 #include "runtime/optim/optimizer.h"
 #include "runtime/optim/variable_store.h"
 #include "strategies/replica.h"
+#include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -44,6 +45,7 @@ class OneDeviceStrategy final : public Strategy {
   std::vector<VariableSpec> specs_;
   std::unique_ptr<Replica> replica_;
   std::unique_ptr<VariableStore> store_;
+  std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 
 }  // namespace meshtrain

@@ -1,16 +1,24 @@
 #include "strategies/store_checkpoint.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
 namespace {
 
-Tensor HostCopy(Kernels& kernels, const Tensor& t) {
-  if (t.device().is_cpu()) return t.Clone();
-  Tensor host(t.dtype(), t.shape());
-  kernels.Copy(t, host);
-  return host;
+// `t` copied into `into` when it matches, else into a new host tensor.
+Tensor HostCopy(Kernels& kernels, const Tensor& t, Tensor into) {
+  if (into.empty() || into.dtype() != t.dtype() || into.shape() != t.shape() || !into.device().is_cpu()) {
+    into = Tensor(t.dtype(), t.shape());
+  }
+  if (t.device().is_cpu()) {
+    if (t.bytes() > 0) std::memcpy(into.raw_data(), t.raw_data(), t.bytes());
+  } else {
+    kernels.Copy(t, into);
+  }
+  return into;
 }
 
 // Reads rows into `target` directly on the host, or through a host tensor.
@@ -25,23 +33,110 @@ absl::Status ReadInto(const CheckpointReader& checkpoint, Kernels& kernels, cons
 
 }  // namespace
 
-absl::StatusOr<CheckpointSnapshot> SnapshotStore(VariableStore& store) {
+absl::StatusOr<CheckpointSnapshot> SnapshotStore(VariableStore& store, CheckpointSnapshot reuse) {
   CheckpointSnapshot snapshot;
   snapshot.slot_names = store.optimizer().slot_names();
+  reuse.entries.resize(store.size());
   snapshot.entries.reserve(store.size());
   for (int i = 0; i < store.size(); ++i) {
     const VariableStore::Entry& e = store.entry(i);
+    SnapshotEntry& spare = reuse.entries[i];
     SnapshotEntry s;
     s.name = e.spec.name;
     s.shape = e.spec.shape;
     s.row_begin = e.row_begin;
-    s.value = HostCopy(store.kernels(), e.value);
-    for (const Tensor& slot : e.slots) s.slots.push_back(HostCopy(store.kernels(), slot));
+    s.value = HostCopy(store.kernels(), e.value, std::move(spare.value));
+    spare.slots.resize(e.slots.size());
+    for (size_t k = 0; k < e.slots.size(); ++k) {
+      s.slots.push_back(HostCopy(store.kernels(), e.slots[k], std::move(spare.slots[k])));
+    }
     s.updates = e.updates;
     snapshot.entries.push_back(std::move(s));
   }
   MESHTRAIN_RETURN_IF_ERROR(store.kernels().Synchronize());
   return snapshot;
+}
+
+// The job SnapshotBuffers hands out: copies on Capture() (or was given its
+// copy already), writes one part, gives its buffers back when destroyed.
+class SnapshotBuffers::Job final : public CheckpointJob {
+ public:
+  Job(std::shared_ptr<SnapshotBuffers> owner, VariableStore* deferred, CheckpointSnapshot snapshot)
+      : owner_(std::move(owner)), store_(deferred), snapshot_(std::move(snapshot)) {
+    snapshot_.slot_names = slot_names_ =
+        deferred != nullptr ? deferred->optimizer().slot_names() : snapshot_.slot_names;
+    for (int i = 0; deferred != nullptr && i < deferred->size(); ++i) {
+      const VariableStore::Entry& e = deferred->entry(i);
+      bytes_ += static_cast<int64_t>(e.value.bytes() * (1 + e.slots.size()));
+    }
+    if (deferred == nullptr) bytes_ = snapshot_.bytes();
+  }
+  ~Job() override { owner_->Finish(std::move(snapshot_), store_ != nullptr); }
+
+  absl::Status Capture() override {
+    if (store_ == nullptr) return absl::OkStatus();
+    absl::StatusOr<CheckpointSnapshot> copied = SnapshotStore(*store_, std::move(snapshot_));
+    store_ = nullptr;
+    owner_->Finish(CheckpointSnapshot(), /*was_pending=*/true);
+    if (!copied.ok()) return copied.status();
+    snapshot_ = std::move(*copied);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<PartRecord>> Write(FileSystem& fs, const std::string& dir) override {
+    MESHTRAIN_RETURN_IF_ERROR(Capture());
+    MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part, WriteSnapshotPart(fs, dir, kSinglePartFileName, snapshot_));
+    return std::vector<PartRecord>{std::move(part)};
+  }
+  const std::vector<std::string>& slot_names() const override { return slot_names_; }
+  int64_t bytes() const override { return bytes_; }
+
+ private:
+  std::shared_ptr<SnapshotBuffers> owner_;
+  VariableStore* store_;  // non-null until captured
+  CheckpointSnapshot snapshot_;
+  std::vector<std::string> slot_names_;
+  int64_t bytes_ = 0;
+};
+
+absl::StatusOr<std::unique_ptr<CheckpointJob>> SnapshotBuffers::Capture(VariableStore& store) {
+  WaitForCapture();  // one capture at a time
+  CheckpointSnapshot spare;
+  {
+    absl::MutexLock lock(&mu_);
+    spare = std::move(spare_);
+    spare_ = CheckpointSnapshot();
+  }
+  bool on_host = true;
+  for (int i = 0; i < store.size(); ++i) on_host = on_host && store.entry(i).value.device().is_cpu();
+  if (!on_host) {
+    MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot copied, SnapshotStore(store, std::move(spare)));
+    return std::unique_ptr<CheckpointJob>(new Job(shared_from_this(), nullptr, std::move(copied)));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    pending_ = true;
+  }
+  return std::unique_ptr<CheckpointJob>(new Job(shared_from_this(), &store, std::move(spare)));
+}
+
+void SnapshotBuffers::Finish(CheckpointSnapshot used, bool was_pending) {
+  absl::MutexLock lock(&mu_);
+  if (was_pending) pending_ = false;
+  if (!used.entries.empty()) spare_ = std::move(used);
+}
+
+void SnapshotBuffers::WaitForCapture() {
+  absl::MutexLock lock(&mu_);
+  if (!pending_) return;
+  const absl::Time start = absl::Now();
+  auto captured = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_; };
+  mu_.Await(absl::Condition(&captured));
+  waited_ += absl::Now() - start;
+}
+
+absl::Duration SnapshotBuffers::total_wait() const {
+  absl::MutexLock lock(&mu_);
+  return waited_;
 }
 
 absl::Status RestoreStore(const CheckpointReader& checkpoint, VariableStore& store) {

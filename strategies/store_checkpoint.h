@@ -5,7 +5,12 @@
 #ifndef MESHTRAIN_STRATEGIES_STORE_CHECKPOINT_H_
 #define MESHTRAIN_STRATEGIES_STORE_CHECKPOINT_H_
 
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/checkpoint/checkpoint_snapshot.h"
 #include "runtime/optim/variable_store.h"
@@ -13,8 +18,40 @@
 namespace meshtrain {
 
 // Host copies of every entry of `store` (device tensors are copied through
-// the store's kernels, which are synchronised).
-absl::StatusOr<CheckpointSnapshot> SnapshotStore(VariableStore& store);
+// the store's kernels, which are synchronised), into `reuse`'s buffers where
+// they match (else new ones).
+absl::StatusOr<CheckpointSnapshot> SnapshotStore(VariableStore& store,
+                                                 CheckpointSnapshot reuse = {});
+
+// A strategy's snapshots of one store. Capture() is step 1 of a save, at a
+// step boundary; it arms a fence and returns a job whose own Capture(), run by
+// the saver's thread while the next step computes, copies the store into host
+// buffers and lifts the fence. The strategy calls WaitForCapture() before it
+// changes the store (applies an update, restores), so the copy sees the
+// step-boundary values. A training step thus waits only if its update comes
+// before the copy is done; stores off the host are copied at once instead
+// (their kernels belong to the training thread). Buffers are reused from one
+// checkpoint to the next: fresh ones cost a page fault per 4 KiB (measured:
+// 0.76 ms per snapshot of the 2.1 MB reference model on this VM, 20% of a
+// one_device step), reused ones a memcpy. Thread-safe. A job borrows the store
+// until its Capture() returns.
+class SnapshotBuffers : public std::enable_shared_from_this<SnapshotBuffers> {
+ public:
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> Capture(VariableStore& store);
+  // Blocks while a capture is pending (cheap when none is).
+  void WaitForCapture();
+  // Time the strategy spent in WaitForCapture, in all.
+  absl::Duration total_wait() const;
+
+ private:
+  class Job;
+  void Finish(CheckpointSnapshot used, bool was_pending);
+
+  mutable absl::Mutex mu_;
+  bool pending_ ABSL_GUARDED_BY(mu_) = false;
+  CheckpointSnapshot spare_ ABSL_GUARDED_BY(mu_);
+  absl::Duration waited_ ABSL_GUARDED_BY(mu_);
+};
 
 // Writes the checkpoint's rows of every entry into `store`, in place (handles
 // that replicas hold stay valid): value, each optimizer slot, update count.

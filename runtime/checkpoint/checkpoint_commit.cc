@@ -11,7 +11,7 @@ absl::StatusOr<std::vector<PartRecord>> LocalSnapshotJob::Write(FileSystem& fs,
                                                                 const std::string& checkpoint_dir) {
   MESHTRAIN_ASSIGN_OR_RETURN(
       PartRecord part,
-      WriteSnapshotPart(fs, checkpoint_dir, "model-00000-of-00001.safetensors", snapshot_));
+      WriteSnapshotPart(fs, checkpoint_dir, kSinglePartFileName, snapshot_));
   return std::vector<PartRecord>{std::move(part)};
 }
 
@@ -55,6 +55,7 @@ absl::Status CommitCheckpoint(FileSystem& fs, const std::string& model_dir, Mani
 
 absl::Status WriteCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,
                              CheckpointJob& job, int max_to_keep) {
+  MESHTRAIN_RETURN_IF_ERROR(job.Capture());
   MESHTRAIN_ASSIGN_OR_RETURN(std::string dir, PrepareCheckpointDir(fs, model_dir, manifest.step));
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PartRecord> parts, job.Write(fs, dir));
   manifest.slot_names = job.slot_names();

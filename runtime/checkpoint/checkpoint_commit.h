@@ -23,6 +23,7 @@
 #ifndef MESHTRAIN_RUNTIME_CHECKPOINT_CHECKPOINT_COMMIT_H_
 #define MESHTRAIN_RUNTIME_CHECKPOINT_CHECKPOINT_COMMIT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,24 +45,43 @@ namespace meshtrain {
 class CheckpointJob {
  public:
   virtual ~CheckpointJob() = default;
+  // Copies the state this job writes, if it was not copied when the job was
+  // made (a deferred snapshot: the copy then overlaps the next step's forward
+  // and backward, and the strategy holds back that step's update until it is
+  // done). The saver calls it once, first, on the thread that writes.
+  virtual absl::Status Capture() { return absl::OkStatus(); }
   // Writes every part into `checkpoint_dir` (existing and empty).
   virtual absl::StatusOr<std::vector<PartRecord>> Write(FileSystem& fs,
                                                         const std::string& checkpoint_dir) = 0;
   // The optimizer's slot names, in the order parts store them.
   virtual const std::vector<std::string>& slot_names() const = 0;
+  // Tensor bytes the parts hold (for logs and write speed); 0 if unknown.
+  virtual int64_t bytes() const = 0;
 };
 
-// One local snapshot written as one file, "model-00000-of-00001.safetensors".
+// The file of a checkpoint written by one writer.
+inline constexpr char kSinglePartFileName[] = "model-00000-of-00001.safetensors";
+
+// One local snapshot written as one file, kSinglePartFileName.
+// `release`, if given, gets the snapshot back when the job is destroyed (its
+// host buffers are reused for the next one).
 class LocalSnapshotJob final : public CheckpointJob {
  public:
-  explicit LocalSnapshotJob(CheckpointSnapshot snapshot) : snapshot_(std::move(snapshot)) {}
+  explicit LocalSnapshotJob(CheckpointSnapshot snapshot,
+                            std::function<void(CheckpointSnapshot)> release = nullptr)
+      : snapshot_(std::move(snapshot)), release_(std::move(release)) {}
+  ~LocalSnapshotJob() override {
+    if (release_) release_(std::move(snapshot_));
+  }
   absl::StatusOr<std::vector<PartRecord>> Write(FileSystem& fs,
                                                 const std::string& checkpoint_dir) override;
   const std::vector<std::string>& slot_names() const override { return snapshot_.slot_names; }
+  int64_t bytes() const override { return snapshot_.bytes(); }
   const CheckpointSnapshot& snapshot() const { return snapshot_; }
 
  private:
   CheckpointSnapshot snapshot_;
+  std::function<void(CheckpointSnapshot)> release_;
 };
 
 // Step 1; returns the checkpoint directory.
@@ -73,7 +93,7 @@ absl::StatusOr<std::string> PrepareCheckpointDir(FileSystem& fs, const std::stri
 absl::Status CommitCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,
                               const std::vector<PartRecord>& parts, int max_to_keep);
 
-// Steps 1 to 5 for `job`.
+// job.Capture(), then steps 1 to 5 for `job`.
 absl::Status WriteCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,
                              CheckpointJob& job, int max_to_keep);
 

@@ -507,6 +507,13 @@ std::vector<IncarnationChange> CoordinationService::incarnation_changes() const 
   return changes_;
 }
 
+std::optional<std::string> CoordinationService::KvPeek(absl::string_view key) const {
+  absl::MutexLock lock(&mu_);
+  auto it = kv_.find(key);
+  if (it == kv_.end()) return std::nullopt;
+  return it->second;
+}
+
 int64_t CoordinationService::generation() const {
   absl::MutexLock lock(&mu_);
   return generation_;

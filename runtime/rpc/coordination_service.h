@@ -144,6 +144,9 @@ class CoordinationService {
 
   // Observers, for the chief's Stop, diagnostics and tests.
   std::optional<ClusterError> first_error() const;
+  // The key's value, read in-process by the chief without a call (its step
+  // loop polls requests from other tasks cheaply); nullopt if unset.
+  std::optional<std::string> KvPeek(absl::string_view key) const;
   std::vector<IncarnationChange> incarnation_changes() const;
   // Recoveries completed (step 6).
   int64_t generation() const;

@@ -5,7 +5,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -172,6 +174,46 @@ TEST(StoreCheckpointTest, PartitionedStoresRestoreAcrossLayouts) {
   Trainer t = Make(job, "one_device");
   ASSERT_TRUE(t.strategy->Restore(**again).ok());
   EXPECT_EQ(*t.strategy->ParameterChecksum(), *writer.strategy->ParameterChecksum());
+}
+
+// The copy of a deferred snapshot runs while the next step computes; that
+// step's update waits for it, so the checkpoint holds the step boundary.
+TEST(StoreCheckpointTest, ADeferredSnapshotHoldsTheStepBoundaryWhileTrainingGoesOn) {
+  for (const std::string kind : {"one_device", "mirrored", "central_storage"}) {
+    SCOPED_TRACE(kind);
+    Job job;
+    TempDir tmp;
+    Trainer t = Make(job, kind);
+    Train(job, t, 0, 3);
+    const std::string at_boundary = *t.strategy->ParameterChecksum();
+    auto pending = t.strategy->PrepareCheckpoint();
+    ASSERT_TRUE(pending.ok());
+    std::atomic<bool> stepped{false};
+    std::thread next_step([&] {
+      Train(job, t, 3, 4);  // blocks before its update until the copy is taken
+      stepped = true;
+    });
+    // Not a synchronisation: the subject is that the step cannot finish yet.
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_FALSE(stepped.load());
+    ASSERT_TRUE((*pending)->Capture().ok());
+    next_step.join();
+    EXPECT_NE(*t.strategy->ParameterChecksum(), at_boundary);
+    Manifest manifest;
+    manifest.step = 3;
+    manifest.optimizer = "adam";
+    ASSERT_TRUE(WriteCheckpoint(DefaultFileSystem(), tmp.path(), manifest, **pending, 0).ok());
+    pending->reset();
+    Trainer restored = Make(job, "one_device");
+    auto reader = CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(tmp.path(), 3));
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    ASSERT_TRUE(restored.strategy->Restore(**reader).ok());
+    EXPECT_EQ(*restored.strategy->ParameterChecksum(), at_boundary);
+    // The buffers come back and the next snapshot reuses them.
+    auto again = t.strategy->PrepareCheckpoint();
+    ASSERT_TRUE(again.ok());
+    ASSERT_TRUE((*again)->Capture().ok());
+  }
 }
 
 TEST(StoreCheckpointTest, AMissingVariableIsNamed) {

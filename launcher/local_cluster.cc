@@ -66,6 +66,8 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     spec.env = {{"TF_CONFIG", ToTfConfigJson(config)}};
     spec.max_restarts = max_restarts;
     spec.restart_exit_codes = {kPreemptedExitCode};
+    // Nothing waits for the evaluator: its failure is its own.
+    spec.optional = task.job == kEvaluatorJob;
     specs.push_back(std::move(spec));
   }
   return specs;

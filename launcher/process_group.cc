@@ -314,7 +314,10 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
         c.finished = true;
         c.exit_code = code;
       }
-      if (!benign && result.first_failure.empty() && !(terminating && received_signal != 0)) {
+      if (!benign && c.spec->optional) {
+        MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code
+                               << "; the others go on without it";
+      } else if (!benign && result.first_failure.empty() && !(terminating && received_signal != 0)) {
         result.first_failure = c.spec->name;
         result.exit_code = c.exit_code;
         begin_termination();

@@ -39,6 +39,9 @@ struct ProcessSpec {
   // Exits after which the process is always restarted (unless the group is
   // stopping), without using up max_restarts.
   std::vector<int> restart_exit_codes;
+  // Its failure (once out of restarts) is reported but does not stop the
+  // group (the evaluator: nothing else depends on it).
+  bool optional = false;
 };
 
 struct ProcessOutcome {

@@ -130,6 +130,19 @@ TEST(ProcessGroupTest, ARestartMeExitIsRestartedWithoutUsingMaxRestarts) {
   ::rmdir(dir);
 }
 
+TEST(ProcessGroupTest, AnOptionalProcessFailsAlone) {
+  ProcessSpec evaluator = Shell("evaluator:0", "exit 3");
+  evaluator.optional = true;
+  ProcessGroup group({});
+  // worker:0 outlives the evaluator's failure and ends the group normally.
+  auto result = group.Run({evaluator, Shell("worker:0", "sleep 0.3; exit 0")});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_TRUE(result->first_failure.empty());
+  EXPECT_EQ(result->processes[0].exit_code, 3);
+  EXPECT_EQ(result->processes[1].exit_code, 0);
+}
+
 TEST(ProcessGroupTest, MissingProgramIsAnError) {
   ProcessGroup group({});
   auto result = group.Run({ProcessSpec{"worker:0", {"/nonexistent/meshtrain"}, {}, 0, {}}});

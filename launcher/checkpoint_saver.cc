@@ -30,6 +30,7 @@ nlohmann::json CheckpointStats::ToJson() const {
                ? static_cast<double>(last_bytes) * saves / 1e6 / absl::ToDoubleSeconds(write_total)
                : 0.0},
           {"step_ms_mean", step_ms},
+          {"steps_during_write", steps_during_write},
           {"step_ms_during_write", mean_ms(step_time_during_write, steps_during_write)},
           {"step_ms_without_write", mean_ms(step_time_without_write, steps_without_write)},
           // What a saving step waits for, against a mean step.

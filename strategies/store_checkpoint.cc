@@ -59,29 +59,23 @@ absl::StatusOr<CheckpointSnapshot> SnapshotStore(VariableStore& store, Checkpoin
 
 // The job SnapshotBuffers hands out: copies on Capture() (or was given its
 // copy already), writes one part, gives its buffers back when destroyed.
+// The job SnapshotBuffers hands out: holds the snapshot (copied at once, or
+// deferred: copied by whichever thread gets to it first), writes one part, and
+// gives its buffers back when destroyed.
 class SnapshotBuffers::Job final : public CheckpointJob {
  public:
   Job(std::shared_ptr<SnapshotBuffers> owner, VariableStore* deferred, CheckpointSnapshot snapshot)
       : owner_(std::move(owner)), store_(deferred), snapshot_(std::move(snapshot)) {
-    snapshot_.slot_names = slot_names_ =
-        deferred != nullptr ? deferred->optimizer().slot_names() : snapshot_.slot_names;
+    slot_names_ = deferred != nullptr ? deferred->optimizer().slot_names() : snapshot_.slot_names;
     for (int i = 0; deferred != nullptr && i < deferred->size(); ++i) {
       const VariableStore::Entry& e = deferred->entry(i);
       bytes_ += static_cast<int64_t>(e.value.bytes() * (1 + e.slots.size()));
     }
     if (deferred == nullptr) bytes_ = snapshot_.bytes();
   }
-  ~Job() override { owner_->Finish(std::move(snapshot_), store_ != nullptr); }
+  ~Job() override { owner_->Release(this, std::move(snapshot_)); }
 
-  absl::Status Capture() override {
-    if (store_ == nullptr) return absl::OkStatus();
-    absl::StatusOr<CheckpointSnapshot> copied = SnapshotStore(*store_, std::move(snapshot_));
-    store_ = nullptr;
-    owner_->Finish(CheckpointSnapshot(), /*was_pending=*/true);
-    if (!copied.ok()) return copied.status();
-    snapshot_ = std::move(*copied);
-    return absl::OkStatus();
-  }
+  absl::Status Capture() override { return owner_->CaptureNow(this); }
   absl::StatusOr<std::vector<PartRecord>> Write(FileSystem& fs, const std::string& dir) override {
     MESHTRAIN_RETURN_IF_ERROR(Capture());
     MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part, WriteSnapshotPart(fs, dir, kSinglePartFileName, snapshot_));
@@ -91,9 +85,22 @@ class SnapshotBuffers::Job final : public CheckpointJob {
   int64_t bytes() const override { return bytes_; }
 
  private:
+  friend class SnapshotBuffers;
+
+  // The copy; run by exactly one thread (SnapshotBuffers decides which).
+  void Copy() {
+    absl::StatusOr<CheckpointSnapshot> copied = SnapshotStore(*store_, std::move(snapshot_));
+    if (copied.ok()) {
+      snapshot_ = std::move(*copied);
+    } else {
+      copy_status_ = copied.status();
+    }
+  }
+
   std::shared_ptr<SnapshotBuffers> owner_;
-  VariableStore* store_;  // non-null until captured
+  VariableStore* const store_;  // null: copied when made
   CheckpointSnapshot snapshot_;
+  absl::Status copy_status_;
   std::vector<std::string> slot_names_;
   int64_t bytes_ = 0;
 };
@@ -112,26 +119,70 @@ absl::StatusOr<std::unique_ptr<CheckpointJob>> SnapshotBuffers::Capture(Variable
     MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot copied, SnapshotStore(store, std::move(spare)));
     return std::unique_ptr<CheckpointJob>(new Job(shared_from_this(), nullptr, std::move(copied)));
   }
-  {
-    absl::MutexLock lock(&mu_);
-    pending_ = true;
-  }
-  return std::unique_ptr<CheckpointJob>(new Job(shared_from_this(), &store, std::move(spare)));
+  auto job = std::make_unique<Job>(shared_from_this(), &store, std::move(spare));
+  absl::MutexLock lock(&mu_);
+  state_ = State::kPending;
+  pending_ = job.get();
+  return std::unique_ptr<CheckpointJob>(std::move(job));
 }
 
-void SnapshotBuffers::Finish(CheckpointSnapshot used, bool was_pending) {
+absl::Status SnapshotBuffers::CaptureNow(Job* job) {
+  if (job->store_ == nullptr) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_ != job || state_ != State::kPending) {
+      // Copied (or being copied) by the strategy's thread: wait for it.
+      auto done = [this, job]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_ != job; };
+      mu_.Await(absl::Condition(&done));
+      return job->copy_status_;
+    }
+    state_ = State::kCopying;
+  }
+  job->Copy();
   absl::MutexLock lock(&mu_);
-  if (was_pending) pending_ = false;
-  if (!used.entries.empty()) spare_ = std::move(used);
+  state_ = State::kIdle;
+  pending_ = nullptr;
+  return job->copy_status_;
 }
 
 void SnapshotBuffers::WaitForCapture() {
-  absl::MutexLock lock(&mu_);
-  if (!pending_) return;
+  Job* steal = nullptr;
   const absl::Time start = absl::Now();
-  auto captured = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_; };
-  mu_.Await(absl::Condition(&captured));
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kIdle) return;
+    if (state_ == State::kPending) {
+      // The saver's thread has not started the copy: do it here rather than
+      // wait for that thread to be scheduled.
+      state_ = State::kCopying;
+      steal = pending_;
+    } else {
+      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return state_ == State::kIdle; };
+      mu_.Await(absl::Condition(&idle));
+      waited_ += absl::Now() - start;
+      return;
+    }
+  }
+  steal->Copy();
+  absl::MutexLock lock(&mu_);
+  state_ = State::kIdle;
+  pending_ = nullptr;
   waited_ += absl::Now() - start;
+}
+
+void SnapshotBuffers::Release(Job* job, CheckpointSnapshot used) {
+  absl::MutexLock lock(&mu_);
+  if (pending_ == job && state_ == State::kCopying) {
+    // The strategy's thread is copying into this job: let it finish.
+    auto done = [this, job]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_ != job; };
+    mu_.Await(absl::Condition(&done));
+  }
+  if (pending_ == job) {
+    // Destroyed uncopied (a save abandoned): nothing to wait for any more.
+    state_ = State::kIdle;
+    pending_ = nullptr;
+  }
+  if (!used.entries.empty()) spare_ = std::move(used);
 }
 
 absl::Duration SnapshotBuffers::total_wait() const {

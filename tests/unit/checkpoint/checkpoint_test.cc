@@ -205,6 +205,7 @@ TEST(CheckpointTest, CrashAtAnyPointOfASaveLeavesAValidCheckpoint) {
     log = counting.op_log();
   }
   ASSERT_GT(total_ops, 15);  // prepare, part, manifest, pointer, prune
+  std::printf("a save is %lld file-system operations\n", static_cast<long long>(total_ops));
   int new_seen = 0;
   for (int64_t k = 0; k < total_ops; ++k) {
     SCOPED_TRACE("crash before operation " + std::to_string(k) + ": " + log[k]);

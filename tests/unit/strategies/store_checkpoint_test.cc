@@ -176,6 +176,23 @@ TEST(StoreCheckpointTest, PartitionedStoresRestoreAcrossLayouts) {
   EXPECT_EQ(*t.strategy->ParameterChecksum(), *writer.strategy->ParameterChecksum());
 }
 
+// Writes `pending` as a checkpoint and returns the checksum of one device
+// restored from it.
+std::string RestoredChecksum(Job& job, std::unique_ptr<CheckpointJob>& pending) {
+  TempDir tmp;
+  Manifest manifest;
+  manifest.step = 1;
+  manifest.optimizer = "adam";
+  EXPECT_TRUE(WriteCheckpoint(DefaultFileSystem(), tmp.path(), manifest, *pending, 0).ok());
+  pending.reset();
+  Trainer restored = Make(job, "one_device");
+  auto reader = CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(tmp.path(), 1));
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return "";
+  EXPECT_TRUE(restored.strategy->Restore(**reader).ok());
+  return *restored.strategy->ParameterChecksum();
+}
+
 // A deferred snapshot is copied once, by the saver's thread or by the next
 // step's update (whichever comes first); either way the checkpoint holds the
 // step boundary, not the values after the step.
@@ -184,7 +201,6 @@ TEST(StoreCheckpointTest, ADeferredSnapshotHoldsTheStepBoundaryWhoeverCopiesIt) 
     for (const bool saver_first : {true, false}) {
       SCOPED_TRACE(kind + (saver_first ? ": the saver copies" : ": the step copies"));
       Job job;
-      TempDir tmp;
       Trainer t = Make(job, kind);
       Train(job, t, 0, 3);
       const std::string at_boundary = *t.strategy->ParameterChecksum();
@@ -193,16 +209,7 @@ TEST(StoreCheckpointTest, ADeferredSnapshotHoldsTheStepBoundaryWhoeverCopiesIt) 
       if (saver_first) ASSERT_TRUE((*pending)->Capture().ok());
       Train(job, t, 3, 4);
       EXPECT_NE(*t.strategy->ParameterChecksum(), at_boundary);
-      Manifest manifest;
-      manifest.step = 3;
-      manifest.optimizer = "adam";
-      ASSERT_TRUE(WriteCheckpoint(DefaultFileSystem(), tmp.path(), manifest, **pending, 0).ok());
-      pending->reset();
-      Trainer restored = Make(job, "one_device");
-      auto reader = CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(tmp.path(), 3));
-      ASSERT_TRUE(reader.ok()) << reader.status();
-      ASSERT_TRUE(restored.strategy->Restore(**reader).ok());
-      EXPECT_EQ(*restored.strategy->ParameterChecksum(), at_boundary);
+      EXPECT_EQ(RestoredChecksum(job, *pending), at_boundary);
     }
   }
 }
@@ -219,17 +226,7 @@ TEST(StoreCheckpointTest, TheCopyIsMadeOnceWhenTheSaverAndTheStepRace) {
     std::thread saver([&] { EXPECT_TRUE((*pending)->Capture().ok()); });
     Train(job, t, 2 + round, 3 + round);
     saver.join();
-    TempDir tmp;
-    Manifest manifest;
-    manifest.step = 1;
-    manifest.optimizer = "adam";
-    ASSERT_TRUE(WriteCheckpoint(DefaultFileSystem(), tmp.path(), manifest, **pending, 0).ok());
-    pending->reset();
-    Trainer restored = Make(job, "one_device");
-    auto reader = CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(tmp.path(), 1));
-    ASSERT_TRUE(reader.ok());
-    ASSERT_TRUE(restored.strategy->Restore(**reader).ok());
-    ASSERT_EQ(*restored.strategy->ParameterChecksum(), at_boundary) << "round " << round;
+    ASSERT_EQ(RestoredChecksum(job, *pending), at_boundary) << "round " << round;
   }
 }
 

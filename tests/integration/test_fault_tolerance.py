@@ -145,6 +145,21 @@ class FaultToleranceTest(ClusterTestCase):
         self.assertIn("chief restarted", summary["recoveries"][-1]["cause"])
         self.assertLess(figures["kill_to_error_s"]["worker:1"], 10)
 
+    def test_chief_killed_inside_a_checkpoint_write_resumes_from_the_previous_one(self):
+        model_dir = os.path.join(self.tmp, "write")
+        # Every fsync of a save sleeps 0.3 s, so a save lasts ~2 s: long enough
+        # to be caught inside it.
+        job = self.launch(model_dir, ["--test-checkpoint-sync-delay", "0.3s"])
+        self.assertTrue(job.wait_for_line(lambda l: committed(l, 50), 120), job.output())
+        self.assertTrue(job.wait_for_line(lambda l: re.search(r"checkpoint: writing \S*ckpt-(?!50\b)\d+", l), 120),
+                        job.output())
+        os.kill(started_pid(job, "worker:0"), signal.SIGKILL)
+        self.assert_exit(job, 0, timeout=240)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["restored_from_step"], 50)
+        self.assertNotIn("is corrupt", job.output())  # an unfinished write is not a corrupt checkpoint
+        self.assert_same_result_as_undisturbed(summary)
+
     def test_sigterm_to_a_worker_checkpoints_then_it_is_restarted(self):
         model_dir = os.path.join(self.tmp, "preempt")
         job = self.start(["launch", "--model-dir", model_dir] + MWMS + JOB, name="launch")  # no --max-restarts

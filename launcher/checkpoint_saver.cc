@@ -78,7 +78,18 @@ absl::StatusOr<CheckpointSaver::Pending> CheckpointSaver::Snapshot(int64_t step,
                                                                    bool final) {
   const absl::Time start = absl::Now();
   Pending pending;
-  MESHTRAIN_ASSIGN_OR_RETURN(pending.job, strategy_.PrepareCheckpoint());
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> job = strategy_.PrepareCheckpoint();
+  if (absl::IsUnimplemented(job.status())) {
+    // A strategy without checkpoints yet: train on, say so once.
+    if (!unsupported_) {
+      MESHTRAIN_LOG(WARNING) << "checkpoint: " << job.status().message()
+                             << "; training goes on without checkpoints";
+    }
+    unsupported_ = true;
+    return job.status();
+  }
+  MESHTRAIN_RETURN_IF_ERROR(job.status());
+  pending.job = std::move(*job);
   pending.manifest = MakeManifest(step, next, final);
   const absl::Duration took = absl::Now() - start;
   absl::MutexLock lock(&mu_);
@@ -156,10 +167,13 @@ absl::Status CheckpointSaver::OnStepEnd(const StepRecord& step) {
     ++stats_.deferred;
     return absl::OkStatus();
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(Pending pending, Snapshot(step.global_step, step.next, false));
+  if (unsupported_) return absl::OkStatus();
+  absl::StatusOr<Pending> pending = Snapshot(step.global_step, step.next, false);
+  if (unsupported_) return absl::OkStatus();
+  MESHTRAIN_RETURN_IF_ERROR(pending.status());
   ResetSchedule(step.global_step);
   absl::MutexLock lock(&mu_);
-  pending_ = std::make_unique<Pending>(std::move(pending));
+  pending_ = std::make_unique<Pending>(std::move(*pending));
   return absl::OkStatus();
 }
 
@@ -169,9 +183,12 @@ absl::Status CheckpointSaver::SaveNow(int64_t step, InputPosition next, bool fin
     auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !Busy(); };
     mu_.Await(absl::Condition(&idle));
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(Pending pending, Snapshot(step, next, final));
+  if (unsupported_) return absl::OkStatus();
+  absl::StatusOr<Pending> pending = Snapshot(step, next, final);
+  if (unsupported_) return absl::OkStatus();
+  MESHTRAIN_RETURN_IF_ERROR(pending.status());
   ResetSchedule(step);
-  return Write(pending);
+  return Write(*pending);
 }
 
 CheckpointStats CheckpointSaver::stats() const {

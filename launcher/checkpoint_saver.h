@@ -11,7 +11,8 @@
 //   3. SaveNow (the final checkpoint, a preemption) waits for the write in
 //      flight, then snapshots and writes on the caller's thread.
 // A failed background write is logged and counted; the next save tries again
-// and the previous checkpoint stays the valid one.
+// and the previous checkpoint stays the valid one. A strategy that does not
+// checkpoint yet (PrepareCheckpoint is Unimplemented) trains on without.
 // Start()/Stop() own the thread. OnStepEnd/SaveNow/ResetSchedule from the
 // training thread; stats() from any thread. The strategy and file system must
 // outlive the saver.
@@ -111,6 +112,7 @@ class CheckpointSaver final : public TrainingObserver {
   std::thread thread_;
 
   // Training thread only.
+  bool unsupported_ = false;  // the strategy answered Unimplemented: no checkpoints
   int64_t scheduled_from_step_ = 0;
   absl::Time scheduled_from_time_ = absl::InfinitePast();
 

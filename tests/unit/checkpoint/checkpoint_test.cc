@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
@@ -19,18 +20,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/meshtrain-ckpt-test-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::meshtrain::testing::TempDir;
 
 Tensor Filled(Shape shape, float base) {
   Tensor t(DType::kFloat32, shape);

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/model/model.h"
@@ -17,18 +18,7 @@
 namespace meshtrain {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/meshtrain-saver-test-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::meshtrain::testing::TempDir;
 
 StepRecord Step(int64_t step) {
   const absl::Time now = absl::Now();

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/data/synthetic.h"
@@ -26,18 +27,7 @@ namespace {
 constexpr int64_t kBatch = 64;
 constexpr uint64_t kSeed = 5;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/meshtrain-strategy-ckpt-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::meshtrain::testing::TempDir;
 
 struct Job {
   Dataset data = MakeSyntheticClassification({.num_examples = 1024, .num_features = 16, .num_classes = 4});

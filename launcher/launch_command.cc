@@ -1,11 +1,13 @@
 #include "launcher/launch_command.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
+#include "launcher/preemption.h"
 #include "launcher/process_group.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/logging.h"
@@ -79,6 +81,16 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   if (!result.ok()) {
     std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
     return 1;
+  }
+  // Stopped by a signal and every task checkpointed and asked to be restarted
+  // (or had finished): the launcher asks the same of whatever started it.
+  const bool all_preempted = std::all_of(
+      result->processes.begin(), result->processes.end(),
+      [](const ProcessOutcome& p) { return p.exit_code == 0 || p.exit_code == kPreemptedExitCode; });
+  if (result->first_failure.empty() && result->exit_code > 128 && all_preempted) {
+    std::fprintf(stderr, "meshtrain launch: stopped by a signal; every task checkpointed: exiting with "
+                         "status %d (restart me)\n", kPreemptedExitCode);
+    return kPreemptedExitCode;
   }
   if (result->exit_code != 0) {
     std::fprintf(stderr, "meshtrain launch: %s exited with status %d\n",

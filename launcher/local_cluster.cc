@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "launcher/preemption.h"
 #include "runtime/cluster/tf_config.h"
 
 namespace meshtrain {
@@ -69,6 +70,9 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     spec.env = {{"TF_CONFIG", ToTfConfigJson(config)}};
     spec.max_restarts = max_restarts;
     if (pinned <= cores && task.job != kEvaluatorJob) spec.cpu = next_cpu++;
+    spec.restart_exit_codes = {kPreemptedExitCode};
+    // Nothing waits for the evaluator: its failure is its own.
+    spec.optional = task.job == kEvaluatorJob;
     specs.push_back(std::move(spec));
   }
   return specs;

@@ -34,6 +34,7 @@ struct Child {
   int pidfd = -1;  // readable once the child exits
   Stream out, err;
   int restarts = 0;
+  int failure_restarts = 0;  // the ones max_restarts limits
   bool finished = false;
   int exit_code = 0;
   absl::Time started;
@@ -139,6 +140,7 @@ absl::Status Spawn(Child& child) {
                                                       child.spec->argv[0], "): ", std::strerror(rc)));
   }
   child.pid = pid;
+  MESHTRAIN_LOG(INFO) << child.spec->name << " started (pid " << pid << ")";
   if (child.pidfd >= 0) ::close(child.pidfd);
   child.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   child.out = Stream{out[0], STDOUT_FILENO, ""};
@@ -290,10 +292,18 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
       const bool benign = code == 0 || std::count(c.spec->benign_exit_codes.begin(),
                                                   c.spec->benign_exit_codes.end(), code) > 0;
       c.uptime += absl::Now() - c.started;
-      if (!benign && !terminating && c.restarts < c.spec->max_restarts) {
+      const bool asks_restart = std::count(c.spec->restart_exit_codes.begin(),
+                                           c.spec->restart_exit_codes.end(), code) > 0;
+      if (!benign && !terminating && (asks_restart || c.failure_restarts < c.spec->max_restarts)) {
         ++c.restarts;
-        MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code << "; restarting it ("
-                               << c.restarts << " of " << c.spec->max_restarts << ")";
+        if (asks_restart) {
+          MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code
+                                 << " (preempted: restart me); restarting it";
+        } else {
+          ++c.failure_restarts;
+          MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code << "; restarting it ("
+                                 << c.failure_restarts << " of " << c.spec->max_restarts << ")";
+        }
         if (options_.on_restart) options_.on_restart(c.spec->name, c.restarts);
         // Close the old pipes once drained: a fresh child gets fresh ones.
         for (Stream* s : {&c.out, &c.err}) {
@@ -317,7 +327,10 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
         c.finished = true;
         c.exit_code = code;
       }
-      if (!benign && result.first_failure.empty() && !(terminating && received_signal != 0)) {
+      if (!benign && c.spec->optional) {
+        MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code
+                               << "; the others go on without it";
+      } else if (!benign && result.first_failure.empty() && !(terminating && received_signal != 0)) {
         result.first_failure = c.spec->name;
         result.exit_code = c.exit_code;
         begin_termination();

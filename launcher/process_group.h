@@ -7,9 +7,11 @@
 //   1. Start every child (posix_spawn, stdout/stderr piped, TF_CONFIG etc. in env).
 //   2. Loop on poll(): child output, child exits (pidfds), SIGINT/SIGTERM
 //      (a handler writing to a pipe).
-//   3. A child exiting 0 is done. A child exiting otherwise is restarted while
-//      it has restarts left; else it is the group's first failure, and the
-//      others get SIGTERM, then SIGKILL after the grace period.
+//   3. A child exiting 0 is done. A child exiting with one of its
+//      restart_exit_codes (a preempted task: "restart me") is restarted, not
+//      counted against max_restarts. A child exiting otherwise is restarted
+//      while it has restarts left; else it is the group's first failure, and
+//      the others get SIGTERM, then SIGKILL after the grace period.
 //   4. A signal to the launcher is forwarded to every child (same escalation).
 //   5. Run returns when no child is left: the first failure's status, or 0.
 // Not thread-safe; one Run per object.
@@ -36,12 +38,18 @@ struct ProcessSpec {
   int cpu = -1;
   // Exits that end this process's part without failing the group (besides 0).
   std::vector<int> benign_exit_codes;
+  // Exits after which the process is always restarted (unless the group is
+  // stopping), without using up max_restarts.
+  std::vector<int> restart_exit_codes;
+  // Its failure (once out of restarts) is reported but does not stop the
+  // group (the evaluator: nothing else depends on it).
+  bool optional = false;
 };
 
 struct ProcessOutcome {
   std::string name;
   int exit_code = 0;   // 128 + signal when killed by a signal
-  int restarts = 0;
+  int restarts = 0;    // all restarts, restart_exit_codes' included
   absl::Duration uptime;
 };
 

@@ -7,9 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "launcher/evaluator.h"
 #include "launcher/flag_set.h"
 #include "launcher/gpu_setup.h"
 #include "launcher/job_data.h"
+#include "launcher/preemption.h"
+#include "launcher/resilient_training.h"
 #include "launcher/summary.h"
 #include "launcher/train_flags.h"
 #include "launcher/training_loop.h"
@@ -21,12 +24,11 @@
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/cluster/mpi_resolver.h"
 #include "runtime/cluster/tf_config.h"
-#include "runtime/collective/ring_communicator.h"
+#include "runtime/checkpoint/fault_injection_file_system.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/rpc/fast_data_paths.h"
 #include "runtime/rpc/mesh.h"
-#include "strategies/strategy_factory.h"
 
 namespace meshtrain {
 namespace {
@@ -63,44 +65,52 @@ int CoresFor(const TrainFlags& flags, const ClusterConfig& cluster) {
   return std::max(1, cores / std::max(1, here));
 }
 
+// Where checkpoints are written, and how the task survives failures.
+absl::StatusOr<ResilienceOptions> ResilienceFromFlags(const TrainFlags& flags,
+                                                      PreemptionWatcher* preemption) {
+  if (flags.checkpoint_every_steps < 0 || flags.checkpoint_every_secs < 0 || flags.max_to_keep < 0) {
+    return absl::InvalidArgumentError(
+        "--checkpoint-every-steps, --checkpoint-every-secs and --max-to-keep must be >= 0");
+  }
+  ResilienceOptions options;
+  options.model_dir = flags.model_dir;
+  options.checkpoint_every_steps = flags.checkpoint_every_steps;
+  options.checkpoint_every = absl::Seconds(flags.checkpoint_every_secs);
+  options.max_to_keep = static_cast<int>(flags.max_to_keep);
+  options.recovery_timeout = flags.recovery_timeout;
+  options.startup_timeout = flags.startup_timeout;
+  options.preemption = preemption;
+  return options;
+}
+
 // The training part of a worker or chief task; `mesh` is null for a lone process.
 absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const ClusterConfig& cluster,
-                         Mesh* mesh, AbortSignal& abort) {
+                         Mesh* mesh, AbortSignal& abort, PreemptionWatcher* preemption,
+                         absl::Time process_start) {
   MESHTRAIN_ASSIGN_OR_RETURN(JobData data, LoadJobData(job.data, job.training.seed));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, Optimizer::Create(job.optimizer));
-
-  StrategyEnvironment env;
-  env.cluster = &cluster;
-  env.optimizer = optimizer.get();
-  env.seed = job.training.seed;
-  env.threads = CoresFor(flags, cluster);
-  env.abort = &abort;
   MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices, ParseDeviceList(job.strategy.devices));
   MESHTRAIN_RETURN_IF_ERROR(ConfigureGpus(flags.logical_gpus, flags.gpu_memory_limit, devices));
-  std::unique_ptr<Transport> transport;
-  std::unique_ptr<Communicator> communicator;
-  const std::vector<TaskId> workers = cluster.cluster.TrainingWorkers();
-  if (mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1 &&
-      UseNcclAcrossWorkers(job.strategy, devices)) {
-    MESHTRAIN_ASSIGN_OR_RETURN(communicator,
-                               CreateNcclAcrossWorkers(*mesh, workers, devices[0], "gradients",
-                                                       abort, flags.startup_timeout));
-    env.cross_worker = communicator.get();
-    env.communication = "nccl";
-  } else if (mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
-    const std::string rpc_layer = flags.rpc_layer.empty() ? cluster.rpc_layer : flags.rpc_layer;
-    MESHTRAIN_ASSIGN_OR_RETURN(transport, mesh->CreateTransport(workers, rpc_layer, "gradients"));
-    communicator = std::make_unique<RingCommunicator>(transport.get());
-    env.cross_worker = communicator.get();
-    env.communication = absl::StrCat("ring over ", transport->kind());
+  MESHTRAIN_ASSIGN_OR_RETURN(ResilienceOptions resilience, ResilienceFromFlags(flags, preemption));
+  std::unique_ptr<FaultInjectionFileSystem> slow_fs;
+  if (flags.test_checkpoint_sync_delay > absl::ZeroDuration()) {
+    slow_fs = std::make_unique<FaultInjectionFileSystem>(
+        DefaultFileSystem(), FaultInjectionOptions{.sync_delay = flags.test_checkpoint_sync_delay});
+    resilience.fs = slow_fs.get();
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, CreateStrategy(job.strategy, env));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                             CreateModel(job.model, data.shape, *strategy));
-  MESHTRAIN_RETURN_IF_ERROR(strategy->Build());
 
   const bool chief = cluster.is_chief();
-  TrainingOptions options;
+  TrainingTask task;
+  task.job = &job;
+  task.cluster = &cluster;
+  task.mesh = mesh;
+  task.abort = &abort;
+  task.data = &data;
+  task.optimizer = optimizer.get();
+  task.threads = CoresFor(flags, cluster);
+  task.rpc_layer = flags.rpc_layer.empty() ? cluster.rpc_layer : flags.rpc_layer;
+  task.process_start = process_start;
+  TrainingOptions& options = task.training;
   options.epochs = job.training.epochs;
   options.max_steps = job.training.max_steps;
   options.global_batch_size = job.training.global_batch_size;
@@ -119,29 +129,12 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
     };
   }
   MESHTRAIN_LOG(INFO) << "training " << (job.name.empty() ? flags.config : job.name) << " ("
-                      << model->name() << ", " << strategy->name() << ", "
-                      << strategy->num_replicas_in_sync() << " replica(s) in sync, global batch "
-                      << job.training.global_batch_size << ", " << env.threads << " thread(s))";
-  MESHTRAIN_ASSIGN_OR_RETURN(TrainingReport report,
-                             RunTraining(*strategy, *model, data.train, &data.test, options));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, strategy->ParameterChecksum());
+                      << job.model.type << ", " << job.strategy.name << ", global batch "
+                      << job.training.global_batch_size << ", " << task.threads << " thread(s))";
+  MESHTRAIN_ASSIGN_OR_RETURN(ResilientRun run, RunResilientTraining(task, resilience));
+  const TrainingReport& report = run.report;
+  Strategy& strategy = *run.life.strategy;
 
-  // Every worker's parameters meet at the chief (summary.json's param_checksums).
-  nlohmann::json checksums = nlohmann::json::object();
-  checksums[cluster.task.ToString()] = checksum;
-  if (mesh != nullptr) {
-    MESHTRAIN_RETURN_IF_ERROR(
-        mesh->coordination().KvSet(absl::StrCat("checksum/", cluster.task.ToString()), checksum));
-    if (chief) {
-      for (const TaskId& w : workers) {
-        MESHTRAIN_ASSIGN_OR_RETURN(
-            std::string theirs,
-            mesh->coordination().KvGet(absl::StrCat("checksum/", w.ToString()),
-                                       absl::Now() + absl::Minutes(2)));
-        checksums[w.ToString()] = theirs;
-      }
-    }
-  }
   if (!chief) return absl::OkStatus();
   std::printf("done: %lld steps, test accuracy %.4f, %.0f samples/s, %.1fs\n",
               static_cast<long long>(report.final_step), report.test_accuracy,
@@ -156,10 +149,11 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   }
   nlohmann::json summary = MakeSummary(job, report, cluster.cluster.num_training_workers(),
                                        cluster.cluster.num_tasks(kPsJob));
-  summary["strategy"] = strategy->name();
-  summary["threads"] = env.threads;
-  strategy->Describe(summary);
-  summary["param_checksums"] = checksums;
+  summary["strategy"] = strategy.name();
+  summary["threads"] = task.threads;
+  strategy.Describe(summary);
+  summary["param_checksums"] = run.checksums;
+  summary.update(run.fault_tolerance);
   return WriteJsonFile(flags.model_dir + "/summary.json", summary);
 }
 
@@ -177,9 +171,13 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags, std::uniqu
   return ClusterConfigFromMpi(**mpi, address, static_cast<int>(flags.mpi_ps));
 }
 
-absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, const TrainFlags& flags,
+absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, const JobConfig& job,
+                                               const TrainFlags& flags,
                                                std::unique_ptr<Server> server, AbortSignal& abort) {
   MeshOptions options;
+  // Synchronous strategies: a worker that restarts mid-step makes everyone
+  // recover (docs/fault_tolerance.md); parameter servers let it rejoin alone.
+  options.restart_aborts_cluster = job.strategy.name != "parameter_server";
   options.config = cluster;
   options.startup_timeout = flags.startup_timeout;
   options.heartbeat_timeout = flags.heartbeat_timeout;
@@ -192,21 +190,31 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, con
   return mesh;
 }
 
-absl::Status RunTask(const JobConfig& job, const TrainFlags& flags) {
+absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWatcher* preemption,
+                     absl::Time process_start) {
   std::unique_ptr<Server> server;
   std::unique_ptr<MpiSession> mpi;
   MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster, ResolveCluster(flags, &server, &mpi));
   AbortSignal abort;
-  if (cluster.is_local()) return TrainWorker(job, flags, cluster, nullptr, abort);
+  if (cluster.is_local()) {
+    return TrainWorker(job, flags, cluster, nullptr, abort, preemption, process_start);
+  }
 
   SetLogTag(cluster.task.ToString());
   if (cluster.task.job == kEvaluatorJob) {
-    return absl::UnimplementedError("the evaluator role needs checkpoints (see docs/fault_tolerance.md)");
+    // No mesh: nothing else notices the evaluator, alive or dead.
+    EvaluatorOptions options;
+    options.model_dir = flags.model_dir;
+    options.idle_timeout = flags.eval_timeout;
+    options.preemption = preemption;
+    return RunEvaluator(job, options);
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh, JoinMesh(cluster, flags, std::move(server), abort));
+  if (preemption != nullptr) preemption->InterruptWaits(&abort);  // start-up waits end on SIGTERM
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh,
+                             JoinMesh(cluster, job, flags, std::move(server), abort));
   absl::Status status;
   if (cluster.is_training_worker()) {
-    status = TrainWorker(job, flags, cluster, mesh.get(), abort);
+    status = TrainWorker(job, flags, cluster, mesh.get(), abort, preemption, process_start);
     if (status.ok() && cluster.is_chief()) status = mesh->coordination().RequestShutdown();
     if (status.ok() && !cluster.is_chief()) {
       status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(5));
@@ -225,6 +233,7 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags) {
 }  // namespace
 
 int RunTrainCommand(const std::vector<std::string>& args) {
+  const absl::Time process_start = absl::Now();
   FlagSet flag_set("train", kTrainUsage, kTrainDescription);
   TrainFlags flags;
   RegisterTrainFlags(flag_set, flags);
@@ -235,7 +244,17 @@ int RunTrainCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "meshtrain train: %s\n", std::string(job.status().message()).c_str());
     return 2;
   }
-  absl::Status status = RunTask(*job, flags);
+  absl::StatusOr<std::unique_ptr<PreemptionWatcher>> preemption = PreemptionWatcher::Start();
+  if (!preemption.ok()) {
+    MESHTRAIN_LOG(ERROR) << preemption.status();
+    return 1;
+  }
+  absl::Status status = RunTask(*job, flags, preemption->get(), process_start);
+  if (IsPreempted(status)) {
+    MESHTRAIN_LOG(WARNING) << status.message() << "; exiting with status " << kPreemptedExitCode
+                           << " (restart me)";
+    return kPreemptedExitCode;
+  }
   if (!status.ok()) {
     MESHTRAIN_LOG(ERROR) << status;
     return 1;

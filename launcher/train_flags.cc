@@ -54,6 +54,19 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddDuration("heartbeat-timeout", &v.heartbeat_timeout, "a task silent this long is declared dead", cluster);
   f.AddInt("mpi-ps", &v.mpi_ps, "under mpirun: the last N ranks are parameter servers", cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
+
+  const std::string ft = "checkpoints and recovery";
+  f.AddInt("checkpoint-every-steps", &v.checkpoint_every_steps,
+           "the chief checkpoints to --model-dir every N global steps (0: not by steps)", ft);
+  f.AddDouble("checkpoint-every-secs", &v.checkpoint_every_secs,
+              "... and every S seconds (0: not by time); a final checkpoint is always written", ft);
+  f.AddInt("max-to-keep", &v.max_to_keep, "checkpoints kept in --model-dir (0: all)", ft);
+  f.AddDuration("recovery-timeout", &v.recovery_timeout,
+                "survivors of a failed task wait this long for it to come back (0: fail instead)", ft);
+  f.AddDuration("eval-timeout", &v.eval_timeout,
+                "the evaluator gives up after this long without a new checkpoint", ft);
+  f.AddDuration("test-checkpoint-sync-delay", &v.test_checkpoint_sync_delay,
+                "fault injection for tests: every checkpoint fsync sleeps this long", ft);
 }
 
 std::set<std::string> TrainFlagNames() {

@@ -46,6 +46,14 @@ struct TrainFlags {
   int64_t prefetch = 2;
   int64_t mpi_ps = 0;
   bool quiet = false;
+  // Checkpoints and recovery (docs/fault_tolerance.md).
+  int64_t checkpoint_every_steps = 0;
+  double checkpoint_every_secs = 60;
+  int64_t max_to_keep = 3;
+  absl::Duration recovery_timeout = absl::Minutes(5);
+  absl::Duration eval_timeout = absl::Minutes(30);
+  // Fault injection for tests: every checkpoint fsync sleeps this long.
+  absl::Duration test_checkpoint_sync_delay = absl::ZeroDuration();
 };
 
 // Registers every train flag on `flags`, writing into `values`.

@@ -133,6 +133,13 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
     }
   }
   pipeline->Stop();
+  // Resumed at the last step (a restart after the final checkpoint): nothing
+  // trained, but the report still says where the model stands.
+  if (report.epochs.empty() && options.evaluate && test != nullptr && test->size() > 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(LossStats eval, EvaluateDataset(strategy, model, *test));
+    report.test_loss = eval.loss_sum / static_cast<double>(test->size());
+    report.test_accuracy = static_cast<double>(eval.correct) / static_cast<double>(test->size());
+  }
 
   report.final_step = global_step;
   report.train_seconds = absl::ToDoubleSeconds(train_time);

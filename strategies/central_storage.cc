@@ -4,6 +4,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/reduce_kernel.h"
+#include "strategies/store_checkpoint.h"
 
 namespace meshtrain {
 
@@ -89,7 +90,9 @@ absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const
   const absl::Time start = absl::Now();
   MESHTRAIN_RETURN_IF_ERROR(pool_->RunOnAll(
       [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
-  // The one update, on the parameter device, while no replica runs.
+  // The one update, on the parameter device, while no replica runs (and once
+  // a checkpoint has copied the step boundary's values).
+  snapshot_buffers_->WaitForCapture();
   for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
     store_->Apply(v, replicas_[0]->Gradient(v));
   }
@@ -116,6 +119,17 @@ void CentralStorageStrategy::Describe(nlohmann::json& summary) const {
   summary["num_replicas"] = num_replicas_in_sync();
   summary["parameter_device"] = options_.parameter_device.ToString();
   summary["cross_device_ops"] = "sum_on_parameter_device";
+  summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointJob>> CentralStorageStrategy::PrepareCheckpoint() {
+  return snapshot_buffers_->Capture(*store_);
+}
+
+// The replicas hold handles on the central copy, which is restored in place.
+absl::Status CentralStorageStrategy::Restore(const CheckpointReader& checkpoint) {
+  snapshot_buffers_->WaitForCapture();
+  return RestoreStore(checkpoint, *store_);
 }
 
 }  // namespace meshtrain

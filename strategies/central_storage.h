@@ -20,6 +20,7 @@
 #include "runtime/optim/variable_store.h"
 #include "strategies/replica.h"
 #include "strategies/replica_pool.h"
+#include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -47,6 +48,8 @@ class CentralStorageStrategy final : public Strategy {
   absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) override;
   absl::StatusOr<std::string> ParameterChecksum() override { return store_->Checksum(); }
   void Describe(nlohmann::json& summary) const override;
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
+  absl::Status Restore(const CheckpointReader& checkpoint) override;
 
   const VariableStore& store() const { return *store_; }
 
@@ -63,6 +66,7 @@ class CentralStorageStrategy final : public Strategy {
   std::vector<absl::Duration> reduce_time_;
   std::unique_ptr<ReplicaBarrier> barrier_;
   std::unique_ptr<ReplicaPool> pool_;
+  std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 
 }  // namespace meshtrain

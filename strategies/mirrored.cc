@@ -6,6 +6,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/tensor/cpu_kernels.h"
+#include "strategies/store_checkpoint.h"
 
 namespace meshtrain {
 
@@ -108,6 +109,8 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
   const absl::Time combine_done = absl::Now();
   MESHTRAIN_RETURN_IF_ERROR(loss.status());
   MESHTRAIN_RETURN_IF_ERROR(combined);
+  // A checkpoint copies replica 0's values of the step boundary.
+  if (i == 0) snapshot_buffers_->WaitForCapture();
   for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
     r.store->Apply(v, r.replica->Gradient(v));
   }
@@ -160,6 +163,20 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
   summary["bytes_per_pack"] = options_.bytes_per_pack;
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
   if (options_.cross_worker != nullptr) summary["communication"] = options_.communication;
+  summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
+}
+
+// Every replica holds the same values (and every worker: the same sums were
+// applied everywhere), so replica 0's copy is the checkpoint.
+absl::StatusOr<std::unique_ptr<CheckpointJob>> MirroredStrategy::PrepareCheckpoint() {
+  return snapshot_buffers_->Capture(*replicas_[0].store);
+}
+
+// Each replica restores the same bytes, so the copies stay bitwise identical.
+absl::Status MirroredStrategy::Restore(const CheckpointReader& checkpoint) {
+  snapshot_buffers_->WaitForCapture();
+  for (ReplicaState& r : replicas_) MESHTRAIN_RETURN_IF_ERROR(RestoreStore(checkpoint, *r.store));
+  return absl::OkStatus();
 }
 
 }  // namespace meshtrain

@@ -27,6 +27,7 @@
 #include "strategies/gradient_buckets.h"
 #include "strategies/replica.h"
 #include "strategies/replica_pool.h"
+#include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -68,6 +69,8 @@ class MirroredStrategy final : public Strategy {
   absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) override;
   absl::StatusOr<std::string> ParameterChecksum() override;
   void Describe(nlohmann::json& summary) const override;
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
+  absl::Status Restore(const CheckpointReader& checkpoint) override;
 
   // Replica `i`'s store (tests check that copies stay identical).
   const VariableStore& store(int i) const { return *replicas_[i].store; }
@@ -94,6 +97,7 @@ class MirroredStrategy final : public Strategy {
   std::unique_ptr<CrossDeviceOps> cross_device_ops_;
   std::unique_ptr<ReplicaPool> pool_;
   int64_t step_ = 0;
+  std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 
 }  // namespace meshtrain

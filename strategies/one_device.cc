@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
+#include "strategies/store_checkpoint.h"
 
 namespace meshtrain {
 
@@ -39,6 +40,7 @@ absl::StatusOr<StepResult> OneDeviceStrategy::Run(const StepFn& step, const Batc
   StepResult result;
   MESHTRAIN_ASSIGN_OR_RETURN(result.loss,
                              step(*replica_, batch, 1.0f / static_cast<float>(global_batch_size)));
+  snapshot_buffers_->WaitForCapture();  // a checkpoint copies the values of the step boundary
   for (VariableId id = 0; id < static_cast<VariableId>(specs_.size()); ++id) {
     if (specs_[id].sparse) {
       Replica::SparseGradient& g = replica_->sparse_gradients()[id];
@@ -60,6 +62,16 @@ absl::Status OneDeviceStrategy::Read(const std::function<absl::Status(ReplicaCon
 void OneDeviceStrategy::Describe(nlohmann::json& summary) const {
   summary["num_replicas"] = 1;
   summary["devices"] = {device_.ToString()};
+  summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointJob>> OneDeviceStrategy::PrepareCheckpoint() {
+  return snapshot_buffers_->Capture(*store_);
+}
+
+absl::Status OneDeviceStrategy::Restore(const CheckpointReader& checkpoint) {
+  snapshot_buffers_->WaitForCapture();
+  return RestoreStore(checkpoint, *store_);
 }
 
 }  // namespace meshtrain

@@ -10,6 +10,7 @@
 #include "runtime/optim/optimizer.h"
 #include "runtime/optim/variable_store.h"
 #include "strategies/replica.h"
+#include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -31,6 +32,8 @@ class OneDeviceStrategy final : public Strategy {
   absl::Status Read(const std::function<absl::Status(ReplicaContext&)>& fn) override;
   absl::StatusOr<std::string> ParameterChecksum() override { return store_->Checksum(); }
   void Describe(nlohmann::json& summary) const override;
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
+  absl::Status Restore(const CheckpointReader& checkpoint) override;
 
  private:
   OneDeviceStrategy(Device device, const Optimizer& optimizer, uint64_t seed)
@@ -42,6 +45,7 @@ class OneDeviceStrategy final : public Strategy {
   std::vector<VariableSpec> specs_;
   std::unique_ptr<Replica> replica_;
   std::unique_ptr<VariableStore> store_;
+  std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 
 }  // namespace meshtrain

@@ -10,6 +10,9 @@
 //      over its replicas, runs the step function on each, combines gradients
 //      and applies the optimizer.
 //   4. Read() lends a context holding the current values (evaluation, checksums).
+//   5. At a step boundary, PrepareCheckpoint() captures what a checkpoint needs
+//      and Restore() replaces the variables with a checkpoint's
+//      (docs/fault_tolerance.md).
 //
 // Strategies: one_device, mirrored, multi_worker_mirrored, central_storage,
 // parameter_server (docs/strategies.md says when to pick which). A strategy is
@@ -25,6 +28,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "nlohmann/json_fwd.hpp"
+#include "runtime/checkpoint/checkpoint_commit.h"
+#include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/model/replica_context.h"
 #include "runtime/model/variable.h"
 #include "runtime/tensor/batch.h"
@@ -84,6 +89,24 @@ class Strategy : public VariableCreator {
 
   // Strategy-specific fields for summary.json (replicas, cross-device op, ...).
   virtual void Describe(nlohmann::json& summary) const = 0;
+
+  // Checkpoints. Both are called on the training thread between steps.
+  // PrepareCheckpoint captures this process's variables, optimizer slots and
+  // update counts in a job that the saver writes on a background thread while
+  // training goes on (synchronous strategies: host copies, a memcpy; a
+  // parameter-server strategy: a job that asks every ps task to write its own
+  // shards in parallel). Synchronous strategies hold the same values on every
+  // worker, so only the chief calls it.
+  virtual absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() {
+    return absl::UnimplementedError(name() + " does not write checkpoints yet");
+  }
+  // Replaces every copy of every variable (values, slots, update counts) with
+  // the checkpoint's, whatever strategy and partitioning wrote it. Called by
+  // every task that holds variables; NotFound names a variable the checkpoint
+  // lacks.
+  virtual absl::Status Restore(const CheckpointReader& checkpoint) {
+    return absl::UnimplementedError(name() + " does not restore checkpoints yet");
+  }
 };
 
 }  // namespace meshtrain

@@ -29,7 +29,8 @@
 
 namespace meshtrain {
 
-// Prefixes a status message with context ("allreduce step 41: ...") keeping the code.
+// Prefixes a status message with context ("allreduce step 41: ...") keeping the
+// code and the payloads.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
 }  // namespace meshtrain

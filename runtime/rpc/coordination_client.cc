@@ -109,12 +109,24 @@ absl::Status Invoke(AbortSignal* abort, absl::string_view op, absl::string_view 
 }  // namespace
 
 absl::Status CoordinationClient::Register(absl::Duration startup_timeout) {
+  return RegisterWithChief(startup_timeout, /*rejoin=*/false);
+}
+
+absl::Status CoordinationClient::Rejoin(absl::Duration timeout) {
+  return RegisterWithChief(timeout, /*rejoin=*/true);
+}
+
+int64_t CoordinationClient::generation() const { return generation_.load(); }
+
+absl::Status CoordinationClient::RegisterWithChief(absl::Duration startup_timeout, bool rejoin) {
+  const absl::string_view op = rejoin ? "recovery" : "startup";
   const absl::Time deadline = absl::Now() + startup_timeout;
   proto::RegisterRequest request;
   Identify(options_, &request);
   request.set_host_identity(options_.host_identity);
   request.set_cluster_fingerprint(ClusterFingerprint(options_.cluster));
   request.set_startup_timeout_ms(ToMillis(startup_timeout));
+  request.set_rejoin(rejoin);
 
   absl::Duration backoff = kRegisterBackoffMin;
   absl::Status last = absl::DeadlineExceededError("no attempt");
@@ -127,22 +139,27 @@ absl::Status CoordinationClient::Register(absl::Duration startup_timeout) {
                     return rpc_->stub->Register(context, request, &response);
                   });
     if (last.ok()) {
-      options_.peers->Update(response.cluster_version(), FromProto(response.tasks()));
+      // A registration's answer is the truth, even from a chief that restarted
+      // (whose versions start again from 0).
+      options_.peers->Replace(response.cluster_version(), FromProto(response.tasks()));
+      generation_.store(response.generation());
       return absl::OkStatus();
     }
-    if (options_.abort->aborted()) return Annotate(options_.abort->status(), "startup");
+    if (options_.abort->aborted()) return Annotate(options_.abort->status(), op);
     const absl::Time now = absl::Now();
     // The chief answers a little before our deadline, naming the missing tasks;
     // an answer at the deadline itself is gRPC's: the chief never answered.
     if (absl::IsDeadlineExceeded(last) && now < deadline) return last;
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "startup: ", chief_name_, " did not answer within ",
+          op, ": ", chief_name_, " did not answer within ",
           absl::FormatDuration(startup_timeout), "; start it or check its TF_CONFIG (",
           options_.task.ToString(), " waited to register; last error: ", last.message(), ")"));
     }
+    // A chief that restarted does not know this task's incarnation yet until
+    // it registers, and answers the rejoin of an old life like any other.
     if (!absl::IsUnavailable(last)) {
-      return Annotate(last, absl::StrCat("startup: register with ", chief_name_));
+      return Annotate(last, absl::StrCat(op, ": register with ", chief_name_));
     }
     // The chief is up but not serving coordination yet (or the connection
     // dropped): try again shortly.

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <atomic>
 #include <optional>
 #include <string>
 #include <thread>
@@ -72,6 +73,15 @@ class CoordinationClient {
   // `startup_timeout` names the tasks that never joined (or the chief, if it
   // never answered).
   absl::Status Register(absl::Duration startup_timeout);
+  // Registers again after this task's work was aborted, to join the cluster's
+  // recovery (CoordinationService protocol step 6), retrying while the chief is
+  // unreachable (it may be restarting) until `timeout`. Heartbeats must be
+  // stopped and the abort signal re-armed first (Mesh::Rejoin does both).
+  // FailedPrecondition if the cluster failed for good; DeadlineExceeded names
+  // the tasks that did not come back.
+  absl::Status Rejoin(absl::Duration timeout);
+  // Recoveries completed by the chief's service, as of the last registration.
+  int64_t generation() const;
 
   void StartHeartbeats();
   void StopHeartbeats();
@@ -108,6 +118,7 @@ class CoordinationClient {
   struct State;  // shared with abort callbacks
 
   explicit CoordinationClient(CoordinationClientOptions options);
+  absl::Status RegisterWithChief(absl::Duration timeout, bool rejoin);
   void HeartbeatLoop();
   // KvGet with the chief waiting up to `wait_ms` (0: not at all).
   absl::StatusOr<std::string> GetKey(absl::string_view key, int64_t wait_ms, absl::Time deadline);
@@ -123,6 +134,7 @@ class CoordinationClient {
   std::shared_ptr<State> state_;
   int abort_callback_ = -1;
   std::thread heartbeat_thread_;
+  std::atomic<int64_t> generation_{0};
 };
 
 }  // namespace meshtrain

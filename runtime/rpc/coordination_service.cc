@@ -22,6 +22,19 @@ std::string ListTasks(const ClusterSpec& cluster, const std::vector<TaskId>& tas
 
 }  // namespace
 
+bool IsRecoverable(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kInternal:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string ClusterFingerprint(const ClusterSpec& cluster) {
   std::vector<std::string> jobs;
   for (const auto& [job, addresses] : cluster.jobs()) {
@@ -85,7 +98,11 @@ void CoordinationService::CheckLiveness() {
   if (!rendezvous_done_ || shutdown_requested_) return;
   const absl::Time now = absl::Now();
   for (auto& [task, record] : tasks_) {
-    if (task == options_.chief || record.info.state != TaskState::kConnected) continue;
+    // Tasks waiting in a recovery send no heartbeats; their call is their pulse.
+    if (task == options_.chief || record.info.state != TaskState::kConnected ||
+        record.recovering > 0) {
+      continue;
+    }
     const absl::Duration silent = now - record.last_heartbeat;
     if (silent <= options_.heartbeat_timeout) continue;
     record.info.state = TaskState::kDead;
@@ -176,6 +193,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   }
   TaskRecord& record = it->second;
   const uint64_t old_incarnation = record.info.incarnation;
+  const bool restarted = old_incarnation != 0 && old_incarnation != registration.incarnation;
   if (old_incarnation != registration.incarnation || record.info.state != TaskState::kConnected) {
     if (old_incarnation != 0 && old_incarnation != registration.incarnation) {
       MESHTRAIN_LOG(WARNING) << "register: " << Describe(task) << " restarted: incarnation "
@@ -188,6 +206,15 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
     ++version_;
   }
   record.last_heartbeat = absl::Now();
+  if (rendezvous_done_ &&
+      (registration.rejoin || (restarted && options_.restart_aborts_cluster))) {
+    return JoinRecovery(record, restarted, old_incarnation, registration.wait, cancelled);
+  }
+  if (registration.rejoin && !rendezvous_done_ && !resumed_) {
+    resumed_ = true;
+    MESHTRAIN_LOG(WARNING) << "startup: " << Describe(task)
+                           << " rejoins a running cluster: the chief restarted and the cluster resumes";
+  }
   if (first_error_.has_value()) return FirstErrorAsAbort();
 
   const bool all =
@@ -200,7 +227,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
       for (auto& [t, r] : tasks_) r.last_heartbeat = now;
       MESHTRAIN_LOG(INFO) << "startup: all " << tasks_.size() << " tasks of the cluster joined";
     }
-    return View{version_, Snapshot()};
+    return View{version_, Snapshot(), generation_};
   }
   if (first_error_.has_value()) return FirstErrorAsAbort();
   if (stopping_) return absl::UnavailableError("register: the coordination service is stopping");
@@ -214,6 +241,87 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
                    absl::FormatDuration(registration.startup_timeout),
                    missing.size() == 1 ? "; start it or check its TF_CONFIG"
                                        : "; start them or check their TF_CONFIG"));
+}
+
+bool CoordinationService::AllRejoined(int64_t target) const {
+  for (const auto& [task, record] : tasks_) {
+    if (task.job == kEvaluatorJob) continue;
+    if (record.rejoined_generation < target || record.info.state != TaskState::kConnected) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
+    TaskRecord& record, bool restarted, uint64_t old_incarnation, absl::Duration wait,
+    const CancelledFn& cancelled) {
+  const TaskId task = record.info.task;
+  auto failed_for_good = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return first_error_.has_value() && !first_error_->recoverable;
+  };
+  auto fatal = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "recovery: the cluster failed for good: ", first_error_->status.message(),
+        "; fix the cause and start the job again (it resumes from the last checkpoint)"));
+  };
+  if (failed_for_good()) return fatal();
+  if (!first_error_.has_value()) {
+    // Nobody reported this yet (a fast restart, before any survivor noticed).
+    const std::string message =
+        restarted ? absl::StrCat(Describe(task), " restarted (incarnation ", old_incarnation, " -> ",
+                                 record.info.incarnation,
+                                 "): its previous life died mid-step; every task recovers from "
+                                 "the last checkpoint")
+                  : absl::StrCat(Describe(task), " asked the cluster to recover");
+    MESHTRAIN_LOG(ERROR) << "first error of the cluster: " << message;
+    first_error_ = ClusterError{task, absl::UnavailableError(message), true};
+  }
+  const int64_t target = generation_ + 1;
+  record.rejoined_generation = target;
+  ++record.recovering;
+  MESHTRAIN_LOG(INFO) << "recovery: " << Describe(task) << " is ready for generation " << target;
+  const absl::Time deadline = absl::Now() + wait;
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return generation_ >= target || AllRejoined(target) || stopping_ || failed_for_good();
+  };
+  while (!done()) {
+    const absl::Time now = absl::Now();
+    if (now >= deadline || (cancelled && cancelled())) break;
+    mu_.AwaitWithDeadline(absl::Condition(&done), std::min(deadline, now + kCancelPollPeriod));
+  }
+  if (generation_ < target && AllRejoined(target) && !failed_for_good()) {
+    // The last one in completes the recovery for everyone.
+    generation_ = target;
+    first_error_.reset();
+    ++version_;
+    const absl::Time now = absl::Now();
+    for (auto& [t, r] : tasks_) r.last_heartbeat = now;
+    for (auto& [id, barrier] : barriers_) barrier.arrived.clear();
+    MESHTRAIN_LOG(WARNING) << "recovery: every task rejoined; the cluster resumes as generation "
+                           << generation_;
+  }
+  --record.recovering;
+  record.last_heartbeat = absl::Now();
+  if (generation_ >= target) return View{version_, Snapshot(), generation_};
+  if (failed_for_good()) return fatal();
+  if (stopping_) return absl::UnavailableError("recovery: the coordination service is stopping");
+  if (cancelled && cancelled()) {
+    record.rejoined_generation = 0;
+    return absl::CancelledError("recovery: the caller went away");
+  }
+  std::vector<TaskId> missing;
+  for (const auto& [t, r] : tasks_) {
+    if (t.job != kEvaluatorJob && (r.rejoined_generation < target || r.info.state != TaskState::kConnected)) {
+      missing.push_back(t);
+    }
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "recovery: ", ListTasks(options_.cluster, missing),
+      missing.size() == 1 ? " did not come back" : " did not all come back", " within ",
+      absl::FormatDuration(wait),
+      "; restart failed tasks (meshtrain launch --max-restarts, Kubernetes, systemd, Slurm) or "
+      "raise --recovery-timeout"));
 }
 
 absl::StatusOr<CoordinationService::HeartbeatReply> CoordinationService::Heartbeat(
@@ -245,7 +353,7 @@ absl::Status CoordinationService::ReportError(const TaskId& task, uint64_t incar
   const std::string message = absl::StrCat(
       Describe(task), " failed: ", absl::StatusCodeToString(error.code()), ": ", error.message());
   MESHTRAIN_LOG(ERROR) << "first error of the cluster: " << message;
-  first_error_ = ClusterError{task, absl::Status(error.code(), message)};
+  first_error_ = ClusterError{task, absl::Status(error.code(), message), IsRecoverable(error)};
   return absl::OkStatus();
 }
 
@@ -397,6 +505,23 @@ std::optional<ClusterError> CoordinationService::first_error() const {
 std::vector<IncarnationChange> CoordinationService::incarnation_changes() const {
   absl::MutexLock lock(&mu_);
   return changes_;
+}
+
+std::optional<std::string> CoordinationService::KvPeek(absl::string_view key) const {
+  absl::MutexLock lock(&mu_);
+  auto it = kv_.find(key);
+  if (it == kv_.end()) return std::nullopt;
+  return it->second;
+}
+
+int64_t CoordinationService::generation() const {
+  absl::MutexLock lock(&mu_);
+  return generation_;
+}
+
+bool CoordinationService::resumed() const {
+  absl::MutexLock lock(&mu_);
+  return resumed_;
 }
 
 bool CoordinationService::WaitForRegistration(const std::vector<TaskId>& tasks,

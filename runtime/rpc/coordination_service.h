@@ -19,6 +19,21 @@
 //     deadline, at the first error, or when the service stops.
 //  5. RequestShutdown raises a flag the heartbeat replies carry; tasks then
 //     Disconnect (leave gracefully, never counted as dead).
+//  6. Recovery (docs/fault_tolerance.md, "Synchronous worker dies"). After
+//     the rendezvous, a Register with `rejoin` (a survivor whose work was
+//     aborted) or, with `restart_aborts_cluster`, from a new incarnation of a
+//     known task (a restarted one) joins the recovery of the current
+//     generation G: it records a first error if none is recorded (so every
+//     task aborts), marks the task as rejoined for G + 1 and waits. When every
+//     task but the evaluator has rejoined (the dead ones come back as new
+//     incarnations), the last one in completes it: the generation becomes
+//     G + 1, the first error is cleared, heartbeat clocks restart, and every
+//     waiting Register returns the new generation. Tasks waiting there are not
+//     declared dead for their silence. A first error whose code is not
+//     recoverable (IsRecoverable: e.g. a bad config) makes the cluster fail
+//     for good: rejoining answers FailedPrecondition with that error.
+//     Before the rendezvous a rejoin is a plain registration (the chief
+//     itself restarted and this service is new); resumed() then says so.
 // Requests from an unknown task fail with InvalidArgument, from an earlier
 // incarnation of a task with Aborted.
 //
@@ -54,12 +69,23 @@ struct CoordinationServiceOptions {
   ClusterSpec cluster;
   TaskId chief;  // the task hosting the service; it is never declared dead
   absl::Duration heartbeat_timeout = absl::Seconds(5);
+  // Synchronous training: a task that comes back as a new incarnation after
+  // the rendezvous means its previous life died mid-step; everyone must
+  // recover (step 6). Off (parameter servers), a restarted task just rejoins.
+  bool restart_aborts_cluster = false;
 };
+
+// Errors after which restarting the failed task and restoring a checkpoint
+// can help: a peer went away or timed out (Unavailable, DeadlineExceeded,
+// Aborted, Cancelled) or a transport lost its framing (Internal). Others (a
+// bad config, a shape mismatch, a corrupt checkpoint) fail the same way again.
+bool IsRecoverable(const absl::Status& status);
 
 // The first error of the cluster: the task that failed and what it said.
 struct ClusterError {
   TaskId source;
   absl::Status status;
+  bool recoverable = true;
 };
 
 class CoordinationService {
@@ -74,10 +100,12 @@ class CoordinationService {
     std::string cluster_fingerprint;
     absl::Duration wait;             // how long to wait for the others
     absl::Duration startup_timeout;  // quoted in the error
+    bool rejoin = false;             // step 6
   };
   struct View {
     int64_t version = 0;
     std::vector<PeerInfo> tasks;
+    int64_t generation = 0;
   };
   struct HeartbeatReply {
     int64_t version = 0;
@@ -116,7 +144,15 @@ class CoordinationService {
 
   // Observers, for the chief's Stop, diagnostics and tests.
   std::optional<ClusterError> first_error() const;
+  // The key's value, read in-process by the chief without a call (its step
+  // loop polls requests from other tasks cheaply); nullopt if unset.
+  std::optional<std::string> KvPeek(absl::string_view key) const;
   std::vector<IncarnationChange> incarnation_changes() const;
+  // Recoveries completed (step 6).
+  int64_t generation() const;
+  // True if tasks rejoined before the rendezvous: this service replaced one
+  // that died with its chief, and the cluster resumed rather than started.
+  bool resumed() const;
   // Blocks until every task of `tasks` has registered, or `deadline`.
   bool WaitForRegistration(const std::vector<TaskId>& tasks, absl::Time deadline) const;
   // Blocks until every other registered task has left or died, or `deadline`.
@@ -126,6 +162,8 @@ class CoordinationService {
   struct TaskRecord {
     PeerInfo info;
     absl::Time last_heartbeat;
+    int64_t rejoined_generation = 0;  // the generation it joined the recovery of + 1
+    int recovering = 0;               // Register calls waiting in a recovery
   };
   struct BarrierState {
     std::vector<TaskId> participants;  // sorted
@@ -142,6 +180,11 @@ class CoordinationService {
   bool AllExpectedRegistered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<PeerInfo> Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FirstErrorAsAbort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 6 for a registered task; `restarted` when it is a new incarnation.
+  absl::StatusOr<View> JoinRecovery(TaskRecord& record, bool restarted, uint64_t old_incarnation,
+                                    absl::Duration wait, const CancelledFn& cancelled)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AllRejoined(int64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for `done` (or stop or the first error, which callers check) until
   // `deadline`, looking at `cancelled` every 100 ms. Returns done().
   bool Wait(const std::function<bool()>& done, absl::Time deadline, const CancelledFn& cancelled)
@@ -163,6 +206,8 @@ class CoordinationService {
   std::map<std::string, std::string, std::less<>> kv_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, BarrierState, std::less<>> barriers_ ABSL_GUARDED_BY(mu_);
   std::vector<IncarnationChange> changes_ ABSL_GUARDED_BY(mu_);
+  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool resumed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace meshtrain

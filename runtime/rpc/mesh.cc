@@ -129,6 +129,7 @@ absl::Status Mesh::Serve() {
     service_options.cluster = cluster();
     service_options.chief = task();
     service_options.heartbeat_timeout = options_.heartbeat_timeout;
+    service_options.restart_aborts_cluster = options_.restart_aborts_cluster;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CoordinationService> service,
                                CoordinationService::Create(std::move(service_options)));
     service_ = std::move(service);
@@ -166,6 +167,23 @@ absl::Status Mesh::Join() {
   client_->StartHeartbeats();
   return absl::OkStatus();
 }
+
+absl::Status Mesh::Rejoin(absl::Duration timeout) {
+  if (!joined_ || stopped_ || client_ == nullptr) {
+    return absl::FailedPreconditionError("mesh: Rejoin() needs a joined mesh that was not stopped");
+  }
+  // Heartbeats stop first: a reply carrying the old generation's error must
+  // not abort the new one.
+  client_->StopHeartbeats();
+  abort_->Reset();
+  MESHTRAIN_RETURN_IF_ERROR(client_->Rejoin(timeout));
+  client_->StartHeartbeats();
+  MESHTRAIN_LOG(INFO) << "mesh: " << task().ToString() << " rejoined the cluster (generation "
+                      << client_->generation() << ")";
+  return absl::OkStatus();
+}
+
+int64_t Mesh::generation() const { return client_ == nullptr ? 0 : client_->generation(); }
 
 void Mesh::Stop() {
   if (stopped_) return;

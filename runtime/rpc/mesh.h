@@ -15,6 +15,10 @@
 //  3. The runtime uses coordination() and CreateTransport().
 //  4. Stop() leaves gracefully (Disconnect); on the chief, after a shutdown
 //     request, it first waits up to heartbeat_timeout for the others to leave.
+//  Recovery: after an error aborted this task's work and everything built on
+//  the old transports is torn down, Rejoin() joins the cluster's next
+//  generation (coordination_service.h step 6); generation() names it, so
+//  transports of the new life get new names.
 //
 // The launcher's mpirun mode learns its port before the ClusterSpec exists:
 //   auto server = Server::Create();  int port = (*server)->Start("0.0.0.0:0");
@@ -67,6 +71,9 @@ struct MeshOptions {
   std::string host_identity;  // "": HostIdentity(); tests set it to fake hosts
   ChannelOptions channels;
   DataPathRegistry data_paths;  // fast transports, filled by the launcher
+  // On the chief: a task that restarts after the rendezvous makes every task
+  // recover (synchronous training; CoordinationServiceOptions).
+  bool restart_aborts_cluster = false;
   size_t grpc_max_piece_bytes = size_t{64} << 20;
 };
 
@@ -84,6 +91,14 @@ class Mesh {
   absl::Status Serve();
   absl::Status Join();
   void Stop();
+  // Stops heartbeats, re-arms the abort signal and registers again to join
+  // the recovery, waiting up to `timeout` for every task to do the same (or
+  // come back restarted) and for a restarted chief to answer. Restarts
+  // heartbeats on success. From the thread that drives the task, with no
+  // transport of the old generation left in use.
+  absl::Status Rejoin(absl::Duration timeout);
+  // Recoveries completed as of the last registration (0 at start).
+  int64_t generation() const;
   // As if the process died: no Disconnect, heartbeats stop, and the server
   // goes away at once, cancelling calls in flight. For fault-injection tests.
   void KillForTesting();

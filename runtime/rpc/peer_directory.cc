@@ -48,6 +48,15 @@ PeerDirectory::PeerDirectory(ClusterSpec cluster) : cluster_(std::move(cluster))
 void PeerDirectory::Update(int64_t version, const std::vector<PeerInfo>& peers) {
   absl::MutexLock lock(&mu_);
   if (version <= version_) return;
+  Apply(version, peers);
+}
+
+void PeerDirectory::Replace(int64_t version, const std::vector<PeerInfo>& peers) {
+  absl::MutexLock lock(&mu_);
+  Apply(version, peers);
+}
+
+void PeerDirectory::Apply(int64_t version, const std::vector<PeerInfo>& peers) {
   version_ = version;
   for (const PeerInfo& peer : peers) {
     auto it = peers_.find(peer.task);

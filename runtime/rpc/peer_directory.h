@@ -61,6 +61,9 @@ class PeerDirectory {
   // whose nonzero incarnation differs from the held nonzero one is recorded as
   // restarted. Unknown tasks in `peers` are ignored.
   void Update(int64_t version, const std::vector<PeerInfo>& peers);
+  // The same, whatever version is held: after registering again with a chief
+  // that restarted (its versions start from 0 again).
+  void Replace(int64_t version, const std::vector<PeerInfo>& peers);
 
   int64_t version() const;
   std::optional<PeerInfo> Find(const TaskId& task) const;
@@ -72,6 +75,8 @@ class PeerDirectory {
   bool WaitForIncarnation(const TaskId& task, uint64_t incarnation, absl::Time deadline) const;
 
  private:
+  void Apply(int64_t version, const std::vector<PeerInfo>& peers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const ClusterSpec cluster_;
   mutable absl::Mutex mu_;
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;

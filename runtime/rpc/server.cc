@@ -35,9 +35,11 @@ struct Server::Services {
         registration.cluster_fingerprint = request->cluster_fingerprint();
         registration.wait = std::min(absl::Milliseconds(request->wait_ms()), Remaining(context));
         registration.startup_timeout = absl::Milliseconds(request->startup_timeout_ms());
+        registration.rejoin = request->rejoin();
         MESHTRAIN_ASSIGN_OR_RETURN(CoordinationService::View view,
                                    service.Register(registration, Cancelled(context)));
         response->set_cluster_version(view.version);
+        response->set_generation(view.generation);
         for (const PeerInfo& info : view.tasks) ToProto(info, response->add_tasks());
         return absl::OkStatus();
       });

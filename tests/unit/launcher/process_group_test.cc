@@ -114,6 +114,42 @@ TEST(ProcessGroupTest, KillsAfterTheGracePeriod) {
   EXPECT_EQ(result->processes[1].exit_code, 128 + SIGKILL);
 }
 
+// A preempted task ("restart me") is restarted even with no restarts left for
+// failures; a failure after that still fails the group.
+TEST(ProcessGroupTest, ARestartMeExitIsRestartedWithoutUsingMaxRestarts) {
+  char dir[] = "/tmp/meshtrain_pg_restart_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string marker = std::string(dir) + "/ran";
+  ProcessSpec preempted = Shell("worker:0", "if [ -e " + marker + " ]; then exit 0; fi; touch " + marker + "; exit 75");
+  preempted.restart_exit_codes = {75};
+  ProcessSpec failing = Shell("worker:1", "exit 75");  // not marked: an ordinary failure
+  ProcessGroup group({});
+  auto result = group.Run({preempted});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_EQ(result->processes[0].restarts, 1);
+  ProcessGroup second({});  // one Run per group
+  auto failed = second.Run({failing});
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->exit_code, 75);
+  EXPECT_EQ(failed->processes[0].restarts, 0);
+  ::unlink(marker.c_str());
+  ::rmdir(dir);
+}
+
+TEST(ProcessGroupTest, AnOptionalProcessFailsAlone) {
+  ProcessSpec evaluator = Shell("evaluator:0", "exit 3");
+  evaluator.optional = true;
+  ProcessGroup group({});
+  // worker:0 outlives the evaluator's failure and ends the group normally.
+  auto result = group.Run({evaluator, Shell("worker:0", "sleep 0.3; exit 0")});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_TRUE(result->first_failure.empty());
+  EXPECT_EQ(result->processes[0].exit_code, 3);
+  EXPECT_EQ(result->processes[1].exit_code, 0);
+}
+
 TEST(ProcessGroupTest, MissingProgramIsAnError) {
   ProcessGroup group({});
   auto result = group.Run({ProcessSpec{"worker:0", {"/nonexistent/meshtrain"}, {}, 0, {}}});

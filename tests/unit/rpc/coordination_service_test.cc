@@ -119,5 +119,95 @@ TEST_F(CoordinationServiceTest, ASilentWorkerBecomesTheFirstErrorButASilentEvalu
   EXPECT_THAT(std::string(error->status.message()), HasSubstr("presumed dead"));
 }
 
+
+// Recovery (protocol step 6), on the service alone.
+class RecoveryTest : public CoordinationServiceTest {
+ protected:
+  RecoveryTest() {
+    service_->Stop();
+    CoordinationServiceOptions options;
+    options.cluster = cluster_;
+    options.chief = T("worker", 0);
+    options.heartbeat_timeout = absl::Seconds(30);
+    options.restart_aborts_cluster = true;
+    service_ = std::move(*CoordinationService::Create(options));
+    service_->Start();
+  }
+
+  CoordinationService::Registration Rejoin(const TaskId& task, uint64_t incarnation,
+                                           absl::Duration wait = absl::Seconds(10)) {
+    CoordinationService::Registration r = Reg(task, incarnation);
+    r.rejoin = true;
+    r.wait = wait;
+    return r;
+  }
+};
+
+TEST_F(RecoveryTest, ASurvivorAndARestartedTaskResumeAsTheNextGeneration) {
+  Rendezvous();
+  ASSERT_TRUE(service_->ReportError(T("worker", 0), 1, absl::UnavailableError("shm: worker:1 exited")).ok());
+  absl::StatusOr<CoordinationService::View> survivor;
+  std::thread waiting([&] { survivor = service_->Register(Rejoin(T("worker", 0), 1), nullptr); });
+  // The survivor waits for the dead task; meanwhile the error stands.
+  ASSERT_TRUE(service_->first_error().has_value());
+  auto restarted = service_->Register(Reg(T("worker", 1), 22), nullptr);
+  waiting.join();
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  ASSERT_TRUE(survivor.ok()) << survivor.status();
+  EXPECT_EQ(restarted->generation, 1);
+  EXPECT_EQ(survivor->generation, 1);
+  EXPECT_FALSE(service_->first_error().has_value());
+  EXPECT_EQ(service_->generation(), 1);
+  // The new life works; the old one is refused.
+  EXPECT_TRUE(service_->KvSet(T("worker", 1), 22, "k", "v").ok());
+  EXPECT_TRUE(absl::IsAborted(service_->KvSet(T("worker", 1), 2, "k", "v")));
+}
+
+TEST_F(RecoveryTest, ARestartNobodyNoticedYetAbortsTheOthers) {
+  Rendezvous();
+  absl::StatusOr<CoordinationService::View> restarted;
+  std::thread restart([&] { restarted = service_->Register(Reg(T("worker", 1), 23), nullptr); });
+  // The restart itself is the cluster's first error, carried by heartbeats.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!service_->first_error().has_value() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  auto reply = service_->Heartbeat(T("worker", 0), 1, 0);
+  ASSERT_TRUE(reply.ok());
+  ASSERT_TRUE(reply->first_error.has_value());
+  EXPECT_THAT(std::string(reply->first_error->status.message()), HasSubstr("worker:1 (10.0.0.2:1) restarted"));
+  ASSERT_TRUE(service_->Register(Rejoin(T("worker", 0), 1), nullptr).ok());
+  restart.join();
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_EQ(service_->generation(), 1);
+}
+
+TEST_F(RecoveryTest, ATaskThatNeverComesBackIsNamedAtTheDeadline) {
+  Rendezvous();
+  ASSERT_TRUE(service_->ReportError(T("worker", 0), 1, absl::UnavailableError("peer died")).ok());
+  auto view = service_->Register(Rejoin(T("worker", 0), 1, absl::Milliseconds(300)), nullptr);
+  ASSERT_TRUE(absl::IsDeadlineExceeded(view.status())) << view.status();
+  EXPECT_THAT(std::string(view.status().message()), HasSubstr("worker:1 (10.0.0.2:1) did not come back"));
+  EXPECT_THAT(std::string(view.status().message()), HasSubstr("--recovery-timeout"));
+}
+
+TEST_F(RecoveryTest, AnUnrecoverableFirstErrorEndsTheCluster) {
+  Rendezvous();
+  ASSERT_TRUE(service_->ReportError(T("worker", 1), 2, absl::InvalidArgumentError("bad config")).ok());
+  auto view = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
+  ASSERT_TRUE(absl::IsFailedPrecondition(view.status())) << view.status();
+  EXPECT_THAT(std::string(view.status().message()), HasSubstr("failed for good"));
+  EXPECT_THAT(std::string(view.status().message()), HasSubstr("bad config"));
+}
+
+TEST_F(RecoveryTest, RejoiningANewServiceIsAResumedStartup) {
+  // This service never saw a rendezvous: its chief restarted.
+  std::thread other([&] { ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
+  auto view = service_->Register(Reg(T("worker", 0), 9), nullptr);
+  other.join();
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->generation, 0);
+  EXPECT_TRUE(service_->resumed());
+  EXPECT_FALSE(service_->first_error().has_value());
+}
+
 }  // namespace
 }  // namespace meshtrain

@@ -364,5 +364,87 @@ TEST(MeshTest, CreateRejectsBadOptions) {
   EXPECT_TRUE(absl::IsInvalidArgument(Mesh::Create(std::move(unknown)).status()));
 }
 
+
+namespace recovery {
+
+TestSettings RecoverySettings() {
+  TestSettings settings;
+  settings.restart_aborts_cluster = true;
+  return settings;
+}
+
+// chief:0, worker:0 and worker:1, started.
+std::vector<std::unique_ptr<Mesh>> StartChiefAndTwoWorkers(TestCluster& cluster) {
+  std::vector<std::unique_ptr<Mesh>> meshes;
+  for (const TaskId& t : {Task("chief", 0), Task("worker", 0), Task("worker", 1)}) {
+    meshes.push_back(cluster.MakeMesh(t, RecoverySettings()));
+  }
+  for (const absl::Status& s : StartAll({meshes[0].get(), meshes[1].get(), meshes[2].get()})) {
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  return meshes;
+}
+
+// Kills `victim` (an index into `meshes`), waits until the others noticed,
+// starts their Rejoin on threads and the victim again (as a new incarnation on
+// its port), and returns each survivor's Rejoin status.
+std::vector<absl::Status> KillAndRecover(TestCluster& cluster, std::vector<std::unique_ptr<Mesh>>& meshes,
+                                         size_t victim) {
+  const TaskId task = meshes[victim]->task();
+  meshes[victim]->KillForTesting();
+  meshes[victim].reset();
+  std::vector<absl::Status> rejoined(meshes.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < meshes.size(); ++i) {
+    if (i == victim) continue;
+    EXPECT_TRUE(meshes[i]->abort_signal().WaitUntil(absl::Now() + kNoticeWithin));
+    threads.emplace_back([&, i] { rejoined[i] = meshes[i]->Rejoin(absl::Seconds(30)); });
+  }
+  // The survivors wait (or retry against a dead chief) while the task restarts.
+  cluster.ReleasePort(task);
+  auto restarted = Mesh::Create(cluster.Options(task, RecoverySettings()));
+  EXPECT_TRUE(restarted.ok());
+  meshes[victim] = std::move(*restarted);
+  EXPECT_TRUE(meshes[victim]->Start().ok());
+  for (std::thread& t : threads) t.join();
+  rejoined.erase(rejoined.begin() + victim);
+  return rejoined;
+}
+
+// Survivors of a dead worker rejoin; the restarted worker registers; all go on
+// as generation 1 and heartbeats no longer carry the old error.
+TEST(MeshRecoveryTest, SurvivorsRejoinWithTheRestartedWorker) {
+  TestCluster cluster({{"chief", 1}, {"worker", 2}});
+  std::vector<std::unique_ptr<Mesh>> meshes = StartChiefAndTwoWorkers(cluster);
+  for (const absl::Status& s : KillAndRecover(cluster, meshes, 2)) EXPECT_TRUE(s.ok()) << s;
+  for (const auto& m : meshes) {
+    EXPECT_EQ(m->generation(), 1) << m->task().ToString();
+    EXPECT_FALSE(m->abort_signal().aborted()) << m->task().ToString();
+  }
+  // Several heartbeats later nobody has aborted again, and the cluster works.
+  absl::SleepFor(RecoverySettings().heartbeat_interval * 5);  // the subject: nothing happens
+  for (const auto& m : meshes) EXPECT_FALSE(m->abort_signal().aborted());
+  ASSERT_TRUE(meshes[2]->coordination().KvSet("after", "yes").ok());
+  EXPECT_EQ(*meshes[1]->coordination().KvGet("after", absl::Now() + absl::Seconds(5)), "yes");
+  EXPECT_EQ(meshes[1]->peers().incarnation(Task("worker", 1)), meshes[2]->incarnation());
+}
+
+// The chief dies: the workers keep trying to rejoin until a new chief serves,
+// then the new service's rendezvous takes them in.
+TEST(MeshRecoveryTest, WorkersRejoinARestartedChief) {
+  TestCluster cluster({{"chief", 1}, {"worker", 2}});
+  std::vector<std::unique_ptr<Mesh>> meshes = StartChiefAndTwoWorkers(cluster);
+  const uint64_t old_chief = meshes[0]->incarnation();
+  for (const absl::Status& s : KillAndRecover(cluster, meshes, 0)) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(meshes[0]->coordination_service()->resumed());
+  EXPECT_NE(meshes[1]->peers().incarnation(Task("chief", 0)), old_chief);
+  EXPECT_EQ(meshes[1]->peers().incarnation(Task("chief", 0)), meshes[0]->incarnation());
+  ASSERT_TRUE(meshes[2]->coordination().KvSet("k", "v").ok());
+  EXPECT_EQ(*meshes[0]->coordination().KvGet("k", absl::Now() + absl::Seconds(5)), "v");
+  EXPECT_FALSE(meshes[1]->abort_signal().aborted());
+}
+
+}  // namespace recovery
+
 }  // namespace
 }  // namespace meshtrain

@@ -1,0 +1,64 @@
+// Graceful preemption: SIGTERM to a `meshtrain train` process (Kubernetes,
+// Slurm, systemd and `meshtrain launch` all send it before killing) asks the
+// cluster to checkpoint at the next step boundary; the task then exits with
+// kPreemptedExitCode, which tells an orchestrator "restart me" (the restarted
+// task rejoins and resumes from that checkpoint). docs/fault_tolerance.md,
+// protocol 6.
+//
+// PreemptionWatcher installs the SIGTERM handler (it writes to a pipe: the
+// only process-wide state, as a signal handler can reach nothing else) and a
+// thread that turns the signal into a flag the training loop polls at step
+// boundaries. Outside training steps (start-up, a recovery wait) a SIGTERM
+// also aborts the task's AbortSignal so that no wait outlives it. One per
+// process; thread-safe.
+#ifndef MESHTRAIN_LAUNCHER_PREEMPTION_H_
+#define MESHTRAIN_LAUNCHER_PREEMPTION_H_
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "runtime/base/abort_signal.h"
+
+namespace meshtrain {
+
+// EX_TEMPFAIL: a temporary failure; run me again.
+inline constexpr int kPreemptedExitCode = 75;
+
+// A status that says "this task stopped because it was preempted".
+absl::Status PreemptedError(absl::string_view message);
+bool IsPreempted(const absl::Status& status);
+
+class PreemptionWatcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<PreemptionWatcher>> Start();
+  ~PreemptionWatcher();  // restores SIGTERM's previous handler, joins the thread
+  PreemptionWatcher(const PreemptionWatcher&) = delete;
+  PreemptionWatcher& operator=(const PreemptionWatcher&) = delete;
+
+  bool requested() const { return requested_.load(std::memory_order_acquire); }
+  // While `abort` is set (not null), a SIGTERM also aborts it with a
+  // PreemptedError: the task is waiting, not training. `abort` must outlive
+  // the setting.
+  void InterruptWaits(AbortSignal* abort);
+  // For tests and the watcher thread: as if SIGTERM arrived.
+  void Request();
+
+ private:
+  PreemptionWatcher() = default;
+  void Loop();
+
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> requested_{false};
+  absl::Mutex mu_;
+  AbortSignal* interrupt_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_LAUNCHER_PREEMPTION_H_

@@ -1,0 +1,72 @@
+// FileSystem: the checkpoint code's only way to the disk, as LevelDB's Env is
+// its way to files: production uses DefaultFileSystem() (POSIX), tests wrap it
+// in FaultInjectionFileSystem to stop the process's I/O at any chosen operation
+// (a crash point) or to slow a step down.
+//
+// The operations are the ones an atomic commit is built from: write a file,
+// fsync it, rename it over another, fsync its directory. Errors name the
+// operation and the path and keep errno's meaning: NotFound for a missing
+// path, PermissionDenied for EACCES/EROFS, ResourceExhausted for ENOSPC,
+// DataLoss for other write failures. Implementations are thread-safe; one
+// WritableFile is used by one thread.
+#ifndef MESHTRAIN_RUNTIME_CHECKPOINT_FILE_SYSTEM_H_
+#define MESHTRAIN_RUNTIME_CHECKPOINT_FILE_SYSTEM_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace meshtrain {
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual absl::Status Append(absl::Span<const std::byte> data) = 0;
+  // Data and size reach the disk (fsync) before this returns.
+  virtual absl::Status Sync() = 0;
+  virtual absl::Status Close() = 0;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // Creates or truncates `path`.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // The whole file.
+  virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
+  // Atomically replaces `to` with `from` (rename(2)).
+  virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+  // Makes the directory's entries (creations, renames, removals) durable.
+  virtual absl::Status SyncDir(const std::string& dir) = 0;
+  // Creates `dir` and its missing parents; OK if it exists.
+  virtual absl::Status CreateDir(const std::string& dir) = 0;
+  // The names in `dir` (not "." or ".."), unordered.
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+  // Removes a file or a directory tree; OK if absent.
+  virtual absl::Status RemoveAll(const std::string& path) = 0;
+  virtual bool Exists(const std::string& path) = 0;
+};
+
+// The POSIX file system. Stateless; lives for the whole process.
+FileSystem& DefaultFileSystem();
+
+// "a/b" from ("a", "b"); `name` absolute stays itself.
+std::string JoinPath(absl::string_view dir, absl::string_view name);
+// The directory part of `path` ("." for a bare name).
+std::string DirName(absl::string_view path);
+
+// Writes `pieces` to `path` atomically: PATH.tmp, fsync, rename over PATH,
+// fsync the directory. A crash leaves the old PATH (and maybe a stale .tmp).
+absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
+                                 absl::Span<const absl::string_view> pieces);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_CHECKPOINT_FILE_SYSTEM_H_

@@ -1,0 +1,115 @@
+#include "runtime/checkpoint/model_dir.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/checkpoint/manifest.h"
+
+namespace meshtrain {
+namespace {
+
+constexpr absl::string_view kPrefix = "ckpt-";
+
+std::optional<int64_t> StepOfName(absl::string_view name) {
+  if (!absl::ConsumePrefix(&name, kPrefix)) return std::nullopt;
+  int64_t step = 0;
+  if (name.empty() || !absl::SimpleAtoi(name, &step) || step < 0 ||
+      name != absl::StrCat(step)) {
+    return std::nullopt;
+  }
+  return step;
+}
+
+}  // namespace
+
+std::string CheckpointDirName(int64_t step) { return absl::StrCat(kPrefix, step); }
+
+std::string CheckpointPath(const std::string& model_dir, int64_t step) {
+  return JoinPath(model_dir, CheckpointDirName(step));
+}
+
+absl::StatusOr<std::vector<CheckpointDirEntry>> ListCheckpointDirs(FileSystem& fs,
+                                                                   const std::string& model_dir) {
+  absl::StatusOr<std::vector<std::string>> names = fs.ListDir(model_dir);
+  if (absl::IsNotFound(names.status())) return std::vector<CheckpointDirEntry>();
+  if (!names.ok()) return names.status();
+  std::vector<CheckpointDirEntry> entries;
+  for (const std::string& name : *names) {
+    std::optional<int64_t> step = StepOfName(name);
+    if (!step.has_value()) continue;
+    entries.push_back({*step, fs.Exists(JoinPath(JoinPath(model_dir, name), kManifestFileName))});
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const CheckpointDirEntry& a, const CheckpointDirEntry& b) { return a.step < b.step; });
+  return entries;
+}
+
+absl::StatusOr<std::optional<int64_t>> ReadCheckpointPointer(FileSystem& fs,
+                                                             const std::string& model_dir) {
+  const std::string path = JoinPath(model_dir, kCheckpointPointerFile);
+  absl::StatusOr<std::string> text = fs.ReadFile(path);
+  if (absl::IsNotFound(text.status())) return std::optional<int64_t>();
+  if (!text.ok()) return text.status();
+  absl::string_view line = *text;
+  line = line.substr(0, line.find('\n'));
+  absl::string_view value = line;
+  if (absl::ConsumePrefix(&value, "model_checkpoint_path: \"") && absl::ConsumeSuffix(&value, "\"")) {
+    if (std::optional<int64_t> step = StepOfName(value)) return step;
+  }
+  return absl::DataLossError(absl::StrCat("checkpoint pointer ", path, " does not parse: '", line,
+                                          "'; delete it (the newest valid checkpoint is found without it)"));
+}
+
+absl::Status WriteCheckpointPointer(FileSystem& fs, const std::string& model_dir, int64_t latest,
+                                    const std::vector<int64_t>& kept) {
+  std::string text = absl::StrCat("model_checkpoint_path: \"", CheckpointDirName(latest), "\"\n");
+  for (int64_t step : kept) {
+    absl::StrAppend(&text, "all_model_checkpoint_paths: \"", CheckpointDirName(step), "\"\n");
+  }
+  const absl::string_view pieces[] = {text};
+  return WriteFileAtomically(fs, JoinPath(model_dir, kCheckpointPointerFile), pieces);
+}
+
+absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std::string& model_dir,
+                                                      int64_t max_step) {
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries, ListCheckpointDirs(fs, model_dir));
+  LatestCheckpoint latest;
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    if (!it->committed || (max_step >= 0 && it->step > max_step)) continue;
+    absl::StatusOr<std::unique_ptr<CheckpointReader>> reader =
+        CheckpointReader::Open(fs, CheckpointPath(model_dir, it->step));
+    if (reader.ok()) {
+      latest.reader = std::move(*reader);
+      return latest;
+    }
+    // Deleted between listing and reading (pruned meanwhile): not corrupt.
+    if (absl::IsNotFound(reader.status())) continue;
+    latest.skipped.push_back(reader.status());
+  }
+  return latest;
+}
+
+absl::Status PruneCheckpoints(FileSystem& fs, const std::string& model_dir, int64_t newest,
+                              int max_to_keep) {
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries, ListCheckpointDirs(fs, model_dir));
+  int kept = 0;
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    const std::string dir = CheckpointPath(model_dir, it->step);
+    if (it->step > newest) continue;  // a newer one is being written: not ours to judge
+    if (!it->committed) {
+      if (it->step < newest) MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(dir));
+      continue;
+    }
+    if (max_to_keep <= 0 || ++kept <= max_to_keep) continue;
+    MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(JoinPath(dir, kManifestFileName)));
+    MESHTRAIN_RETURN_IF_ERROR(fs.SyncDir(dir));
+    MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(dir));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace meshtrain

@@ -368,6 +368,12 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   absl::StatusOr<TrainingReport> report =
       RunTraining(*life.strategy, *life.model, task_.data->train, &task_.data->test, training);
   SetInterrupt(true);
+  if (!report.ok() && task_.mesh != nullptr && !task_.abort->aborted() && !IsPreempted(report.status()) &&
+      !(options_.preemption != nullptr && options_.preemption->requested())) {
+    // Report before this life's transport closes: a neighbour that sees it
+    // close must already be able to learn from the chief who failed first.
+    (void)task_.mesh->coordination().ReportError(report.status());
+  }
   // Resumed at the final step: no step ran, but the recovery is over.
   if (report.ok() && recovering_.has_value()) Resumed(absl::Now());
   absl::Status final_saved;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "launcher/evaluator.h"
@@ -225,6 +226,14 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWa
   if (!status.ok() && !abort.aborted()) {
     // The first error of the cluster aborts every other task at once.
     (void)mesh->coordination().ReportError(status);
+  }
+  if (!status.ok() && abort.aborted() && abort.status().message() != status.message() &&
+      !absl::StrContains(status.message(), abort.status().message())) {
+    // Another task failed first: say so, since this task's own error is often
+    // only the echo (a neighbour that gave up).
+    status = absl::Status(status.code(), absl::StrCat(abort.status().message(), " (on ",
+                                                      cluster.task.ToString(), ": ",
+                                                      status.message(), ")"));
   }
   mesh->Stop();
   return status;

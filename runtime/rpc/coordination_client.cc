@@ -328,7 +328,11 @@ absl::Status CoordinationClient::ReportError(const absl::Status& error) {
              /*wait_for_ready=*/false, [&](grpc::ClientContext* context) {
                return rpc_->stub->ReportError(context, request, &response);
              });
-  options_.abort->Abort(error);
+  if (sent.ok() && response.has_first_error() && FromProto(response.first_error().source()) != options_.task) {
+    options_.abort->Abort(absl::AbortedError(response.first_error().message()));
+  } else {
+    options_.abort->Abort(error);
+  }
   return sent;
 }
 

@@ -100,7 +100,9 @@ class CoordinationClient {
   absl::Status KvDelete(absl::string_view key);
 
   // Records `error` as this task's failure with the chief (the first one of
-  // the cluster aborts every task) and aborts this task's own signal with it.
+  // the cluster aborts every task) and aborts this task's own signal with the
+  // cluster's first error: `error` itself, or an earlier one of another task
+  // (then kAborted naming that task).
   absl::Status ReportError(const absl::Status& error);
 
   // Asks every task to shut down; they learn it from their next heartbeat.

@@ -69,10 +69,19 @@ struct Server::Services {
 
     grpc::Status ReportError(grpc::ServerContext* context, const proto::ReportErrorRequest* request,
                              proto::ReportErrorResponse* response) override {
-      return Serve([&](CoordinationService& service) {
-        return service.ReportError(
+      return Serve([&](CoordinationService& service) -> absl::Status {
+        MESHTRAIN_RETURN_IF_ERROR(service.ReportError(
             FromProto(request->task()), request->incarnation(),
-            absl::Status(static_cast<absl::StatusCode>(request->code()), request->message()));
+            absl::Status(static_cast<absl::StatusCode>(request->code()), request->message())));
+        // The reporter learns the cluster's verdict at once: a survivor whose
+        // neighbour gave up reports the task that really failed.
+        if (std::optional<ClusterError> first = service.first_error()) {
+          proto::ErrorInfo* error = response->mutable_first_error();
+          ToProto(first->source, error->mutable_source());
+          error->set_code(static_cast<int>(first->status.code()));
+          error->set_message(std::string(first->status.message()));
+        }
+        return absl::OkStatus();
       });
     }
 

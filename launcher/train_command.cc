@@ -227,13 +227,11 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWa
     // The first error of the cluster aborts every other task at once.
     (void)mesh->coordination().ReportError(status);
   }
-  if (!status.ok() && abort.aborted() && abort.status().message() != status.message() &&
+  if (!status.ok() && !IsPreempted(status) && abort.aborted() &&
       !absl::StrContains(status.message(), abort.status().message())) {
     // Another task failed first: say so, since this task's own error is often
     // only the echo (a neighbour that gave up).
-    status = absl::Status(status.code(), absl::StrCat(abort.status().message(), " (on ",
-                                                      cluster.task.ToString(), ": ",
-                                                      status.message(), ")"));
+    status = Annotate(status, absl::StrCat(abort.status().message(), "; on ", cluster.task.ToString()));
   }
   mesh->Stop();
   return status;

@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "launcher/binary_metrics.h"
+#include "launcher/cluster_throughput.h"
 #include "launcher/flag_set.h"
 #include "launcher/job_data.h"
+#include "launcher/ps_job.h"
 #include "launcher/summary.h"
 #include "launcher/train_flags.h"
 #include "launcher/training_loop.h"
@@ -23,6 +27,8 @@
 #include "runtime/collective/ring_communicator.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
+#include "runtime/ps/ps_bootstrap.h"
+#include "runtime/ps/ps_service.h"
 #include "runtime/rpc/fast_data_paths.h"
 #include "runtime/rpc/mesh.h"
 #include "strategies/strategy_factory.h"
@@ -84,6 +90,13 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
     env.cross_worker = communicator.get();
     env.communication = absl::StrCat("ring over ", transport->kind());
   }
+  if (mesh != nullptr && job.strategy.name == "parameter_server") {
+    MESHTRAIN_ASSIGN_OR_RETURN(PsJobOptions ps_options, MakePsJobOptions(job, flags, cluster));
+    env.connect_ps = [mesh, ps_options](const std::vector<VariableSpec>& specs) {
+      return ConnectToParameterServers(*mesh, specs, ps_options);
+    };
+    env.warmup_steps = job.strategy.warmup_steps;
+  }
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, CreateStrategy(job.strategy, env));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                              CreateModel(job.model, data.shape, *strategy));
@@ -119,17 +132,22 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   // Every worker's parameters meet at the chief (summary.json's param_checksums).
   nlohmann::json checksums = nlohmann::json::object();
   checksums[cluster.task.ToString()] = checksum;
+  std::map<std::string, WorkerThroughput> throughput;
+  throughput[cluster.task.ToString()] = {report.examples, report.train_seconds};
   if (mesh != nullptr) {
     MESHTRAIN_RETURN_IF_ERROR(
         mesh->coordination().KvSet(absl::StrCat("checksum/", cluster.task.ToString()), checksum));
+    MESHTRAIN_RETURN_IF_ERROR(PublishThroughput(mesh->coordination(), cluster.task,
+                                                throughput[cluster.task.ToString()]));
     if (chief) {
+      const absl::Time deadline = absl::Now() + absl::Minutes(2);
       for (const TaskId& w : workers) {
         MESHTRAIN_ASSIGN_OR_RETURN(
             std::string theirs,
-            mesh->coordination().KvGet(absl::StrCat("checksum/", w.ToString()),
-                                       absl::Now() + absl::Minutes(2)));
+            mesh->coordination().KvGet(absl::StrCat("checksum/", w.ToString()), deadline));
         checksums[w.ToString()] = theirs;
       }
+      MESHTRAIN_ASSIGN_OR_RETURN(throughput, GatherThroughput(mesh->coordination(), workers, deadline));
     }
   }
   if (!chief) return absl::OkStatus();
@@ -150,17 +168,33 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   summary["threads"] = env.threads;
   strategy->Describe(summary);
   summary["param_checksums"] = checksums;
+  // Every worker's own rate, summed (launcher/cluster_throughput.h): what the
+  // cluster trained per second, whether or not its workers stepped together.
+  summary["samples_per_sec"] = ClusterSamplesPerSec(throughput);
+  for (const auto& [task, t] : throughput) summary["samples_per_sec_by_worker"][task] = t.samples_per_sec();
+  if (data.shape.num_classes == 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(BinaryMetrics binary,
+                               EvaluateBinary(*strategy, *model, data.train, data.test));
+    summary["test_auc"] = binary.auc;
+    summary["base_rate"] = binary.base_rate;
+    summary["baseline_test_loss"] = binary.baseline_test_loss;
+    std::printf("test loss %.4f vs %.4f for the base rate %.3f; AUC %.4f\n", report.test_loss,
+                binary.baseline_test_loss, binary.base_rate, binary.auc);
+    std::fflush(stdout);
+  }
   return WriteJsonFile(flags.model_dir + "/summary.json", summary);
 }
 
 // Resolves this process's place: TF_CONFIG, else mpirun (then the server is
 // started first, on a port of its choosing), else a lone process.
-absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags, std::unique_ptr<Server>* server,
+absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags,
+                                             const ServerOptions& server_options,
+                                             std::unique_ptr<Server>* server,
                                              std::unique_ptr<MpiSession>* mpi) {
   MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfigFromEnvironment());
   if (!config.is_local() || !RunningUnderMpi()) return config;
   MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
-  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create());
+  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create(server_options));
   MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start("0.0.0.0:0"));
   MESHTRAIN_ASSIGN_OR_RETURN(*mpi, MpiSession::Init());
   const std::string address = JoinHostPort(MpiHostForPeers(placement), port);
@@ -168,9 +202,12 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags, std::uniqu
 }
 
 absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, const TrainFlags& flags,
-                                               std::unique_ptr<Server> server, AbortSignal& abort) {
+                                               std::unique_ptr<Server> server,
+                                               const ServerOptions& server_options,
+                                               AbortSignal& abort) {
   MeshOptions options;
   options.config = cluster;
+  options.server_options = server_options;
   options.startup_timeout = flags.startup_timeout;
   options.heartbeat_timeout = flags.heartbeat_timeout;
   options.heartbeat_interval = std::min(absl::Seconds(1), flags.heartbeat_timeout / 4);
@@ -183,9 +220,17 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, con
 }
 
 absl::Status RunTask(const JobConfig& job, const TrainFlags& flags) {
+  // A parameter_server job's ps tasks serve their variables on their mesh
+  // server; every task registers the service (the role is not known yet under
+  // mpirun), but only a ps task activates it. It outlives the server.
+  PsService ps_service;
+  const bool parameter_server = job.strategy.name == "parameter_server";
+  ServerOptions server_options;
+  if (parameter_server) server_options.services.push_back(ps_service.grpc_service());
   std::unique_ptr<Server> server;
   std::unique_ptr<MpiSession> mpi;
-  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster, ResolveCluster(flags, &server, &mpi));
+  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster,
+                             ResolveCluster(flags, server_options, &server, &mpi));
   AbortSignal abort;
   if (cluster.is_local()) return TrainWorker(job, flags, cluster, nullptr, abort);
 
@@ -193,7 +238,8 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags) {
   if (cluster.task.job == kEvaluatorJob) {
     return absl::UnimplementedError("the evaluator role needs checkpoints (see docs/fault_tolerance.md)");
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh, JoinMesh(cluster, flags, std::move(server), abort));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh,
+                             JoinMesh(cluster, flags, std::move(server), server_options, abort));
   absl::Status status;
   if (cluster.is_training_worker()) {
     status = TrainWorker(job, flags, cluster, mesh.get(), abort);
@@ -201,6 +247,8 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags) {
     if (status.ok() && !cluster.is_chief()) {
       status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(5));
     }
+  } else if (parameter_server && cluster.task.job == kPsJob) {
+    status = ServeParameterServer(*mesh, ps_service, flags.startup_timeout);
   } else {
     status = mesh->coordination().WaitForShutdown(absl::InfiniteFuture());
   }

@@ -84,6 +84,11 @@ class Strategy : public VariableCreator {
 
   // Strategy-specific fields for summary.json (replicas, cross-device op, ...).
   virtual void Describe(nlohmann::json& summary) const = 0;
+
+  // Once, after this process's last step (Read still works afterwards): a
+  // strategy whose workers share state elsewhere says this worker is done
+  // (parameter_server: synchronous steps stop waiting for it).
+  virtual absl::Status Finish() { return absl::OkStatus(); }
 };
 
 }  // namespace meshtrain

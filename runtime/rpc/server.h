@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -34,6 +35,7 @@ namespace grpc {
 class ByteBuffer;
 class Channel;
 class Server;
+class Service;
 }  // namespace grpc
 
 namespace meshtrain {
@@ -41,6 +43,9 @@ namespace meshtrain {
 struct ServerOptions {
   // How long Stop() lets calls in flight finish before cancelling them.
   absl::Duration stop_grace = absl::Milliseconds(500);
+  // More services to serve beside the mesh's own (a ps task's ParameterServer
+  // service), registered by Start(); not owned, they must outlive the server.
+  std::vector<grpc::Service*> services;
 };
 
 class Server {

@@ -3,9 +3,11 @@ accuracy with 2 workers and 2 ps tasks, greedy placement with partitioning
 balances the ps tasks, the sparse click-through job beats the constant
 predictor, and the staleness controls and backup workers do what they say."""
 import os
+import shutil
+import subprocess
 import unittest
 
-from harness import (CONFIGS, REFERENCE, ClusterTestCase, have_fashion_mnist)
+from harness import (BIN, CONFIGS, REFERENCE, ClusterTestCase, have_fashion_mnist)
 
 SPARSE_CTR = os.path.join(CONFIGS, "sparse_ctr.json")
 # A short run of the reference job, for the options that need no accuracy.
@@ -120,6 +122,25 @@ class UpdateRulesTest(ParameterServerTestCase):
         pushes = summary["pushes"]
         self.assertEqual(pushes["applied"] + pushes["dropped_stale"], pushes["pushes"])
         self.assertLess(summary["train_loss"], 2.0)
+
+
+@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
+@unittest.skipUnless(shutil.which("mpirun"), "Open MPI's mpirun is not installed")
+class MpirunTest(ParameterServerTestCase):
+
+    def test_mpirun_with_a_ps_rank(self):
+        # The last rank is the ps: its server registers the ParameterServer
+        # service before it knows its role.
+        model_dir = os.path.join(self.tmp, "mpi")
+        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "btl_tcp_if_include", "lo",
+               "--mca", "oob_tcp_if_include", "lo", "-np", "3", BIN, "train", "--model-dir", model_dir,
+               "--strategy", "parameter_server", "--mpi-ps", "1"] + SHORT
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["num_workers"], 2)
+        self.assertEqual(summary["num_ps"], 1)
+        self.assertEqual(summary["pushes"]["pushes"], 2 * 150 * 6)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ balances the ps tasks, the sparse click-through job beats the constant
 predictor, and the staleness controls and backup workers do what they say."""
 import os
 import shutil
+import signal
 import subprocess
+import time
 import unittest
 
-from harness import (BIN, CONFIGS, REFERENCE, ClusterTestCase, have_fashion_mnist)
+from harness import (BIN, CONFIGS, REFERENCE, ClusterTestCase, have_fashion_mnist, make_cluster)
 
 SPARSE_CTR = os.path.join(CONFIGS, "sparse_ctr.json")
 # A short run of the reference job, for the options that need no accuracy.
@@ -122,6 +124,27 @@ class UpdateRulesTest(ParameterServerTestCase):
         pushes = summary["pushes"]
         self.assertEqual(pushes["applied"] + pushes["dropped_stale"], pushes["pushes"])
         self.assertLess(summary["train_loss"], 2.0)
+
+
+@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
+class DeadPsTest(ParameterServerTestCase):
+
+    def test_killed_ps_is_named_by_every_worker(self):
+        # Recovery is the next step (checkpoints); until then a lost ps must
+        # stop the workers at once, naming it, not leave them waiting.
+        cluster = make_cluster(workers=2, ps=1)
+        args = ["--config", REFERENCE, "--epochs", "50", "--strategy", "parameter_server"]
+        workers = [self.start_cluster_task(cluster, "worker", i, args) for i in range(2)]
+        ps = self.start_cluster_task(cluster, "ps", 0, args)
+        self.assertTrue(workers[0].wait_for_line(lambda l: l.startswith("epoch 1/"), 120),
+                        workers[0].output())
+        ps.kill(signal.SIGKILL)
+        killed_at = time.monotonic()
+        for worker in workers:
+            code = worker.wait(60)
+            self.assertNotEqual(code, 0, worker.output())
+            self.assertLess(time.monotonic() - killed_at, 20)
+            self.assertIn("ps:0", worker.output()[-2000:])
 
 
 @unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")

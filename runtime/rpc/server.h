@@ -2,7 +2,9 @@
 //  - Coordination (proto/coordination.proto), answered only on the chief, by
 //    the CoordinationService handed to ServeCoordination();
 //  - Collective (proto/collective.proto): SendChunk deposits tensor chunks into
-//    this task's mailboxes for the gRPC transport.
+//    this task's mailboxes for the gRPC transport;
+// plus the services handed in ServerOptions::services (a ps task's
+// ParameterServer service, runtime/ps/ps_service.h), which answer for themselves.
 // Starting the server is separate from knowing who this task is, so the
 // launcher's mpirun mode can bind port 0 first, learn the port, all-gather the
 // addresses, and only then build the ClusterSpec: Start(), then SetIdentity()

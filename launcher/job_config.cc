@@ -110,6 +110,8 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.Read("train_examples", &d.train_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("test_examples", &d.test_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("features", &d.features));
+    MESHTRAIN_RETURN_IF_ERROR(r.Read("vocabulary", &d.vocabulary));
+    MESHTRAIN_RETURN_IF_ERROR(r.Read("hash_buckets", &d.hash_buckets));
     return r.Read("num_classes", &d.num_classes);
   }));
   MESHTRAIN_RETURN_IF_ERROR(ReadSection(top, "model", source, [&](ObjectReader& r) {

@@ -24,9 +24,22 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed) {
                          all.labels.Slice(0, config.train_examples), all.num_classes};
     data.test = Dataset{"synthetic/test", all.inputs.Slice(config.train_examples, all.size()),
                         all.labels.Slice(config.train_examples, all.size()), all.num_classes};
+  } else if (config.dataset == "synthetic_ctr") {
+    SyntheticCtrOptions options;
+    options.num_fields = static_cast<int>(config.features);
+    options.vocabulary = config.vocabulary;
+    options.hash_buckets = config.hash_buckets;
+    options.seed = seed;
+    options.num_examples = config.train_examples;
+    MESHTRAIN_RETURN_IF_ERROR(ValidateSyntheticCtrOptions(options));
+    data.train = MakeSyntheticCtr(options);
+    options.num_examples = config.test_examples;
+    options.split = Split::kTest;
+    data.test = MakeSyntheticCtr(options);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.dataset '", config.dataset, "' is unknown: use fashion_mnist or synthetic"));
+    return absl::InvalidArgumentError(absl::StrCat("data.dataset '", config.dataset,
+                                                   "' is unknown: use fashion_mnist, synthetic or "
+                                                   "synthetic_ctr"));
   }
   data.shape.input_features = data.train.inputs.shape().row_elements();
   data.shape.num_classes = data.train.num_classes;

@@ -151,6 +151,7 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
   env.seed = job.training.seed;
   env.threads = task_.threads;
   env.abort = task_.abort;
+  if (task_.extend_environment) task_.extend_environment(env);
   const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
   if (task_.mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
     // Unique per life of the cluster: a chief's restart changes its
@@ -392,22 +393,28 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, life.strategy->ParameterChecksum());
   nlohmann::json checksums = nlohmann::json::object();
   checksums[me_] = checksum;
+  std::map<std::string, WorkerThroughput> throughput;
+  throughput[me_] = {report->examples, report->train_seconds};
   if (Mesh* mesh = task_.mesh; mesh != nullptr) {
     const TaskId& me = task_.cluster->task;
     MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvSet(ChecksumKey(generation, me), checksum));
+    MESHTRAIN_RETURN_IF_ERROR(PublishThroughput(mesh->coordination(), me, throughput[me_]));
     if (chief_) {
-      for (const TaskId& w : task_.cluster->cluster.TrainingWorkers()) {
-        MESHTRAIN_ASSIGN_OR_RETURN(
-            std::string theirs,
-            mesh->coordination().KvGet(ChecksumKey(generation, w), absl::Now() + kChecksumWait));
+      const absl::Time deadline = absl::Now() + kChecksumWait;
+      const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
+      for (const TaskId& w : workers) {
+        MESHTRAIN_ASSIGN_OR_RETURN(std::string theirs,
+                                   mesh->coordination().KvGet(ChecksumKey(generation, w), deadline));
         checksums[w.ToString()] = theirs;
       }
+      MESHTRAIN_ASSIGN_OR_RETURN(throughput, GatherThroughput(mesh->coordination(), workers, deadline));
     }
   }
   run.report = std::move(*report);
   run.report.epochs.clear();
   for (const auto& [epoch, record] : history_) run.report.epochs.push_back(record);
   run.checksums = std::move(checksums);
+  run.throughput = std::move(throughput);
   run.life = std::move(life);
   return absl::OkStatus();
 }

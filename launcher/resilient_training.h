@@ -19,11 +19,14 @@
 #ifndef MESHTRAIN_LAUNCHER_RESILIENT_TRAINING_H_
 #define MESHTRAIN_LAUNCHER_RESILIENT_TRAINING_H_
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "launcher/cluster_throughput.h"
 #include "launcher/job_config.h"
 #include "launcher/job_data.h"
 #include "launcher/preemption.h"
@@ -38,6 +41,7 @@
 #include "runtime/rpc/mesh.h"
 #include "runtime/transport/transport.h"
 #include "strategies/strategy.h"
+#include "strategies/strategy_factory.h"
 
 namespace meshtrain {
 
@@ -66,6 +70,9 @@ struct TrainingTask {
   absl::Time process_start = absl::Now();  // a restarted chief's recovery starts here
   // The loop's options without observers, start or evaluation hooks.
   TrainingOptions training;
+  // Adds what a strategy needs beyond the common environment (the
+  // parameter-server connection); may be empty.
+  std::function<void(StrategyEnvironment&)> extend_environment;
 };
 
 // What one life builds; members go in reverse order (the strategy before the
@@ -81,6 +88,8 @@ struct ResilientRun {
   TrainingReport report;           // the last life's, with every life's epochs
   TrainingLife life;               // as training left it (Describe)
   nlohmann::json checksums;        // chief: every worker's parameter checksum
+  // chief: every worker's examples and training time (cluster_throughput.h)
+  std::map<std::string, WorkerThroughput> throughput;
   nlohmann::json fault_tolerance;  // summary.json: restarts, restored_from_step, ...
 };
 

@@ -8,11 +8,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "launcher/binary_metrics.h"
+#include "launcher/cluster_throughput.h"
 #include "launcher/evaluator.h"
 #include "launcher/flag_set.h"
 #include "launcher/gpu_setup.h"
 #include "launcher/job_data.h"
 #include "launcher/preemption.h"
+#include "launcher/ps_job.h"
 #include "launcher/resilient_training.h"
 #include "launcher/summary.h"
 #include "launcher/train_flags.h"
@@ -29,6 +32,8 @@
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/rpc/fast_data_paths.h"
+#include "runtime/ps/ps_bootstrap.h"
+#include "runtime/ps/ps_service.h"
 #include "runtime/rpc/mesh.h"
 
 namespace meshtrain {
@@ -111,6 +116,15 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   task.threads = CoresFor(flags, cluster);
   task.rpc_layer = flags.rpc_layer.empty() ? cluster.rpc_layer : flags.rpc_layer;
   task.process_start = process_start;
+  if (mesh != nullptr && job.strategy.name == "parameter_server") {
+    MESHTRAIN_ASSIGN_OR_RETURN(PsJobOptions ps_options, MakePsJobOptions(job, flags, cluster));
+    task.extend_environment = [mesh, ps_options, &job](StrategyEnvironment& env) {
+      env.connect_ps = [mesh, ps_options](const std::vector<VariableSpec>& specs) {
+        return ConnectToParameterServers(*mesh, specs, ps_options);
+      };
+      env.warmup_steps = job.strategy.warmup_steps;
+    };
+  }
   TrainingOptions& options = task.training;
   options.epochs = job.training.epochs;
   options.max_steps = job.training.max_steps;
@@ -154,18 +168,36 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   summary["threads"] = task.threads;
   strategy.Describe(summary);
   summary["param_checksums"] = run.checksums;
+  // Every worker's own rate, summed (launcher/cluster_throughput.h): what the
+  // cluster trained per second, whether or not its workers stepped together.
+  summary["samples_per_sec"] = ClusterSamplesPerSec(run.throughput);
+  for (const auto& [worker, t] : run.throughput) {
+    summary["samples_per_sec_by_worker"][worker] = t.samples_per_sec();
+  }
+  if (data.shape.num_classes == 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(BinaryMetrics binary,
+                               EvaluateBinary(strategy, *run.life.model, data.train, data.test));
+    summary["test_auc"] = binary.auc;
+    summary["base_rate"] = binary.base_rate;
+    summary["baseline_test_loss"] = binary.baseline_test_loss;
+    std::printf("test loss %.4f vs %.4f for the base rate %.3f; AUC %.4f\n", report.test_loss,
+                binary.baseline_test_loss, binary.base_rate, binary.auc);
+    std::fflush(stdout);
+  }
   summary.update(run.fault_tolerance);
   return WriteJsonFile(flags.model_dir + "/summary.json", summary);
 }
 
 // Resolves this process's place: TF_CONFIG, else mpirun (then the server is
 // started first, on a port of its choosing), else a lone process.
-absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags, std::unique_ptr<Server>* server,
+absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags,
+                                             const ServerOptions& server_options,
+                                             std::unique_ptr<Server>* server,
                                              std::unique_ptr<MpiSession>* mpi) {
   MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfigFromEnvironment());
   if (!config.is_local() || !RunningUnderMpi()) return config;
   MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
-  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create());
+  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create(server_options));
   MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start("0.0.0.0:0"));
   MESHTRAIN_ASSIGN_OR_RETURN(*mpi, MpiSession::Init());
   const std::string address = JoinHostPort(MpiHostForPeers(placement), port);
@@ -174,8 +206,11 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TrainFlags& flags, std::uniqu
 
 absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, const JobConfig& job,
                                                const TrainFlags& flags,
-                                               std::unique_ptr<Server> server, AbortSignal& abort) {
+                                               std::unique_ptr<Server> server,
+                                               const ServerOptions& server_options,
+                                               AbortSignal& abort) {
   MeshOptions options;
+  options.server_options = server_options;
   // Synchronous strategies: a worker that restarts mid-step makes everyone
   // recover (docs/fault_tolerance.md); parameter servers let it rejoin alone.
   options.restart_aborts_cluster = job.strategy.name != "parameter_server";
@@ -193,9 +228,17 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, con
 
 absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWatcher* preemption,
                      absl::Time process_start) {
+  // A parameter_server job's ps tasks serve their variables on their mesh
+  // server; every task registers the service (the role is not known yet under
+  // mpirun), but only a ps task activates it. It outlives the server.
+  PsService ps_service;
+  const bool parameter_server = job.strategy.name == "parameter_server";
+  ServerOptions server_options;
+  if (parameter_server) server_options.services.push_back(ps_service.grpc_service());
   std::unique_ptr<Server> server;
   std::unique_ptr<MpiSession> mpi;
-  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster, ResolveCluster(flags, &server, &mpi));
+  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster,
+                             ResolveCluster(flags, server_options, &server, &mpi));
   AbortSignal abort;
   if (cluster.is_local()) {
     return TrainWorker(job, flags, cluster, nullptr, abort, preemption, process_start);
@@ -212,7 +255,7 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWa
   }
   if (preemption != nullptr) preemption->InterruptWaits(&abort);  // start-up waits end on SIGTERM
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh,
-                             JoinMesh(cluster, job, flags, std::move(server), abort));
+                             JoinMesh(cluster, job, flags, std::move(server), server_options, abort));
   absl::Status status;
   if (cluster.is_training_worker()) {
     status = TrainWorker(job, flags, cluster, mesh.get(), abort, preemption, process_start);
@@ -220,6 +263,8 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWa
     if (status.ok() && !cluster.is_chief()) {
       status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(5));
     }
+  } else if (parameter_server && cluster.task.job == kPsJob) {
+    status = ServeParameterServer(*mesh, ps_service, flags.startup_timeout);
   } else {
     status = mesh->coordination().WaitForShutdown(absl::InfiniteFuture());
   }

@@ -126,6 +126,7 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
       report.seconds_to_target = record.elapsed_seconds;
     }
     report.samples += epoch_samples;
+    report.examples += epoch_examples;
     report.epochs.push_back(record);
     if (options.on_epoch) options.on_epoch(record);
     for (TrainingObserver* observer : options.observers) {
@@ -133,6 +134,7 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
     }
   }
   pipeline->Stop();
+  MESHTRAIN_RETURN_IF_ERROR(strategy.Finish());
   // Resumed at the last step (a restart after the final checkpoint): nothing
   // trained, but the report still says where the model stands.
   if (report.epochs.empty() && options.evaluate && test != nullptr && test->size() > 0) {

@@ -79,7 +79,8 @@ struct TrainingReport {
   double train_seconds = 0;
   double wall_seconds = 0;
   std::optional<double> seconds_to_target;  // wall time to target_accuracy
-  int64_t samples = 0;
+  int64_t samples = 0;          // global samples, counted as global batches of this process's steps
+  int64_t examples = 0;         // examples this process trained on (its shards)
   StepTiming timing;            // summed over steps
 };
 

@@ -107,6 +107,11 @@ class Strategy : public VariableCreator {
   virtual absl::Status Restore(const CheckpointReader& checkpoint) {
     return absl::UnimplementedError(name() + " does not restore checkpoints yet");
   }
+
+  // Once, after this process's last step (Read still works afterwards): a
+  // strategy whose workers share state elsewhere says this worker is done
+  // (parameter_server: synchronous steps stop waiting for it).
+  virtual absl::Status Finish() { return absl::OkStatus(); }
 };
 
 }  // namespace meshtrain

@@ -8,6 +8,7 @@
 #include "strategies/central_storage.h"
 #include "strategies/mirrored.h"
 #include "strategies/one_device.h"
+#include "strategies/parameter_server.h"
 
 namespace meshtrain {
 namespace {
@@ -105,6 +106,25 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& c
     SetThreadsPerReplica(env.threads, devices.size());
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CentralStorageStrategy> strategy,
                                CentralStorageStrategy::Create(std::move(options)));
+    return std::unique_ptr<Strategy>(std::move(strategy));
+  }
+  if (config.name == "parameter_server") {
+    if (devices.size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter_server runs one replica per worker, but --devices lists ", devices.size(),
+          "; add workers instead"));
+    }
+    ParameterServerStrategy::Options options;
+    options.connect = env.connect_ps;
+    options.device = devices[0];
+    if (env.cluster != nullptr && !env.cluster->is_local()) {
+      options.worker_rank = env.cluster->worker_rank();
+      options.num_workers = env.cluster->cluster.num_training_workers();
+    }
+    options.warmup_steps = env.warmup_steps;
+    SetThreadsPerReplica(env.threads, 1);
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerStrategy> strategy,
+                               ParameterServerStrategy::Create(std::move(options)));
     return std::unique_ptr<Strategy>(std::move(strategy));
   }
   return absl::InvalidArgumentError(absl::StrCat(

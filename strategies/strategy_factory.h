@@ -2,13 +2,16 @@
 #ifndef MESHTRAIN_STRATEGIES_STRATEGY_FACTORY_H_
 #define MESHTRAIN_STRATEGIES_STRATEGY_FACTORY_H_
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/collective/communicator.h"
 #include "runtime/optim/optimizer.h"
+#include "runtime/ps/ps_client.h"
 #include "strategies/strategy.h"
 #include "strategies/strategy_config.h"
 
@@ -25,6 +28,11 @@ struct StrategyEnvironment {
   // worker's rank and the count come from it), and what it runs on.
   Communicator* cross_worker = nullptr;
   std::string communication;
+  // parameter_server: connects this worker to the ps tasks once the model's
+  // variables are known (the launcher binds it to the mesh); null without ps tasks.
+  std::function<absl::StatusOr<std::unique_ptr<PsClient>>(const std::vector<VariableSpec>& specs)>
+      connect_ps;
+  int64_t warmup_steps = 0;  // parameter_server: non-chief workers wait this many chief updates
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& config,

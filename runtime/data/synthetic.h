@@ -42,6 +42,37 @@ Dataset MakeSyntheticClassification(const SyntheticOptions& options);
 // The class centroids of `options`' task: float32 [num_classes, num_features].
 Tensor SyntheticCentroids(const SyntheticOptions& options);
 
+// Click-through logs, for sparse models: each example has `num_fields`
+// categorical fields. Field f takes value v in [0, vocabulary) with a skewed
+// frequency (v = floor(vocabulary * u^3), u uniform: a few values are common,
+// most are rare, as in real logs), and the model sees the hashing trick's id
+// of (f, v) in [0, hash_buckets). Every (f, v) has a hidden weight w(f, v) =
+// weight_scale * N(0, 1) (a pure function of the seed); an example is a click
+// (label 1) when bias + sum_f w(f, v_f) + noise * N(0, 1) > 0. So the labels
+// carry a signal an embedding model can learn from the ids, the base rate is
+// about 0.2 with the defaults, and a batch touches few of the table's rows.
+// Train and test draw different examples with the same hidden weights.
+struct SyntheticCtrOptions {
+  int64_t num_examples = 100000;
+  int num_fields = 16;
+  int64_t vocabulary = 10000;       // values per field
+  int64_t hash_buckets = 1 << 20;   // ids in [0, hash_buckets)
+  float weight_scale = 0.4f;
+  float bias = -1.5f;
+  float noise = 1.0f;
+  uint64_t seed = 1;
+  Split split = Split::kTrain;
+};
+
+// InvalidArgument naming the field unless num_examples >= 0, num_fields >= 1,
+// vocabulary >= 1, hash_buckets >= 1 and the floats are finite (noise >= 0).
+absl::Status ValidateSyntheticCtrOptions(const SyntheticCtrOptions& options);
+
+// The dataset "synthetic-ctr/<split>": inputs int64 [num_examples, num_fields]
+// (hashed ids), labels float32 [num_examples] in {0, 1}, num_classes 0. The
+// options must be valid (checked).
+Dataset MakeSyntheticCtr(const SyntheticCtrOptions& options);
+
 }  // namespace meshtrain
 
 #endif  // MESHTRAIN_RUNTIME_DATA_SYNTHETIC_H_

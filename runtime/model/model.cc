@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/model/dense_network.h"
+#include "runtime/model/embedding_ctr.h"
 
 namespace meshtrain {
 
@@ -16,8 +17,11 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config,
     linear.hidden_units.clear();
     return DenseNetwork::Create("softmax_regression", linear, shape, creator);
   }
+  if (config.type == "embedding_ctr") {
+    return EmbeddingCtr::Create(config, shape, creator);
+  }
   return absl::InvalidArgumentError(absl::StrCat(
-      "model.type '", config.type, "' is unknown: use mlp or softmax_regression"));
+      "model.type '", config.type, "' is unknown: use mlp, softmax_regression or embedding_ctr"));
 }
 
 }  // namespace meshtrain

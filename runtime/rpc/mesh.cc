@@ -109,7 +109,7 @@ absl::Status Mesh::Serve() {
   const std::string self = DescribeTask(cluster(), task());
   const std::string& address = cluster().address(task());
   if (server_ == nullptr) {
-    MESHTRAIN_ASSIGN_OR_RETURN(server_, Server::Create());
+    MESHTRAIN_ASSIGN_OR_RETURN(server_, Server::Create(options_.server_options));
     MESHTRAIN_ASSIGN_OR_RETURN(std::string bind, BindAddress());
     MESHTRAIN_RETURN_IF_ERROR(
         Annotate(server_->Start(bind).status(), absl::StrCat("startup of ", self)));

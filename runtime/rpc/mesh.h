@@ -63,8 +63,9 @@ struct MeshOptions {
   absl::Duration rpc_timeout = absl::Seconds(30);       // calls that wait for nobody
   AbortSignal* abort = nullptr;  // must outlive the Mesh; null: the Mesh owns one
   // A server already listening on this task's port (two-phase start); null:
-  // Start() creates one and binds the ClusterSpec address.
+  // Start() creates one with `server_options` and binds the ClusterSpec address.
   std::unique_ptr<Server> server;
+  ServerOptions server_options;
   // The host part Start() binds with the ClusterSpec port; "": the ClusterSpec
   // address as given.
   std::string bind_host = "0.0.0.0";

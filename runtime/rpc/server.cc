@@ -213,6 +213,7 @@ absl::StatusOr<int> Server::Start(absl::string_view bind_address) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&services_->coordination);
   builder.RegisterService(&services_->collective);
+  for (grpc::Service* service : options_.services) builder.RegisterService(service);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || selected_port == 0) {
     grpc_server_.reset();

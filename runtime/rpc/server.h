@@ -2,7 +2,9 @@
 //  - Coordination (proto/coordination.proto), answered only on the chief, by
 //    the CoordinationService handed to ServeCoordination();
 //  - Collective (proto/collective.proto): SendChunk deposits tensor chunks into
-//    this task's mailboxes for the gRPC transport.
+//    this task's mailboxes for the gRPC transport;
+// plus the services handed in ServerOptions::services (a ps task's
+// ParameterServer service, runtime/ps/ps_service.h), which answer for themselves.
 // Starting the server is separate from knowing who this task is, so the
 // launcher's mpirun mode can bind port 0 first, learn the port, all-gather the
 // addresses, and only then build the ClusterSpec: Start(), then SetIdentity()
@@ -17,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -34,6 +37,7 @@ namespace grpc {
 class ByteBuffer;
 class Channel;
 class Server;
+class Service;
 }  // namespace grpc
 
 namespace meshtrain {
@@ -41,6 +45,9 @@ namespace meshtrain {
 struct ServerOptions {
   // How long Stop() lets calls in flight finish before cancelling them.
   absl::Duration stop_grace = absl::Milliseconds(500);
+  // More services to serve beside the mesh's own (a ps task's ParameterServer
+  // service), registered by Start(); not owned, they must outlive the server.
+  std::vector<grpc::Service*> services;
 };
 
 class Server {

@@ -1,9 +1,13 @@
 #include "runtime/data/synthetic.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <unordered_map>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/base/logging.h"
 
@@ -93,6 +97,85 @@ TEST(SyntheticTest, ValidateRejectsBadOptions) {
                                     SyntheticOptions{.centroid_scale = NAN}}) {
     EXPECT_EQ(ValidateSyntheticOptions(o).code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+}  // namespace
+}  // namespace meshtrain
+
+namespace meshtrain {
+namespace {
+
+TEST(SyntheticCtrTest, ShapesIdsAndDeterminism) {
+  SyntheticCtrOptions options;
+  options.num_examples = 2000;
+  options.num_fields = 5;
+  options.hash_buckets = 1000;
+  const Dataset a = MakeSyntheticCtr(options);
+  ASSERT_TRUE(ValidateDataset(a).ok());
+  EXPECT_EQ(a.name, "synthetic-ctr/train");
+  EXPECT_EQ(a.num_classes, 0);
+  EXPECT_EQ(a.inputs.shape(), (Shape{2000, 5}));
+  EXPECT_EQ(a.inputs.dtype(), DType::kInt64);
+  for (int64_t id : a.inputs.flat<int64_t>()) {
+    ASSERT_GE(id, 0);
+    ASSERT_LT(id, 1000);
+  }
+  for (float y : a.labels.flat<float>()) ASSERT_TRUE(y == 0.0f || y == 1.0f);
+  EXPECT_TRUE(SameBytes(a.inputs, MakeSyntheticCtr(options).inputs));
+  EXPECT_TRUE(SameBytes(a.labels, MakeSyntheticCtr(options).labels));
+  SyntheticCtrOptions test = options;
+  test.split = Split::kTest;
+  EXPECT_FALSE(SameBytes(a.inputs, MakeSyntheticCtr(test).inputs));
+  EXPECT_THAT(std::string(ValidateSyntheticCtrOptions({.num_fields = 0}).message()),
+              ::testing::HasSubstr("num_fields"));
+}
+
+// A few values of each field are common, the base rate is near 0.2, and the
+// click rate of each id seen in training predicts test clicks better than the
+// base rate alone: there is a signal to learn from the ids.
+TEST(SyntheticCtrTest, IdsCarryALearnableSignal) {
+  SyntheticCtrOptions options;
+  options.num_examples = 50000;
+  const Dataset train = MakeSyntheticCtr(options);
+  options.split = Split::kTest;
+  options.num_examples = 10000;
+  const Dataset test = MakeSyntheticCtr(options);
+  const int fields = options.num_fields;
+  double base = 0;
+  for (float y : train.labels.flat<float>()) base += y;
+  base /= static_cast<double>(train.size());
+  EXPECT_GT(base, 0.1);
+  EXPECT_LT(base, 0.35);
+  std::unordered_map<int64_t, std::pair<double, double>> per_id;  // clicks, shows
+  for (int64_t i = 0; i < train.size(); ++i) {
+    for (int f = 0; f < fields; ++f) {
+      auto& [clicks, shows] = per_id[train.inputs.data<int64_t>()[i * fields + f]];
+      clicks += train.labels.data<float>()[i];
+      shows += 1;
+    }
+  }
+  // The most common id of a field shows up in a good share of examples.
+  double most = 0;
+  for (const auto& [id, cs] : per_id) most = std::max(most, cs.second);
+  EXPECT_GT(most, 0.03 * static_cast<double>(train.size()));
+  double model_loss = 0, base_loss = 0;
+  for (int64_t i = 0; i < test.size(); ++i) {
+    // Sum the ids' log-odds shifts from the base rate (smoothed toward it).
+    const double base_logit = std::log(base / (1 - base));
+    double logit = base_logit;
+    for (int f = 0; f < fields; ++f) {
+      auto it = per_id.find(test.inputs.data<int64_t>()[i * fields + f]);
+      if (it == per_id.end()) continue;
+      const double rate = (it->second.first + 20 * base) / (it->second.second + 20);
+      logit += 0.5 * (std::log(rate / (1 - rate)) - base_logit);
+    }
+    const double p = 1 / (1 + std::exp(-logit));
+    const double y = test.labels.data<float>()[i];
+    model_loss -= y * std::log(p) + (1 - y) * std::log(1 - p);
+    base_loss -= y * std::log(base) + (1 - y) * std::log(1 - base);
+  }
+  MESHTRAIN_LOG(INFO) << "id rates: test loss " << model_loss / test.size() << ", base rate " << base_loss / test.size();
+  EXPECT_LT(model_loss, 0.95 * base_loss) << model_loss / test.size() << " vs " << base_loss / test.size();
 }
 
 }  // namespace

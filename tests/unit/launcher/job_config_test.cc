@@ -57,6 +57,21 @@ TEST(JobConfigTest, ReferenceConfigIsTheReferenceJob) {
   EXPECT_EQ(job->training.epochs, 10);
 }
 
+// The sparse job of the parameter-server strategy: a 2^20 x 16 embedding
+// table over hashed ids, partitioned over the ps tasks.
+TEST(JobConfigTest, SparseCtrConfigIsTheSparseJob) {
+  auto job = LoadJobConfig(std::string(MESHTRAIN_SOURCE_DIR) + "/configs/sparse_ctr.json");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->data.dataset, "synthetic_ctr");
+  EXPECT_EQ(job->data.hash_buckets, 1 << 20);
+  EXPECT_EQ(job->model.type, "embedding_ctr");
+  EXPECT_GE(job->model.embedding_rows, 1 << 20);
+  EXPECT_GE(job->model.embedding_dim, 16);
+  EXPECT_EQ(job->strategy.name, "parameter_server");
+  EXPECT_GT(job->strategy.max_shard_bytes, 0);
+  EXPECT_LT(job->strategy.max_shard_bytes, job->model.embedding_rows * job->model.embedding_dim * 4);
+}
+
 TEST(JobConfigTest, MissingFileSaysWhatToPass) {
   auto job = LoadJobConfig("/nonexistent/job.json");
   EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);

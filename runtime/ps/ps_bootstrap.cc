@@ -1,0 +1,197 @@
+#include "runtime/ps/ps_bootstrap.h"
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/ps/dense_link.h"
+#include "runtime/ps/parameter_shards.h"
+#include "runtime/rpc/coordination_client.h"
+#include "runtime/rpc/peer_directory.h"
+
+namespace meshtrain {
+namespace {
+
+constexpr char kPlanKey[] = "ps/plan";
+
+std::string ReadyKey(int ps) { return absl::StrCat("ps/ready/", ps); }
+
+// Equal on both ends of the link (Mesh::CreateTransport's contract).
+std::string LinkName(int ps, int worker) { return absl::StrCat("ps", ps, "-link-w", worker); }
+
+std::string DescribePartitioning(const PartitionOptions& p) {
+  std::string text;
+  if (p.max_shard_bytes > 0) absl::StrAppend(&text, "max_shard_bytes ", p.max_shard_bytes);
+  if (p.fixed_shards > 0) {
+    absl::StrAppend(&text, text.empty() ? "" : ", ", "fixed_shards ", p.fixed_shards,
+                    " (min_shard_bytes ", p.min_shard_bytes, ")");
+  }
+  return text.empty() ? "none" : text;
+}
+
+// The threads of step 3: one per worker, each opening and then serving its link.
+class LinkThreads {
+ public:
+  void Start(Mesh& mesh, std::shared_ptr<ParameterShards> shards, const std::string& data_path) {
+    const std::vector<TaskId> workers = mesh.cluster().TrainingWorkers();
+    {
+      absl::MutexLock lock(&mu_);
+      running_ = static_cast<int>(workers.size());
+    }
+    for (int w = 0; w < static_cast<int>(workers.size()); ++w) {
+      threads_.emplace_back([this, &mesh, shards, data_path, w, worker = workers[w]] {
+        absl::Status status = Serve(mesh, *shards, data_path, w, worker);
+        if (!status.ok() && !mesh.abort_signal().aborted()) {
+          MESHTRAIN_LOG(WARNING) << "dense link of " << worker.ToString() << " ended: " << status;
+        }
+        absl::MutexLock lock(&mu_);
+        --running_;
+      });
+    }
+  }
+
+  // Step 5: joins the threads; those still serving after `grace` are ended.
+  void Stop(Mesh& mesh, ParameterShards* shards, absl::Duration grace) {
+    bool done;
+    {
+      absl::MutexLock lock(&mu_);
+      done = mu_.AwaitWithTimeout(absl::Condition(
+                                      +[](int* running) { return *running == 0; }, &running_),
+                                  grace);
+    }
+    if (!done) {
+      MESHTRAIN_LOG(WARNING) << "stopping with dense links open (a worker never left)";
+      if (shards != nullptr) shards->Stop();
+      mesh.abort_signal().Abort(absl::UnavailableError(
+          absl::StrCat(mesh.task().ToString(), " stopped while workers were still connected")));
+    }
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  static absl::Status Serve(Mesh& mesh, ParameterShards& shards, const std::string& data_path,
+                            int w, const TaskId& worker) {
+    MESHTRAIN_ASSIGN_OR_RETURN(
+        std::unique_ptr<Transport> transport,
+        mesh.CreateTransport({mesh.task(), worker}, data_path, LinkName(shards.ps_index(), w)));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<DenseLinkServer> server,
+                               DenseLinkServer::Create(&shards, w, std::move(transport)));
+    return server->Serve();
+  }
+
+  absl::Mutex mu_;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs, const ClusterSpec& cluster,
+                                   const PsJobOptions& options) {
+  PsPlan plan;
+  plan.specs = specs;
+  PlacementOptions placement = options.placement;
+  placement.num_ps = cluster.num_tasks(kPsJob);
+  MESHTRAIN_ASSIGN_OR_RETURN(plan.placement, PlaceVariables(specs, placement));
+  plan.optimizer = options.optimizer;
+  plan.seed = options.seed;
+  plan.rules = options.rules;
+  plan.rules.num_workers = cluster.num_training_workers();
+  MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(plan.rules));
+  plan.data_path = options.data_path.empty() ? "auto" : options.data_path;
+  return plan;
+}
+
+absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
+    Mesh& mesh, const std::vector<VariableSpec>& specs, const PsJobOptions& options) {
+  const ClusterSpec& cluster = mesh.cluster();
+  const absl::Time deadline = absl::Now() + options.startup_timeout;
+  CoordinationClient& coordination = mesh.coordination();
+  PsPlan plan;
+  if (mesh.is_chief()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(plan, BuildPsPlan(specs, cluster, options));
+    std::printf("placement: %s over %d ps task(s), partitioning: %s\n%s\n",
+                std::string(PlacementPolicyName(options.placement.policy)).c_str(),
+                plan.placement.num_ps(), DescribePartitioning(options.placement.partitioning).c_str(),
+                plan.placement.Describe(plan.specs).c_str());
+    std::fflush(stdout);
+    MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(kPlanKey, plan.ToJson()));
+  } else {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string text, coordination.KvGet(kPlanKey, deadline));
+    MESHTRAIN_ASSIGN_OR_RETURN(plan, PsPlan::FromJson(text));
+    MESHTRAIN_RETURN_IF_ERROR(plan.CheckModel(specs));
+  }
+  const int num_ps = plan.placement.num_ps();
+  if (num_ps != cluster.num_tasks(kPsJob)) {
+    return absl::FailedPreconditionError(absl::StrCat("the plan places variables on ", num_ps,
+                                                      " ps tasks, the cluster has ",
+                                                      cluster.num_tasks(kPsJob)));
+  }
+  PsClientOptions client;
+  client.worker = mesh.config().worker_rank();
+  client.abort = &mesh.abort_signal();
+  client.timeout = options.request_timeout;
+  for (int ps = 0; ps < num_ps; ++ps) {
+    const TaskId task{std::string(kPsJob), ps};
+    absl::Status ready = coordination.KvGet(ReadyKey(ps), deadline).status();
+    if (!ready.ok()) {
+      return Annotate(ready, absl::StrCat("waiting for ", DescribeTask(cluster, task),
+                                          " to create its variables"));
+    }
+    client.ps_addresses.push_back(cluster.address(task));
+    client.ps_names.push_back(DescribeTask(cluster, task));
+    if (plan.data_path != "grpc") {
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          std::unique_ptr<Transport> link,
+          mesh.CreateTransport({task, mesh.task()}, plan.data_path, LinkName(ps, client.worker)));
+      client.dense_links.push_back(std::move(link));
+    }
+  }
+  client.plan = std::move(plan);
+  return PsClient::Create(std::move(client));
+}
+
+absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout) {
+  const int index = mesh.task().index;
+  CoordinationClient& coordination = mesh.coordination();
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
+                             coordination.KvGet(kPlanKey, absl::Now() + startup_timeout));
+  MESHTRAIN_ASSIGN_OR_RETURN(PsPlan plan, PsPlan::FromJson(text));
+  if (plan.placement.num_ps() != mesh.cluster().num_tasks(kPsJob)) {
+    return absl::FailedPreconditionError(absl::StrCat("the chief's plan has ", plan.placement.num_ps(),
+                                                      " ps tasks, the cluster ",
+                                                      mesh.cluster().num_tasks(kPsJob)));
+  }
+  const absl::Time start = absl::Now();
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ParameterShards> created,
+                             ParameterShards::Create(plan, index, &mesh.abort_signal()));
+  std::shared_ptr<ParameterShards> shards(std::move(created));
+  const PsStats initial = shards->stats();
+  MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " holds " << initial.partitions
+                      << " partition(s), " << initial.value_bytes << " bytes of values and "
+                      << initial.slot_bytes << " of optimizer slots (initialised in "
+                      << absl::FormatDuration(absl::Now() - start) << ")";
+  service.Activate(shards);
+  MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(ReadyKey(index), "1"));
+
+  LinkThreads links;
+  if (plan.data_path != "grpc") links.Start(mesh, shards, plan.data_path);
+  absl::Status status = coordination.WaitForShutdown(absl::InfiniteFuture());
+  links.Stop(mesh, shards.get(), absl::Seconds(10));
+  shards->Stop();
+  service.Deactivate();
+  const PsStats stats = shards->stats();
+  MESHTRAIN_LOG(INFO) << mesh.task().ToString() << ": " << stats.counts.pushes << " pushes, "
+                      << stats.counts.applied << " applied, " << stats.counts.dropped_stale
+                      << " dropped as stale, " << stats.counts.dropped_warmup
+                      << " dropped in warm-up, " << stats.counts.scaled
+                      << " with a scaled learning rate, mean staleness "
+                      << stats.counts.mean_staleness();
+  return status;
+}
+
+}  // namespace meshtrain

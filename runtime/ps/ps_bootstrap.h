@@ -1,0 +1,65 @@
+// How a parameter-server job starts and ends on the mesh; every task runs its
+// part, in this order:
+//   1. The chief builds the plan (PsPlan) from its model's variables and the
+//      job's options, prints the placement, and publishes the plan under the
+//      key "ps/plan" of the coordination service's key-value store.
+//   2. Each ps task reads the plan, creates and initialises its own partitions
+//      (ParameterShards), answers on its PsService from then on, and sets
+//      "ps/ready/<index>".
+//   3. Each ps task opens a DenseLink to every training worker at once (one
+//      thread per worker, which then serves that worker), unless the plan's
+//      data path is "grpc".
+//   4. Each worker reads the plan, checks its own model against it, waits for
+//      every ps to be ready, opens its links to the ps tasks in ps order, and
+//      builds its PsClient.
+//   5. A worker that finished training leaves (PsClient::Leave, which ends the
+//      ps's thread for its link); the ps serves until the chief's shutdown
+//      request, then joins its link threads (a link whose worker never left
+//      is ended by stopping the shards and aborting the task).
+// Functions, not objects: the state lives in the Mesh, the PsService and the
+// returned client.
+#ifndef MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
+#define MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "runtime/model/variable.h"
+#include "runtime/optim/optimizer.h"
+#include "runtime/ps/placement.h"
+#include "runtime/ps/ps_client.h"
+#include "runtime/ps/ps_plan.h"
+#include "runtime/ps/ps_service.h"
+#include "runtime/rpc/mesh.h"
+
+namespace meshtrain {
+
+// What the chief needs, besides the model, to build the plan.
+struct PsJobOptions {
+  PlacementOptions placement;  // num_ps is taken from the cluster
+  OptimizerConfig optimizer;
+  uint64_t seed = 0;
+  UpdateRules rules;           // num_workers is taken from the cluster
+  std::string data_path = "auto";
+  absl::Duration startup_timeout = absl::Minutes(5);
+  absl::Duration request_timeout = absl::Minutes(5);
+};
+
+// The chief's step 1 (pure): the plan for `specs` on `cluster`.
+absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs, const ClusterSpec& cluster,
+                                   const PsJobOptions& options);
+
+// Steps 1 (on the chief) and 4, on a training worker.
+absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
+    Mesh& mesh, const std::vector<VariableSpec>& specs, const PsJobOptions& options);
+
+// Steps 2, 3 and 5 on a ps task whose `service` is registered on `mesh`'s
+// server. Returns when the chief requested shutdown (OK) or the task aborted.
+absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_

@@ -1,0 +1,251 @@
+#include "runtime/ps/ps_service.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/ps.grpc.pb.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/rpc/grpc_status.h"
+
+namespace meshtrain {
+namespace {
+
+// Waits on behalf of a caller never outlast its call, nor ten minutes.
+absl::Time WaitDeadline(grpc::ServerContext* context) {
+  return std::min(absl::FromChrono(context->deadline()), absl::Now() + absl::Minutes(10));
+}
+
+std::string Describe(const proto::PartitionRef& ref) {
+  return absl::StrCat(ref.variable(), "/", ref.partition());
+}
+
+// The checks every incoming tensor gets: a known dense partition, float32, its shape, its bytes.
+absl::StatusOr<int> CheckDenseTensor(const ParameterShards& shards, const proto::PsTensor& t,
+                                     absl::string_view op) {
+  MESHTRAIN_ASSIGN_OR_RETURN(int slot, shards.Find(t.ref().variable(), t.ref().partition()));
+  const std::string what = absl::StrCat(op, " ", Describe(t.ref()), " on ps:", shards.ps_index());
+  if (shards.spec(slot).sparse) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": the variable is sparse; pull and push its rows"));
+  }
+  if (t.dtype() != "float32") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": dtype '", t.dtype(), "', the variable is float32"));
+  }
+  const Shape& shape = shards.shape(slot);
+  const Shape got(absl::MakeConstSpan(t.shape().data(), static_cast<size_t>(t.shape().size())));
+  if (got != shape) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": shape ", got.ToString(), ", the partition is ", shape.ToString()));
+  }
+  if (t.data().size() != static_cast<size_t>(shape.num_elements()) * sizeof(float)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", t.data().size(), " bytes for ",
+                                                   shape.num_elements(), " float32 elements"));
+  }
+  return slot;
+}
+
+absl::Span<float> FloatsIn(std::string& bytes) {
+  return {reinterpret_cast<float*>(bytes.data()), bytes.size() / sizeof(float)};
+}
+
+void ToProto(const PushOutcome& outcome, const proto::PartitionRef& ref, proto::PushOutcome* out) {
+  *out->mutable_ref() = ref;
+  out->set_applied(!outcome.dropped());
+  out->set_reason(std::string(PushReasonName(outcome.reason)));
+  out->set_staleness(outcome.staleness);
+  out->set_lr_scale(outcome.lr_scale);
+}
+
+}  // namespace
+
+struct PsService::Impl final : public proto::ParameterServer::Service {
+  absl::Mutex mu;
+  std::shared_ptr<ParameterShards> shards ABSL_GUARDED_BY(mu);
+
+  absl::StatusOr<std::shared_ptr<ParameterShards>> Shards() {
+    absl::MutexLock lock(&mu);
+    if (shards == nullptr) {
+      return absl::UnavailableError(
+          "this task is not serving variables yet (a ps creates its partitions once the chief "
+          "published the plan); retry");
+    }
+    return shards;
+  }
+
+  template <typename Fn>
+  grpc::Status Serve(Fn fn) {
+    absl::StatusOr<std::shared_ptr<ParameterShards>> s = Shards();
+    if (!s.ok()) return ToGrpcStatus(s.status());
+    return ToGrpcStatus(fn(**s));
+  }
+
+  grpc::Status PullDense(grpc::ServerContext* context, const proto::PullDenseRequest* request,
+                         proto::PullDenseResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      std::vector<int> slots;
+      for (const proto::PartitionRef& ref : request->refs()) {
+        MESHTRAIN_ASSIGN_OR_RETURN(int slot, shards.Find(ref.variable(), ref.partition()));
+        if (shards.spec(slot).sparse) {
+          return absl::InvalidArgumentError(absl::StrCat("pull ", Describe(ref), " on ps:",
+                                                         shards.ps_index(),
+                                                         ": the variable is sparse; pull its rows"));
+        }
+        slots.push_back(slot);
+      }
+      for (size_t i = 0; i < slots.size(); ++i) {
+        proto::PsTensor* value = response->add_values();
+        *value->mutable_ref() = request->refs(static_cast<int>(i));
+        MESHTRAIN_ASSIGN_OR_RETURN(int64_t version,
+                                   ReadInto(shards, slots[i], request->min_version(),
+                                            WaitDeadline(context), value));
+        value->set_version(version);
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status PushDense(grpc::ServerContext* context, const proto::PushDenseRequest* request,
+                         proto::PushDenseResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      // Every gradient is checked before the first is applied: versions only
+      // grow, so a version valid now is valid when its turn comes.
+      std::vector<int> slots;
+      for (const proto::PsTensor& g : request->gradients()) {
+        MESHTRAIN_ASSIGN_OR_RETURN(int slot, CheckDenseTensor(shards, g, "push"));
+        if (request->worker() < 0 || request->worker() >= shards.plan().rules.num_workers) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "push to ps:", shards.ps_index(), ": worker rank ", request->worker(),
+              " is not one of the ", shards.plan().rules.num_workers, " training workers"));
+        }
+        if (g.version() < 0 || g.version() > shards.version(slot)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "push ", Describe(g.ref()), " on ps:", shards.ps_index(), ": read version ",
+              g.version(), " but the partition is at version ", shards.version(slot)));
+        }
+        slots.push_back(slot);
+      }
+      std::vector<int64_t> wait_for(slots.size(), 0);
+      for (size_t i = 0; i < slots.size(); ++i) {
+        const proto::PsTensor& g = request->gradients(static_cast<int>(i));
+        Tensor gradient(DType::kFloat32, shards.shape(slots[i]));
+        std::memcpy(gradient.raw_data(), g.data().data(), gradient.bytes());
+        MESHTRAIN_ASSIGN_OR_RETURN(PushOutcome outcome,
+                                   shards.Push(request->worker(), slots[i], gradient, g.version()));
+        ToProto(outcome, g.ref(), response->add_outcomes());
+        if (outcome.reason == PushOutcome::Reason::kPending) wait_for[i] = g.version() + 1;
+      }
+      if (!request->return_values()) return absl::OkStatus();
+      for (size_t i = 0; i < slots.size(); ++i) {
+        proto::PsTensor* value = response->add_values();
+        *value->mutable_ref() = request->gradients(static_cast<int>(i)).ref();
+        MESHTRAIN_ASSIGN_OR_RETURN(int64_t version, ReadInto(shards, slots[i], wait_for[i],
+                                                             WaitDeadline(context), value));
+        value->set_version(version);
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status PullRows(grpc::ServerContext* context, const proto::PullRowsRequest* request,
+                        proto::PullRowsResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      MESHTRAIN_ASSIGN_OR_RETURN(int slot,
+                                 shards.Find(request->ref().variable(), request->ref().partition()));
+      const int64_t cols = shards.shape(slot).row_elements();
+      std::string* rows = response->mutable_rows();
+      rows->resize(static_cast<size_t>(request->ids_size() * cols) * sizeof(float));
+      absl::Span<const int64_t> ids(request->ids().data(), static_cast<size_t>(request->ids_size()));
+      MESHTRAIN_ASSIGN_OR_RETURN(int64_t version,
+                                 shards.ReadRows(slot, ids, FloatsIn(*rows), request->min_version(),
+                                                 WaitDeadline(context)));
+      response->set_version(version);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status PushRows(grpc::ServerContext* context, const proto::PushRowsRequest* request,
+                        proto::PushRowsResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      MESHTRAIN_ASSIGN_OR_RETURN(int slot,
+                                 shards.Find(request->ref().variable(), request->ref().partition()));
+      if (request->rows().size() % sizeof(float) != 0) {
+        return absl::InvalidArgumentError(absl::StrCat("push rows of ", Describe(request->ref()),
+                                                       ": ", request->rows().size(),
+                                                       " bytes is not whole float32 values"));
+      }
+      // Copied so the floats are aligned whatever protobuf did with the bytes.
+      std::vector<float> rows(request->rows().size() / sizeof(float));
+      std::memcpy(rows.data(), request->rows().data(), request->rows().size());
+      absl::Span<const int64_t> ids(request->ids().data(), static_cast<size_t>(request->ids_size()));
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          PushOutcome outcome,
+          shards.PushRows(request->worker(), slot, ids, rows, request->version()));
+      ToProto(outcome, request->ref(), response->mutable_outcome());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Leave(grpc::ServerContext* context, const proto::LeaveRequest* request,
+                     proto::LeaveResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      if (request->worker() < 0 || request->worker() >= shards.plan().rules.num_workers) {
+        return absl::InvalidArgumentError(absl::StrCat("leave ps:", shards.ps_index(),
+                                                       ": worker rank ", request->worker(),
+                                                       " is not a training worker"));
+      }
+      shards.WorkerLeft(request->worker());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Stats(grpc::ServerContext* context, const proto::PsStatsRequest* request,
+                     proto::PsStatsResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      const PsStats stats = shards.stats();
+      response->set_pushes(stats.counts.pushes);
+      response->set_applied(stats.counts.applied);
+      response->set_dropped_stale(stats.counts.dropped_stale);
+      response->set_dropped_warmup(stats.counts.dropped_warmup);
+      response->set_scaled(stats.counts.scaled);
+      response->set_staleness_sum(stats.counts.staleness_sum);
+      response->set_value_bytes(stats.value_bytes);
+      response->set_slot_bytes(stats.slot_bytes);
+      response->set_partitions(stats.partitions);
+      response->set_checksum(shards.Checksum());
+      return absl::OkStatus();
+    });
+  }
+
+  static absl::StatusOr<int64_t> ReadInto(ParameterShards& shards, int slot, int64_t min_version,
+                                          absl::Time deadline, proto::PsTensor* value) {
+    const Shape& shape = shards.shape(slot);
+    value->set_dtype("float32");
+    for (int64_t d : shape.dims()) value->add_shape(d);
+    std::string* data = value->mutable_data();
+    data->resize(static_cast<size_t>(shape.num_elements()) * sizeof(float));
+    return shards.Read(slot, FloatsIn(*data), min_version, deadline);
+  }
+};
+
+PsService::PsService() : impl_(std::make_unique<Impl>()) {}
+PsService::~PsService() = default;
+
+grpc::Service* PsService::grpc_service() { return impl_.get(); }
+
+void PsService::Activate(std::shared_ptr<ParameterShards> shards) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->shards = std::move(shards);
+}
+
+void PsService::Deactivate() {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->shards.reset();
+}
+
+}  // namespace meshtrain

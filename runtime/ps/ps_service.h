@@ -1,0 +1,45 @@
+// PsService: the ParameterServer gRPC service (proto/ps.proto) of a ps task,
+// a thin front end over ParameterShards. It is served on the task's own gRPC
+// server (the mesh's): register grpc_service() in ServerOptions::services
+// before the server starts. Until Activate() every call answers Unavailable
+// ("not serving variables yet"), which clients retry; after Deactivate() too.
+// A request is checked in full (partitions known, dtype float32, shapes and
+// byte counts, ids in range and distinct) before any of it is applied, so a
+// malformed request changes nothing and the service keeps serving.
+// Thread-safe; must outlive the server it is registered on.
+#ifndef MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_
+#define MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_
+
+#include <memory>
+
+#include "runtime/ps/parameter_shards.h"
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+
+namespace meshtrain {
+
+class PsService {
+ public:
+  PsService();
+  ~PsService();
+  PsService(const PsService&) = delete;
+  PsService& operator=(const PsService&) = delete;
+
+  // The service to register on the gRPC server.
+  grpc::Service* grpc_service();
+
+  // From now on requests are answered from `shards`.
+  void Activate(std::shared_ptr<ParameterShards> shards);
+  // Back to Unavailable (calls in flight finish with the shards they hold).
+  void Deactivate();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_

@@ -1,0 +1,189 @@
+// A worker's client against in-process ps tasks, over gRPC and over dense
+// links: values and updates match a local VariableStore bit for bit, rows come
+// from the partitions holding them, and synchronous steps with a backup worker
+// run at the speed of the fast workers.
+#include "runtime/ps/ps_client.h"
+
+#include <cstring>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/optim/variable_store.h"
+#include "tests/unit/ps/ps_test_cluster.h"
+
+namespace meshtrain {
+namespace {
+
+using ::meshtrain::testing::Spec;
+
+using ::meshtrain::testing::PsTestCluster;
+
+PsPlan TwoPsPlan() {
+  PsPlan plan;
+  plan.specs = {Spec("kernel", {6, 3}), Spec("bias", {3}), Spec("table", {20, 2}, true)};
+  PlacementOptions placement;
+  placement.num_ps = 2;
+  placement.partitioning = {.fixed_shards = 2, .min_shard_bytes = 0, .max_shard_bytes = 0};
+  plan.placement = *PlaceVariables(plan.specs, placement);
+  plan.optimizer.learning_rate = 0.1f;
+  plan.optimizer.momentum = 0.9f;
+  plan.seed = 11;
+  plan.rules.num_workers = 1;
+  return plan;
+}
+
+Tensor Ramp(const Shape& shape, float scale) {
+  Tensor t(DType::kFloat32, shape);
+  float x = 0;
+  for (float& v : t.flat<float>()) v = (x += 1) * scale;
+  return t;
+}
+
+Tensor Ids(std::vector<int64_t> ids) {
+  Tensor t(DType::kInt64, Shape{static_cast<int64_t>(ids.size())});
+  std::copy(ids.begin(), ids.end(), t.data<int64_t>());
+  return t;
+}
+
+bool SameBytes(const Tensor& a, const Tensor& b) {
+  return a.bytes() == b.bytes() && std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
+}
+
+class PsClientTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
+  const PsPlan plan = TwoPsPlan();
+  // Every variable is split over both ps tasks.
+  for (int v = 0; v < 3; ++v) ASSERT_EQ(plan.placement.PartitionsOf(v).size(), 2u);
+  PsTestCluster cluster(plan);
+  std::unique_ptr<PsClient> client = cluster.Client(0, /*links=*/GetParam());
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->data_path(), GetParam() ? "in_process" : "grpc");
+
+  std::unique_ptr<Kernels> kernels = *CreateKernels(Device::Cpu(0));
+  std::unique_ptr<Optimizer> optimizer = *Optimizer::Create(plan.optimizer);
+  VariableStore local(*kernels, *optimizer);
+  for (const VariableSpec& spec : plan.specs) ASSERT_TRUE(local.Add(spec).ok());
+  ASSERT_TRUE(local.Initialize(plan.seed).ok());
+
+  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}), Tensor(DType::kFloat32, Shape{3}),
+                                Tensor()};
+  ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
+  EXPECT_TRUE(SameBytes(values[0], local.entry(0).value));
+  EXPECT_TRUE(SameBytes(values[1], local.entry(1).value));
+
+  for (int step = 0; step < 3; ++step) {
+    // Rows from both partitions of the table, out of order.
+    const Tensor ids = Ids({15, 1, 9 + step});
+    absl::StatusOr<Tensor> rows = client->PullRows(2, ids);
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    Tensor expected(DType::kFloat32, Shape{3, 2});
+    kernels->GatherRows(local.entry(2).value, ids, expected);
+    EXPECT_TRUE(SameBytes(*rows, expected)) << "step " << step;
+
+    std::vector<Tensor> grads = {Ramp({6, 3}, 0.01f * (step + 1)), Ramp({3}, -0.1f), Tensor()};
+    const Tensor row_grads = Ramp({3, 2}, 0.5f);
+    std::vector<SparseGradient> sparse = {{2, ids, row_grads}};
+    PushCounts counts;
+    ASSERT_TRUE(client->Push(grads, sparse, absl::MakeSpan(values), &counts).ok());
+    // Two dense partitions per variable, one table partition per touched ps.
+    EXPECT_EQ(counts.pushes, 6);
+    EXPECT_EQ(counts.applied, 6);
+    local.Apply(0, grads[0]);
+    local.Apply(1, grads[1]);
+    ASSERT_TRUE(local.ApplySparse(2, ids, row_grads).ok());
+    EXPECT_TRUE(SameBytes(values[0], local.entry(0).value)) << "step " << step;
+    EXPECT_TRUE(SameBytes(values[1], local.entry(1).value)) << "step " << step;
+  }
+  absl::StatusOr<Tensor> all_rows = client->PullRows(2, Ids({0, 19, 10, 9, 11, 1, 15}));
+  ASSERT_TRUE(all_rows.ok());
+  Tensor expected(DType::kFloat32, Shape{7, 2});
+  kernels->GatherRows(local.entry(2).value, Ids({0, 19, 10, 9, 11, 1, 15}), expected);
+  EXPECT_TRUE(SameBytes(*all_rows, expected));
+  EXPECT_FALSE(client->PullRows(2, Ids({20})).ok());
+  EXPECT_FALSE(client->PullRows(0, Ids({1})).ok());  // dense: pulled whole
+
+  absl::StatusOr<std::vector<PsTaskStats>> stats = client->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->size(), 2u);
+  EXPECT_EQ((*stats)[0].stats.counts.pushes + (*stats)[1].stats.counts.pushes, 18);
+  EXPECT_EQ((*stats)[0].stats.value_bytes + (*stats)[1].stats.value_bytes, (18 + 3 + 40) * 4);
+  ASSERT_TRUE(client->Leave().ok());
+  // After leaving, pulls still work (over gRPC); pushes do not.
+  ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
+  EXPECT_TRUE(SameBytes(values[0], local.entry(0).value));
+  PushCounts counts;
+  EXPECT_FALSE(client->Push({Tensor(), Tensor(), Tensor()}, {}, absl::MakeSpan(values), &counts).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(GrpcAndLinks, PsClientTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Links" : "Grpc";
+                         });
+
+// Three workers, sync_replicas = 2, worker 2 slowed by a delay before each
+// push. Returns how long the fast workers took for `steps` steps.
+absl::Duration RunSynchronousSteps(int sync_replicas, int steps, absl::Duration slow_delay,
+                                   PushCounts* slow_counts, int64_t* final_version) {
+  PsPlan plan;
+  plan.specs = {Spec("w", {64, 16})};
+  plan.placement = *PlaceVariables(plan.specs, PlacementOptions{});
+  plan.optimizer.learning_rate = 0.01f;
+  plan.rules.num_workers = 3;
+  plan.rules.sync_replicas = sync_replicas;
+  PsTestCluster cluster(plan);
+  std::vector<std::unique_ptr<PsClient>> clients;
+  for (int w = 0; w < 3; ++w) clients.push_back(cluster.Client(w, /*links=*/true));
+  absl::Duration fast_time;
+  absl::Mutex mu;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.emplace_back([&, w] {
+      PsClient& client = *clients[w];
+      std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{64, 16})};
+      std::vector<Tensor> grads = {Ramp({64, 16}, 1e-4f)};
+      PushCounts counts;
+      const absl::Time start = absl::Now();
+      ASSERT_TRUE(client.PullDense(absl::MakeSpan(values)).ok());
+      for (int step = 0; step < steps; ++step) {
+        if (w == 2) absl::SleepFor(slow_delay);  // the straggler, slowed on purpose
+        absl::Status pushed = client.Push(grads, {}, absl::MakeSpan(values), &counts);
+        ASSERT_TRUE(pushed.ok()) << "worker " << w << " step " << step << ": " << pushed;
+      }
+      ASSERT_TRUE(client.Leave().ok());
+      absl::MutexLock lock(&mu);
+      if (w == 2) {
+        *slow_counts = counts;
+      } else {
+        fast_time = std::max(fast_time, absl::Now() - start);
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  *final_version = cluster.shards(0).version(0);
+  return fast_time;
+}
+
+TEST(PsSyncReplicasTest, ABackupWorkerLetsStepsCompleteAtTheSpeedOfTheFastWorkers) {
+  constexpr int kSteps = 12;
+  const absl::Duration delay = absl::Milliseconds(100);
+  PushCounts slow;
+  int64_t version = 0;
+  // sync_replicas = workers - 1: the two fast workers make every step.
+  const absl::Duration with_backup = RunSynchronousSteps(2, kSteps, delay, &slow, &version);
+  EXPECT_LT(with_backup, kSteps * delay / 2)
+      << "the fast workers waited for the slow one: " << absl::FormatDuration(with_backup);
+  // Each fast step applied once; the straggler's late gradients were dropped
+  // (once the fast workers left, its own pushes make steps alone).
+  EXPECT_GE(version, kSteps);
+  EXPECT_GT(slow.dropped_stale, 0);
+  // Without a backup worker every step waits for the straggler.
+  const absl::Duration without = RunSynchronousSteps(3, kSteps, delay, &slow, &version);
+  EXPECT_GE(without, (kSteps - 1) * delay);
+  EXPECT_EQ(slow.dropped_stale, 0);
+  EXPECT_EQ(version, kSteps);
+}
+
+}  // namespace
+}  // namespace meshtrain

@@ -1,0 +1,170 @@
+// The ParameterServer gRPC service on a real in-process gRPC server: malformed
+// requests get clear errors, change nothing, and the ps keeps serving.
+#include "runtime/ps/ps_service.h"
+
+#include <cstring>
+
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/ps.grpc.pb.h"
+#include "tests/unit/ps/ps_test_cluster.h"
+
+namespace meshtrain {
+namespace {
+
+using ::meshtrain::testing::Spec;
+
+using ::meshtrain::testing::PsTestCluster;
+using ::testing::HasSubstr;
+
+// One ps holding a dense [3, 2] kernel and a sparse [8, 2] table.
+PsPlan OnePsPlan() {
+  PsPlan plan;
+  plan.specs = {Spec("kernel", {3, 2}), Spec("table", {8, 2}, /*sparse=*/true)};
+  PlacementOptions placement;
+  plan.placement = *PlaceVariables(plan.specs, placement);
+  plan.optimizer.learning_rate = 0.5f;
+  plan.rules.num_workers = 2;
+  return plan;
+}
+
+class PsServiceTest : public ::testing::Test {
+ protected:
+  PsServiceTest() : cluster_(OnePsPlan()) {
+    stub_ = proto::ParameterServer::NewStub(
+        grpc::CreateChannel(cluster_.address(0), grpc::InsecureChannelCredentials()));
+  }
+
+  template <typename Request, typename Response, typename Method>
+  grpc::Status Call(Method method, const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    return (stub_.get()->*method)(&context, request, response);
+  }
+
+  proto::PsTensor KernelGradient(float value = 1.0f) {
+    proto::PsTensor g;
+    g.mutable_ref()->set_variable("kernel");
+    g.set_dtype("float32");
+    g.add_shape(3);
+    g.add_shape(2);
+    std::vector<float> data(6, value);
+    g.set_data(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+    return g;
+  }
+
+  grpc::Status Push(const proto::PsTensor& g, int worker = 0) {
+    proto::PushDenseRequest request;
+    request.set_worker(worker);
+    *request.add_gradients() = g;
+    proto::PushDenseResponse response;
+    return Call(&proto::ParameterServer::Stub::PushDense, request, &response);
+  }
+
+  PsTestCluster cluster_;
+  std::unique_ptr<proto::ParameterServer::Stub> stub_;
+};
+
+TEST_F(PsServiceTest, MalformedRequestsGetClearErrorsAndTheServerKeepsServing) {
+  const std::string checksum = cluster_.shards(0).Checksum();
+  // Unknown partition.
+  proto::PullDenseRequest pull;
+  pull.add_refs()->set_variable("nope");
+  proto::PullDenseResponse pulled;
+  grpc::Status status = Call(&proto::ParameterServer::Stub::PullDense, pull, &pulled);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("no partition 0 of variable 'nope'"));
+  // Wrong shape, dtype, byte count, worker, version; a sparse table pushed whole.
+  proto::PsTensor g = KernelGradient();
+  g.set_shape(1, 3);
+  status = Push(g);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("shape [3, 3], the partition is [3, 2]"));
+  g = KernelGradient();
+  g.set_dtype("float16");
+  EXPECT_THAT(Push(g).error_message(), HasSubstr("dtype 'float16'"));
+  g = KernelGradient();
+  g.mutable_data()->resize(5);
+  EXPECT_THAT(Push(g).error_message(), HasSubstr("5 bytes for 6 float32 elements"));
+  EXPECT_THAT(Push(KernelGradient(), 7).error_message(), HasSubstr("worker rank 7"));
+  g = KernelGradient();
+  g.set_version(4);
+  EXPECT_THAT(Push(g).error_message(), HasSubstr("read version 4"));
+  g = KernelGradient();
+  g.mutable_ref()->set_variable("table");
+  EXPECT_THAT(Push(g).error_message(), HasSubstr("sparse"));
+  // Rows out of range, repeated, or not whole floats.
+  proto::PullRowsRequest rows;
+  rows.mutable_ref()->set_variable("table");
+  rows.add_ids(8);
+  proto::PullRowsResponse got_rows;
+  status = Call(&proto::ParameterServer::Stub::PullRows, rows, &got_rows);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("row 8 is outside the partition's rows [0, 8)"));
+  proto::PushRowsRequest push_rows;
+  push_rows.mutable_ref()->set_variable("table");
+  push_rows.add_ids(1);
+  push_rows.add_ids(1);
+  push_rows.mutable_rows()->resize(16);
+  proto::PushRowsResponse pushed_rows;
+  EXPECT_THAT(Call(&proto::ParameterServer::Stub::PushRows, push_rows, &pushed_rows).error_message(),
+              HasSubstr("appears twice"));
+  push_rows.clear_ids();
+  push_rows.add_ids(1);
+  push_rows.mutable_rows()->resize(7);
+  EXPECT_THAT(Call(&proto::ParameterServer::Stub::PushRows, push_rows, &pushed_rows).error_message(),
+              HasSubstr("not whole float32"));
+  // A request with one bad gradient among good ones applies none of them.
+  proto::PushDenseRequest mixed;
+  *mixed.add_gradients() = KernelGradient();
+  proto::PsTensor bad = KernelGradient();
+  bad.mutable_ref()->set_partition(3);
+  *mixed.add_gradients() = bad;
+  proto::PushDenseResponse mixed_response;
+  EXPECT_FALSE(Call(&proto::ParameterServer::Stub::PushDense, mixed, &mixed_response).ok());
+  EXPECT_EQ(cluster_.shards(0).Checksum(), checksum);
+  EXPECT_EQ(cluster_.shards(0).stats().counts.pushes, 0);
+
+  // Still serving: a good push applies and a pull sees it.
+  proto::PushDenseRequest good;
+  *good.add_gradients() = KernelGradient(2.0f);
+  good.set_return_values(true);
+  proto::PushDenseResponse response;
+  ASSERT_TRUE(Call(&proto::ParameterServer::Stub::PushDense, good, &response).ok());
+  ASSERT_EQ(response.outcomes_size(), 1);
+  EXPECT_TRUE(response.outcomes(0).applied());
+  EXPECT_EQ(response.outcomes(0).reason(), "applied");
+  ASSERT_EQ(response.values_size(), 1);
+  EXPECT_EQ(response.values(0).version(), 1);
+  pull.clear_refs();
+  pull.add_refs()->set_variable("kernel");
+  ASSERT_TRUE(Call(&proto::ParameterServer::Stub::PullDense, pull, &pulled).ok());
+  EXPECT_EQ(pulled.values(0).data(), response.values(0).data());
+  EXPECT_NE(cluster_.shards(0).Checksum(), checksum);
+}
+
+TEST(PsServiceUnavailableTest, AnswersUnavailableUntilActivated) {
+  PsService service;
+  ServerOptions options;
+  options.services.push_back(service.grpc_service());
+  std::unique_ptr<Server> server = *Server::Create(options);
+  const int port = *server->Start("127.0.0.1:0");
+  auto stub = proto::ParameterServer::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  proto::PsStatsResponse response;
+  grpc::Status status = stub->Stats(&context, proto::PsStatsRequest(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("not serving variables yet"));
+  auto shards = std::shared_ptr<ParameterShards>(*ParameterShards::Create(OnePsPlan(), 0, nullptr));
+  service.Activate(shards);
+  grpc::ClientContext again;
+  ASSERT_TRUE(stub->Stats(&again, proto::PsStatsRequest(), &response).ok());
+  EXPECT_EQ(response.partitions(), 2);
+  EXPECT_EQ(response.value_bytes(), (6 + 16) * 4);
+  server->Stop();
+}
+
+}  // namespace
+}  // namespace meshtrain

@@ -1,0 +1,49 @@
+// Test support for runtime/ps: variable specs, and the ps tasks of a plan inside the test process,
+// each a ParameterShards behind a PsService on its own gRPC server on
+// 127.0.0.1 (port 0: a free one), as a ps task serves them. Clients reach them
+// over gRPC, or over in-process dense links each served by a thread, as a ps
+// task's link threads do. Not thread-safe; clients are used from any thread.
+#ifndef MESHTRAIN_TESTS_UNIT_PS_PS_TEST_CLUSTER_H_
+#define MESHTRAIN_TESTS_UNIT_PS_PS_TEST_CLUSTER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/base/abort_signal.h"
+#include "runtime/ps/parameter_shards.h"
+#include "runtime/ps/ps_client.h"
+#include "runtime/ps/ps_plan.h"
+#include "runtime/ps/ps_service.h"
+#include "runtime/rpc/server.h"
+
+namespace meshtrain::testing {
+
+// A float32 variable initialised uniform in [-0.5, 0.5].
+VariableSpec Spec(std::string name, Shape shape, bool sparse = false);
+
+class PsTestCluster {
+ public:
+  explicit PsTestCluster(const PsPlan& plan);
+  ~PsTestCluster();
+
+  ParameterShards& shards(int ps) { return *shards_[ps]; }
+  std::string address(int ps) const;
+
+  // A client for training rank `worker`; dense tensors over in-process links
+  // when `links`, else over gRPC.
+  std::unique_ptr<PsClient> Client(int worker, bool links);
+
+ private:
+  PsPlan plan_;
+  AbortSignal abort_;  // raised at teardown to end link threads whose worker never left
+  std::vector<std::unique_ptr<PsService>> services_;
+  std::vector<std::shared_ptr<ParameterShards>> shards_;
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::vector<std::thread> link_threads_;
+};
+
+}  // namespace meshtrain::testing
+
+#endif  // MESHTRAIN_TESTS_UNIT_PS_PS_TEST_CLUSTER_H_

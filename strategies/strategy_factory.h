@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/trace.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/collective/communicator.h"
 #include "runtime/optim/optimizer.h"
@@ -25,6 +26,8 @@ struct StrategyEnvironment {
   // worker's rank and the count come from it), and what it runs on.
   Communicator* cross_worker = nullptr;
   std::string communication;
+  // Null unless --trace: where replicas record their spans (runtime/base/trace.h).
+  Tracer* tracer = nullptr;
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& config,

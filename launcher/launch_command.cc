@@ -7,6 +7,7 @@
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
 #include "launcher/process_group.h"
+#include "launcher/trace_files.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/logging.h"
 
@@ -92,6 +93,14 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   if (!result.ok()) {
     std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
     return 1;
+  }
+  if (!train.trace.empty()) {
+    absl::Status merged = MergeTaskTraces(train.trace, *cluster);
+    if (merged.ok()) {
+      MESHTRAIN_LOG(INFO) << "trace of every task written to " << train.trace;
+    } else {
+      MESHTRAIN_LOG(WARNING) << merged;
+    }
   }
   if (result->exit_code != 0) {
     std::fprintf(stderr, "meshtrain launch: %s exited with status %d\n",

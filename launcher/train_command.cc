@@ -7,14 +7,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "launcher/event_writer.h"
 #include "launcher/flag_set.h"
 #include "launcher/job_data.h"
 #include "launcher/summary.h"
+#include "launcher/tensorboard_observer.h"
+#include "launcher/trace_files.h"
 #include "launcher/train_flags.h"
 #include "launcher/training_loop.h"
+#include "launcher/worker_reports.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/trace.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 #include "runtime/cluster/cluster_spec.h"
@@ -74,6 +79,8 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   env.seed = job.training.seed;
   env.threads = CoresFor(flags, cluster);
   env.abort = &abort;
+  std::unique_ptr<Tracer> tracer = flags.trace.empty() ? nullptr : std::make_unique<Tracer>();
+  env.tracer = tracer.get();
   std::unique_ptr<Transport> transport;
   std::unique_ptr<Communicator> communicator;
   const std::vector<TaskId> workers = cluster.cluster.TrainingWorkers();
@@ -100,6 +107,15 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   options.evaluate = chief;
   options.target_accuracy = job.training.target_accuracy;
   options.prefetch_depth = static_cast<int>(flags.prefetch);
+  options.tracer = tracer.get();
+  std::unique_ptr<EventWriter> events;
+  std::unique_ptr<TensorBoardObserver> tensorboard;
+  if (chief && !flags.model_dir.empty()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(events, EventWriter::Create(flags.model_dir));
+    tensorboard = std::make_unique<TensorBoardObserver>(events.get(), job.optimizer.learning_rate,
+                                                        options.evaluate);
+    options.observers.push_back(tensorboard.get());
+  }
   if (chief) {
     options.on_epoch = [&](const EpochRecord& e) { PrintEpoch(e, job.training.epochs); };
     options.on_progress = [](int64_t epoch, int64_t step, int64_t steps, double loss) {
@@ -116,23 +132,22 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
                              RunTraining(*strategy, *model, data.train, &data.test, options));
   MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, strategy->ParameterChecksum());
 
-  // Every worker's parameters meet at the chief (summary.json's param_checksums).
-  nlohmann::json checksums = nlohmann::json::object();
-  checksums[cluster.task.ToString()] = checksum;
-  if (mesh != nullptr) {
-    MESHTRAIN_RETURN_IF_ERROR(
-        mesh->coordination().KvSet(absl::StrCat("checksum/", cluster.task.ToString()), checksum));
-    if (chief) {
-      for (const TaskId& w : workers) {
-        MESHTRAIN_ASSIGN_OR_RETURN(
-            std::string theirs,
-            mesh->coordination().KvGet(absl::StrCat("checksum/", w.ToString()),
-                                       absl::Now() + absl::Minutes(2)));
-        checksums[w.ToString()] = theirs;
-      }
-    }
+  if (tracer != nullptr) {
+    const std::string path = cluster.is_local() ? flags.trace : TaskTracePath(flags.trace, cluster.task);
+    MESHTRAIN_RETURN_IF_ERROR(tracer->WriteChromeJson(path, TracePid(cluster.cluster, cluster.task),
+                                                      cluster.task.ToString()));
   }
+
+  // Every worker's parameters and memory meet at the chief (summary.json).
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      auto reports, ExchangeWorkerReports(mesh, cluster, {checksum, PeakRssBytes()}, absl::Minutes(2)));
   if (!chief) return absl::OkStatus();
+  nlohmann::json checksums = nlohmann::json::object();
+  nlohmann::json peak_rss = nlohmann::json::object();
+  for (const auto& [task, r] : reports) {
+    checksums[task] = r.checksum;
+    peak_rss[task] = r.peak_rss_bytes;
+  }
   std::printf("done: %lld steps, test accuracy %.4f, %.0f samples/s, %.1fs\n",
               static_cast<long long>(report.final_step), report.test_accuracy,
               report.samples_per_sec, report.wall_seconds);
@@ -150,6 +165,7 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   summary["threads"] = env.threads;
   strategy->Describe(summary);
   summary["param_checksums"] = checksums;
+  summary["peak_rss_bytes"] = peak_rss;
   return WriteJsonFile(flags.model_dir + "/summary.json", summary);
 }
 

@@ -135,9 +135,15 @@ std::string Cards(const std::vector<Row>& rows, double target) {
                                "no strategy reached it in this run", "#9ca3af"));
   }
   if (most_accurate != nullptr) {
-    absl::StrAppend(&out, Card("Best final test accuracy",
-                               FormatPercent(JsonNumber(*most_accurate->summary, "final_test_accuracy", 0)),
-                               "", Who(*most_accurate), most_accurate->color));
+    // Synchronous strategies on the same data and seed often tie exactly.
+    const double best = JsonNumber(*most_accurate->summary, "final_test_accuracy", 0);
+    int ties = 0;
+    for (const Row& r : rows) {
+      ties += &r != most_accurate && r.ok && JsonNumber(*r.summary, "final_test_accuracy", -1) == best;
+    }
+    std::string who = Who(*most_accurate);
+    if (ties > 0) absl::StrAppend(&who, " and ", ties, ties == 1 ? " other" : " others");
+    absl::StrAppend(&out, Card("Best final test accuracy", FormatPercent(best), "", who, most_accurate->color));
   }
   if (leanest != nullptr) {
     absl::StrAppend(&out, Card("Least memory (all processes)",

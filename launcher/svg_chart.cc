@@ -141,7 +141,8 @@ std::string RenderLineChart(const LineChart& chart) {
     absl::StrAppend(&svg, "<g class=\"reference\"><line x1=\"", Num(left), "\" x2=\"", Num(right),
                     "\" y1=\"", Num(y), "\" y2=\"", Num(y),
                     "\" stroke=\"#dc2626\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>",
-                    Text(right - 4, y - 6, chart.reference_label, "end", "fill=\"#dc2626\" font-size=\"12\""),
+                    // At the left, where curves start low, the label rarely hides a point.
+                    Text(left + 6, y - 6, chart.reference_label, "start", "fill=\"#dc2626\" font-size=\"12\""),
                     "</g>");
   }
 

@@ -9,6 +9,7 @@
 #include "launcher/local_cluster.h"
 #include "launcher/preemption.h"
 #include "launcher/process_group.h"
+#include "launcher/trace_files.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/logging.h"
 
@@ -81,6 +82,14 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   if (!result.ok()) {
     std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
     return 1;
+  }
+  if (!train.trace.empty()) {
+    absl::Status merged = MergeTaskTraces(train.trace, *cluster);
+    if (merged.ok()) {
+      MESHTRAIN_LOG(INFO) << "trace of every task written to " << train.trace;
+    } else {
+      MESHTRAIN_LOG(WARNING) << merged;
+    }
   }
   // Stopped by a signal and every task checkpointed and asked to be restarted
   // (or had finished): the launcher asks the same of whatever started it.

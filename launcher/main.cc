@@ -6,6 +6,7 @@
 
 #include "launcher/bench_command.h"
 #include "launcher/check_config_command.h"
+#include "launcher/compare_command.h"
 #include "launcher/launch_command.h"
 #include "launcher/train_command.h"
 
@@ -22,11 +23,13 @@ constexpr char kUsage[] =
     "  launch         start a whole cluster on this machine, one process per task\n"
     "  check-config   print the cluster TF_CONFIG describes, or what is wrong with it\n"
     "  bench          benchmarks: 'meshtrain bench allreduce' (ring AllReduce between processes)\n"
+    "  compare        train one job under several strategies; report with charts\n"
     "  --help         this text; 'meshtrain <command> --help' explains a command's flags\n"
     "\n"
     "example:\n"
     "  meshtrain train --config configs/fashion_mnist_mlp.json --model-dir /tmp/run\n"
-    "  meshtrain launch --workers 2 --config configs/fashion_mnist_mlp.json --model-dir /tmp/run\n";
+    "  meshtrain launch --workers 2 --config configs/fashion_mnist_mlp.json --model-dir /tmp/run\n"
+    "  meshtrain compare --config configs/fashion_mnist_mlp.json --epochs 3 --out /tmp/compare\n";
 
 }  // namespace
 
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
   if (command == "launch") return meshtrain::RunLaunchCommand(args);
   if (command == "bench") return meshtrain::RunBenchCommand(args);
   if (command == "check-config") return meshtrain::RunCheckConfigCommand(args);
+  if (command == "compare") return meshtrain::RunCompareCommand(args);
   std::fprintf(stderr, "meshtrain: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@ struct Child {
   int exit_code = 0;
   absl::Time started;
   absl::Duration uptime;
+  int64_t peak_rss_bytes = 0;
 };
 
 void WriteAll(int fd, absl::string_view text) {
@@ -50,16 +52,25 @@ void WriteAll(int fd, absl::string_view text) {
   }
 }
 
-// Writes the complete lines in `s.partial` (all of it at EOF), each with `prefix`.
-void EmitLines(Stream& s, const std::string& prefix, bool eof) {
+// Writes the complete lines in `s.partial` (all of it at EOF), each with
+// `prefix`, or hands them to options.on_line when it is set.
+void EmitLines(Stream& s, const std::string& prefix, bool eof, const ProcessGroupOptions& options,
+               const std::string& name) {
+  auto emit = [&](absl::string_view line) {
+    if (options.on_line) {
+      options.on_line(name, line, s.target == STDERR_FILENO);
+    } else {
+      WriteAll(s.target, absl::StrCat(prefix, line, "\n"));
+    }
+  };
   size_t start = 0;
   for (size_t nl = s.partial.find('\n'); nl != std::string::npos; nl = s.partial.find('\n', start)) {
-    WriteAll(s.target, absl::StrCat(prefix, absl::string_view(s.partial).substr(start, nl - start + 1)));
+    emit(absl::string_view(s.partial).substr(start, nl - start));
     start = nl + 1;
   }
   s.partial.erase(0, start);
   if (eof && !s.partial.empty()) {
-    WriteAll(s.target, absl::StrCat(prefix, s.partial, "\n"));
+    emit(s.partial);
     s.partial.clear();
   }
 }
@@ -248,8 +259,13 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
         }
       }
     }
+    if (!terminating && absl::Now() >= options_.deadline) {
+      result.timed_out = true;
+      begin_termination();
+    }
     // At most a second between waitpid sweeps, in case a pidfd is unavailable.
-    absl::Time wake = std::min({kill_at, drain_until, absl::Now() + absl::Seconds(1)});
+    const absl::Time deadline = terminating ? absl::InfiniteFuture() : options_.deadline;
+    absl::Time wake = std::min({kill_at, drain_until, deadline, absl::Now() + absl::Seconds(1)});
     const int timeout_ms =
         static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now()) + 1));
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
@@ -268,9 +284,9 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
       const std::string prefix = options_.prefix_output ? absl::StrCat("[", c->spec->name, "] ") : "";
       if (got > 0) {
         s->partial.append(buf, static_cast<size_t>(got));
-        EmitLines(*s, prefix, false);
+        EmitLines(*s, prefix, false, options_, c->spec->name);
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        EmitLines(*s, prefix, true);
+        EmitLines(*s, prefix, true, options_, c->spec->name);
         ::close(s->fd);
         s->fd = -1;
       }
@@ -284,10 +300,12 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
       begin_termination();
     }
     int status = 0;
-    for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+    struct rusage usage {};
+    for (pid_t pid; (pid = ::wait4(-1, &status, WNOHANG, &usage)) > 0;) {
       auto it = std::find_if(children.begin(), children.end(), [pid](const Child& c) { return c.pid == pid; });
       if (it == children.end()) continue;
       Child& c = *it;
+      c.peak_rss_bytes = std::max<int64_t>(c.peak_rss_bytes, int64_t{usage.ru_maxrss} * 1024);
       const int code = ExitCodeOf(status);
       const bool benign = code == 0 || std::count(c.spec->benign_exit_codes.begin(),
                                                   c.spec->benign_exit_codes.end(), code) > 0;
@@ -311,7 +329,7 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
             char buf[65536];
             ssize_t got;
             while ((got = ::read(s->fd, buf, sizeof(buf))) > 0) s->partial.append(buf, static_cast<size_t>(got));
-            EmitLines(*s, absl::StrCat("[", c.spec->name, "] "), true);
+            EmitLines(*s, absl::StrCat("[", c.spec->name, "] "), true, options_, c.spec->name);
             ::close(s->fd);
             s->fd = -1;
           }
@@ -337,9 +355,11 @@ absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& sp
       }
     }
   }
+  result.signal = received_signal;
   if (result.first_failure.empty() && received_signal != 0) result.exit_code = 128 + received_signal;
+  if (result.timed_out && result.exit_code == 0) result.exit_code = 124;  // as timeout(1)
   for (Child& c : children) {
-    result.processes.push_back({c.spec->name, c.exit_code, c.restarts, c.uptime});
+    result.processes.push_back({c.spec->name, c.exit_code, c.restarts, c.uptime, c.peak_rss_bytes});
     for (Stream* s : {&c.out, &c.err}) {
       if (s->fd >= 0) ::close(s->fd);
     }

@@ -12,7 +12,8 @@
 //      counted against max_restarts. A child exiting otherwise is restarted
 //      while it has restarts left; else it is the group's first failure, and
 //      the others get SIGTERM, then SIGKILL after the grace period.
-//   4. A signal to the launcher is forwarded to every child (same escalation).
+//   4. A signal to the launcher is forwarded to every child (same escalation),
+//      and so is the deadline's passing.
 //   5. Run returns when no child is left: the first failure's status, or 0.
 // Not thread-safe; one Run per object.
 #ifndef MESHTRAIN_LAUNCHER_PROCESS_GROUP_H_
@@ -20,11 +21,13 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace meshtrain {
@@ -51,19 +54,29 @@ struct ProcessOutcome {
   int exit_code = 0;   // 128 + signal when killed by a signal
   int restarts = 0;    // all restarts, restart_exit_codes' included
   absl::Duration uptime;
+  int64_t peak_rss_bytes = 0;  // largest resident set of any of its incarnations (wait4)
 };
 
 struct GroupResult {
   int exit_code = 0;          // 0, or the first failing process's exit code
   std::string first_failure;  // its name, if any
+  bool timed_out = false;     // the deadline passed and the group was stopped
+  int signal = 0;             // SIGINT/SIGTERM the launcher received and forwarded, if any
   std::vector<ProcessOutcome> processes;
 };
 
 struct ProcessGroupOptions {
   absl::Duration grace_period = absl::Seconds(10);  // SIGTERM -> SIGKILL
   bool prefix_output = true;
+  // At the deadline every child is stopped (SIGTERM, then SIGKILL after the
+  // grace period) and the group fails with timed_out set.
+  absl::Time deadline = absl::InfiniteFuture();
   // Called on every restart (name, attempt), e.g. to log or to count.
   std::function<void(const std::string&, int)> on_restart;
+  // When set, each complete line a child prints (without its newline) goes
+  // here instead of to the launcher's stdout/stderr: (process name, line,
+  // whether it came from stderr). Called on Run()'s thread.
+  std::function<void(const std::string& name, absl::string_view line, bool is_stderr)> on_line;
 };
 
 class ProcessGroup {

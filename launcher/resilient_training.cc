@@ -25,13 +25,10 @@ constexpr absl::Duration kPreemptionSaveWait = absl::Seconds(20);
 // with the step it saved.
 constexpr absl::string_view kPreemptRequestKey = "preempt/request";
 constexpr absl::string_view kPreemptSavedKey = "preempt/saved";
-constexpr absl::Duration kChecksumWait = absl::Minutes(2);
+// How long the chief waits for a worker's end-of-training report.
+constexpr absl::Duration kReportWait = absl::Minutes(2);
 
 std::string RestoreKey(int64_t generation) { return absl::StrCat("checkpoint/restore/g", generation); }
-
-std::string ChecksumKey(int64_t generation, const TaskId& task) {
-  return absl::StrCat("checksum/g", generation, "/", task.ToString());
-}
 
 double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
@@ -151,6 +148,7 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
   env.seed = job.training.seed;
   env.threads = task_.threads;
   env.abort = task_.abort;
+  env.tracer = task_.tracer;
   if (task_.extend_environment) task_.extend_environment(env);
   const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
   if (task_.mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
@@ -391,30 +389,12 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
 
   // Every worker's parameters meet at the chief (summary.json's param_checksums).
   MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, life.strategy->ParameterChecksum());
-  nlohmann::json checksums = nlohmann::json::object();
-  checksums[me_] = checksum;
-  std::map<std::string, WorkerThroughput> throughput;
-  throughput[me_] = {report->examples, report->train_seconds};
-  if (Mesh* mesh = task_.mesh; mesh != nullptr) {
-    const TaskId& me = task_.cluster->task;
-    MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvSet(ChecksumKey(generation, me), checksum));
-    MESHTRAIN_RETURN_IF_ERROR(PublishThroughput(mesh->coordination(), me, throughput[me_]));
-    if (chief_) {
-      const absl::Time deadline = absl::Now() + kChecksumWait;
-      const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
-      for (const TaskId& w : workers) {
-        MESHTRAIN_ASSIGN_OR_RETURN(std::string theirs,
-                                   mesh->coordination().KvGet(ChecksumKey(generation, w), deadline));
-        checksums[w.ToString()] = theirs;
-      }
-      MESHTRAIN_ASSIGN_OR_RETURN(throughput, GatherThroughput(mesh->coordination(), workers, deadline));
-    }
-  }
+  const WorkerReport mine{checksum, PeakRssBytes(), report->examples, report->train_seconds};
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      run.reports, ExchangeWorkerReports(task_.mesh, *task_.cluster, generation, mine, kReportWait));
   run.report = std::move(*report);
   run.report.epochs.clear();
   for (const auto& [epoch, record] : history_) run.report.epochs.push_back(record);
-  run.checksums = std::move(checksums);
-  run.throughput = std::move(throughput);
   run.life = std::move(life);
   return absl::OkStatus();
 }

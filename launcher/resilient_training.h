@@ -26,11 +26,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "launcher/cluster_throughput.h"
 #include "launcher/job_config.h"
 #include "launcher/job_data.h"
 #include "launcher/preemption.h"
 #include "launcher/training_loop.h"
+#include "launcher/worker_reports.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
 #include "runtime/checkpoint/file_system.h"
@@ -68,8 +68,9 @@ struct TrainingTask {
   int threads = 1;
   std::string rpc_layer;
   absl::Time process_start = absl::Now();  // a restarted chief's recovery starts here
-  // The loop's options without observers, start or evaluation hooks.
+  // The loop's options (the session adds its own observers and start).
   TrainingOptions training;
+  Tracer* tracer = nullptr;  // null unless --trace
   // Adds what a strategy needs beyond the common environment (the
   // parameter-server connection); may be empty.
   std::function<void(StrategyEnvironment&)> extend_environment;
@@ -87,9 +88,8 @@ struct TrainingLife {
 struct ResilientRun {
   TrainingReport report;           // the last life's, with every life's epochs
   TrainingLife life;               // as training left it (Describe)
-  nlohmann::json checksums;        // chief: every worker's parameter checksum
-  // chief: every worker's examples and training time (cluster_throughput.h)
-  std::map<std::string, WorkerThroughput> throughput;
+  // chief: every worker's checksum, memory and rate (worker_reports.h)
+  std::map<std::string, WorkerReport> reports;
   nlohmann::json fault_tolerance;  // summary.json: restarts, restored_from_step, ...
 };
 

@@ -1,15 +1,10 @@
 #include "launcher/summary.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/base/atomic_file.h"
 
 namespace meshtrain {
 
@@ -62,33 +57,7 @@ nlohmann::json MakeSummary(const JobConfig& job, const TrainingReport& report, i
 }
 
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& value) {
-  const std::string text = value.dump(2) + "\n";
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return absl::DataLossError(absl::StrCat("writing ", tmp, ": ", std::strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  const bool closed = ::close(fd) == 0;
-  if (!synced || !closed || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return absl::DataLossError(absl::StrCat("committing ", path, ": ", std::strerror(err)));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, value.dump(2) + "\n");
 }
 
 }  // namespace meshtrain

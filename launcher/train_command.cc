@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "launcher/binary_metrics.h"
-#include "launcher/cluster_throughput.h"
 #include "launcher/evaluator.h"
+#include "launcher/event_writer.h"
 #include "launcher/flag_set.h"
 #include "launcher/gpu_setup.h"
 #include "launcher/job_data.h"
@@ -18,22 +18,26 @@
 #include "launcher/ps_job.h"
 #include "launcher/resilient_training.h"
 #include "launcher/summary.h"
+#include "launcher/tensorboard_observer.h"
+#include "launcher/trace_files.h"
 #include "launcher/train_flags.h"
 #include "launcher/training_loop.h"
+#include "launcher/worker_reports.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/base/trace.h"
 #include "runtime/cluster/address.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/cluster/mpi_resolver.h"
-#include "runtime/cluster/tf_config.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
+#include "runtime/cluster/tf_config.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
-#include "runtime/rpc/fast_data_paths.h"
 #include "runtime/ps/ps_bootstrap.h"
 #include "runtime/ps/ps_service.h"
+#include "runtime/rpc/fast_data_paths.h"
 #include "runtime/rpc/mesh.h"
 
 namespace meshtrain {
@@ -116,6 +120,8 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   task.threads = CoresFor(flags, cluster);
   task.rpc_layer = flags.rpc_layer.empty() ? cluster.rpc_layer : flags.rpc_layer;
   task.process_start = process_start;
+  std::unique_ptr<Tracer> tracer = flags.trace.empty() ? nullptr : std::make_unique<Tracer>();
+  task.tracer = tracer.get();
   if (mesh != nullptr && job.strategy.name == "parameter_server") {
     MESHTRAIN_ASSIGN_OR_RETURN(PsJobOptions ps_options, MakePsJobOptions(job, flags, cluster));
     task.extend_environment = [mesh, ps_options, &job](StrategyEnvironment& env) {
@@ -135,6 +141,15 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   options.evaluate = chief;
   options.target_accuracy = job.training.target_accuracy;
   options.prefetch_depth = static_cast<int>(flags.prefetch);
+  options.tracer = tracer.get();
+  std::unique_ptr<EventWriter> events;
+  std::unique_ptr<TensorBoardObserver> tensorboard;
+  if (chief && !flags.model_dir.empty()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(events, EventWriter::Create(flags.model_dir));
+    tensorboard = std::make_unique<TensorBoardObserver>(events.get(), job.optimizer.learning_rate,
+                                                        options.evaluate);
+    options.observers.push_back(tensorboard.get());
+  }
   if (chief) {
     options.on_epoch = [&](const EpochRecord& e) { PrintEpoch(e, job.training.epochs); };
     options.on_progress = [](int64_t epoch, int64_t step, int64_t steps, double loss) {
@@ -149,6 +164,11 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   MESHTRAIN_ASSIGN_OR_RETURN(ResilientRun run, RunResilientTraining(task, resilience));
   const TrainingReport& report = run.report;
   Strategy& strategy = *run.life.strategy;
+  if (tracer != nullptr) {
+    const std::string path = cluster.is_local() ? flags.trace : TaskTracePath(flags.trace, cluster.task);
+    MESHTRAIN_RETURN_IF_ERROR(tracer->WriteChromeJson(path, TracePid(cluster.cluster, cluster.task),
+                                                      cluster.task.ToString()));
+  }
 
   if (!chief) return absl::OkStatus();
   std::printf("done: %lld steps, test accuracy %.4f, %.0f samples/s, %.1fs\n",
@@ -167,13 +187,18 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   summary["strategy"] = strategy.name();
   summary["threads"] = task.threads;
   strategy.Describe(summary);
-  summary["param_checksums"] = run.checksums;
-  // Every worker's own rate, summed (launcher/cluster_throughput.h): what the
-  // cluster trained per second, whether or not its workers stepped together.
-  summary["samples_per_sec"] = ClusterSamplesPerSec(run.throughput);
-  for (const auto& [worker, t] : run.throughput) {
-    summary["samples_per_sec_by_worker"][worker] = t.samples_per_sec();
+  nlohmann::json checksums = nlohmann::json::object();
+  nlohmann::json peak_rss = nlohmann::json::object();
+  for (const auto& [worker, r] : run.reports) {
+    checksums[worker] = r.checksum;
+    peak_rss[worker] = r.peak_rss_bytes;
+    summary["samples_per_sec_by_worker"][worker] = r.samples_per_sec();
   }
+  summary["param_checksums"] = checksums;
+  summary["peak_rss_bytes"] = peak_rss;
+  // Every worker's own rate, summed: what the cluster trained per second,
+  // whether or not its workers stepped together.
+  summary["samples_per_sec"] = ClusterSamplesPerSec(run.reports);
   if (data.shape.num_classes == 0) {
     MESHTRAIN_ASSIGN_OR_RETURN(BinaryMetrics binary,
                                EvaluateBinary(strategy, *run.life.model, data.train, data.test));

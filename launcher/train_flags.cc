@@ -16,6 +16,9 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddInt("global-batch-size", &v.global_batch_size, "examples per step over all replicas (0: config)", job);
   f.AddDouble("learning-rate", &v.learning_rate, "optimizer learning rate (0: config)", job);
   f.AddString("data-dir", &v.data_dir, "dataset directory (default: config, then the Debian path)", job);
+  f.AddString("trace", &v.trace,
+              "write a Chrome trace (Perfetto, chrome://tracing) of every task's steps and "
+              "collectives to FILE (none if empty)", job);
   f.AddInt("prefetch", &v.prefetch, "batches prepared ahead by the input thread (0: on the training thread)", job);
 
   const std::string strategy = "strategy";

@@ -18,6 +18,7 @@ namespace meshtrain {
 struct TrainFlags {
   std::string config;
   std::string model_dir;
+  std::string trace;  // Chrome trace file (launcher/trace_files.h); "" = off
   int64_t epochs = -1;
   int64_t max_steps = -1;
   std::string strategy;

@@ -64,6 +64,7 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
   absl::Duration train_time;
   int64_t global_step = options.start.epoch * steps_per_epoch + options.start.step;
   pipeline->Start();
+  if (options.tracer != nullptr) options.tracer->NameThread("training loop");
   while (global_step < last_step) {
     const int64_t epoch = global_step / steps_per_epoch;
     const int64_t epoch_end = std::min(last_step, (epoch + 1) * steps_per_epoch);
@@ -73,9 +74,16 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
     absl::Time next_progress = absl::Now() + options.progress_interval;
     while (global_step < epoch_end) {
       const absl::Time step_start = absl::Now();
-      MESHTRAIN_ASSIGN_OR_RETURN(auto next, pipeline->Next(step_start + options.step_timeout));
-      const Batch& batch = next.first;
-      const int64_t step_in_epoch = next.second.step;
+      TraceSpan step_trace(options.tracer, "step", "step");
+      step_trace.SetArg(0, "step", global_step);
+      absl::StatusOr<std::pair<Batch, InputPosition>> next;
+      {
+        TraceSpan trace(options.tracer, "input", "input");
+        next = pipeline->Next(step_start + options.step_timeout);
+      }
+      if (!next.ok()) return next.status();
+      const Batch& batch = next->first;
+      const int64_t step_in_epoch = next->second.step;
       const int64_t global_batch = schedule.GlobalBatchSize(step_in_epoch);
       absl::StatusOr<StepResult> result = strategy.Run(step_fn, batch, global_batch);
       if (!result.ok()) {
@@ -94,7 +102,7 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
       ++global_step;
       ++epoch_steps;
       if (!options.observers.empty()) {
-        StepRecord record{global_step, pipeline->schedule().Advance(next.second), global_batch,
+        StepRecord record{global_step, pipeline->schedule().Advance(next->second), global_batch,
                           &*result, step_start, absl::Now()};
         for (TrainingObserver* observer : options.observers) {
           MESHTRAIN_RETURN_IF_ERROR(observer->OnStepEnd(record));
@@ -116,6 +124,7 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
     record.train_seconds = absl::ToDoubleSeconds(epoch_train);
     record.samples_per_sec = epoch_samples / std::max(1e-9, record.train_seconds);
     if (options.evaluate && test != nullptr && test->size() > 0) {
+      TraceSpan trace(options.tracer, "evaluate", "evaluate");
       MESHTRAIN_ASSIGN_OR_RETURN(LossStats eval, EvaluateDataset(strategy, model, *test));
       record.test_loss = eval.loss_sum / static_cast<double>(test->size());
       record.test_accuracy = static_cast<double>(eval.correct) / static_cast<double>(test->size());

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/base/trace.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/input_pipeline.h"
 #include "runtime/model/model.h"
@@ -64,6 +65,7 @@ struct TrainingOptions {
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
   std::vector<TrainingObserver*> observers;  // not owned; outlive the call
+  Tracer* tracer = nullptr;  // null: no spans (step, input, evaluate); outlives the call
   // Called after each epoch, and every progress_interval within a long epoch.
   std::function<void(const EpochRecord&)> on_epoch;
   std::function<void(int64_t epoch, int64_t step, int64_t steps_per_epoch, double loss)> on_progress;

@@ -1,5 +1,7 @@
 #include "strategies/central_storage.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
@@ -54,6 +56,9 @@ absl::Status CentralStorageStrategy::Build() {
   }
   losses_.resize(n);
   reduce_time_.resize(n);
+  barrier_time_.resize(n);
+  replica_done_.resize(n);
+  thread_named_.assign(n, 0);
   barrier_ = std::make_unique<ReplicaBarrier>(n, options_.abort);
   pool_ = std::make_unique<ReplicaPool>(n, /*pin=*/true);
   return absl::OkStatus();
@@ -61,15 +66,30 @@ absl::Status CentralStorageStrategy::Build() {
 
 absl::Status CentralStorageStrategy::ReplicaStep(int i, const StepFn& step, const Batch& slice,
                                                  float grad_scale) {
-  absl::StatusOr<LossStats> loss = step(*replicas_[i], slice, grad_scale);
+  if (options_.tracer != nullptr && !thread_named_[i] && pool_->size() > 1) {
+    options_.tracer->NameThread(absl::StrCat("replica ", i));
+    thread_named_[i] = 1;
+  }
+  absl::StatusOr<LossStats> loss;
+  {
+    TraceSpan trace(options_.tracer, "forward_backward", "compute");
+    loss = step(*replicas_[i], slice, grad_scale);
+  }
   // Arrive even after a failure, so the others do not wait for the deadline.
-  absl::Status arrived = barrier_->Arrive(i, absl::Now() + absl::Seconds(60));
+  const absl::Time arriving = absl::Now();
+  absl::Status arrived;
+  {
+    TraceSpan trace(options_.tracer, "barrier", "wait");
+    arrived = barrier_->Arrive(i, arriving + absl::Seconds(60));
+  }
+  const absl::Time start = absl::Now();
+  barrier_time_[i] = start - arriving;
   MESHTRAIN_RETURN_IF_ERROR(loss.status());
   MESHTRAIN_RETURN_IF_ERROR(arrived);
   losses_[i] = *loss;
   // Sum slice i of every replica's gradients into replica 0's buffer, which is
   // the parameter device's gradient (all CPU replicas share host memory).
-  const absl::Time start = absl::Now();
+  TraceSpan trace(options_.tracer, "reduce", "collective");
   const int n = static_cast<int>(replicas_.size());
   absl::Span<float> total = replicas_[0]->flat_gradients();
   const int64_t size = static_cast<int64_t>(total.size());
@@ -77,7 +97,8 @@ absl::Status CentralStorageStrategy::ReplicaStep(int i, const StepFn& step, cons
   std::vector<const float*> sources;
   for (int r = 0; r < n; ++r) sources.push_back(replicas_[r]->flat_gradients().data() + begin);
   SumFloat32(total.data() + begin, sources, static_cast<size_t>(end - begin));
-  reduce_time_[i] = absl::Now() - start;
+  replica_done_[i] = absl::Now();
+  reduce_time_[i] = replica_done_[i] - start;
   return absl::OkStatus();
 }
 
@@ -90,21 +111,28 @@ absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const
   const absl::Time start = absl::Now();
   MESHTRAIN_RETURN_IF_ERROR(pool_->RunOnAll(
       [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
-  // The one update, on the parameter device, while no replica runs (and once
-  // a checkpoint has copied the step boundary's values).
-  snapshot_buffers_->WaitForCapture();
-  for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
-    store_->Apply(v, replicas_[0]->Gradient(v));
+  const absl::Time all_done = absl::Now();
+  {
+    // The one update, on the parameter device, while no replica runs (and once
+    // a checkpoint has copied the step boundary's values).
+    TraceSpan trace(options_.tracer, "apply", "compute");
+    snapshot_buffers_->WaitForCapture();
+    for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
+      store_->Apply(v, replicas_[0]->Gradient(v));
+    }
+    MESHTRAIN_RETURN_IF_ERROR(parameter_kernels_->Synchronize());
   }
-  MESHTRAIN_RETURN_IF_ERROR(parameter_kernels_->Synchronize());
   StepResult result;
   for (const LossStats& l : losses_) {
     result.loss.loss_sum += l.loss_sum;
     result.loss.correct += l.correct;
   }
   result.examples = rows;
+  const absl::Duration total = absl::Now() - start;
   result.timing.communicate = reduce_time_[0];
-  result.timing.compute = absl::Now() - start - reduce_time_[0];
+  result.timing.wait = std::clamp(barrier_time_[0] + (all_done - replica_done_[0]),
+                                  absl::ZeroDuration(), total - result.timing.communicate);
+  result.timing.compute = total - result.timing.communicate - result.timing.wait;
   return result;
 }
 

@@ -77,25 +77,50 @@ absl::Status MirroredStrategy::Build() {
 }
 
 absl::Status MirroredStrategy::CombineBucket(int replica, int bucket) {
-  const GradientBuckets::Bucket& b = replicas_[replica].buckets->buckets()[bucket];
-  absl::Span<float> span = replicas_[replica].replica->flat_gradients().subspan(b.offset, b.size);
+  ReplicaState& r = replicas_[replica];
+  const GradientBuckets::Bucket& b = r.buckets->buckets()[bucket];
+  absl::Span<float> span = r.replica->flat_gradients().subspan(b.offset, b.size);
+  if (options_.tracer != nullptr && !r.combiner_thread_named && r.combiner != nullptr) {
+    options_.tracer->NameThread(absl::StrCat("combiner ", replica));
+    r.combiner_thread_named = true;
+  }
+  TraceSpan trace(options_.tracer, "allreduce", "collective");
+  trace.SetArg(0, "bucket", bucket);
+  trace.SetArg(1, "bytes", static_cast<int64_t>(b.size * sizeof(float)));
   CollectiveContext ctx{step_, "gradients", absl::Now() + options_.collective_timeout};
   return cross_device_ops_->AllReduce(replica, span, ctx);
+}
+
+absl::Duration MirroredStrategy::Blocked(int replica) const {
+  absl::Duration blocked = cross_device_ops_->blocked(replica);
+  // Only replica 0 calls into the cross-worker communicator.
+  if (replica == 0 && options_.cross_worker != nullptr) blocked += options_.cross_worker->stats().blocked;
+  return blocked;
 }
 
 absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batch& slice,
                                            float grad_scale) {
   ReplicaState& r = replicas_[i];
+  if (options_.tracer != nullptr && !r.replica_thread_named && pool_->size() > 1) {
+    options_.tracer->NameThread(absl::StrCat("replica ", i));
+    r.replica_thread_named = true;
+  }
   const absl::Time start = absl::Now();
   r.buckets->Reset();
-  absl::StatusOr<LossStats> loss = step(*r.replica, slice, grad_scale);
+  absl::StatusOr<LossStats> loss;
+  {
+    TraceSpan trace(options_.tracer, "forward_backward", "compute");
+    loss = step(*r.replica, slice, grad_scale);
+  }
   const absl::Time backward_done = absl::Now();
+  const absl::Duration blocked_before = Blocked(i);
   // Even after a failed step every replica must take part in every bucket's
   // combine, or the others would wait for it until the deadline.
   const bool combine = replicas_.size() > 1 || options_.cross_worker != nullptr;
   absl::Status combined;
   r.combining = absl::ZeroDuration();
   if (combine) {
+    TraceSpan trace(options_.tracer, "gradient_sync", "exposed");
     if (r.combiner != nullptr) {
       for (int bucket : r.buckets->TakeIncomplete()) r.combiner->Enqueue(bucket);
       combined = r.combiner->WaitAll(&r.combining);
@@ -109,14 +134,18 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
   const absl::Time combine_done = absl::Now();
   MESHTRAIN_RETURN_IF_ERROR(loss.status());
   MESHTRAIN_RETURN_IF_ERROR(combined);
-  // A checkpoint copies replica 0's values of the step boundary.
-  if (i == 0) snapshot_buffers_->WaitForCapture();
-  for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
-    r.store->Apply(v, r.replica->Gradient(v));
+  {
+    TraceSpan trace(options_.tracer, "apply", "compute");
+    // A checkpoint copies replica 0's values of the step boundary.
+    if (i == 0) snapshot_buffers_->WaitForCapture();
+    for (int v = 0; v < static_cast<int>(specs_.size()); ++v) {
+      r.store->Apply(v, r.replica->Gradient(v));
+    }
+    MESHTRAIN_RETURN_IF_ERROR(r.replica->kernels().Synchronize());
   }
-  MESHTRAIN_RETURN_IF_ERROR(r.replica->kernels().Synchronize());
   r.loss = *loss;
   r.exposed = combine_done - backward_done;
+  r.wait = std::clamp(Blocked(i) - blocked_before, absl::ZeroDuration(), r.exposed);
   r.compute = (backward_done - start) + (absl::Now() - combine_done);
   return absl::OkStatus();
 }
@@ -127,6 +156,8 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   const float grad_scale = 1.0f / static_cast<float>(global_batch_size);
   const std::vector<Batch> slices = SplitBatch(batch, n);
   const int64_t rows = batch.size();
+  const TransportStats wire_before =
+      options_.cross_worker != nullptr ? options_.cross_worker->stats() : TransportStats{};
   absl::Status status = pool_->RunOnAll(
       [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); });
   ++step_;
@@ -139,7 +170,13 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   result.examples = rows;
   const ReplicaState& lead = replicas_[0];
   result.timing.compute = lead.compute;
-  result.timing.communicate = lead.exposed;
+  result.timing.communicate = lead.exposed - lead.wait;
+  result.timing.wait = lead.wait;
+  if (options_.cross_worker != nullptr) {
+    const TransportStats wire = options_.cross_worker->stats() - wire_before;
+    result.timing.bytes_sent = wire.bytes_sent;
+    result.timing.bytes_received = wire.bytes_received;
+  }
   return result;
 }
 

@@ -10,6 +10,11 @@
 //   2. wait for the last bucket;
 //   3. apply the optimizer to the replica's own copy. Every replica applies the
 //      same summed bytes with the same code, so copies stay bitwise identical.
+// Step timing (replica 0's): compute = 1 and 3; the time 2 takes is exposed
+// communication, split into wait (the replica's combining blocked on other
+// replicas or workers, as the barrier and transport counters saw it, capped at
+// the exposed time) and communicate (the rest). Bytes are the cross-worker
+// communicator's, so zero on one worker.
 // Driven by one thread; runs one thread per replica and one combiner per replica.
 #ifndef MESHTRAIN_STRATEGIES_MIRRORED_H_
 #define MESHTRAIN_STRATEGIES_MIRRORED_H_
@@ -19,6 +24,7 @@
 #include <vector>
 
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/trace.h"
 #include "runtime/collective/communicator.h"
 #include "runtime/collective/cross_device_ops.h"
 #include "runtime/optim/optimizer.h"
@@ -50,6 +56,7 @@ class MirroredStrategy final : public Strategy {
     const Optimizer* optimizer = nullptr;
     uint64_t seed = 0;
     AbortSignal* abort = nullptr;
+    Tracer* tracer = nullptr;  // null: no spans
     absl::Duration collective_timeout = absl::Seconds(60);
   };
 
@@ -84,12 +91,17 @@ class MirroredStrategy final : public Strategy {
     LossStats loss;
     absl::Duration compute;
     absl::Duration exposed;  // waiting for or doing combining after backward
+    absl::Duration wait;     // the part of `exposed` blocked on peers
     absl::Duration combining;
+    bool replica_thread_named = false;   // touched by the replica's thread only
+    bool combiner_thread_named = false;  // touched by the combiner's thread only
   };
 
   explicit MirroredStrategy(Options options) : options_(std::move(options)) {}
   absl::Status CombineBucket(int replica, int bucket);
   absl::Status ReplicaStep(int replica, const StepFn& step, const Batch& slice, float grad_scale);
+  // Time `replica` has spent blocked on peers so far (replicas and workers).
+  absl::Duration Blocked(int replica) const;
 
   Options options_;
   std::vector<VariableSpec> specs_;

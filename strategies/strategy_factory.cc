@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& c
     options.optimizer = env.optimizer;
     options.seed = env.seed;
     options.abort = env.abort;
+    options.tracer = env.tracer;
     if (config.name == "mirrored" && multi_worker) {
       return absl::InvalidArgumentError(
           "mirrored trains in one process, but TF_CONFIG lists several workers; use "
@@ -103,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& c
     options.optimizer = env.optimizer;
     options.seed = env.seed;
     options.abort = env.abort;
+    options.tracer = env.tracer;
     SetThreadsPerReplica(env.threads, devices.size());
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CentralStorageStrategy> strategy,
                                CentralStorageStrategy::Create(std::move(options)));

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/trace.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/collective/communicator.h"
 #include "runtime/optim/optimizer.h"
@@ -33,6 +34,8 @@ struct StrategyEnvironment {
   std::function<absl::StatusOr<std::unique_ptr<PsClient>>(const std::vector<VariableSpec>& specs)>
       connect_ps;
   int64_t warmup_steps = 0;  // parameter_server: non-chief workers wait this many chief updates
+  // Null unless --trace: where replicas record their spans (runtime/base/trace.h).
+  Tracer* tracer = nullptr;
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& config,

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "runtime/transport/transport.h"
 
 namespace meshtrain {
 
@@ -58,6 +59,10 @@ class Communicator {
 
   // Returns once every rank has entered the barrier.
   virtual absl::Status Barrier(const CollectiveContext& ctx) = 0;
+
+  // Bytes moved and time blocked on peers since creation (the transport's
+  // counters); any thread. Zeros where the implementation does not count.
+  virtual TransportStats stats() const { return {}; }
 };
 
 }  // namespace meshtrain

@@ -40,6 +40,7 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
 
   absl::string_view name() const override { return name_; }
   int num_replicas() const override { return n_; }
+  absl::Duration blocked(int replica) const override { return barrier_.blocked(replica); }
 
   absl::Status AllReduce(int replica, absl::Span<float> data,
                          const CollectiveContext& ctx) override {

@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/collective/communicator.h"
@@ -55,6 +56,9 @@ class CrossDeviceOps {
   virtual int num_replicas() const = 0;
   virtual absl::Status AllReduce(int replica, absl::Span<float> data,
                                  const CollectiveContext& ctx) = 0;
+  // How long `replica` has waited for the other replicas, in all (the
+  // cross-worker part is the communicator's stats()); any thread.
+  virtual absl::Duration blocked(int replica) const { return absl::ZeroDuration(); }
 };
 
 // The host algorithms' names, in the order errors list them.

@@ -9,7 +9,11 @@
 namespace meshtrain {
 
 ReplicaBarrier::ReplicaBarrier(int parties, AbortSignal* abort)
-    : parties_(parties), abort_(abort), here_(parties, false) {
+    : parties_(parties),
+      abort_(abort),
+      blocked_ns_(new std::atomic<int64_t>[parties]),
+      here_(parties, false) {
+  for (int p = 0; p < parties; ++p) blocked_ns_[p].store(0, std::memory_order_relaxed);
   // Spinning only pays when no party waits for a core held by a spinner.
   unsigned cores = std::thread::hardware_concurrency();
   spin_ = (cores == 0 || parties <= static_cast<int>(cores)) ? absl::Microseconds(20)
@@ -44,6 +48,14 @@ absl::Status ReplicaBarrier::Arrive(int party, absl::Time deadline) {
       return absl::OkStatus();
     }
   }
+  // Not the last: everything from here on is waiting for the others.
+  struct CountBlocked {
+    ~CountBlocked() {
+      counter.fetch_add(absl::ToInt64Nanoseconds(absl::Now() - since), std::memory_order_relaxed);
+    }
+    std::atomic<int64_t>& counter;
+    absl::Time since;
+  } count_blocked{blocked_ns_[party], absl::Now()};
   if (spin_ > absl::ZeroDuration()) {
     auto until = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(spin_);
     for (int i = 0;; ++i) {

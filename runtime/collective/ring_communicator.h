@@ -55,6 +55,7 @@ class RingCommunicator : public Communicator {
   absl::Status AllGather(absl::Span<const std::byte> mine, std::vector<std::byte>* all,
                          std::vector<size_t>* sizes, const CollectiveContext& ctx) override;
   absl::Status Barrier(const CollectiveContext& ctx) override;
+  TransportStats stats() const override { return transport_->stats(); }
 
  private:
   absl::Status RingAllReduce(absl::Span<float> data, absl::Time deadline);

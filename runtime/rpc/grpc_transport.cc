@@ -185,7 +185,9 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
       return send_state_->outstanding == 0 || abort->aborted();
     };
+    const absl::Time waiting = absl::Now();
     send_state_->mu.AwaitWithDeadline(absl::Condition(&done), op.deadline);
+    counters_.AddBlocked(absl::Now() - waiting);
     if (send_state_->outstanding > 0) {
       for (auto& call : calls) call->context.TryCancel();
       auto finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
@@ -205,6 +207,7 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
   }
   // A receive error usually explains the send's (an abort); report it first.
   if (!recv_status.ok()) return recv_status;
+  if (send_status.ok()) counters_.CountCompleted(op);
   return send_status;
 }
 
@@ -216,7 +219,9 @@ absl::Status GrpcTransport::Receive(const SendRecvOp& op) {
     const std::string recv_op = absl::StrCat(
         "grpc transport '", options_.name, "' on ", options_.group[options_.rank].ToString(),
         ": receive ", op.recv.size(), " bytes (chunk ", seq, ") from ", PeerName(op.recv_from));
+    const absl::Time waiting = absl::Now();
     absl::StatusOr<ReceivedChunk> chunk = mailbox_->Take(from, seq, op.deadline, options_.abort);
+    counters_.AddBlocked(absl::Now() - waiting);
     if (!chunk.ok()) return Annotate(chunk.status(), recv_op);
     const ChunkMeta& meta = chunk->meta;
     if (meta.total_bytes != op.recv.size()) {

@@ -37,6 +37,7 @@
 #include "runtime/rpc/mailbox.h"
 #include "runtime/rpc/peer_directory.h"
 #include "runtime/transport/transport.h"
+#include "runtime/transport/transport_counters.h"
 
 namespace meshtrain {
 
@@ -66,6 +67,7 @@ class GrpcTransport final : public Transport {
   std::string PeerName(int rank) const override;
   absl::string_view kind() const override { return "grpc"; }
   absl::Status SendRecv(const SendRecvOp& op) override;
+  TransportStats stats() const override { return counters_.Snapshot(); }
 
  private:
   struct Links;      // a generic stub per peer
@@ -81,6 +83,7 @@ class GrpcTransport final : public Transport {
   std::vector<uint64_t> next_send_seq_;  // per destination rank
   std::vector<uint64_t> next_recv_seq_;  // per source rank
   int abort_callback_ = -1;
+  TransportCounters counters_;
 };
 
 }  // namespace meshtrain

@@ -45,6 +45,7 @@ class FaultInjectionTransport : public Transport {
   std::string PeerName(int rank) const override { return base_->PeerName(rank); }
   absl::string_view kind() const override { return base_->kind(); }
   absl::Status SendRecv(const SendRecvOp& op) override;
+  TransportStats stats() const override { return base_->stats(); }
 
  private:
   Transport* const base_;

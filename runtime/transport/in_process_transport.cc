@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "runtime/base/check.h"
 #include "runtime/transport/reduce_kernel.h"
+#include "runtime/transport/transport_counters.h"
 
 namespace meshtrain {
 namespace {
@@ -40,7 +41,8 @@ class MeshState {
 
   int world_size() const { return world_size_; }
 
-  absl::Status SendRecv(int rank, const SendRecvOp& op) {
+  // Adds the time spent waiting for the peer to `counters`.
+  absl::Status SendRecv(int rank, const SendRecvOp& op, TransportCounters& counters) {
     const bool sending = op.send_to >= 0;
     const bool receiving = op.recv_from >= 0;
     if (sending) {
@@ -49,11 +51,12 @@ class MeshState {
       MESHTRAIN_CHECK(slot.state == SlotState::kEmpty) << "previous send did not complete";
       slot = Slot{SlotState::kPosted, op.send.data(), op.send.size(), absl::OkStatus()};
     }
-    absl::Status recv_status = receiving ? Receive(rank, op) : absl::OkStatus();
+    absl::Status recv_status = receiving ? Receive(rank, op, counters) : absl::OkStatus();
     // After a failed receive the op fails anyway: withdraw the send unless the
     // peer is reading it.
-    absl::Status send_status =
-        sending ? AwaitConsumed(rank, op, /*abandon=*/!recv_status.ok()) : absl::OkStatus();
+    absl::Status send_status = sending ? AwaitConsumed(rank, op, /*abandon=*/!recv_status.ok(), counters)
+                                       : absl::OkStatus();
+    if (recv_status.ok() && send_status.ok()) counters.CountCompleted(op);
     return recv_status.ok() ? send_status : recv_status;
   }
 
@@ -64,7 +67,7 @@ class MeshState {
     return abort_ != nullptr ? abort_->status() : absl::AbortedError("aborted");
   }
 
-  absl::Status Receive(int rank, const SendRecvOp& op) {
+  absl::Status Receive(int rank, const SendRecvOp& op, TransportCounters& counters) {
     const std::byte* data;
     {
       absl::MutexLock lock(&mu_);
@@ -72,7 +75,11 @@ class MeshState {
       auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return slot.state == SlotState::kPosted || aborted_;
       };
-      mu_.AwaitWithDeadline(absl::Condition(&ready), op.deadline);
+      if (!ready()) {
+        const absl::Time waiting = absl::Now();
+        mu_.AwaitWithDeadline(absl::Condition(&ready), op.deadline);
+        counters.AddBlocked(absl::Now() - waiting);
+      }
       if (slot.state != SlotState::kPosted) {
         if (aborted_) return AbortedStatus();
         return absl::DeadlineExceededError(absl::StrCat(
@@ -101,13 +108,18 @@ class MeshState {
     return absl::OkStatus();
   }
 
-  absl::Status AwaitConsumed(int rank, const SendRecvOp& op, bool abandon) {
+  absl::Status AwaitConsumed(int rank, const SendRecvOp& op, bool abandon,
+                             TransportCounters& counters) {
     absl::MutexLock lock(&mu_);
     Slot& slot = At(rank, op.send_to);
     auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return slot.state == SlotState::kConsumed || aborted_ || abandon;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&done), op.deadline);
+    if (!done()) {
+      const absl::Time waiting = absl::Now();
+      mu_.AwaitWithDeadline(absl::Condition(&done), op.deadline);
+      counters.AddBlocked(absl::Now() - waiting);
+    }
     if (slot.state == SlotState::kTaken) {
       // The receiver is reading our buffer right now: that copy ends soon.
       auto consumed = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -162,12 +174,15 @@ class InProcessTransport : public Transport {
           "in-process SendRecv on rank ", rank_, ": kAddFloat32 needs an aligned float buffer, got ",
           op.recv.size(), " bytes"));
     }
-    return mesh_->SendRecv(rank_, op);
+    return mesh_->SendRecv(rank_, op, counters_);
   }
+
+  TransportStats stats() const override { return counters_.Snapshot(); }
 
  private:
   const int rank_;
   std::shared_ptr<MeshState> mesh_;
+  TransportCounters counters_;
 };
 
 }  // namespace

@@ -602,13 +602,16 @@ absl::Status ShmTransport::SendRecv(const SendRecvOp& op) {
       receiving = !r.finished();
     }
     if (!progressed && (sending || receiving)) {
+      const absl::Time waiting = absl::Now();
       absl::Status status = Wait(out, sending, in, receiving, op.deadline, &slept);
+      counters_.AddBlocked(absl::Now() - waiting);
       if (!status.ok()) {
         broken_ = status;
         return status;
       }
     }
   }
+  counters_.CountCompleted(op);
   return absl::OkStatus();
 }
 

@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/transport/transport.h"
+#include "runtime/transport/transport_counters.h"
 
 namespace meshtrain {
 
@@ -89,6 +90,7 @@ class ShmTransport : public Transport {
   std::string PeerName(int rank) const override;
   absl::string_view kind() const override { return "shm"; }
   absl::Status SendRecv(const SendRecvOp& op) override;
+  TransportStats stats() const override { return counters_.Snapshot(); }
 
   struct Link;  // one connected peer (defined in the .cc)
 
@@ -104,6 +106,7 @@ class ShmTransport : public Transport {
   std::vector<std::unique_ptr<Link>> links_;  // by peer rank; null if not connected
   int abort_callback_ = -1;
   absl::Status broken_;  // the first error; later calls fail with it
+  TransportCounters counters_;
 };
 
 }  // namespace meshtrain

@@ -492,6 +492,15 @@ absl::Status TcpTransport::SendRecv(const SendRecvOp& op) {
   const auto spin = absl::ToChronoNanoseconds(options_.spin);
   Clock::time_point idle_since{};
   bool idle = false;
+  // Stalled: from the first pass that moved nothing to the next that moved
+  // something (spinning and ppoll included), counted as blocked time.
+  Clock::time_point stalled_since{};
+  bool stalled = false;
+  auto end_stall = [&] {
+    if (!stalled) return;
+    stalled = false;
+    counters_.AddBlocked(absl::FromChrono(Clock::now() - stalled_since));
+  };
   while (true) {
     bool progressed = false, pending = false;
     for (int i = 0; i < num_sends; ++i) {
@@ -587,13 +596,22 @@ absl::Status TcpTransport::SendRecv(const SendRecvOp& op) {
       }
       pending |= !p.done_all();
     }
-    if (!pending) return absl::OkStatus();
+    if (!pending) {
+      end_stall();
+      counters_.CountCompleted(op);
+      return absl::OkStatus();
+    }
     if (progressed) {
+      end_stall();
       idle = false;
       continue;
     }
     // Nothing moved: retry for `spin`, then sleep in poll().
     auto now = Clock::now();
+    if (!stalled) {
+      stalled = true;
+      stalled_since = now;
+    }
     if (!idle) {
       idle = true;
       idle_since = now;

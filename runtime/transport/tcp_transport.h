@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/transport/transport.h"
+#include "runtime/transport/transport_counters.h"
 
 namespace meshtrain {
 
@@ -110,6 +111,7 @@ class TcpTransport : public Transport {
   std::string PeerName(int rank) const override;
   absl::string_view kind() const override { return "tcp"; }
   absl::Status SendRecv(const SendRecvOp& op) override;
+  TransportStats stats() const override { return counters_.Snapshot(); }
 
   struct Stream;  // one socket (defined in the .cc)
 
@@ -124,6 +126,7 @@ class TcpTransport : public Transport {
   int abort_callback_ = -1;
   absl::Status broken_;
   std::vector<struct pollfd> pollfds_;  // reused by SendRecv (reserved in Create)
+  TransportCounters counters_;
 };
 
 }  // namespace meshtrain

@@ -21,11 +21,13 @@
 // transports answer later calls with kFailedPrecondition carrying that error.
 //
 // Thread-safety: one thread drives a Transport at a time; the abort signal may be
-// raised from any thread and wakes every wait.
+// raised from any thread and wakes every wait; stats() may be read from any
+// thread at any time.
 #ifndef MESHTRAIN_RUNTIME_TRANSPORT_TRANSPORT_H_
 #define MESHTRAIN_RUNTIME_TRANSPORT_TRANSPORT_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -60,6 +62,24 @@ struct SendRecvOp {
   absl::Time deadline = absl::InfiniteFuture();
 };
 
+// What a transport moved and how long it waited, since it was created. Callers
+// take differences between two snapshots (a step's bytes, a step's waiting).
+struct TransportStats {
+  int64_t bytes_sent = 0;      // payload bytes of completed sends (framing excluded)
+  int64_t bytes_received = 0;  // payload bytes of completed receives
+  // Time SendRecv spent with nothing to move because a peer was not ready:
+  // spinning or sleeping for its data, or for room in its ring or socket. On
+  // gRPC, where the bytes move on gRPC's threads, all time spent waiting for a
+  // chunk or an acknowledgement.
+  absl::Duration blocked;
+};
+
+// Differences of two snapshots (later - earlier).
+inline TransportStats operator-(const TransportStats& later, const TransportStats& earlier) {
+  return {later.bytes_sent - earlier.bytes_sent, later.bytes_received - earlier.bytes_received,
+          later.blocked - earlier.blocked};
+}
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -72,6 +92,10 @@ class Transport {
   virtual absl::string_view kind() const = 0;
 
   virtual absl::Status SendRecv(const SendRecvOp& op) = 0;
+
+  // Counters since creation (TransportCounters keeps them); a transport that
+  // does not count reports zeros.
+  virtual TransportStats stats() const { return {}; }
 
   // Conveniences over SendRecv.
   absl::Status Send(int to, absl::Span<const std::byte> data, absl::Time deadline) {

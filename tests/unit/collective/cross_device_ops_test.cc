@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "runtime/collective/ring_communicator.h"
 #include "runtime/transport/in_process_transport.h"
@@ -175,6 +176,28 @@ TEST(CrossDeviceOpsFactoryTest, CrossWorkerErrorReachesEveryReplica) {
   for (const auto& s : statuses) {
     EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "allreduce 'gradients' step 5")) << s;
+  }
+}
+
+TEST(CrossDeviceOpsFactoryTest, CountsTimeWaitingForALateReplica) {
+  for (const std::string name : {"reduce_to_one_device", "hierarchical_copy", "ring"}) {
+    auto ops = CreateCrossDeviceOps(name, 2);
+    ASSERT_TRUE(ops.ok()) << ops.status();
+    const absl::Duration late = absl::Milliseconds(30);
+    absl::Notification first_arrives;
+    auto statuses = RunOnRanks(2, [&](int r) -> absl::Status {
+      std::vector<float> data(64, 1.0f);
+      if (r == 0) {
+        first_arrives.Notify();
+      } else {
+        first_arrives.WaitForNotification();
+        absl::SleepFor(late);  // the late replica being measured
+      }
+      return (*ops)->AllReduce(r, absl::MakeSpan(data), Ctx());
+    });
+    for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
+    EXPECT_GE((*ops)->blocked(0), late * 0.75) << name << ": " << absl::FormatDuration((*ops)->blocked(0));
+    EXPECT_LT((*ops)->blocked(1), late * 0.5) << name;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/unit/transport/run_on_ranks.h"
 
@@ -26,6 +27,25 @@ TEST(ReplicaBarrierTest, NoPartyLeavesBeforeAllArrived) {
     });
     for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
   }
+}
+
+TEST(ReplicaBarrierTest, CountsWhoWaitedForWhom) {
+  ReplicaBarrier barrier(2);
+  const absl::Duration late = absl::Milliseconds(30);
+  absl::Notification arriving;
+  auto statuses = testing::RunOnRanks(2, [&](int p) -> absl::Status {
+    if (p == 0) {
+      arriving.Notify();
+      return barrier.Arrive(0, absl::Now() + absl::Seconds(30));
+    }
+    arriving.WaitForNotification();
+    absl::SleepFor(late);  // the late replica being measured
+    return barrier.Arrive(1, absl::Now() + absl::Seconds(30));
+  });
+  for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
+  EXPECT_GE(barrier.blocked(0), late * 0.75) << absl::FormatDuration(barrier.blocked(0));
+  // The last to arrive does not wait.
+  EXPECT_EQ(barrier.blocked(1), absl::ZeroDuration());
 }
 
 TEST(ReplicaBarrierTest, DeadlineBreaksItForEveryone) {

@@ -198,5 +198,28 @@ TEST(RingCommunicatorTest, AllReduceOverSharedMemoryAndTcp) {
   }
 }
 
+TEST(RingCommunicatorTest, StatsAreTheTransports) {
+  // A ring allreduce of n floats over w ranks sends and receives 2 (w - 1) / w
+  // of the buffer per rank: the figure the compare report shows per step.
+  for (int world : {2, 3}) {
+    auto mesh = CreateInProcessMesh(world);
+    // Past the two-rank exchange threshold; chunks are whole 16-float units, and
+    // 4800 floats split evenly over 2 and 3 ranks.
+    const size_t n = 4800;
+    auto statuses = RunOnRanks(world, [&](int r) -> absl::Status {
+      RingCommunicator comm(mesh[r].get());
+      std::vector<float> data = RankData(r, n);
+      return comm.AllReduceSum(absl::MakeSpan(data), kCtx);
+    });
+    for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
+    for (int r = 0; r < world; ++r) {
+      RingCommunicator comm(mesh[r].get());
+      const int64_t expected = static_cast<int64_t>(2 * (world - 1) * (n / world) * sizeof(float));
+      EXPECT_EQ(comm.stats().bytes_sent, expected) << "world " << world << " rank " << r;
+      EXPECT_EQ(comm.stats().bytes_received, expected);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace meshtrain

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "launcher/cluster_throughput.h"
 
 namespace meshtrain {
 namespace {
@@ -37,14 +36,6 @@ TEST(BinaryMetricsTest, ConstantLogLossIsTheEntropyAtTheBaseRate) {
   // Any other constant does worse.
   EXPECT_GT(ConstantLogLoss(0.5, labels), ConstantLogLoss(0.25, labels));
   EXPECT_TRUE(std::isfinite(ConstantLogLoss(0.0, labels)));
-}
-
-TEST(ClusterThroughputTest, SumsTheWorkersOwnRates) {
-  std::map<std::string, WorkerThroughput> workers = {{"worker:0", {1000, 2.0}},
-                                                     {"worker:1", {600, 3.0}}};
-  EXPECT_DOUBLE_EQ(ClusterSamplesPerSec(workers), 500.0 + 200.0);
-  workers["worker:2"] = {100, 0.0};  // never trained: no rate
-  EXPECT_DOUBLE_EQ(ClusterSamplesPerSec(workers), 700.0);
 }
 
 }  // namespace

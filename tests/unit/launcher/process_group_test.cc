@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -155,6 +156,46 @@ TEST(ProcessGroupTest, MissingProgramIsAnError) {
   auto result = group.Run({ProcessSpec{"worker:0", {"/nonexistent/meshtrain"}, {}, 0, {}}});
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("worker:0"));
+}
+
+TEST(ProcessGroupTest, LinesGoToTheCallbackWhenSet) {
+  std::vector<std::string> lines;
+  ProcessGroupOptions options;
+  options.on_line = [&](const std::string& name, absl::string_view line, bool is_stderr) {
+    lines.push_back(absl::StrCat(name, is_stderr ? " err: " : " out: ", line));
+  };
+  ProcessGroup group(std::move(options));
+  absl::StatusOr<GroupResult> result;
+  std::string out = CaptureStdout([&] {
+    result = group.Run({Shell("worker:0", "echo one; echo oops >&2; printf 'no newline'")});
+  });
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(out, "");  // nothing printed by the group itself
+  EXPECT_THAT(lines, ::testing::UnorderedElementsAre("worker:0 out: one", "worker:0 err: oops",
+                                                     "worker:0 out: no newline"));
+}
+
+TEST(ProcessGroupTest, DeadlineStopsTheGroup) {
+  ProcessGroupOptions options;
+  options.grace_period = absl::Seconds(5);
+  options.deadline = absl::Now() + absl::Milliseconds(200);
+  ProcessGroup group(std::move(options));
+  const absl::Time start = absl::Now();
+  auto result = group.Run({Shell("worker:0", "exec sleep 60")});
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->timed_out);
+  EXPECT_NE(result->exit_code, 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST(ProcessGroupTest, ReportsEachProcesssPeakMemory) {
+  ProcessGroup group({});
+  // The second child writes 64 MiB.
+  auto result = group.Run({Shell("small", "true"), Shell("large", "exec python3 -c \"b = b'x' * (64 << 20)\"")});
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->processes.size(), 2u);
+  EXPECT_GT(result->processes[0].peak_rss_bytes, 0);
+  EXPECT_GT(result->processes[1].peak_rss_bytes, int64_t{64} << 20);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/base/status_macros.h"
@@ -119,6 +120,29 @@ TEST(GrpcTransportTest, AddFloat32SumsIntoTheDestination) {
       }
     }
   }
+}
+
+TEST(GrpcTransportTest, StatsCountBytesAndTheWaitForALatePeer) {
+  Group group(2);
+  const absl::Duration late = absl::Milliseconds(40);
+  absl::Notification receiving;
+  const size_t n = (1 << 20) + 5;  // several chunks
+  auto statuses = group.RunAll([&](int r) -> absl::Status {
+    std::vector<std::byte> data = Pattern(n, r);
+    if (r == 0) {
+      receiving.Notify();
+      return group.transport(0).Recv(1, absl::MakeSpan(data), Soon());
+    }
+    receiving.WaitForNotification();
+    absl::SleepFor(late);  // the late peer being measured
+    return group.transport(1).Send(0, data, Soon());
+  });
+  for (const absl::Status& s : statuses) ASSERT_TRUE(s.ok()) << s;
+  const TransportStats receiver = group.transport(0).stats(), sender = group.transport(1).stats();
+  EXPECT_EQ(receiver.bytes_received, static_cast<int64_t>(n));
+  EXPECT_EQ(receiver.bytes_sent, 0);
+  EXPECT_EQ(sender.bytes_sent, static_cast<int64_t>(n));
+  EXPECT_GE(receiver.blocked, late * 0.75) << absl::FormatDuration(receiver.blocked);
 }
 
 TEST(GrpcTransportTest, RingShiftOverThreeRanks) {

@@ -148,6 +148,7 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.Read("cross_device_ops", &s.cross_device_ops));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("communication", &s.communication));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("bytes_per_pack", &s.bytes_per_pack));
+    MESHTRAIN_RETURN_IF_ERROR(r.Read("overlap", &s.overlap));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("parameter_device", &s.parameter_device));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("placement", &s.placement));
     MESHTRAIN_RETURN_IF_ERROR(r.Read("fixed_shards", &s.fixed_shards));

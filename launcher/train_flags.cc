@@ -30,7 +30,10 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddString("cross-device-ops", &v.cross_device_ops,
               "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)", strategy);
   f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl", strategy);
-  f.AddInt("bytes-per-pack", &v.bytes_per_pack, "pack gradients into buckets of this size (-1: config; 0: by readiness)", strategy);
+  f.AddInt("bytes-per-pack", &v.bytes_per_pack, "gradient bucket size in bytes (-1: config; 0: automatic, 64 KiB; 1: a bucket per variable)", strategy);
+  f.AddString("overlap", &v.overlap,
+              "when replicas sum a gradient bucket: auto | thread (beside backward) | inline | off "
+              "(after backward) (default: config)", strategy);
   f.AddString("rpc-layer", &v.rpc_layer,
               "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: TF_CONFIG, then auto)",
               strategy);
@@ -115,6 +118,7 @@ absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlag
   if (f.IsSet("cross-device-ops")) job.strategy.cross_device_ops = v.cross_device_ops;
   if (f.IsSet("communication")) job.strategy.communication = v.communication;
   if (f.IsSet("bytes-per-pack")) job.strategy.bytes_per_pack = v.bytes_per_pack;
+  if (f.IsSet("overlap")) job.strategy.overlap = v.overlap;
   if (f.IsSet("placement")) job.strategy.placement = v.placement;
   if (f.IsSet("fixed-shards")) job.strategy.fixed_shards = static_cast<int>(v.fixed_shards);
   if (f.IsSet("min-shard-bytes")) job.strategy.min_shard_bytes = v.min_shard_bytes;

@@ -31,6 +31,7 @@ struct TrainFlags {
   std::string cross_device_ops;
   std::string communication;
   int64_t bytes_per_pack = -1;
+  std::string overlap;
   std::string rpc_layer;
   int64_t logical_gpus = 1;
   std::string gpu_memory_limit;

@@ -64,11 +64,23 @@ absl::Status MirroredStrategy::Build() {
   const bool combine = n > 1 || options_.cross_worker != nullptr;
   for (int i = 0; i < n; ++i) {
     ReplicaState& r = replicas_[i];
-    if (combine && options_.overlap) {
+    if (!combine) continue;
+    if (options_.overlap == GradientOverlap::kThread) {
       r.combiner = std::make_unique<BucketCombiner>([this, i](int bucket) { return CombineBucket(i, bucket); });
       r.replica->SetGradientReadyCallback([&r](VariableId id) {
         const int bucket = r.buckets->MarkReady(id);
         if (bucket >= 0) r.combiner->Enqueue(bucket);
+      });
+    } else if (options_.overlap == GradientOverlap::kInline) {
+      r.replica->SetGradientReadyCallback([this, &r, i](VariableId id) {
+        const int bucket = r.buckets->MarkReady(id);
+        if (bucket < 0) return;
+        // After an error every later bucket fails at once, but each is still
+        // attempted: the other replicas meet this one in every bucket.
+        const absl::Time start = absl::Now();
+        absl::Status status = CombineBucket(i, bucket);
+        r.inline_time += absl::Now() - start;
+        if (r.inline_status.ok()) r.inline_status = std::move(status);
       });
     }
   }
@@ -107,28 +119,33 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
   }
   const absl::Time start = absl::Now();
   r.buckets->Reset();
+  r.inline_status = absl::OkStatus();
+  r.inline_time = absl::ZeroDuration();
+  const absl::Duration blocked_before = Blocked(i);
   absl::StatusOr<LossStats> loss;
   {
     TraceSpan trace(options_.tracer, "forward_backward", "compute");
     loss = step(*r.replica, slice, grad_scale);
   }
   const absl::Time backward_done = absl::Now();
-  const absl::Duration blocked_before = Blocked(i);
   // Even after a failed step every replica must take part in every bucket's
   // combine, or the others would wait for it until the deadline.
   const bool combine = replicas_.size() > 1 || options_.cross_worker != nullptr;
-  absl::Status combined;
-  r.combining = absl::ZeroDuration();
+  absl::Status combined = r.inline_status;
+  r.combining = r.inline_time;
   if (combine) {
     TraceSpan trace(options_.tracer, "gradient_sync", "exposed");
     if (r.combiner != nullptr) {
       for (int bucket : r.buckets->TakeIncomplete()) r.combiner->Enqueue(bucket);
-      combined = r.combiner->WaitAll(&r.combining);
+      absl::Status waited = r.combiner->WaitAll(&r.combining);
+      if (combined.ok()) combined = std::move(waited);
     } else {
-      for (int b = 0; b < static_cast<int>(r.buckets->buckets().size()) && combined.ok(); ++b) {
-        combined = CombineBucket(i, b);
+      // kAfterBackward: every bucket; kInline: those backward did not finish.
+      for (int b : r.buckets->TakeIncomplete()) {
+        absl::Status status = CombineBucket(i, b);
+        if (combined.ok()) combined = std::move(status);
       }
-      r.combining = absl::Now() - backward_done;
+      r.combining += absl::Now() - backward_done;
     }
   }
   const absl::Time combine_done = absl::Now();
@@ -144,9 +161,11 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
     MESHTRAIN_RETURN_IF_ERROR(r.replica->kernels().Synchronize());
   }
   r.loss = *loss;
-  r.exposed = combine_done - backward_done;
+  // Combining done inside backward (kInline) is exposed too: the replica did
+  // nothing else meanwhile.
+  r.exposed = (combine_done - backward_done) + r.inline_time;
   r.wait = std::clamp(Blocked(i) - blocked_before, absl::ZeroDuration(), r.exposed);
-  r.compute = (backward_done - start) + (absl::Now() - combine_done);
+  r.compute = (backward_done - start - r.inline_time) + (absl::Now() - combine_done);
   return absl::OkStatus();
 }
 
@@ -198,6 +217,9 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
   summary["cross_device_ops"] =
       cross_device_ops_ ? std::string(cross_device_ops_->name()) : options_.cross_device_ops;
   summary["bytes_per_pack"] = options_.bytes_per_pack;
+  summary["overlap"] = options_.overlap == GradientOverlap::kThread   ? "thread"
+                       : options_.overlap == GradientOverlap::kInline ? "inline"
+                                                                      : "off";
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
   if (options_.cross_worker != nullptr) summary["communication"] = options_.communication;
   summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());

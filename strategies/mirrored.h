@@ -5,9 +5,9 @@
 //
 // A step, per replica thread:
 //   1. forward and backward on the replica's slice of this worker's batch;
-//      each gradient bucket, once final, goes to the replica's combiner thread,
-//      which sums it over all replicas (and workers) while backward goes on;
-//   2. wait for the last bucket;
+//      each gradient bucket, once final, is summed over all replicas (and
+//      workers) before backward goes on to earlier layers (GradientOverlap);
+//   2. the last bucket is summed;
 //   3. apply the optimizer to the replica's own copy. Every replica applies the
 //      same summed bytes with the same code, so copies stay bitwise identical.
 // Step timing (replica 0's): compute = 1 and 3; the time 2 takes is exposed
@@ -15,7 +15,8 @@
 // replicas or workers, as the barrier and transport counters saw it, capped at
 // the exposed time) and communicate (the rest). Bytes are the cross-worker
 // communicator's, so zero on one worker.
-// Driven by one thread; runs one thread per replica and one combiner per replica.
+// Driven by one thread; runs one thread per replica (and, with
+// GradientOverlap::kThread, one combiner thread per replica).
 #ifndef MESHTRAIN_STRATEGIES_MIRRORED_H_
 #define MESHTRAIN_STRATEGIES_MIRRORED_H_
 
@@ -38,6 +39,16 @@
 
 namespace meshtrain {
 
+// When a replica sums a gradient bucket with the other replicas:
+//   kThread: its combiner thread sums the bucket while the replica's backward
+//     goes on: true concurrency, worth it where a core is free to run it (or
+//     the bytes travel on a network or a GPU);
+//   kInline: the replica sums the bucket as soon as backward has finished it,
+//     then goes on: no thread hand-offs, which is what CPU replicas that fill
+//     every core want (on two cores the threaded form measured 10-15% slower);
+//   kAfterBackward: every bucket once the whole backward is done.
+enum class GradientOverlap { kThread, kInline, kAfterBackward };
+
 class MirroredStrategy final : public Strategy {
  public:
   struct Options {
@@ -45,9 +56,7 @@ class MirroredStrategy final : public Strategy {
     std::vector<Device> devices;
     std::string cross_device_ops = "reduce_to_one_device";
     int64_t bytes_per_pack = 0;
-    // Overlap combining with backward (a combiner thread per replica); off: each
-    // replica combines its buckets after backward, on its own thread.
-    bool overlap = true;
+    GradientOverlap overlap = GradientOverlap::kInline;
     // Across workers (MultiWorkerMirrored); null on one worker.
     Communicator* cross_worker = nullptr;
     std::string communication;  // what cross_worker is, for summary.json
@@ -87,7 +96,9 @@ class MirroredStrategy final : public Strategy {
     std::unique_ptr<Replica> replica;
     std::unique_ptr<VariableStore> store;
     std::unique_ptr<GradientBuckets> buckets;
-    std::unique_ptr<BucketCombiner> combiner;  // null without overlap
+    std::unique_ptr<BucketCombiner> combiner;  // GradientOverlap::kThread only
+    absl::Status inline_status;                // kInline: first error of this step
+    absl::Duration inline_time;                // kInline: combining inside backward
     LossStats loss;
     absl::Duration compute;
     absl::Duration exposed;  // waiting for or doing combining after backward

@@ -23,6 +23,21 @@ std::string ResolveCrossDeviceOps(const std::string& requested, const std::vecto
   return AllGpus(devices) ? "nccl" : "reduce_to_one_device";
 }
 
+// "auto": a combiner thread per replica where the process has a core to spare
+// for it (or its devices are GPUs, which leave the cores idle), else inline.
+absl::StatusOr<GradientOverlap> ResolveOverlap(const std::string& name, int threads,
+                                               const std::vector<Device>& devices) {
+  if (name == "thread") return GradientOverlap::kThread;
+  if (name == "inline") return GradientOverlap::kInline;
+  if (name == "off") return GradientOverlap::kAfterBackward;
+  if (name != "auto" && !name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("overlap '", name, "' is unknown: use auto, thread, inline or off"));
+  }
+  const bool spare_core = threads > static_cast<int>(devices.size());
+  return spare_core || AllGpus(devices) ? GradientOverlap::kThread : GradientOverlap::kInline;
+}
+
 // OpenBLAS threads per replica: the process's cores shared by its replicas.
 void SetThreadsPerReplica(int threads, size_t replicas) {
   SetBlasThreads(std::max<int>(1, threads / static_cast<int>(std::max<size_t>(1, replicas))));
@@ -53,7 +68,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(const StrategyConfig& c
     options.name = config.name;
     options.devices = devices;
     options.cross_device_ops = ResolveCrossDeviceOps(config.cross_device_ops, devices);
-    options.bytes_per_pack = config.bytes_per_pack;
+    options.bytes_per_pack = config.bytes_per_pack > 0 ? config.bytes_per_pack : kAutoBytesPerPack;
+    MESHTRAIN_ASSIGN_OR_RETURN(options.overlap, ResolveOverlap(config.overlap, env.threads, devices));
     options.optimizer = env.optimizer;
     options.seed = env.seed;
     options.abort = env.abort;

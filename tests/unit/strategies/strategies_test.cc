@@ -124,10 +124,11 @@ INSTANTIATE_TEST_SUITE_P(
       return std::get<1>(info.param) + "_" + std::to_string(std::get<0>(info.param)) + "_replicas";
     });
 
-TEST(MirroredTest, OverlapOffGivesTheSameResult) {
+TEST(MirroredTest, EveryOverlapGivesTheSameResult) {
   Fixture f;
   std::vector<std::vector<float>> results;
-  for (bool overlap : {true, false}) {
+  for (GradientOverlap overlap :
+       {GradientOverlap::kThread, GradientOverlap::kInline, GradientOverlap::kAfterBackward}) {
     MirroredStrategy::Options options;
     options.devices = {Device::Cpu(0), Device::Cpu(1)};
     options.overlap = overlap;
@@ -139,6 +140,7 @@ TEST(MirroredTest, OverlapOffGivesTheSameResult) {
     results.push_back(Values(**m, *model));
   }
   EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
 }
 
 class CentralStorageTest : public ::testing::TestWithParam<int> {};

@@ -188,28 +188,15 @@ class CpuKernels final : public Kernels {
   }
 
   void ScatterAddRows(const Tensor& rows, const Tensor& ids, Tensor& out) override {
-    const int64_t d = out.shape().row_elements();
-    const int64_t n = ids.num_elements();
-    MESHTRAIN_CHECK(ids.dtype() == DType::kInt64 && rows.num_elements() == n * d)
-        << rows.DebugString() << " -> " << out.DebugString() << "[" << ids.DebugString() << "]";
-    const int64_t* id = ids.data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows()) << "row " << id[i] << " of " << out.DebugString();
-      AxpyLoop(1.0f, rows.data<float>() + i * d, out.data<float>() + id[i] * d, d);
-    }
+    ForEachScatteredRow(rows, ids, out, [](const float* src, float* dst, int64_t d) {
+      AxpyLoop(1.0f, src, dst, d);
+    });
   }
 
   void ScatterRows(const Tensor& rows, const Tensor& ids, Tensor& out) override {
-    const int64_t d = out.shape().row_elements();
-    const int64_t n = ids.num_elements();
-    MESHTRAIN_CHECK(ids.dtype() == DType::kInt64 && rows.num_elements() == n * d)
-        << rows.DebugString() << " -> " << out.DebugString() << "[" << ids.DebugString() << "]";
-    const int64_t* id = ids.data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows()) << "row " << id[i] << " of " << out.DebugString();
-      std::memcpy(out.data<float>() + id[i] * d, rows.data<float>() + i * d,
-                  static_cast<size_t>(d) * sizeof(float));
-    }
+    ForEachScatteredRow(rows, ids, out, [](const float* src, float* dst, int64_t d) {
+      std::memcpy(dst, src, static_cast<size_t>(d) * sizeof(float));
+    });
   }
 
   void Fill(float value, Tensor& x) override {
@@ -253,6 +240,20 @@ class CpuKernels final : public Kernels {
   absl::Status Synchronize() override { return absl::OkStatus(); }
 
  private:
+  // Calls fn(rows[i], out[ids[i]], row length) for every i, checking the ids.
+  template <typename Fn>
+  static void ForEachScatteredRow(const Tensor& rows, const Tensor& ids, Tensor& out, Fn fn) {
+    const int64_t d = out.shape().row_elements();
+    const int64_t n = ids.num_elements();
+    MESHTRAIN_CHECK(ids.dtype() == DType::kInt64 && rows.num_elements() == n * d)
+        << rows.DebugString() << " -> " << out.DebugString() << "[" << ids.DebugString() << "]";
+    const int64_t* id = ids.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows()) << "row " << id[i] << " of " << out.DebugString();
+      fn(rows.data<float>() + i * d, out.data<float>() + id[i] * d, d);
+    }
+  }
+
   Device device_;
 };
 

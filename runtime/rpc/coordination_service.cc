@@ -113,7 +113,8 @@ void CoordinationService::CheckLiveness() {
                      absl::FormatDuration(options_.heartbeat_timeout),
                      ") and is presumed dead; restart it and recover from the last checkpoint");
     MESHTRAIN_LOG(ERROR) << message;
-    if (task.job != kEvaluatorJob && !first_error_.has_value()) {
+    if (task.job != kEvaluatorJob && !options_.independent_tasks.contains(task) &&
+        !first_error_.has_value()) {
       first_error_ = ClusterError{task, absl::UnavailableError(message)};
     }
   }
@@ -207,7 +208,8 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   }
   record.last_heartbeat = absl::Now();
   if (rendezvous_done_ &&
-      (registration.rejoin || (restarted && options_.restart_aborts_cluster))) {
+      (registration.rejoin ||
+       (restarted && (!options_.independent_tasks.contains(task) || first_error_.has_value())))) {
     return JoinRecovery(record, restarted, old_incarnation, registration.wait, cancelled);
   }
   if (registration.rejoin && !rendezvous_done_ && !resumed_) {

@@ -11,7 +11,8 @@
 //     registers with a new incarnation restarted: the change is recorded.
 //  2. After the rendezvous every task sends heartbeats. A task silent for
 //     longer than `heartbeat_timeout` is marked dead; unless it is the
-//     evaluator, that becomes the cluster's first error.
+//     evaluator or an independent task, that becomes the cluster's first
+//     error.
 //  3. ReportError records the first error of the cluster (later ones are
 //     logged only). Heartbeat replies carry it, so every task aborts
 //     ("first error wins and aborts the peers").
@@ -21,9 +22,9 @@
 //     Disconnect (leave gracefully, never counted as dead).
 //  6. Recovery (docs/fault_tolerance.md, "Synchronous worker dies"). After
 //     the rendezvous, a Register with `rejoin` (a survivor whose work was
-//     aborted) or, with `restart_aborts_cluster`, from a new incarnation of a
-//     known task (a restarted one) joins the recovery of the current
-//     generation G: it records a first error if none is recorded (so every
+//     aborted) or from a new incarnation of a known task (a restarted one)
+//     that is not independent, or of any task while a first error stands,
+//     joins the recovery of the current generation G: it records a first error if none is recorded (so every
 //     task aborts), marks the task as rejoined for G + 1 and waits. When every
 //     task but the evaluator has rejoined (the dead ones come back as new
 //     incarnations), the last one in completes it: the generation becomes
@@ -69,10 +70,12 @@ struct CoordinationServiceOptions {
   ClusterSpec cluster;
   TaskId chief;  // the task hosting the service; it is never declared dead
   absl::Duration heartbeat_timeout = absl::Seconds(5);
-  // Synchronous training: a task that comes back as a new incarnation after
-  // the rendezvous means its previous life died mid-step; everyone must
-  // recover (step 6). Off (parameter servers), a restarted task just rejoins.
-  bool restart_aborts_cluster = false;
+  // Tasks whose failure concerns nobody else (steps 2 and 6): one declared
+  // dead is only logged, and one that restarts registers again without a
+  // recovery. Parameter servers: the workers but the chief, each training on
+  // its own. Synchronous training: none; any task's death or restart (it died
+  // mid-step) makes every task recover.
+  std::set<TaskId> independent_tasks;
 };
 
 // Errors after which restarting the failed task and restoring a checkpoint

@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,9 +73,9 @@ struct MeshOptions {
   std::string host_identity;  // "": HostIdentity(); tests set it to fake hosts
   ChannelOptions channels;
   DataPathRegistry data_paths;  // fast transports, filled by the launcher
-  // On the chief: a task that restarts after the rendezvous makes every task
-  // recover (synchronous training; CoordinationServiceOptions).
-  bool restart_aborts_cluster = false;
+  // On the chief: tasks whose death or restart does not make every task
+  // recover (parameter servers' workers; CoordinationServiceOptions).
+  std::set<TaskId> independent_tasks;
   size_t grpc_max_piece_bytes = size_t{64} << 20;
 };
 

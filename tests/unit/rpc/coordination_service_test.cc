@@ -1,6 +1,7 @@
 // The coordination service's rules, called directly (no network).
 #include "runtime/rpc/coordination_service.h"
 
+#include <set>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -17,10 +18,17 @@ class CoordinationServiceTest : public ::testing::Test {
  protected:
   CoordinationServiceTest()
       : cluster_({{"worker", {"10.0.0.1:1", "10.0.0.2:1"}}, {"evaluator", {"10.0.0.3:1"}}}) {
+    StartService(absl::Milliseconds(300));
+  }
+
+  // Replaces the service with a new one, chief worker:0, started.
+  void StartService(absl::Duration heartbeat_timeout, std::set<TaskId> independent_tasks = {}) {
+    if (service_ != nullptr) service_->Stop();
     CoordinationServiceOptions options;
     options.cluster = cluster_;
     options.chief = T("worker", 0);
-    options.heartbeat_timeout = absl::Milliseconds(300);
+    options.heartbeat_timeout = heartbeat_timeout;
+    options.independent_tasks = std::move(independent_tasks);
     service_ = std::move(*CoordinationService::Create(options));
     service_->Start();
   }
@@ -123,16 +131,7 @@ TEST_F(CoordinationServiceTest, ASilentWorkerBecomesTheFirstErrorButASilentEvalu
 // Recovery (protocol step 6), on the service alone.
 class RecoveryTest : public CoordinationServiceTest {
  protected:
-  RecoveryTest() {
-    service_->Stop();
-    CoordinationServiceOptions options;
-    options.cluster = cluster_;
-    options.chief = T("worker", 0);
-    options.heartbeat_timeout = absl::Seconds(30);
-    options.restart_aborts_cluster = true;
-    service_ = std::move(*CoordinationService::Create(options));
-    service_->Start();
-  }
+  RecoveryTest() { StartService(absl::Seconds(30)); }
 
   CoordinationService::Registration Rejoin(const TaskId& task, uint64_t incarnation,
                                            absl::Duration wait = absl::Seconds(10)) {
@@ -196,6 +195,52 @@ TEST_F(RecoveryTest, AnUnrecoverableFirstErrorEndsTheCluster) {
   ASSERT_TRUE(absl::IsFailedPrecondition(view.status())) << view.status();
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("failed for good"));
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("bad config"));
+}
+
+// Parameter servers' workers train on their own: one that dies or restarts
+// concerns nobody, unless a recovery is under way, which it then joins.
+class IndependentTaskTest : public CoordinationServiceTest {
+ protected:
+  IndependentTaskTest() { StartService(absl::Milliseconds(300), {T("worker", 1)}); }
+};
+
+TEST_F(IndependentTaskTest, ItsSilenceAndItsRestartAreNoErrorOfTheCluster) {
+  Rendezvous();
+  // worker:1 falls silent: declared dead, but nobody has to recover.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  bool dead = false;
+  while (!dead && absl::Now() < deadline) {
+    auto reply = service_->Heartbeat(T("worker", 0), 1, 0);
+    ASSERT_TRUE(reply.ok());
+    for (const PeerInfo& info : *reply->tasks) {
+      dead = dead || (info.task == T("worker", 1) && info.state == TaskState::kDead);
+    }
+    if (!dead) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(dead);
+  EXPECT_FALSE(service_->first_error().has_value());
+  // Restarted, it registers at once, in the same generation.
+  auto restarted = service_->Register(Reg(T("worker", 1), 7), nullptr);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_EQ(restarted->generation, 0);
+  EXPECT_FALSE(service_->first_error().has_value());
+  EXPECT_TRUE(service_->KvSet(T("worker", 1), 7, "k", "v").ok());
+  EXPECT_EQ(service_->incarnation_changes().size(), 1u);
+}
+
+TEST_F(IndependentTaskTest, ItsRestartJoinsARecoveryUnderWay) {
+  Rendezvous();
+  ASSERT_TRUE(service_->ReportError(T("worker", 0), 1, absl::UnavailableError("ps died")).ok());
+  absl::StatusOr<CoordinationService::View> chief;
+  CoordinationService::Registration rejoin = Reg(T("worker", 0), 1);
+  rejoin.rejoin = true;
+  std::thread waiting([&] { chief = service_->Register(rejoin, nullptr); });
+  auto restarted = service_->Register(Reg(T("worker", 1), 8), nullptr);
+  waiting.join();
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  EXPECT_EQ(restarted->generation, 1);
+  EXPECT_EQ(chief->generation, 1);
 }
 
 TEST_F(RecoveryTest, RejoiningANewServiceIsAResumedStartup) {

@@ -185,6 +185,7 @@ TEST(MeshTest, ARestartedTaskIsANewIncarnationAndItsOldLifeIsRejected) {
   TestCluster cluster({{"chief", 1}, {"worker", 1}});
   TestSettings timeouts;
   timeouts.heartbeat_timeout = absl::Seconds(30);  // the restart comes well before
+  timeouts.independent_tasks = {Task("worker", 0)};  // its restart concerns nobody else
   auto chief = cluster.MakeMesh(Task("chief", 0), timeouts);
   auto worker = cluster.MakeMesh(Task("worker", 0), timeouts);
   for (const absl::Status& s : StartAll({chief.get(), worker.get()})) ASSERT_TRUE(s.ok()) << s;
@@ -367,17 +368,11 @@ TEST(MeshTest, CreateRejectsBadOptions) {
 
 namespace recovery {
 
-TestSettings RecoverySettings() {
-  TestSettings settings;
-  settings.restart_aborts_cluster = true;
-  return settings;
-}
-
 // chief:0, worker:0 and worker:1, started.
 std::vector<std::unique_ptr<Mesh>> StartChiefAndTwoWorkers(TestCluster& cluster) {
   std::vector<std::unique_ptr<Mesh>> meshes;
   for (const TaskId& t : {Task("chief", 0), Task("worker", 0), Task("worker", 1)}) {
-    meshes.push_back(cluster.MakeMesh(t, RecoverySettings()));
+    meshes.push_back(cluster.MakeMesh(t, TestSettings()));
   }
   for (const absl::Status& s : StartAll({meshes[0].get(), meshes[1].get(), meshes[2].get()})) {
     EXPECT_TRUE(s.ok()) << s;
@@ -402,7 +397,7 @@ std::vector<absl::Status> KillAndRecover(TestCluster& cluster, std::vector<std::
   }
   // The survivors wait (or retry against a dead chief) while the task restarts.
   cluster.ReleasePort(task);
-  auto restarted = Mesh::Create(cluster.Options(task, RecoverySettings()));
+  auto restarted = Mesh::Create(cluster.Options(task, TestSettings()));
   EXPECT_TRUE(restarted.ok());
   meshes[victim] = std::move(*restarted);
   EXPECT_TRUE(meshes[victim]->Start().ok());
@@ -422,7 +417,7 @@ TEST(MeshRecoveryTest, SurvivorsRejoinWithTheRestartedWorker) {
     EXPECT_FALSE(m->abort_signal().aborted()) << m->task().ToString();
   }
   // Several heartbeats later nobody has aborted again, and the cluster works.
-  absl::SleepFor(RecoverySettings().heartbeat_interval * 5);  // the subject: nothing happens
+  absl::SleepFor(TestSettings().heartbeat_interval * 5);  // the subject: nothing happens
   for (const auto& m : meshes) EXPECT_FALSE(m->abort_signal().aborted());
   ASSERT_TRUE(meshes[2]->coordination().KvSet("after", "yes").ok());
   EXPECT_EQ(*meshes[1]->coordination().KvGet("after", absl::Now() + absl::Seconds(5)), "yes");

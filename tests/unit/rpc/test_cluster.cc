@@ -67,7 +67,7 @@ MeshOptions TestCluster::Options(const TaskId& task, const TestSettings& setting
   options.heartbeat_interval = settings.heartbeat_interval;
   options.heartbeat_timeout = settings.heartbeat_timeout;
   options.grpc_max_piece_bytes = settings.grpc_max_piece_bytes;
-  options.restart_aborts_cluster = settings.restart_aborts_cluster;
+  options.independent_tasks = settings.independent_tasks;
   options.rpc_timeout = absl::Seconds(10);
   options.bind_host = "127.0.0.1";
   return options;

@@ -25,7 +25,7 @@ struct TestSettings {
   absl::Duration heartbeat_interval = absl::Milliseconds(100);
   absl::Duration heartbeat_timeout = absl::Seconds(1);
   size_t grpc_max_piece_bytes = size_t{64} << 20;
-  bool restart_aborts_cluster = false;
+  std::set<TaskId> independent_tasks;
 };
 
 class TestCluster {

@@ -1,6 +1,8 @@
 #include "launcher/ps_job.h"
 
+#include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/rpc/coordination_service.h"
 
 namespace meshtrain {
 
@@ -26,6 +28,23 @@ absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const TrainF
   options.data_path = rpc_layer.empty() ? "auto" : rpc_layer;
   options.startup_timeout = flags.startup_timeout;
   return options;
+}
+
+absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
+                                    absl::Duration recovery_timeout) {
+  while (true) {
+    const absl::Status status = ServeParameterServer(mesh, service, startup_timeout);
+    if (status.ok()) return status;
+    const bool recoverable = IsRecoverable(status) || mesh.abort_signal().aborted();
+    if (recovery_timeout <= absl::ZeroDuration() || !recoverable) return status;
+    MESHTRAIN_LOG(ERROR) << mesh.task().ToString() << " stopped serving: " << status
+                         << "; recovering: waiting up to " << absl::FormatDuration(recovery_timeout)
+                         << " for the cluster to come back";
+    if (!mesh.abort_signal().aborted()) (void)mesh.coordination().ReportError(status);
+    MESHTRAIN_RETURN_IF_ERROR(mesh.Rejoin(recovery_timeout));
+    MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " serves generation " << mesh.generation()
+                        << " (the chief restores its variables from the latest checkpoint)";
+  }
 }
 
 }  // namespace meshtrain

@@ -1,20 +1,35 @@
 // The launcher's part of a parameter_server job: the options every task
-// derives from the job config and the flags. On the chief they become the
-// plan the ps tasks and the other workers follow (runtime/ps/ps_bootstrap.h).
+// derives from the job config and the flags (on the chief they become the
+// plan the ps tasks and the other workers follow, runtime/ps/ps_bootstrap.h),
+// and a ps task's run across the cluster's recoveries.
 #ifndef MESHTRAIN_LAUNCHER_PS_JOB_H_
 #define MESHTRAIN_LAUNCHER_PS_JOB_H_
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "launcher/job_config.h"
 #include "launcher/train_flags.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/ps/ps_bootstrap.h"
+#include "runtime/ps/ps_service.h"
+#include "runtime/rpc/mesh.h"
 
 namespace meshtrain {
 
 // InvalidArgument naming the field when the strategy section makes no sense.
 absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const TrainFlags& flags,
                                               const ClusterConfig& cluster);
+
+// A ps task's whole run (docs/fault_tolerance.md, 5.6): serves the mesh's
+// generations one after the other until the chief's shutdown request. When a
+// generation ends in an error a restart can fix (a task of the cluster died:
+// this one's neighbours, the chief, or this task's own previous life) and
+// `recovery_timeout` is positive, the task reports the error, rejoins the
+// cluster (Mesh::Rejoin, waiting up to `recovery_timeout`) and serves the
+// next generation with fresh partitions, which the chief restores from the
+// latest checkpoint before any worker pushes.
+absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
+                                    absl::Duration recovery_timeout);
 
 }  // namespace meshtrain
 

@@ -193,6 +193,10 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
     checksums[worker] = r.checksum;
     peak_rss[worker] = r.peak_rss_bytes;
     summary["samples_per_sec_by_worker"][worker] = r.samples_per_sec();
+    if (!flags.model_dir.empty()) {
+      summary["restored_from_step_by_worker"][worker] =
+          r.restored_from_step >= 0 ? nlohmann::json(r.restored_from_step) : nlohmann::json();
+    }
   }
   summary["param_checksums"] = checksums;
   summary["peak_rss_bytes"] = peak_rss;
@@ -236,9 +240,14 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster, con
                                                AbortSignal& abort) {
   MeshOptions options;
   options.server_options = server_options;
-  // Synchronous strategies: a worker that restarts mid-step makes everyone
-  // recover (docs/fault_tolerance.md); parameter servers let it rejoin alone.
-  options.restart_aborts_cluster = job.strategy.name != "parameter_server";
+  // Synchronous strategies: any task that dies or restarts mid-step makes
+  // everyone recover (docs/fault_tolerance.md); with parameter servers a
+  // worker other than the chief trains on its own and restarts alone.
+  if (job.strategy.name == "parameter_server") {
+    for (const TaskId& worker : cluster.cluster.TrainingWorkers()) {
+      if (worker != cluster.cluster.Chief()) options.independent_tasks.insert(worker);
+    }
+  }
   options.config = cluster;
   options.startup_timeout = flags.startup_timeout;
   options.heartbeat_timeout = flags.heartbeat_timeout;
@@ -289,7 +298,9 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWa
       status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(5));
     }
   } else if (parameter_server && cluster.task.job == kPsJob) {
-    status = ServeParameterServer(*mesh, ps_service, flags.startup_timeout);
+    // Without checkpoints there is nothing to recover from: fail instead.
+    const absl::Duration recovery = flags.model_dir.empty() ? absl::ZeroDuration() : flags.recovery_timeout;
+    status = RunParameterServerTask(*mesh, ps_service, flags.startup_timeout, recovery);
   } else {
     status = mesh->coordination().WaitForShutdown(absl::InfiniteFuture());
   }

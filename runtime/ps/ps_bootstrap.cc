@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
@@ -15,12 +16,22 @@
 namespace meshtrain {
 namespace {
 
-constexpr char kPlanKey[] = "ps/plan";
+// Keys of one generation of the cluster: a recovery starts the ps tasks
+// afresh, and nobody may read the previous life's plan or readiness.
+std::string PlanKey(int64_t generation) { return absl::StrCat("ps/g", generation, "/plan"); }
+std::string ReadyKey(int64_t generation, int ps) {
+  return absl::StrCat("ps/g", generation, "/ready/", ps);
+}
 
-std::string ReadyKey(int ps) { return absl::StrCat("ps/ready/", ps); }
+// Equal on both ends of the link (Mesh::CreateTransport's contract) and new
+// for every generation and every life of the worker, so a restarted worker's
+// link never meets a byte of its previous life's.
+std::string LinkName(int ps, int worker, int64_t generation, uint64_t worker_incarnation) {
+  return absl::StrFormat("ps%d-link-w%d-g%d-%016x", ps, worker, generation, worker_incarnation);
+}
 
-// Equal on both ends of the link (Mesh::CreateTransport's contract).
-std::string LinkName(int ps, int worker) { return absl::StrCat("ps", ps, "-link-w", worker); }
+// How often a link thread looks for a restarted worker's new incarnation.
+constexpr absl::Duration kRelinkPoll = absl::Milliseconds(50);
 
 std::string DescribePartitioning(const PartitionOptions& p) {
   std::string text;
@@ -32,7 +43,10 @@ std::string DescribePartitioning(const PartitionOptions& p) {
   return text.empty() ? "none" : text;
 }
 
-// The threads of step 3: one per worker, each opening and then serving its link.
+// The threads of step 3: one per worker, each opening and then serving its
+// link. A link that breaks (its worker died) is opened again for the worker's
+// next incarnation when it restarts and registers; one whose worker left is
+// done.
 class LinkThreads {
  public:
   void Start(Mesh& mesh, std::shared_ptr<ParameterShards> shards, const std::string& data_path) {
@@ -43,10 +57,7 @@ class LinkThreads {
     }
     for (int w = 0; w < static_cast<int>(workers.size()); ++w) {
       threads_.emplace_back([this, &mesh, shards, data_path, w, worker = workers[w]] {
-        absl::Status status = Serve(mesh, *shards, data_path, w, worker);
-        if (!status.ok() && !mesh.abort_signal().aborted()) {
-          MESHTRAIN_LOG(WARNING) << "dense link of " << worker.ToString() << " ended: " << status;
-        }
+        ServeWorker(mesh, *shards, data_path, w, worker);
         absl::MutexLock lock(&mu_);
         --running_;
       });
@@ -58,6 +69,7 @@ class LinkThreads {
     bool done;
     {
       absl::MutexLock lock(&mu_);
+      stopping_ = true;  // threads waiting for a restarted worker give up
       done = mu_.AwaitWithTimeout(absl::Condition(
                                       +[](int* running) { return *running == 0; }, &running_),
                                   grace);
@@ -73,11 +85,36 @@ class LinkThreads {
   }
 
  private:
+  // Serves every life of training rank `w` in this generation, until it
+  // leaves, the task aborts or Stop().
+  void ServeWorker(Mesh& mesh, ParameterShards& shards, const std::string& data_path, int w,
+                   const TaskId& worker) {
+    uint64_t served = 0;
+    while (!mesh.abort_signal().aborted()) {
+      uint64_t incarnation = 0;
+      {
+        absl::MutexLock lock(&mu_);
+        while (!stopping_ && !mesh.abort_signal().aborted()) {
+          incarnation = mesh.peers().incarnation(worker);
+          if (incarnation != 0 && incarnation != served) break;
+          mu_.AwaitWithTimeout(absl::Condition(&stopping_), kRelinkPoll);
+        }
+        if (stopping_ || mesh.abort_signal().aborted()) return;
+      }
+      served = incarnation;
+      const absl::Status status = Serve(mesh, shards, data_path, w, worker, incarnation);
+      if (status.ok() || mesh.abort_signal().aborted()) return;
+      MESHTRAIN_LOG(WARNING) << "dense link of " << worker.ToString() << " ended: " << status
+                             << "; serving it again when it restarts";
+    }
+  }
+
   static absl::Status Serve(Mesh& mesh, ParameterShards& shards, const std::string& data_path,
-                            int w, const TaskId& worker) {
+                            int w, const TaskId& worker, uint64_t incarnation) {
     MESHTRAIN_ASSIGN_OR_RETURN(
         std::unique_ptr<Transport> transport,
-        mesh.CreateTransport({mesh.task(), worker}, data_path, LinkName(shards.ps_index(), w)));
+        mesh.CreateTransport({mesh.task(), worker}, data_path,
+                             LinkName(shards.ps_index(), w, mesh.generation(), incarnation)));
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<DenseLinkServer> server,
                                DenseLinkServer::Create(&shards, w, std::move(transport)));
     return server->Serve();
@@ -85,6 +122,7 @@ class LinkThreads {
 
   absl::Mutex mu_;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 
@@ -119,9 +157,9 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
                 plan.placement.num_ps(), DescribePartitioning(options.placement.partitioning).c_str(),
                 plan.placement.Describe(plan.specs).c_str());
     std::fflush(stdout);
-    MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(kPlanKey, plan.ToJson()));
+    MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(PlanKey(mesh.generation()), plan.ToJson()));
   } else {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::string text, coordination.KvGet(kPlanKey, deadline));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string text, coordination.KvGet(PlanKey(mesh.generation()), deadline));
     MESHTRAIN_ASSIGN_OR_RETURN(plan, PsPlan::FromJson(text));
     MESHTRAIN_RETURN_IF_ERROR(plan.CheckModel(specs));
   }
@@ -137,7 +175,7 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
   client.timeout = options.request_timeout;
   for (int ps = 0; ps < num_ps; ++ps) {
     const TaskId task{std::string(kPsJob), ps};
-    absl::Status ready = coordination.KvGet(ReadyKey(ps), deadline).status();
+    absl::Status ready = coordination.KvGet(ReadyKey(mesh.generation(), ps), deadline).status();
     if (!ready.ok()) {
       return Annotate(ready, absl::StrCat("waiting for ", DescribeTask(cluster, task),
                                           " to create its variables"));
@@ -147,7 +185,8 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
     if (plan.data_path != "grpc") {
       MESHTRAIN_ASSIGN_OR_RETURN(
           std::unique_ptr<Transport> link,
-          mesh.CreateTransport({task, mesh.task()}, plan.data_path, LinkName(ps, client.worker)));
+          mesh.CreateTransport({task, mesh.task()}, plan.data_path,
+                               LinkName(ps, client.worker, mesh.generation(), mesh.incarnation())));
       client.dense_links.push_back(std::move(link));
     }
   }
@@ -159,7 +198,7 @@ absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration
   const int index = mesh.task().index;
   CoordinationClient& coordination = mesh.coordination();
   MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
-                             coordination.KvGet(kPlanKey, absl::Now() + startup_timeout));
+                             coordination.KvGet(PlanKey(mesh.generation()), absl::Now() + startup_timeout));
   MESHTRAIN_ASSIGN_OR_RETURN(PsPlan plan, PsPlan::FromJson(text));
   if (plan.placement.num_ps() != mesh.cluster().num_tasks(kPsJob)) {
     return absl::FailedPreconditionError(absl::StrCat("the chief's plan has ", plan.placement.num_ps(),
@@ -176,7 +215,7 @@ absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration
                       << initial.slot_bytes << " of optimizer slots (initialised in "
                       << absl::FormatDuration(absl::Now() - start) << ")";
   service.Activate(shards);
-  MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(ReadyKey(index), "1"));
+  MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(ReadyKey(mesh.generation(), index), "1"));
 
   LinkThreads links;
   if (plan.data_path != "grpc") links.Start(mesh, shards, plan.data_path);

@@ -1,14 +1,18 @@
 // How a parameter-server job starts and ends on the mesh; every task runs its
-// part, in this order:
+// part, in this order, once per generation G of the cluster (a recovery starts
+// the next one; every key and link name carries G, so nothing of an earlier
+// life is read):
 //   1. The chief builds the plan (PsPlan) from its model's variables and the
 //      job's options, prints the placement, and publishes the plan under the
-//      key "ps/plan" of the coordination service's key-value store.
+//      key "ps/g<G>/plan" of the coordination service's key-value store.
 //   2. Each ps task reads the plan, creates and initialises its own partitions
 //      (ParameterShards), answers on its PsService from then on, and sets
-//      "ps/ready/<index>".
+//      "ps/g<G>/ready/<index>".
 //   3. Each ps task opens a DenseLink to every training worker at once (one
 //      thread per worker, which then serves that worker), unless the plan's
-//      data path is "grpc".
+//      data path is "grpc". A link named after the worker's incarnation: when
+//      a worker dies and restarts alone (its death concerns nobody else), the
+//      thread opens a new link for its new incarnation.
 //   4. Each worker reads the plan, checks its own model against it, waits for
 //      every ps to be ready, opens its links to the ps tasks in ps order, and
 //      builds its PsClient.
@@ -16,8 +20,11 @@
 //      ps's thread for its link); the ps serves until the chief's shutdown
 //      request, then joins its link threads (a link whose worker never left
 //      is ended by stopping the shards and aborting the task).
+// A checkpoint restore (the chief's PsClient::RestoreShards) comes between 2
+// and the first push; the chief publishes the restored step only after it.
 // Functions, not objects: the state lives in the Mesh, the PsService and the
-// returned client.
+// returned client. The loop over generations is the launcher's
+// (launcher/ps_job.h).
 #ifndef MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
 #define MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
 
@@ -56,8 +63,10 @@ absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs, const
 absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
     Mesh& mesh, const std::vector<VariableSpec>& specs, const PsJobOptions& options);
 
-// Steps 2, 3 and 5 on a ps task whose `service` is registered on `mesh`'s
-// server. Returns when the chief requested shutdown (OK) or the task aborted.
+// Steps 2, 3 and 5 of the mesh's current generation on a ps task whose
+// `service` is registered on `mesh`'s server. Returns when the chief requested
+// shutdown (OK) or the task aborted (the abort's status), with the service
+// deactivated and every link thread joined.
 absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout);
 
 }  // namespace meshtrain

@@ -70,6 +70,9 @@ Manifest CheckpointSaver::MakeManifest(int64_t step, InputPosition next, bool fi
   m.final = final;
   m.input = {next.epoch, next.step};
   for (const std::string& task : options_.tasks) m.task_inputs[task] = m.input;
+  if (options_.own_positions) {
+    for (const auto& [task, position] : options_.own_positions()) m.task_inputs[task] = position;
+  }
   if (options_.meta) m.meta = options_.meta();
   return m;
 }

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,6 +50,10 @@ struct CheckpointSaverOptions {
   // The tasks whose input position each manifest records (synchronous
   // strategies: every training worker, all at the chief's position).
   std::vector<std::string> tasks;
+  // Where workers read at their own pace (parameter_server), called on the
+  // training thread at each snapshot: their own positions, which replace the
+  // chief's for the tasks it names.
+  std::function<std::map<std::string, InputRecord>()> own_positions;
   // Called on the training thread at each snapshot: the manifest's "meta".
   std::function<nlohmann::json()> meta;
 };

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "launcher/checkpoint_saver.h"
 #include "launcher/gpu_setup.h"
 #include "runtime/base/logging.h"
@@ -27,8 +28,13 @@ constexpr absl::string_view kPreemptRequestKey = "preempt/request";
 constexpr absl::string_view kPreemptSavedKey = "preempt/saved";
 // How long the chief waits for a worker's end-of-training report.
 constexpr absl::Duration kReportWait = absl::Minutes(2);
+// Workers that read at their own pace (Strategy::independent_workers) publish
+// their input position this often, under InputKey; the chief's checkpoints
+// record it, and a worker that restarts alone resumes from there.
+constexpr absl::Duration kPositionPublishPeriod = absl::Seconds(1);
 
 std::string RestoreKey(int64_t generation) { return absl::StrCat("checkpoint/restore/g", generation); }
+std::string InputKey(const std::string& task) { return absl::StrCat("input/", task); }
 
 double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
@@ -77,9 +83,16 @@ class Session {
   class Observer;
 
   absl::Status Build(int64_t generation, TrainingLife& life);
+  // The newest checkpoint that verifies (corrupt ones are named and
+  // skipped); null when there is none.
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenLatest();
   absl::StatusOr<InputPosition> Restore(int64_t generation, Strategy& strategy);
   absl::Status Live(int64_t generation, ResilientRun& run);
   absl::Status CheckPreemption(int64_t step, InputPosition next, CheckpointSaver* saver);
+  // An independent worker's position, published at most every kPositionPublishPeriod.
+  absl::Status PublishPosition(InputPosition next, bool now);
+  // The chief's view of the independent workers' positions (the saver's own_positions).
+  std::map<std::string, InputRecord> WorkerPositions() const;
   bool CanRecover(const absl::Status& status) const;
   void Resumed(absl::Time at);
   int64_t Restarts() const;
@@ -107,6 +120,8 @@ class Session {
   std::optional<int64_t> restored_from_step_;
   bool restored_final_ = false;
   int64_t preempt_request_step_ = -1;
+  bool publish_position_ = false;  // this life's strategy has independent workers, not the chief
+  absl::Time last_publish_ = absl::InfinitePast();
   absl::Time preempt_deadline_;
   std::optional<CheckpointStats> checkpoint_stats_;
 };
@@ -124,6 +139,7 @@ class Session::Observer final : public TrainingObserver {
     next_ = step.next;
     if (session_.recovering_.has_value()) session_.Resumed(step.end);
     if (saver_ != nullptr) MESHTRAIN_RETURN_IF_ERROR(saver_->OnStepEnd(step));
+    MESHTRAIN_RETURN_IF_ERROR(session_.PublishPosition(step.next, /*now=*/false));
     return session_.CheckPreemption(step.global_step, step.next, saver_);
   }
 
@@ -176,16 +192,24 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
   return life.strategy->Build();
 }
 
+absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::OpenLatest() {
+  MESHTRAIN_ASSIGN_OR_RETURN(LatestCheckpoint latest, FindLatestCheckpoint(fs_, options_.model_dir));
+  for (const absl::Status& skipped : latest.skipped) {
+    MESHTRAIN_LOG(ERROR) << "restore: " << skipped.message() << "; trying an older checkpoint";
+  }
+  return std::move(latest.reader);
+}
+
 absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& strategy) {
   if (options_.model_dir.empty()) return InputPosition{};
   Mesh* mesh = task_.mesh;
   std::unique_ptr<CheckpointReader> reader;
   if (chief_) {
-    MESHTRAIN_ASSIGN_OR_RETURN(LatestCheckpoint latest, FindLatestCheckpoint(fs_, options_.model_dir));
-    for (const absl::Status& skipped : latest.skipped) {
-      MESHTRAIN_LOG(ERROR) << "restore: " << skipped.message() << "; trying an older checkpoint";
-    }
-    reader = std::move(latest.reader);
+    MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+    // Restored before it is published: with independent workers the
+    // variables live on the ps tasks, and no worker may push before they
+    // hold the checkpoint's values.
+    if (reader != nullptr) MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
     if (mesh != nullptr) {
       MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvSet(
           RestoreKey(generation), reader != nullptr ? absl::StrCat(reader->step()) : "none"));
@@ -194,8 +218,14 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
     MESHTRAIN_ASSIGN_OR_RETURN(std::string chosen,
                                mesh->coordination().KvGet(RestoreKey(generation),
                                                           absl::Now() + options_.startup_timeout));
-    int64_t step = 0;
-    if (chosen != "none") {
+    if (strategy.independent_workers()) {
+      // The chief has restored the variables (waiting for its key ensures
+      // it); only the input position is this worker's to restore, from the
+      // newest checkpoint: when it restarted alone, a newer one than the
+      // chief restored at the generation's start records where it was.
+      MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+    } else if (chosen != "none") {
+      int64_t step = 0;
       if (!absl::SimpleAtoi(chosen, &step)) {
         return absl::InternalError(absl::StrCat("restore: the chief published step '", chosen, "'"));
       }
@@ -210,6 +240,7 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
       }
       reader = std::move(*opened);
     }
+    if (reader != nullptr) MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
   }
   if (recovering_.has_value()) recovering_->restored_from_step = reader ? std::optional<int64_t>(reader->step()) : 0;
   if (reader == nullptr) {
@@ -220,7 +251,6 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
     first_restore_ = false;
     return InputPosition{};
   }
-  MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
   const Manifest& m = reader->manifest();
   InputPosition start{m.input.epoch, m.input.step};
   if (auto it = m.task_inputs.find(me_); it != m.task_inputs.end()) {
@@ -239,6 +269,31 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
   MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step << "; input resumes at epoch "
                       << start.epoch + 1 << " step " << start.step << ")";
   return start;
+}
+
+absl::Status Session::PublishPosition(InputPosition next, bool now) {
+  if (!publish_position_) return absl::OkStatus();
+  const absl::Time t = absl::Now();
+  if (!now && t - last_publish_ < kPositionPublishPeriod) return absl::OkStatus();
+  last_publish_ = t;
+  return task_.mesh->coordination().KvSet(InputKey(me_), absl::StrCat(next.epoch, " ", next.step));
+}
+
+std::map<std::string, InputRecord> Session::WorkerPositions() const {
+  std::map<std::string, InputRecord> positions;
+  CoordinationService* service = task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service == nullptr) return positions;
+  for (const TaskId& t : task_.cluster->cluster.TrainingWorkers()) {
+    if (t.ToString() == me_) continue;
+    std::optional<std::string> text = service->KvPeek(InputKey(t.ToString()));
+    InputRecord r;
+    std::vector<absl::string_view> parts;
+    if (text.has_value()) parts = absl::StrSplit(*text, ' ');
+    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &r.epoch) && absl::SimpleAtoi(parts[1], &r.step)) {
+      positions[t.ToString()] = r;
+    }
+  }
+  return positions;
 }
 
 absl::Status Session::CheckPreemption(int64_t step, InputPosition next, CheckpointSaver* saver) {
@@ -354,10 +409,14 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
     for (const TaskId& t : cluster.TrainingWorkers()) so.tasks.push_back(t.ToString());
     if (so.tasks.empty()) so.tasks.push_back(me_);
     so.meta = [this] { return Meta(); };
+    if (life.strategy->independent_workers()) so.own_positions = [this] { return WorkerPositions(); };
     saver = std::make_unique<CheckpointSaver>(*life.strategy, std::move(so));
     saver->Start();
     saver->ResetSchedule(restored_from_step_.value_or(0));
   }
+  publish_position_ = task_.mesh != nullptr && !chief_ && life.strategy->independent_workers();
+  last_publish_ = absl::InfinitePast();
+  MESHTRAIN_RETURN_IF_ERROR(PublishPosition(start, /*now=*/true));
   Observer observer(*this, saver.get(), start);
   TrainingOptions training = task_.training;
   training.start = start;
@@ -389,7 +448,8 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
 
   // Every worker's parameters meet at the chief (summary.json's param_checksums).
   MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, life.strategy->ParameterChecksum());
-  const WorkerReport mine{checksum, PeakRssBytes(), report->examples, report->train_seconds};
+  const WorkerReport mine{checksum, PeakRssBytes(), report->examples, report->train_seconds,
+                          restored_from_step_.value_or(-1)};
   MESHTRAIN_ASSIGN_OR_RETURN(
       run.reports, ExchangeWorkerReports(task_.mesh, *task_.cluster, generation, mine, kReportWait));
   run.report = std::move(*report);

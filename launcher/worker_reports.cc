@@ -30,7 +30,8 @@ absl::StatusOr<std::map<std::string, WorkerReport>> ExchangeWorkerReports(
   const nlohmann::json value = {{"checksum", mine.checksum},
                                 {"peak_rss_bytes", mine.peak_rss_bytes},
                                 {"examples", mine.examples},
-                                {"train_seconds", mine.train_seconds}};
+                                {"train_seconds", mine.train_seconds},
+                                {"restored_from_step", mine.restored_from_step}};
   MESHTRAIN_RETURN_IF_ERROR(
       mesh->coordination().KvSet(KeyFor(generation, cluster.task), value.dump()));
   if (!cluster.is_chief()) return reports;
@@ -42,14 +43,16 @@ absl::StatusOr<std::map<std::string, WorkerReport>> ExchangeWorkerReports(
     if (theirs.is_discarded() || !theirs.contains("checksum") || !theirs["checksum"].is_string() ||
         !theirs.contains("peak_rss_bytes") || !theirs["peak_rss_bytes"].is_number_integer() ||
         !theirs.contains("examples") || !theirs["examples"].is_number_integer() ||
-        !theirs.contains("train_seconds") || !theirs["train_seconds"].is_number()) {
+        !theirs.contains("train_seconds") || !theirs["train_seconds"].is_number() ||
+        !theirs.contains("restored_from_step") || !theirs["restored_from_step"].is_number_integer()) {
       return absl::InternalError(absl::StrCat("the report of ", w.ToString(), " under ", key,
                                               " is malformed: ", text));
     }
     reports[w.ToString()] = {theirs["checksum"].get<std::string>(),
                              theirs["peak_rss_bytes"].get<int64_t>(),
                              theirs["examples"].get<int64_t>(),
-                             theirs["train_seconds"].get<double>()};
+                             theirs["train_seconds"].get<double>(),
+                             theirs["restored_from_step"].get<int64_t>()};
   }
   return reports;
 }

@@ -55,6 +55,7 @@ class ParameterServerStrategy final : public Strategy {
   // Each worker's gradients cover 1 / workers of a global batch.
   int num_replicas_in_sync() const override { return options_.num_workers; }
   InputShard input_shard() const override { return {options_.num_workers, options_.worker_rank}; }
+  bool independent_workers() const override { return true; }
   absl::Status Build() override;
   absl::StatusOr<StepResult> Run(const StepFn& step, const Batch& batch,
                                  int64_t global_batch_size) override;

@@ -108,6 +108,13 @@ class Strategy : public VariableCreator {
     return absl::UnimplementedError(name() + " does not restore checkpoints yet");
   }
 
+  // Whether each worker steps at its own pace on variables held elsewhere
+  // (parameter_server). Then a worker's input position is its own (the chief
+  // records every worker's in a checkpoint), only the chief restores
+  // variables (Restore on the others re-reads them), and a worker that dies
+  // restarts alone while the others go on (docs/fault_tolerance.md).
+  virtual bool independent_workers() const { return false; }
+
   // Once, after this process's last step (Read still works afterwards): a
   // strategy whose workers share state elsewhere says this worker is done
   // (parameter_server: synchronous steps stop waiting for it).

@@ -6,6 +6,8 @@ what the processes wrote (summary.json, logs).
 """
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -152,3 +154,49 @@ class ClusterTestCase(unittest.TestCase):
     def assert_exit(self, task, code, timeout):
         got = task.wait(timeout)
         self.assertEqual(got, code, f"{task.name} exited {got}; output:\n{task.output()}")
+
+
+# Reading the logs of `meshtrain launch` (every line "[task] L hh:mm:ss.micros ...").
+LOG_TIME = re.compile(r"^(?:\[(?P<task>[^\]]+)\] )?[IWE] (?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d\.\d+) ")
+
+
+def time_of_day(line):
+    """Seconds since local midnight of a log line, or None."""
+    m = LOG_TIME.match(line)
+    if not m:
+        return None
+    return int(m.group("h")) * 3600 + int(m.group("m")) * 60 + float(m.group("s"))
+
+
+def now_of_day():
+    t = time.time()
+    lt = time.localtime(t)
+    return lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + (t % 1)
+
+
+def started_pid(task, name):
+    """The pid `meshtrain launch` logged for the first start of task `name`."""
+    for line in task.lines:
+        m = re.search(rf"\b{re.escape(name)} started \(pid (\d+)\)", line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def committed(line, step=None):
+    m = re.search(r"checkpoint: ckpt-(\d+) committed", line)
+    return m is not None and (step is None or int(m.group(1)) == step)
+
+
+def undisturbed_run(name, args, timeout=300):
+    """Runs `meshtrain launch --model-dir DIR ARGS` to the end, once for a test
+    class to compare with; returns (scratch dir to remove, DIR, its summary)."""
+    scratch = os.path.join("/tmp", f"meshtrain-{name}-baseline-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    model_dir = os.path.join(scratch, "run")
+    proc = subprocess.run([BIN, "launch", "--model-dir", model_dir] + list(args),
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"undisturbed run failed:\n{proc.stdout}\n{proc.stderr}")
+    with open(os.path.join(model_dir, "summary.json")) as f:
+        return scratch, model_dir, json.load(f)

@@ -22,44 +22,14 @@ import subprocess
 import time
 import unittest
 
-from harness import ClusterTestCase, REFERENCE, have_fashion_mnist
+from harness import (LOG_TIME, REFERENCE, ClusterTestCase, committed, have_fashion_mnist, now_of_day,
+                     started_pid, time_of_day, undisturbed_run)
 
 EPOCHS = 3  # 705 steps of global batch 256
 JOB = ["--config", REFERENCE, "--epochs", str(EPOCHS), "--checkpoint-every-steps", "50"]
 MWMS = ["--workers", "2", "--strategy", "multi_worker_mirrored"]
 PART = "model-00000-of-00001.safetensors"
 NUMPY_PYTHON = "/usr/bin/python3"
-
-LOG_TIME = re.compile(r"^(?:\[(?P<task>[^\]]+)\] )?[IWE] (?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d\.\d+) ")
-
-
-def time_of_day(line):
-    """Seconds since local midnight of a log line, or None."""
-    m = LOG_TIME.match(line)
-    if not m:
-        return None
-    return int(m.group("h")) * 3600 + int(m.group("m")) * 60 + float(m.group("s"))
-
-
-def now_of_day():
-    t = time.time()
-    lt = time.localtime(t)
-    return lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + (t % 1)
-
-
-def started_pid(task, name):
-    """The pid `meshtrain launch` logged for the first start of task `name`."""
-    for line in task.lines:
-        m = re.search(rf"\b{re.escape(name)} started \(pid (\d+)\)", line)
-        if m:
-            return int(m.group(1))
-    return None
-
-
-def committed(line, step=None):
-    m = re.search(r"checkpoint: ckpt-(\d+) committed", line)
-    return m is not None and (step is None or int(m.group(1)) == step)
-
 
 @unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 class FaultToleranceTest(ClusterTestCase):
@@ -68,16 +38,7 @@ class FaultToleranceTest(ClusterTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls._shared = os.path.join("/tmp", f"meshtrain-ft-baseline-{os.getpid()}")
-        shutil.rmtree(cls._shared, ignore_errors=True)
-        cls.baseline_dir = os.path.join(cls._shared, "run")
-        proc = subprocess.run([os.environ.get("MESHTRAIN_BIN", "meshtrain"), "launch", "--model-dir",
-                               cls.baseline_dir] + MWMS + JOB,
-                              capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise AssertionError(f"undisturbed run failed:\n{proc.stdout}\n{proc.stderr}")
-        with open(os.path.join(cls.baseline_dir, "summary.json")) as f:
-            cls.baseline = json.load(f)
+        cls._shared, cls.baseline_dir, cls.baseline = undisturbed_run("ft", MWMS + JOB)
 
     @classmethod
     def tearDownClass(cls):

@@ -150,8 +150,9 @@ int RunBenchCommand(const std::vector<std::string>& args) {
   }
   if (!cluster->is_local()) {
     absl::Status status = RunBenchTask(flags, *sizes, *cluster);
-    if (!status.ok()) MESHTRAIN_LOG(ERROR) << status;
-    return status.ok() ? 0 : 1;
+    if (status.ok()) return 0;
+    MESHTRAIN_LOG(ERROR) << status;
+    return 1;
   }
   if (flags.workers < 1) {
     std::fprintf(stderr, "meshtrain bench allreduce: --workers must be at least 1\n");

@@ -263,14 +263,12 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       const absl::Time start = absl::Now();
       const CheckpointSnapshot snapshot = shards.Snapshot();
       const absl::Time copied = absl::Now();
-      absl::StatusOr<PartRecord> part = WriteSnapshotPart(fs, dir, file, snapshot);
-      if (!part.ok()) {
-        return Annotate(part.status(), absl::StrCat("save shards on ps:", shards.ps_index()));
-      }
-      response->set_part_json(PartRecordToJson(*part).dump());
+      // Its errors name the file; the client names the ps.
+      MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part, WriteSnapshotPart(fs, dir, file, snapshot));
+      response->set_part_json(PartRecordToJson(part).dump());
       MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " saved " << snapshot.entries.size()
                           << " partitions (" << snapshot.bytes() << " tensor bytes, "
-                          << part->file.bytes << " file bytes) to " << JoinPath(dir, file)
+                          << part.file.bytes << " file bytes) to " << JoinPath(dir, file)
                           << " in " << Milliseconds(absl::Now() - start) << " (copy "
                           << Milliseconds(copied - start) << ")";
       return absl::OkStatus();
@@ -283,20 +281,18 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
     return Serve([&](ParameterShards& shards) -> absl::Status {
       const std::string& dir = request->checkpoint_dir();
       FileSystem& fs = DefaultFileSystem();
-      const std::string op = "restore shards";
-      MESHTRAIN_RETURN_IF_ERROR(CheckCheckpointDir(fs, dir, op, shards.ps_index()));
+      MESHTRAIN_RETURN_IF_ERROR(CheckCheckpointDir(fs, dir, "restore shards", shards.ps_index()));
       const absl::Time start = absl::Now();
-      // Open verifies every file's size and CRC32C: DataLoss names the file.
-      absl::StatusOr<std::unique_ptr<CheckpointReader>> checkpoint = CheckpointReader::Open(fs, dir);
-      if (!checkpoint.ok()) {
-        return Annotate(checkpoint.status(), absl::StrCat(op, " on ps:", shards.ps_index()));
-      }
-      MESHTRAIN_RETURN_IF_ERROR(shards.Restore(**checkpoint));
-      response->set_step((*checkpoint)->step());
+      // Open verifies every file's size and CRC32C: DataLoss names the file
+      // (the client names the ps).
+      MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> checkpoint,
+                                 CheckpointReader::Open(fs, dir));
+      MESHTRAIN_RETURN_IF_ERROR(shards.Restore(*checkpoint));
+      response->set_step(checkpoint->step());
       const PsStats stats = shards.stats();
       MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " restored " << stats.partitions
                           << " partitions (" << stats.value_bytes + stats.slot_bytes
-                          << " tensor bytes) from " << dir << " (step " << (*checkpoint)->step()
+                          << " tensor bytes) from " << dir << " (step " << checkpoint->step()
                           << ") in " << Milliseconds(absl::Now() - start);
       return absl::OkStatus();
     });

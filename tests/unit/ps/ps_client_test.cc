@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/file_system.h"
+#include "runtime/base/status_macros.h"
 #include "runtime/optim/variable_store.h"
 #include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
@@ -201,6 +202,45 @@ TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
   const absl::Status not_committed = chief->RestoreShards(missing);
   EXPECT_EQ(not_committed.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(not_committed.message()), ::testing::HasSubstr("restore shards from"));
+}
+
+TEST(PsClientRestoreTest, ASynchronousWorkerForgetsItsVersionsAfterARestoreElsewhere) {
+  PsPlan plan;
+  plan.specs = {Spec("table", {20, 2}, /*sparse=*/true)};
+  plan.placement = *PlaceVariables(plan.specs, PlacementOptions{});
+  plan.optimizer.learning_rate = 0.1f;
+  plan.rules.num_workers = 2;
+  plan.rules.sync_replicas = 1;
+  PsTestCluster cluster(plan);
+  std::unique_ptr<PsClient> chief = cluster.Client(0, /*links=*/false);
+  std::unique_ptr<PsClient> other = cluster.Client(1, /*links=*/false);
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 0);
+  absl::StatusOr<std::vector<PartRecord>> parts = chief->SaveShards(dir);
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), Manifest(), *parts, 0).ok());  // plain SGD: no slots
+  const Tensor ids = Ids({1, 2});
+  std::vector<Tensor> values(1);
+  auto step = [&]() -> absl::Status {
+    absl::StatusOr<Tensor> rows = other->PullRows(0, ids);
+    if (!rows.ok()) return rows.status();
+    std::vector<SparseGradient> sparse = {{0, ids, Ramp({2, 2}, 0.1f)}};
+    PushCounts counts;
+    MESHTRAIN_RETURN_IF_ERROR(other->Push({Tensor()}, sparse, absl::MakeSpan(values), &counts));
+    return counts.applied == 1 ? absl::OkStatus() : absl::InternalError("not applied");
+  };
+  for (int s = 0; s < 3; ++s) ASSERT_TRUE(step().ok());
+  ASSERT_EQ(cluster.shards(0).version(0), 3);
+  // Its next pull would wait for version 3, which the restored ps (at 0)
+  // reaches only with pushes that wait for that pull.
+  const absl::Status restored = chief->RestoreShards(dir);
+  ASSERT_TRUE(restored.ok()) << restored;
+  ASSERT_EQ(cluster.shards(0).version(0), 0);
+  other->ForgetVersions();
+  const absl::Status resumed = step();
+  EXPECT_TRUE(resumed.ok()) << resumed;
+  EXPECT_EQ(cluster.shards(0).version(0), 1);
 }
 
 TEST_P(PsClientTest, SaveShardsRunsOnAnotherThreadWhileTheWorkerPushes) {

@@ -8,6 +8,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/optim/optimizer.h"
 
 namespace meshtrain {
 
@@ -38,6 +39,34 @@ class ParameterServerStrategy::Context final : public ReplicaContext {
   PsClient& client_;
   int64_t rows_bytes_ = 0;
 };
+
+namespace {
+
+// A checkpoint's parts written by the ps tasks themselves. Write runs on the
+// saver's thread while the training thread keeps using the client: it calls
+// only PsClient::SaveShards, which is safe from another thread. Borrows the
+// client (the strategy outlives its saver's jobs).
+class PsCheckpointJob final : public CheckpointJob {
+ public:
+  PsCheckpointJob(PsClient& client, std::vector<std::string> slot_names, int64_t bytes)
+      : client_(client), slot_names_(std::move(slot_names)), bytes_(bytes) {}
+
+  // `fs` is unused: every ps task writes its part with its own file system,
+  // into `checkpoint_dir` as every task sees it (a shared MODEL_DIR).
+  absl::StatusOr<std::vector<PartRecord>> Write(FileSystem& fs,
+                                                const std::string& checkpoint_dir) override {
+    return client_.SaveShards(checkpoint_dir);
+  }
+  const std::vector<std::string>& slot_names() const override { return slot_names_; }
+  int64_t bytes() const override { return bytes_; }
+
+ private:
+  PsClient& client_;
+  const std::vector<std::string> slot_names_;
+  const int64_t bytes_;
+};
+
+}  // namespace
 
 ParameterServerStrategy::ParameterServerStrategy(Options options) : options_(std::move(options)) {}
 ParameterServerStrategy::~ParameterServerStrategy() = default;
@@ -74,6 +103,9 @@ absl::StatusOr<VariableId> ParameterServerStrategy::CreateVariable(const Variabl
 
 absl::Status ParameterServerStrategy::Build() {
   MESHTRAIN_ASSIGN_OR_RETURN(client_, options_.connect(specs_));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
+                             Optimizer::Create(client_->plan().optimizer));
+  slot_names_ = optimizer->slot_names();
   MESHTRAIN_ASSIGN_OR_RETURN(replica_, Replica::Create(0, options_.device, specs_));
   values_.resize(specs_.size());
   gradients_.resize(specs_.size());
@@ -153,6 +185,34 @@ absl::Status ParameterServerStrategy::Finish() {
                       << " with a scaled learning rate, mean staleness "
                       << counts_.mean_staleness();
   return client_->Leave();
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointJob>> ParameterServerStrategy::PrepareCheckpoint() {
+  if (client_ == nullptr) {
+    return absl::FailedPreconditionError("parameter_server: checkpoint before Build()");
+  }
+  int64_t bytes = 0;
+  for (const Partition& p : client_->plan().placement.partitions()) {
+    bytes += p.bytes * static_cast<int64_t>(1 + slot_names_.size());
+  }
+  return std::unique_ptr<CheckpointJob>(new PsCheckpointJob(*client_, slot_names_, bytes));
+}
+
+absl::Status ParameterServerStrategy::Restore(const CheckpointReader& checkpoint) {
+  if (client_ == nullptr) {
+    return absl::FailedPreconditionError("parameter_server: restore before Build()");
+  }
+  if (options_.worker_rank == 0) {
+    // The chief restores the ps tasks before it publishes the restore step, so
+    // the others' pulls below read restored values.
+    MESHTRAIN_RETURN_IF_ERROR(client_->RestoreShards(checkpoint.path()));
+  } else {
+    client_->ForgetVersions();
+  }
+  // The versions may be back below the warm-up: wait for it again (at once if not).
+  waited_for_warmup_ = false;
+  return Annotate(client_->PullDense(absl::MakeSpan(values_)),
+                  absl::StrCat("pull after restoring ", checkpoint.path()));
 }
 
 void ParameterServerStrategy::Describe(nlohmann::json& summary) const {

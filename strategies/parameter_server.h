@@ -18,6 +18,12 @@
 // made warmup_steps updates. Evaluation pulls the current values first.
 // After the last step Finish() tells the ps tasks this worker left.
 //
+// Checkpoints: the ps tasks write their own partitions (PrepareCheckpoint's
+// job asks them, from the saver's thread, through PsClient::SaveShards), and
+// only the chief restores them (Restore: RestoreShards, then a pull); another
+// worker's Restore, called after the chief published the restore, only
+// forgets its versions and pulls the restored values.
+//
 // One CPU replica per worker (the worker's cores go to OpenBLAS). Driven by one
 // thread; the client runs one helper thread per extra ps.
 #ifndef MESHTRAIN_STRATEGIES_PARAMETER_SERVER_H_
@@ -25,6 +31,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/ps/ps_client.h"
@@ -64,6 +71,8 @@ class ParameterServerStrategy final : public Strategy {
   absl::StatusOr<std::string> ParameterChecksum() override;
   void Describe(nlohmann::json& summary) const override;
   absl::Status Finish() override;
+  absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
+  absl::Status Restore(const CheckpointReader& checkpoint) override;
 
   // What the ps tasks did with this worker's gradients so far.
   const PushCounts& counts() const { return counts_; }
@@ -79,6 +88,7 @@ class ParameterServerStrategy final : public Strategy {
   std::unique_ptr<Context> context_;
   std::vector<Tensor> values_;     // per VariableId: the pulled value (empty for sparse)
   std::vector<Tensor> gradients_;  // per VariableId: the replica's gradient view (dense)
+  std::vector<std::string> slot_names_;  // the plan's optimizer's
   int64_t dense_bytes_ = 0;
   bool waited_for_warmup_ = false;
   PushCounts counts_;

@@ -24,7 +24,7 @@ struct ParameterShards::Slot {
   absl::Mutex mu;
   std::unique_ptr<Kernels> kernels;
   std::unique_ptr<VariableStore> store ABSL_GUARDED_BY(mu);  // one entry: this partition
-  int64_t version ABSL_GUARDED_BY(mu) = 0;
+  int64_t version ABSL_GUARDED_BY(mu) = 0;  // == store->entry(0).updates
   // Synchronous mode: the gradients of the current version so far.
   Tensor accumulator ABSL_GUARDED_BY(mu);  // dense
   std::vector<std::pair<Tensor, Tensor>> sparse_pushes ABSL_GUARDED_BY(mu);  // (ids, rows)
@@ -262,6 +262,8 @@ void ParameterShards::MaybeApplyAccumulated(Slot& slot) {
       // The ids were checked when pushed; an error here would be a bug.
       absl::Status applied = slot.store->ApplySparse(0, merged_ids, merged);
       MESHTRAIN_CHECK(applied.ok()) << slot.name << ": " << applied;
+    } else {
+      ++slot.store->entry(0).updates;  // a step that touched no row is still a version
     }
     slot.sparse_pushes.clear();
   }
@@ -390,8 +392,9 @@ absl::StatusOr<PushOutcome> ParameterShards::PushRows(int worker, int slot_index
   return Admit(
       slot, worker, read_version, "push rows of",
       [&](float lr_scale) {
-        return ids.empty() ? absl::OkStatus()
-                           : slot.store->ApplySparse(0, id_tensor, row_tensor, lr_scale);
+        if (!ids.empty()) return slot.store->ApplySparse(0, id_tensor, row_tensor, lr_scale);
+        ++slot.store->entry(0).updates;  // no row changes, but it is a version
+        return absl::OkStatus();
       },
       [&] { slot.sparse_pushes.emplace_back(std::move(id_tensor), std::move(row_tensor)); });
 }
@@ -403,6 +406,86 @@ void ParameterShards::WorkerLeft(int worker) {
     absl::MutexLock lock(&slot->mu);
     MaybeApplyAccumulated(*slot);
   }
+}
+
+CheckpointSnapshot ParameterShards::Snapshot() const {
+  CheckpointSnapshot snapshot;
+  snapshot.slot_names = optimizer_->slot_names();
+  snapshot.entries.reserve(slots_.size());
+  for (const auto& slot : slots_) {
+    SnapshotEntry e;
+    e.name = slot->spec.name;
+    e.shape = slot->spec.shape;
+    e.row_begin = slot->partition.row_begin;
+    // Allocated before the lock: a push waits for a memcpy, not a page fault.
+    e.value = Tensor(DType::kFloat32, slot->shape);
+    e.slots.reserve(snapshot.slot_names.size());
+    for (size_t k = 0; k < snapshot.slot_names.size(); ++k) {
+      e.slots.emplace_back(DType::kFloat32, slot->shape);
+    }
+    absl::MutexLock lock(&slot->mu);
+    const VariableStore::Entry& entry = slot->store->entry(0);
+    std::memcpy(e.value.raw_data(), entry.value.raw_data(), entry.value.bytes());
+    for (size_t k = 0; k < e.slots.size(); ++k) {
+      std::memcpy(e.slots[k].raw_data(), entry.slots[k].raw_data(), entry.slots[k].bytes());
+    }
+    e.updates = slot->version;
+    snapshot.entries.push_back(std::move(e));
+  }
+  return snapshot;
+}
+
+absl::Status ParameterShards::Restore(const CheckpointReader& checkpoint) {
+  const std::vector<std::string>& slot_names = optimizer_->slot_names();
+  // 1. Read and check every partition's rows into host tensors, no lock held.
+  struct Loaded {
+    Tensor value;
+    std::vector<Tensor> slots;
+    int64_t updates = 0;
+  };
+  std::vector<Loaded> loaded(slots_.size());
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& slot = *slots_[i];
+    const std::string& name = slot.spec.name;
+    const int64_t row_begin = slot.partition.row_begin;
+    const std::string what = absl::StrCat("restore ", slot.name, " from ", checkpoint.path());
+    if (checkpoint.Find(name) == nullptr) {
+      return absl::NotFoundError(absl::StrCat(
+          what, ": the checkpoint has no variable ", name,
+          " (it was written for another model; use another --model-dir)"));
+    }
+    Loaded& l = loaded[i];
+    l.value = Tensor(DType::kFloat32, slot.shape);
+    MESHTRAIN_RETURN_IF_ERROR(Annotate(checkpoint.ReadRows(name, "", row_begin, l.value), what));
+    for (const std::string& slot_name : slot_names) {
+      l.slots.emplace_back(DType::kFloat32, slot.shape);
+      MESHTRAIN_RETURN_IF_ERROR(
+          Annotate(checkpoint.ReadRows(name, slot_name, row_begin, l.slots.back()), what));
+    }
+    absl::StatusOr<int64_t> updates = checkpoint.Updates(name, row_begin);
+    if (!updates.ok()) return Annotate(updates.status(), what);
+    l.updates = *updates;
+  }
+  // 2. Replace each partition under its lock. Its version (the optimizer's
+  //    update count) becomes the checkpoint's; a synchronous step in progress
+  //    is forgotten (its gradients were computed from values that are gone).
+  //    Unlocking re-evaluates the waits of readers (Read, ReadRows).
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& slot = *slots_[i];
+    Loaded& l = loaded[i];
+    absl::MutexLock lock(&slot.mu);
+    VariableStore::Entry& entry = slot.store->entry(0);
+    std::memcpy(entry.value.raw_data(), l.value.raw_data(), l.value.bytes());
+    for (size_t k = 0; k < l.slots.size(); ++k) {
+      std::memcpy(entry.slots[k].raw_data(), l.slots[k].raw_data(), l.slots[k].bytes());
+    }
+    entry.updates = l.updates;
+    slot.version = l.updates;
+    slot.count = 0;
+    slot.sparse_pushes.clear();
+    std::fill(slot.contributed.begin(), slot.contributed.end(), false);
+  }
+  return absl::OkStatus();
 }
 
 PsStats ParameterShards::stats() const {

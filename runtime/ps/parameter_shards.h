@@ -24,9 +24,13 @@
 //   the others still complete.
 // Every partition has its own lock; two workers update different partitions
 // at once. Read() may wait for a version (warm-up, synchronous steps) up to a
-// deadline; Stop() and the AbortSignal end such waits. A later "save to /
-// restore from" request fits here: under each partition's lock, its value,
-// slots and version are all there is. Thread-safe.
+// deadline; Stop() and the AbortSignal end such waits.
+// Checkpoints: under each partition's lock, its value, slots and version are
+// all there is, so Snapshot() copies them partition by partition (the ps's
+// SaveShards request) and Restore() replaces them (RestoreShards). A
+// partition's version always equals its optimizer update count (Adam's step):
+// every version is one optimizer update, an empty sparse one included, so a
+// checkpoint's `updates` restores both. Thread-safe.
 #ifndef MESHTRAIN_RUNTIME_PS_PARAMETER_SHARDS_H_
 #define MESHTRAIN_RUNTIME_PS_PARAMETER_SHARDS_H_
 
@@ -44,6 +48,8 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/checkpoint/checkpoint_reader.h"
+#include "runtime/checkpoint/checkpoint_snapshot.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/ps/ps_plan.h"
 #include "runtime/tensor/tensor.h"
@@ -134,6 +140,17 @@ class ParameterShards {
   void WorkerLeft(int worker);
   // Ends every wait with Unavailable; later waits fail at once.
   void Stop();
+
+  // Host copies of every partition held here (value, each optimizer slot in the
+  // optimizer's slot_names order, `updates` = the partition's version), each copied
+  // under its partition's lock, so a concurrent push lands wholly before or after.
+  CheckpointSnapshot Snapshot() const;
+  // Replaces every partition's value, slots and version with `checkpoint`'s rows
+  // (any partitioning wrote it); wakes readers waiting for a version; resets any
+  // pending synchronous accumulation. NotFound naming a variable the checkpoint lacks.
+  // Everything is read and checked before the first partition changes, so a
+  // failed restore leaves the shards as they were.
+  absl::Status Restore(const CheckpointReader& checkpoint);
 
   PsStats stats() const;
   // CRC32C over every slot's value bytes, slot order, as 8 hex digits.

@@ -1,11 +1,15 @@
 #include "runtime/ps/ps_client.h"
 
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
 #include "proto/ps.grpc.pb.h"
 #include "runtime/base/check.h"
 #include "runtime/base/status_macros.h"
@@ -45,6 +49,28 @@ PushOutcome FromProto(const proto::PushOutcome& o) {
   outcome.staleness = o.staleness();
   outcome.lr_scale = o.lr_scale();
   return outcome;
+}
+
+// Runs fn(i) for every i in [0, n) at once, i > 0 on threads made for this
+// call (so any thread may call it, unlike the client's pool); the error of
+// the lowest i wins.
+absl::Status RunOnOwnThreads(int n, const std::function<absl::Status(int)>& fn) {
+  std::vector<absl::Status> results(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) threads.emplace_back([&results, &fn, i] { results[i] = fn(i); });
+  if (n > 0) results[0] = fn(0);
+  for (std::thread& t : threads) t.join();
+  for (absl::Status& status : results) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// A checkpoint directory as the ps tasks must see it: absolute.
+std::string AbsoluteDir(const std::string& dir) {
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(dir, error);
+  return error ? dir : absolute.lexically_normal().string();
 }
 
 // Rows [row_begin, row_end) of a whole-variable tensor, as floats.
@@ -442,6 +468,56 @@ absl::StatusOr<std::vector<PsTaskStats>> PsClient::Stats() {
     return absl::OkStatus();
   }));
   return all;
+}
+
+absl::StatusOr<std::vector<PartRecord>> PsClient::SaveShards(const std::string& checkpoint_dir) {
+  const std::string dir = AbsoluteDir(checkpoint_dir);
+  const int num_ps = static_cast<int>(connections_.size());
+  std::vector<PartRecord> parts(connections_.size());
+  MESHTRAIN_RETURN_IF_ERROR(RunOnOwnThreads(num_ps, [&](int ps) -> absl::Status {
+    const Connection& c = *connections_[ps];
+    const std::string what = absl::StrCat("save shards to ", dir, " on ", c.name);
+    proto::SaveShardsRequest request;
+    request.set_checkpoint_dir(dir);
+    request.set_file_name(absl::StrFormat("ps-%05d-of-%05d.safetensors", ps, num_ps));
+    proto::SaveShardsResponse response;
+    CallContext call(options_.abort, options_.timeout);
+    MESHTRAIN_RETURN_IF_ERROR(FromGrpcStatus(c.stub->SaveShards(&call.context, request, &response), what));
+    const nlohmann::json json = nlohmann::json::parse(response.part_json(), nullptr, /*allow_exceptions=*/false);
+    if (json.is_discarded()) {
+      return absl::InternalError(absl::StrCat(what, ": the answer's part record is not JSON"));
+    }
+    absl::StatusOr<PartRecord> part = PartRecordFromJson(json);
+    if (!part.ok()) return Annotate(part.status(), what);
+    if (part->file.name != request.file_name()) {
+      return absl::InternalError(absl::StrCat(what, ": the ps wrote ", part->file.name,
+                                              ", not ", request.file_name()));
+    }
+    parts[ps] = std::move(*part);
+    return absl::OkStatus();
+  }));
+  return parts;
+}
+
+absl::Status PsClient::RestoreShards(const std::string& checkpoint_dir) {
+  const std::string dir = AbsoluteDir(checkpoint_dir);
+  absl::Status status = ForEachPs([&](int ps) -> absl::Status {
+    const Connection& c = *connections_[ps];
+    proto::RestoreShardsRequest request;
+    request.set_checkpoint_dir(dir);
+    proto::RestoreShardsResponse response;
+    CallContext call(options_.abort, options_.timeout);
+    return FromGrpcStatus(c.stub->RestoreShards(&call.context, request, &response),
+                          absl::StrCat("restore shards from ", dir, " on ", c.name));
+  });
+  // Even a partial restore moved some versions back.
+  ForgetVersions();
+  return status;
+}
+
+void PsClient::ForgetVersions() {
+  std::fill(read_version_.begin(), read_version_.end(), 0);
+  std::fill(min_version_.begin(), min_version_.end(), 0);
 }
 
 }  // namespace meshtrain

@@ -13,8 +13,15 @@
 // sends it with the gradient computed from it. In synchronous mode it also
 // remembers which pushes joined a step, so its next pull waits for that step.
 //
+// Checkpoints: the ps tasks write and restore their own partitions
+// (SaveShards, RestoreShards); no tensor passes through the worker.
+//
 // Thread-safety: one thread drives a client (the strategy's); it runs its own
-// helper threads inside calls. options.abort must outlive the client.
+// helper threads inside calls. The one exception is SaveShards, which any
+// thread may call at any time, also while the driving thread pushes and pulls
+// (a saver's background thread does): it uses only the gRPC stubs, which are
+// thread-safe, and threads of its own, never the helper pool, the dense links
+// or the remembered versions. options.abort must outlive the client.
 #ifndef MESHTRAIN_RUNTIME_PS_PS_CLIENT_H_
 #define MESHTRAIN_RUNTIME_PS_PS_CLIENT_H_
 
@@ -27,6 +34,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/checkpoint/manifest.h"
 #include "runtime/model/variable.h"
 #include "runtime/ps/dense_link.h"
 #include "runtime/ps/parameter_shards.h"
@@ -96,6 +104,23 @@ class PsClient {
 
   // Each ps task's counters and checksum, in task order.
   absl::StatusOr<std::vector<PsTaskStats>> Stats();
+
+  // Asks every ps task, in parallel, to write its partitions into `checkpoint_dir`
+  // (existing, shared by every task) as "ps-0000I-of-0000N.safetensors" (I the ps
+  // index, N the number of ps, 5 digits each); returns their parts in ps order.
+  // A relative directory is taken from this process's working directory. Each
+  // ps copies each partition under its lock when the request arrives, so the
+  // parts hold the values of that moment, not of one step (asynchronous
+  // training has no step that all partitions share). Safe from any thread (see
+  // above).
+  absl::StatusOr<std::vector<PartRecord>> SaveShards(const std::string& checkpoint_dir);
+  // Asks every ps task, in parallel, to restore its partitions from the checkpoint
+  // (committed; any partitioning wrote it), then forgets the versions this
+  // client read (ForgetVersions), whether or not every ps succeeded.
+  absl::Status RestoreShards(const std::string& checkpoint_dir);
+  // After a restore elsewhere: forget the versions this client read (the next
+  // pull reads afresh).
+  void ForgetVersions();
 
   struct Connection;  // one ps task (ps_client.cc)
 

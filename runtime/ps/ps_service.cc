@@ -6,10 +6,16 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/ps.grpc.pb.h"
+#include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/checkpoint/checkpoint_reader.h"
+#include "runtime/checkpoint/checkpoint_snapshot.h"
+#include "runtime/checkpoint/file_system.h"
+#include "runtime/checkpoint/manifest.h"
 #include "runtime/rpc/grpc_status.h"
 
 namespace meshtrain {
@@ -52,6 +58,26 @@ absl::StatusOr<int> CheckDenseTensor(const ParameterShards& shards, const proto:
 
 absl::Span<float> FloatsIn(std::string& bytes) {
   return {reinterpret_cast<float*>(bytes.data()), bytes.size() / sizeof(float)};
+}
+
+// A checkpoint directory named by a peer: absolute (the ps's working
+// directory is not the chief's), existing, shared by every task.
+absl::Status CheckCheckpointDir(FileSystem& fs, const std::string& dir, absl::string_view op,
+                                int ps) {
+  if (dir.empty() || dir[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(op, " on ps:", ps, ": checkpoint directory '",
+                                                   dir, "' is not an absolute path"));
+  }
+  if (!fs.Exists(dir)) {
+    return absl::NotFoundError(absl::StrCat(
+        op, " on ps:", ps, ": checkpoint directory ", dir,
+        " does not exist here (MODEL_DIR must be on a file system every task shares)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string Milliseconds(absl::Duration d) {
+  return absl::StrFormat("%.1f ms", absl::ToDoubleMilliseconds(d));
 }
 
 void ToProto(const PushOutcome& outcome, const proto::PartitionRef& ref, proto::PushOutcome* out) {
@@ -218,6 +244,56 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       response->set_slot_bytes(stats.slot_bytes);
       response->set_partitions(stats.partitions);
       response->set_checksum(shards.Checksum());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SaveShards(grpc::ServerContext* context, const proto::SaveShardsRequest* request,
+                          proto::SaveShardsResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      const std::string& dir = request->checkpoint_dir();
+      const std::string& file = request->file_name();
+      if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("save shards on ps:", shards.ps_index(),
+                                                       ": file name '", file,
+                                                       "' is not a plain file name"));
+      }
+      FileSystem& fs = DefaultFileSystem();
+      MESHTRAIN_RETURN_IF_ERROR(CheckCheckpointDir(fs, dir, "save shards", shards.ps_index()));
+      const absl::Time start = absl::Now();
+      const CheckpointSnapshot snapshot = shards.Snapshot();
+      const absl::Time copied = absl::Now();
+      // Its errors name the file; the client names the ps.
+      MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part, WriteSnapshotPart(fs, dir, file, snapshot));
+      response->set_part_json(PartRecordToJson(part).dump());
+      MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " saved " << snapshot.entries.size()
+                          << " partitions (" << snapshot.bytes() << " tensor bytes, "
+                          << part.file.bytes << " file bytes) to " << JoinPath(dir, file)
+                          << " in " << Milliseconds(absl::Now() - start) << " (copy "
+                          << Milliseconds(copied - start) << ")";
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status RestoreShards(grpc::ServerContext* context,
+                             const proto::RestoreShardsRequest* request,
+                             proto::RestoreShardsResponse* response) override {
+    return Serve([&](ParameterShards& shards) -> absl::Status {
+      const std::string& dir = request->checkpoint_dir();
+      FileSystem& fs = DefaultFileSystem();
+      MESHTRAIN_RETURN_IF_ERROR(CheckCheckpointDir(fs, dir, "restore shards", shards.ps_index()));
+      const absl::Time start = absl::Now();
+      // Open verifies every file's size and CRC32C: DataLoss names the file
+      // (the client names the ps).
+      MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> checkpoint,
+                                 CheckpointReader::Open(fs, dir));
+      MESHTRAIN_RETURN_IF_ERROR(shards.Restore(*checkpoint));
+      response->set_step(checkpoint->step());
+      const PsStats stats = shards.stats();
+      MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " restored " << stats.partitions
+                          << " partitions (" << stats.value_bytes + stats.slot_bytes
+                          << " tensor bytes) from " << dir << " (step " << checkpoint->step()
+                          << ") in " << Milliseconds(absl::Now() - start);
       return absl::OkStatus();
     });
   }

@@ -6,6 +6,9 @@
 // A request is checked in full (partitions known, dtype float32, shapes and
 // byte counts, ids in range and distinct) before any of it is applied, so a
 // malformed request changes nothing and the service keeps serving.
+// SaveShards and RestoreShards write and read checkpoint files with the
+// ps's own file system (DefaultFileSystem), under the directory the request
+// names, and log one line each (bytes, time).
 // Thread-safe; must outlive the server it is registered on.
 #ifndef MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_
 #define MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_

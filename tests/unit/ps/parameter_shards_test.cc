@@ -1,20 +1,26 @@
 // The ps's shards and update rules: initial values, versions, staleness
 // (bound, scaling, warm-up), synchronous steps with backup workers, sparse
-// rows, and requests that must be refused; plus the plan's JSON.
+// rows, requests that must be refused, snapshots and restores (values, slots,
+// versions, across partitionings); plus the plan's JSON.
 #include "runtime/ps/parameter_shards.h"
 
+#include <cstring>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/ps/ps_test_cluster.h"
+#include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/model/variable.h"
+#include "tests/unit/checkpoint/temp_dir.h"
+#include "tests/unit/ps/ps_test_cluster.h"
 
 namespace meshtrain {
 namespace {
 
+using ::meshtrain::testing::CommitShards;
 using ::meshtrain::testing::Spec;
+using ::meshtrain::testing::TempDir;
 
 using ::testing::HasSubstr;
 
@@ -302,6 +308,208 @@ TEST(ParameterShardsTest, ChecksumFollowsTheValues) {
   EXPECT_EQ(shards->Checksum(), twin->Checksum());
   ASSERT_TRUE(shards->Push(0, 0, Filled({2}, 1.0f), 0).ok());
   EXPECT_NE(shards->Checksum(), twin->Checksum());
+}
+
+bool SameBytes(const Tensor& a, const Tensor& b) {
+  return a.bytes() == b.bytes() && std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
+}
+
+// Values, slots and update counts of two snapshots are equal, byte for byte.
+void ExpectSameState(const CheckpointSnapshot& got, const CheckpointSnapshot& want) {
+  EXPECT_EQ(got.slot_names, want.slot_names);
+  ASSERT_EQ(got.entries.size(), want.entries.size());
+  for (size_t i = 0; i < got.entries.size(); ++i) {
+    const SnapshotEntry& g = got.entries[i];
+    const SnapshotEntry& w = want.entries[i];
+    EXPECT_EQ(g.name, w.name);
+    EXPECT_EQ(g.row_begin, w.row_begin);
+    EXPECT_EQ(g.updates, w.updates) << g.name << " from row " << g.row_begin;
+    EXPECT_TRUE(SameBytes(g.value, w.value)) << g.name << " from row " << g.row_begin;
+    ASSERT_EQ(g.slots.size(), w.slots.size());
+    for (size_t k = 0; k < g.slots.size(); ++k) {
+      EXPECT_TRUE(SameBytes(g.slots[k], w.slots[k])) << g.name << " slot " << got.slot_names[k];
+    }
+  }
+}
+
+std::unique_ptr<CheckpointReader> OpenCheckpoint(const std::string& dir) {
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(DefaultFileSystem(), dir);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  return reader.ok() ? std::move(*reader) : nullptr;
+}
+
+// Adam keeps two slots and reads the update count (bias correction), so a
+// restore that lost either shows in the next update.
+PsPlan AdamPlan(std::vector<VariableSpec> specs, int num_ps, UpdateRules rules, int fixed_shards) {
+  PsPlan plan = MakePlan(std::move(specs), num_ps, rules, fixed_shards);
+  plan.optimizer.type = "adam";
+  plan.optimizer.learning_rate = 0.1f;
+  return plan;
+}
+
+TEST(ParameterShardsTest, SnapshotHoldsEveryPartitionWithItsSlotsAndVersion) {
+  const PsPlan plan = AdamPlan({Spec("w", {10, 3}), Spec("t", {8, 2}, true)}, 1, Async(1), 2);
+  auto shards = *ParameterShards::Create(plan, 0, nullptr);
+  ASSERT_EQ(shards->num_slots(), 4);
+  ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 1.0f), 0).ok());
+  ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 2.0f), 1).ok());
+  const int64_t row = shards->partition(3).row_begin;
+  ASSERT_TRUE(shards->PushRows(0, 3, std::vector<int64_t>{row}, {1.0f, 1.0f}, 0).ok());
+  const CheckpointSnapshot snapshot = shards->Snapshot();
+  EXPECT_EQ(snapshot.slot_names, (std::vector<std::string>{"m", "v"}));
+  ASSERT_EQ(snapshot.entries.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const SnapshotEntry& e = snapshot.entries[i];
+    EXPECT_EQ(e.name, shards->spec(i).name);
+    EXPECT_EQ(e.shape, shards->spec(i).shape);  // the whole variable's
+    EXPECT_EQ(e.row_begin, shards->partition(i).row_begin);
+    EXPECT_EQ(e.value.shape(), shards->shape(i));
+    ASSERT_EQ(e.slots.size(), 2u);
+    EXPECT_EQ(e.updates, shards->version(i));
+    std::vector<float> value(static_cast<size_t>(shards->shape(i).num_elements()));
+    ASSERT_TRUE(shards->Read(i, absl::MakeSpan(value), 0, absl::InfiniteFuture()).ok());
+    EXPECT_EQ(std::memcmp(value.data(), e.value.raw_data(), e.value.bytes()), 0);
+  }
+  EXPECT_EQ(snapshot.entries[0].updates, 2);
+  EXPECT_EQ(snapshot.entries[1].updates, 0);
+  EXPECT_EQ(snapshot.entries[3].updates, 1);
+  // Adam's first moment is non-zero where an update landed, zero elsewhere.
+  EXPECT_NE(snapshot.entries[0].slots[0].flat<float>()[0], 0.0f);
+  EXPECT_EQ(snapshot.entries[1].slots[0].flat<float>()[0], 0.0f);
+  // A copy: later pushes do not change it.
+  ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 1.0f), 2).ok());
+  EXPECT_EQ(snapshot.entries[0].updates, 2);
+  EXPECT_FALSE(SameBytes(snapshot.entries[0].value, shards->Snapshot().entries[0].value));
+}
+
+TEST(ParameterShardsTest, RestoreBringsBackValuesSlotsAndVersionsSoUpdatesContinueExactly) {
+  TempDir tmp;
+  const PsPlan plan = AdamPlan({Spec("w", {10, 3}), Spec("t", {8, 2}, true)}, 1, Async(1), 2);
+  auto shards = *ParameterShards::Create(plan, 0, nullptr);
+  for (int64_t v = 0; v < 3; ++v) ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 0.5f), v).ok());
+  // An update of no rows is a version, and counts as Adam's step like any other.
+  ASSERT_TRUE(shards->PushRows(0, 2, {}, {}, 0).ok());
+  const int64_t row = shards->partition(2).row_begin;
+  const CheckpointSnapshot saved = shards->Snapshot();
+  const std::string dir = CommitShards(tmp.path(), 3, {shards.get()});
+  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(dir);
+  ASSERT_NE(checkpoint, nullptr);
+  // The next updates from the saved state: what a restored shard must reproduce.
+  auto next_updates = [row](ParameterShards& s) {
+    ASSERT_TRUE(s.Push(0, 0, Filled(s.shape(0), 1.0f), 3).ok());
+    ASSERT_TRUE(s.PushRows(0, 2, std::vector<int64_t>{row}, {1.0f, -1.0f}, 1).ok());
+  };
+  next_updates(*shards);
+  const CheckpointSnapshot next = shards->Snapshot();
+  for (int64_t v = 4; v < 9; ++v) ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 2.0f), v).ok());
+
+  ASSERT_TRUE(shards->Restore(*checkpoint).ok());
+  ExpectSameState(shards->Snapshot(), saved);
+  EXPECT_EQ(shards->version(0), 3);
+  EXPECT_EQ(shards->version(2), 1);
+  next_updates(*shards);
+  ExpectSameState(shards->Snapshot(), next);
+  // A fresh ps (a restarted task) restores to the same state.
+  auto fresh = *ParameterShards::Create(plan, 0, nullptr);
+  ASSERT_TRUE(fresh->Restore(*checkpoint).ok());
+  ExpectSameState(fresh->Snapshot(), saved);
+  next_updates(*fresh);
+  ExpectSameState(fresh->Snapshot(), next);
+  EXPECT_EQ(fresh->Checksum(), shards->Checksum());
+  // A read from before the restore's version is a malformed push now.
+  EXPECT_EQ(fresh->Push(0, 0, Filled(fresh->shape(0), 1.0f), 7).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParameterShardsTest, RestoreForgetsAPendingSynchronousStep) {
+  TempDir tmp;
+  const PsPlan plan = MakePlan({Spec("w", {2})}, 1, Sync(2, 2));
+  auto shards = *ParameterShards::Create(plan, 0, nullptr);
+  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 0, {shards.get()}));
+  ASSERT_NE(checkpoint, nullptr);
+  const std::vector<float> before = ReadAll(*shards, 0);
+  EXPECT_EQ(shards->Push(0, 0, Filled({2}, 100.0f), 0)->reason, PushOutcome::Reason::kPending);
+  ASSERT_TRUE(shards->Restore(*checkpoint).ok());
+  // Worker 0 may contribute again, and the step is the mean of the two new gradients only.
+  EXPECT_EQ(shards->Push(0, 0, Filled({2}, 1.0f), 0)->reason, PushOutcome::Reason::kPending);
+  EXPECT_EQ(shards->Push(1, 0, Filled({2}, 3.0f), 0)->reason, PushOutcome::Reason::kApplied);
+  EXPECT_EQ(shards->version(0), 1);
+  const std::vector<float> after = ReadAll(*shards, 0);
+  for (int i = 0; i < 2; ++i) EXPECT_FLOAT_EQ(after[i], before[i] - 4.0f);  // (1 + 3) x 2 workers / 2
+}
+
+TEST(ParameterShardsTest, RestoreWakesAReaderWaitingForAVersion) {
+  TempDir tmp;
+  const PsPlan plan = MakePlan({Spec("w", {2})}, 1, Async(1));
+  auto ahead = *ParameterShards::Create(plan, 0, nullptr);
+  for (int64_t v = 0; v < 2; ++v) ASSERT_TRUE(ahead->Push(0, 0, Filled({2}, 1.0f), v).ok());
+  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 2, {ahead.get()}));
+  ASSERT_NE(checkpoint, nullptr);
+  auto behind = *ParameterShards::Create(plan, 0, nullptr);
+  absl::StatusOr<int64_t> read;
+  std::vector<float> out(2);
+  std::thread reader([&] {
+    read = behind->Read(0, absl::MakeSpan(out), 2, absl::Now() + absl::Seconds(30));
+  });
+  ASSERT_TRUE(behind->Restore(*checkpoint).ok());
+  reader.join();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 2);
+  EXPECT_EQ(out, ReadAll(*ahead, 0));
+}
+
+TEST(ParameterShardsTest, RestoreReadsACheckpointOfAnotherPartitioning) {
+  TempDir tmp;
+  // Written whole, by one ps...
+  const PsPlan whole_plan = AdamPlan({Spec("w", {10, 3}), Spec("t", {8, 2}, true)}, 1, Async(1), 1);
+  auto whole = *ParameterShards::Create(whole_plan, 0, nullptr);
+  ASSERT_EQ(whole->num_slots(), 2);
+  for (int64_t v = 0; v < 2; ++v) ASSERT_TRUE(whole->Push(0, 0, Filled({10, 3}, 0.5f), v).ok());
+  ASSERT_TRUE(whole->PushRows(0, 1, std::vector<int64_t>{1, 6}, {1, 1, 2, 2}, 0).ok());
+  const CheckpointSnapshot saved = whole->Snapshot();
+  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 2, {whole.get()}));
+  ASSERT_NE(checkpoint, nullptr);
+  // ...restored into two partitions of each variable on two ps tasks.
+  const PsPlan split_plan = AdamPlan(whole_plan.specs, 2, Async(1), 2);
+  int restored_rows = 0;
+  for (int ps = 0; ps < 2; ++ps) {
+    auto split = *ParameterShards::Create(split_plan, ps, nullptr);
+    ASSERT_TRUE(split->Restore(*checkpoint).ok());
+    const CheckpointSnapshot got = split->Snapshot();
+    for (const SnapshotEntry& e : got.entries) {
+      const SnapshotEntry& w = saved.entries[e.name == "w" ? 0 : 1];
+      const size_t cols = static_cast<size_t>(e.shape.row_elements());
+      const size_t offset = static_cast<size_t>(e.row_begin) * cols * sizeof(float);
+      EXPECT_EQ(std::memcmp(e.value.raw_data(), static_cast<const char*>(w.value.raw_data()) + offset,
+                            e.value.bytes()), 0) << e.name << " from row " << e.row_begin;
+      for (size_t k = 0; k < e.slots.size(); ++k) {
+        EXPECT_EQ(std::memcmp(e.slots[k].raw_data(),
+                              static_cast<const char*>(w.slots[k].raw_data()) + offset,
+                              e.slots[k].bytes()), 0) << e.name << " slot " << k;
+      }
+      EXPECT_EQ(e.updates, w.updates) << e.name;
+      restored_rows += static_cast<int>(e.value.rows());
+    }
+  }
+  EXPECT_EQ(restored_rows, 10 + 8);
+}
+
+TEST(ParameterShardsTest, RestoreOfAnotherModelIsNotFoundAndChangesNothing) {
+  TempDir tmp;
+  auto other = *ParameterShards::Create(MakePlan({Spec("w", {4})}, 1, Async(1)), 0, nullptr);
+  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 0, {other.get()}));
+  ASSERT_NE(checkpoint, nullptr);
+  // "w" is in the checkpoint, "extra" is not: neither changes.
+  auto shards = *ParameterShards::Create(MakePlan({Spec("w", {4}), Spec("extra", {3})}, 1, Async(1)), 0, nullptr);
+  ASSERT_TRUE(shards->Push(0, 0, Filled({4}, 1.0f), 0).ok());
+  const CheckpointSnapshot before = shards->Snapshot();
+  const absl::Status status = shards->Restore(*checkpoint);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("no variable extra"));
+  ExpectSameState(shards->Snapshot(), before);
+  // A variable of another shape is refused the same way.
+  auto reshaped = *ParameterShards::Create(MakePlan({Spec("w", {2, 2})}, 1, Async(1)), 0, nullptr);
+  EXPECT_EQ(reshaped->Restore(*checkpoint).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PsPlanTest, JsonRoundTripAndModelCheck) {

@@ -1,7 +1,8 @@
 // A worker's client against in-process ps tasks, over gRPC and over dense
 // links: values and updates match a local VariableStore bit for bit, rows come
-// from the partitions holding them, and synchronous steps with a backup worker
-// run at the speed of the fast workers.
+// from the partitions holding them, synchronous steps with a backup worker
+// run at the speed of the fast workers, and the ps tasks save their shards
+// into one checkpoint (also while the worker trains) and restore them.
 #include "runtime/ps/ps_client.h"
 
 #include <cstring>
@@ -9,7 +10,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
+#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/status_macros.h"
 #include "runtime/optim/variable_store.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 
 namespace meshtrain {
@@ -18,6 +23,7 @@ namespace {
 using ::meshtrain::testing::Spec;
 
 using ::meshtrain::testing::PsTestCluster;
+using ::meshtrain::testing::TempDir;
 
 PsPlan TwoPsPlan() {
   PsPlan plan;
@@ -115,6 +121,159 @@ TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
   EXPECT_TRUE(SameBytes(values[0], local.entry(0).value));
   PushCounts counts;
   EXPECT_FALSE(client->Push({Tensor(), Tensor(), Tensor()}, {}, absl::MakeSpan(values), &counts).ok());
+}
+
+// The ps tasks' checksums, in task order.
+std::vector<std::string> Checksums(PsClient& client) {
+  std::vector<std::string> sums;
+  absl::StatusOr<std::vector<PsTaskStats>> stats = client.Stats();
+  EXPECT_TRUE(stats.ok()) << stats.status();
+  for (const PsTaskStats& s : stats.ok() ? *stats : std::vector<PsTaskStats>{}) sums.push_back(s.checksum);
+  return sums;
+}
+
+// One dense step of `client` (kernel and bias of TwoPsPlan); the pushes' counts.
+PushCounts DenseStep(PsClient& client, std::vector<Tensor>& values, float scale) {
+  std::vector<Tensor> grads = {Ramp({6, 3}, scale), Ramp({3}, scale), Tensor()};
+  PushCounts counts;
+  const absl::Status pushed = client.Push(grads, {}, absl::MakeSpan(values), &counts);
+  EXPECT_TRUE(pushed.ok()) << pushed;
+  return counts;
+}
+
+TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
+  PsPlan plan = TwoPsPlan();
+  plan.rules.num_workers = 2;
+  PsTestCluster cluster(plan);
+  std::unique_ptr<PsClient> chief = cluster.Client(0, GetParam());
+  std::unique_ptr<PsClient> other = cluster.Client(1, GetParam());
+  ASSERT_NE(chief, nullptr);
+  ASSERT_NE(other, nullptr);
+  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}), Tensor(DType::kFloat32, Shape{3}),
+                                Tensor()};
+  std::vector<Tensor> other_values = {Tensor(DType::kFloat32, Shape{6, 3}),
+                                      Tensor(DType::kFloat32, Shape{3}), Tensor()};
+  ASSERT_TRUE(chief->PullDense(absl::MakeSpan(values)).ok());
+  ASSERT_TRUE(other->PullDense(absl::MakeSpan(other_values)).ok());
+  for (int step = 0; step < 3; ++step) DenseStep(*chief, values, 0.01f);
+
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 3);
+  absl::StatusOr<std::vector<PartRecord>> parts = chief->SaveShards(dir);
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  ASSERT_EQ(parts->size(), 2u);
+  EXPECT_EQ((*parts)[0].file.name, "ps-00000-of-00002.safetensors");
+  EXPECT_EQ((*parts)[1].file.name, "ps-00001-of-00002.safetensors");
+  Manifest manifest;
+  manifest.step = 3;
+  manifest.slot_names = {"momentum"};
+  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest, *parts, 0).ok());
+  const std::vector<std::string> saved = Checksums(*chief);
+  const Tensor saved_kernel = values[0].Clone();
+
+  for (int step = 0; step < 4; ++step) DenseStep(*chief, values, 0.02f);
+  DenseStep(*other, other_values, 0.03f);
+  ASSERT_NE(Checksums(*chief), saved);
+  ASSERT_TRUE(chief->RestoreShards(dir).ok());
+  EXPECT_EQ(Checksums(*chief), saved);
+  EXPECT_EQ(cluster.shards(0).version(0), 3);
+  // The chief forgot its versions; another worker forgets its own. Both pull
+  // the restored values and push from them without staleness.
+  other->ForgetVersions();
+  ASSERT_TRUE(chief->PullDense(absl::MakeSpan(values)).ok());
+  ASSERT_TRUE(other->PullDense(absl::MakeSpan(other_values)).ok());
+  EXPECT_TRUE(SameBytes(values[0], saved_kernel));
+  EXPECT_TRUE(SameBytes(other_values[0], saved_kernel));
+  const PushCounts chief_counts = DenseStep(*chief, values, 0.01f);
+  EXPECT_EQ(chief_counts.applied, 4);
+  EXPECT_EQ(chief_counts.staleness_sum, 0);
+  const PushCounts other_counts = DenseStep(*other, other_values, 0.01f);
+  EXPECT_EQ(other_counts.applied, 4);
+  EXPECT_EQ(other_counts.staleness_sum, 4);  // one update (the chief's) since its pull, per partition
+  EXPECT_EQ(cluster.shards(0).version(0), 5);
+
+  // Errors name the ps task and the directory.
+  const std::string missing = JoinPath(tmp.path(), "ckpt-77");
+  absl::StatusOr<std::vector<PartRecord>> failed = chief->SaveShards(missing);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(failed.status().message()), ::testing::HasSubstr("ps:0 ("));
+  EXPECT_THAT(std::string(failed.status().message()), ::testing::HasSubstr(missing));
+  const absl::Status not_committed = chief->RestoreShards(missing);
+  EXPECT_EQ(not_committed.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(not_committed.message()), ::testing::HasSubstr("restore shards from"));
+}
+
+TEST(PsClientRestoreTest, ASynchronousWorkerForgetsItsVersionsAfterARestoreElsewhere) {
+  PsPlan plan;
+  plan.specs = {Spec("table", {20, 2}, /*sparse=*/true)};
+  plan.placement = *PlaceVariables(plan.specs, PlacementOptions{});
+  plan.optimizer.learning_rate = 0.1f;
+  plan.rules.num_workers = 2;
+  plan.rules.sync_replicas = 1;
+  PsTestCluster cluster(plan);
+  std::unique_ptr<PsClient> chief = cluster.Client(0, /*links=*/false);
+  std::unique_ptr<PsClient> other = cluster.Client(1, /*links=*/false);
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 0);
+  absl::StatusOr<std::vector<PartRecord>> parts = chief->SaveShards(dir);
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), Manifest(), *parts, 0).ok());  // plain SGD: no slots
+  const Tensor ids = Ids({1, 2});
+  std::vector<Tensor> values(1);
+  auto step = [&]() -> absl::Status {
+    absl::StatusOr<Tensor> rows = other->PullRows(0, ids);
+    if (!rows.ok()) return rows.status();
+    std::vector<SparseGradient> sparse = {{0, ids, Ramp({2, 2}, 0.1f)}};
+    PushCounts counts;
+    MESHTRAIN_RETURN_IF_ERROR(other->Push({Tensor()}, sparse, absl::MakeSpan(values), &counts));
+    return counts.applied == 1 ? absl::OkStatus() : absl::InternalError("not applied");
+  };
+  for (int s = 0; s < 3; ++s) ASSERT_TRUE(step().ok());
+  ASSERT_EQ(cluster.shards(0).version(0), 3);
+  // Its next pull would wait for version 3, which the restored ps (at 0)
+  // reaches only with pushes that wait for that pull.
+  const absl::Status restored = chief->RestoreShards(dir);
+  ASSERT_TRUE(restored.ok()) << restored;
+  ASSERT_EQ(cluster.shards(0).version(0), 0);
+  other->ForgetVersions();
+  const absl::Status resumed = step();
+  EXPECT_TRUE(resumed.ok()) << resumed;
+  EXPECT_EQ(cluster.shards(0).version(0), 1);
+}
+
+TEST_P(PsClientTest, SaveShardsRunsOnAnotherThreadWhileTheWorkerPushes) {
+  const PsPlan plan = TwoPsPlan();
+  PsTestCluster cluster(plan);
+  std::unique_ptr<PsClient> client = cluster.Client(0, GetParam());
+  ASSERT_NE(client, nullptr);
+  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}), Tensor(DType::kFloat32, Shape{3}),
+                                Tensor()};
+  ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  constexpr int kSaves = 5;
+  std::vector<std::string> dirs;
+  for (int i = 0; i < kSaves; ++i) dirs.push_back(*PrepareCheckpointDir(fs, tmp.path(), i + 1));
+  std::vector<absl::StatusOr<std::vector<PartRecord>>> saved(kSaves);
+  std::thread saver([&] {
+    for (int i = 0; i < kSaves; ++i) saved[i] = client->SaveShards(dirs[i]);
+  });
+  for (int step = 0; step < 20; ++step) DenseStep(*client, values, 0.01f);
+  saver.join();
+  // Every save produced a complete checkpoint (each partition copied whole,
+  // under its lock) that commits and restores.
+  for (int i = 0; i < kSaves; ++i) {
+    ASSERT_TRUE(saved[i].ok()) << saved[i].status();
+    Manifest manifest;
+    manifest.step = i + 1;
+    manifest.slot_names = {"momentum"};
+    ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest, *saved[i], 0).ok());
+  }
+  ASSERT_TRUE(client->RestoreShards(dirs[kSaves - 1]).ok());
+  ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
+  EXPECT_EQ(DenseStep(*client, values, 0.01f).applied, 4);
 }
 
 INSTANTIATE_TEST_SUITE_P(GrpcAndLinks, PsClientTest, ::testing::Values(false, true),

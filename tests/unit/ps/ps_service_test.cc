@@ -1,13 +1,19 @@
 // The ParameterServer gRPC service on a real in-process gRPC server: malformed
-// requests get clear errors, change nothing, and the ps keeps serving.
+// requests get clear errors, change nothing, and the ps keeps serving; the ps
+// saves its shards into a checkpoint and restores them, and refuses bad file
+// names, missing directories and corrupt checkpoints.
 #include "runtime/ps/ps_service.h"
 
 #include <cstring>
+#include <fstream>
 
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/ps.grpc.pb.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
+#include "runtime/checkpoint/file_system.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 
 namespace meshtrain {
@@ -16,6 +22,7 @@ namespace {
 using ::meshtrain::testing::Spec;
 
 using ::meshtrain::testing::PsTestCluster;
+using ::meshtrain::testing::TempDir;
 using ::testing::HasSubstr;
 
 // One ps holding a dense [3, 2] kernel and a sparse [8, 2] table.
@@ -144,6 +151,113 @@ TEST_F(PsServiceTest, MalformedRequestsGetClearErrorsAndTheServerKeepsServing) {
   EXPECT_NE(cluster_.shards(0).Checksum(), checksum);
 }
 
+TEST_F(PsServiceTest, SavesItsShardsAndRestoresThem) {
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  ASSERT_TRUE(Push(KernelGradient(1.0f)).ok());
+  const std::string saved_checksum = cluster_.shards(0).Checksum();
+  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 1);
+  proto::SaveShardsRequest save;
+  save.set_checkpoint_dir(dir);
+  save.set_file_name("ps-00000-of-00001.safetensors");
+  proto::SaveShardsResponse saved;
+  grpc::Status status = Call(&proto::ParameterServer::Stub::SaveShards, save, &saved);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  absl::StatusOr<PartRecord> part = PartRecordFromJson(nlohmann::json::parse(saved.part_json()));
+  ASSERT_TRUE(part.ok()) << part.status();
+  EXPECT_EQ(part->file.name, "ps-00000-of-00001.safetensors");
+  EXPECT_GT(part->file.bytes, (6 + 16) * 4);
+  ASSERT_EQ(part->variables.size(), 2u);
+  EXPECT_TRUE(fs.Exists(JoinPath(dir, part->file.name)));
+  Manifest manifest;
+  manifest.step = 1;
+  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest, {*part}, 0).ok());
+
+  ASSERT_TRUE(Push(KernelGradient(3.0f), 1).ok());
+  EXPECT_NE(cluster_.shards(0).Checksum(), saved_checksum);
+  proto::RestoreShardsRequest restore;
+  restore.set_checkpoint_dir(dir);
+  proto::RestoreShardsResponse restored;
+  status = Call(&proto::ParameterServer::Stub::RestoreShards, restore, &restored);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(restored.step(), 1);
+  EXPECT_EQ(cluster_.shards(0).Checksum(), saved_checksum);
+  EXPECT_EQ(cluster_.shards(0).version(0), 1);
+}
+
+TEST_F(PsServiceTest, BadSaveAndRestoreRequestsGetErrorsAndTheServerKeepsServing) {
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 1);
+  auto save = [&](const std::string& checkpoint_dir, const std::string& file) {
+    proto::SaveShardsRequest request;
+    request.set_checkpoint_dir(checkpoint_dir);
+    request.set_file_name(file);
+    proto::SaveShardsResponse response;
+    return Call(&proto::ParameterServer::Stub::SaveShards, request, &response);
+  };
+  auto restore = [&](const std::string& checkpoint_dir) {
+    proto::RestoreShardsRequest request;
+    request.set_checkpoint_dir(checkpoint_dir);
+    proto::RestoreShardsResponse response;
+    return Call(&proto::ParameterServer::Stub::RestoreShards, request, &response);
+  };
+  for (const std::string& file : {std::string(""), std::string("../x.safetensors"),
+                                  std::string("a/b.safetensors"), std::string("..")}) {
+    grpc::Status status = save(dir, file);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << file;
+    EXPECT_THAT(status.error_message(), HasSubstr("not a plain file name"));
+  }
+  grpc::Status status = save("relative/ckpt-1", "p.safetensors");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("not an absolute path"));
+  EXPECT_EQ(save("", "p.safetensors").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(restore("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const std::string missing = JoinPath(tmp.path(), "ckpt-9");
+  status = save(missing, "p.safetensors");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr(missing));
+  EXPECT_EQ(restore(missing).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Written but not committed (no index.json): not a checkpoint yet.
+  ASSERT_TRUE(save(dir, "p.safetensors").ok());
+  status = restore(dir);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  // Committed, then one byte of the tensor file flipped: DataLoss naming the file.
+  Manifest manifest;
+  manifest.step = 1;
+  {
+    proto::SaveShardsRequest request;
+    request.set_checkpoint_dir(dir);
+    request.set_file_name("p.safetensors");
+    proto::SaveShardsResponse response;
+    ASSERT_TRUE(Call(&proto::ParameterServer::Stub::SaveShards, request, &response).ok());
+    ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest,
+                                 {*PartRecordFromJson(nlohmann::json::parse(response.part_json()))}, 0)
+                    .ok());
+  }
+  const std::string file = JoinPath(dir, "p.safetensors");
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-3, std::ios::end);
+    char byte = 0;
+    f.get(byte);
+    f.seekp(-3, std::ios::end);
+    f.put(static_cast<char>(byte ^ 0x40));
+  }
+  const std::string checksum = cluster_.shards(0).Checksum();
+  ASSERT_TRUE(Push(KernelGradient(1.0f)).ok());
+  const std::string pushed = cluster_.shards(0).Checksum();
+  EXPECT_NE(pushed, checksum);
+  status = restore(dir);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_THAT(status.error_message(), HasSubstr("p.safetensors"));
+  EXPECT_EQ(cluster_.shards(0).Checksum(), pushed);  // nothing restored
+  // Still serving: another push applies.
+  ASSERT_TRUE(Push(KernelGradient(1.0f), 1).ok());
+  EXPECT_NE(cluster_.shards(0).Checksum(), pushed);
+  EXPECT_EQ(cluster_.shards(0).version(0), 2);
+}
+
 TEST(PsServiceUnavailableTest, AnswersUnavailableUntilActivated) {
   PsService service;
   ServerOptions options;
@@ -157,6 +271,22 @@ TEST(PsServiceUnavailableTest, AnswersUnavailableUntilActivated) {
   grpc::Status status = stub->Stats(&context, proto::PsStatsRequest(), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(status.error_message(), HasSubstr("not serving variables yet"));
+  for (int call = 0; call < 2; ++call) {
+    grpc::ClientContext checkpoint_context;
+    if (call == 0) {
+      proto::SaveShardsRequest request;
+      request.set_checkpoint_dir("/tmp");
+      request.set_file_name("p.safetensors");
+      proto::SaveShardsResponse saved;
+      status = stub->SaveShards(&checkpoint_context, request, &saved);
+    } else {
+      proto::RestoreShardsRequest request;
+      request.set_checkpoint_dir("/tmp");
+      proto::RestoreShardsResponse restored;
+      status = stub->RestoreShards(&checkpoint_context, request, &restored);
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << call;
+  }
   auto shards = std::shared_ptr<ParameterShards>(*ParameterShards::Create(OnePsPlan(), 0, nullptr));
   service.Activate(shards);
   grpc::ClientContext again;

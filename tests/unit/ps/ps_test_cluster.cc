@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/ps/dense_link.h"
 #include "runtime/transport/in_process_transport.h"
 
@@ -14,6 +15,28 @@ VariableSpec Spec(std::string name, Shape shape, bool sparse) {
   spec.initializer = *Initializer::Parse("uniform:0.5");
   spec.sparse = sparse;
   return spec;
+}
+
+std::string CommitShards(const std::string& model_dir, int64_t step,
+                         const std::vector<const ParameterShards*>& shards) {
+  FileSystem& fs = DefaultFileSystem();
+  absl::StatusOr<std::string> dir = PrepareCheckpointDir(fs, model_dir, step);
+  EXPECT_TRUE(dir.ok()) << dir.status();
+  if (!dir.ok()) return "";
+  std::vector<PartRecord> parts;
+  Manifest manifest;
+  manifest.step = step;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const CheckpointSnapshot snapshot = shards[i]->Snapshot();
+    manifest.slot_names = snapshot.slot_names;
+    absl::StatusOr<PartRecord> part =
+        WriteSnapshotPart(fs, *dir, absl::StrCat("part-", i, ".safetensors"), snapshot);
+    EXPECT_TRUE(part.ok()) << part.status();
+    if (part.ok()) parts.push_back(std::move(*part));
+  }
+  const absl::Status committed = CommitCheckpoint(fs, model_dir, manifest, parts, 0);
+  EXPECT_TRUE(committed.ok()) << committed;
+  return *dir;
 }
 
 PsTestCluster::PsTestCluster(const PsPlan& plan) : plan_(plan) {

@@ -1,4 +1,4 @@
-// Test support for runtime/ps: variable specs, and the ps tasks of a plan inside the test process,
+// Test support for runtime/ps: variable specs, checkpoints of shards, and the ps tasks of a plan inside the test process,
 // each a ParameterShards behind a PsService on its own gRPC server on
 // 127.0.0.1 (port 0: a free one), as a ps task serves them. Clients reach them
 // over gRPC, or over in-process dense links each served by a thread, as a ps
@@ -22,6 +22,12 @@ namespace meshtrain::testing {
 
 // A float32 variable initialised uniform in [-0.5, 0.5].
 VariableSpec Spec(std::string name, Shape shape, bool sparse = false);
+
+// Writes a Snapshot() of each of `shards` as one part (as each ps task's
+// SaveShards would) and commits them as checkpoint `step` of `model_dir`;
+// returns the checkpoint's directory. Failures are test failures.
+std::string CommitShards(const std::string& model_dir, int64_t step,
+                         const std::vector<const ParameterShards*>& shards);
 
 class PsTestCluster {
  public:

@@ -1,6 +1,7 @@
 #include "launcher/training_loop.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
@@ -144,12 +145,14 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
   }
   pipeline->Stop();
   MESHTRAIN_RETURN_IF_ERROR(strategy.Finish());
-  // Resumed at the last step (a restart after the final checkpoint): nothing
-  // trained, but the report still says where the model stands.
-  if (report.epochs.empty() && options.evaluate && test != nullptr && test->size() > 0) {
-    MESHTRAIN_ASSIGN_OR_RETURN(LossStats eval, EvaluateDataset(strategy, model, *test));
-    report.test_loss = eval.loss_sum / static_cast<double>(test->size());
-    report.test_accuracy = static_cast<double>(eval.correct) / static_cast<double>(test->size());
+  // Where the model stands at the end, when the last epoch's evaluation does
+  // not say: resumed at the last step (a restart after the final
+  // checkpoint), nothing trained; with independent workers, the others'
+  // last updates arrived after it.
+  std::optional<LossStats> final_eval;
+  if ((report.epochs.empty() || strategy.independent_workers()) && options.evaluate && test != nullptr &&
+      test->size() > 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(final_eval, EvaluateDataset(strategy, model, *test));
   }
 
   report.final_step = global_step;
@@ -160,6 +163,10 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
     report.train_loss = report.epochs.back().train_loss;
     report.test_loss = report.epochs.back().test_loss;
     report.test_accuracy = report.epochs.back().test_accuracy;
+  }
+  if (final_eval.has_value()) {
+    report.test_loss = final_eval->loss_sum / static_cast<double>(test->size());
+    report.test_accuracy = static_cast<double>(final_eval->correct) / static_cast<double>(test->size());
   }
   return report;
 }

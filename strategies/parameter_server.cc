@@ -184,7 +184,42 @@ absl::Status ParameterServerStrategy::Finish() {
                       << " dropped in warm-up, " << counts_.scaled
                       << " with a scaled learning rate, mean staleness "
                       << counts_.mean_staleness();
-  return client_->Leave();
+  MESHTRAIN_RETURN_IF_ERROR(client_->Leave());
+  if (options_.worker_rank == 0) return AwaitOtherWorkers();
+  return absl::OkStatus();
+}
+
+absl::Status ParameterServerStrategy::AwaitOtherWorkers() {
+  constexpr absl::Duration kPoll = absl::Milliseconds(20);
+  int64_t last_pushes = -1;
+  absl::Time last_progress = absl::Now();
+  bool logged = false;
+  while (true) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PsTaskStats> stats, client_->Stats());
+    int active = 0;
+    int64_t pushes = 0;
+    for (const PsTaskStats& s : stats) {
+      active = std::max(active, s.stats.active_workers);
+      pushes += s.stats.counts.pushes;
+    }
+    if (active == 0) return absl::OkStatus();
+    const absl::Time now = absl::Now();
+    if (pushes != last_pushes) {
+      last_pushes = pushes;
+      last_progress = now;
+    } else if (now - last_progress > options_.finish_stall_timeout) {
+      MESHTRAIN_LOG(WARNING) << "parameter_server: " << active << " worker(s) still training but no "
+                             << "gradient arrived for " << absl::FormatDuration(options_.finish_stall_timeout)
+                             << "; evaluating and checkpointing without them";
+      return absl::OkStatus();
+    }
+    if (!logged) {
+      MESHTRAIN_LOG(INFO) << "parameter_server: the chief's shard is done; waiting for " << active
+                          << " worker(s) still training";
+      logged = true;
+    }
+    absl::SleepFor(kPoll);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointJob>> ParameterServerStrategy::PrepareCheckpoint() {

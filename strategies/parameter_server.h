@@ -16,7 +16,9 @@
 // of 0.85; docs/benchmarks.md).
 // Before its first step a worker other than the chief waits until the chief
 // made warmup_steps updates. Evaluation pulls the current values first.
-// After the last step Finish() tells the ps tasks this worker left.
+// After the last step Finish() tells the ps tasks this worker left; the
+// chief's then waits until every worker has left, so that its final
+// evaluation and the final checkpoint hold every worker's updates.
 //
 // Checkpoints: the ps tasks write their own partitions (PrepareCheckpoint's
 // job asks them, from the saver's thread, through PsClient::SaveShards), and
@@ -52,6 +54,10 @@ class ParameterServerStrategy final : public Strategy {
     int num_workers = 1;
     Device device = Device::Cpu(0);
     int64_t warmup_steps = 0;
+    // The chief's Finish() waits for the other workers to finish, as long as
+    // the ps tasks keep receiving their gradients; it gives up (with a
+    // warning) after this long without a push.
+    absl::Duration finish_stall_timeout = absl::Minutes(5);
   };
 
   static absl::StatusOr<std::unique_ptr<ParameterServerStrategy>> Create(Options options);
@@ -80,6 +86,8 @@ class ParameterServerStrategy final : public Strategy {
  private:
   class Context;
   explicit ParameterServerStrategy(Options options);
+  // The chief's part of Finish().
+  absl::Status AwaitOtherWorkers();
 
   Options options_;
   std::vector<VariableSpec> specs_;

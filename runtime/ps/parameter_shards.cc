@@ -495,6 +495,7 @@ PsStats ParameterShards::stats() const {
     s.counts = counts_;
   }
   s.partitions = num_slots();
+  s.active_workers = active_workers_.load();
   for (const auto& slot : slots_) s.value_bytes += slot->partition.bytes;
   s.slot_bytes = s.value_bytes * static_cast<int64_t>(optimizer_->slot_names().size());
   return s;

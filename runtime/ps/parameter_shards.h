@@ -92,6 +92,7 @@ struct PsStats {
   int64_t value_bytes = 0;
   int64_t slot_bytes = 0;
   int partitions = 0;
+  int active_workers = 0;  // training workers that have not left
 };
 
 class ParameterShards {

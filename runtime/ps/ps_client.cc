@@ -464,6 +464,7 @@ absl::StatusOr<std::vector<PsTaskStats>> PsClient::Stats() {
     s.stats.value_bytes = response.value_bytes();
     s.stats.slot_bytes = response.slot_bytes();
     s.stats.partitions = response.partitions();
+    s.stats.active_workers = response.active_workers();
     s.checksum = response.checksum();
     return absl::OkStatus();
   }));

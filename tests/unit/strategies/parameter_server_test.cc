@@ -6,6 +6,7 @@
 // the ps tasks back (chief) and every worker's versions with them.
 #include "strategies/parameter_server.h"
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 
@@ -225,6 +226,33 @@ void RunSteps(const Job& job, Model& model, Strategy& strategy, int from, int to
     absl::StatusOr<StepResult> result = strategy.Run(step, StepBatch(job.data, s % kSteps), kBatch);
     ASSERT_TRUE(result.ok()) << "step " << s << ": " << result.status();
   }
+}
+
+TEST(ParameterServerStrategyTest, TheChiefFinishesOnlyWhenEveryWorkerHasLeft) {
+  const Job job = DenseJob();
+  PsTestCluster cluster(PlanFor(job, 1, 2));
+  std::unique_ptr<ParameterServerStrategy> chief = PsStrategy(cluster, 0, 2, true);
+  std::unique_ptr<ParameterServerStrategy> other = PsStrategy(cluster, 1, 2, true);
+  auto chief_model = *CreateModel(job.model_config, job.shape, *chief);
+  auto other_model = *CreateModel(job.model_config, job.shape, *other);
+  ASSERT_TRUE(chief->Build().ok());
+  ASSERT_TRUE(other->Build().ok());
+  RunSteps(job, *chief_model, *chief, 0, 2);
+  std::atomic<bool> finished{false};
+  absl::Status chief_finish;
+  std::thread chief_thread([&] {
+    chief_finish = chief->Finish();
+    finished = true;
+  });
+  // The other worker still trains: the chief's Finish waits for it.
+  RunSteps(job, *other_model, *other, 0, 3);
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_FALSE(finished);
+  const int64_t version = cluster.shards(0).version(0);
+  ASSERT_TRUE(other->Finish().ok());
+  chief_thread.join();
+  ASSERT_TRUE(chief_finish.ok()) << chief_finish;
+  EXPECT_EQ(version, 5);  // both workers' updates were in before the chief went on
 }
 
 // Every variable's value, read through the strategy (dense models).

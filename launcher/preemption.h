@@ -20,13 +20,24 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
 
 namespace meshtrain {
 
 // EX_TEMPFAIL: a temporary failure; run me again.
 inline constexpr int kPreemptedExitCode = 75;
+
+// A preempted task other than the chief asks the chief for a checkpoint under
+// this key of the coordination service ("<task>@<when>"); the chief saves at
+// its next step boundary, answers with the step under kPreemptSavedKey and
+// deletes the request. The task waits at most kPreemptionSaveWait, then
+// leaves anyway (its orchestrator's grace period is usually 30 s or more).
+inline constexpr absl::string_view kPreemptRequestKey = "preempt/request";
+inline constexpr absl::string_view kPreemptSavedKey = "preempt/saved";
+inline constexpr absl::Duration kPreemptionSaveWait = absl::Seconds(20);
 
 // A status that says "this task stopped because it was preempted".
 absl::Status PreemptedError(absl::string_view message);

@@ -1,5 +1,9 @@
 #include "launcher/ps_job.h"
 
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/rpc/coordination_service.h"
@@ -30,18 +34,83 @@ absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const TrainF
   return options;
 }
 
+namespace {
+
+// The poll of a serving ps task that honours SIGTERM: ask the chief for a
+// checkpoint once, then wait for its answer (the request is gone) or the
+// deadline.
+class PsPreemption {
+ public:
+  PsPreemption(Mesh& mesh, PreemptionWatcher& watcher) : mesh_(mesh), watcher_(watcher) {}
+
+  absl::Status Poll() {
+    if (!watcher_.requested()) return absl::OkStatus();
+    const std::string me = mesh_.task().ToString();
+    if (request_.empty()) {
+      request_ = absl::StrCat(me, "@", absl::ToUnixMicros(absl::Now()));
+      deadline_ = absl::Now() + kPreemptionSaveWait;
+      MESHTRAIN_LOG(WARNING) << "preemption: " << me << " asks the chief for a checkpoint before it leaves";
+      return mesh_.coordination().KvSet(kPreemptRequestKey, request_);
+    }
+    MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> pending,
+                               mesh_.coordination().KvTryGet(kPreemptRequestKey));
+    if (pending != request_) {
+      MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> saved,
+                                 mesh_.coordination().KvTryGet(kPreemptSavedKey));
+      return Depart(absl::StrCat(me, " preempted (SIGTERM); the chief wrote ckpt-", saved.value_or("?")));
+    }
+    if (absl::Now() >= deadline_) {
+      return Depart(absl::StrCat(me, " preempted (SIGTERM); the chief wrote no checkpoint within ",
+                                absl::FormatDuration(kPreemptionSaveWait)));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // The departure is the cluster's first error: every task stops at once and
+  // recovers when this one is back.
+  absl::Status Depart(const std::string& message) {
+    const absl::Status status = PreemptedError(message);
+    (void)mesh_.coordination().ReportError(status);
+    return status;
+  }
+
+
+  Mesh& mesh_;
+  PreemptionWatcher& watcher_;
+  std::string request_;
+  absl::Time deadline_;
+};
+
+}  // namespace
+
 absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
-                                    absl::Duration recovery_timeout) {
+                                    absl::Duration recovery_timeout, PreemptionWatcher* preemption) {
+  std::optional<PsPreemption> preempted;
+  std::function<absl::Status()> poll;
+  if (preemption != nullptr) {
+    preempted.emplace(mesh, *preemption);
+    poll = [&preempted] { return preempted->Poll(); };
+  }
   while (true) {
-    const absl::Status status = ServeParameterServer(mesh, service, startup_timeout);
-    if (status.ok()) return status;
+    // SIGTERM is the poll's to handle while serving (the chief's save needs
+    // this task), and ends the waits of a recovery.
+    if (preemption != nullptr) preemption->InterruptWaits(nullptr);
+    const absl::Status status = ServeParameterServer(mesh, service, startup_timeout, poll);
+    if (preemption != nullptr) preemption->InterruptWaits(&mesh.abort_signal());
+    if (status.ok() || IsPreempted(status)) return status;
+    if (preemption != nullptr && preemption->requested()) return PreemptedError(status.message());
     const bool recoverable = IsRecoverable(status) || mesh.abort_signal().aborted();
     if (recovery_timeout <= absl::ZeroDuration() || !recoverable) return status;
     MESHTRAIN_LOG(ERROR) << mesh.task().ToString() << " stopped serving: " << status
                          << "; recovering: waiting up to " << absl::FormatDuration(recovery_timeout)
                          << " for the cluster to come back";
     if (!mesh.abort_signal().aborted()) (void)mesh.coordination().ReportError(status);
-    MESHTRAIN_RETURN_IF_ERROR(mesh.Rejoin(recovery_timeout));
+    const absl::Status rejoined = mesh.Rejoin(recovery_timeout);
+    if (!rejoined.ok()) {
+      if (preemption != nullptr && preemption->requested()) return PreemptedError(rejoined.message());
+      return rejoined;
+    }
     MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " serves generation " << mesh.generation()
                         << " (the chief restores its variables from the latest checkpoint)";
   }

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "launcher/job_config.h"
+#include "launcher/preemption.h"
 #include "launcher/train_flags.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/ps/ps_bootstrap.h"
@@ -28,8 +29,15 @@ absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const TrainF
 // cluster (Mesh::Rejoin, waiting up to `recovery_timeout`) and serves the
 // next generation with fresh partitions, which the chief restores from the
 // latest checkpoint before any worker pushes.
+//
+// SIGTERM (`preemption`, may be null): the task asks the chief for a
+// checkpoint (kPreemptRequestKey, as a preempted worker does), serves on until
+// the chief has saved (the save needs this task's shards) or
+// kPreemptionSaveWait has passed, and returns a PreemptedError (exit 75,
+// "restart me"); the others then recover as from a dead ps, from that
+// checkpoint.
 absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
-                                    absl::Duration recovery_timeout);
+                                    absl::Duration recovery_timeout, PreemptionWatcher* preemption);
 
 }  // namespace meshtrain
 

@@ -19,13 +19,6 @@
 namespace meshtrain {
 namespace {
 
-// A preempted worker waits this long for the chief's checkpoint, then leaves
-// anyway (its orchestrator's grace period is usually 30 s or more).
-constexpr absl::Duration kPreemptionSaveWait = absl::Seconds(20);
-// A worker's SIGTERM asks the chief for a checkpoint here; the chief answers
-// with the step it saved.
-constexpr absl::string_view kPreemptRequestKey = "preempt/request";
-constexpr absl::string_view kPreemptSavedKey = "preempt/saved";
 // How long the chief waits for a worker's end-of-training report.
 constexpr absl::Duration kReportWait = absl::Minutes(2);
 // Workers that read at their own pace (Strategy::independent_workers) publish

@@ -300,7 +300,7 @@ absl::Status RunTask(const JobConfig& job, const TrainFlags& flags, PreemptionWa
   } else if (parameter_server && cluster.task.job == kPsJob) {
     // Without checkpoints there is nothing to recover from: fail instead.
     const absl::Duration recovery = flags.model_dir.empty() ? absl::ZeroDuration() : flags.recovery_timeout;
-    status = RunParameterServerTask(*mesh, ps_service, flags.startup_timeout, recovery);
+    status = RunParameterServerTask(*mesh, ps_service, flags.startup_timeout, recovery, preemption);
   } else {
     status = mesh->coordination().WaitForShutdown(absl::InfiniteFuture());
   }

@@ -32,6 +32,8 @@ std::string LinkName(int ps, int worker, int64_t generation, uint64_t worker_inc
 
 // How often a link thread looks for a restarted worker's new incarnation.
 constexpr absl::Duration kRelinkPoll = absl::Milliseconds(50);
+// How often a serving ps calls its poll function.
+constexpr absl::Duration kServePollPeriod = absl::Milliseconds(100);
 
 std::string DescribePartitioning(const PartitionOptions& p) {
   std::string text;
@@ -75,7 +77,9 @@ class LinkThreads {
                                   grace);
     }
     if (!done) {
-      MESHTRAIN_LOG(WARNING) << "stopping with dense links open (a worker never left)";
+      if (grace > absl::ZeroDuration()) {
+        MESHTRAIN_LOG(WARNING) << "stopping with dense links open (a worker never left)";
+      }
       if (shards != nullptr) shards->Stop();
       mesh.abort_signal().Abort(absl::UnavailableError(
           absl::StrCat(mesh.task().ToString(), " stopped while workers were still connected")));
@@ -194,7 +198,8 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
   return PsClient::Create(std::move(client));
 }
 
-absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout) {
+absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
+                                  const std::function<absl::Status()>& poll) {
   const int index = mesh.task().index;
   CoordinationClient& coordination = mesh.coordination();
   MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
@@ -219,8 +224,16 @@ absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration
 
   LinkThreads links;
   if (plan.data_path != "grpc") links.Start(mesh, shards, plan.data_path);
-  absl::Status status = coordination.WaitForShutdown(absl::InfiniteFuture());
-  links.Stop(mesh, shards.get(), absl::Seconds(10));
+  absl::Status status;
+  while (true) {
+    status = coordination.WaitForShutdown(poll ? absl::Now() + kServePollPeriod : absl::InfiniteFuture());
+    if (status.ok() || mesh.abort_signal().aborted() || !absl::IsDeadlineExceeded(status)) break;
+    status = poll();
+    if (!status.ok()) break;
+  }
+  // After a shutdown request the workers have left or are leaving; after an
+  // error nobody waits for them.
+  links.Stop(mesh, shards.get(), status.ok() ? absl::Seconds(10) : absl::ZeroDuration());
   shards->Stop();
   service.Deactivate();
   const PsStats stats = shards->stats();

@@ -28,6 +28,7 @@
 #ifndef MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
 #define MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,9 +66,11 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
 
 // Steps 2, 3 and 5 of the mesh's current generation on a ps task whose
 // `service` is registered on `mesh`'s server. Returns when the chief requested
-// shutdown (OK) or the task aborted (the abort's status), with the service
-// deactivated and every link thread joined.
-absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout);
+// shutdown (OK), the task aborted (the abort's status) or `poll` (if given;
+// called about every 100 ms while serving) answered an error (that error),
+// with the service deactivated and every link thread joined.
+absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
+                                  const std::function<absl::Status()>& poll = nullptr);
 
 }  // namespace meshtrain
 

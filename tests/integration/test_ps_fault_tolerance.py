@@ -12,6 +12,7 @@ write their own shards; the checkpoint they write restores into one_device.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import time
@@ -106,6 +107,26 @@ class PsFaultToleranceTest(ClusterTestCase):
         for survivor in ("worker:0", "worker:1", "ps:1"):
             self.assertLess(figures["kill_to_error_s"][survivor], 10, figures)
         self.assertIn("ps:0", record["cause"] + out)
+
+    def test_sigterm_to_a_ps_checkpoints_then_it_is_restarted(self):
+        model_dir = os.path.join(self.tmp, "preempt")
+        job = self.start(["launch", "--model-dir", model_dir] + PS + JOB, name="launch")
+        self.assertTrue(job.wait_for_line(lambda l: committed(l, 50), 120), job.output())
+        os.kill(started_pid(job, "ps:1"), signal.SIGTERM)
+        self.assert_exit(job, 0, timeout=240)
+        out = job.output()
+        # The ps asked for a checkpoint, the chief wrote it, the ps left with
+        # 75 and was restarted without using up a restart; the others
+        # recovered from that checkpoint.
+        saved = re.findall(r"ps:1 preempted \(SIGTERM\); the chief wrote ckpt-(\d+)", out)
+        self.assertTrue(saved, out[-3000:])
+        self.assertIn("ps:1 exited with status 75", out)
+        summary = self.summary(model_dir)
+        # The chief goes on checkpointing until the ps has left: the recovery
+        # restores that checkpoint or a newer one.
+        self.assertGreaterEqual(summary["recoveries"][-1]["restored_from_step"], int(saved[0]),
+                                summary["recoveries"])
+        self.assertLess(abs(summary["test_accuracy"] - self.baseline["test_accuracy"]), 0.01)
 
     def test_ps_tasks_write_their_own_shards_and_one_device_restores_them(self):
         final = self.baseline["final_step"]

@@ -10,6 +10,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
 
 namespace meshtrain {
 namespace {
@@ -100,6 +101,26 @@ void PreemptionWatcher::InterruptWaits(AbortSignal* abort) {
   if (abort != nullptr && requested()) {
     abort->Abort(PreemptedError("preempted (SIGTERM) while waiting; exiting to be restarted"));
   }
+}
+
+absl::Status PreemptionCheckpointRequest::Poll(absl::string_view where) {
+  const std::string who = where.empty() ? task_ : absl::StrCat(task_, " ", where);
+  if (!sent_) {
+    MESHTRAIN_ASSIGN_OR_RETURN(saved_before_, coordination_.KvTryGet(kPreemptSavedKey));
+    sent_ = true;
+    deadline_ = absl::Now() + kPreemptionSaveWait;
+    MESHTRAIN_LOG(WARNING) << "preemption: " << task_ << " asks the chief for a checkpoint before it leaves";
+    return coordination_.KvSet(kPreemptRequestKey, who);
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> saved, coordination_.KvTryGet(kPreemptSavedKey));
+  if (saved.has_value() && saved != saved_before_) {
+    return PreemptedError(absl::StrCat(who, " preempted (SIGTERM); the chief wrote ckpt-", *saved));
+  }
+  if (absl::Now() >= deadline_) {
+    return PreemptedError(absl::StrCat(who, " preempted (SIGTERM); the chief wrote no checkpoint within ",
+                                       absl::FormatDuration(kPreemptionSaveWait)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace meshtrain

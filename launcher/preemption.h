@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -24,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/rpc/coordination_client.h"
 
 namespace meshtrain {
 
@@ -31,17 +34,38 @@ namespace meshtrain {
 inline constexpr int kPreemptedExitCode = 75;
 
 // A preempted task other than the chief asks the chief for a checkpoint under
-// this key of the coordination service ("<task>@<when>"); the chief saves at
-// its next step boundary, answers with the step under kPreemptSavedKey and
-// deletes the request. The task waits at most kPreemptionSaveWait, then
-// leaves anyway (its orchestrator's grace period is usually 30 s or more).
+// this key of the coordination service; the chief saves at its next step
+// boundary, answers with the step under kPreemptSavedKey and deletes the
+// request (PreemptionCheckpointRequest is the asking side).
 inline constexpr absl::string_view kPreemptRequestKey = "preempt/request";
 inline constexpr absl::string_view kPreemptSavedKey = "preempt/saved";
+// How long the asking task waits for that checkpoint before it leaves anyway
+// (its orchestrator's grace period is usually 30 s or more).
 inline constexpr absl::Duration kPreemptionSaveWait = absl::Seconds(20);
 
 // A status that says "this task stopped because it was preempted".
 absl::Status PreemptedError(absl::string_view message);
 bool IsPreempted(const absl::Status& status);
+
+// The asking side, for a preempted worker or ps task. Poll() sends the
+// request the first time, then answers OK while the chief has not saved, and
+// a PreemptedError (the task leaves) once kPreemptSavedKey changed after the
+// request (a checkpoint taken after it, whoever asked) or kPreemptionSaveWait
+// passed. `where` says where the task stands ("at step 120"; may be empty).
+class PreemptionCheckpointRequest {
+ public:
+  PreemptionCheckpointRequest(CoordinationClient& coordination, std::string task)
+      : coordination_(coordination), task_(std::move(task)) {}
+
+  absl::Status Poll(absl::string_view where);
+
+ private:
+  CoordinationClient& coordination_;
+  const std::string task_;
+  bool sent_ = false;
+  std::optional<std::string> saved_before_;
+  absl::Time deadline_;
+};
 
 class PreemptionWatcher {
  public:

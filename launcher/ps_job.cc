@@ -3,7 +3,6 @@
 #include <optional>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/rpc/coordination_service.h"
@@ -36,50 +35,26 @@ absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const TrainF
 
 namespace {
 
-// The poll of a serving ps task that honours SIGTERM: ask the chief for a
-// checkpoint once, then wait for its answer (the request is gone) or the
-// deadline.
+// The poll of a serving ps task that honours SIGTERM: asks the chief for a
+// checkpoint and, once it is written (or the wait is over), reports the
+// departure as the cluster's first error, so every task stops at once and
+// recovers when this one is back.
 class PsPreemption {
  public:
-  PsPreemption(Mesh& mesh, PreemptionWatcher& watcher) : mesh_(mesh), watcher_(watcher) {}
+  PsPreemption(Mesh& mesh, PreemptionWatcher& watcher)
+      : mesh_(mesh), watcher_(watcher), request_(mesh.coordination(), mesh.task().ToString()) {}
 
   absl::Status Poll() {
     if (!watcher_.requested()) return absl::OkStatus();
-    const std::string me = mesh_.task().ToString();
-    if (request_.empty()) {
-      request_ = absl::StrCat(me, "@", absl::ToUnixMicros(absl::Now()));
-      deadline_ = absl::Now() + kPreemptionSaveWait;
-      MESHTRAIN_LOG(WARNING) << "preemption: " << me << " asks the chief for a checkpoint before it leaves";
-      return mesh_.coordination().KvSet(kPreemptRequestKey, request_);
-    }
-    MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> pending,
-                               mesh_.coordination().KvTryGet(kPreemptRequestKey));
-    if (pending != request_) {
-      MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> saved,
-                                 mesh_.coordination().KvTryGet(kPreemptSavedKey));
-      return Depart(absl::StrCat(me, " preempted (SIGTERM); the chief wrote ckpt-", saved.value_or("?")));
-    }
-    if (absl::Now() >= deadline_) {
-      return Depart(absl::StrCat(me, " preempted (SIGTERM); the chief wrote no checkpoint within ",
-                                absl::FormatDuration(kPreemptionSaveWait)));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  // The departure is the cluster's first error: every task stops at once and
-  // recovers when this one is back.
-  absl::Status Depart(const std::string& message) {
-    const absl::Status status = PreemptedError(message);
-    (void)mesh_.coordination().ReportError(status);
+    const absl::Status status = request_.Poll("");
+    if (IsPreempted(status)) (void)mesh_.coordination().ReportError(status);
     return status;
   }
 
-
+ private:
   Mesh& mesh_;
   PreemptionWatcher& watcher_;
-  std::string request_;
-  absl::Time deadline_;
+  PreemptionCheckpointRequest request_;
 };
 
 }  // namespace

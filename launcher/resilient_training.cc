@@ -112,10 +112,9 @@ class Session {
   bool first_restore_ = true;
   std::optional<int64_t> restored_from_step_;
   bool restored_final_ = false;
-  int64_t preempt_request_step_ = -1;
+  std::optional<PreemptionCheckpointRequest> preempt_request_;  // a preempted worker's, once asked
   bool publish_position_ = false;  // this life's strategy has independent workers, not the chief
   absl::Time last_publish_ = absl::InfinitePast();
-  absl::Time preempt_deadline_;
   std::optional<CheckpointStats> checkpoint_stats_;
 };
 
@@ -316,22 +315,8 @@ absl::Status Session::CheckPreemption(int64_t step, InputPosition next, Checkpoi
   if (!local || mesh == nullptr) return absl::OkStatus();
   // A worker asks the chief to checkpoint and goes on stepping (the chief
   // needs it in the collectives to reach a step boundary) until it is done.
-  if (preempt_request_step_ < 0) {
-    preempt_request_step_ = step;
-    preempt_deadline_ = absl::Now() + kPreemptionSaveWait;
-    MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvSet(kPreemptRequestKey, absl::StrCat(me_, "@", step)));
-  }
-  MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> saved, mesh->coordination().KvTryGet(kPreemptSavedKey));
-  int64_t saved_step = -1;
-  if (saved.has_value() && absl::SimpleAtoi(*saved, &saved_step) && saved_step >= preempt_request_step_) {
-    return PreemptedError(absl::StrCat(me_, " preempted (SIGTERM) at step ", step, "; the chief wrote ",
-                                       CheckpointDirName(saved_step)));
-  }
-  if (absl::Now() >= preempt_deadline_) {
-    return PreemptedError(absl::StrCat(me_, " preempted (SIGTERM) at step ", step, "; the chief wrote no ",
-                                       "checkpoint within ", absl::FormatDuration(kPreemptionSaveWait)));
-  }
-  return absl::OkStatus();
+  if (!preempt_request_.has_value()) preempt_request_.emplace(mesh->coordination(), me_);
+  return preempt_request_->Poll(absl::StrCat("at step ", step));
 }
 
 void Session::Resumed(absl::Time at) {

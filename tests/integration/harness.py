@@ -188,15 +188,27 @@ def committed(line, step=None):
     return m is not None and (step is None or int(m.group(1)) == step)
 
 
-def undisturbed_run(name, args, timeout=300):
-    """Runs `meshtrain launch --model-dir DIR ARGS` to the end, once for a test
-    class to compare with; returns (scratch dir to remove, DIR, its summary)."""
-    scratch = os.path.join("/tmp", f"meshtrain-{name}-baseline-{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    model_dir = os.path.join(scratch, "run")
-    proc = subprocess.run([BIN, "launch", "--model-dir", model_dir] + list(args),
-                          capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(f"undisturbed run failed:\n{proc.stdout}\n{proc.stderr}")
-    with open(os.path.join(model_dir, "summary.json")) as f:
-        return scratch, model_dir, json.load(f)
+class UndisturbedBaselineTestCase(ClusterTestCase):
+    """Tests that compare with one undisturbed run, made once for the class:
+    `meshtrain launch --model-dir DIR BASELINE_ARGS`; its directory is
+    `baseline_dir` and its summary `baseline`."""
+    BASELINE_NAME = "baseline"
+    BASELINE_ARGS = []
+    baseline = None
+    baseline_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls._scratch = os.path.join("/tmp", f"meshtrain-{cls.BASELINE_NAME}-baseline-{os.getpid()}")
+        shutil.rmtree(cls._scratch, ignore_errors=True)
+        cls.baseline_dir = os.path.join(cls._scratch, "run")
+        proc = subprocess.run([BIN, "launch", "--model-dir", cls.baseline_dir] + list(cls.BASELINE_ARGS),
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise AssertionError(f"undisturbed run failed:\n{proc.stdout}\n{proc.stderr}")
+        with open(os.path.join(cls.baseline_dir, "summary.json")) as f:
+            cls.baseline = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls._scratch, ignore_errors=True)

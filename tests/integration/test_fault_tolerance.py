@@ -22,8 +22,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (LOG_TIME, REFERENCE, ClusterTestCase, committed, have_fashion_mnist, now_of_day,
-                     started_pid, time_of_day, undisturbed_run)
+from harness import (LOG_TIME, REFERENCE, ClusterTestCase, UndisturbedBaselineTestCase, committed,
+                     have_fashion_mnist, now_of_day, started_pid, time_of_day)
 
 EPOCHS = 3  # 705 steps of global batch 256
 JOB = ["--config", REFERENCE, "--epochs", str(EPOCHS), "--checkpoint-every-steps", "50"]
@@ -32,17 +32,9 @@ PART = "model-00000-of-00001.safetensors"
 NUMPY_PYTHON = "/usr/bin/python3"
 
 @unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-class FaultToleranceTest(ClusterTestCase):
-    baseline = None  # the undisturbed run's summary, shared by the tests
-    baseline_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls._shared, cls.baseline_dir, cls.baseline = undisturbed_run("ft", MWMS + JOB)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls._shared, ignore_errors=True)
+class FaultToleranceTest(UndisturbedBaselineTestCase):
+    BASELINE_NAME = "ft"
+    BASELINE_ARGS = MWMS + JOB
 
     def launch(self, model_dir, extra=()):
         return self.start(["launch", "--model-dir", model_dir, "--max-restarts", "2"] + MWMS + JOB +

@@ -18,8 +18,8 @@ import signal
 import time
 import unittest
 
-from harness import (LOG_TIME, REFERENCE, ClusterTestCase, committed, have_fashion_mnist, now_of_day,
-                     started_pid, time_of_day, undisturbed_run)
+from harness import (LOG_TIME, REFERENCE, UndisturbedBaselineTestCase, committed,
+                     have_fashion_mnist, now_of_day, started_pid, time_of_day)
 
 EPOCHS = 5  # 1,170 steps of global batch 256 over 2 workers
 JOB = ["--config", REFERENCE, "--epochs", str(EPOCHS), "--checkpoint-every-steps", "50"]
@@ -28,17 +28,9 @@ PARTS = ["ps-00000-of-00002.safetensors", "ps-00001-of-00002.safetensors"]
 
 
 @unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-class PsFaultToleranceTest(ClusterTestCase):
-    baseline = None  # the undisturbed run's summary, shared by the tests
-    baseline_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls._shared, cls.baseline_dir, cls.baseline = undisturbed_run("psft", PS + JOB)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls._shared, ignore_errors=True)
+class PsFaultToleranceTest(UndisturbedBaselineTestCase):
+    BASELINE_NAME = "psft"
+    BASELINE_ARGS = PS + JOB
 
     def kill_and_recover(self, victim):
         """SIGKILLs `victim` at a random moment after the first checkpoint;

@@ -195,7 +195,7 @@ absl::Status ParameterServerStrategy::AwaitOtherWorkers() {
   absl::Time last_progress = absl::Now();
   bool logged = false;
   while (true) {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PsTaskStats> stats, client_->Stats());
+    MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PsTaskStats> stats, client_->Stats(/*with_checksum=*/false));
     int active = 0;
     int64_t pushes = 0;
     for (const PsTaskStats& s : stats) {

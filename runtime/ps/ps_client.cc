@@ -446,14 +446,16 @@ absl::Status PsClient::Leave() {
   });
 }
 
-absl::StatusOr<std::vector<PsTaskStats>> PsClient::Stats() {
+absl::StatusOr<std::vector<PsTaskStats>> PsClient::Stats(bool with_checksum) {
   std::vector<PsTaskStats> all(connections_.size());
   MESHTRAIN_RETURN_IF_ERROR(ForEachPs([&](int ps) -> absl::Status {
     Connection& c = *connections_[ps];
+    proto::PsStatsRequest request;
+    request.set_skip_checksum(!with_checksum);
     proto::PsStatsResponse response;
     CallContext call(options_.abort, absl::Seconds(30));
     MESHTRAIN_RETURN_IF_ERROR(FromGrpcStatus(
-        c.stub->Stats(&call.context, proto::PsStatsRequest(), &response), absl::StrCat("stats of ", c.name)));
+        c.stub->Stats(&call.context, request, &response), absl::StrCat("stats of ", c.name)));
     PsTaskStats& s = all[ps];
     s.stats.counts.pushes = response.pushes();
     s.stats.counts.applied = response.applied();

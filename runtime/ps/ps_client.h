@@ -102,8 +102,9 @@ class PsClient {
   // links); pushes do not.
   absl::Status Leave();
 
-  // Each ps task's counters and checksum, in task order.
-  absl::StatusOr<std::vector<PsTaskStats>> Stats();
+  // Each ps task's counters and (unless `with_checksum` is false: it holds
+  // up pushes while it reads every value) checksum, in task order.
+  absl::StatusOr<std::vector<PsTaskStats>> Stats(bool with_checksum = true);
 
   // Asks every ps task, in parallel, to write its partitions into `checkpoint_dir`
   // (existing, shared by every task) as "ps-0000I-of-0000N.safetensors" (I the ps

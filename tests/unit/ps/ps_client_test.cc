@@ -115,6 +115,13 @@ TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
   ASSERT_EQ(stats->size(), 2u);
   EXPECT_EQ((*stats)[0].stats.counts.pushes + (*stats)[1].stats.counts.pushes, 18);
   EXPECT_EQ((*stats)[0].stats.value_bytes + (*stats)[1].stats.value_bytes, (18 + 3 + 40) * 4);
+  EXPECT_EQ((*stats)[0].checksum.size(), 8u);
+  EXPECT_EQ((*stats)[0].stats.active_workers, 1);
+  // The counters alone (what a waiting chief polls): no checksum read.
+  absl::StatusOr<std::vector<PsTaskStats>> counters = client->Stats(/*with_checksum=*/false);
+  ASSERT_TRUE(counters.ok()) << counters.status();
+  EXPECT_EQ((*counters)[0].stats.counts.pushes, (*stats)[0].stats.counts.pushes);
+  EXPECT_EQ((*counters)[0].checksum, "");
   ASSERT_TRUE(client->Leave().ok());
   // After leaving, pulls still work (over gRPC); pushes do not.
   ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());

@@ -9,7 +9,7 @@
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
 #include "launcher/process_group.h"
-#include "launcher/summary.h"
+#include "training/summary.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"

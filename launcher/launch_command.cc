@@ -7,9 +7,9 @@
 #include "absl/strings/str_join.h"
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
-#include "launcher/preemption.h"
+#include "training/preemption.h"
 #include "launcher/process_group.h"
-#include "launcher/trace_files.h"
+#include "summaries/trace_files.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/logging.h"
 

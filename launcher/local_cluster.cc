@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "launcher/preemption.h"
+#include "training/preemption.h"
 #include "runtime/cluster/tf_config.h"
 
 namespace meshtrain {

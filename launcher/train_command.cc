@@ -8,21 +8,21 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "launcher/binary_metrics.h"
-#include "launcher/evaluator.h"
-#include "launcher/event_writer.h"
+#include "training/binary_metrics.h"
+#include "training/evaluator.h"
+#include "summaries/event_writer.h"
 #include "launcher/flag_set.h"
-#include "launcher/gpu_setup.h"
-#include "launcher/job_data.h"
-#include "launcher/preemption.h"
-#include "launcher/ps_job.h"
-#include "launcher/resilient_training.h"
-#include "launcher/summary.h"
-#include "launcher/tensorboard_observer.h"
-#include "launcher/trace_files.h"
+#include "training/gpu_setup.h"
+#include "training/job_data.h"
+#include "training/preemption.h"
+#include "training/ps_job.h"
+#include "training/resilient_training.h"
+#include "training/summary.h"
+#include "training/tensorboard_observer.h"
+#include "summaries/trace_files.h"
 #include "launcher/train_flags.h"
-#include "launcher/training_loop.h"
-#include "launcher/worker_reports.h"
+#include "training/training_loop.h"
+#include "training/worker_reports.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/logging.h"
@@ -123,7 +123,7 @@ absl::Status TrainWorker(const JobConfig& job, const TrainFlags& flags, const Cl
   std::unique_ptr<Tracer> tracer = flags.trace.empty() ? nullptr : std::make_unique<Tracer>();
   task.tracer = tracer.get();
   if (mesh != nullptr && job.strategy.name == "parameter_server") {
-    MESHTRAIN_ASSIGN_OR_RETURN(PsJobOptions ps_options, MakePsJobOptions(job, flags, cluster));
+    MESHTRAIN_ASSIGN_OR_RETURN(PsJobOptions ps_options, MakePsJobOptions(job, cluster, task.rpc_layer, flags.startup_timeout));
     task.extend_environment = [mesh, ps_options, &job](StrategyEnvironment& env) {
       env.connect_ps = [mesh, ps_options](const std::vector<VariableSpec>& specs) {
         return ConnectToParameterServers(*mesh, specs, ps_options);

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "launcher/flag_set.h"
-#include "launcher/job_config.h"
+#include "training/job_config.h"
 
 namespace meshtrain {
 

@@ -1,0 +1,82 @@
+#include "training/job_config.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace meshtrain {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(JobConfigTest, ReadsEverySection) {
+  auto job = ParseJobConfig(R"({
+    "name": "x",
+    "data": {"dataset": "synthetic", "train_examples": 100, "features": 8, "num_classes": 3},
+    "model": {"type": "mlp", "hidden_units": [16, 8]},
+    "optimizer": {"type": "adam", "learning_rate": 0.001},
+    "training": {"global_batch_size": 32, "epochs": 2, "seed": 9},
+    "strategy": {"name": "mirrored", "devices": 2, "cross_device_ops": "ring"}
+  })", "x.json");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->data.train_examples, 100);
+  EXPECT_THAT(job->model.hidden_units, ::testing::ElementsAre(16, 8));
+  EXPECT_EQ(job->optimizer.type, "adam");
+  EXPECT_EQ(job->training.seed, 9u);
+  EXPECT_EQ(job->strategy.devices, "2");
+  EXPECT_EQ(job->strategy.cross_device_ops, "ring");
+}
+
+TEST(JobConfigTest, UnknownKeyNamesItsPathAndTheChoices) {
+  auto job = ParseJobConfig(R"({"optimizer": {"learning_rat": 0.1}})", "job.json");
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("job.json: optimizer.learning_rat"));
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("learning_rate"));
+}
+
+TEST(JobConfigTest, WrongTypeAndMalformedJson) {
+  auto wrong = ParseJobConfig(R"({"training": {"epochs": "ten"}})", "j.json");
+  EXPECT_THAT(std::string(wrong.status().message()), HasSubstr("training.epochs must be an integer"));
+  auto malformed = ParseJobConfig("{\"training\": ", "j.json");
+  EXPECT_EQ(malformed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(malformed.status().message()), HasSubstr("j.json"));
+  auto batch = ParseJobConfig(R"({"training": {"global_batch_size": 0}})", "j.json");
+  EXPECT_THAT(std::string(batch.status().message()), HasSubstr("global_batch_size"));
+}
+
+TEST(JobConfigTest, ReferenceConfigIsTheReferenceJob) {
+  auto job = LoadJobConfig(std::string(MESHTRAIN_SOURCE_DIR) + "/configs/fashion_mnist_mlp.json");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.type, "mlp");
+  EXPECT_THAT(job->model.hidden_units, ::testing::ElementsAre(300, 100));
+  EXPECT_EQ(job->optimizer.type, "sgd");
+  EXPECT_FLOAT_EQ(job->optimizer.learning_rate, 0.05f);
+  EXPECT_FLOAT_EQ(job->optimizer.momentum, 0.9f);
+  EXPECT_EQ(job->training.global_batch_size, 256);
+  EXPECT_EQ(job->training.epochs, 10);
+}
+
+// The sparse job of the parameter-server strategy: a 2^20 x 16 embedding
+// table over hashed ids, partitioned over the ps tasks.
+TEST(JobConfigTest, SparseCtrConfigIsTheSparseJob) {
+  auto job = LoadJobConfig(std::string(MESHTRAIN_SOURCE_DIR) + "/configs/sparse_ctr.json");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->data.dataset, "synthetic_ctr");
+  EXPECT_EQ(job->data.hash_buckets, 1 << 20);
+  EXPECT_EQ(job->model.type, "embedding_ctr");
+  EXPECT_GE(job->model.embedding_rows, 1 << 20);
+  EXPECT_GE(job->model.embedding_dim, 16);
+  EXPECT_EQ(job->strategy.name, "parameter_server");
+  EXPECT_GT(job->strategy.max_shard_bytes, 0);
+  EXPECT_LT(job->strategy.max_shard_bytes, job->model.embedding_rows * job->model.embedding_dim * 4);
+}
+
+TEST(JobConfigTest, MissingFileSaysWhatToPass) {
+  auto job = LoadJobConfig("/nonexistent/job.json");
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("--config"));
+}
+
+}  // namespace
+}  // namespace meshtrain

@@ -1,0 +1,122 @@
+#include "training/gpu_setup.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/cluster/mpi_resolver.h"
+#if MESHTRAIN_HAVE_CUDA
+#include "runtime/collective/nccl/nccl_communicator.h"
+#endif
+
+namespace meshtrain {
+namespace {
+
+bool AllGpus(const std::vector<Device>& devices) {
+  return !devices.empty() &&
+         std::all_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
+}
+
+}  // namespace
+
+absl::StatusOr<GpuConfig> GpuConfigFor(const GpuFlags& flags, const std::vector<Device>& devices) {
+  GpuConfig config;
+  if (flags.logical_gpus < 1 || flags.logical_gpus > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--logical-gpus ", flags.logical_gpus, ": use 1 (each GPU is one device) to 64"));
+  }
+  config.logical_per_physical = static_cast<int>(flags.logical_gpus);
+  if (!flags.memory_limit.empty()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(config.memory_limit_bytes,
+                               ParseByteSize(flags.memory_limit, "gpu-memory-limit"));
+  }
+  int max_index = -1;
+  for (const Device& d : devices) {
+    if (!d.is_cpu()) max_index = std::max(max_index, d.index);
+  }
+  if (flags.local_rank.has_value() && max_index >= 0) {
+    const int per_rank = max_index / config.logical_per_physical + 1;
+    const std::vector<absl::string_view> visible =
+        absl::StrSplit(flags.visible_devices, ',', absl::SkipWhitespace());
+    const bool isolated = static_cast<int>(visible.size()) == per_rank;
+    config.first_physical = isolated ? 0 : *flags.local_rank * per_rank;
+  }
+  return config;
+}
+
+absl::Status ConfigureGpus(int64_t logical_gpus, absl::string_view memory_limit,
+                           const std::vector<Device>& devices) {
+  const bool any_gpu =
+      std::any_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
+  if (!any_gpu) {
+    if (logical_gpus > 1 || !memory_limit.empty()) {
+      return absl::InvalidArgumentError(
+          "--logical-gpus and --gpu-memory-limit apply to GPU devices; pass --devices gpu:0,...");
+    }
+    return absl::OkStatus();
+  }
+  GpuFlags flags;
+  flags.logical_gpus = logical_gpus;
+  flags.memory_limit = std::string(memory_limit);
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) flags.visible_devices = visible;
+  if (RunningUnderMpi()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
+    flags.local_rank = placement.local_rank;
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(GpuConfig config, GpuConfigFor(flags, devices));
+  return SetGpuConfig(config);
+}
+
+bool UseNcclAcrossWorkers(const StrategyConfig& config, const std::vector<Device>& devices) {
+  if (config.communication == "nccl") return true;
+  return config.communication == "auto" && MESHTRAIN_HAVE_CUDA && AllGpus(devices);
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
+    Mesh& mesh, const std::vector<TaskId>& workers, Device device, absl::string_view name,
+    AbortSignal& abort, absl::Duration timeout) {
+  if (device.is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--communication nccl sums GPU memory, but this worker's replicas are on ",
+        device.ToString(), "; pass --devices gpu:0 (or use --communication ring)"));
+  }
+#if MESHTRAIN_HAVE_CUDA
+  const auto me = std::find(workers.begin(), workers.end(), mesh.task());
+  if (me == workers.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(mesh.task().ToString(), " is not a training worker; NCCL spans workers only"));
+  }
+  const int rank = static_cast<int>(me - workers.begin());
+  const std::string key = absl::StrCat("nccl/", name);
+  std::string id;
+  if (rank == 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(id, NewNcclUniqueId());
+    // Hex: the store's values travel as protobuf strings.
+    MESHTRAIN_RETURN_IF_ERROR(mesh.coordination().KvSet(key, absl::BytesToHexString(id)));
+  } else {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string hex,
+                               mesh.coordination().KvGet(key, absl::Now() + timeout));
+    id = absl::HexStringToBytes(hex);
+  }
+  NcclCommunicatorOptions options;
+  options.rank = rank;
+  options.world_size = static_cast<int>(workers.size());
+  options.unique_id = std::move(id);
+  options.device = device;
+  options.abort = &abort;
+  options.init_timeout = timeout;
+  options.description = mesh.task().ToString();
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NcclCommunicator> comm,
+                             NcclCommunicator::Create(std::move(options)));
+  return std::unique_ptr<Communicator>(std::move(comm));
+#else
+  return absl::FailedPreconditionError(
+      "communication 'nccl': this meshtrain was built without CUDA; rebuild with the CUDA "
+      "toolkit (cmake -DMESHTRAIN_CUDA=ON) or use --communication ring");
+#endif
+}
+
+}  // namespace meshtrain

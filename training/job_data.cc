@@ -1,0 +1,49 @@
+#include "training/job_data.h"
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/data/fashion_mnist.h"
+#include "runtime/data/synthetic.h"
+
+namespace meshtrain {
+
+absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed) {
+  JobData data;
+  if (config.dataset == "fashion_mnist") {
+    const std::string dir = config.dir.empty() ? std::string(kFashionMnistDir) : config.dir;
+    MESHTRAIN_ASSIGN_OR_RETURN(data.train, LoadFashionMnist(dir, Split::kTrain));
+    MESHTRAIN_ASSIGN_OR_RETURN(data.test, LoadFashionMnist(dir, Split::kTest));
+  } else if (config.dataset == "synthetic") {
+    SyntheticOptions options;
+    options.num_examples = config.train_examples + config.test_examples;
+    options.num_features = config.features;
+    options.num_classes = config.num_classes;
+    options.seed = seed;
+    Dataset all = MakeSyntheticClassification(options);
+    data.train = Dataset{"synthetic/train", all.inputs.Slice(0, config.train_examples),
+                         all.labels.Slice(0, config.train_examples), all.num_classes};
+    data.test = Dataset{"synthetic/test", all.inputs.Slice(config.train_examples, all.size()),
+                        all.labels.Slice(config.train_examples, all.size()), all.num_classes};
+  } else if (config.dataset == "synthetic_ctr") {
+    SyntheticCtrOptions options;
+    options.num_fields = static_cast<int>(config.features);
+    options.vocabulary = config.vocabulary;
+    options.hash_buckets = config.hash_buckets;
+    options.seed = seed;
+    options.num_examples = config.train_examples;
+    MESHTRAIN_RETURN_IF_ERROR(ValidateSyntheticCtrOptions(options));
+    data.train = MakeSyntheticCtr(options);
+    options.num_examples = config.test_examples;
+    options.split = Split::kTest;
+    data.test = MakeSyntheticCtr(options);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("data.dataset '", config.dataset,
+                                                   "' is unknown: use fashion_mnist, synthetic or "
+                                                   "synthetic_ctr"));
+  }
+  data.shape.input_features = data.train.inputs.shape().row_elements();
+  data.shape.num_classes = data.train.num_classes;
+  return data;
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,94 @@
+#include "training/ps_job.h"
+
+#include <optional>
+#include <string>
+
+#include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/rpc/coordination_service.h"
+
+namespace meshtrain {
+
+absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const ClusterConfig& cluster,
+                                              const std::string& rpc_layer,
+                                              absl::Duration startup_timeout) {
+  const StrategyConfig& s = job.strategy;
+  PsJobOptions options;
+  MESHTRAIN_ASSIGN_OR_RETURN(options.placement.policy, ParsePlacementPolicy(s.placement));
+  options.placement.num_ps = cluster.cluster.num_tasks(kPsJob);
+  options.placement.partitioning.fixed_shards = s.fixed_shards;
+  options.placement.partitioning.min_shard_bytes = s.min_shard_bytes;
+  options.placement.partitioning.max_shard_bytes = s.max_shard_bytes;
+  MESHTRAIN_RETURN_IF_ERROR(ValidatePlacementOptions(options.placement));
+  options.optimizer = job.optimizer;
+  options.seed = job.training.seed;
+  options.rules.num_workers = cluster.cluster.num_training_workers();
+  options.rules.max_staleness = s.max_staleness;
+  options.rules.staleness_scaling = s.staleness_scaling;
+  options.rules.warmup_steps = s.warmup_steps;
+  options.rules.sync_replicas = s.sync_replicas;
+  MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(options.rules));
+  options.data_path = rpc_layer.empty() ? "auto" : rpc_layer;
+  options.startup_timeout = startup_timeout;
+  return options;
+}
+
+namespace {
+
+// The poll of a serving ps task that honours SIGTERM: asks the chief for a
+// checkpoint and, once it is written (or the wait is over), reports the
+// departure as the cluster's first error, so every task stops at once and
+// recovers when this one is back.
+class PsPreemption {
+ public:
+  PsPreemption(Mesh& mesh, PreemptionWatcher& watcher)
+      : mesh_(mesh), watcher_(watcher), request_(mesh.coordination(), mesh.task().ToString()) {}
+
+  absl::Status Poll() {
+    if (!watcher_.requested()) return absl::OkStatus();
+    const absl::Status status = request_.Poll("");
+    if (IsPreempted(status)) (void)mesh_.coordination().ReportError(status);
+    return status;
+  }
+
+ private:
+  Mesh& mesh_;
+  PreemptionWatcher& watcher_;
+  PreemptionCheckpointRequest request_;
+};
+
+}  // namespace
+
+absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
+                                    absl::Duration recovery_timeout, PreemptionWatcher* preemption) {
+  std::optional<PsPreemption> preempted;
+  std::function<absl::Status()> poll;
+  if (preemption != nullptr) {
+    preempted.emplace(mesh, *preemption);
+    poll = [&preempted] { return preempted->Poll(); };
+  }
+  while (true) {
+    // SIGTERM is the poll's to handle while serving (the chief's save needs
+    // this task), and ends the waits of a recovery.
+    if (preemption != nullptr) preemption->InterruptWaits(nullptr);
+    const absl::Status status = ServeParameterServer(mesh, service, startup_timeout, poll);
+    if (preemption != nullptr) preemption->InterruptWaits(&mesh.abort_signal());
+    if (status.ok() || IsPreempted(status)) return status;
+    if (preemption != nullptr && preemption->requested()) return PreemptedError(status.message());
+    const bool recoverable = IsRecoverable(status) || mesh.abort_signal().aborted();
+    if (recovery_timeout <= absl::ZeroDuration() || !recoverable) return status;
+    MESHTRAIN_LOG(ERROR) << mesh.task().ToString() << " stopped serving: " << status
+                         << "; recovering: waiting up to " << absl::FormatDuration(recovery_timeout)
+                         << " for the cluster to come back";
+    if (!mesh.abort_signal().aborted()) (void)mesh.coordination().ReportError(status);
+    const absl::Status rejoined = mesh.Rejoin(recovery_timeout);
+    if (!rejoined.ok()) {
+      if (preemption != nullptr && preemption->requested()) return PreemptedError(rejoined.message());
+      return rejoined;
+    }
+    MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " serves generation " << mesh.generation()
+                        << " (the chief restores its variables from the latest checkpoint)";
+  }
+}
+
+}  // namespace meshtrain

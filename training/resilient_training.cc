@@ -1,0 +1,506 @@
+#include "training/resilient_training.h"
+
+#include <map>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "training/checkpoint_saver.h"
+#include "training/gpu_setup.h"
+#include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/checkpoint/model_dir.h"
+#include "runtime/collective/ring_communicator.h"
+#include "runtime/rpc/coordination_service.h"
+#include "strategies/strategy_factory.h"
+
+namespace meshtrain {
+namespace {
+
+// How long the chief waits for a worker's end-of-training report.
+constexpr absl::Duration kReportWait = absl::Minutes(2);
+// Workers that read at their own pace (Strategy::independent_workers) publish
+// their input position this often, under InputKey; the chief's checkpoints
+// record it, and a worker that restarts alone resumes from there.
+constexpr absl::Duration kPositionPublishPeriod = absl::Seconds(1);
+
+std::string RestoreKey(int64_t generation) { return absl::StrCat("checkpoint/restore/g", generation); }
+std::string InputKey(const std::string& task) { return absl::StrCat("input/", task); }
+
+double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+// One recovery, as summary.json reports it.
+struct RecoveryRecord {
+  int64_t generation = 0;
+  std::string cause;
+  int64_t failed_at_step = -1;  // the last step this task completed before it (-1: unknown)
+  absl::Time last_step_end = absl::InfinitePast();
+  absl::Time detected;  // when this task's life failed (or, for a restarted chief, its start)
+  std::optional<int64_t> restored_from_step;
+  absl::Time resumed;   // the first step completed after the restore
+
+  nlohmann::json ToJson() const {
+    nlohmann::json j = {{"generation", generation},
+                        {"cause", cause},
+                        {"detected_unix", UnixSeconds(detected)},
+                        {"resumed_unix", UnixSeconds(resumed)},
+                        {"recovery_seconds", absl::ToDoubleSeconds(resumed - detected)}};
+    j["failed_at_step"] = failed_at_step >= 0 ? nlohmann::json(failed_at_step) : nlohmann::json();
+    j["restored_from_step"] = restored_from_step ? nlohmann::json(*restored_from_step) : nlohmann::json();
+    j["steps_lost"] = failed_at_step >= 0 ? nlohmann::json(failed_at_step - restored_from_step.value_or(0))
+                                          : nlohmann::json();
+    // From the end of the last good step to the error: an upper bound on how
+    // long the failure went unnoticed (it happened within the step after).
+    j["detection_seconds"] = last_step_end != absl::InfinitePast()
+                                 ? nlohmann::json(absl::ToDoubleSeconds(detected - last_step_end))
+                                 : nlohmann::json();
+    return j;
+  }
+};
+
+class Session {
+ public:
+  Session(const TrainingTask& task, const ResilienceOptions& options)
+      : task_(task),
+        options_(options),
+        fs_(options.fs != nullptr ? *options.fs : DefaultFileSystem()),
+        chief_(task.cluster->is_chief()),
+        me_(task.cluster->task.ToString()),
+        process_start_(task.process_start) {}
+
+  absl::StatusOr<ResilientRun> Run();
+
+ private:
+  class Observer;
+
+  absl::Status Build(int64_t generation, TrainingLife& life);
+  // The newest checkpoint that verifies (corrupt ones are named and
+  // skipped); null when there is none.
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenLatest();
+  absl::StatusOr<InputPosition> Restore(int64_t generation, Strategy& strategy);
+  absl::Status Live(int64_t generation, ResilientRun& run);
+  absl::Status CheckPreemption(int64_t step, InputPosition next, CheckpointSaver* saver);
+  // An independent worker's position, published at most every kPositionPublishPeriod.
+  absl::Status PublishPosition(InputPosition next, bool now);
+  // The chief's view of the independent workers' positions (the saver's own_positions).
+  std::map<std::string, InputRecord> WorkerPositions() const;
+  bool CanRecover(const absl::Status& status) const;
+  void Resumed(absl::Time at);
+  int64_t Restarts() const;
+  nlohmann::json Meta() const;
+  nlohmann::json FaultTolerance() const;
+  void SetInterrupt(bool waiting) {
+    if (options_.preemption != nullptr) options_.preemption->InterruptWaits(waiting ? task_.abort : nullptr);
+  }
+
+  const TrainingTask& task_;
+  const ResilienceOptions& options_;
+  FileSystem& fs_;
+  const bool chief_;
+  const std::string me_;
+  const absl::Time process_start_;
+
+  // Across lives.
+  int64_t last_step_ = -1;
+  absl::Time last_step_end_ = absl::InfinitePast();
+  std::map<int64_t, EpochRecord> history_;
+  std::optional<RecoveryRecord> recovering_;  // until the next life's first step
+  nlohmann::json recoveries_ = nlohmann::json::array();
+  int64_t restarts_base_ = 0;  // from the checkpoint this process first restored
+  bool first_restore_ = true;
+  std::optional<int64_t> restored_from_step_;
+  bool restored_final_ = false;
+  std::optional<PreemptionCheckpointRequest> preempt_request_;  // a preempted worker's, once asked
+  bool publish_position_ = false;  // this life's strategy has independent workers, not the chief
+  absl::Time last_publish_ = absl::InfinitePast();
+  std::optional<CheckpointStats> checkpoint_stats_;
+};
+
+// The loop's hooks for one life: progress across lives, checkpoints,
+// preemption at step boundaries.
+class Session::Observer final : public TrainingObserver {
+ public:
+  Observer(Session& session, CheckpointSaver* saver, InputPosition start)
+      : session_(session), saver_(saver), next_(start) {}
+
+  absl::Status OnStepEnd(const StepRecord& step) override {
+    session_.last_step_ = step.global_step;
+    session_.last_step_end_ = step.end;
+    next_ = step.next;
+    if (session_.recovering_.has_value()) session_.Resumed(step.end);
+    if (saver_ != nullptr) MESHTRAIN_RETURN_IF_ERROR(saver_->OnStepEnd(step));
+    MESHTRAIN_RETURN_IF_ERROR(session_.PublishPosition(step.next, /*now=*/false));
+    return session_.CheckPreemption(step.global_step, step.next, saver_);
+  }
+
+  absl::Status OnEpochEnd(const EpochRecord& epoch) override {
+    session_.history_[epoch.epoch] = epoch;
+    return absl::OkStatus();
+  }
+
+  InputPosition next() const { return next_; }
+
+ private:
+  Session& session_;
+  CheckpointSaver* saver_;
+  InputPosition next_;
+};
+
+absl::Status Session::Build(int64_t generation, TrainingLife& life) {
+  const JobConfig& job = *task_.job;
+  StrategyEnvironment env;
+  env.cluster = task_.cluster;
+  env.optimizer = task_.optimizer;
+  env.seed = job.training.seed;
+  env.threads = task_.threads;
+  env.abort = task_.abort;
+  env.tracer = task_.tracer;
+  if (task_.extend_environment) task_.extend_environment(env);
+  const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
+  if (task_.mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
+    // Unique per life of the cluster: a chief's restart changes its
+    // incarnation, a recovery the generation.
+    const uint64_t chief = task_.mesh->peers().incarnation(task_.cluster->cluster.Chief());
+    const std::string name =
+        absl::StrFormat("gradients-%08x-g%d", static_cast<uint32_t>(chief), generation);
+    MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices, ParseDeviceList(job.strategy.devices));
+    if (UseNcclAcrossWorkers(job.strategy, devices)) {
+      MESHTRAIN_ASSIGN_OR_RETURN(life.communicator,
+                                 CreateNcclAcrossWorkers(*task_.mesh, workers, devices[0], name,
+                                                         *task_.abort, options_.startup_timeout));
+      env.communication = "nccl";
+    } else {
+      MESHTRAIN_ASSIGN_OR_RETURN(life.transport,
+                                 task_.mesh->CreateTransport(workers, task_.rpc_layer, name));
+      life.communicator = std::make_unique<RingCommunicator>(life.transport.get());
+      env.communication = absl::StrCat("ring over ", life.transport->kind());
+    }
+    env.cross_worker = life.communicator.get();
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(life.strategy, CreateStrategy(job.strategy, env));
+  MESHTRAIN_ASSIGN_OR_RETURN(life.model, CreateModel(job.model, task_.data->shape, *life.strategy));
+  return life.strategy->Build();
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::OpenLatest() {
+  MESHTRAIN_ASSIGN_OR_RETURN(LatestCheckpoint latest, FindLatestCheckpoint(fs_, options_.model_dir));
+  for (const absl::Status& skipped : latest.skipped) {
+    MESHTRAIN_LOG(ERROR) << "restore: " << skipped.message() << "; trying an older checkpoint";
+  }
+  return std::move(latest.reader);
+}
+
+absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& strategy) {
+  if (options_.model_dir.empty()) return InputPosition{};
+  Mesh* mesh = task_.mesh;
+  std::unique_ptr<CheckpointReader> reader;
+  if (chief_) {
+    MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+    // Restored before it is published: with independent workers the
+    // variables live on the ps tasks, and no worker may push before they
+    // hold the checkpoint's values.
+    if (reader != nullptr) MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
+    if (mesh != nullptr) {
+      MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvSet(
+          RestoreKey(generation), reader != nullptr ? absl::StrCat(reader->step()) : "none"));
+    }
+  } else if (mesh != nullptr) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string chosen,
+                               mesh->coordination().KvGet(RestoreKey(generation),
+                                                          absl::Now() + options_.startup_timeout));
+    if (strategy.independent_workers()) {
+      // The chief has restored the variables (waiting for its key ensures
+      // it); only the input position is this worker's to restore, from the
+      // newest checkpoint: when it restarted alone, a newer one than the
+      // chief restored at the generation's start records where it was.
+      MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+    } else if (chosen != "none") {
+      int64_t step = 0;
+      if (!absl::SimpleAtoi(chosen, &step)) {
+        return absl::InternalError(absl::StrCat("restore: the chief published step '", chosen, "'"));
+      }
+      absl::StatusOr<std::unique_ptr<CheckpointReader>> opened =
+          CheckpointReader::Open(fs_, CheckpointPath(options_.model_dir, step));
+      if (!opened.ok()) {
+        return Annotate(opened.status(),
+                        absl::StrCat("restore on ", me_, ": the chief restored ",
+                                     CheckpointDirName(step),
+                                     " but this task cannot read it (is --model-dir on a file "
+                                     "system every task shares?)"));
+      }
+      reader = std::move(*opened);
+    }
+    if (reader != nullptr) MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
+  }
+  if (recovering_.has_value()) recovering_->restored_from_step = reader ? std::optional<int64_t>(reader->step()) : 0;
+  if (reader == nullptr) {
+    MESHTRAIN_LOG(INFO) << "restore: no checkpoint in " << options_.model_dir
+                        << "; training starts from the initial values";
+    restored_from_step_.reset();
+    restored_final_ = false;
+    first_restore_ = false;
+    return InputPosition{};
+  }
+  const Manifest& m = reader->manifest();
+  InputPosition start{m.input.epoch, m.input.step};
+  if (auto it = m.task_inputs.find(me_); it != m.task_inputs.end()) {
+    start = {it->second.epoch, it->second.step};
+  }
+  if (chief_ && first_restore_) {
+    // The history this process does not remember: the checkpoint's.
+    if (m.meta.contains("restarts") && m.meta["restarts"].is_number_integer()) {
+      restarts_base_ = m.meta["restarts"].get<int64_t>();
+    }
+    if (m.meta.contains("recoveries") && m.meta["recoveries"].is_array()) recoveries_ = m.meta["recoveries"];
+  }
+  first_restore_ = false;
+  restored_from_step_ = m.step;
+  restored_final_ = m.final;
+  MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step << "; input resumes at epoch "
+                      << start.epoch + 1 << " step " << start.step << ")";
+  return start;
+}
+
+absl::Status Session::PublishPosition(InputPosition next, bool now) {
+  if (!publish_position_) return absl::OkStatus();
+  const absl::Time t = absl::Now();
+  if (!now && t - last_publish_ < kPositionPublishPeriod) return absl::OkStatus();
+  last_publish_ = t;
+  return task_.mesh->coordination().KvSet(InputKey(me_), absl::StrCat(next.epoch, " ", next.step));
+}
+
+std::map<std::string, InputRecord> Session::WorkerPositions() const {
+  std::map<std::string, InputRecord> positions;
+  CoordinationService* service = task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service == nullptr) return positions;
+  for (const TaskId& t : task_.cluster->cluster.TrainingWorkers()) {
+    if (t.ToString() == me_) continue;
+    std::optional<std::string> text = service->KvPeek(InputKey(t.ToString()));
+    InputRecord r;
+    std::vector<absl::string_view> parts;
+    if (text.has_value()) parts = absl::StrSplit(*text, ' ');
+    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &r.epoch) && absl::SimpleAtoi(parts[1], &r.step)) {
+      positions[t.ToString()] = r;
+    }
+  }
+  return positions;
+}
+
+absl::Status Session::CheckPreemption(int64_t step, InputPosition next, CheckpointSaver* saver) {
+  const bool local = options_.preemption != nullptr && options_.preemption->requested();
+  Mesh* mesh = task_.mesh;
+  if (chief_) {
+    std::optional<std::string> remote;
+    if (mesh != nullptr && mesh->coordination_service() != nullptr) {
+      remote = mesh->coordination_service()->KvPeek(kPreemptRequestKey);
+    }
+    if (!local && !remote.has_value()) return absl::OkStatus();
+    if (saver != nullptr) MESHTRAIN_RETURN_IF_ERROR(saver->SaveNow(step, next, false));
+    if (mesh != nullptr) {
+      MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvSet(kPreemptSavedKey, absl::StrCat(step)));
+      if (remote.has_value()) {
+        MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvDelete(kPreemptRequestKey));
+        MESHTRAIN_LOG(WARNING) << "preemption: " << *remote << " is being preempted; "
+                               << (saver != nullptr ? absl::StrCat(CheckpointDirName(step), " written")
+                                                    : std::string("no --model-dir, nothing saved"));
+      }
+    }
+    if (!local) return absl::OkStatus();
+    return PreemptedError(absl::StrCat(me_, " preempted (SIGTERM) at step ", step, "; ",
+                                       saver != nullptr ? absl::StrCat(CheckpointDirName(step), " written")
+                                                        : "no --model-dir, nothing saved"));
+  }
+  if (!local || mesh == nullptr) return absl::OkStatus();
+  // A worker asks the chief to checkpoint and goes on stepping (the chief
+  // needs it in the collectives to reach a step boundary) until it is done.
+  if (!preempt_request_.has_value()) preempt_request_.emplace(mesh->coordination(), me_);
+  return preempt_request_->Poll(absl::StrCat("at step ", step));
+}
+
+void Session::Resumed(absl::Time at) {
+  RecoveryRecord& r = *recovering_;
+  r.resumed = at;
+  MESHTRAIN_LOG(WARNING) << "recovery: " << me_ << " resumed training at step " << last_step_ << ", "
+                         << absl::StrFormat("%.2f", absl::ToDoubleSeconds(at - r.detected))
+                         << "s after the error (restored step " << r.restored_from_step.value_or(0)
+                         << (r.failed_at_step >= 0
+                                 ? absl::StrCat(", ", r.failed_at_step - r.restored_from_step.value_or(0),
+                                                " steps lost")
+                                 : std::string())
+                         << ")";
+  if (chief_) recoveries_.push_back(r.ToJson());
+  recovering_.reset();
+}
+
+int64_t Session::Restarts() const {
+  int64_t restarts = restarts_base_;
+  CoordinationService* service = task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service != nullptr) {
+    restarts += static_cast<int64_t>(service->incarnation_changes().size());
+    if (service->resumed()) ++restarts;  // this chief is itself a restart
+  }
+  return restarts;
+}
+
+nlohmann::json Session::Meta() const {
+  return {{"restarts", Restarts()}, {"recoveries", recoveries_}};
+}
+
+nlohmann::json Session::FaultTolerance() const {
+  nlohmann::json j;
+  j["restarts"] = Restarts();
+  j["restored_from_step"] = restored_from_step_ ? nlohmann::json(*restored_from_step_) : nlohmann::json();
+  j["recoveries"] = recoveries_;
+  // The latest recovery's figures, at the top for quick reading.
+  j["detection_seconds"] = nlohmann::json();
+  j["recovery_seconds"] = nlohmann::json();
+  if (!recoveries_.empty()) {
+    j["detection_seconds"] = recoveries_.back()["detection_seconds"];
+    j["recovery_seconds"] = recoveries_.back()["recovery_seconds"];
+  }
+  if (checkpoint_stats_.has_value()) j["checkpoints"] = checkpoint_stats_->ToJson();
+  return j;
+}
+
+absl::Status Session::Live(int64_t generation, ResilientRun& run) {
+  TrainingLife life;
+  MESHTRAIN_RETURN_IF_ERROR(Build(generation, life));
+  MESHTRAIN_ASSIGN_OR_RETURN(InputPosition start, Restore(generation, *life.strategy));
+
+  std::unique_ptr<CheckpointSaver> saver;
+  if (chief_ && !options_.model_dir.empty()) {
+    CheckpointSaverOptions so;
+    so.model_dir = options_.model_dir;
+    so.every_steps = options_.checkpoint_every_steps;
+    so.every = options_.checkpoint_every;
+    so.max_to_keep = options_.max_to_keep;
+    so.fs = &fs_;
+    const ClusterSpec& cluster = task_.cluster->cluster;
+    so.base.seed = task_.job->training.seed;
+    so.base.strategy = life.strategy->name();
+    so.base.num_workers = cluster.num_training_workers();
+    so.base.num_ps = cluster.num_tasks(kPsJob);
+    so.base.replicas_in_sync = life.strategy->num_replicas_in_sync();
+    so.base.optimizer = task_.job->optimizer.type;
+    for (const TaskId& t : cluster.TrainingWorkers()) so.tasks.push_back(t.ToString());
+    if (so.tasks.empty()) so.tasks.push_back(me_);
+    so.meta = [this] { return Meta(); };
+    if (life.strategy->independent_workers()) so.own_positions = [this] { return WorkerPositions(); };
+    saver = std::make_unique<CheckpointSaver>(*life.strategy, std::move(so));
+    saver->Start();
+    saver->ResetSchedule(restored_from_step_.value_or(0));
+  }
+  publish_position_ = task_.mesh != nullptr && !chief_ && life.strategy->independent_workers();
+  last_publish_ = absl::InfinitePast();
+  MESHTRAIN_RETURN_IF_ERROR(PublishPosition(start, /*now=*/true));
+  Observer observer(*this, saver.get(), start);
+  TrainingOptions training = task_.training;
+  training.start = start;
+  training.observers.push_back(&observer);
+
+  SetInterrupt(false);  // step boundaries poll SIGTERM now
+  absl::StatusOr<TrainingReport> report =
+      RunTraining(*life.strategy, *life.model, task_.data->train, &task_.data->test, training);
+  SetInterrupt(true);
+  if (!report.ok() && task_.mesh != nullptr && !task_.abort->aborted() && !IsPreempted(report.status()) &&
+      !(options_.preemption != nullptr && options_.preemption->requested())) {
+    // Report before this life's transport closes: a neighbour that sees it
+    // close must already be able to learn from the chief who failed first.
+    (void)task_.mesh->coordination().ReportError(report.status());
+  }
+  // Resumed at the final step: no step ran, but the recovery is over.
+  if (report.ok() && recovering_.has_value()) Resumed(absl::Now());
+  absl::Status final_saved;
+  if (report.ok() && saver != nullptr &&
+      !(restored_final_ && restored_from_step_ == report->final_step)) {
+    final_saved = saver->SaveNow(report->final_step, observer.next(), /*final=*/true);
+  }
+  if (saver != nullptr) {
+    saver->Stop();  // a write in flight finishes: the next life may restore it
+    checkpoint_stats_ = saver->stats();
+  }
+  MESHTRAIN_RETURN_IF_ERROR(report.status());
+  MESHTRAIN_RETURN_IF_ERROR(final_saved);
+
+  // Every worker's parameters meet at the chief (summary.json's param_checksums).
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, life.strategy->ParameterChecksum());
+  const WorkerReport mine{checksum, PeakRssBytes(), report->examples, report->train_seconds,
+                          restored_from_step_.value_or(-1)};
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      run.reports, ExchangeWorkerReports(task_.mesh, *task_.cluster, generation, mine, kReportWait));
+  run.report = std::move(*report);
+  run.report.epochs.clear();
+  for (const auto& [epoch, record] : history_) run.report.epochs.push_back(record);
+  run.life = std::move(life);
+  return absl::OkStatus();
+}
+
+bool Session::CanRecover(const absl::Status& status) const {
+  if (task_.mesh == nullptr || options_.model_dir.empty() ||
+      options_.recovery_timeout <= absl::ZeroDuration()) {
+    return false;
+  }
+  return IsRecoverable(status) || task_.abort->aborted();
+}
+
+absl::StatusOr<ResilientRun> Session::Run() {
+  SetInterrupt(true);
+  Mesh* mesh = task_.mesh;
+  int64_t generation = mesh != nullptr ? mesh->generation() : 0;
+  if (chief_ && mesh != nullptr && mesh->coordination_service()->resumed()) {
+    RecoveryRecord r;
+    r.cause = "the chief restarted; the workers rejoined it";
+    r.detected = process_start_;
+    recovering_ = r;
+  }
+  ResilientRun run;
+  while (true) {
+    const absl::Status status = Live(generation, run);
+    if (status.ok()) break;
+    const bool preempted = options_.preemption != nullptr && options_.preemption->requested();
+    if (preempted || IsPreempted(status)) {
+      SetInterrupt(false);
+      return IsPreempted(status) ? status : PreemptedError(status.message());
+    }
+    if (!CanRecover(status)) {
+      SetInterrupt(false);
+      return status;
+    }
+    RecoveryRecord r;
+    r.detected = absl::Now();
+    r.cause = std::string(status.message());
+    r.failed_at_step = last_step_;
+    r.last_step_end = last_step_end_;
+    recovering_ = r;
+    MESHTRAIN_LOG(ERROR) << "training failed after " << last_step_ << " steps: " << status
+                         << "; recovering: waiting up to "
+                         << absl::FormatDuration(options_.recovery_timeout)
+                         << " for the cluster to come back, then restoring the latest checkpoint";
+    if (!task_.abort->aborted()) (void)mesh->coordination().ReportError(status);
+    const absl::Status rejoined = mesh->Rejoin(options_.recovery_timeout);
+    if (!rejoined.ok()) {
+      SetInterrupt(false);
+      if (options_.preemption != nullptr && options_.preemption->requested()) {
+        return PreemptedError(rejoined.message());
+      }
+      return rejoined;
+    }
+    generation = mesh->generation();
+    recovering_->generation = generation;
+  }
+  SetInterrupt(false);
+  run.fault_tolerance = FaultTolerance();
+  return run;
+}
+
+}  // namespace
+
+absl::StatusOr<ResilientRun> RunResilientTraining(const TrainingTask& task,
+                                                  const ResilienceOptions& options) {
+  Session session(task, options);
+  return session.Run();
+}
+
+}  // namespace meshtrain

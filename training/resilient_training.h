@@ -1,0 +1,102 @@
+// RunResilientTraining: a training task's whole run, surviving failures of
+// any task of the cluster. The run is a sequence of lives; each life:
+//   1. builds the transport (multi_worker_mirrored: named after the cluster's
+//      generation, so no byte of an earlier life can reach it), the strategy
+//      and the model;
+//   2. restores: the chief (or a lone process) finds the newest checkpoint
+//      that verifies (naming and skipping corrupt ones) and publishes its step
+//      for this generation; every worker restores that same step; training
+//      resumes at the saved step and input position;
+//   3. trains, the chief checkpointing in the background (CheckpointSaver),
+//      every task honouring SIGTERM at step boundaries (preemption);
+//   4. writes the final checkpoint (chief) and gathers every worker's
+//      parameter checksum.
+// When a life fails with a recoverable error (a peer died or restarted, the
+// chief went away, a collective timed out) the task reports it, tears the life
+// down, rejoins the cluster (Mesh::Rejoin: waits up to --recovery-timeout for
+// the dead task to come back, retrying while the chief restarts) and starts
+// the next life. docs/fault_tolerance.md gives the protocols.
+#ifndef MESHTRAIN_TRAINING_RESILIENT_TRAINING_H_
+#define MESHTRAIN_TRAINING_RESILIENT_TRAINING_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "training/job_config.h"
+#include "training/job_data.h"
+#include "training/preemption.h"
+#include "training/training_loop.h"
+#include "training/worker_reports.h"
+#include "nlohmann/json.hpp"
+#include "runtime/base/abort_signal.h"
+#include "runtime/checkpoint/file_system.h"
+#include "runtime/cluster/cluster_spec.h"
+#include "runtime/collective/communicator.h"
+#include "runtime/model/model.h"
+#include "runtime/optim/optimizer.h"
+#include "runtime/rpc/mesh.h"
+#include "runtime/transport/transport.h"
+#include "strategies/strategy.h"
+#include "strategies/strategy_factory.h"
+
+namespace meshtrain {
+
+struct ResilienceOptions {
+  std::string model_dir;  // "": no checkpoints and so no recovery
+  int64_t checkpoint_every_steps = 0;
+  absl::Duration checkpoint_every = absl::ZeroDuration();
+  int max_to_keep = 3;
+  // How long survivors wait for a failed task to come back; 0: fail instead.
+  absl::Duration recovery_timeout = absl::Minutes(5);
+  absl::Duration startup_timeout = absl::Minutes(5);  // agreeing on what to restore
+  FileSystem* fs = nullptr;                 // null: DefaultFileSystem()
+  PreemptionWatcher* preemption = nullptr;  // null: SIGTERM is not watched
+};
+
+// What a training task brings; every pointer outlives the call.
+struct TrainingTask {
+  const JobConfig* job = nullptr;
+  const ClusterConfig* cluster = nullptr;
+  Mesh* mesh = nullptr;  // null: a lone process
+  AbortSignal* abort = nullptr;
+  const JobData* data = nullptr;
+  const Optimizer* optimizer = nullptr;
+  int threads = 1;
+  std::string rpc_layer;
+  absl::Time process_start = absl::Now();  // a restarted chief's recovery starts here
+  // The loop's options (the session adds its own observers and start).
+  TrainingOptions training;
+  Tracer* tracer = nullptr;  // null unless --trace
+  // Adds what a strategy needs beyond the common environment (the
+  // parameter-server connection); may be empty.
+  std::function<void(StrategyEnvironment&)> extend_environment;
+};
+
+// What one life builds; members go in reverse order (the strategy before the
+// communicator it calls, that before its transport).
+struct TrainingLife {
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Communicator> communicator;
+  std::unique_ptr<Strategy> strategy;
+  std::unique_ptr<Model> model;
+};
+
+struct ResilientRun {
+  TrainingReport report;           // the last life's, with every life's epochs
+  TrainingLife life;               // as training left it (Describe)
+  // chief: every worker's checksum, memory and rate (worker_reports.h)
+  std::map<std::string, WorkerReport> reports;
+  nlohmann::json fault_tolerance;  // summary.json: restarts, restored_from_step, ...
+};
+
+// Preempted: a PreemptedError (exit kPreemptedExitCode).
+absl::StatusOr<ResilientRun> RunResilientTraining(const TrainingTask& task,
+                                                  const ResilienceOptions& options);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_TRAINING_RESILIENT_TRAINING_H_

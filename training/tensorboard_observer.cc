@@ -1,0 +1,31 @@
+#include "training/tensorboard_observer.h"
+
+#include <algorithm>
+
+#include "runtime/base/status_macros.h"
+
+namespace meshtrain {
+
+absl::Status TensorBoardObserver::OnStepEnd(const StepRecord& step) {
+  last_step_ = step.global_step;
+  const StepResult& r = *step.result;
+  const double loss = r.loss.loss_sum / static_cast<double>(std::max<int64_t>(1, r.examples));
+  return writer_->WriteScalar("train/loss", step.global_step, loss, step.end);
+}
+
+absl::Status TensorBoardObserver::OnEpochEnd(const EpochRecord& e) {
+  const absl::Time now = absl::Now();
+  MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("train/epoch_loss", last_step_, e.train_loss, now));
+  MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("train/accuracy", last_step_, e.train_accuracy, now));
+  if (evaluates_) {
+    MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("test/loss", last_step_, e.test_loss, now));
+    MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("test/accuracy", last_step_, e.test_accuracy, now));
+  }
+  MESHTRAIN_RETURN_IF_ERROR(
+      writer_->WriteScalar("perf/samples_per_sec", last_step_, e.samples_per_sec, now));
+  MESHTRAIN_RETURN_IF_ERROR(
+      writer_->WriteScalar("optimizer/learning_rate", last_step_, learning_rate_, now));
+  return writer_->Flush();
+}
+
+}  // namespace meshtrain

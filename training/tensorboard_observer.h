@@ -1,0 +1,36 @@
+// TensorBoardObserver: the chief's training scalars as TensorBoard events
+// (event_writer.h), so `tensorboard --logdir MODEL_DIR` shows the run. Tags:
+//   per step:  train/loss (mean loss of the step's batch on this process)
+//   per epoch: train/epoch_loss, train/accuracy, test/loss, test/accuracy
+//              (evaluating tasks), perf/samples_per_sec, optimizer/learning_rate
+// all at the global step the epoch ended on. Events are flushed at each epoch's
+// end. Called on the training thread; `writer` must outlive the observer.
+#ifndef MESHTRAIN_TRAINING_TENSORBOARD_OBSERVER_H_
+#define MESHTRAIN_TRAINING_TENSORBOARD_OBSERVER_H_
+
+#include <cstdint>
+
+#include "summaries/event_writer.h"
+#include "training/training_loop.h"
+
+namespace meshtrain {
+
+class TensorBoardObserver final : public TrainingObserver {
+ public:
+  // `evaluates`: whether epochs carry test figures (the chief's do).
+  TensorBoardObserver(EventWriter* writer, double learning_rate, bool evaluates)
+      : writer_(writer), learning_rate_(learning_rate), evaluates_(evaluates) {}
+
+  absl::Status OnStepEnd(const StepRecord& step) override;
+  absl::Status OnEpochEnd(const EpochRecord& epoch) override;
+
+ private:
+  EventWriter* const writer_;
+  const double learning_rate_;
+  const bool evaluates_;
+  int64_t last_step_ = 0;
+};
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_TRAINING_TENSORBOARD_OBSERVER_H_

@@ -8,20 +8,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "training/tensorboard_observer.h"
+#include "tests/unit/test_files.h"
 #include "summaries/tfrecord.h"
 #include "proto/tensorboard_event.pb.h"
-#include "runtime/base/crc32c.h"
 
 namespace meshtrain {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 uint64_t LittleEndian(const std::string& bytes, size_t at, int n) {
   uint64_t v = 0;
@@ -29,27 +21,11 @@ uint64_t LittleEndian(const std::string& bytes, size_t at, int n) {
   return v;
 }
 
-// The records of a TFRecord file, checking both CRCs of each.
-std::vector<std::string> Records(const std::string& bytes) {
-  std::vector<std::string> records;
-  size_t at = 0;
-  while (at < bytes.size()) {
-    EXPECT_GE(bytes.size() - at, 16u) << "truncated record at " << at;
-    if (bytes.size() - at < 16) break;
-    const uint64_t length = LittleEndian(bytes, at, 8);
-    EXPECT_EQ(LittleEndian(bytes, at + 8, 4), crc32c::Mask(crc32c::Value(bytes.data() + at, 8)));
-    const std::string data = bytes.substr(at + 12, length);
-    EXPECT_EQ(LittleEndian(bytes, at + 12 + length, 4), crc32c::Mask(crc32c::Value(data.data(), data.size())));
-    records.push_back(data);
-    at += 16 + length;
-  }
-  return records;
-}
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/" + name;
-  std::filesystem::remove_all(dir);
-  return dir;
+// The records of the file at `path`, both CRCs of each checked.
+std::vector<std::string> Records(const std::string& path) {
+  auto records = ParseTfRecords(testing::ReadWholeFile(path));
+  EXPECT_TRUE(records.ok()) << records.status();
+  return records.ok() ? *records : std::vector<std::string>{};
 }
 
 TEST(TfRecordTest, FramesLengthDataAndMaskedCrcs) {
@@ -64,7 +40,7 @@ TEST(TfRecordTest, FramesLengthDataAndMaskedCrcs) {
 }
 
 TEST(EventWriterTest, FileVersionThenOneEventPerScalar) {
-  const std::string dir = FreshDir("event_writer_test");
+  const std::string dir = testing::FreshTempDir("event_writer_test");
   std::string path;
   {
     auto writer = EventWriter::Create(dir);
@@ -75,7 +51,7 @@ TEST(EventWriterTest, FileVersionThenOneEventPerScalar) {
     ASSERT_TRUE((*writer)->WriteScalar("train/loss", 7, 0.25, absl::FromUnixSeconds(1000)).ok());
     ASSERT_TRUE((*writer)->WriteScalar("test/accuracy", 9, 0.875).ok());
   }  // the destructor flushes
-  const std::vector<std::string> records = Records(ReadFile(path));
+  const std::vector<std::string> records = Records(path);
   ASSERT_EQ(records.size(), 3u);
   tensorboard::Event event;
   ASSERT_TRUE(event.ParseFromString(records[0]));
@@ -92,7 +68,7 @@ TEST(EventWriterTest, FileVersionThenOneEventPerScalar) {
 }
 
 TEST(EventWriterTest, TwoWritersInOneDirectoryGetTwoFiles) {
-  const std::string dir = FreshDir("event_writer_two");
+  const std::string dir = testing::FreshTempDir("event_writer_two");
   auto a = EventWriter::Create(dir);
   auto b = EventWriter::Create(dir);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -104,39 +80,28 @@ TEST(EventWriterTest, UnwritableDirectoryIsAnError) {
   EXPECT_FALSE(writer.ok());
 }
 
-TEST(TensorBoardObserverTest, StepLossAndEpochScalars) {
-  const std::string dir = FreshDir("tensorboard_observer_test");
-  std::string path;
-  {
-    auto writer = EventWriter::Create(dir);
-    ASSERT_TRUE(writer.ok());
-    path = (*writer)->path();
-    TensorBoardObserver observer(writer->get(), 0.05, /*evaluates=*/true);
-    StepResult result;
-    result.loss.loss_sum = 12.8;
-    result.examples = 256;
-    StepRecord step;
-    step.global_step = 1;
-    step.result = &result;
-    step.end = absl::Now();
-    ASSERT_TRUE(observer.OnStepEnd(step).ok());
-    EpochRecord epoch;
-    epoch.epoch = 1;
-    epoch.test_accuracy = 0.8;
-    epoch.samples_per_sec = 1000;
-    ASSERT_TRUE(observer.OnEpochEnd(epoch).ok());
-    // OnEpochEnd flushed: everything is readable before the writer closes.
-    std::map<std::string, float> seen;
-    for (const std::string& r : Records(ReadFile(path))) {
-      tensorboard::Event e;
-      ASSERT_TRUE(e.ParseFromString(r));
-      if (e.has_summary()) seen[e.summary().value(0).tag()] = e.summary().value(0).simple_value();
-    }
-    EXPECT_FLOAT_EQ(seen["train/loss"], 0.05f);
-    EXPECT_FLOAT_EQ(seen["test/accuracy"], 0.8f);
-    EXPECT_FLOAT_EQ(seen["perf/samples_per_sec"], 1000.0f);
-    EXPECT_FLOAT_EQ(seen["optimizer/learning_rate"], 0.05f);
-    EXPECT_EQ(seen.count("train/accuracy"), 1u);
+TEST(TfRecordTest, ParsesWhatItFramed) {
+  std::string out;
+  AppendTfRecord("first", &out);
+  AppendTfRecord("", &out);
+  AppendTfRecord(std::string(1000, 'x'), &out);
+  auto records = ParseTfRecords(out);
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_EQ(*records, (std::vector<std::string>{"first", "", std::string(1000, 'x')}));
+}
+
+TEST(TfRecordTest, CorruptOrTruncatedFilesAreDataLoss) {
+  std::string good;
+  AppendTfRecord("payload", &good);
+  std::string flipped_data = good;
+  flipped_data[14] ^= 1;
+  std::string flipped_length = good;
+  flipped_length[0] ^= 1;
+  for (const std::string& bad : {flipped_data, flipped_length, good.substr(0, good.size() - 1),
+                                 good + std::string(5, '\0')}) {
+    auto records = ParseTfRecords(bad);
+    ASSERT_FALSE(records.ok());
+    EXPECT_EQ(records.status().code(), absl::StatusCode::kDataLoss) << records.status();
   }
 }
 

@@ -1,0 +1,57 @@
+#include "training/tensorboard_observer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/unit/test_files.h"
+#include "proto/tensorboard_event.pb.h"
+#include "summaries/event_writer.h"
+#include "summaries/tfrecord.h"
+
+namespace meshtrain {
+namespace {
+
+TEST(TensorBoardObserverTest, StepLossAndEpochScalars) {
+  const std::string dir = testing::FreshTempDir("tensorboard_observer_test");
+  std::string path;
+  {
+    auto writer = EventWriter::Create(dir);
+    ASSERT_TRUE(writer.ok());
+    path = (*writer)->path();
+    TensorBoardObserver observer(writer->get(), 0.05, /*evaluates=*/true);
+    StepResult result;
+    result.loss.loss_sum = 12.8;
+    result.examples = 256;
+    StepRecord step;
+    step.global_step = 1;
+    step.result = &result;
+    step.end = absl::Now();
+    ASSERT_TRUE(observer.OnStepEnd(step).ok());
+    EpochRecord epoch;
+    epoch.epoch = 1;
+    epoch.test_accuracy = 0.8;
+    epoch.samples_per_sec = 1000;
+    ASSERT_TRUE(observer.OnEpochEnd(epoch).ok());
+    // OnEpochEnd flushed: everything is readable before the writer closes.
+    std::map<std::string, float> seen;
+    auto records = ParseTfRecords(testing::ReadWholeFile(path));
+    ASSERT_TRUE(records.ok()) << records.status();
+    for (const std::string& r : *records) {
+      tensorboard::Event e;
+      ASSERT_TRUE(e.ParseFromString(r));
+      if (e.has_summary()) seen[e.summary().value(0).tag()] = e.summary().value(0).simple_value();
+    }
+    EXPECT_FLOAT_EQ(seen["train/loss"], 0.05f);
+    EXPECT_FLOAT_EQ(seen["test/accuracy"], 0.8f);
+    EXPECT_FLOAT_EQ(seen["perf/samples_per_sec"], 1000.0f);
+    EXPECT_FLOAT_EQ(seen["optimizer/learning_rate"], 0.05f);
+    EXPECT_EQ(seen.count("train/accuracy"), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace meshtrain

@@ -40,7 +40,7 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   flag_set.AddInt("ps", &ps, "parameter-server tasks", group);
   flag_set.AddBool("chief", &chief, "add a chief task (else worker 0 is the chief)", group);
   flag_set.AddBool("evaluator", &evaluator, "add an evaluator task", group);
-  flag_set.AddInt("max-restarts", &max_restarts, "restart a failed task up to K times (same TF_CONFIG, new incarnation)", group);
+  flag_set.AddInt("max-restarts", &max_restarts, "restart a failed task up to K times (same TF_CONFIG, new incarnation; not after exit 2, a usage error)", group);
   flag_set.AddDuration("grace-period", &grace, "SIGTERM to SIGKILL when stopping tasks", group);
   TrainFlags train;
   RegisterTrainFlags(flag_set, train);
@@ -83,10 +83,10 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
     return 1;
   }
-  if (!train.trace.empty()) {
-    absl::Status merged = MergeTaskTraces(train.trace, *cluster);
+  if (!train.task.trace.empty()) {
+    absl::Status merged = MergeTaskTraces(train.task.trace, *cluster);
     if (merged.ok()) {
-      MESHTRAIN_LOG(INFO) << "trace of every task written to " << train.trace;
+      MESHTRAIN_LOG(INFO) << "trace of every task written to " << train.task.trace;
     } else {
       MESHTRAIN_LOG(WARNING) << merged;
     }

@@ -8,7 +8,7 @@ namespace meshtrain {
 void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   const std::string job = "job";
   f.AddString("config", &v.config, "job config (JSON), e.g. configs/fashion_mnist_mlp.json", job);
-  f.AddString("model-dir", &v.model_dir,
+  f.AddString("model-dir", &v.task.model_dir,
               "where summary.json, checkpoints and event files go (none written if empty)", job);
   f.AddInt("epochs", &v.epochs, "epochs to train (-1: the config's training.epochs)", job);
   f.AddInt("max-steps", &v.max_steps, "stop after this many global steps (-1: config; 0: no limit)", job);
@@ -16,33 +16,33 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddInt("global-batch-size", &v.global_batch_size, "examples per step over all replicas (0: config)", job);
   f.AddDouble("learning-rate", &v.learning_rate, "optimizer learning rate (0: config)", job);
   f.AddString("data-dir", &v.data_dir, "dataset directory (default: config, then the Debian path)", job);
-  f.AddString("trace", &v.trace,
+  f.AddString("trace", &v.task.trace,
               "write a Chrome trace (Perfetto, chrome://tracing) of every task's steps and "
               "collectives to FILE (none if empty)", job);
-  f.AddInt("prefetch", &v.prefetch, "batches prepared ahead by the input thread (0: on the training thread)", job);
+  f.AddInt("prefetch", &v.task.prefetch, "batches prepared ahead by the input thread (0: on the training thread)", job);
 
   const std::string strategy = "strategy";
   f.AddString("strategy", &v.strategy,
               "one_device | mirrored | central_storage | multi_worker_mirrored | parameter_server "
               "(default: config)", strategy);
-  f.AddInt("threads", &v.threads, "CPU threads for this process's compute (0: all cores)", strategy);
+  f.AddInt("threads", &v.task.threads, "CPU threads for this process's compute (0: all cores)", strategy);
   f.AddString("devices", &v.devices, "replicas of this process: cpu:0,cpu:1 or a count (default: config)", strategy);
   f.AddString("cross-device-ops", &v.cross_device_ops,
               "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)", strategy);
   f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl", strategy);
-  f.AddInt("bytes-per-pack", &v.bytes_per_pack, "gradient bucket size in bytes (-1: config; 0: automatic, 64 KiB; 1: a bucket per variable)", strategy);
+  f.AddInt("bytes-per-pack", &v.bytes_per_pack, "gradient bucket size in bytes (-1: config, default 64 KiB; 0: one pack, as TensorFlow; 1: a bucket per variable)", strategy);
   f.AddString("overlap", &v.overlap,
               "when replicas sum a gradient bucket: auto | thread (beside backward) | inline | off "
               "(after backward) (default: config)", strategy);
-  f.AddString("rpc-layer", &v.rpc_layer,
+  f.AddString("rpc-layer", &v.task.rpc_layer,
               "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: TF_CONFIG, then auto)",
               strategy);
 
   const std::string gpu = "gpu";
-  f.AddInt("logical-gpus", &v.logical_gpus,
+  f.AddInt("logical-gpus", &v.task.logical_gpus,
            "split each GPU into N logical GPUs (own stream and memory share): --logical-gpus 2 "
            "--devices gpu:0,gpu:1 runs mirrored on one GPU", gpu);
-  f.AddString("gpu-memory-limit", &v.gpu_memory_limit,
+  f.AddString("gpu-memory-limit", &v.task.gpu_memory_limit,
               "GPU memory this process may use per GPU, e.g. 8GiB (default: what is free)", gpu);
 
   const std::string ps = "parameter_server";
@@ -56,22 +56,22 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddInt("sync-replicas", &v.sync_replicas, "synchronous mode: apply after the first N gradients of a step (-1: config)", ps);
 
   const std::string cluster = "cluster";
-  f.AddDuration("startup-timeout", &v.startup_timeout, "how long the first tasks wait for the others", cluster);
-  f.AddDuration("heartbeat-timeout", &v.heartbeat_timeout, "a task silent this long is declared dead", cluster);
-  f.AddInt("mpi-ps", &v.mpi_ps, "under mpirun: the last N ranks are parameter servers", cluster);
+  f.AddDuration("startup-timeout", &v.task.startup_timeout, "how long the first tasks wait for the others", cluster);
+  f.AddDuration("heartbeat-timeout", &v.task.heartbeat_timeout, "a task silent this long is declared dead", cluster);
+  f.AddInt("mpi-ps", &v.task.mpi_ps, "under mpirun: the last N ranks are parameter servers", cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
 
   const std::string ft = "checkpoints and recovery";
-  f.AddInt("checkpoint-every-steps", &v.checkpoint_every_steps,
+  f.AddInt("checkpoint-every-steps", &v.task.checkpoint_every_steps,
            "the chief checkpoints to --model-dir every N global steps (0: not by steps)", ft);
-  f.AddDouble("checkpoint-every-secs", &v.checkpoint_every_secs,
+  f.AddDouble("checkpoint-every-secs", &v.task.checkpoint_every_secs,
               "... and every S seconds (0: not by time); a final checkpoint is always written", ft);
-  f.AddInt("max-to-keep", &v.max_to_keep, "checkpoints kept in --model-dir (0: all)", ft);
-  f.AddDuration("recovery-timeout", &v.recovery_timeout,
+  f.AddInt("max-to-keep", &v.task.max_to_keep, "checkpoints kept in --model-dir (0: all)", ft);
+  f.AddDuration("recovery-timeout", &v.task.recovery_timeout,
                 "survivors of a failed task wait this long for it to come back (0: fail instead)", ft);
-  f.AddDuration("eval-timeout", &v.eval_timeout,
+  f.AddDuration("eval-timeout", &v.task.eval_timeout,
                 "the evaluator gives up after this long without a new checkpoint", ft);
-  f.AddDuration("test-checkpoint-sync-delay", &v.test_checkpoint_sync_delay,
+  f.AddDuration("test-checkpoint-sync-delay", &v.task.test_checkpoint_sync_delay,
                 "fault injection for tests: every checkpoint fsync sleeps this long", ft);
 }
 

@@ -12,18 +12,16 @@
 #include "absl/time/time.h"
 #include "launcher/flag_set.h"
 #include "training/job_config.h"
+#include "training/train_task.h"
 
 namespace meshtrain {
 
 struct TrainFlags {
   std::string config;
-  std::string model_dir;
-  std::string trace;  // Chrome trace file (launcher/trace_files.h); "" = off
   int64_t epochs = -1;
   int64_t max_steps = -1;
   std::string strategy;
   int64_t seed = -1;
-  int64_t threads = 0;
   int64_t global_batch_size = 0;
   double learning_rate = 0;
   std::string data_dir;
@@ -32,9 +30,6 @@ struct TrainFlags {
   std::string communication;
   int64_t bytes_per_pack = -1;
   std::string overlap;
-  std::string rpc_layer;
-  int64_t logical_gpus = 1;
-  std::string gpu_memory_limit;
   std::string placement;
   int64_t fixed_shards = -1;
   int64_t min_shard_bytes = -1;
@@ -43,19 +38,8 @@ struct TrainFlags {
   bool staleness_scaling = false;
   int64_t warmup_steps = -1;
   int64_t sync_replicas = -1;
-  absl::Duration startup_timeout = absl::Seconds(300);
-  absl::Duration heartbeat_timeout = absl::Seconds(5);
-  int64_t prefetch = 2;
-  int64_t mpi_ps = 0;
   bool quiet = false;
-  // Checkpoints and recovery (docs/fault_tolerance.md).
-  int64_t checkpoint_every_steps = 0;
-  double checkpoint_every_secs = 60;
-  int64_t max_to_keep = 3;
-  absl::Duration recovery_timeout = absl::Minutes(5);
-  absl::Duration eval_timeout = absl::Minutes(30);
-  // Fault injection for tests: every checkpoint fsync sleeps this long.
-  absl::Duration test_checkpoint_sync_delay = absl::ZeroDuration();
+  TaskOptions task;  // how the process runs (--model-dir, --threads, timeouts, ...)
 };
 
 // Registers every train flag on `flags`, writing into `values`.

@@ -15,7 +15,7 @@ absl::StatusOr<std::unique_ptr<MirroredStrategy>> MirroredStrategy::Create(Optio
     return absl::InvalidArgumentError(absl::StrCat(options.name, " needs at least one device"));
   }
   if (options.optimizer == nullptr) return absl::InvalidArgumentError("no optimizer");
-  if (options.num_workers > 1 && options.cross_worker == nullptr) {
+  if (options.num_workers > 1 && options.cross_worker.communicator == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.name, " across ", options.num_workers, " workers needs a communicator"));
   }
@@ -46,7 +46,7 @@ absl::Status MirroredStrategy::Build() {
   const int n = static_cast<int>(options_.devices.size());
   MESHTRAIN_ASSIGN_OR_RETURN(cross_device_ops_,
                              CreateCrossDeviceOps(options_.cross_device_ops, n,
-                                                  options_.cross_worker, options_.abort,
+                                                  cross_worker(), options_.abort,
                                                   options_.devices));
   replicas_.resize(n);
   for (int i = 0; i < n; ++i) {
@@ -61,7 +61,7 @@ absl::Status MirroredStrategy::Build() {
     r.replica->BindValues(std::move(values));
     r.buckets = std::make_unique<GradientBuckets>(r.replica->layout(), specs_, options_.bytes_per_pack);
   }
-  const bool combine = n > 1 || options_.cross_worker != nullptr;
+  const bool combine = n > 1 || cross_worker() != nullptr;
   for (int i = 0; i < n; ++i) {
     ReplicaState& r = replicas_[i];
     if (!combine) continue;
@@ -84,7 +84,7 @@ absl::Status MirroredStrategy::Build() {
       });
     }
   }
-  pool_ = std::make_unique<ReplicaPool>(n, /*pin=*/true);
+  pool_ = std::make_unique<ForkJoinPool>(n, ForkJoinPool::Options{.pin = true});
   return absl::OkStatus();
 }
 
@@ -106,7 +106,7 @@ absl::Status MirroredStrategy::CombineBucket(int replica, int bucket) {
 absl::Duration MirroredStrategy::Blocked(int replica) const {
   absl::Duration blocked = cross_device_ops_->blocked(replica);
   // Only replica 0 calls into the cross-worker communicator.
-  if (replica == 0 && options_.cross_worker != nullptr) blocked += options_.cross_worker->stats().blocked;
+  if (replica == 0 && cross_worker() != nullptr) blocked += cross_worker()->stats().blocked;
   return blocked;
 }
 
@@ -130,7 +130,7 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
   const absl::Time backward_done = absl::Now();
   // Even after a failed step every replica must take part in every bucket's
   // combine, or the others would wait for it until the deadline.
-  const bool combine = replicas_.size() > 1 || options_.cross_worker != nullptr;
+  const bool combine = replicas_.size() > 1 || cross_worker() != nullptr;
   absl::Status combined = r.inline_status;
   r.combining = r.inline_time;
   if (combine) {
@@ -176,8 +176,8 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   const std::vector<Batch> slices = SplitBatch(batch, n);
   const int64_t rows = batch.size();
   const TransportStats wire_before =
-      options_.cross_worker != nullptr ? options_.cross_worker->stats() : TransportStats{};
-  absl::Status status = pool_->RunOnAll(
+      cross_worker() != nullptr ? cross_worker()->stats() : TransportStats{};
+  absl::Status status = pool_->Run(
       [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); });
   ++step_;
   if (!status.ok()) return status;
@@ -191,8 +191,8 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   result.timing.compute = lead.compute;
   result.timing.communicate = lead.exposed - lead.wait;
   result.timing.wait = lead.wait;
-  if (options_.cross_worker != nullptr) {
-    const TransportStats wire = options_.cross_worker->stats() - wire_before;
+  if (cross_worker() != nullptr) {
+    const TransportStats wire = cross_worker()->stats() - wire_before;
     result.timing.bytes_sent = wire.bytes_sent;
     result.timing.bytes_received = wire.bytes_received;
   }
@@ -221,7 +221,7 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
                        : options_.overlap == GradientOverlap::kInline ? "inline"
                                                                       : "off";
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
-  if (options_.cross_worker != nullptr) summary["communication"] = options_.communication;
+  if (cross_worker() != nullptr) summary["communication"] = options_.cross_worker.description;
   summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
 }
 

@@ -31,10 +31,12 @@
 #include "runtime/optim/optimizer.h"
 #include "runtime/optim/variable_store.h"
 #include "strategies/bucket_combiner.h"
+#include "strategies/cross_worker.h"
 #include "strategies/gradient_buckets.h"
 #include "strategies/replica.h"
-#include "strategies/replica_pool.h"
+#include "runtime/base/fork_join_pool.h"
 #include "strategies/store_checkpoint.h"
+#include "strategies/strategy_config.h"
 #include "strategies/strategy.h"
 
 namespace meshtrain {
@@ -55,11 +57,11 @@ class MirroredStrategy final : public Strategy {
     std::string name = "mirrored";  // or "multi_worker_mirrored"
     std::vector<Device> devices;
     std::string cross_device_ops = "reduce_to_one_device";
-    int64_t bytes_per_pack = 0;
+    int64_t bytes_per_pack = kDefaultBytesPerPack;  // gradient_buckets.h
     GradientOverlap overlap = GradientOverlap::kInline;
-    // Across workers (MultiWorkerMirrored); null on one worker.
-    Communicator* cross_worker = nullptr;
-    std::string communication;  // what cross_worker is, for summary.json
+    // Across workers (MultiWorkerMirrored), owned; no communicator on one
+    // worker.
+    CrossWorkerLink cross_worker;
     int worker_rank = 0;
     int num_workers = 1;
     const Optimizer* optimizer = nullptr;
@@ -109,6 +111,8 @@ class MirroredStrategy final : public Strategy {
   };
 
   explicit MirroredStrategy(Options options) : options_(std::move(options)) {}
+  // Null on one worker.
+  Communicator* cross_worker() const { return options_.cross_worker.communicator.get(); }
   absl::Status CombineBucket(int replica, int bucket);
   absl::Status ReplicaStep(int replica, const StepFn& step, const Batch& slice, float grad_scale);
   // Time `replica` has spent blocked on peers so far (replicas and workers).
@@ -118,7 +122,7 @@ class MirroredStrategy final : public Strategy {
   std::vector<VariableSpec> specs_;
   std::vector<ReplicaState> replicas_;
   std::unique_ptr<CrossDeviceOps> cross_device_ops_;
-  std::unique_ptr<ReplicaPool> pool_;
+  std::unique_ptr<ForkJoinPool> pool_;
   int64_t step_ = 0;
   std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };

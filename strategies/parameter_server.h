@@ -68,7 +68,8 @@ class ParameterServerStrategy final : public Strategy {
   // Each worker's gradients cover 1 / workers of a global batch.
   int num_replicas_in_sync() const override { return options_.num_workers; }
   InputShard input_shard() const override { return {options_.num_workers, options_.worker_rank}; }
-  bool independent_workers() const override { return true; }
+  static constexpr RecoveryPolicy kRecoveryPolicy{.independent_workers = true};
+  RecoveryPolicy recovery_policy() const override { return kRecoveryPolicy; }
   absl::Status Build() override;
   absl::StatusOr<StepResult> Run(const StepFn& step, const Batch& batch,
                                  int64_t global_batch_size) override;

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -30,6 +31,7 @@
 #include "nlohmann/json_fwd.hpp"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
+#include "runtime/cluster/cluster_spec.h"
 #include "runtime/model/replica_context.h"
 #include "runtime/model/variable.h"
 #include "runtime/tensor/batch.h"
@@ -62,6 +64,31 @@ struct StepResult {
 struct InputShard {
   int num_shards = 1;
   int shard_index = 0;
+};
+
+// How a strategy's cluster survives the failure of a task
+// (docs/fault_tolerance.md). A value: each strategy returns its own.
+struct RecoveryPolicy {
+  // Each training worker steps at its own pace on variables held elsewhere
+  // (parameter_server). Then a worker's input position is its own (the chief
+  // records every worker's in a checkpoint), only the chief restores
+  // variables (Restore on the others re-reads them), the chief evaluates once
+  // more after the others' last updates, and a worker other than the chief
+  // that dies restarts alone while the others go on. Otherwise the death or
+  // restart of any task makes every task recover from the latest checkpoint.
+  bool independent_workers = false;
+
+  // The tasks whose death or restart is no error of the cluster
+  // (MeshOptions::independent_tasks): with independent workers, every
+  // training worker but the chief.
+  std::set<TaskId> IndependentTasks(const ClusterSpec& cluster) const {
+    std::set<TaskId> tasks;
+    if (!independent_workers) return tasks;
+    for (const TaskId& worker : cluster.TrainingWorkers()) {
+      if (worker != cluster.Chief()) tasks.insert(worker);
+    }
+    return tasks;
+  }
 };
 
 class Strategy : public VariableCreator {
@@ -108,12 +135,7 @@ class Strategy : public VariableCreator {
     return absl::UnimplementedError(name() + " does not restore checkpoints yet");
   }
 
-  // Whether each worker steps at its own pace on variables held elsewhere
-  // (parameter_server). Then a worker's input position is its own (the chief
-  // records every worker's in a checkpoint), only the chief restores
-  // variables (Restore on the others re-reads them), and a worker that dies
-  // restarts alone while the others go on (docs/fault_tolerance.md).
-  virtual bool independent_workers() const { return false; }
+  virtual RecoveryPolicy recovery_policy() const { return {}; }
 
   // Once, after this process's last step (Read still works afterwards): a
   // strategy whose workers share state elsewhere says this worker is done

@@ -8,20 +8,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "training/checkpoint_saver.h"
-#include "training/gpu_setup.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/model_dir.h"
-#include "runtime/collective/ring_communicator.h"
 #include "runtime/rpc/coordination_service.h"
-#include "strategies/strategy_factory.h"
 
 namespace meshtrain {
 namespace {
 
 // How long the chief waits for a worker's end-of-training report.
 constexpr absl::Duration kReportWait = absl::Minutes(2);
-// Workers that read at their own pace (Strategy::independent_workers) publish
+// Workers that read at their own pace (RecoveryPolicy::independent_workers) publish
 // their input position this often, under InputKey; the chief's checkpoints
 // record it, and a worker that restarts alone resumes from there.
 constexpr absl::Duration kPositionPublishPeriod = absl::Seconds(1);
@@ -149,38 +146,20 @@ class Session::Observer final : public TrainingObserver {
 };
 
 absl::Status Session::Build(int64_t generation, TrainingLife& life) {
-  const JobConfig& job = *task_.job;
-  StrategyEnvironment env;
-  env.cluster = task_.cluster;
-  env.optimizer = task_.optimizer;
-  env.seed = job.training.seed;
-  env.threads = task_.threads;
-  env.abort = task_.abort;
-  env.tracer = task_.tracer;
-  if (task_.extend_environment) task_.extend_environment(env);
-  const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
-  if (task_.mesh != nullptr && job.strategy.name == "multi_worker_mirrored" && workers.size() > 1) {
-    // Unique per life of the cluster: a chief's restart changes its
-    // incarnation, a recovery the generation.
-    const uint64_t chief = task_.mesh->peers().incarnation(task_.cluster->cluster.Chief());
-    const std::string name =
-        absl::StrFormat("gradients-%08x-g%d", static_cast<uint32_t>(chief), generation);
-    MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices, ParseDeviceList(job.strategy.devices));
-    if (UseNcclAcrossWorkers(job.strategy, devices)) {
-      MESHTRAIN_ASSIGN_OR_RETURN(life.communicator,
-                                 CreateNcclAcrossWorkers(*task_.mesh, workers, devices[0], name,
-                                                         *task_.abort, options_.startup_timeout));
-      env.communication = "nccl";
-    } else {
-      MESHTRAIN_ASSIGN_OR_RETURN(life.transport,
-                                 task_.mesh->CreateTransport(workers, task_.rpc_layer, name));
-      life.communicator = std::make_unique<RingCommunicator>(life.transport.get());
-      env.communication = absl::StrCat("ring over ", life.transport->kind());
-    }
-    env.cross_worker = life.communicator.get();
-  }
-  MESHTRAIN_ASSIGN_OR_RETURN(life.strategy, CreateStrategy(job.strategy, env));
-  MESHTRAIN_ASSIGN_OR_RETURN(life.model, CreateModel(job.model, task_.data->shape, *life.strategy));
+  StrategyContext context;
+  context.cluster = task_.cluster;
+  context.mesh = task_.mesh;
+  context.generation = generation;
+  context.optimizer = task_.optimizer;
+  context.seed = task_.job->training.seed;
+  context.threads = task_.threads;
+  context.abort = task_.abort;
+  context.tracer = task_.tracer;
+  context.rpc_layer = task_.rpc_layer;
+  context.startup_timeout = options_.startup_timeout;
+  MESHTRAIN_ASSIGN_OR_RETURN(life.strategy, task_.strategies->Build(context));
+  MESHTRAIN_ASSIGN_OR_RETURN(life.model,
+                             CreateModel(task_.job->model, task_.data->shape, *life.strategy));
   return life.strategy->Build();
 }
 
@@ -210,7 +189,7 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
     MESHTRAIN_ASSIGN_OR_RETURN(std::string chosen,
                                mesh->coordination().KvGet(RestoreKey(generation),
                                                           absl::Now() + options_.startup_timeout));
-    if (strategy.independent_workers()) {
+    if (strategy.recovery_policy().independent_workers) {
       // The chief has restored the variables (waiting for its key ensures
       // it); only the input position is this worker's to restore, from the
       // newest checkpoint: when it restarted alone, a newer one than the
@@ -368,6 +347,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   TrainingLife life;
   MESHTRAIN_RETURN_IF_ERROR(Build(generation, life));
   MESHTRAIN_ASSIGN_OR_RETURN(InputPosition start, Restore(generation, *life.strategy));
+  const bool independent = life.strategy->recovery_policy().independent_workers;
 
   std::unique_ptr<CheckpointSaver> saver;
   if (chief_ && !options_.model_dir.empty()) {
@@ -387,12 +367,12 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
     for (const TaskId& t : cluster.TrainingWorkers()) so.tasks.push_back(t.ToString());
     if (so.tasks.empty()) so.tasks.push_back(me_);
     so.meta = [this] { return Meta(); };
-    if (life.strategy->independent_workers()) so.own_positions = [this] { return WorkerPositions(); };
+    if (independent) so.own_positions = [this] { return WorkerPositions(); };
     saver = std::make_unique<CheckpointSaver>(*life.strategy, std::move(so));
     saver->Start();
     saver->ResetSchedule(restored_from_step_.value_or(0));
   }
-  publish_position_ = task_.mesh != nullptr && !chief_ && life.strategy->independent_workers();
+  publish_position_ = task_.mesh != nullptr && !chief_ && independent;
   last_publish_ = absl::InfinitePast();
   MESHTRAIN_RETURN_IF_ERROR(PublishPosition(start, /*now=*/true));
   Observer observer(*this, saver.get(), start);

@@ -1,7 +1,7 @@
 // RunResilientTraining: a training task's whole run, surviving failures of
 // any task of the cluster. The run is a sequence of lives; each life:
-//   1. builds the transport (multi_worker_mirrored: named after the cluster's
-//      generation, so no byte of an earlier life can reach it), the strategy
+//   1. builds the strategy (with its links on the mesh, named after the
+//      cluster's generation, so no byte of an earlier life can reach them)
 //      and the model;
 //   2. restores: the chief (or a lone process) finds the newest checkpoint
 //      that verifies (naming and skipping corrupt ones) and publishes its step
@@ -33,15 +33,13 @@
 #include "training/worker_reports.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/cluster/cluster_spec.h"
-#include "runtime/collective/communicator.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/rpc/mesh.h"
-#include "runtime/transport/transport.h"
 #include "strategies/strategy.h"
-#include "strategies/strategy_factory.h"
+#include "strategies/strategy_builder.h"
 
 namespace meshtrain {
 
@@ -65,22 +63,17 @@ struct TrainingTask {
   AbortSignal* abort = nullptr;
   const JobData* data = nullptr;
   const Optimizer* optimizer = nullptr;
+  StrategyBuilder* strategies = nullptr;  // builds each life's strategy
   int threads = 1;
   std::string rpc_layer;
   absl::Time process_start = absl::Now();  // a restarted chief's recovery starts here
   // The loop's options (the session adds its own observers and start).
   TrainingOptions training;
   Tracer* tracer = nullptr;  // null unless --trace
-  // Adds what a strategy needs beyond the common environment (the
-  // parameter-server connection); may be empty.
-  std::function<void(StrategyEnvironment&)> extend_environment;
 };
 
-// What one life builds; members go in reverse order (the strategy before the
-// communicator it calls, that before its transport).
+// What one life builds (the strategy owns its links on the mesh).
 struct TrainingLife {
-  std::unique_ptr<Transport> transport;
-  std::unique_ptr<Communicator> communicator;
   std::unique_ptr<Strategy> strategy;
   std::unique_ptr<Model> model;
 };

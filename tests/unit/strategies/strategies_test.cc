@@ -13,7 +13,7 @@
 #include "strategies/central_storage.h"
 #include "strategies/mirrored.h"
 #include "strategies/one_device.h"
-#include "strategies/strategy_factory.h"
+#include "strategies/strategy_builder.h"
 
 namespace meshtrain {
 namespace {
@@ -105,7 +105,7 @@ TEST_P(MirroredTest, ReplicasStayBitwiseIdenticalAndMatchOneDevice) {
   options.bytes_per_pack = 256;  // several buckets for this small model
   options.optimizer = f.optimizer.get();
   options.seed = 11;
-  auto mirrored = MirroredStrategy::Create(options);
+  auto mirrored = MirroredStrategy::Create(std::move(options));
   ASSERT_TRUE(mirrored.ok()) << mirrored.status();
   MirroredStrategy& m = **mirrored;
   auto model = f.Train(m, [&] {
@@ -135,7 +135,7 @@ TEST(MirroredTest, EveryOverlapGivesTheSameResult) {
     options.bytes_per_pack = 256;
     options.optimizer = f.optimizer.get();
     options.seed = 11;
-    auto m = MirroredStrategy::Create(options);
+    auto m = MirroredStrategy::Create(std::move(options));
     auto model = f.Train(**m);
     results.push_back(Values(**m, *model));
   }
@@ -161,25 +161,64 @@ TEST_P(CentralStorageTest, MatchesOneDeviceWithTheSameGlobalBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Replicas, CentralStorageTest, ::testing::Values(1, 2, 3, 4));
 
-TEST(StrategyFactoryTest, NamesTheStrategiesAndRejectsMismatches) {
+TEST(StrategyBuilderTest, NamesTheStrategiesAndRejectsMismatches) {
   Fixture f;
-  StrategyEnvironment env;
-  env.optimizer = f.optimizer.get();
+  StrategyContext context;
+  const ClusterConfig lone = ClusterConfig::Local();
+  context.cluster = &lone;
+  context.optimizer = f.optimizer.get();
   StrategyConfig config;
   config.name = "horovod";
-  auto unknown = CreateStrategy(config, env);
+  auto unknown = StrategyBuilder::Create(config);
   EXPECT_THAT(std::string(unknown.status().message()), ::testing::HasSubstr("mirrored"));
   config.name = "one_device";
   config.devices = "cpu:0,cpu:1";
-  EXPECT_THAT(std::string(CreateStrategy(config, env).status().message()),
+  auto one_device = StrategyBuilder::Create(config);
+  ASSERT_TRUE(one_device.ok()) << one_device.status();
+  EXPECT_THAT(std::string((*one_device)->Build(context).status().message()),
               ::testing::HasSubstr("--strategy mirrored"));
   config.name = "mirrored";
   config.cross_device_ops = "carrier_pigeon";
-  auto made = CreateStrategy(config, env);
+  auto builder = StrategyBuilder::Create(config);
+  ASSERT_TRUE(builder.ok()) << builder.status();
+  auto made = (*builder)->Build(context);
   ASSERT_TRUE(made.ok());
   auto model = CreateModel(f.model_config, ModelShape{12, 3}, **made);
   ASSERT_TRUE(model.ok());
   EXPECT_EQ((*made)->Build().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StrategyBuilderTest, OnlyParameterServerWorkersRecoverAlone) {
+  const ClusterSpec cluster({{"chief", {"127.0.0.1:1"}},
+                             {"worker", {"127.0.0.1:2", "127.0.0.1:3"}},
+                             {"ps", {"127.0.0.1:4"}}});
+  for (const char* name : {"one_device", "mirrored", "multi_worker_mirrored", "central_storage",
+                           "parameter_server"}) {
+    StrategyConfig config;
+    config.name = name;
+    auto builder = StrategyBuilder::Create(config);
+    ASSERT_TRUE(builder.ok()) << builder.status();
+    const RecoveryPolicy policy = (*builder)->recovery_policy();
+    const bool ps = config.name == "parameter_server";
+    EXPECT_EQ(policy.independent_workers, ps) << name;
+    const std::set<TaskId> alone = policy.IndependentTasks(cluster);
+    if (ps) {
+      EXPECT_EQ(alone, (std::set<TaskId>{{"worker", 0}, {"worker", 1}})) << name;
+    } else {
+      EXPECT_TRUE(alone.empty()) << name;
+    }
+    EXPECT_EQ((*builder)->Serves({"ps", 0}), ps) << name;
+    EXPECT_FALSE((*builder)->Serves({"worker", 0})) << name;
+  }
+}
+
+TEST(StrategyBuilderTest, RejectsAnUnknownCommunicationBeforeTheMeshIsJoined) {
+  StrategyConfig config;
+  config.name = "multi_worker_mirrored";
+  config.communication = "smoke_signals";
+  auto builder = StrategyBuilder::Create(config);
+  EXPECT_EQ(builder.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(builder.status().message()), ::testing::HasSubstr("auto, ring or nccl"));
 }
 
 }  // namespace

@@ -59,18 +59,6 @@ TEST(GpuConfigForTest, AWrapperThatIsolatedTheRankIsRecognised) {
   EXPECT_EQ(GpuConfigFor(flags, kOneGpu)->first_physical, 3);
 }
 
-TEST(UseNcclAcrossWorkersTest, ExplicitChoiceOrAutoOnGpus) {
-  StrategyConfig config;
-  config.communication = "nccl";
-  EXPECT_TRUE(UseNcclAcrossWorkers(config, {Device::Cpu(0)}));
-  config.communication = "ring";
-  EXPECT_FALSE(UseNcclAcrossWorkers(config, kOneGpu));
-  config.communication = "auto";
-  EXPECT_FALSE(UseNcclAcrossWorkers(config, {Device::Cpu(0)}));
-  EXPECT_FALSE(UseNcclAcrossWorkers(config, {Device::Cpu(0), Device::Gpu(0)}));
-  EXPECT_EQ(UseNcclAcrossWorkers(config, kOneGpu), MESHTRAIN_HAVE_CUDA == 1);
-}
-
 TEST(ConfigureGpusTest, GpuFlagsWithoutGpuDevicesAreRefused) {
   EXPECT_TRUE(ConfigureGpus(1, "", {Device::Cpu(0)}).ok());
   absl::Status s = ConfigureGpus(2, "", {Device::Cpu(0)});

@@ -1,4 +1,4 @@
-#include "training/ps_job.h"
+#include "training/serving_task.h"
 
 #include <optional>
 #include <string>
@@ -8,40 +8,15 @@
 #include "runtime/rpc/coordination_service.h"
 
 namespace meshtrain {
-
-absl::StatusOr<PsJobOptions> MakePsJobOptions(const JobConfig& job, const ClusterConfig& cluster,
-                                              const std::string& rpc_layer,
-                                              absl::Duration startup_timeout) {
-  const StrategyConfig& s = job.strategy;
-  PsJobOptions options;
-  MESHTRAIN_ASSIGN_OR_RETURN(options.placement.policy, ParsePlacementPolicy(s.placement));
-  options.placement.num_ps = cluster.cluster.num_tasks(kPsJob);
-  options.placement.partitioning.fixed_shards = s.fixed_shards;
-  options.placement.partitioning.min_shard_bytes = s.min_shard_bytes;
-  options.placement.partitioning.max_shard_bytes = s.max_shard_bytes;
-  MESHTRAIN_RETURN_IF_ERROR(ValidatePlacementOptions(options.placement));
-  options.optimizer = job.optimizer;
-  options.seed = job.training.seed;
-  options.rules.num_workers = cluster.cluster.num_training_workers();
-  options.rules.max_staleness = s.max_staleness;
-  options.rules.staleness_scaling = s.staleness_scaling;
-  options.rules.warmup_steps = s.warmup_steps;
-  options.rules.sync_replicas = s.sync_replicas;
-  MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(options.rules));
-  options.data_path = rpc_layer.empty() ? "auto" : rpc_layer;
-  options.startup_timeout = startup_timeout;
-  return options;
-}
-
 namespace {
 
-// The poll of a serving ps task that honours SIGTERM: asks the chief for a
+// The poll of a serving task that honours SIGTERM: asks the chief for a
 // checkpoint and, once it is written (or the wait is over), reports the
 // departure as the cluster's first error, so every task stops at once and
 // recovers when this one is back.
-class PsPreemption {
+class ServingPreemption {
  public:
-  PsPreemption(Mesh& mesh, PreemptionWatcher& watcher)
+  ServingPreemption(Mesh& mesh, PreemptionWatcher& watcher)
       : mesh_(mesh), watcher_(watcher), request_(mesh.coordination(), mesh.task().ToString()) {}
 
   absl::Status Poll() {
@@ -59,9 +34,9 @@ class PsPreemption {
 
 }  // namespace
 
-absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
-                                    absl::Duration recovery_timeout, PreemptionWatcher* preemption) {
-  std::optional<PsPreemption> preempted;
+absl::Status RunServingTask(Mesh& mesh, StrategyBuilder& strategy, absl::Duration startup_timeout,
+                            absl::Duration recovery_timeout, PreemptionWatcher* preemption) {
+  std::optional<ServingPreemption> preempted;
   std::function<absl::Status()> poll;
   if (preemption != nullptr) {
     preempted.emplace(mesh, *preemption);
@@ -71,7 +46,7 @@ absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Durati
     // SIGTERM is the poll's to handle while serving (the chief's save needs
     // this task), and ends the waits of a recovery.
     if (preemption != nullptr) preemption->InterruptWaits(nullptr);
-    const absl::Status status = ServeParameterServer(mesh, service, startup_timeout, poll);
+    const absl::Status status = strategy.Serve(mesh, startup_timeout, poll);
     if (preemption != nullptr) preemption->InterruptWaits(&mesh.abort_signal());
     if (status.ok() || IsPreempted(status)) return status;
     if (preemption != nullptr && preemption->requested()) return PreemptedError(status.message());
@@ -86,8 +61,7 @@ absl::Status RunParameterServerTask(Mesh& mesh, PsService& service, absl::Durati
       if (preemption != nullptr && preemption->requested()) return PreemptedError(rejoined.message());
       return rejoined;
     }
-    MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " serves generation " << mesh.generation()
-                        << " (the chief restores its variables from the latest checkpoint)";
+    MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " serves generation " << mesh.generation();
   }
 }
 

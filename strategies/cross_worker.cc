@@ -1,0 +1,96 @@
+#include "strategies/cross_worker.h"
+
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/collective/ring_communicator.h"
+#if MESHTRAIN_HAVE_CUDA
+#include "runtime/collective/nccl/nccl_communicator.h"
+#endif
+
+namespace meshtrain {
+namespace {
+
+bool AllGpus(const std::vector<Device>& devices) {
+  return !devices.empty() &&
+         std::all_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
+}
+
+}  // namespace
+
+bool UseNcclAcrossWorkers(const StrategyConfig& config, const std::vector<Device>& devices) {
+  if (config.communication == "nccl") return true;
+  return config.communication == "auto" && MESHTRAIN_HAVE_CUDA && AllGpus(devices);
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
+    Mesh& mesh, const std::vector<TaskId>& workers, Device device, absl::string_view name,
+    AbortSignal& abort, absl::Duration timeout) {
+  if (device.is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--communication nccl sums GPU memory, but this worker's replicas are on ",
+        device.ToString(), "; pass --devices gpu:0 (or use --communication ring)"));
+  }
+#if MESHTRAIN_HAVE_CUDA
+  const auto me = std::find(workers.begin(), workers.end(), mesh.task());
+  if (me == workers.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(mesh.task().ToString(), " is not a training worker; NCCL spans workers only"));
+  }
+  const int rank = static_cast<int>(me - workers.begin());
+  const std::string key = absl::StrCat("nccl/", name);
+  std::string id;
+  if (rank == 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(id, NewNcclUniqueId());
+    // Hex: the store's values travel as protobuf strings.
+    MESHTRAIN_RETURN_IF_ERROR(mesh.coordination().KvSet(key, absl::BytesToHexString(id)));
+  } else {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string hex,
+                               mesh.coordination().KvGet(key, absl::Now() + timeout));
+    id = absl::HexStringToBytes(hex);
+  }
+  NcclCommunicatorOptions options;
+  options.rank = rank;
+  options.world_size = static_cast<int>(workers.size());
+  options.unique_id = std::move(id);
+  options.device = device;
+  options.abort = &abort;
+  options.init_timeout = timeout;
+  options.description = mesh.task().ToString();
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NcclCommunicator> comm,
+                             NcclCommunicator::Create(std::move(options)));
+  return std::unique_ptr<Communicator>(std::move(comm));
+#else
+  return absl::FailedPreconditionError(
+      "communication 'nccl': this meshtrain was built without CUDA; rebuild with the CUDA "
+      "toolkit (cmake -DMESHTRAIN_CUDA=ON) or use --communication ring");
+#endif
+}
+
+absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& abort,
+                                                      const StrategyConfig& config,
+                                                      const CrossWorkerOptions& options) {
+  const std::vector<TaskId> workers = mesh.cluster().TrainingWorkers();
+  // Unique per life of the cluster: a chief's restart changes its
+  // incarnation, a recovery the generation.
+  const uint64_t chief = mesh.peers().incarnation(mesh.cluster().Chief());
+  const std::string name =
+      absl::StrFormat("gradients-%08x-g%d", static_cast<uint32_t>(chief), options.generation);
+  CrossWorkerLink link;
+  if (UseNcclAcrossWorkers(config, options.devices)) {
+    MESHTRAIN_ASSIGN_OR_RETURN(link.communicator,
+                               CreateNcclAcrossWorkers(mesh, workers, options.devices.at(0), name,
+                                                       abort, options.timeout));
+    link.description = "nccl";
+    return link;
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(link.transport, mesh.CreateTransport(workers, options.rpc_layer, name));
+  link.communicator = std::make_unique<RingCommunicator>(link.transport.get());
+  link.description = absl::StrCat("ring over ", link.transport->kind());
+  return link;
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,61 @@
+// RunTrainingTask: one process's whole part of a training job, whatever its
+// role and strategy:
+//   1. resolves its place in the cluster: TF_CONFIG, else mpirun (the server
+//      starts first, on a port of its choosing, and ranks exchange
+//      addresses), else a lone process;
+//   2. an evaluator (no mesh) follows the chief's checkpoints;
+//   3. every other task joins the mesh with the services and recovery rules
+//      its strategy gives (StrategyBuilder), then
+//        - a training worker trains (RunResilientTraining), the chief writes
+//          summary.json, TensorBoard events and asks the cluster to shut down;
+//        - a task with a part of its own in the strategy (a ps task) serves it
+//          across the cluster's generations (RunServingTask);
+//        - any other task waits for the chief's shutdown request;
+//   4. the first error of the cluster aborts every other task, and each names
+//      the task that failed first.
+// The launcher's `train` command is a thin shell over it.
+#ifndef MESHTRAIN_TRAINING_TRAIN_TASK_H_
+#define MESHTRAIN_TRAINING_TRAIN_TASK_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "training/job_config.h"
+#include "training/preemption.h"
+
+namespace meshtrain {
+
+// How this process runs its task (the job config says what it trains).
+struct TaskOptions {
+  std::string model_dir;  // summary.json, checkpoints, events; "": none written
+  std::string trace;      // Chrome trace file (summaries/trace_files.h); "": off
+  std::string job_label;  // names the job in logs when the config has no name
+  int64_t threads = 0;    // CPU threads for compute; 0: the host's cores over its tasks
+  std::string rpc_layer;  // "": TF_CONFIG's, then the fastest (runtime/rpc/data_path.h)
+  int64_t prefetch = 2;   // batches prepared ahead by the input thread
+  int64_t logical_gpus = 1;
+  std::string gpu_memory_limit;
+  absl::Duration startup_timeout = absl::Seconds(300);
+  absl::Duration heartbeat_timeout = absl::Seconds(5);
+  int64_t mpi_ps = 0;  // under mpirun: the last N ranks are parameter servers
+  // Checkpoints and recovery (docs/fault_tolerance.md).
+  int64_t checkpoint_every_steps = 0;
+  double checkpoint_every_secs = 60;
+  int64_t max_to_keep = 3;
+  absl::Duration recovery_timeout = absl::Minutes(5);
+  absl::Duration eval_timeout = absl::Minutes(30);
+  // Fault injection for tests: every checkpoint fsync sleeps this long.
+  absl::Duration test_checkpoint_sync_delay = absl::ZeroDuration();
+};
+
+// `preemption` (may be null) turns SIGTERM into a checkpoint and a
+// PreemptedError; `process_start` is when the process began (a restarted
+// chief's recovery is timed from it).
+absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
+                             PreemptionWatcher* preemption, absl::Time process_start);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_TRAINING_TRAIN_TASK_H_

@@ -2,26 +2,27 @@
 
 #include <algorithm>
 
+#include "runtime/collective/packing.h"
+
 namespace meshtrain {
 
 GradientBuckets::GradientBuckets(const GradientLayout& layout,
                                  const std::vector<VariableSpec>& specs, int64_t bytes_per_pack)
     : bucket_of_(specs.size(), -1), ready_(specs.size(), false) {
-  Bucket current;
-  int64_t current_bytes = 0;
-  for (VariableId id : layout.order()) {
-    if (current.num_variables == 0) current.offset = layout.offset(id);
-    bucket_of_[id] = static_cast<int>(buckets_.size());
-    current.size += specs[id].shape.num_elements();
-    current_bytes += static_cast<int64_t>(specs[id].bytes());
-    ++current.num_variables;
-    if (current_bytes >= bytes_per_pack) {
-      buckets_.push_back(current);
-      current = Bucket{};
-      current_bytes = 0;
+  const std::vector<VariableId>& order = layout.order();
+  std::vector<size_t> bytes;
+  bytes.reserve(order.size());
+  for (VariableId id : order) bytes.push_back(specs[id].bytes());
+  for (const Pack& pack : PlanPacks(bytes, static_cast<size_t>(bytes_per_pack))) {
+    Bucket bucket;
+    bucket.offset = layout.offset(order[pack.first_tensor]);
+    bucket.num_variables = static_cast<int>(pack.num_tensors);
+    for (size_t i = pack.first_tensor; i < pack.first_tensor + pack.num_tensors; ++i) {
+      bucket_of_[order[i]] = static_cast<int>(buckets_.size());
+      bucket.size += specs[order[i]].shape.num_elements();
     }
+    buckets_.push_back(bucket);
   }
-  if (current.num_variables > 0) buckets_.push_back(current);
   Reset();
 }
 

@@ -25,8 +25,10 @@ class GradientBuckets {
     int num_variables = 0;
   };
 
-  // Buckets of consecutive variables in layout order: a bucket closes once it
-  // holds at least `bytes_per_pack` bytes (0: one bucket per variable).
+  // Buckets of consecutive variables in layout order, grouped as
+  // TensorFlow's bytes_per_pack groups them (runtime/collective/packing.h):
+  // a bucket closes once it holds more than `bytes_per_pack` bytes; 0: one
+  // bucket of every variable.
   GradientBuckets(const GradientLayout& layout, const std::vector<VariableSpec>& specs,
                   int64_t bytes_per_pack);
 

@@ -8,18 +8,18 @@
 
 namespace meshtrain {
 
-// Gradient buckets close once they hold this much (bytes_per_pack 0). Measured
-// on the reference MLP with two CPU replicas: few buckets beat many (each costs
-// a rendezvous of the replicas), and 64 KiB still lets the small layers' bucket
-// be summed before the first layer's large gradient exists.
-inline constexpr int64_t kAutoBytesPerPack = 64 << 10;
+// The default gradient bucket size. Measured on the reference MLP with two CPU
+// replicas: few buckets beat many (each costs a rendezvous of the replicas),
+// and 64 KiB still lets the small layers' bucket be summed before the first
+// layer's large gradient exists.
+inline constexpr int64_t kDefaultBytesPerPack = 64 << 10;
 
 struct StrategyConfig {
   std::string name = "one_device";
   std::string devices = "cpu:0";             // a list ("cpu:0,cpu:1") or a count
   std::string cross_device_ops = "auto";     // auto | reduce_to_one_device | hierarchical_copy | ring | nccl
   std::string communication = "auto";        // auto | ring | nccl (multi_worker_mirrored)
-  int64_t bytes_per_pack = 0;                // 0: automatic (kAutoBytesPerPack); 1: a bucket per variable
+  int64_t bytes_per_pack = kDefaultBytesPerPack;  // 0: one pack (as TensorFlow); 1: a bucket per variable
   std::string overlap = "auto";              // auto | thread | inline | off (mirrored.h GradientOverlap)
   std::string parameter_device = "cpu:0";    // central_storage
   // parameter_server

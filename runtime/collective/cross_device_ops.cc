@@ -49,6 +49,9 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
                                                      ctx.step, ": replica ", replica,
                                                      " out of range for ", n_, " replicas"));
     }
+    // One replica per worker: nothing local to sum, so the error is the
+    // communicator's alone (it names the step and the peer).
+    if (n_ == 1) return CrossWorker(data, ctx);
     absl::Status status = Run(replica, data, ctx);
     if (status.ok()) return status;
     return Annotate(status, absl::StrCat(name_, " allreduce '", ctx.name, "' step ", ctx.step,
@@ -57,7 +60,6 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
 
  private:
   absl::Status Run(int replica, absl::Span<float> data, const CollectiveContext& ctx) {
-    if (n_ == 1) return CrossWorker(data, ctx);
     // Phase 0: publish the buffers.
     buffers_[replica] = data;
     MESHTRAIN_RETURN_IF_ERROR(barrier_.Arrive(replica, ctx.deadline));
@@ -83,7 +85,9 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
 
   absl::Status CrossWorker(absl::Span<float> data, const CollectiveContext& ctx) {
     if (cross_worker_ == nullptr) return absl::OkStatus();
-    return cross_worker_->AllReduceSum(data, ctx);
+    absl::Status status = cross_worker_->AllReduceSum(data, ctx);
+    if (status.ok()) return status;
+    return Annotate(status, "across workers");
   }
 
   // Replica 0 runs the cross-worker step on its (locally reduced) buffer; then

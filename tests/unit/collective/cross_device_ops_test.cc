@@ -179,6 +179,21 @@ TEST(CrossDeviceOpsFactoryTest, CrossWorkerErrorReachesEveryReplica) {
   }
 }
 
+// One replica per worker (multi_worker_mirrored's usual shape): the error is
+// the cross-worker step's, not named after a local reduction that never ran.
+TEST(CrossDeviceOpsFactoryTest, OneReplicaNamesTheCrossWorkerStepAlone) {
+  auto mesh = CreateInProcessMesh(2);
+  RingCommunicator comm(mesh[0].get());  // worker 1 never joins
+  auto ops = CreateCrossDeviceOps("reduce_to_one_device", 1, &comm);
+  ASSERT_TRUE(ops.ok());
+  std::vector<float> data(100, 1.0f);
+  CollectiveContext ctx{5, "gradients", absl::Now() + absl::Milliseconds(50)};
+  const absl::Status s = (*ops)->AllReduce(0, absl::MakeSpan(data), ctx);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "across workers: allreduce 'gradients' step 5")) << s;
+  EXPECT_FALSE(absl::StrContains(s.message(), "reduce_to_one_device")) << s;
+}
+
 TEST(CrossDeviceOpsFactoryTest, CountsTimeWaitingForALateReplica) {
   for (const std::string name : {"reduce_to_one_device", "hierarchical_copy", "ring"}) {
     auto ops = CreateCrossDeviceOps(name, 2);

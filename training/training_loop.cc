@@ -30,145 +30,205 @@ absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model
   return total;
 }
 
-absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& model,
-                                           const Dataset& train, const Dataset* test,
-                                           const TrainingOptions& options) {
-  MESHTRAIN_RETURN_IF_ERROR(
-      ValidateShardable(options.global_batch_size, strategy.num_replicas_in_sync()));
-  const InputShard shard = strategy.input_shard();
-  BatchScheduleOptions schedule_options;
-  schedule_options.num_examples = train.size();
-  schedule_options.global_batch_size = options.global_batch_size;
-  schedule_options.seed = options.seed;
-  schedule_options.shuffle = options.shuffle;
-  schedule_options.drop_remainder = options.drop_remainder;
-  schedule_options.num_shards = shard.num_shards;
-  schedule_options.shard_index = shard.shard_index;
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<InputPipeline> pipeline,
-                             InputPipeline::Create(&train, schedule_options, options.start,
-                                                   options.prefetch_depth));
-  const BatchSchedule& schedule = pipeline->schedule();
-  const int64_t steps_per_epoch = schedule.steps_per_epoch();
-  if (steps_per_epoch == 0) {
-    return absl::InvalidArgumentError(
-        "the training set has fewer examples than one global batch with drop_remainder");
-  }
-  int64_t last_step = options.epochs * steps_per_epoch;
-  if (options.max_steps > 0) last_step = std::min(last_step, options.max_steps);
+namespace {
 
-  StepFn step_fn = [&model](ReplicaContext& ctx, const Batch& slice, float grad_scale) {
-    return model.ComputeGradients(ctx, slice, grad_scale);
+// One run of the loop: the input pipeline and what the epochs add up.
+class Loop {
+ public:
+  Loop(Strategy& strategy, const Model& model, const Dataset* test, const TrainingOptions& options)
+      : strategy_(strategy), model_(model), test_(test), options_(options) {
+    step_fn_ = [&model](ReplicaContext& ctx, const Batch& slice, float grad_scale) {
+      return model.ComputeGradients(ctx, slice, grad_scale);
+    };
+  }
+
+  absl::Status Start(const Dataset& train);
+  absl::StatusOr<TrainingReport> Run();
+
+ private:
+  // What one epoch adds up to, on this process.
+  struct EpochTotals {
+    LossStats loss;
+    int64_t examples = 0;
+    int64_t samples = 0;
+    int64_t steps = 0;
+    absl::Duration train;
   };
 
-  TrainingReport report;
-  const absl::Time start = absl::Now();
-  absl::Duration train_time;
-  int64_t global_step = options.start.epoch * steps_per_epoch + options.start.step;
-  pipeline->Start();
-  if (options.tracer != nullptr) options.tracer->NameThread("training loop");
-  while (global_step < last_step) {
-    const int64_t epoch = global_step / steps_per_epoch;
-    const int64_t epoch_end = std::min(last_step, (epoch + 1) * steps_per_epoch);
-    LossStats epoch_loss;
-    int64_t epoch_examples = 0, epoch_samples = 0, epoch_steps = 0;
-    absl::Duration epoch_train;
-    absl::Time next_progress = absl::Now() + options.progress_interval;
-    while (global_step < epoch_end) {
-      const absl::Time step_start = absl::Now();
-      TraceSpan step_trace(options.tracer, "step", "step");
-      step_trace.SetArg(0, "step", global_step);
-      absl::StatusOr<std::pair<Batch, InputPosition>> next;
-      {
-        TraceSpan trace(options.tracer, "input", "input");
-        next = pipeline->Next(step_start + options.step_timeout);
-      }
-      if (!next.ok()) return next.status();
-      const Batch& batch = next->first;
-      const int64_t step_in_epoch = next->second.step;
-      const int64_t global_batch = schedule.GlobalBatchSize(step_in_epoch);
-      absl::StatusOr<StepResult> result = strategy.Run(step_fn, batch, global_batch);
-      if (!result.ok()) {
-        return Annotate(result.status(), absl::StrCat("step ", global_step));
-      }
-      epoch_train += absl::Now() - step_start;
-      epoch_loss.loss_sum += result->loss.loss_sum;
-      epoch_loss.correct += result->loss.correct;
-      epoch_examples += result->examples;
-      epoch_samples += global_batch;
-      report.timing.compute += result->timing.compute;
-      report.timing.communicate += result->timing.communicate;
-      report.timing.wait += result->timing.wait;
-      report.timing.bytes_sent += result->timing.bytes_sent;
-      report.timing.bytes_received += result->timing.bytes_received;
-      ++global_step;
-      ++epoch_steps;
-      if (!options.observers.empty()) {
-        StepRecord record{global_step, pipeline->schedule().Advance(next->second), global_batch,
-                          &*result, step_start, absl::Now()};
-        for (TrainingObserver* observer : options.observers) {
-          MESHTRAIN_RETURN_IF_ERROR(observer->OnStepEnd(record));
-        }
-      }
-      if (options.on_progress && absl::Now() >= next_progress) {
-        options.on_progress(epoch + 1, step_in_epoch + 1, steps_per_epoch,
-                            epoch_loss.loss_sum / std::max<int64_t>(1, epoch_examples));
-        next_progress = absl::Now() + options.progress_interval;
-      }
-    }
-    train_time += epoch_train;
-    EpochRecord record;
-    record.epoch = epoch + 1;
-    record.steps = epoch_steps;
-    record.train_loss = epoch_loss.loss_sum / std::max<int64_t>(1, epoch_examples);
-    record.train_accuracy =
-        static_cast<double>(epoch_loss.correct) / std::max<int64_t>(1, epoch_examples);
-    record.train_seconds = absl::ToDoubleSeconds(epoch_train);
-    record.samples_per_sec = epoch_samples / std::max(1e-9, record.train_seconds);
-    if (options.evaluate && test != nullptr && test->size() > 0) {
-      TraceSpan trace(options.tracer, "evaluate", "evaluate");
-      MESHTRAIN_ASSIGN_OR_RETURN(LossStats eval, EvaluateDataset(strategy, model, *test));
-      record.test_loss = eval.loss_sum / static_cast<double>(test->size());
-      record.test_accuracy = static_cast<double>(eval.correct) / static_cast<double>(test->size());
-    }
-    record.elapsed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    if (options.target_accuracy > 0 && !report.seconds_to_target &&
-        record.test_accuracy >= options.target_accuracy) {
-      report.seconds_to_target = record.elapsed_seconds;
-    }
-    report.samples += epoch_samples;
-    report.examples += epoch_examples;
-    report.epochs.push_back(record);
-    if (options.on_epoch) options.on_epoch(record);
-    for (TrainingObserver* observer : options.observers) {
-      MESHTRAIN_RETURN_IF_ERROR(observer->OnEpochEnd(record));
+  absl::Status RunEpoch(int64_t epoch, int64_t epoch_end);
+  absl::Status RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_progress);
+  // The epoch's record, evaluated on the chief.
+  absl::StatusOr<EpochRecord> FinishEpoch(int64_t epoch, const EpochTotals& totals);
+  absl::Status Finish();
+
+  Strategy& strategy_;
+  const Model& model_;
+  const Dataset* const test_;
+  const TrainingOptions& options_;
+  StepFn step_fn_;
+  std::unique_ptr<InputPipeline> pipeline_;
+  int64_t steps_per_epoch_ = 0;
+  int64_t last_step_ = 0;
+  int64_t global_step_ = 0;
+  absl::Time start_;
+  absl::Duration train_time_;
+  TrainingReport report_;
+};
+
+absl::Status Loop::Start(const Dataset& train) {
+  MESHTRAIN_RETURN_IF_ERROR(
+      ValidateShardable(options_.global_batch_size, strategy_.num_replicas_in_sync()));
+  const InputShard shard = strategy_.input_shard();
+  BatchScheduleOptions schedule;
+  schedule.num_examples = train.size();
+  schedule.global_batch_size = options_.global_batch_size;
+  schedule.seed = options_.seed;
+  schedule.shuffle = options_.shuffle;
+  schedule.drop_remainder = options_.drop_remainder;
+  schedule.num_shards = shard.num_shards;
+  schedule.shard_index = shard.shard_index;
+  MESHTRAIN_ASSIGN_OR_RETURN(pipeline_, InputPipeline::Create(&train, schedule, options_.start,
+                                                              options_.prefetch_depth));
+  steps_per_epoch_ = pipeline_->schedule().steps_per_epoch();  // >= 1: Create checked it
+  last_step_ = options_.epochs * steps_per_epoch_;
+  if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainingReport> Loop::Run() {
+  start_ = absl::Now();
+  global_step_ = options_.start.epoch * steps_per_epoch_ + options_.start.step;
+  pipeline_->Start();
+  if (options_.tracer != nullptr) options_.tracer->NameThread("training loop");
+  while (global_step_ < last_step_) {
+    const int64_t epoch = global_step_ / steps_per_epoch_;
+    MESHTRAIN_RETURN_IF_ERROR(RunEpoch(epoch, std::min(last_step_, (epoch + 1) * steps_per_epoch_)));
+  }
+  pipeline_->Stop();
+  MESHTRAIN_RETURN_IF_ERROR(Finish());
+  return std::move(report_);
+}
+
+absl::Status Loop::RunEpoch(int64_t epoch, int64_t epoch_end) {
+  EpochTotals totals;
+  absl::Time next_progress = absl::Now() + options_.progress_interval;
+  while (global_step_ < epoch_end) {
+    MESHTRAIN_RETURN_IF_ERROR(RunStep(epoch, totals, next_progress));
+  }
+  train_time_ += totals.train;
+  MESHTRAIN_ASSIGN_OR_RETURN(EpochRecord record, FinishEpoch(epoch, totals));
+  if (options_.target_accuracy > 0 && !report_.seconds_to_target &&
+      record.test_accuracy >= options_.target_accuracy) {
+    report_.seconds_to_target = record.elapsed_seconds;
+  }
+  report_.samples += totals.samples;
+  report_.examples += totals.examples;
+  report_.epochs.push_back(record);
+  if (options_.on_epoch) options_.on_epoch(record);
+  for (TrainingObserver* observer : options_.observers) {
+    MESHTRAIN_RETURN_IF_ERROR(observer->OnEpochEnd(record));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_progress) {
+  const absl::Time step_start = absl::Now();
+  TraceSpan step_trace(options_.tracer, "step", "step");
+  step_trace.SetArg(0, "step", global_step_);
+  absl::StatusOr<std::pair<Batch, InputPosition>> next;
+  {
+    TraceSpan trace(options_.tracer, "input", "input");
+    next = pipeline_->Next(step_start + options_.step_timeout);
+  }
+  if (!next.ok()) return next.status();
+  const Batch& batch = next->first;
+  const int64_t step_in_epoch = next->second.step;
+  const int64_t global_batch = pipeline_->schedule().GlobalBatchSize(step_in_epoch);
+  absl::StatusOr<StepResult> result = strategy_.Run(step_fn_, batch, global_batch);
+  if (!result.ok()) return Annotate(result.status(), absl::StrCat("step ", global_step_));
+  totals.train += absl::Now() - step_start;
+  totals.loss.loss_sum += result->loss.loss_sum;
+  totals.loss.correct += result->loss.correct;
+  totals.examples += result->examples;
+  totals.samples += global_batch;
+  StepTiming& timing = report_.timing;
+  timing.compute += result->timing.compute;
+  timing.communicate += result->timing.communicate;
+  timing.wait += result->timing.wait;
+  timing.bytes_sent += result->timing.bytes_sent;
+  timing.bytes_received += result->timing.bytes_received;
+  ++global_step_;
+  ++totals.steps;
+  if (!options_.observers.empty()) {
+    StepRecord record{global_step_, pipeline_->schedule().Advance(next->second), global_batch,
+                      &*result, step_start, absl::Now()};
+    for (TrainingObserver* observer : options_.observers) {
+      MESHTRAIN_RETURN_IF_ERROR(observer->OnStepEnd(record));
     }
   }
-  pipeline->Stop();
-  MESHTRAIN_RETURN_IF_ERROR(strategy.Finish());
+  if (options_.on_progress && absl::Now() >= next_progress) {
+    options_.on_progress(epoch + 1, step_in_epoch + 1, steps_per_epoch_,
+                         totals.loss.loss_sum / std::max<int64_t>(1, totals.examples));
+    next_progress = absl::Now() + options_.progress_interval;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EpochRecord> Loop::FinishEpoch(int64_t epoch, const EpochTotals& totals) {
+  EpochRecord record;
+  record.epoch = epoch + 1;
+  record.steps = totals.steps;
+  record.train_loss = totals.loss.loss_sum / std::max<int64_t>(1, totals.examples);
+  record.train_accuracy =
+      static_cast<double>(totals.loss.correct) / std::max<int64_t>(1, totals.examples);
+  record.train_seconds = absl::ToDoubleSeconds(totals.train);
+  record.samples_per_sec = totals.samples / std::max(1e-9, record.train_seconds);
+  if (options_.evaluate && test_ != nullptr && test_->size() > 0) {
+    TraceSpan trace(options_.tracer, "evaluate", "evaluate");
+    MESHTRAIN_ASSIGN_OR_RETURN(LossStats eval, EvaluateDataset(strategy_, model_, *test_));
+    record.test_loss = eval.loss_sum / static_cast<double>(test_->size());
+    record.test_accuracy = static_cast<double>(eval.correct) / static_cast<double>(test_->size());
+  }
+  record.elapsed_seconds = absl::ToDoubleSeconds(absl::Now() - start_);
+  return record;
+}
+
+absl::Status Loop::Finish() {
+  MESHTRAIN_RETURN_IF_ERROR(strategy_.Finish());
   // Where the model stands at the end, when the last epoch's evaluation does
   // not say: resumed at the last step (a restart after the final
   // checkpoint), nothing trained; with independent workers, the others'
   // last updates arrived after it.
   std::optional<LossStats> final_eval;
-  if ((report.epochs.empty() || strategy.independent_workers()) && options.evaluate && test != nullptr &&
-      test->size() > 0) {
-    MESHTRAIN_ASSIGN_OR_RETURN(final_eval, EvaluateDataset(strategy, model, *test));
+  if ((report_.epochs.empty() || strategy_.recovery_policy().independent_workers) &&
+      options_.evaluate && test_ != nullptr && test_->size() > 0) {
+    MESHTRAIN_ASSIGN_OR_RETURN(final_eval, EvaluateDataset(strategy_, model_, *test_));
   }
-
-  report.final_step = global_step;
-  report.train_seconds = absl::ToDoubleSeconds(train_time);
-  report.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  report.samples_per_sec = report.samples / std::max(1e-9, report.train_seconds);
-  if (!report.epochs.empty()) {
-    report.train_loss = report.epochs.back().train_loss;
-    report.test_loss = report.epochs.back().test_loss;
-    report.test_accuracy = report.epochs.back().test_accuracy;
+  report_.final_step = global_step_;
+  report_.train_seconds = absl::ToDoubleSeconds(train_time_);
+  report_.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start_);
+  report_.samples_per_sec = report_.samples / std::max(1e-9, report_.train_seconds);
+  if (!report_.epochs.empty()) {
+    report_.train_loss = report_.epochs.back().train_loss;
+    report_.test_loss = report_.epochs.back().test_loss;
+    report_.test_accuracy = report_.epochs.back().test_accuracy;
   }
   if (final_eval.has_value()) {
-    report.test_loss = final_eval->loss_sum / static_cast<double>(test->size());
-    report.test_accuracy = static_cast<double>(final_eval->correct) / static_cast<double>(test->size());
+    report_.test_loss = final_eval->loss_sum / static_cast<double>(test_->size());
+    report_.test_accuracy =
+        static_cast<double>(final_eval->correct) / static_cast<double>(test_->size());
   }
-  return report;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& model,
+                                           const Dataset& train, const Dataset* test,
+                                           const TrainingOptions& options) {
+  Loop loop(strategy, model, test, options);
+  MESHTRAIN_RETURN_IF_ERROR(loop.Start(train));
+  return loop.Run();
 }
 
 }  // namespace meshtrain

@@ -1,8 +1,8 @@
 // The training loop, the same for every strategy: feed this process's shard of
 // each global batch to Strategy::Run, evaluate on the test set after each epoch
 // (chief only), report progress. It never asks which strategy runs.
-#ifndef MESHTRAIN_LAUNCHER_TRAINING_LOOP_H_
-#define MESHTRAIN_LAUNCHER_TRAINING_LOOP_H_
+#ifndef MESHTRAIN_TRAINING_TRAINING_LOOP_H_
+#define MESHTRAIN_TRAINING_TRAINING_LOOP_H_
 
 #include <cstdint>
 #include <functional>
@@ -96,4 +96,4 @@ absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_TRAINING_LOOP_H_
+#endif  // MESHTRAIN_TRAINING_TRAINING_LOOP_H_

@@ -1,0 +1,182 @@
+// The training loop on one process: OneDevice and Mirrored (two CPU replicas)
+// strategies, a small MLP on a synthetic task. One device is deterministic, so
+// the figures asserted below are the same on every run.
+#include "training/training_loop.h"
+
+#include <memory>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/data/synthetic.h"
+#include "runtime/model/model.h"
+#include "runtime/optim/optimizer.h"
+#include "strategies/mirrored.h"
+#include "strategies/one_device.h"
+
+namespace meshtrain {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kExamples = 600;
+constexpr int64_t kBatch = 64;  // 10 steps an epoch, the last of 24 examples
+
+Dataset Data(Split split) {
+  SyntheticOptions options;
+  options.num_examples = split == Split::kTrain ? kExamples : 300;
+  options.num_features = 12;
+  options.num_classes = 3;
+  options.seed = 7;
+  options.split = split;
+  return MakeSyntheticClassification(options);
+}
+
+// Records what the loop tells its observers; fails at `fail_at_step` if set.
+class Recorder final : public TrainingObserver {
+ public:
+  absl::Status OnStepEnd(const StepRecord& step) override {
+    steps.push_back(step.global_step);
+    last_next = step.next;
+    batch_sizes.push_back(step.global_batch_size);
+    if (step.global_step == fail_at_step) return absl::ResourceExhaustedError("disk full");
+    return absl::OkStatus();
+  }
+  absl::Status OnEpochEnd(const EpochRecord& epoch) override {
+    epochs.push_back(epoch.epoch);
+    return absl::OkStatus();
+  }
+
+  int64_t fail_at_step = -1;
+  std::vector<int64_t> steps;
+  std::vector<int64_t> batch_sizes;
+  std::vector<int64_t> epochs;
+  InputPosition last_next;
+};
+
+struct Job {
+  Dataset train = Data(Split::kTrain);
+  Dataset test = Data(Split::kTest);
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<Strategy> strategy;
+  std::unique_ptr<Model> model;
+
+  explicit Job(int replicas = 1) {
+    OptimizerConfig config;
+    config.learning_rate = 0.1f;
+    config.momentum = 0.9f;
+    optimizer = *Optimizer::Create(config);
+    if (replicas == 1) {
+      strategy = *OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, /*seed=*/3);
+    } else {
+      MirroredStrategy::Options options;
+      for (int r = 0; r < replicas; ++r) options.devices.push_back(Device::Cpu(r));
+      options.optimizer = optimizer.get();
+      options.seed = 3;
+      strategy = *MirroredStrategy::Create(std::move(options));
+    }
+    ModelConfig model_config;
+    model_config.hidden_units = {16};
+    model = *CreateModel(model_config, ModelShape{12, 3}, *strategy);
+    EXPECT_TRUE(strategy->Build().ok());
+  }
+
+  absl::StatusOr<TrainingReport> Run(TrainingOptions options) {
+    options.global_batch_size = kBatch;
+    options.seed = 11;
+    return RunTraining(*strategy, *model, train, &test, options);
+  }
+};
+
+TEST(TrainingLoopTest, EveryStepOnceEveryEpochEvaluatedAndTheModelLearns) {
+  Job job;
+  Recorder recorder;
+  TrainingOptions options;
+  options.epochs = 3;
+  options.observers = {&recorder};
+  auto report = job.Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->final_step, 30);
+  ASSERT_EQ(report->epochs.size(), 3u);
+  for (const EpochRecord& epoch : report->epochs) EXPECT_EQ(epoch.steps, 10);
+  EXPECT_EQ(recorder.epochs, (std::vector<int64_t>{1, 2, 3}));
+  ASSERT_EQ(recorder.steps.size(), 30u);
+  for (int64_t i = 0; i < 30; ++i) EXPECT_EQ(recorder.steps[i], i + 1);
+  // The last step of an epoch is the remainder; the input then stands at the next epoch.
+  EXPECT_EQ(recorder.batch_sizes[9], kExamples - 9 * kBatch);
+  EXPECT_EQ(recorder.last_next, (InputPosition{3, 0}));
+  EXPECT_EQ(report->samples, 3 * kExamples);
+  EXPECT_EQ(report->examples, 3 * kExamples);
+  // A learnable task: the loss falls and the test accuracy is far above chance (1/3).
+  EXPECT_LT(report->epochs[2].train_loss, report->epochs[0].train_loss);
+  EXPECT_GT(report->test_accuracy, 0.6);
+  EXPECT_EQ(report->test_accuracy, report->epochs.back().test_accuracy);
+}
+
+TEST(TrainingLoopTest, ResumesAtItsPositionAndStopsAtMaxSteps) {
+  Job job;
+  Recorder recorder;
+  TrainingOptions options;
+  options.epochs = 3;
+  options.start = InputPosition{1, 3};  // 13 steps done
+  options.max_steps = 25;
+  options.observers = {&recorder};
+  auto report = job.Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->final_step, 25);
+  ASSERT_FALSE(recorder.steps.empty());
+  EXPECT_EQ(recorder.steps.front(), 14);
+  EXPECT_EQ(recorder.steps.back(), 25);
+  EXPECT_EQ(recorder.last_next, (InputPosition{2, 5}));
+  // Epoch 2 (7 of its steps here) ended, and so did epoch 3 at max_steps, 5 steps in.
+  EXPECT_EQ(recorder.epochs, (std::vector<int64_t>{2, 3}));
+  ASSERT_EQ(report->epochs.size(), 2u);
+  EXPECT_EQ(report->epochs[0].steps, 7);
+  EXPECT_EQ(report->epochs[1].steps, 5);
+}
+
+TEST(TrainingLoopTest, AnObserversErrorStopsTrainingWithIt) {
+  Job job;
+  Recorder recorder;
+  recorder.fail_at_step = 4;
+  TrainingOptions options;
+  options.epochs = 2;
+  options.observers = {&recorder};
+  auto report = job.Run(options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(report.status().message()), HasSubstr("disk full"));
+  EXPECT_EQ(recorder.steps.size(), 4u);
+}
+
+TEST(TrainingLoopTest, TwoReplicasSplitEachGlobalBatch) {
+  Job job(/*replicas=*/2);
+  TrainingOptions options;
+  options.epochs = 1;
+  auto report = job.Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->final_step, 10);
+  EXPECT_EQ(report->examples, kExamples);  // both replicas' shards, once
+  EXPECT_GT(report->test_accuracy, 0.4);
+}
+
+TEST(TrainingLoopTest, ABatchNoReplicaCountDividesIsRefused) {
+  Job job(/*replicas=*/2);
+  TrainingOptions options;
+  options.global_batch_size = 63;
+  auto report = RunTraining(*job.strategy, *job.model, job.train, &job.test, options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument) << report.status();
+}
+
+TEST(TrainingLoopTest, TooFewExamplesForOneBatchWithDropRemainderIsRefused) {
+  Job job;
+  TrainingOptions options;
+  options.global_batch_size = kExamples + 1;
+  options.drop_remainder = true;
+  auto report = RunTraining(*job.strategy, *job.model, job.train, &job.test, options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(report.status().message()),
+              HasSubstr("600 examples in global batches of 601 with drop_remainder"));
+}
+
+}  // namespace
+}  // namespace meshtrain

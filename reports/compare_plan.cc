@@ -9,8 +9,27 @@
 
 namespace meshtrain {
 
+namespace {
+
+// The strategies compare knows, in its default order, with their chart colours.
+struct KnownStrategy {
+  const char* name;
+  const char* color;
+};
+constexpr KnownStrategy kKnownStrategies[] = {
+    {"one_device", "#4c78a8"},
+    {"mirrored", "#f58518"},
+    {"central_storage", "#54a24b"},
+    {"multi_worker_mirrored", "#b279a2"},
+    {"parameter_server", "#e45756"},
+};
+
+}  // namespace
+
 std::vector<std::string> CompareStrategyNames() {
-  return {"one_device", "mirrored", "central_storage", "multi_worker_mirrored", "parameter_server"};
+  std::vector<std::string> names;
+  for (const KnownStrategy& s : kKnownStrategies) names.push_back(s.name);
+  return names;
 }
 
 absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, const CompareShape& shape) {
@@ -66,6 +85,14 @@ absl::StatusOr<std::vector<std::string>> ParseStrategyList(absl::string_view lis
   }
   if (names.empty()) return absl::InvalidArgumentError("--strategies is empty");
   return names;
+}
+
+std::string StrategyColor(const std::string& strategy, int index) {
+  for (const KnownStrategy& s : kKnownStrategies) {
+    if (strategy == s.name) return s.color;
+  }
+  static constexpr const char* kOthers[] = {"#72b7b2", "#eeca3b", "#9d755d", "#ff9da6", "#79706e"};
+  return kOthers[static_cast<size_t>(std::max(0, index)) % (sizeof(kOthers) / sizeof(kOthers[0]))];
 }
 
 }  // namespace meshtrain

@@ -6,8 +6,8 @@
 //   parameter_server                 a local cluster of N workers and M ps tasks
 // One-process strategies run `meshtrain train` without TF_CONFIG; clusters run
 // one `meshtrain train` per task, as `meshtrain launch` does. Pure; thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_COMPARE_PLAN_H_
-#define MESHTRAIN_LAUNCHER_COMPARE_PLAN_H_
+#ifndef MESHTRAIN_REPORTS_COMPARE_PLAN_H_
+#define MESHTRAIN_REPORTS_COMPARE_PLAN_H_
 
 #include <string>
 #include <vector>
@@ -35,6 +35,13 @@ struct StrategyLaunch {
 // The strategies compare knows, in the order it runs them by default.
 std::vector<std::string> CompareStrategyNames();
 
+// The report's speed-ups are relative to this strategy where it ran.
+inline constexpr absl::string_view kSpeedupBaseline = "one_device";
+
+// A strategy's colour in the report's charts: fixed for the strategies compare
+// knows, else the `index`-th of a few others.
+std::string StrategyColor(const std::string& strategy, int index);
+
 // kInvalidArgument for an unknown name or a shape that cannot run it.
 absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, const CompareShape& shape);
 
@@ -43,4 +50,4 @@ absl::StatusOr<std::vector<std::string>> ParseStrategyList(absl::string_view lis
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_COMPARE_PLAN_H_
+#endif  // MESHTRAIN_REPORTS_COMPARE_PLAN_H_

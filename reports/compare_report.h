@@ -5,8 +5,8 @@
 // accuracy, final test accuracy, bytes per step, time fractions, peak memory)
 // and the per-epoch curves, or the error that stopped the strategy. Pure
 // functions over values; thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_COMPARE_REPORT_H_
-#define MESHTRAIN_LAUNCHER_COMPARE_REPORT_H_
+#ifndef MESHTRAIN_REPORTS_COMPARE_REPORT_H_
+#define MESHTRAIN_REPORTS_COMPARE_REPORT_H_
 
 #include <cstdint>
 #include <map>
@@ -48,4 +48,4 @@ const nlohmann::json& JsonField(const nlohmann::json& object, const char* key); 
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_COMPARE_REPORT_H_
+#endif  // MESHTRAIN_REPORTS_COMPARE_REPORT_H_

@@ -1,8 +1,8 @@
 // MachineInfo: what a report says about the machine it was measured on (host,
 // cores, CPU model, memory, OS, load average), read from /proc and
 // /etc/os-release. Fields that cannot be read are "?" or 0. Thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_MACHINE_INFO_H_
-#define MESHTRAIN_LAUNCHER_MACHINE_INFO_H_
+#ifndef MESHTRAIN_REPORTS_MACHINE_INFO_H_
+#define MESHTRAIN_REPORTS_MACHINE_INFO_H_
 
 #include <cstdint>
 #include <string>
@@ -23,4 +23,4 @@ double LoadAverage();
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_MACHINE_INFO_H_
+#endif  // MESHTRAIN_REPORTS_MACHINE_INFO_H_

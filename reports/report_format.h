@@ -1,7 +1,7 @@
 // How the compare report prints numbers: counts with thousands separators or
 // k/M suffixes, bytes in binary units, seconds and percentages. Pure; thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_REPORT_FORMAT_H_
-#define MESHTRAIN_LAUNCHER_REPORT_FORMAT_H_
+#ifndef MESHTRAIN_REPORTS_REPORT_FORMAT_H_
+#define MESHTRAIN_REPORTS_REPORT_FORMAT_H_
 
 #include <string>
 
@@ -15,4 +15,4 @@ std::string FormatPercent(double fraction); // 0.1234 -> "12.3%"
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_REPORT_FORMAT_H_
+#endif  // MESHTRAIN_REPORTS_REPORT_FORMAT_H_

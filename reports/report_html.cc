@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "reports/compare_plan.h"
 #include "reports/compare_report.h"
 #include "reports/report_format.h"
 #include "reports/svg_chart.h"
@@ -235,14 +236,14 @@ BarChart BarsPerStrategy(absl::string_view id, absl::string_view x_label, const 
 }
 
 std::string ThroughputChart(const std::vector<Row>& rows) {
-  // Speed-ups are relative to one_device where it ran, else to the first row that did.
+  // Speed-ups are relative to the baseline where it ran, else to the first row that did.
   double base = 0;
   std::string base_name;
   for (const Row& r : rows) {
-    if (r.ok && (base == 0 || r.name == "one_device")) {
+    if (r.ok && (base == 0 || r.name == kSpeedupBaseline)) {
       base = JsonNumber(*r.summary, "samples_per_sec", 0);
       base_name = r.name;
-      if (r.name == "one_device") break;
+      if (r.name == kSpeedupBaseline) break;
     }
   }
   BarChart chart = BarsPerStrategy("chart-throughput", "samples per second (all workers)", rows, [&](const Row& r) {
@@ -391,20 +392,6 @@ document.addEventListener("DOMContentLoaded", function () {
 </script>)js";
 
 }  // namespace
-
-std::string StrategyColor(const std::string& strategy, int index) {
-  static const std::map<std::string, std::string>* const kKnown = new std::map<std::string, std::string>{
-      {"one_device", "#4c78a8"},
-      {"mirrored", "#f58518"},
-      {"central_storage", "#54a24b"},
-      {"multi_worker_mirrored", "#b279a2"},
-      {"parameter_server", "#e45756"},
-  };
-  static const char* const kOthers[] = {"#72b7b2", "#eeca3b", "#9d755d", "#ff9da6", "#79706e"};
-  auto it = kKnown->find(strategy);
-  if (it != kKnown->end()) return it->second;
-  return kOthers[static_cast<size_t>(std::max(0, index)) % (sizeof(kOthers) / sizeof(kOthers[0]))];
-}
 
 std::string RenderCompareHtml(const nlohmann::json& report) {
   const nlohmann::json& job = JsonField(report, "job");

@@ -7,8 +7,8 @@
 // every figure, and how to read them. Charts have the ids chart-accuracy,
 // chart-throughput, chart-time-split, chart-bytes and chart-memory. Pure;
 // thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_REPORT_HTML_H_
-#define MESHTRAIN_LAUNCHER_REPORT_HTML_H_
+#ifndef MESHTRAIN_REPORTS_REPORT_HTML_H_
+#define MESHTRAIN_REPORTS_REPORT_HTML_H_
 
 #include <string>
 
@@ -19,10 +19,6 @@ namespace meshtrain {
 // `report` as BuildCompareReport (compare_report.h) makes it.
 std::string RenderCompareHtml(const nlohmann::json& report);
 
-// The colour a strategy has on every chart (stable across reports for the
-// five strategies; others by their position).
-std::string StrategyColor(const std::string& strategy, int index);
-
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_REPORT_HTML_H_
+#endif  // MESHTRAIN_REPORTS_REPORT_HTML_H_

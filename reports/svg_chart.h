@@ -5,8 +5,8 @@
 // a class and data- attributes (class="series" / "point" / "bar",
 // data-series, data-row, data-segment, data-value) so that tests and scripts
 // can find them in the DOM. Pure functions; thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_SVG_CHART_H_
-#define MESHTRAIN_LAUNCHER_SVG_CHART_H_
+#ifndef MESHTRAIN_REPORTS_SVG_CHART_H_
+#define MESHTRAIN_REPORTS_SVG_CHART_H_
 
 #include <functional>
 #include <optional>
@@ -80,4 +80,4 @@ std::string XmlEscape(absl::string_view text);
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_SVG_CHART_H_
+#endif  // MESHTRAIN_REPORTS_SVG_CHART_H_

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "reports/compare_plan.h"
 #include "reports/report_html.h"
 
 namespace meshtrain {

@@ -33,7 +33,7 @@
 #include "training/training_loop.h"
 #include "nlohmann/json.hpp"
 #include "runtime/checkpoint/checkpoint_commit.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/checkpoint/manifest.h"
 #include "strategies/strategy.h"
 

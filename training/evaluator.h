@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "training/job_config.h"
 #include "training/preemption.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 
 namespace meshtrain {
 

@@ -1,7 +1,7 @@
-// WriteFileAtomically: a file's whole new contents, or its old ones: the bytes
-// go to a temporary file beside it (fsynced), which is then renamed over it, so
-// a reader never sees half a file. For reports, traces and summaries (not for
-// checkpoints, which commit a directory: runtime/checkpoint). Thread-compatible.
+// WriteFileAtomically(path, contents): a file's whole new contents, or its old
+// ones, on the POSIX file system: the general form in file_system.h (temporary
+// file, fsync, rename, directory fsync) with one piece. For reports, traces and
+// summaries. Thread-safe.
 #ifndef MESHTRAIN_RUNTIME_BASE_ATOMIC_FILE_H_
 #define MESHTRAIN_RUNTIME_BASE_ATOMIC_FILE_H_
 
@@ -12,8 +12,9 @@
 
 namespace meshtrain {
 
-// kPermissionDenied when the directory cannot be written; kDataLoss when a
-// write or the rename fails (the temporary file is removed).
+// Errors as FileSystem's: NotFound for a missing directory, PermissionDenied
+// for one that cannot be written, DataLoss when a write or the rename fails
+// (the temporary file is removed).
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
 
 }  // namespace meshtrain

@@ -1,9 +1,10 @@
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -165,17 +166,32 @@ std::string DirName(absl::string_view path) {
 }
 
 absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
-                                 absl::Span<const absl::string_view> pieces) {
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs.NewWritableFile(tmp));
-  for (absl::string_view piece : pieces) {
-    MESHTRAIN_RETURN_IF_ERROR(file->Append(
-        absl::MakeConstSpan(reinterpret_cast<const std::byte*>(piece.data()), piece.size())));
+                                 const std::function<absl::Status(WritableFile&)>& write) {
+  static std::atomic<uint64_t> next_tmp{0};
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", next_tmp.fetch_add(1));
+  absl::Status status = [&]() -> absl::Status {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs.NewWritableFile(tmp));
+    MESHTRAIN_RETURN_IF_ERROR(write(*file));
+    MESHTRAIN_RETURN_IF_ERROR(file->Sync());
+    MESHTRAIN_RETURN_IF_ERROR(file->Close());
+    return fs.Rename(tmp, path);
+  }();
+  if (!status.ok()) {
+    fs.RemoveAll(tmp).IgnoreError();
+    return status;
   }
-  MESHTRAIN_RETURN_IF_ERROR(file->Sync());
-  MESHTRAIN_RETURN_IF_ERROR(file->Close());
-  MESHTRAIN_RETURN_IF_ERROR(fs.Rename(tmp, path));
   return fs.SyncDir(DirName(path));
+}
+
+absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
+                                 absl::Span<const absl::string_view> pieces) {
+  return WriteFileAtomically(fs, path, [pieces](WritableFile& file) -> absl::Status {
+    for (absl::string_view piece : pieces) {
+      MESHTRAIN_RETURN_IF_ERROR(file.Append(
+          absl::MakeConstSpan(reinterpret_cast<const std::byte*>(piece.data()), piece.size())));
+    }
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace meshtrain

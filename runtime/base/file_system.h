@@ -1,7 +1,8 @@
-// FileSystem: the checkpoint code's only way to the disk, as LevelDB's Env is
-// its way to files: production uses DefaultFileSystem() (POSIX), tests wrap it
-// in FaultInjectionFileSystem to stop the process's I/O at any chosen operation
-// (a crash point) or to slow a step down.
+// FileSystem: the runtime's way to the disk, the file half of Env
+// (runtime/base/env.h), as in LevelDB: production uses DefaultFileSystem()
+// (POSIX); checkpoint tests wrap it in FaultInjectionFileSystem
+// (runtime/checkpoint) to stop the process's I/O at any chosen operation (a
+// crash point) or to slow a step down.
 //
 // The operations are the ones an atomic commit is built from: write a file,
 // fsync it, rename it over another, fsync its directory. Errors name the
@@ -9,10 +10,11 @@
 // path, PermissionDenied for EACCES/EROFS, ResourceExhausted for ENOSPC,
 // DataLoss for other write failures. Implementations are thread-safe; one
 // WritableFile is used by one thread.
-#ifndef MESHTRAIN_RUNTIME_CHECKPOINT_FILE_SYSTEM_H_
-#define MESHTRAIN_RUNTIME_CHECKPOINT_FILE_SYSTEM_H_
+#ifndef MESHTRAIN_RUNTIME_BASE_FILE_SYSTEM_H_
+#define MESHTRAIN_RUNTIME_BASE_FILE_SYSTEM_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,11 +64,17 @@ std::string JoinPath(absl::string_view dir, absl::string_view name);
 // The directory part of `path` ("." for a bare name).
 std::string DirName(absl::string_view path);
 
-// Writes `pieces` to `path` atomically: PATH.tmp, fsync, rename over PATH,
-// fsync the directory. A crash leaves the old PATH (and maybe a stale .tmp).
+// The one atomic write of the runtime: `write` fills a temporary file beside
+// `path` (PATH.tmp.<pid>.<n>), which is fsynced and renamed over PATH, and the
+// directory is fsynced. A reader sees the old file or the whole new one; a
+// crash leaves the old PATH (and maybe a stale temporary file). On an error
+// the temporary file is removed.
+absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
+                                 const std::function<absl::Status(WritableFile&)>& write);
+// The same with the file's contents given as `pieces`, written in order.
 absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
                                  absl::Span<const absl::string_view> pieces);
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_RUNTIME_CHECKPOINT_FILE_SYSTEM_H_
+#endif  // MESHTRAIN_RUNTIME_BASE_FILE_SYSTEM_H_

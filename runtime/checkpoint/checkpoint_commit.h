@@ -4,13 +4,13 @@
 //   1. PrepareCheckpointDir: remove whatever MODEL_DIR/ckpt-STEP holds (a
 //      crash's leftover, or an earlier save of the same step, un-committed
 //      first by removing its index.json), create it, fsync MODEL_DIR.
-//   2. Every writer writes its part: FILE.tmp, fsync, rename to FILE, fsync the
+//   2. Every writer writes its part: FILE.tmp.*, fsync, rename to FILE, fsync the
 //      checkpoint directory (WriteSnapshotPart). Synchronous strategies have one
 //      writer, the chief; a parameter-server job has every ps task write its
 //      own shards in parallel (CheckpointJob hides which).
 //   3. CommitCheckpoint, once every part succeeded: the manifest (variables
 //      merged from the parts' records, every file's size and CRC32C) as
-//      index.json.tmp, fsync, rename to index.json, fsync the directory. From
+//      index.json.tmp.*, fsync, rename to index.json, fsync the directory. From
 //      here the checkpoint exists.
 //   4. The pointer MODEL_DIR/checkpoint, the same way (tmp, fsync, rename,
 //      fsync MODEL_DIR).
@@ -30,7 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/checkpoint/checkpoint_snapshot.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/checkpoint/manifest.h"
 
 namespace meshtrain {

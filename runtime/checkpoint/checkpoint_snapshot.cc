@@ -72,13 +72,10 @@ absl::StatusOr<PartRecord> WriteSnapshotPart(FileSystem& fs, const std::string& 
     part.variables.push_back(std::move(v));
   }
   const std::string path = JoinPath(checkpoint_dir, file_name);
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs.NewWritableFile(tmp));
-  MESHTRAIN_ASSIGN_OR_RETURN(part.file.crc32c, writer.WriteTo(*file));
-  MESHTRAIN_RETURN_IF_ERROR(file->Sync());
-  MESHTRAIN_RETURN_IF_ERROR(file->Close());
-  MESHTRAIN_RETURN_IF_ERROR(fs.Rename(tmp, path));
-  MESHTRAIN_RETURN_IF_ERROR(fs.SyncDir(checkpoint_dir));
+  MESHTRAIN_RETURN_IF_ERROR(WriteFileAtomically(fs, path, [&](WritableFile& file) -> absl::Status {
+    MESHTRAIN_ASSIGN_OR_RETURN(part.file.crc32c, writer.WriteTo(file));
+    return absl::OkStatus();
+  }));
   part.file.bytes = static_cast<int64_t>(writer.total_bytes());
   return part;
 }

@@ -2,7 +2,8 @@
 // partitions), their optimizer slots and update counts, taken at a step
 // boundary so that a background thread can write them while training goes on.
 // WriteSnapshotPart writes one as a single safetensors file of a checkpoint
-// (protocol step 2 in checkpoint_commit.h): FILE.tmp, fsync, rename, fsync dir.
+// (protocol step 2 in checkpoint_commit.h): FILE.tmp.*, fsync, rename, fsync dir
+// (WriteFileAtomically, runtime/base/file_system.h).
 // Value type.
 #ifndef MESHTRAIN_RUNTIME_CHECKPOINT_CHECKPOINT_SNAPSHOT_H_
 #define MESHTRAIN_RUNTIME_CHECKPOINT_CHECKPOINT_SNAPSHOT_H_
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/tensor/tensor.h"
 

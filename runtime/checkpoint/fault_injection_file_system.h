@@ -21,7 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 
 namespace meshtrain {
 

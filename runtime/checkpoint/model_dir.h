@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 
 namespace meshtrain {
 

@@ -26,7 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/tensor/dtype.h"
 
 namespace meshtrain {

@@ -14,7 +14,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/checkpoint/checkpoint_snapshot.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/rpc/grpc_status.h"
 

@@ -57,7 +57,9 @@ absl::StatusOr<std::unique_ptr<CoordinationService>> CoordinationService::Create
 }
 
 CoordinationService::CoordinationService(CoordinationServiceOptions options)
-    : options_(std::move(options)), fingerprint_(ClusterFingerprint(options_.cluster)) {
+    : options_(std::move(options)),
+      env_(options_.env != nullptr ? *options_.env : Env::Default()),
+      fingerprint_(ClusterFingerprint(options_.cluster)) {
   for (const TaskId& task : options_.cluster.AllTasks()) {
     TaskRecord record;
     record.info.task = task;
@@ -87,16 +89,21 @@ void CoordinationService::MonitorLoop() {
   const absl::Duration period = std::max(options_.heartbeat_timeout / 4, absl::Milliseconds(10));
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), period);
+    env_.AwaitWithDeadline(mu_, absl::Condition(&stopping_), env_.Now() + period);
     if (!stopping_) CheckLiveness();
   }
+}
+
+void CoordinationService::CheckHeartbeats() {
+  absl::MutexLock lock(&mu_);
+  CheckLiveness();
 }
 
 void CoordinationService::CheckLiveness() {
   // The clock starts at the rendezvous: before it, registered tasks block in
   // Register and send no heartbeats. After a shutdown request, silence is normal.
   if (!rendezvous_done_ || shutdown_requested_) return;
-  const absl::Time now = absl::Now();
+  const absl::Time now = env_.Now();
   for (auto& [task, record] : tasks_) {
     // Tasks waiting in a recovery send no heartbeats; their call is their pulse.
     if (task == options_.chief || record.info.state != TaskState::kConnected ||
@@ -164,10 +171,10 @@ bool CoordinationService::Wait(const std::function<bool()>& done, absl::Time dea
     return done() || stopping_ || first_error_.has_value();
   };
   while (!stop_waiting()) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = env_.Now();
     if (now >= deadline || (cancelled && cancelled())) break;
-    mu_.AwaitWithDeadline(absl::Condition(&stop_waiting),
-                          std::min(deadline, now + kCancelPollPeriod));
+    env_.AwaitWithDeadline(mu_, absl::Condition(&stop_waiting),
+                           std::min(deadline, now + kCancelPollPeriod));
   }
   return done();
 }
@@ -206,7 +213,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
     record.info.state = TaskState::kConnected;
     ++version_;
   }
-  record.last_heartbeat = absl::Now();
+  record.last_heartbeat = env_.Now();
   if (rendezvous_done_ &&
       (registration.rejoin ||
        (restarted && (!options_.independent_tasks.contains(task) || first_error_.has_value())))) {
@@ -221,11 +228,11 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
 
   const bool all =
       Wait([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllExpectedRegistered(); },
-           absl::Now() + registration.wait, cancelled);
+           env_.Now() + registration.wait, cancelled);
   if (all) {
     if (!rendezvous_done_) {
       rendezvous_done_ = true;
-      const absl::Time now = absl::Now();
+      const absl::Time now = env_.Now();
       for (auto& [t, r] : tasks_) r.last_heartbeat = now;
       MESHTRAIN_LOG(INFO) << "startup: all " << tasks_.size() << " tasks of the cluster joined";
     }
@@ -283,28 +290,28 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   record.rejoined_generation = target;
   ++record.recovering;
   MESHTRAIN_LOG(INFO) << "recovery: " << Describe(task) << " is ready for generation " << target;
-  const absl::Time deadline = absl::Now() + wait;
+  const absl::Time deadline = env_.Now() + wait;
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return generation_ >= target || AllRejoined(target) || stopping_ || failed_for_good();
   };
   while (!done()) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = env_.Now();
     if (now >= deadline || (cancelled && cancelled())) break;
-    mu_.AwaitWithDeadline(absl::Condition(&done), std::min(deadline, now + kCancelPollPeriod));
+    env_.AwaitWithDeadline(mu_, absl::Condition(&done), std::min(deadline, now + kCancelPollPeriod));
   }
   if (generation_ < target && AllRejoined(target) && !failed_for_good()) {
     // The last one in completes the recovery for everyone.
     generation_ = target;
     first_error_.reset();
     ++version_;
-    const absl::Time now = absl::Now();
+    const absl::Time now = env_.Now();
     for (auto& [t, r] : tasks_) r.last_heartbeat = now;
     for (auto& [id, barrier] : barriers_) barrier.arrived.clear();
     MESHTRAIN_LOG(WARNING) << "recovery: every task rejoined; the cluster resumes as generation "
                            << generation_;
   }
   --record.recovering;
-  record.last_heartbeat = absl::Now();
+  record.last_heartbeat = env_.Now();
   if (generation_ >= target) return View{version_, Snapshot(), generation_};
   if (failed_for_good()) return fatal();
   if (stopping_) return absl::UnavailableError("recovery: the coordination service is stopping");
@@ -330,7 +337,7 @@ absl::StatusOr<CoordinationService::HeartbeatReply> CoordinationService::Heartbe
     const TaskId& task, uint64_t incarnation, int64_t known_version) {
   absl::MutexLock lock(&mu_);
   MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
-  tasks_[task].last_heartbeat = absl::Now();
+  tasks_[task].last_heartbeat = env_.Now();
   HeartbeatReply reply;
   reply.version = version_;
   if (known_version != version_) reply.tasks = Snapshot();
@@ -411,7 +418,7 @@ absl::Status CoordinationService::Barrier(const TaskId& task, uint64_t incarnati
   const bool passed =
       Wait([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
                mu_) { return barrier.generation != generation || participant_gone(); },
-           absl::Now() + timeout, cancelled);
+           env_.Now() + timeout, cancelled);
   if (passed && barrier.generation != generation) return absl::OkStatus();
   // Not passed: withdraw, so that a retry (or the next round) starts clean.
   barrier.arrived.erase(task);
@@ -455,7 +462,7 @@ absl::StatusOr<std::string> CoordinationService::KvGet(const TaskId& task, uint6
   MESHTRAIN_RETURN_IF_ERROR(CheckSender(task, incarnation));
   auto present = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return kv_.find(key) != kv_.end(); };
   if (timeout > absl::ZeroDuration() && !present()) {
-    Wait(present, absl::Now() + timeout, cancelled);
+    Wait(present, env_.Now() + timeout, cancelled);
   }
   auto it = kv_.find(key);
   if (it != kv_.end()) return it->second;
@@ -536,7 +543,7 @@ bool CoordinationService::WaitForRegistration(const std::vector<TaskId>& tasks,
     }
     return true;
   };
-  return mu_.AwaitWithDeadline(absl::Condition(&registered), deadline);
+  return env_.AwaitWithDeadline(mu_, absl::Condition(&registered), deadline);
 }
 
 bool CoordinationService::WaitForOthersToLeave(absl::Time deadline) const {
@@ -548,7 +555,7 @@ bool CoordinationService::WaitForOthersToLeave(absl::Time deadline) const {
     }
     return true;
   };
-  return mu_.AwaitWithDeadline(absl::Condition(&all_gone), deadline);
+  return env_.AwaitWithDeadline(mu_, absl::Condition(&all_gone), deadline);
 }
 
 }  // namespace meshtrain

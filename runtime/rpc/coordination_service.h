@@ -58,6 +58,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "runtime/base/env.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/rpc/peer_directory.h"
 
@@ -76,6 +77,9 @@ struct CoordinationServiceOptions {
   // its own. Synchronous training: none; any task's death or restart (it died
   // mid-step) makes every task recover.
   std::set<TaskId> independent_tasks;
+  // Its clock (heartbeat silence, every wait's deadline); null: Env::Default().
+  // A fake clock stands still, so waits check `cancelled` only as it moves.
+  Env* env = nullptr;
 };
 
 // Errors after which restarting the failed task and restoring a checkpoint
@@ -145,6 +149,10 @@ class CoordinationService {
   absl::Status RequestShutdown(const TaskId& task, uint64_t incarnation);
   absl::Status Disconnect(const TaskId& task, uint64_t incarnation);
 
+  // Declares dead every task silent for longer than heartbeat_timeout by the
+  // Env's clock, as the monitor thread does every heartbeat_timeout / 4.
+  void CheckHeartbeats();
+
   // Observers, for the chief's Stop, diagnostics and tests.
   std::optional<ClusterError> first_error() const;
   // The key's value, read in-process by the chief without a call (its step
@@ -195,6 +203,7 @@ class CoordinationService {
   std::string Describe(const TaskId& task) const { return DescribeTask(options_.cluster, task); }
 
   const CoordinationServiceOptions options_;
+  Env& env_;
   const std::string fingerprint_;
   std::thread monitor_;
 

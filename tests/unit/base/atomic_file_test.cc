@@ -33,9 +33,9 @@ TEST(AtomicFileTest, WritesAndReplacesWholeFiles) {
   EXPECT_EQ(files, 1);
 }
 
-TEST(AtomicFileTest, MissingDirectoryIsPermissionDeniedNamingTheFile) {
+TEST(AtomicFileTest, MissingDirectoryIsNotFoundNamingTheFile) {
   absl::Status s = WriteFileAtomically("/nonexistent-dir-for-meshtrain/x.json", "x");
-  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_NE(s.message().find("/nonexistent-dir-for-meshtrain/x.json"), absl::string_view::npos) << s;
 }
 

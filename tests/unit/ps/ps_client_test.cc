@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/optim/variable_store.h"
 #include "tests/unit/checkpoint/temp_dir.h"

@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "proto/ps.grpc.pb.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
-#include "runtime/checkpoint/file_system.h"
+#include "runtime/base/file_system.h"
 #include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 

@@ -1,11 +1,14 @@
 // The coordination service's rules, called directly (no network).
 #include "runtime/rpc/coordination_service.h"
 
+#include <atomic>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/fake_env.h"
 
 namespace meshtrain {
 namespace {
@@ -29,6 +32,7 @@ class CoordinationServiceTest : public ::testing::Test {
     options.chief = T("worker", 0);
     options.heartbeat_timeout = heartbeat_timeout;
     options.independent_tasks = std::move(independent_tasks);
+    options.env = &env_;
     service_ = std::move(*CoordinationService::Create(options));
     service_->Start();
   }
@@ -51,6 +55,16 @@ class CoordinationServiceTest : public ::testing::Test {
     other.join();
   }
 
+  // Advances the fake clock by `step` until `done` (another thread's wait
+  // ended), at most 1000 times.
+  void AdvanceUntil(const std::atomic<bool>& done, absl::Duration step) {
+    for (int i = 0; i < 1000 && !done.load(); ++i) {
+      env_.Advance(step);
+      absl::SleepFor(absl::Milliseconds(1));  // lets the waiter see it; no assertion depends on it
+    }
+  }
+
+  FakeEnv env_;
   ClusterSpec cluster_;
   std::unique_ptr<CoordinationService> service_;
 };
@@ -101,24 +115,28 @@ TEST_F(CoordinationServiceTest, ASilentWorkerBecomesTheFirstErrorButASilentEvalu
     }
     return TaskState::kUnregistered;
   };
-  // Both workers keep beating (every 50 ms, the tests' heartbeat period); the
-  // evaluator is silent until it is dead, which is no error of the cluster.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  bool evaluator_dead = false;
-  while (!evaluator_dead && absl::Now() < deadline) {
+  // Both workers keep beating (every 200 ms of the fake clock; the timeout is
+  // 300 ms); the evaluator is silent until it is dead, which is no error of
+  // the cluster.
+  std::optional<CoordinationService::HeartbeatReply> reply;
+  for (int beat = 0; beat < 2; ++beat) {
+    env_.Advance(absl::Milliseconds(200));
+    service_->CheckHeartbeats();
     ASSERT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
-    auto reply = service_->Heartbeat(T("worker", 0), 1, 0);
-    ASSERT_TRUE(reply.ok());
-    evaluator_dead = state_of(*reply, T("evaluator", 0)) == TaskState::kDead;
-    if (!evaluator_dead) absl::SleepFor(absl::Milliseconds(50));
+    auto r = service_->Heartbeat(T("worker", 0), 1, 0);
+    ASSERT_TRUE(r.ok());
+    reply = *r;
   }
-  ASSERT_TRUE(evaluator_dead);
+  EXPECT_EQ(state_of(*reply, T("worker", 1)), TaskState::kConnected);
+  EXPECT_EQ(state_of(*reply, T("evaluator", 0)), TaskState::kDead);
   EXPECT_FALSE(service_->first_error().has_value());
   // Now worker:1 falls silent too; the chief itself is never declared dead.
-  while (!service_->first_error().has_value() && absl::Now() < deadline) {
-    ASSERT_TRUE(service_->Heartbeat(T("worker", 0), 1, 0).ok());
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  env_.Advance(absl::Milliseconds(200));
+  service_->CheckHeartbeats();
+  ASSERT_TRUE(service_->Heartbeat(T("worker", 0), 1, 0).ok());
+  EXPECT_FALSE(service_->first_error().has_value());  // silent for 200 ms: not yet
+  env_.Advance(absl::Milliseconds(200));
+  service_->CheckHeartbeats();
   auto error = service_->first_error();
   ASSERT_TRUE(error.has_value());
   EXPECT_EQ(error->source, T("worker", 1));
@@ -182,7 +200,15 @@ TEST_F(RecoveryTest, ARestartNobodyNoticedYetAbortsTheOthers) {
 TEST_F(RecoveryTest, ATaskThatNeverComesBackIsNamedAtTheDeadline) {
   Rendezvous();
   ASSERT_TRUE(service_->ReportError(T("worker", 0), 1, absl::UnavailableError("peer died")).ok());
-  auto view = service_->Register(Rejoin(T("worker", 0), 1, absl::Milliseconds(300)), nullptr);
+  std::atomic<bool> returned{false};
+  absl::StatusOr<CoordinationService::View> view;
+  std::thread waiting([&] {
+    view = service_->Register(Rejoin(T("worker", 0), 1, absl::Seconds(30)), nullptr);
+    returned = true;
+  });
+  AdvanceUntil(returned, absl::Seconds(1));
+  waiting.join();
+  ASSERT_TRUE(returned);
   ASSERT_TRUE(absl::IsDeadlineExceeded(view.status())) << view.status();
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("worker:1 (10.0.0.2:1) did not come back"));
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("--recovery-timeout"));
@@ -207,15 +233,13 @@ class IndependentTaskTest : public CoordinationServiceTest {
 TEST_F(IndependentTaskTest, ItsSilenceAndItsRestartAreNoErrorOfTheCluster) {
   Rendezvous();
   // worker:1 falls silent: declared dead, but nobody has to recover.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  env_.Advance(absl::Milliseconds(400));
+  service_->CheckHeartbeats();
+  auto reply = service_->Heartbeat(T("worker", 0), 1, 0);
+  ASSERT_TRUE(reply.ok());
   bool dead = false;
-  while (!dead && absl::Now() < deadline) {
-    auto reply = service_->Heartbeat(T("worker", 0), 1, 0);
-    ASSERT_TRUE(reply.ok());
-    for (const PeerInfo& info : *reply->tasks) {
-      dead = dead || (info.task == T("worker", 1) && info.state == TaskState::kDead);
-    }
-    if (!dead) absl::SleepFor(absl::Milliseconds(50));
+  for (const PeerInfo& info : *reply->tasks) {
+    dead = dead || (info.task == T("worker", 1) && info.state == TaskState::kDead);
   }
   ASSERT_TRUE(dead);
   EXPECT_FALSE(service_->first_error().has_value());

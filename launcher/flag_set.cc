@@ -17,7 +17,7 @@ std::optional<int> ParseCommandFlags(FlagSet& flags, const std::vector<std::stri
   if (!rest.ok()) {
     std::fprintf(stderr, "meshtrain %s: %s\n", flags.command().c_str(),
                  std::string(rest.status().message()).c_str());
-    return 2;
+    return kUsageExitCode;
   }
   if (flags.help_requested()) {
     std::fputs(flags.Help().c_str(), stdout);
@@ -26,7 +26,7 @@ std::optional<int> ParseCommandFlags(FlagSet& flags, const std::vector<std::stri
   if (!rest->empty()) {
     std::fprintf(stderr, "meshtrain %s: unexpected argument '%s'; see meshtrain %s --help\n",
                  flags.command().c_str(), (*rest)[0].c_str(), flags.command().c_str());
-    return 2;
+    return kUsageExitCode;
   }
   return std::nullopt;
 }

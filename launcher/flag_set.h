@@ -70,9 +70,13 @@ class FlagSet {
   bool help_requested_ = false;
 };
 
+// The exit status of a usage error: a bad flag, argument or job config. Running
+// the same command again would fail the same way (`launch` never restarts it).
+inline constexpr int kUsageExitCode = 2;
+
 // The common start of a subcommand: parses `args` into `flags`, printing --help
 // or the error ("meshtrain <command>: ..."). Returns the exit status when the
-// command should end now (0 after --help, 2 after a bad flag or a positional
+// command should end now (0 after --help, kUsageExitCode after a bad flag or a positional
 // argument), nullopt when it should go on.
 std::optional<int> ParseCommandFlags(FlagSet& flags, const std::vector<std::string>& args);
 

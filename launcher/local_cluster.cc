@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "launcher/flag_set.h"
 #include "training/preemption.h"
 #include "runtime/cluster/tf_config.h"
 
@@ -71,8 +72,10 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     spec.max_restarts = max_restarts;
     if (pinned <= cores && task.job != kEvaluatorJob) spec.cpu = next_cpu++;
     spec.restart_exit_codes = {kPreemptedExitCode};
+    spec.final_exit_codes = {kUsageExitCode};
     // Nothing waits for the evaluator: its failure is its own.
     spec.optional = task.job == kEvaluatorJob;
+    spec.completes_group = task == cluster.Chief();
     specs.push_back(std::move(spec));
   }
   return specs;

@@ -14,9 +14,13 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/signal_pipe.h"
+#include "runtime/base/status_macros.h"
 
 extern char** environ;
 
@@ -160,213 +164,254 @@ absl::Status Spawn(Child& child) {
   return absl::OkStatus();
 }
 
-// The write end of Run()'s signal pipe: a signal handler can only reach a
-// process-wide variable. Only one Run() is active per process.
-volatile int g_signal_pipe = -1;
-
-void OnSignal(int signo) {
-  const int saved = errno;
-  const unsigned char byte = static_cast<unsigned char>(signo);
-  if (g_signal_pipe >= 0) {
-    ssize_t ignored = ::write(g_signal_pipe, &byte, 1);
-    (void)ignored;
-  }
-  errno = saved;
-}
-
 void SignalAll(std::vector<Child>& children, int signo) {
   for (Child& c : children) {
     if (!c.finished && c.pid > 0) ::kill(-c.pid, signo);  // the child's process group
   }
 }
 
-}  // namespace
+bool Contains(const std::vector<int>& codes, int code) {
+  return std::find(codes.begin(), codes.end(), code) != codes.end();
+}
 
-absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& specs) {
-  // SIGINT/SIGTERM reach a handler that writes the signal number to a pipe the
-  // loop polls. (A signalfd would need the signals blocked in every thread, and
-  // libraries such as OpenBLAS start threads before main.) Children's exits are
-  // seen through pidfds, with a waitpid sweep as a safety net.
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
-  }
-  g_signal_pipe = pipe_fds[1];
-  struct sigaction action {}, old_int {}, old_term {};
-  action.sa_handler = &OnSignal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &action, &old_int);
-  ::sigaction(SIGTERM, &action, &old_term);
-  const int sfd = pipe_fds[0];
-  auto restore = [&] {
-    ::sigaction(SIGINT, &old_int, nullptr);
-    ::sigaction(SIGTERM, &old_term, nullptr);
-    g_signal_pipe = -1;
-    ::close(pipe_fds[0]);
-    ::close(pipe_fds[1]);
-  };
+// One Run(): the children, the signal pipe and the group's state, with the
+// loop's steps as methods.
+class Supervisor {
+ public:
+  Supervisor(const ProcessGroupOptions& options, SignalPipe& signals) : options_(options), signals_(signals) {}
 
-  std::vector<Child> children(specs.size());
+  absl::Status StartAll(const std::vector<ProcessSpec>& specs);
+  GroupResult Supervise();
+
+ private:
+  bool Alive() const;
+  bool StreamsOpen() const;
+  // One poll() over the signal pipe, the pidfds and the output streams, up to
+  // the next timer (kill, drain, deadline) or a second for the waitpid sweep.
+  void PollOnce();
+  void ReadStream(Child& child, Stream& stream);
+  void DrainSignals();
+  void ReapExited();
+  void OnExit(Child& child, int code);
+  // Restarts `child` after exit `code` if its spec allows; false if it stays down.
+  bool MaybeRestart(Child& child, int code);
+  void FlushAndClose(Child& child);
+  void BeginTermination();
+  GroupResult Finish();
+
+  const ProcessGroupOptions& options_;
+  SignalPipe& signals_;
+  std::vector<Child> children_;
+  GroupResult result_;
+  bool terminating_ = false;
+  bool completed_ = false;  // a completes_group process exited 0
+  int received_signal_ = 0;
+  absl::Time kill_at_ = absl::InfiniteFuture();
+  absl::Time drain_until_ = absl::InfiniteFuture();
+};
+
+absl::Status Supervisor::StartAll(const std::vector<ProcessSpec>& specs) {
+  children_.resize(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
-    children[i].spec = &specs[i];
-    if (absl::Status s = Spawn(children[i]); !s.ok()) {
-      SignalAll(children, SIGKILL);
-      for (Child& c : children) {
+    children_[i].spec = &specs[i];
+    if (absl::Status s = Spawn(children_[i]); !s.ok()) {
+      SignalAll(children_, SIGKILL);
+      for (Child& c : children_) {
         if (c.pid > 0) ::waitpid(c.pid, nullptr, 0);
       }
-      restore();
       return s;
     }
   }
+  return absl::OkStatus();
+}
 
-  GroupResult result;
-  bool terminating = false;
-  int received_signal = 0;
-  absl::Time kill_at = absl::InfiniteFuture();
-  auto begin_termination = [&] {
-    if (terminating) return;
-    terminating = true;
-    SignalAll(children, SIGTERM);
-    kill_at = absl::Now() + options_.grace_period;
-  };
+GroupResult Supervisor::Supervise() {
+  while (Alive() || (StreamsOpen() && absl::Now() < drain_until_)) {
+    if (!Alive() && drain_until_ == absl::InfiniteFuture()) {
+      drain_until_ = absl::Now() + absl::Seconds(2);  // output still in flight (or a grandchild)
+    }
+    if (!terminating_ && absl::Now() >= options_.deadline) {
+      result_.timed_out = true;
+      BeginTermination();
+    }
+    PollOnce();
+    if (absl::Now() >= kill_at_) {
+      SignalAll(children_, SIGKILL);
+      kill_at_ = absl::InfiniteFuture();
+    }
+    DrainSignals();
+    ReapExited();
+  }
+  return Finish();
+}
 
-  auto alive = [&] {
-    return std::any_of(children.begin(), children.end(), [](const Child& c) { return !c.finished; });
-  };
-  auto streams_open = [&] {
-    return std::any_of(children.begin(), children.end(),
-                       [](const Child& c) { return c.out.fd >= 0 || c.err.fd >= 0; });
-  };
-  absl::Time drain_until = absl::InfiniteFuture();
-  while (alive() || (streams_open() && absl::Now() < drain_until)) {
-    if (!alive() && drain_until == absl::InfiniteFuture()) {
-      drain_until = absl::Now() + absl::Seconds(2);  // output still in flight (or a grandchild)
+bool Supervisor::Alive() const {
+  return std::any_of(children_.begin(), children_.end(), [](const Child& c) { return !c.finished; });
+}
+
+bool Supervisor::StreamsOpen() const {
+  return std::any_of(children_.begin(), children_.end(),
+                     [](const Child& c) { return c.out.fd >= 0 || c.err.fd >= 0; });
+}
+
+void Supervisor::PollOnce() {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<Child*, Stream*>> owners;  // null for the signal pipe and pidfds
+  fds.push_back({signals_.fd(), POLLIN, 0});
+  owners.push_back({nullptr, nullptr});
+  for (Child& c : children_) {
+    if (!c.finished && c.pidfd >= 0) {
+      fds.push_back({c.pidfd, POLLIN, 0});
+      owners.push_back({nullptr, nullptr});  // the waitpid sweep reaps it
     }
-    std::vector<pollfd> fds;
-    std::vector<std::pair<Child*, Stream*>> owners;
-    fds.push_back({sfd, POLLIN, 0});
-    owners.push_back({nullptr, nullptr});
-    for (Child& c : children) {
-      if (!c.finished && c.pidfd >= 0) {
-        fds.push_back({c.pidfd, POLLIN, 0});
-        owners.push_back({nullptr, nullptr});
-      }
-      for (Stream* s : {&c.out, &c.err}) {
-        if (s->fd >= 0) {
-          fds.push_back({s->fd, POLLIN, 0});
-          owners.push_back({&c, s});
-        }
-      }
-    }
-    if (!terminating && absl::Now() >= options_.deadline) {
-      result.timed_out = true;
-      begin_termination();
-    }
-    // At most a second between waitpid sweeps, in case a pidfd is unavailable.
-    const absl::Time deadline = terminating ? absl::InfiniteFuture() : options_.deadline;
-    absl::Time wake = std::min({kill_at, drain_until, deadline, absl::Now() + absl::Seconds(1)});
-    const int timeout_ms =
-        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now()) + 1));
-    int n = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (n < 0 && errno != EINTR) break;
-    if (absl::Now() >= kill_at) {
-      SignalAll(children, SIGKILL);
-      kill_at = absl::InfiniteFuture();
-    }
-    for (size_t i = 1; i < fds.size(); ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      Child* c = owners[i].first;
-      if (c == nullptr) continue;  // a pidfd: the waitpid sweep below reaps it
-      Stream* s = owners[i].second;
-      char buf[65536];
-      ssize_t got = ::read(s->fd, buf, sizeof(buf));
-      const std::string prefix = options_.prefix_output ? absl::StrCat("[", c->spec->name, "] ") : "";
-      if (got > 0) {
-        s->partial.append(buf, static_cast<size_t>(got));
-        EmitLines(*s, prefix, false, options_, c->spec->name);
-      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        EmitLines(*s, prefix, true, options_, c->spec->name);
-        ::close(s->fd);
-        s->fd = -1;
-      }
-    }
-    unsigned char signo;
-    while (::read(sfd, &signo, 1) == 1) {
-      if (terminating && received_signal != 0) {
-        SignalAll(children, SIGKILL);  // a second ^C: no more grace
-      }
-      received_signal = signo;
-      begin_termination();
-    }
-    int status = 0;
-    struct rusage usage {};
-    for (pid_t pid; (pid = ::wait4(-1, &status, WNOHANG, &usage)) > 0;) {
-      auto it = std::find_if(children.begin(), children.end(), [pid](const Child& c) { return c.pid == pid; });
-      if (it == children.end()) continue;
-      Child& c = *it;
-      c.peak_rss_bytes = std::max<int64_t>(c.peak_rss_bytes, int64_t{usage.ru_maxrss} * 1024);
-      const int code = ExitCodeOf(status);
-      const bool benign = code == 0 || std::count(c.spec->benign_exit_codes.begin(),
-                                                  c.spec->benign_exit_codes.end(), code) > 0;
-      c.uptime += absl::Now() - c.started;
-      const bool asks_restart = std::count(c.spec->restart_exit_codes.begin(),
-                                           c.spec->restart_exit_codes.end(), code) > 0;
-      if (!benign && !terminating && (asks_restart || c.failure_restarts < c.spec->max_restarts)) {
-        ++c.restarts;
-        if (asks_restart) {
-          MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code
-                                 << " (preempted: restart me); restarting it";
-        } else {
-          ++c.failure_restarts;
-          MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code << "; restarting it ("
-                                 << c.failure_restarts << " of " << c.spec->max_restarts << ")";
-        }
-        if (options_.on_restart) options_.on_restart(c.spec->name, c.restarts);
-        // Close the old pipes once drained: a fresh child gets fresh ones.
-        for (Stream* s : {&c.out, &c.err}) {
-          if (s->fd >= 0) {
-            char buf[65536];
-            ssize_t got;
-            while ((got = ::read(s->fd, buf, sizeof(buf))) > 0) s->partial.append(buf, static_cast<size_t>(got));
-            EmitLines(*s, absl::StrCat("[", c.spec->name, "] "), true, options_, c.spec->name);
-            ::close(s->fd);
-            s->fd = -1;
-          }
-        }
-        if (absl::Status s = Spawn(c); !s.ok()) {
-          MESHTRAIN_LOG(ERROR) << s.message();
-          c.finished = true;
-          c.exit_code = 127;
-        } else {
-          continue;
-        }
-      } else {
-        c.finished = true;
-        c.exit_code = code;
-      }
-      if (!benign && c.spec->optional) {
-        MESHTRAIN_LOG(WARNING) << c.spec->name << " exited with status " << code
-                               << "; the others go on without it";
-      } else if (!benign && result.first_failure.empty() && !(terminating && received_signal != 0)) {
-        result.first_failure = c.spec->name;
-        result.exit_code = c.exit_code;
-        begin_termination();
+    for (Stream* s : {&c.out, &c.err}) {
+      if (s->fd >= 0) {
+        fds.push_back({s->fd, POLLIN, 0});
+        owners.push_back({&c, s});
       }
     }
   }
-  result.signal = received_signal;
-  if (result.first_failure.empty() && received_signal != 0) result.exit_code = 128 + received_signal;
-  if (result.timed_out && result.exit_code == 0) result.exit_code = 124;  // as timeout(1)
-  for (Child& c : children) {
-    result.processes.push_back({c.spec->name, c.exit_code, c.restarts, c.uptime, c.peak_rss_bytes});
+  const absl::Time deadline = terminating_ ? absl::InfiniteFuture() : options_.deadline;
+  const absl::Time wake = std::min({kill_at_, drain_until_, deadline, absl::Now() + absl::Seconds(1)});
+  const int timeout_ms =
+      static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now()) + 1));
+  if (::poll(fds.data(), fds.size(), timeout_ms) <= 0) return;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (owners[i].first != nullptr && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ReadStream(*owners[i].first, *owners[i].second);
+    }
+  }
+}
+
+void Supervisor::ReadStream(Child& child, Stream& stream) {
+  char buf[65536];
+  const ssize_t got = ::read(stream.fd, buf, sizeof(buf));
+  const std::string prefix = options_.prefix_output ? absl::StrCat("[", child.spec->name, "] ") : "";
+  if (got > 0) {
+    stream.partial.append(buf, static_cast<size_t>(got));
+    EmitLines(stream, prefix, false, options_, child.spec->name);
+  } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+    EmitLines(stream, prefix, true, options_, child.spec->name);
+    ::close(stream.fd);
+    stream.fd = -1;
+  }
+}
+
+void Supervisor::DrainSignals() {
+  while (std::optional<int> signo = signals_.TryRead()) {
+    if (terminating_ && received_signal_ != 0) {
+      SignalAll(children_, SIGKILL);  // a second ^C: no more grace
+    }
+    received_signal_ = *signo;
+    BeginTermination();
+  }
+}
+
+void Supervisor::ReapExited() {
+  int status = 0;
+  struct rusage usage {};
+  for (pid_t pid; (pid = ::wait4(-1, &status, WNOHANG, &usage)) > 0;) {
+    auto it = std::find_if(children_.begin(), children_.end(), [pid](const Child& c) { return c.pid == pid; });
+    if (it == children_.end()) continue;
+    it->peak_rss_bytes = std::max<int64_t>(it->peak_rss_bytes, int64_t{usage.ru_maxrss} * 1024);
+    it->uptime += absl::Now() - it->started;
+    OnExit(*it, ExitCodeOf(status));
+  }
+}
+
+void Supervisor::OnExit(Child& child, int code) {
+  const bool benign = code == 0 || Contains(child.spec->benign_exit_codes, code);
+  if (code == 0 && child.spec->completes_group) completed_ = true;
+  if (!benign && MaybeRestart(child, code)) return;
+  child.finished = true;
+  if (child.exit_code == 0) child.exit_code = code;  // 127 when a restart could not start
+  if (benign) return;
+  if (child.spec->optional) {
+    MESHTRAIN_LOG(WARNING) << child.spec->name << " exited with status " << code
+                           << "; the others go on without it";
+  } else if (result_.first_failure.empty() && !(terminating_ && received_signal_ != 0)) {
+    result_.first_failure = child.spec->name;
+    result_.exit_code = child.exit_code;
+    BeginTermination();
+  }
+}
+
+bool Supervisor::MaybeRestart(Child& child, int code) {
+  if (terminating_) return false;
+  if (completed_) {
+    MESHTRAIN_LOG(ERROR) << child.spec->name << " exited with status " << code
+                         << " after the job completed; not restarting it";
+    return false;
+  }
+  if (Contains(child.spec->final_exit_codes, code)) {
+    MESHTRAIN_LOG(ERROR) << child.spec->name << " exited with status " << code
+                         << ", which a restart would not change; not restarting it";
+    return false;
+  }
+  const bool asks_restart = Contains(child.spec->restart_exit_codes, code);
+  if (!asks_restart && child.failure_restarts >= child.spec->max_restarts) return false;
+  ++child.restarts;
+  if (asks_restart) {
+    MESHTRAIN_LOG(WARNING) << child.spec->name << " exited with status " << code
+                           << " (preempted: restart me); restarting it";
+  } else {
+    ++child.failure_restarts;
+    MESHTRAIN_LOG(WARNING) << child.spec->name << " exited with status " << code << "; restarting it ("
+                           << child.failure_restarts << " of " << child.spec->max_restarts << ")";
+  }
+  if (options_.on_restart) options_.on_restart(child.spec->name, child.restarts);
+  FlushAndClose(child);
+  if (absl::Status s = Spawn(child); !s.ok()) {
+    MESHTRAIN_LOG(ERROR) << s.message();
+    child.exit_code = 127;
+    return false;
+  }
+  return true;
+}
+
+// Drains and closes the pipes of an exited child: a fresh child gets fresh ones.
+void Supervisor::FlushAndClose(Child& child) {
+  for (Stream* s : {&child.out, &child.err}) {
+    if (s->fd < 0) continue;
+    char buf[65536];
+    ssize_t got;
+    while ((got = ::read(s->fd, buf, sizeof(buf))) > 0) s->partial.append(buf, static_cast<size_t>(got));
+    EmitLines(*s, absl::StrCat("[", child.spec->name, "] "), true, options_, child.spec->name);
+    ::close(s->fd);
+    s->fd = -1;
+  }
+}
+
+void Supervisor::BeginTermination() {
+  if (terminating_) return;
+  terminating_ = true;
+  SignalAll(children_, SIGTERM);
+  kill_at_ = absl::Now() + options_.grace_period;
+}
+
+GroupResult Supervisor::Finish() {
+  result_.signal = received_signal_;
+  if (result_.first_failure.empty() && received_signal_ != 0) result_.exit_code = 128 + received_signal_;
+  if (result_.timed_out && result_.exit_code == 0) result_.exit_code = 124;  // as timeout(1)
+  for (Child& c : children_) {
+    result_.processes.push_back({c.spec->name, c.exit_code, c.restarts, c.uptime, c.peak_rss_bytes});
     for (Stream* s : {&c.out, &c.err}) {
       if (s->fd >= 0) ::close(s->fd);
     }
     if (c.pidfd >= 0) ::close(c.pidfd);
   }
-  restore();
-  return result;
+  return std::move(result_);
+}
+
+}  // namespace
+
+absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& specs) {
+  // SIGINT/SIGTERM reach the loop through the signal pipe; children's exits
+  // through pidfds, with a waitpid sweep as a safety net.
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<SignalPipe> signals, SignalPipe::Install({SIGINT, SIGTERM}));
+  Supervisor supervisor(options_, *signals);
+  MESHTRAIN_RETURN_IF_ERROR(supervisor.StartAll(specs));
+  return supervisor.Supervise();
 }
 
 }  // namespace meshtrain

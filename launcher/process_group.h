@@ -9,7 +9,9 @@
 //      (a handler writing to a pipe).
 //   3. A child exiting 0 is done. A child exiting with one of its
 //      restart_exit_codes (a preempted task: "restart me") is restarted, not
-//      counted against max_restarts. A child exiting otherwise is restarted
+//      counted against max_restarts; one exiting with one of its
+//      final_exit_codes (a usage error) never is, nor one exiting after a
+//      process that completes_group has exited 0. A child exiting otherwise is restarted
 //      while it has restarts left; else it is the group's first failure, and
 //      the others get SIGTERM, then SIGKILL after the grace period.
 //   4. A signal to the launcher is forwarded to every child (same escalation),
@@ -44,9 +46,16 @@ struct ProcessSpec {
   // Exits after which the process is always restarted (unless the group is
   // stopping), without using up max_restarts.
   std::vector<int> restart_exit_codes;
+  // Exits after which the process is never restarted, restarts left or not:
+  // a usage error (status 2) would only repeat.
+  std::vector<int> final_exit_codes;
   // Its failure (once out of restarts) is reported but does not stop the
   // group (the evaluator: nothing else depends on it).
   bool optional = false;
+  // Its exiting 0 completes the group's work (the chief: it ends training and
+  // writes the last checkpoint): from then on no process is restarted, as a
+  // restarted one would wait for a cluster that is gone.
+  bool completes_group = false;
 };
 
 struct ProcessOutcome {

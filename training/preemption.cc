@@ -1,11 +1,6 @@
 #include "training/preemption.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -16,22 +11,6 @@ namespace meshtrain {
 namespace {
 
 constexpr absl::string_view kPreemptedPayload = "meshtrain/preempted";
-// A byte the handler never writes: tells the thread to stop.
-constexpr unsigned char kStopByte = 0;
-
-// The handler's only way out: the write end of the watcher's pipe.
-volatile int g_preemption_pipe = -1;
-struct sigaction g_previous_action;
-
-void OnSigterm(int signo) {
-  const int saved = errno;
-  const unsigned char byte = static_cast<unsigned char>(signo);
-  if (g_preemption_pipe >= 0) {
-    ssize_t ignored = ::write(g_preemption_pipe, &byte, 1);
-    (void)ignored;
-  }
-  errno = saved;
-}
 
 }  // namespace
 
@@ -47,39 +26,20 @@ bool IsPreempted(const absl::Status& status) {
 
 absl::StatusOr<std::unique_ptr<PreemptionWatcher>> PreemptionWatcher::Start() {
   std::unique_ptr<PreemptionWatcher> watcher(new PreemptionWatcher());
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("preemption watcher: pipe: ", std::strerror(errno)));
-  }
-  watcher->read_fd_ = fds[0];
-  watcher->write_fd_ = fds[1];
-  g_preemption_pipe = fds[1];
-  struct sigaction action {};
-  action.sa_handler = &OnSigterm;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  ::sigaction(SIGTERM, &action, &g_previous_action);
+  MESHTRAIN_ASSIGN_OR_RETURN(watcher->signals_, SignalPipe::Install({SIGTERM}));
   watcher->thread_ = std::thread([w = watcher.get()] { w->Loop(); });
   return watcher;
 }
 
 PreemptionWatcher::~PreemptionWatcher() {
-  ::sigaction(SIGTERM, &g_previous_action, nullptr);
-  g_preemption_pipe = -1;
-  const unsigned char stop = kStopByte;
-  ssize_t ignored = ::write(write_fd_, &stop, 1);
-  (void)ignored;
-  if (thread_.joinable()) thread_.join();
-  ::close(read_fd_);
-  ::close(write_fd_);
+  if (thread_.joinable()) {
+    signals_->Wake();
+    thread_.join();
+  }
 }
 
 void PreemptionWatcher::Loop() {
-  while (true) {
-    unsigned char byte = 0;
-    const ssize_t n = ::read(read_fd_, &byte, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || byte == kStopByte) return;
+  while (signals_->Wait() != 0) {
     MESHTRAIN_LOG(WARNING) << "preemption: SIGTERM received; checkpointing at the next step "
                               "boundary, then exiting with status "
                            << kPreemptedExitCode << " (restart me)";

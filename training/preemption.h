@@ -5,14 +5,13 @@
 // task rejoins and resumes from that checkpoint). docs/fault_tolerance.md,
 // protocol 6.
 //
-// PreemptionWatcher installs the SIGTERM handler (it writes to a pipe: the
-// only process-wide state, as a signal handler can reach nothing else) and a
+// PreemptionWatcher installs SIGTERM's SignalPipe and a
 // thread that turns the signal into a flag the training loop polls at step
 // boundaries. Outside training steps (start-up, a recovery wait) a SIGTERM
 // also aborts the task's AbortSignal so that no wait outlives it. One per
 // process; thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_PREEMPTION_H_
-#define MESHTRAIN_LAUNCHER_PREEMPTION_H_
+#ifndef MESHTRAIN_TRAINING_PREEMPTION_H_
+#define MESHTRAIN_TRAINING_PREEMPTION_H_
 
 #include <atomic>
 #include <memory>
@@ -26,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/signal_pipe.h"
 #include "runtime/rpc/coordination_client.h"
 
 namespace meshtrain {
@@ -86,8 +86,7 @@ class PreemptionWatcher {
   PreemptionWatcher() = default;
   void Loop();
 
-  int read_fd_ = -1;
-  int write_fd_ = -1;
+  std::unique_ptr<SignalPipe> signals_;
   std::thread thread_;
   std::atomic<bool> requested_{false};
   absl::Mutex mu_;
@@ -96,4 +95,4 @@ class PreemptionWatcher {
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_PREEMPTION_H_
+#endif  // MESHTRAIN_TRAINING_PREEMPTION_H_

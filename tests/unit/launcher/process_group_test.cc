@@ -138,6 +138,46 @@ TEST(ProcessGroupTest, ARestartMeExitIsRestartedWithoutUsingMaxRestarts) {
   ::rmdir(dir);
 }
 
+// A usage error would only repeat: it ends the group at once, restarts left.
+TEST(ProcessGroupTest, AFinalExitIsNeverRestarted) {
+  ProcessSpec usage_error = Shell("worker:0", "exit 2", /*max_restarts=*/3);
+  usage_error.final_exit_codes = {2};
+  int restarts_seen = 0;
+  ProcessGroup group({.on_restart = [&](const std::string&, int) { ++restarts_seen; }});
+  auto result = group.Run({usage_error});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 2);
+  EXPECT_EQ(result->first_failure, "worker:0");
+  EXPECT_EQ(result->processes[0].restarts, 0);
+  EXPECT_EQ(restarts_seen, 0);
+  // The same exit without the mark uses up the restarts.
+  ProcessGroup plain({});
+  auto restarted = plain.Run({Shell("worker:0", "exit 2", /*max_restarts=*/3)});
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_EQ(restarted->processes[0].restarts, 3);
+}
+
+// Once the chief has completed the job, a task that fails is not restarted
+// (it would wait for a cluster that is gone): the failure ends the group.
+TEST(ProcessGroupTest, NothingIsRestartedAfterTheGroupCompleted) {
+  char dir[] = "/tmp/meshtrain_pg_done_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string done = std::string(dir) + "/chief_done";
+  ProcessSpec chief = Shell("worker:0", "touch " + done);
+  chief.completes_group = true;
+  // worker:1 fails only after the chief has exited.
+  ProcessSpec late = Shell("worker:1", "while [ ! -e " + done + " ]; do sleep 0.01; done; sleep 0.2; exit 3",
+                           /*max_restarts=*/2);
+  ProcessGroup group({.deadline = absl::Now() + absl::Seconds(30)});
+  auto result = group.Run({chief, late});
+  ::unlink(done.c_str());
+  ::rmdir(dir);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 3);
+  EXPECT_EQ(result->first_failure, "worker:1");
+  EXPECT_EQ(result->processes[1].restarts, 0);
+}
+
 TEST(ProcessGroupTest, AnOptionalProcessFailsAlone) {
   ProcessSpec evaluator = Shell("evaluator:0", "exit 3");
   evaluator.optional = true;

@@ -60,7 +60,7 @@ absl::Status CentralStorageStrategy::Build() {
   replica_done_.resize(n);
   thread_named_.assign(n, 0);
   barrier_ = std::make_unique<ReplicaBarrier>(n, options_.abort);
-  pool_ = std::make_unique<ReplicaPool>(n, /*pin=*/true);
+  pool_ = std::make_unique<ForkJoinPool>(n, ForkJoinPool::Options{.pin = true});
   return absl::OkStatus();
 }
 
@@ -109,7 +109,7 @@ absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const
   const std::vector<Batch> slices = SplitBatch(batch, n);
   const int64_t rows = batch.size();
   const absl::Time start = absl::Now();
-  MESHTRAIN_RETURN_IF_ERROR(pool_->RunOnAll(
+  MESHTRAIN_RETURN_IF_ERROR(pool_->Run(
       [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
   const absl::Time all_done = absl::Now();
   {

@@ -23,7 +23,7 @@
 #include "runtime/optim/optimizer.h"
 #include "runtime/optim/variable_store.h"
 #include "strategies/replica.h"
-#include "strategies/replica_pool.h"
+#include "runtime/base/fork_join_pool.h"
 #include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
@@ -73,7 +73,7 @@ class CentralStorageStrategy final : public Strategy {
   std::vector<absl::Time> replica_done_;
   std::vector<char> thread_named_;  // element i touched by replica i's thread only
   std::unique_ptr<ReplicaBarrier> barrier_;
-  std::unique_ptr<ReplicaPool> pool_;
+  std::unique_ptr<ForkJoinPool> pool_;
   std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };
 

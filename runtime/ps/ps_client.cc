@@ -51,21 +51,6 @@ PushOutcome FromProto(const proto::PushOutcome& o) {
   return outcome;
 }
 
-// Runs fn(i) for every i in [0, n) at once, i > 0 on threads made for this
-// call (so any thread may call it, unlike the client's pool); the error of
-// the lowest i wins.
-absl::Status RunOnOwnThreads(int n, const std::function<absl::Status(int)>& fn) {
-  std::vector<absl::Status> results(static_cast<size_t>(n));
-  std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back([&results, &fn, i] { results[i] = fn(i); });
-  if (n > 0) results[0] = fn(0);
-  for (std::thread& t : threads) t.join();
-  for (absl::Status& status : results) {
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
-
 // A checkpoint directory as the ps tasks must see it: absolute.
 std::string AbsoluteDir(const std::string& dir) {
   std::error_code error;
@@ -129,66 +114,6 @@ absl::Status ReceiveValues(const PsPlan& plan, PsClient::Connection& c,
 
 }  // namespace
 
-// Runs a function for every ps at once: index 0 on the caller's thread, the
-// others on threads that sleep between calls.
-struct PsClient::Pool {
-  explicit Pool(int n) : results(n) {
-    for (int i = 1; i < n; ++i) threads.emplace_back([this, i] { Loop(i); });
-  }
-  ~Pool() {
-    {
-      absl::MutexLock lock(&mu);
-      stop = true;
-    }
-    for (std::thread& t : threads) t.join();
-  }
-
-  // Runs fn(i) for every i and waits; the first error wins.
-  absl::Status Run(const std::function<absl::Status(int)>& fn) {
-    const int n = static_cast<int>(results.size());
-    if (n == 1) return fn(0);
-    {
-      absl::MutexLock lock(&mu);
-      task = &fn;
-      pending = n - 1;
-      ++generation;
-    }
-    absl::Status status = fn(0);
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending));
-    task = nullptr;
-    for (int i = 1; i < n && status.ok(); ++i) status = results[i];
-    return status;
-  }
-
-  void Loop(int i) {
-    uint64_t seen = 0;
-    while (true) {
-      const std::function<absl::Status(int)>* fn;
-      {
-        absl::MutexLock lock(&mu);
-        auto ready = [&]() { return stop || generation != seen; };
-        mu.Await(absl::Condition(&ready));
-        if (stop) return;
-        seen = generation;
-        fn = task;
-      }
-      absl::Status status = (*fn)(i);
-      absl::MutexLock lock(&mu);
-      results[i] = std::move(status);
-      --pending;
-    }
-  }
-
-  absl::Mutex mu;
-  const std::function<absl::Status(int)>* task ABSL_GUARDED_BY(mu) = nullptr;
-  uint64_t generation ABSL_GUARDED_BY(mu) = 0;
-  int pending ABSL_GUARDED_BY(mu) = 0;
-  bool stop ABSL_GUARDED_BY(mu) = false;
-  std::vector<absl::Status> results;  // written by thread i only, read after pending == 0
-  std::vector<std::thread> threads;
-};
-
 PsClient::PsClient(PsClientOptions options) : options_(std::move(options)) {}
 
 PsClient::~PsClient() { pool_.reset(); }
@@ -234,7 +159,8 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Create(PsClientOptions optio
   client->options_.dense_links.clear();
   client->read_version_.assign(plan.placement.partitions().size(), 0);
   client->min_version_.assign(plan.placement.partitions().size(), 0);
-  client->pool_ = std::make_unique<Pool>(num_ps);
+  client->pool_ =
+      std::make_unique<ForkJoinPool>(num_ps, ForkJoinPool::Options{.caller_runs_first = true});
   return client;
 }
 
@@ -477,7 +403,7 @@ absl::StatusOr<std::vector<PartRecord>> PsClient::SaveShards(const std::string& 
   const std::string dir = AbsoluteDir(checkpoint_dir);
   const int num_ps = static_cast<int>(connections_.size());
   std::vector<PartRecord> parts(connections_.size());
-  MESHTRAIN_RETURN_IF_ERROR(RunOnOwnThreads(num_ps, [&](int ps) -> absl::Status {
+  MESHTRAIN_RETURN_IF_ERROR(ForkJoinPool::RunOnNewThreads(num_ps, [&](int ps) -> absl::Status {
     const Connection& c = *connections_[ps];
     const std::string what = absl::StrCat("save shards to ", dir, " on ", c.name);
     proto::SaveShardsRequest request;

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/fork_join_pool.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/model/variable.h"
 #include "runtime/ps/dense_link.h"
@@ -140,8 +141,8 @@ class PsClient {
   std::vector<int64_t> read_version_;
   std::vector<int64_t> min_version_;
   bool left_ = false;
-  struct Pool;
-  std::unique_ptr<Pool> pool_;
+  // Calls every ps at once, index 0 on the caller's thread (one caller at a time).
+  std::unique_ptr<ForkJoinPool> pool_;
 };
 
 }  // namespace meshtrain

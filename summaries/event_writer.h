@@ -8,8 +8,8 @@
 // Records are buffered, and written when the buffer passes kFlushBytes, by
 // Flush() and by the destructor; a reader sees whole records only after a
 // flush. Thread-safe.
-#ifndef MESHTRAIN_LAUNCHER_EVENT_WRITER_H_
-#define MESHTRAIN_LAUNCHER_EVENT_WRITER_H_
+#ifndef MESHTRAIN_SUMMARIES_EVENT_WRITER_H_
+#define MESHTRAIN_SUMMARIES_EVENT_WRITER_H_
 
 #include <cstdint>
 #include <cstdio>
@@ -57,4 +57,4 @@ class EventWriter {
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_EVENT_WRITER_H_
+#endif  // MESHTRAIN_SUMMARIES_EVENT_WRITER_H_

@@ -4,8 +4,8 @@
 // `compare`) then merge the parts into FILE, one process per task on one time
 // axis (CLOCK_REALTIME microseconds), and remove them. Pure functions and file
 // I/O; thread-compatible.
-#ifndef MESHTRAIN_LAUNCHER_TRACE_FILES_H_
-#define MESHTRAIN_LAUNCHER_TRACE_FILES_H_
+#ifndef MESHTRAIN_SUMMARIES_TRACE_FILES_H_
+#define MESHTRAIN_SUMMARIES_TRACE_FILES_H_
 
 #include <string>
 
@@ -26,4 +26,4 @@ absl::Status MergeTaskTraces(const std::string& file, const ClusterSpec& cluster
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_TRACE_FILES_H_
+#endif  // MESHTRAIN_SUMMARIES_TRACE_FILES_H_

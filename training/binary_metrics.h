@@ -3,8 +3,8 @@
 // predictor of the training base rate — the loss a model must beat to have
 // learned anything from the features. Pure functions, plus one that runs the
 // model through a strategy (on the calling thread).
-#ifndef MESHTRAIN_LAUNCHER_BINARY_METRICS_H_
-#define MESHTRAIN_LAUNCHER_BINARY_METRICS_H_
+#ifndef MESHTRAIN_TRAINING_BINARY_METRICS_H_
+#define MESHTRAIN_TRAINING_BINARY_METRICS_H_
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -34,4 +34,4 @@ absl::StatusOr<BinaryMetrics> EvaluateBinary(Strategy& strategy, const Model& mo
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_BINARY_METRICS_H_
+#endif  // MESHTRAIN_TRAINING_BINARY_METRICS_H_

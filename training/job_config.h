@@ -3,8 +3,8 @@
 // strategy; flags on the command line override single fields. Parsing is strict:
 // an unknown key is an error naming its path and the keys allowed there, since a
 // typo ("learning_rat") would otherwise silently train the wrong job.
-#ifndef MESHTRAIN_LAUNCHER_JOB_CONFIG_H_
-#define MESHTRAIN_LAUNCHER_JOB_CONFIG_H_
+#ifndef MESHTRAIN_TRAINING_JOB_CONFIG_H_
+#define MESHTRAIN_TRAINING_JOB_CONFIG_H_
 
 #include <cstdint>
 #include <string>
@@ -55,4 +55,4 @@ absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path);
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_JOB_CONFIG_H_
+#endif  // MESHTRAIN_TRAINING_JOB_CONFIG_H_

@@ -6,8 +6,8 @@
 // under "worker_report/<generation>/<task>" (a recovered cluster's generation
 // never reads a previous life's); the chief reads every worker's. Called once
 // per task, on the training thread.
-#ifndef MESHTRAIN_LAUNCHER_WORKER_REPORTS_H_
-#define MESHTRAIN_LAUNCHER_WORKER_REPORTS_H_
+#ifndef MESHTRAIN_TRAINING_WORKER_REPORTS_H_
+#define MESHTRAIN_TRAINING_WORKER_REPORTS_H_
 
 #include <cstdint>
 #include <map>
@@ -45,4 +45,4 @@ double ClusterSamplesPerSec(const std::map<std::string, WorkerReport>& reports);
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_LAUNCHER_WORKER_REPORTS_H_
+#endif  // MESHTRAIN_TRAINING_WORKER_REPORTS_H_

@@ -2,13 +2,13 @@
 // pulls) for a Chrome trace, the JSON that Perfetto and chrome://tracing open
 // (docs/compare.md, "Timeline"). Times are CLOCK_REALTIME microseconds, so the
 // files of tasks on one host (or on hosts with synchronised clocks) share one
-// time axis and can be merged (launcher/trace_merge.h).
+// time axis and can be merged (summaries/trace_files.h).
 //
 // Cost: a span is two clock reads and one short locked append to a ring buffer
 // of `capacity` events (allocated as it fills); once full the oldest events are
 // overwritten and counted as dropped. Code that may trace holds a Tracer*
 // that is null when tracing is off: a TraceSpan then costs one branch. There is
-// no process-wide tracer; the owner passes it down (StrategyEnvironment,
+// no process-wide tracer; the owner passes it down (StrategyContext,
 // TrainingOptions).
 //
 // Thread-safe: any thread may record and name itself.

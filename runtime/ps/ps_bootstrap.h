@@ -23,8 +23,8 @@
 // A checkpoint restore (the chief's PsClient::RestoreShards) comes between 2
 // and the first push; the chief publishes the restored step only after it.
 // Functions, not objects: the state lives in the Mesh, the PsService and the
-// returned client. The loop over generations is the launcher's
-// (launcher/ps_job.h).
+// returned client. The loop over generations is the training driver's
+// (training/serving_task.h); the strategy builder calls these.
 #ifndef MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
 #define MESHTRAIN_RUNTIME_PS_PS_BOOTSTRAP_H_
 

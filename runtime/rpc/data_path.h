@@ -1,6 +1,6 @@
 // Data paths: the seam through which faster transports than gRPC (shared
 // memory between the tasks of one host, raw TCP between hosts) plug into
-// Mesh::CreateTransport, without runtime/rpc depending on them. The launcher,
+// Mesh::CreateTransport, without runtime/rpc depending on them. The training driver,
 // which links everything, registers a factory per path in
 // MeshOptions::data_paths:
 //

@@ -20,7 +20,7 @@
 //  generation (coordination_service.h step 6); generation() names it, so
 //  transports of the new life get new names.
 //
-// The launcher's mpirun mode learns its port before the ClusterSpec exists:
+// The training driver's mpirun mode learns its port before the ClusterSpec exists:
 //   auto server = Server::Create();  int port = (*server)->Start("0.0.0.0:0");
 //   ... all-gather "host:port" over MPI, build the ClusterConfig ...
 //   options.server = std::move(*server);  Mesh::Create(std::move(options));
@@ -72,7 +72,7 @@ struct MeshOptions {
   std::string bind_host = "0.0.0.0";
   std::string host_identity;  // "": HostIdentity(); tests set it to fake hosts
   ChannelOptions channels;
-  DataPathRegistry data_paths;  // fast transports, filled by the launcher
+  DataPathRegistry data_paths;  // fast transports, filled by the training driver
   // On the chief: tasks whose death or restart does not make every task
   // recover (parameter servers' workers; CoordinationServiceOptions).
   std::set<TaskId> independent_tasks;

@@ -6,7 +6,7 @@
 // plus the services handed in ServerOptions::services (a ps task's
 // ParameterServer service, runtime/ps/ps_service.h), which answer for themselves.
 // Starting the server is separate from knowing who this task is, so the
-// launcher's mpirun mode can bind port 0 first, learn the port, all-gather the
+// training driver's mpirun mode can bind port 0 first, learn the port, all-gather the
 // addresses, and only then build the ClusterSpec: Start(), then SetIdentity()
 // (and ServeCoordination() on the chief). Until then both services answer
 // Unavailable, which clients retry.

@@ -5,7 +5,7 @@
 // (CudaDevice), after the kernels that produced the data, and the call returns
 // once it has completed on the device.
 //
-// Setting up (the launcher does it through the mesh's key-value store):
+// Setting up (strategies/cross_worker.cc does it through the mesh's key-value store):
 //   1. rank 0: id = NewNcclUniqueId(); KvSet("nccl/<name>", hex(id));
 //   2. others: KvGet("nccl/<name>", deadline);
 //   3. every rank: NcclCommunicator::Create({rank, world, id, device, ...}).

@@ -11,6 +11,7 @@
 #include "runtime/cluster/address.h"
 #include "runtime/rpc/coordination_client.h"
 #include "runtime/transport/shm_transport.h"
+#include "runtime/transport/tcp_listener.h"
 #include "runtime/transport/tcp_transport.h"
 
 namespace meshtrain {

@@ -17,14 +17,14 @@ namespace {
 
 constexpr char kSendChunkMethod[] = "/meshtrain.proto.Collective/SendChunk";
 
+}  // namespace
+
 // One SendChunk call; gRPC needs all three alive until its callback ran.
-struct ChunkCall {
+struct GrpcTransport::ChunkCall {
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
 };
-
-}  // namespace
 
 struct GrpcTransport::Links {
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs;  // null for this rank
@@ -103,9 +103,29 @@ std::string GrpcTransport::PeerName(int rank) const {
 }
 
 absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
-  const TaskId& self = options_.group[options_.rank];
-  const std::string name =
-      absl::StrCat("grpc transport '", options_.name, "' on ", self.ToString());
+  const std::string name = absl::StrCat("grpc transport '", options_.name, "' on ",
+                                        options_.group[options_.rank].ToString());
+  MESHTRAIN_RETURN_IF_ERROR(CheckOp(op, name));
+  if (options_.abort->aborted()) return Annotate(options_.abort->status(), name);
+
+  // 1. Issue every chunk of the outgoing message without waiting.
+  std::vector<std::unique_ptr<ChunkCall>> calls;
+  absl::Status send_status;
+  if (op.send_to >= 0) MESHTRAIN_RETURN_IF_ERROR(IssueSends(op, name, &calls, &send_status));
+
+  // 2. Take the incoming chunks as they arrive, into the destination.
+  absl::Status recv_status;
+  if (op.recv_from >= 0) recv_status = Receive(op);
+
+  // 3. Wait until every chunk sent is stored at the receiver.
+  if (!calls.empty()) send_status.Update(AwaitAcknowledgements(op, name, calls));
+  // A receive error usually explains the send's (an abort); report it first.
+  if (!recv_status.ok()) return recv_status;
+  if (send_status.ok()) counters_.CountCompleted(op);
+  return send_status;
+}
+
+absl::Status GrpcTransport::CheckOp(const SendRecvOp& op, const std::string& name) const {
   if (op.send_to < -1 || op.send_to >= world_size() || op.recv_from < -1 ||
       op.recv_from >= world_size()) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": send_to ", op.send_to, " / recv_from ",
@@ -116,99 +136,101 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": float32 sum into ", op.recv.size(), " bytes, not a multiple of 4"));
   }
-  if (options_.abort->aborted()) return Annotate(options_.abort->status(), name);
+  return absl::OkStatus();
+}
 
-  // 1. Issue every chunk of the outgoing message without waiting.
-  std::vector<std::unique_ptr<ChunkCall>> calls;
-  absl::Status send_status;
-  if (op.send_to >= 0) {
-    const TaskId& to = options_.group[op.send_to];
-    const std::string send_op =
-        absl::StrCat(name, ": send ", op.send.size(), " bytes to ", PeerName(op.send_to));
-    ChunkMeta meta;
-    meta.transport = options_.name;
-    meta.source = self;
-    meta.source_incarnation = options_.incarnation;
-    meta.destination = to;
-    meta.destination_incarnation =
-        op.send_to == options_.rank ? options_.incarnation : options_.peers->incarnation(to);
-    meta.total_bytes = op.send.size();
-    if (meta.destination_incarnation == 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(send_op, ": the peer has not registered with the coordination service"));
-    }
-    size_t offset = 0;
-    do {
-      const size_t n = std::min(options_.max_piece_bytes, op.send.size() - offset);
-      meta.seq = next_send_seq_[op.send_to]++;
-      meta.offset = offset;
-      if (op.send_to == options_.rank) {
-        // To itself: straight into the mailbox, as the service would.
-        ReceivedChunk chunk;
-        chunk.meta = meta;
-        chunk.meta.payload_bytes = n;
-        chunk.slices.emplace_back(op.send.data() + offset, n);
-        send_status.Update(mailbox_->Deposit(std::move(chunk)));
-      } else {
-        auto call = std::make_unique<ChunkCall>();
-        call->request = EncodeChunk(meta, op.send.subspan(offset, n));
-        call->context.set_deadline(absl::ToChronoTime(op.deadline));
-        call->context.set_wait_for_ready(true);
-        {
-          absl::MutexLock lock(&send_state_->mu);
-          ++send_state_->outstanding;
-        }
-        links_->stubs[op.send_to]->UnaryCall(
-            &call->context, kSendChunkMethod, grpc::StubOptions(), &call->request, &call->response,
-            [state = send_state_, send_op, seq = meta.seq](grpc::Status status) {
-              absl::MutexLock lock(&state->mu);
-              if (!status.ok() && state->error.ok()) {
-                state->error = FromGrpcStatus(status, absl::StrCat(send_op, " (chunk ", seq, ")"));
-              }
-              --state->outstanding;
-            });
-        calls.push_back(std::move(call));
-      }
-      offset += n;
-    } while (offset < op.send.size());
+absl::Status GrpcTransport::IssueSends(const SendRecvOp& op, const std::string& name,
+                                       std::vector<std::unique_ptr<ChunkCall>>* calls,
+                                       absl::Status* deposited) {
+  const TaskId& to = options_.group[op.send_to];
+  const std::string send_op =
+      absl::StrCat(name, ": send ", op.send.size(), " bytes to ", PeerName(op.send_to));
+  ChunkMeta meta;
+  meta.transport = options_.name;
+  meta.source = options_.group[options_.rank];
+  meta.source_incarnation = options_.incarnation;
+  meta.destination = to;
+  meta.destination_incarnation =
+      op.send_to == options_.rank ? options_.incarnation : options_.peers->incarnation(to);
+  meta.total_bytes = op.send.size();
+  if (meta.destination_incarnation == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(send_op, ": the peer has not registered with the coordination service"));
   }
+  size_t offset = 0;
+  do {
+    const size_t n = std::min(options_.max_piece_bytes, op.send.size() - offset);
+    meta.seq = next_send_seq_[op.send_to]++;
+    meta.offset = offset;
+    if (op.send_to == options_.rank) {
+      // To itself: straight into the mailbox, as the service would.
+      ReceivedChunk chunk;
+      chunk.meta = meta;
+      chunk.meta.payload_bytes = n;
+      chunk.slices.emplace_back(op.send.data() + offset, n);
+      deposited->Update(mailbox_->Deposit(std::move(chunk)));
+    } else {
+      calls->push_back(StartChunkCall(op, meta, op.send.subspan(offset, n), send_op));
+    }
+    offset += n;
+  } while (offset < op.send.size());
+  return absl::OkStatus();
+}
 
-  // 2. Take the incoming chunks as they arrive, into the destination.
-  absl::Status recv_status;
-  if (op.recv_from >= 0) recv_status = Receive(op);
-
-  // 3. Wait until every chunk sent is stored at the receiver. On deadline or
-  // abort, cancel the rest; gRPC then completes them promptly.
-  if (!calls.empty()) {
-    AbortSignal* abort = options_.abort;
+std::unique_ptr<GrpcTransport::ChunkCall> GrpcTransport::StartChunkCall(
+    const SendRecvOp& op, const ChunkMeta& meta, absl::Span<const std::byte> payload,
+    const std::string& send_op) {
+  auto call = std::make_unique<ChunkCall>();
+  call->request = EncodeChunk(meta, payload);
+  call->context.set_deadline(absl::ToChronoTime(op.deadline));
+  call->context.set_wait_for_ready(true);
+  {
     absl::MutexLock lock(&send_state_->mu);
-    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
-      return send_state_->outstanding == 0 || abort->aborted();
-    };
-    const absl::Time waiting = absl::Now();
-    send_state_->mu.AwaitWithDeadline(absl::Condition(&done), op.deadline);
-    counters_.AddBlocked(absl::Now() - waiting);
-    if (send_state_->outstanding > 0) {
-      for (auto& call : calls) call->context.TryCancel();
-      auto finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
-        return send_state_->outstanding == 0;
-      };
-      send_state_->mu.Await(absl::Condition(&finished));
-      if (abort->aborted()) {
-        send_status.Update(Annotate(abort->status(), name));
-      } else {
-        send_status.Update(absl::DeadlineExceededError(
-            absl::StrCat(name, ": ", PeerName(op.send_to), " did not acknowledge ", op.send.size(),
-                         " bytes before the deadline")));
-      }
-    }
-    send_status.Update(send_state_->error);
-    send_state_->error = absl::OkStatus();
+    ++send_state_->outstanding;
   }
-  // A receive error usually explains the send's (an abort); report it first.
-  if (!recv_status.ok()) return recv_status;
-  if (send_status.ok()) counters_.CountCompleted(op);
-  return send_status;
+  links_->stubs[op.send_to]->UnaryCall(
+      &call->context, kSendChunkMethod, grpc::StubOptions(), &call->request, &call->response,
+      [state = send_state_, send_op, seq = meta.seq](grpc::Status status) {
+        absl::MutexLock lock(&state->mu);
+        if (!status.ok() && state->error.ok()) {
+          state->error = FromGrpcStatus(status, absl::StrCat(send_op, " (chunk ", seq, ")"));
+        }
+        --state->outstanding;
+      });
+  return call;
+}
+
+// On deadline or abort, cancels the calls still outstanding; gRPC then
+// completes them promptly. Returns the first error, and clears the calls' one.
+absl::Status GrpcTransport::AwaitAcknowledgements(
+    const SendRecvOp& op, const std::string& name,
+    const std::vector<std::unique_ptr<ChunkCall>>& calls) {
+  absl::Status status;
+  AbortSignal* abort = options_.abort;
+  absl::MutexLock lock(&send_state_->mu);
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
+    return send_state_->outstanding == 0 || abort->aborted();
+  };
+  const absl::Time waiting = absl::Now();
+  send_state_->mu.AwaitWithDeadline(absl::Condition(&done), op.deadline);
+  counters_.AddBlocked(absl::Now() - waiting);
+  if (send_state_->outstanding > 0) {
+    for (auto& call : calls) call->context.TryCancel();
+    auto finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
+      return send_state_->outstanding == 0;
+    };
+    send_state_->mu.Await(absl::Condition(&finished));
+    if (abort->aborted()) {
+      status.Update(Annotate(abort->status(), name));
+    } else {
+      status.Update(absl::DeadlineExceededError(
+          absl::StrCat(name, ": ", PeerName(op.send_to), " did not acknowledge ", op.send.size(),
+                       " bytes before the deadline")));
+    }
+  }
+  status.Update(send_state_->error);
+  send_state_->error = absl::OkStatus();
+  return status;
 }
 
 absl::Status GrpcTransport::Receive(const SendRecvOp& op) {

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/cluster/cluster_spec.h"
 #include "runtime/rpc/channel_cache.h"
@@ -40,6 +41,8 @@
 #include "runtime/transport/transport_counters.h"
 
 namespace meshtrain {
+
+struct ChunkMeta;  // runtime/rpc/chunk_codec.h
 
 struct GrpcTransportOptions {
   std::string name;           // equal on every rank of the group; unique per task
@@ -73,8 +76,23 @@ class GrpcTransport final : public Transport {
   struct Links;      // a generic stub per peer
   struct SendState;  // the chunks in flight of the current SendRecv
 
+  struct ChunkCall;  // one SendChunk RPC in flight
+
   GrpcTransport(GrpcTransportOptions options, std::shared_ptr<Mailbox> mailbox);
+  // `name` ("grpc transport 't' on worker:0") starts every error.
+  absl::Status CheckOp(const SendRecvOp& op, const std::string& name) const;
+  // Step 1 of SendRecv: one call per chunk, or a deposit into this task's own
+  // mailbox when sending to itself (its failure lands in `*deposited`).
+  absl::Status IssueSends(const SendRecvOp& op, const std::string& name,
+                          std::vector<std::unique_ptr<ChunkCall>>* calls, absl::Status* deposited);
+  std::unique_ptr<ChunkCall> StartChunkCall(const SendRecvOp& op, const ChunkMeta& meta,
+                                            absl::Span<const std::byte> payload,
+                                            const std::string& send_op);
+  // Step 2.
   absl::Status Receive(const SendRecvOp& op);
+  // Step 3: waits until the receiver stored every chunk of `calls`.
+  absl::Status AwaitAcknowledgements(const SendRecvOp& op, const std::string& name,
+                                     const std::vector<std::unique_ptr<ChunkCall>>& calls);
 
   const GrpcTransportOptions options_;
   const std::shared_ptr<Mailbox> mailbox_;

@@ -13,16 +13,9 @@
 // Deadlines and the AbortSignal (whose callback rings the doorbells) bound
 // every wait.
 //
-// Connecting (per pair, either side may start first; ranks lo < hi):
-//   1. Both try shm_open("/meshtrain-<prefix>-<lo>-<hi>", O_CREAT | O_EXCL).
-//      The winner sizes, maps and initialises it, records its pid and marks it
-//      ready; the loser opens it, waits for ready, records its pid, marks
-//      itself attached and unlinks the name.
-//   2. A loser that finds a ready segment whose creator is dead treats it as
-//      stale (a killed earlier run), unlinks it and starts again at 1.
-//   3. The creator waits until the other side attached; at its deadline it
-//      unlinks the name itself. Once both are attached the name is gone, so a
-//      killed process leaks nothing; the memory lives while either maps it.
+// Connecting: each connected pair opens a ShmLink (shm_link.h: the segment,
+// its rings and the protocol that creates or attaches it, either side first),
+// then waits until the peer attached; a killed process leaks no segment.
 //
 // Thread-safety: one thread drives SendRecv; the abort signal may fire from any
 // thread. options.abort (nullable) must outlive the transport.
@@ -40,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/transport/shm_link.h"
 #include "runtime/transport/transport.h"
 #include "runtime/transport/transport_counters.h"
 
@@ -92,18 +86,16 @@ class ShmTransport : public Transport {
   absl::Status SendRecv(const SendRecvOp& op) override;
   TransportStats stats() const override { return counters_.Snapshot(); }
 
-  struct Link;  // one connected peer (defined in the .cc)
-
  private:
   explicit ShmTransport(ShmTransportOptions options);
 
   absl::Status ConnectAll();
-  absl::Status CheckOp(const SendRecvOp& op, Link** out, Link** in) const;
-  absl::Status Wait(Link* out, bool want_send, Link* in, bool want_recv, absl::Time deadline,
+  absl::Status CheckOp(const SendRecvOp& op, ShmLink** out, ShmLink** in) const;
+  absl::Status Wait(ShmLink* out, bool want_send, ShmLink* in, bool want_recv, absl::Time deadline,
                     absl::Duration* slept);
 
   ShmTransportOptions options_;
-  std::vector<std::unique_ptr<Link>> links_;  // by peer rank; null if not connected
+  std::vector<std::unique_ptr<ShmLink>> links_;  // by peer rank; null if not connected
   int abort_callback_ = -1;
   absl::Status broken_;  // the first error; later calls fail with it
   TransportCounters counters_;

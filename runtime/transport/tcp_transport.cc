@@ -1,9 +1,5 @@
 #include "runtime/transport/tcp_transport.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -22,6 +18,7 @@
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/reduce_kernel.h"
+#include "runtime/transport/tcp_socket.h"
 
 namespace meshtrain {
 namespace {
@@ -60,117 +57,6 @@ struct HelloReply {
 };
 
 std::string ErrnoText(int err) { return strerror(err); }
-
-void TuneSocket(int fd, int buffer_bytes) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (buffer_bytes > 0) {
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof(buffer_bytes));
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
-  }
-}
-
-// Waits for `events` on `fd` until `deadline`; false at the deadline.
-bool PollUntil(int fd, short events, absl::Time deadline) {
-  while (true) {
-    absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    pollfd p{fd, events, 0};
-    int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
-    int rc = poll(&p, 1, ms);
-    if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) return true;  // let the caller's I/O report it
-  }
-}
-
-// Handshake I/O on a nonblocking socket, bounded by `deadline`.
-absl::Status WriteAll(int fd, const void* data, size_t n, absl::Time deadline,
-                      absl::string_view what) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t rc = send(fd, p, n, MSG_NOSIGNAL);
-    if (rc > 0) {
-      p += rc;
-      n -= rc;
-    } else if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      if (!PollUntil(fd, POLLOUT, deadline)) {
-        return absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
-      }
-    } else {
-      return absl::UnavailableError(absl::StrCat(what, ": ", ErrnoText(errno)));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ReadAll(int fd, void* data, size_t n, absl::Time deadline, absl::string_view what) {
-  char* p = static_cast<char*>(data);
-  while (n > 0) {
-    ssize_t rc = recv(fd, p, n, 0);
-    if (rc > 0) {
-      p += rc;
-      n -= rc;
-    } else if (rc == 0) {
-      return absl::UnavailableError(absl::StrCat(what, ": connection closed"));
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      if (!PollUntil(fd, POLLIN, deadline)) {
-        return absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
-      }
-    } else {
-      return absl::UnavailableError(absl::StrCat(what, ": ", ErrnoText(errno)));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Dials host:port, retrying refusals with backoff until `deadline`.
-absl::StatusOr<int> Dial(const TcpPeerAddress& address, const std::string& peer_name,
-                         absl::Time deadline, AbortSignal* abort) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* resolved = nullptr;
-  std::string port = absl::StrCat(address.port);
-  int gai = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &resolved);
-  if (gai != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tcp connect to ", peer_name, ": cannot resolve '",
-                                                   address.host, "': ", gai_strerror(gai)));
-  }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(resolved, freeaddrinfo);
-  absl::Duration backoff = absl::Milliseconds(2);
-  std::string last_error = "no attempt";
-  while (true) {
-    if (abort != nullptr && abort->aborted()) return abort->status();
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("tcp connect to ", peer_name, " at ",
-                                                      address.host, ":", address.port,
-                                                      ": gave up at the deadline (", last_error,
-                                                      "); is the peer running?"));
-    }
-    int fd = socket(resolved->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText(errno)));
-    int rc = connect(fd, resolved->ai_addr, resolved->ai_addrlen);
-    int err = rc == 0 ? 0 : errno;
-    if (err == EINPROGRESS) {
-      if (PollUntil(fd, POLLOUT, std::min(deadline, absl::Now() + absl::Seconds(2)))) {
-        socklen_t len = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      } else {
-        err = ETIMEDOUT;
-      }
-    }
-    if (err == 0) return fd;
-    close(fd);
-    last_error = ErrnoText(err);
-    absl::Time wake = std::min(deadline, absl::Now() + backoff);
-    if (abort != nullptr) {
-      abort->WaitUntil(wake);
-    } else {
-      absl::SleepFor(wake - absl::Now());
-    }
-    backoff = std::min(backoff * 2, absl::Milliseconds(100));
-  }
-}
 
 void CopyString(absl::string_view s, char* out, size_t cap) {
   size_t n = std::min(s.size(), cap - 1);
@@ -224,45 +110,182 @@ struct RecvPart {
   bool done_all() const { return header_got == sizeof(FrameHeader) && done == bytes; }
 };
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<TcpListener>> TcpListener::Create(absl::string_view host,
-                                                                 int port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* resolved = nullptr;
-  std::string host_str(host), port_str = absl::StrCat(port);
-  int gai = getaddrinfo(host_str.empty() ? nullptr : host_str.c_str(), port_str.c_str(), &hints,
-                        &resolved);
-  if (gai != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tcp listen on '", host, "': cannot resolve: ", gai_strerror(gai)));
+// Why the hello is refused; empty when it opens a stream this rank waits for.
+std::string HelloRejection(
+    const Hello& hello, const TcpTransportOptions& o,
+    const std::vector<std::vector<std::unique_ptr<TcpTransport::Stream>>>& streams) {
+  const int from = hello.rank;
+  if (hello.magic != kHelloMagic || hello.version != kVersion) {
+    return "not a meshtrain tcp transport (bad magic or version)";
   }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(resolved, freeaddrinfo);
-  int fd = socket(resolved->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText(errno)));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, resolved->ai_addr, resolved->ai_addrlen) != 0 || listen(fd, 256) != 0) {
-    int err = errno;
-    close(fd);
-    return absl::UnavailableError(absl::StrCat("tcp listen on ", host, ":", port, ": ",
-                                               ErrnoText(err), err == EADDRINUSE
-                                                   ? "; pick another port or 0 for a free one"
-                                                   : ""));
+  if (hello.job_id != o.job_id || hello.world_size != o.world_size) {
+    return absl::StrCat("job '", hello.job_id, "' of ", hello.world_size, " ranks, expected job '",
+                        o.job_id, "' of ", o.world_size);
   }
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int bound = addr.ss_family == AF_INET6
-                  ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                  : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  return absl::WrapUnique(new TcpListener(fd, bound));
+  if (hello.incarnation != o.incarnation) {
+    return absl::StrCat("incarnation ", hello.incarnation, ", expected ", o.incarnation,
+                        " (a stale process)");
+  }
+  if (from <= o.rank || from >= o.world_size || streams[from].empty() ||
+      hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
+      streams[from][hello.stream] != nullptr) {
+    return absl::StrCat("unexpected rank ", from, " stream ", hello.stream, " of ", hello.streams);
+  }
+  return "";
 }
 
-TcpListener::~TcpListener() { close(fd_); }
+// One sendmsg for a part: the rest of its header and its payload. Returns 0, or
+// the errno of a failure other than a full socket.
+int PumpSend(SendPart& p, bool* progressed) {
+  iovec iov[2];
+  int iovcnt = 0;
+  if (p.sent < sizeof(FrameHeader)) {
+    iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(FrameHeader) - p.sent};
+    if (p.bytes > 0) iov[iovcnt++] = {const_cast<std::byte*>(p.data), p.bytes};
+  } else {
+    size_t off = p.sent - sizeof(FrameHeader);
+    iov[iovcnt++] = {const_cast<std::byte*>(p.data) + off, p.bytes - off};
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = iovcnt;
+  ssize_t rc = sendmsg(p.stream->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (rc > 0) {
+    p.sent += rc;
+    *progressed = true;
+  } else if (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    return errno;
+  }
+  return 0;
+}
+
+// Checks a completed frame header against the stream's sequence and the size
+// the receiver expects.
+absl::Status AcceptFrameHeader(RecvPart& p, const SendRecvOp& op, const TcpTransport& t) {
+  if (p.header.magic != kFrameMagic || p.header.seq != p.stream->recv_seq) {
+    return absl::InternalError(absl::StrCat("tcp recv from ", t.PeerName(op.recv_from),
+                                            ": corrupt frame (seq ", p.header.seq, ", expected ",
+                                            p.stream->recv_seq, ")"));
+  }
+  if (p.header.bytes != op.recv.size()) {
+    return absl::InternalError(absl::StrCat(
+        "tcp recv from ", t.PeerName(op.recv_from), ": message has ", p.header.bytes,
+        " bytes, expected ", op.recv.size(), "; the ranks issued different collectives"));
+  }
+  ++p.stream->recv_seq;
+  return absl::OkStatus();
+}
+
+// `got` payload bytes just read: already in place (kCopy), or in staging to be
+// added, keeping a partial float at the front of staging for the next read.
+void AcceptPayload(RecvPart& p, size_t got, bool add) {
+  if (!add) {
+    p.done += got;
+    return;
+  }
+  size_t have = p.carry + got;
+  size_t whole = have / sizeof(float) * sizeof(float);
+  AddFloat32(reinterpret_cast<float*>(p.data + p.done),
+             reinterpret_cast<const float*>(p.stream->staging.data()), whole / sizeof(float));
+  p.done += whole;
+  p.carry = have - whole;
+  if (p.carry > 0) std::memmove(p.stream->staging.data(), p.stream->staging.data() + whole, p.carry);
+}
+
+// One readv for a part: the rest of its header, then payload into the
+// destination (kCopy) or the stream's staging buffer (kAddFloat32).
+absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTransport& t,
+                      bool* progressed) {
+  iovec iov[2];
+  int iovcnt = 0;
+  if (p.header_got < sizeof(FrameHeader)) {
+    iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.header_got,
+                     sizeof(FrameHeader) - p.header_got};
+  }
+  size_t want = p.bytes - p.done - p.carry;
+  if (want > 0) {
+    std::byte* into;
+    if (add) {
+      into = p.stream->staging.data() + p.carry;
+      want = std::min(want, p.stream->staging.size() - p.carry);
+    } else {
+      into = p.data + p.done;
+    }
+    iov[iovcnt++] = {into, want};
+  }
+  ssize_t rc = readv(p.stream->fd, iov, iovcnt);
+  if (rc == 0) {
+    return absl::UnavailableError(absl::StrCat("tcp recv from ", t.PeerName(op.recv_from),
+                                               ": connection closed by the peer"));
+  }
+  if (rc < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return absl::OkStatus();
+    return absl::UnavailableError(
+        absl::StrCat("tcp recv from ", t.PeerName(op.recv_from), ": ", ErrnoText(errno)));
+  }
+  *progressed = true;
+  size_t got = rc;
+  if (p.header_got < sizeof(FrameHeader)) {
+    size_t h = std::min(got, sizeof(FrameHeader) - p.header_got);
+    p.header_got += h;
+    got -= h;
+    if (p.header_got == sizeof(FrameHeader)) MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
+  }
+  if (got > 0) AcceptPayload(p, got, add);
+  return absl::OkStatus();
+}
+
+// Pacing of one SendRecv: after a pass that moved nothing, spin for `spin`
+// before sleeping. Blocked time runs from the first pass that moved nothing to
+// the next that moved something (spinning and ppoll included).
+class Pacer {
+ public:
+  explicit Pacer(absl::Duration spin) : spin_(absl::ToChronoNanoseconds(spin)) {}
+
+  void EndStall(TransportCounters& counters) {
+    if (!stalled_) return;
+    stalled_ = false;
+    counters.AddBlocked(absl::FromChrono(Clock::now() - stalled_since_));
+  }
+  void Progressed(TransportCounters& counters) {
+    EndStall(counters);
+    idle_ = false;
+  }
+  // A pass moved nothing: true once spinning has lasted `spin`.
+  bool SpunOut() {
+    auto now = Clock::now();
+    if (!stalled_) {
+      stalled_ = true;
+      stalled_since_ = now;
+    }
+    if (!idle_) {
+      idle_ = true;
+      idle_since_ = now;
+    }
+    return now - idle_since_ >= spin_;
+  }
+  // Back from ppoll(): spin again before the next sleep.
+  void Slept() { idle_ = false; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  const std::chrono::nanoseconds spin_;
+  Clock::time_point idle_since_{};
+  bool idle_ = false;
+  Clock::time_point stalled_since_{};
+  bool stalled_ = false;
+};
+
+}  // namespace
+
+struct TcpTransport::Exchange {
+  SendPart sends[kMaxStreams];
+  RecvPart recvs[kMaxStreams];
+  int num_sends = 0;
+  int num_recvs = 0;
+  bool add = false;
+};
+
 
 TcpTransport::TcpTransport(TcpTransportOptions options) : options_(std::move(options)) {}
 
@@ -332,18 +355,28 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
 
 absl::Status TcpTransport::Connect(TcpListener* listener) {
   const TcpTransportOptions& o = options_;
-  const absl::Time deadline = o.connect_deadline;
   streams_.resize(o.world_size);
   int expected_accepts = 0;
-  // Step 2: dial the lower ranks and send hellos.
   for (const TcpPeerAddress& peer : o.peers) {
     streams_[peer.rank].resize(o.streams);
-    if (peer.rank > o.rank) {
-      expected_accepts += o.streams;
-      continue;
-    }
+    if (peer.rank > o.rank) expected_accepts += o.streams;
+  }
+  MESHTRAIN_RETURN_IF_ERROR(DialLowerRanks());
+  if (expected_accepts > 0) {
+    MESHTRAIN_RETURN_IF_ERROR(AcceptHigherRanks(*listener, expected_accepts));
+  }
+  return ReadHelloReplies();
+}
+
+// Step 2: dial the lower ranks and send hellos.
+absl::Status TcpTransport::DialLowerRanks() {
+  const TcpTransportOptions& o = options_;
+  const absl::Time deadline = o.connect_deadline;
+  for (const TcpPeerAddress& peer : o.peers) {
+    if (peer.rank > o.rank) continue;
     for (int s = 0; s < o.streams; ++s) {
-      MESHTRAIN_ASSIGN_OR_RETURN(int fd, Dial(peer, PeerName(peer.rank), deadline, o.abort));
+      MESHTRAIN_ASSIGN_OR_RETURN(int fd,
+                                 Dial(peer.host, peer.port, PeerName(peer.rank), deadline, o.abort));
       auto stream = std::make_unique<Stream>();
       stream->fd = fd;
       TuneSocket(fd, o.socket_buffer_bytes);
@@ -355,74 +388,83 @@ absl::Status TcpTransport::Connect(TcpListener* listener) {
       streams_[peer.rank][s] = std::move(stream);
     }
   }
-  // Step 3: accept the higher ranks.
+  return absl::OkStatus();
+}
+
+// Step 3: accept the higher ranks.
+absl::Status TcpTransport::AcceptHigherRanks(TcpListener& listener, int expected_accepts) {
+  const TcpTransportOptions& o = options_;
+  const absl::Time deadline = o.connect_deadline;
   std::string last_rejection;
   while (expected_accepts > 0) {
     if (o.abort != nullptr && o.abort->aborted()) return o.abort->status();
     if (absl::Now() >= deadline) {
-      std::string missing;
-      for (const TcpPeerAddress& peer : o.peers) {
-        if (peer.rank < o.rank) continue;
-        for (int s = 0; s < o.streams; ++s) {
-          if (streams_[peer.rank][s] == nullptr) {
-            absl::StrAppend(&missing, missing.empty() ? "" : ", ", PeerName(peer.rank));
-            break;
-          }
-        }
-      }
       return absl::DeadlineExceededError(absl::StrCat(
-          "tcp connect on rank ", o.rank, ": ", missing, " did not connect before the deadline",
+          "tcp connect on rank ", o.rank, ": ", PeersNotConnected(),
+          " did not connect before the deadline",
           last_rejection.empty() ? "" : absl::StrCat(" (last rejected: ", last_rejection, ")")));
     }
-    if (!PollUntil(listener->fd(), POLLIN, std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
+    if (!PollUntil(listener.fd(), POLLIN, std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
       continue;
     }
-    int fd = accept4(listener->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    auto stream = std::make_unique<Stream>();
-    stream->fd = fd;
-    Hello hello;
-    absl::Time hello_deadline = std::min(deadline, absl::Now() + absl::Seconds(2));
-    if (!ReadAll(fd, &hello, sizeof(hello), hello_deadline, "tcp hello").ok()) continue;
-    hello.job_id[sizeof(hello.job_id) - 1] = '\0';
-    std::string reason;
-    const int from = hello.rank;
-    if (hello.magic != kHelloMagic || hello.version != kVersion) {
-      reason = "not a meshtrain tcp transport (bad magic or version)";
-    } else if (hello.job_id != o.job_id || hello.world_size != o.world_size) {
-      reason = absl::StrCat("job '", hello.job_id, "' of ", hello.world_size,
-                            " ranks, expected job '", o.job_id, "' of ", o.world_size);
-    } else if (hello.incarnation != o.incarnation) {
-      reason = absl::StrCat("incarnation ", hello.incarnation, ", expected ", o.incarnation,
-                            " (a stale process)");
-    } else if (from <= o.rank || from >= o.world_size || streams_[from].empty() ||
-               hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
-               streams_[from][hello.stream] != nullptr) {
-      reason = absl::StrCat("unexpected rank ", from, " stream ", hello.stream, " of ",
-                            hello.streams);
+    std::string rejection;
+    if (AcceptOne(listener, &rejection)) {
+      --expected_accepts;
+    } else if (!rejection.empty()) {
+      last_rejection = std::move(rejection);
     }
-    HelloReply reply{kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, o.incarnation, {}};
-    CopyString(reason, reply.reason, sizeof(reply.reason));
-    absl::Status sent = WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
-    if (!reason.empty()) {
-      last_rejection = absl::StrCat("rank ", from, ": ", reason);
-      MESHTRAIN_LOG(WARNING) << "tcp transport rank " << o.rank << ": rejected a connection from "
-                             << last_rejection;
-      continue;
-    }
-    if (!sent.ok()) continue;
-    TuneSocket(fd, o.socket_buffer_bytes);
-    streams_[from][hello.stream] = std::move(stream);
-    --expected_accepts;
   }
-  // Step 4: the lower ranks' answers.
+  return absl::OkStatus();
+}
+
+bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
+  const TcpTransportOptions& o = options_;
+  int fd = accept4(listener.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return false;
+  auto stream = std::make_unique<Stream>();
+  stream->fd = fd;
+  Hello hello;
+  absl::Time hello_deadline = std::min(o.connect_deadline, absl::Now() + absl::Seconds(2));
+  if (!ReadAll(fd, &hello, sizeof(hello), hello_deadline, "tcp hello").ok()) return false;
+  hello.job_id[sizeof(hello.job_id) - 1] = '\0';
+  const int from = hello.rank;
+  const std::string reason = HelloRejection(hello, o, streams_);
+  HelloReply reply{kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, o.incarnation, {}};
+  CopyString(reason, reply.reason, sizeof(reply.reason));
+  absl::Status sent = WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
+  if (!reason.empty()) {
+    *rejection = absl::StrCat("rank ", from, ": ", reason);
+    MESHTRAIN_LOG(WARNING) << "tcp transport rank " << o.rank << ": rejected a connection from "
+                           << *rejection;
+    return false;
+  }
+  if (!sent.ok()) return false;
+  TuneSocket(fd, o.socket_buffer_bytes);
+  streams_[from][hello.stream] = std::move(stream);
+  return true;
+}
+
+std::string TcpTransport::PeersNotConnected() const {
+  std::string missing;
+  for (const TcpPeerAddress& peer : options_.peers) {
+    const auto& streams = streams_[peer.rank];
+    if (peer.rank > options_.rank && std::find(streams.begin(), streams.end(), nullptr) != streams.end()) {
+      absl::StrAppend(&missing, missing.empty() ? "" : ", ", PeerName(peer.rank));
+    }
+  }
+  return missing;
+}
+
+// Step 4: the lower ranks' answers.
+absl::Status TcpTransport::ReadHelloReplies() {
+  const TcpTransportOptions& o = options_;
   for (const TcpPeerAddress& peer : o.peers) {
     if (peer.rank > o.rank) continue;
     for (int s = 0; s < o.streams; ++s) {
       HelloReply reply;
       std::string what = absl::StrCat("tcp hello reply from ", PeerName(peer.rank));
       MESHTRAIN_RETURN_IF_ERROR(
-          ReadAll(streams_[peer.rank][s]->fd, &reply, sizeof(reply), deadline, what));
+          ReadAll(streams_[peer.rank][s]->fd, &reply, sizeof(reply), o.connect_deadline, what));
       reply.reason[sizeof(reply.reason) - 1] = '\0';
       if (reply.magic != kHelloMagic || reply.rank != peer.rank) {
         return absl::UnavailableError(absl::StrCat(what, ": not the expected peer (rank ",
@@ -462,188 +504,97 @@ absl::Status TcpTransport::SendRecv(const SendRecvOp& op) {
         absl::StrCat("tcp transport unusable after an earlier error: ", broken_.message()));
   }
   MESHTRAIN_RETURN_IF_ERROR(CheckOp(op));
-  SendPart sends[kMaxStreams];
-  RecvPart recvs[kMaxStreams];
-  int num_sends = 0, num_recvs = 0;
-  if (op.send_to >= 0) {
-    num_sends = NumParts(op.send.size(), options_);
-    for (int i = 0; i < num_sends; ++i) {
-      auto [begin, end] = PartRange(op.send.size(), num_sends, i);
-      Stream* stream = streams_[op.send_to][i].get();
-      sends[i] = SendPart{stream, {kFrameMagic, stream->send_seq++, op.send.size()},
-                          op.send.data() + begin, end - begin, 0};
-    }
-  }
-  const bool add = op.action == RecvAction::kAddFloat32;
-  if (op.recv_from >= 0) {
-    num_recvs = NumParts(op.recv.size(), options_);
-    for (int i = 0; i < num_recvs; ++i) {
-      auto [begin, end] = PartRange(op.recv.size(), num_recvs, i);
-      Stream* stream = streams_[op.recv_from][i].get();
-      if (add && stream->staging.empty()) stream->staging.resize(options_.staging_bytes);
-      recvs[i] = RecvPart{stream, {}, 0, op.recv.data() + begin, end - begin, 0, 0};
-    }
-  }
-  auto fail = [&](absl::Status status) {
-    broken_ = status;
-    return status;
-  };
-  using Clock = std::chrono::steady_clock;
-  const auto spin = absl::ToChronoNanoseconds(options_.spin);
-  Clock::time_point idle_since{};
-  bool idle = false;
-  // Stalled: from the first pass that moved nothing to the next that moved
-  // something (spinning and ppoll included), counted as blocked time.
-  Clock::time_point stalled_since{};
-  bool stalled = false;
-  auto end_stall = [&] {
-    if (!stalled) return;
-    stalled = false;
-    counters_.AddBlocked(absl::FromChrono(Clock::now() - stalled_since));
-  };
+  Exchange x;
+  PlanExchange(op, x);
+  Pacer pacer(options_.spin);
   while (true) {
     bool progressed = false, pending = false;
-    for (int i = 0; i < num_sends; ++i) {
-      SendPart& p = sends[i];
-      if (p.done()) continue;
-      iovec iov[2];
-      int iovcnt = 0;
-      if (p.sent < sizeof(FrameHeader)) {
-        iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(FrameHeader) - p.sent};
-        if (p.bytes > 0) iov[iovcnt++] = {const_cast<std::byte*>(p.data), p.bytes};
-      } else {
-        size_t off = p.sent - sizeof(FrameHeader);
-        iov[iovcnt++] = {const_cast<std::byte*>(p.data) + off, p.bytes - off};
-      }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = iovcnt;
-      ssize_t rc = sendmsg(p.stream->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (rc > 0) {
-        p.sent += rc;
-        progressed = true;
-      } else if (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        return fail(absl::UnavailableError(absl::StrCat("tcp send to ", PeerName(op.send_to), ": ",
-                                                        ErrnoText(errno))));
-      }
-      pending |= !p.done();
-    }
-    for (int i = 0; i < num_recvs; ++i) {
-      RecvPart& p = recvs[i];
-      if (p.done_all()) continue;
-      iovec iov[2];
-      int iovcnt = 0;
-      if (p.header_got < sizeof(FrameHeader)) {
-        iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.header_got,
-                         sizeof(FrameHeader) - p.header_got};
-      }
-      size_t want = p.bytes - p.done - p.carry;
-      std::byte* into = nullptr;
-      if (want > 0) {
-        if (add) {
-          into = p.stream->staging.data() + p.carry;
-          want = std::min(want, p.stream->staging.size() - p.carry);
-        } else {
-          into = p.data + p.done;
-        }
-        iov[iovcnt++] = {into, want};
-      }
-      ssize_t rc = readv(p.stream->fd, iov, iovcnt);
-      if (rc == 0) {
-        return fail(absl::UnavailableError(absl::StrCat(
-            "tcp recv from ", PeerName(op.recv_from), ": connection closed by the peer")));
-      }
-      if (rc < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          return fail(absl::UnavailableError(absl::StrCat("tcp recv from ", PeerName(op.recv_from),
-                                                          ": ", ErrnoText(errno))));
-        }
-        pending = true;
-        continue;
-      }
-      progressed = true;
-      size_t got = rc;
-      if (p.header_got < sizeof(FrameHeader)) {
-        size_t h = std::min(got, sizeof(FrameHeader) - p.header_got);
-        p.header_got += h;
-        got -= h;
-        if (p.header_got == sizeof(FrameHeader)) {
-          if (p.header.magic != kFrameMagic || p.header.seq != p.stream->recv_seq) {
-            return fail(absl::InternalError(
-                absl::StrCat("tcp recv from ", PeerName(op.recv_from), ": corrupt frame (seq ",
-                             p.header.seq, ", expected ", p.stream->recv_seq, ")")));
-          }
-          if (p.header.bytes != op.recv.size()) {
-            return fail(absl::InternalError(absl::StrCat(
-                "tcp recv from ", PeerName(op.recv_from), ": message has ", p.header.bytes,
-                " bytes, expected ", op.recv.size(), "; the ranks issued different collectives")));
-          }
-          ++p.stream->recv_seq;
-        }
-      }
-      if (got > 0) {
-        if (add) {
-          size_t have = p.carry + got;
-          size_t whole = have / sizeof(float) * sizeof(float);
-          AddFloat32(reinterpret_cast<float*>(p.data + p.done),
-                     reinterpret_cast<const float*>(p.stream->staging.data()), whole / sizeof(float));
-          p.done += whole;
-          p.carry = have - whole;
-          if (p.carry > 0) std::memmove(p.stream->staging.data(), p.stream->staging.data() + whole, p.carry);
-        } else {
-          p.done += got;
-        }
-      }
-      pending |= !p.done_all();
+    if (absl::Status status = PumpOnce(op, x, &progressed, &pending); !status.ok()) {
+      return Fail(std::move(status));
     }
     if (!pending) {
-      end_stall();
+      pacer.EndStall(counters_);
       counters_.CountCompleted(op);
       return absl::OkStatus();
     }
     if (progressed) {
-      end_stall();
-      idle = false;
+      pacer.Progressed(counters_);
       continue;
     }
     // Nothing moved: retry for `spin`, then sleep in poll().
-    auto now = Clock::now();
-    if (!stalled) {
-      stalled = true;
-      stalled_since = now;
-    }
-    if (!idle) {
-      idle = true;
-      idle_since = now;
-    }
-    if (now - idle_since < spin) continue;
-    if (options_.abort != nullptr && options_.abort->aborted()) {
-      return fail(options_.abort->status());
-    }
-    absl::Duration left = op.deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) {
-      std::string what;
-      if (num_recvs > 0 && !std::all_of(recvs, recvs + num_recvs, [](const RecvPart& p) { return p.done_all(); })) {
-        absl::StrAppend(&what, "receiving from ", PeerName(op.recv_from));
-      }
-      if (num_sends > 0 && !std::all_of(sends, sends + num_sends, [](const SendPart& p) { return p.done(); })) {
-        absl::StrAppend(&what, what.empty() ? "" : " and ", "sending to ", PeerName(op.send_to));
-      }
-      return fail(absl::DeadlineExceededError(
-          absl::StrCat("tcp: no progress ", what, " before the deadline")));
-    }
-    pollfds_.clear();
-    for (int i = 0; i < num_sends; ++i) {
-      if (!sends[i].done()) pollfds_.push_back({sends[i].stream->fd, POLLOUT, 0});
-    }
-    for (int i = 0; i < num_recvs; ++i) {
-      if (!recvs[i].done_all()) pollfds_.push_back({recvs[i].stream->fd, POLLIN, 0});
-    }
-    pollfds_.push_back({wake_fd_, POLLIN, 0});
-    timespec timeout = absl::ToTimespec(std::min(left, absl::Seconds(1)));
-    ppoll(pollfds_.data(), pollfds_.size(), &timeout, nullptr);
-    idle = false;
+    if (!pacer.SpunOut()) continue;
+    if (absl::Status status = SleepOnSockets(op, x); !status.ok()) return Fail(std::move(status));
+    pacer.Slept();
   }
+}
+
+void TcpTransport::PlanExchange(const SendRecvOp& op, Exchange& x) {
+  if (op.send_to >= 0) {
+    x.num_sends = NumParts(op.send.size(), options_);
+    for (int i = 0; i < x.num_sends; ++i) {
+      auto [begin, end] = PartRange(op.send.size(), x.num_sends, i);
+      Stream* stream = streams_[op.send_to][i].get();
+      x.sends[i] = SendPart{stream, {kFrameMagic, stream->send_seq++, op.send.size()},
+                            op.send.data() + begin, end - begin, 0};
+    }
+  }
+  x.add = op.action == RecvAction::kAddFloat32;
+  if (op.recv_from >= 0) {
+    x.num_recvs = NumParts(op.recv.size(), options_);
+    for (int i = 0; i < x.num_recvs; ++i) {
+      auto [begin, end] = PartRange(op.recv.size(), x.num_recvs, i);
+      Stream* stream = streams_[op.recv_from][i].get();
+      if (x.add && stream->staging.empty()) stream->staging.resize(options_.staging_bytes);
+      x.recvs[i] = RecvPart{stream, {}, 0, op.recv.data() + begin, end - begin, 0, 0};
+    }
+  }
+}
+
+absl::Status TcpTransport::PumpOnce(const SendRecvOp& op, Exchange& x, bool* progressed,
+                                    bool* pending) {
+  for (int i = 0; i < x.num_sends; ++i) {
+    SendPart& p = x.sends[i];
+    if (p.done()) continue;
+    if (int err = PumpSend(p, progressed); err != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("tcp send to ", PeerName(op.send_to), ": ", ErrnoText(err)));
+    }
+    *pending |= !p.done();
+  }
+  for (int i = 0; i < x.num_recvs; ++i) {
+    RecvPart& p = x.recvs[i];
+    if (p.done_all()) continue;
+    MESHTRAIN_RETURN_IF_ERROR(PumpRecv(p, op, x.add, *this, progressed));
+    *pending |= !p.done_all();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TcpTransport::SleepOnSockets(const SendRecvOp& op, const Exchange& x) {
+  if (options_.abort != nullptr && options_.abort->aborted()) return options_.abort->status();
+  absl::Duration left = op.deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    std::string what;
+    if (std::any_of(x.recvs, x.recvs + x.num_recvs, [](auto& p) { return !p.done_all(); })) {
+      absl::StrAppend(&what, "receiving from ", PeerName(op.recv_from));
+    }
+    if (std::any_of(x.sends, x.sends + x.num_sends, [](auto& p) { return !p.done(); })) {
+      absl::StrAppend(&what, what.empty() ? "" : " and ", "sending to ", PeerName(op.send_to));
+    }
+    return absl::DeadlineExceededError(
+        absl::StrCat("tcp: no progress ", what, " before the deadline"));
+  }
+  pollfds_.clear();
+  for (int i = 0; i < x.num_sends; ++i) {
+    if (!x.sends[i].done()) pollfds_.push_back({x.sends[i].stream->fd, POLLOUT, 0});
+  }
+  for (int i = 0; i < x.num_recvs; ++i) {
+    if (!x.recvs[i].done_all()) pollfds_.push_back({x.recvs[i].stream->fd, POLLIN, 0});
+  }
+  pollfds_.push_back({wake_fd_, POLLIN, 0});
+  timespec timeout = absl::ToTimespec(std::min(left, absl::Seconds(1)));
+  ppoll(pollfds_.data(), pollfds_.size(), &timeout, nullptr);
+  return absl::OkStatus();
 }
 
 }  // namespace meshtrain

@@ -39,29 +39,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/transport/tcp_listener.h"
 #include "runtime/transport/transport.h"
 #include "runtime/transport/transport_counters.h"
 
 namespace meshtrain {
-
-// A listening socket, made before the peers learn the port.
-class TcpListener {
- public:
-  // Binds host:port ("0.0.0.0" for every interface, port 0 to pick a free
-  // one) and listens.
-  static absl::StatusOr<std::unique_ptr<TcpListener>> Create(absl::string_view host, int port);
-  ~TcpListener();
-  TcpListener(const TcpListener&) = delete;
-  TcpListener& operator=(const TcpListener&) = delete;
-
-  int port() const { return port_; }
-  int fd() const { return fd_; }
-
- private:
-  TcpListener(int fd, int port) : fd_(fd), port_(port) {}
-  int fd_;
-  int port_;
-};
 
 struct TcpPeerAddress {
   int rank = -1;
@@ -116,9 +98,31 @@ class TcpTransport : public Transport {
   struct Stream;  // one socket (defined in the .cc)
 
  private:
+  struct Exchange;  // the parts of one SendRecv, on its stack (defined in the .cc)
+
   explicit TcpTransport(TcpTransportOptions options);
+  // Connection protocol steps 2 to 4.
   absl::Status Connect(TcpListener* listener);
+  absl::Status DialLowerRanks();
+  absl::Status AcceptHigherRanks(TcpListener& listener, int expected_accepts);
+  // Accepts one connection and answers its hello; true when it is a stream this
+  // rank waits for, else `*rejection` says why (or stays empty on an I/O error).
+  bool AcceptOne(TcpListener& listener, std::string* rejection);
+  std::string PeersNotConnected() const;
+  absl::Status ReadHelloReplies();
+
   absl::Status CheckOp(const SendRecvOp& op) const;
+  void PlanExchange(const SendRecvOp& op, Exchange& x);
+  // One nonblocking pass over every unfinished part.
+  absl::Status PumpOnce(const SendRecvOp& op, Exchange& x, bool* progressed, bool* pending);
+  // Waits in ppoll() for a socket or the abort eventfd, after checking the
+  // abort signal and the deadline.
+  absl::Status SleepOnSockets(const SendRecvOp& op, const Exchange& x);
+  // Records the first error: later calls answer kFailedPrecondition with it.
+  absl::Status Fail(absl::Status status) {
+    broken_ = status;
+    return status;
+  }
 
   TcpTransportOptions options_;
   std::vector<std::vector<std::unique_ptr<Stream>>> streams_;  // [peer][stream]

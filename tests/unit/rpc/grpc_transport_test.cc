@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/base/status_macros.h"
@@ -71,118 +70,6 @@ std::vector<std::byte> Pattern(size_t n, int rank) {
 
 absl::Time Soon() { return absl::Now() + absl::Seconds(30); }
 
-TEST(GrpcTransportTest, BothRanksSendAtOnceForEverySize) {
-  Group group(2);
-  for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}, size_t{(3 << 20) + 12}}) {
-    std::vector<std::vector<std::byte>> received(2);
-    auto statuses = group.RunAll([&](int r) {
-      std::vector<std::byte> send = Pattern(n, r);
-      received[r].assign(n, std::byte{0});
-      return group.transport(r).SendRecv({.send_to = 1 - r,
-                                          .send = send,
-                                          .recv_from = 1 - r,
-                                          .recv = absl::MakeSpan(received[r]),
-                                          .deadline = Soon()});
-    });
-    for (int r = 0; r < 2; ++r) {
-      ASSERT_TRUE(statuses[r].ok()) << "n=" << n << " rank " << r << ": " << statuses[r];
-      EXPECT_TRUE(received[r] == Pattern(n, 1 - r)) << "n=" << n << " rank " << r;
-    }
-  }
-}
-
-TEST(GrpcTransportTest, AddFloat32SumsIntoTheDestination) {
-  Group group(2);
-  for (size_t count : {size_t{0}, size_t{1}, size_t{5}, size_t{300001}}) {
-    std::vector<std::vector<float>> acc(2);
-    auto statuses = group.RunAll([&](int r) {
-      std::vector<float> send(count);
-      acc[r].resize(count);
-      for (size_t i = 0; i < count; ++i) {
-        send[i] = static_cast<float>(r + 1) * 0.5f + static_cast<float>(i % 97);
-        acc[r][i] = static_cast<float>(i % 13);
-      }
-      return group.transport(r).SendRecv(
-          {.send_to = 1 - r,
-           .send = absl::MakeConstSpan(reinterpret_cast<const std::byte*>(send.data()), 4 * count),
-           .recv_from = 1 - r,
-           .recv = absl::MakeSpan(reinterpret_cast<std::byte*>(acc[r].data()), 4 * count),
-           .action = RecvAction::kAddFloat32,
-           .deadline = Soon()});
-    });
-    for (int r = 0; r < 2; ++r) {
-      ASSERT_TRUE(statuses[r].ok()) << statuses[r];
-      const int peer = 1 - r;
-      for (size_t i = 0; i < count; ++i) {
-        const float expected = static_cast<float>(i % 13) +
-                               (static_cast<float>(peer + 1) * 0.5f + static_cast<float>(i % 97));
-        ASSERT_EQ(acc[r][i], expected) << "count " << count << " rank " << r << " i " << i;
-      }
-    }
-  }
-}
-
-TEST(GrpcTransportTest, StatsCountBytesAndTheWaitForALatePeer) {
-  Group group(2);
-  const absl::Duration late = absl::Milliseconds(40);
-  absl::Notification receiving;
-  const size_t n = (1 << 20) + 5;  // several chunks
-  auto statuses = group.RunAll([&](int r) -> absl::Status {
-    std::vector<std::byte> data = Pattern(n, r);
-    if (r == 0) {
-      receiving.Notify();
-      return group.transport(0).Recv(1, absl::MakeSpan(data), Soon());
-    }
-    receiving.WaitForNotification();
-    absl::SleepFor(late);  // the late peer being measured
-    return group.transport(1).Send(0, data, Soon());
-  });
-  for (const absl::Status& s : statuses) ASSERT_TRUE(s.ok()) << s;
-  const TransportStats receiver = group.transport(0).stats(), sender = group.transport(1).stats();
-  EXPECT_EQ(receiver.bytes_received, static_cast<int64_t>(n));
-  EXPECT_EQ(receiver.bytes_sent, 0);
-  EXPECT_EQ(sender.bytes_sent, static_cast<int64_t>(n));
-  EXPECT_GE(receiver.blocked, late * 0.75) << absl::FormatDuration(receiver.blocked);
-}
-
-TEST(GrpcTransportTest, RingShiftOverThreeRanks) {
-  Group group(3);
-  for (size_t n : {size_t{0}, size_t{13}, size_t{200003}}) {
-    std::vector<std::vector<std::byte>> received(3);
-    auto statuses = group.RunAll([&](int r) {
-      std::vector<std::byte> send = Pattern(n, r);
-      received[r].assign(n, std::byte{0});
-      return group.transport(r).SendRecv({.send_to = (r + 1) % 3,
-                                          .send = send,
-                                          .recv_from = (r + 2) % 3,
-                                          .recv = absl::MakeSpan(received[r]),
-                                          .deadline = Soon()});
-    });
-    for (int r = 0; r < 3; ++r) {
-      ASSERT_TRUE(statuses[r].ok()) << statuses[r];
-      EXPECT_TRUE(received[r] == Pattern(n, (r + 2) % 3)) << "n=" << n << " rank " << r;
-    }
-  }
-}
-
-TEST(GrpcTransportTest, SeparateSendAndRecvKeepTheirOrder) {
-  Group group(2);
-  auto statuses = group.RunAll([&](int r) -> absl::Status {
-    for (int i = 0; i < 5; ++i) {
-      if (r == 0) {
-        std::vector<std::byte> send = Pattern(100 + i, i);
-        MESHTRAIN_RETURN_IF_ERROR(group.transport(0).Send(1, send, Soon()));
-      } else {
-        std::vector<std::byte> got(100 + i);
-        MESHTRAIN_RETURN_IF_ERROR(group.transport(1).Recv(0, absl::MakeSpan(got), Soon()));
-        if (got != Pattern(100 + i, i)) return absl::InternalError(absl::StrCat("message ", i));
-      }
-    }
-    return absl::OkStatus();
-  });
-  for (const absl::Status& s : statuses) EXPECT_TRUE(s.ok()) << s;
-}
-
 TEST(GrpcTransportTest, WorldOfOneSendsToItself) {
   Group group(1);
   std::vector<std::byte> send = Pattern(1000, 0);
@@ -212,30 +99,6 @@ TEST(GrpcTransportTest, SizeMismatchNamesThePeer) {
   EXPECT_THAT(std::string(statuses[1].message()),
               HasSubstr("from worker:0 (" + group.cluster().address(Task("worker", 0)) + ")"));
   EXPECT_THAT(std::string(statuses[1].message()), HasSubstr("sent a 8-byte message"));
-}
-
-TEST(GrpcTransportTest, ARecvWithNoSenderEndsAtItsDeadline) {
-  Group group(2);
-  std::vector<std::byte> got(4);
-  const absl::Time start = absl::Now();
-  const absl::Status status =
-      group.transport(1).Recv(0, absl::MakeSpan(got), start + absl::Milliseconds(200));
-  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
-  EXPECT_THAT(std::string(status.message()), HasSubstr("worker:0 ("));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-}
-
-TEST(GrpcTransportTest, AbortEndsAWaitingRecv) {
-  Group group(2);
-  std::vector<std::byte> got(4);
-  absl::Status status;
-  std::thread receiver([&] {
-    status = group.transport(1).Recv(0, absl::MakeSpan(got), absl::Now() + absl::Seconds(60));
-  });
-  group.mesh(1).abort_signal().Abort(absl::AbortedError("worker:0 failed: test"));
-  receiver.join();
-  EXPECT_TRUE(absl::IsAborted(status)) << status;
-  EXPECT_THAT(std::string(status.message()), HasSubstr("worker:0 failed: test"));
 }
 
 TEST(GrpcTransportTest, NamesAndLayersAreChecked) {

@@ -21,7 +21,6 @@ namespace {
 using ::meshtrain::testing::AsBytes;
 using ::meshtrain::testing::RunOnRanks;
 
-
 using Mesh = testing::TcpMesh;
 
 Mesh Connect(int world_size, const std::function<void(TcpTransportOptions&)>& tune = {}) {
@@ -30,67 +29,6 @@ Mesh Connect(int world_size, const std::function<void(TcpTransportOptions&)>& tu
 
 TcpTransportOptions Options(int rank, int world_size, const std::vector<int>& ports) {
   return testing::TcpTestOptions(rank, world_size, ports);
-}
-
-void ExpectExchanges(std::vector<std::unique_ptr<TcpTransport>>& t) {
-  for (size_t n : {size_t{0}, size_t{1}, size_t{1001}, size_t{65537}, size_t{1} << 20}) {
-    auto statuses = RunOnRanks(2, [&](int r) -> absl::Status {
-      std::vector<float> mine = testing::RankData(r, n), got = testing::RankData(r + 5, n);
-      std::vector<float> theirs = testing::RankData(1 - r, n), expect = got;
-      for (size_t i = 0; i < n; ++i) expect[i] += theirs[i];
-      if (auto s = t[r]->SendRecv({.send_to = 1 - r, .send = AsBytes(mine), .recv_from = 1 - r,
-                                   .recv = AsBytes(got), .action = RecvAction::kAddFloat32,
-                                   .deadline = absl::Now() + absl::Seconds(20)});
-          !s.ok()) {
-        return s;
-      }
-      if (got != expect) return absl::InternalError(absl::StrCat("bad sum, n=", n));
-      if (auto s = t[r]->SendRecv({.send_to = 1 - r, .send = AsBytes(mine), .recv_from = 1 - r,
-                                   .recv = AsBytes(got),
-                                   .deadline = absl::Now() + absl::Seconds(20)});
-          !s.ok()) {
-        return s;
-      }
-      return got == theirs ? absl::OkStatus() : absl::InternalError(absl::StrCat("bad copy, n=", n));
-    });
-    for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
-  }
-}
-
-TEST(TcpTransportTest, ExchangesCopyAndAddOneStream) {
-  Mesh mesh = Connect(2);
-  for (const auto& s : mesh.statuses) ASSERT_TRUE(s.ok()) << s;
-  ExpectExchanges(mesh.transports);
-}
-
-// Several streams, small staging buffers and tiny socket buffers: parts,
-// partial reads and partial floats all happen.
-TEST(TcpTransportTest, ExchangesSplitOverStreamsWithSmallBuffers) {
-  Mesh mesh = Connect(2, [](TcpTransportOptions& o) {
-    o.streams = 3;
-    o.split_min_bytes = 1000;
-    o.staging_bytes = 4096;
-    o.socket_buffer_bytes = 65536;  // much smaller stalls in loopback silly-window avoidance (MSS 64K)
-  });
-  for (const auto& s : mesh.statuses) ASSERT_TRUE(s.ok()) << s;
-  ExpectExchanges(mesh.transports);
-}
-
-TEST(TcpTransportTest, RingOfFourOverAFullMesh) {
-  Mesh mesh = Connect(4);
-  for (const auto& s : mesh.statuses) ASSERT_TRUE(s.ok()) << s;
-  const size_t n = 50000;
-  auto statuses = RunOnRanks(4, [&](int r) -> absl::Status {
-    std::vector<float> mine = testing::RankData(r, n), got(n);
-    if (auto s = mesh.transports[r]->SendRecv({.send_to = (r + 1) % 4, .send = AsBytes(mine),
-                                               .recv_from = (r + 3) % 4, .recv = AsBytes(got)});
-        !s.ok()) {
-      return s;
-    }
-    return got == testing::RankData((r + 3) % 4, n) ? absl::OkStatus()
-                                                    : absl::InternalError("bad data");
-  });
-  for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
 }
 
 TEST(TcpTransportTest, StaleIncarnationIsRejected) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "runtime/transport/shm_transport.h"
+#include "runtime/transport/tcp_listener.h"
 #include "runtime/transport/tcp_transport.h"
 #include "tests/unit/transport/run_on_ranks.h"
 

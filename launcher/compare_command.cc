@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -25,6 +26,7 @@
 #include "summaries/trace_files.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/atomic_file.h"
+#include "runtime/base/json_reader.h"
 
 namespace meshtrain {
 namespace {
@@ -120,9 +122,72 @@ absl::StatusOr<nlohmann::json> ReadJson(const std::string& path) {
   if (!in) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
   std::stringstream text;
   text << in.rdbuf();
-  nlohmann::json value = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return absl::DataLossError(absl::StrCat(path, " is not valid JSON"));
+  absl::StatusOr<nlohmann::json> value = ParseJson(text.str());
+  if (!value.ok()) return absl::DataLossError(absl::StrCat(path, " is ", value.status().message()));
   return value;
+}
+
+// The `meshtrain train` arguments of one strategy's run, writing into `dir`.
+std::vector<std::string> TrainArgs(const CompareSettings& settings, const StrategyLaunch& launch,
+                                   const std::string& dir) {
+  std::vector<std::string> args = {"train"};
+  args.insert(args.end(), settings.forwarded.begin(), settings.forwarded.end());
+  args.push_back(absl::StrCat("--strategy=", launch.strategy));
+  args.push_back(absl::StrCat("--model-dir=", dir));
+  if (!launch.devices.empty()) args.push_back(absl::StrCat("--devices=", launch.devices));
+  if (settings.timelines) args.push_back(absl::StrCat("--trace=", dir, "/trace.json"));
+  return args;
+}
+
+// The processes of one run: a local cluster's tasks, or one lone process.
+struct RunProcesses {
+  std::vector<ProcessSpec> specs;
+  ClusterSpec cluster;
+  std::string chief = "local";
+};
+
+absl::StatusOr<RunProcesses> MakeRunProcesses(const StrategyLaunch& launch, const std::string& exe,
+                                              const std::vector<std::string>& args) {
+  RunProcesses out;
+  if (launch.cluster) {
+    absl::StatusOr<ClusterSpec> made = MakeLocalCluster({launch.workers, launch.ps, false, false});
+    if (!made.ok()) return made.status();
+    out.cluster = *std::move(made);
+    out.chief = out.cluster.Chief().ToString();
+    out.specs = MakeTaskProcesses(out.cluster, exe, args, /*max_restarts=*/0);
+    return out;
+  }
+  ProcessSpec spec;
+  spec.name = out.chief;
+  spec.argv = {exe};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.env = {{"TF_CONFIG", ""}};  // a lone process, whatever compare's environment says
+  out.specs.push_back(std::move(spec));
+  return out;
+}
+
+// How a finished run went: the timeout or the first failure, else its summary.
+void DescribeOutcome(const CompareSettings& settings, const GroupResult& result,
+                     const RunMonitor& monitor, const std::string& chief, const std::string& dir,
+                     CompareRun* run) {
+  if (result.timed_out) {
+    run->error = absl::StrCat("stopped after --run-timeout ", absl::FormatDuration(settings.run_timeout),
+                              "; the chief's last words:\n", monitor.LastWords(chief));
+    return;
+  }
+  if (result.exit_code != 0) {
+    const std::string failed = result.first_failure.empty() ? chief : result.first_failure;
+    run->error = absl::StrCat(failed, " exited with status ", result.exit_code, ": ", monitor.LastWords(failed));
+    if (failed != chief) absl::StrAppend(&run->error, "\n", chief, ": ", monitor.LastWords(chief));
+    return;
+  }
+  absl::StatusOr<nlohmann::json> summary = ReadJson(dir + "/summary.json");
+  if (!summary.ok()) {
+    run->error = absl::StrCat("every process finished, but ", summary.status().message());
+    return;
+  }
+  run->summary = *std::move(summary);
+  run->ok = true;
 }
 
 // Runs one strategy to the end and describes how it went.
@@ -141,38 +206,15 @@ CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe, 
     run.error = absl::StrCat("cannot create ", dir, ": ", ec.message());
     return run;
   }
-  const std::string trace = absl::StrCat(dir, "/trace.json");
-  std::vector<std::string> args = {"train"};
-  args.insert(args.end(), settings.forwarded.begin(), settings.forwarded.end());
-  args.push_back(absl::StrCat("--strategy=", launch.strategy));
-  args.push_back(absl::StrCat("--model-dir=", dir));
-  if (!launch.devices.empty()) args.push_back(absl::StrCat("--devices=", launch.devices));
-  if (settings.timelines) args.push_back(absl::StrCat("--trace=", trace));
-
-  std::vector<ProcessSpec> specs;
-  ClusterSpec cluster;
-  std::string chief = "local";
-  if (launch.cluster) {
-    absl::StatusOr<ClusterSpec> made = MakeLocalCluster({launch.workers, launch.ps, false, false});
-    if (!made.ok()) {
-      run.error = std::string(made.status().message());
-      return run;
-    }
-    cluster = *std::move(made);
-    chief = cluster.Chief().ToString();
-    specs = MakeTaskProcesses(cluster, exe, args, /*max_restarts=*/0);
-  } else {
-    ProcessSpec spec;
-    spec.name = chief;
-    spec.argv = {exe};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = {{"TF_CONFIG", ""}};  // a lone process, whatever compare's environment says
-    specs.push_back(std::move(spec));
+  absl::StatusOr<RunProcesses> processes = MakeRunProcesses(launch, exe, TrainArgs(settings, launch, dir));
+  if (!processes.ok()) {
+    run.error = std::string(processes.status().message());
+    return run;
   }
-  run.processes = static_cast<int>(specs.size());
+  run.processes = static_cast<int>(processes->specs.size());
 
   std::ofstream log(dir + "/output.log");
-  RunMonitor monitor(label, chief, &log);
+  RunMonitor monitor(label, processes->chief, &log);
   ProcessGroupOptions options;
   options.deadline = absl::Now() + settings.run_timeout;
   options.on_line = [&monitor](const std::string& name, absl::string_view line, bool is_stderr) {
@@ -180,7 +222,7 @@ CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe, 
   };
   ProcessGroup group(std::move(options));
   const absl::Time start = absl::Now();
-  absl::StatusOr<GroupResult> result = group.Run(specs);
+  absl::StatusOr<GroupResult> result = group.Run(processes->specs);
   run.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (!result.ok()) {
     run.error = std::string(result.status().message());
@@ -189,27 +231,11 @@ CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe, 
   for (const ProcessOutcome& p : result->processes) run.peak_rss_bytes[p.name] = p.peak_rss_bytes;
   *interrupted = result->signal != 0;
   if (settings.timelines) {
-    if (launch.cluster) (void)MergeTaskTraces(trace, cluster);  // a failed run may leave no parts
+    const std::string trace = absl::StrCat(dir, "/trace.json");
+    if (launch.cluster) (void)MergeTaskTraces(trace, processes->cluster);  // a failed run may leave no parts
     if (std::filesystem::exists(trace, ec)) run.trace = absl::StrCat(launch.strategy, "/trace.json");
   }
-  if (result->timed_out) {
-    run.error = absl::StrCat("stopped after --run-timeout ", absl::FormatDuration(settings.run_timeout),
-                             "; the chief's last words:\n", monitor.LastWords(chief));
-    return run;
-  }
-  if (result->exit_code != 0) {
-    const std::string failed = result->first_failure.empty() ? chief : result->first_failure;
-    run.error = absl::StrCat(failed, " exited with status ", result->exit_code, ": ", monitor.LastWords(failed));
-    if (failed != chief) absl::StrAppend(&run.error, "\n", chief, ": ", monitor.LastWords(chief));
-    return run;
-  }
-  absl::StatusOr<nlohmann::json> summary = ReadJson(dir + "/summary.json");
-  if (!summary.ok()) {
-    run.error = absl::StrCat("every process finished, but ", summary.status().message());
-    return run;
-  }
-  run.summary = *std::move(summary);
-  run.ok = true;
+  DescribeOutcome(settings, *result, monitor, processes->chief, dir, &run);
   return run;
 }
 
@@ -239,11 +265,10 @@ int Fail(const std::string& message, int code) {
   return code;
 }
 
-}  // namespace
-
-int RunCompareCommand(const std::vector<std::string>& args) {
-  FlagSet flag_set("compare", kUsage, kDescription);
-  CompareSettings settings;
+// Parses compare's flags (and the train flags it forwards) into `settings`
+// and `train`; an exit code when compare stops here (0 for --help, 2 for bad flags).
+std::optional<int> ParseCompareFlags(const std::vector<std::string>& args, FlagSet& flag_set,
+                                     CompareSettings& settings, TrainFlags& train) {
   std::string strategies = absl::StrJoin(CompareStrategyNames(), ",");
   int64_t workers = settings.shape.workers, ps = settings.shape.ps;
   const std::string group = "compare";
@@ -253,7 +278,6 @@ int RunCompareCommand(const std::vector<std::string>& args) {
   flag_set.AddInt("ps", &ps, "ps tasks of parameter_server", group);
   flag_set.AddDuration("run-timeout", &settings.run_timeout, "stop a strategy that runs longer than this", group);
   flag_set.AddBool("timelines", &settings.timelines, "write DIR/<strategy>/trace.json (Chrome trace) per run", group);
-  TrainFlags train;
   RegisterTrainFlags(flag_set, train);
   absl::StatusOr<std::vector<std::string>> rest = flag_set.Parse(args);
   if (!rest.ok()) return Fail(std::string(rest.status().message()), 2);
@@ -276,19 +300,16 @@ int RunCompareCommand(const std::vector<std::string>& args) {
   settings.shape.workers = static_cast<int>(workers);
   settings.shape.ps = static_cast<int>(ps);
   if (flag_set.IsSet("devices")) settings.shape.devices = train.devices;
-  std::vector<StrategyLaunch> launches;
-  for (const std::string& name : settings.strategies) {
-    absl::StatusOr<StrategyLaunch> launch = PlanStrategyLaunch(name, settings.shape);
-    if (!launch.ok()) return Fail(std::string(launch.status().message()), 2);
-    launches.push_back(*launch);
-  }
-  absl::StatusOr<JobConfig> job = LoadJobWithOverrides(flag_set, train);
-  if (!job.ok()) return Fail(std::string(job.status().message()), 2);
+  return std::nullopt;
+}
+
+// The train flags every run gets (the config as an absolute path, since every
+// run reads the job from its own working directory), and an absolute --out.
+absl::Status PrepareRuns(const FlagSet& flag_set, const TrainFlags& train, CompareSettings& settings) {
   std::set<std::string> forwarded = TrainFlagNames();
   forwarded.erase("devices");
   for (const char* flag : kControlledFlags) forwarded.erase(flag);
   settings.forwarded = flag_set.SetFlagsAsArgs(forwarded);
-  // Every run reads the job from its own working directory: hand it an absolute path.
   std::error_code ec;
   for (std::string& arg : settings.forwarded) {
     if (absl::StartsWith(arg, "--config=")) {
@@ -296,16 +317,18 @@ int RunCompareCommand(const std::vector<std::string>& args) {
     }
   }
   std::filesystem::create_directories(settings.out, ec);
-  if (ec) return Fail(absl::StrCat("cannot create --out ", settings.out, ": ", ec.message()), 1);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create --out ", settings.out, ": ", ec.message()));
   settings.out = std::filesystem::absolute(settings.out, ec).string();
-  absl::StatusOr<std::string> exe = SelfExecutable();
-  if (!exe.ok()) return Fail(std::string(exe.status().message()), 1);
+  return absl::OkStatus();
+}
 
+nlohmann::json ReportHeader(const std::vector<std::string>& args, const JobConfig& job,
+                            const TrainFlags& train, const CompareSettings& settings) {
   const MachineInfo machine = ReadMachineInfo();
   nlohmann::json header;
   header["created"] = absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(), absl::LocalTimeZone());
   header["command"] = absl::StrCat("meshtrain compare ", absl::StrJoin(args, " "));
-  header["job"] = JobHeader(*job, train.config);
+  header["job"] = JobHeader(job, train.config);
   header["machine"] = {{"host", machine.host},       {"cores", machine.cores}, {"cpu", machine.cpu},
                        {"memory_bytes", machine.memory_bytes}, {"os", machine.os},
                        {"load_average_start", LoadAverage()}};
@@ -313,18 +336,20 @@ int RunCompareCommand(const std::vector<std::string>& args) {
                         {"workers", settings.shape.workers},
                         {"ps", settings.shape.ps},
                         {"devices", settings.shape.devices}};
+  return header;
+}
 
-  std::printf("meshtrain compare: %s under %zu strategies, one after the other; output in %s\n",
-              header["job"]["name"].get<std::string>().c_str(), launches.size(), settings.out.c_str());
-  std::fflush(stdout);
+// Runs the strategies one after the other, printing a line as each starts and
+// ends; stops early when `*interrupted`.
+std::vector<CompareRun> RunAll(const CompareSettings& settings, const std::string& exe,
+                               const std::vector<StrategyLaunch>& launches, bool* interrupted) {
   std::vector<CompareRun> runs;
-  bool interrupted = false;
-  for (size_t i = 0; i < launches.size() && !interrupted; ++i) {
+  for (size_t i = 0; i < launches.size() && !*interrupted; ++i) {
     const StrategyLaunch& launch = launches[i];
     const std::string label = absl::StrFormat("[%zu/%zu] %-22s", i + 1, launches.size(), launch.strategy);
     std::printf("%s  starting: %s\n", label.c_str(), launch.description.c_str());
     std::fflush(stdout);
-    CompareRun run = RunStrategy(settings, *exe, launch, label, &interrupted);
+    CompareRun run = RunStrategy(settings, exe, launch, label, interrupted);
     if (run.ok) {
       std::printf("%s  done in %s: test accuracy %.4f, %s samples/s\n", label.c_str(),
                   FormatSeconds(run.wall_seconds).c_str(), JsonNumber(run.summary, "test_accuracy", 0),
@@ -334,10 +359,40 @@ int RunCompareCommand(const std::vector<std::string>& args) {
       std::printf("%s  FAILED after %s: %s\n", label.c_str(), FormatSeconds(run.wall_seconds).c_str(),
                   first_line.c_str());
     }
-    if (interrupted) std::printf("meshtrain compare: interrupted; reporting what ran\n");
+    if (*interrupted) std::printf("meshtrain compare: interrupted; reporting what ran\n");
     std::fflush(stdout);
     runs.push_back(std::move(run));
   }
+  return runs;
+}
+
+}  // namespace
+
+int RunCompareCommand(const std::vector<std::string>& args) {
+  FlagSet flag_set("compare", kUsage, kDescription);
+  CompareSettings settings;
+  TrainFlags train;
+  if (std::optional<int> code = ParseCompareFlags(args, flag_set, settings, train)) return *code;
+  std::vector<StrategyLaunch> launches;
+  for (const std::string& name : settings.strategies) {
+    absl::StatusOr<StrategyLaunch> launch = PlanStrategyLaunch(name, settings.shape);
+    if (!launch.ok()) return Fail(std::string(launch.status().message()), 2);
+    launches.push_back(*launch);
+  }
+  absl::StatusOr<JobConfig> job = LoadJobWithOverrides(flag_set, train);
+  if (!job.ok()) return Fail(std::string(job.status().message()), 2);
+  if (absl::Status prepared = PrepareRuns(flag_set, train, settings); !prepared.ok()) {
+    return Fail(std::string(prepared.message()), 1);
+  }
+  absl::StatusOr<std::string> exe = SelfExecutable();
+  if (!exe.ok()) return Fail(std::string(exe.status().message()), 1);
+
+  nlohmann::json header = ReportHeader(args, *job, train, settings);
+  std::printf("meshtrain compare: %s under %zu strategies, one after the other; output in %s\n",
+              header["job"]["name"].get<std::string>().c_str(), launches.size(), settings.out.c_str());
+  std::fflush(stdout);
+  bool interrupted = false;
+  const std::vector<CompareRun> runs = RunAll(settings, *exe, launches, &interrupted);
   header["machine"]["load_average_end"] = LoadAverage();
   const nlohmann::json report = BuildCompareReport(std::move(header), runs);
   absl::Status status = WriteJsonFile(settings.out + "/report.json", report);

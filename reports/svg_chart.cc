@@ -84,9 +84,92 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
   return ticks;
 }
 
-std::string RenderLineChart(const LineChart& chart) {
+// Where a line chart draws: the plot area and the scales onto it.
+struct LinePlot {
+  double left, right, top, bottom;
+  Scale sx, sy;
+};
+
+void AppendGridAndAxes(const LineChart& chart, const LinePlot& plot, const std::vector<double>& xt,
+                       const std::vector<double>& yt, std::string& svg) {
   const ValueFormatter fx = chart.format_x ? chart.format_x : DefaultFormat;
   const ValueFormatter fy = chart.format_y ? chart.format_y : DefaultFormat;
+  const auto& [left, right, top, bottom, sx, sy] = plot;
+  absl::StrAppend(&svg, "<g class=\"grid\" stroke=\"", kGridColor, "\" stroke-width=\"1\">");
+  for (double t : yt) {
+    absl::StrAppend(&svg, "<line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"", Num(sy(t)),
+                    "\" y2=\"", Num(sy(t)), "\"/>");
+  }
+  for (double t : xt) {
+    absl::StrAppend(&svg, "<line x1=\"", Num(sx(t)), "\" x2=\"", Num(sx(t)), "\" y1=\"", Num(top),
+                    "\" y2=\"", Num(bottom), "\"/>");
+  }
+  absl::StrAppend(&svg, "</g><g class=\"axis\" stroke=\"", kAxisColor, "\" stroke-width=\"1.2\">",
+                  "<line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"", Num(bottom), "\" y2=\"",
+                  Num(bottom), "\"/><line x1=\"", Num(left), "\" x2=\"", Num(left), "\" y1=\"", Num(top),
+                  "\" y2=\"", Num(bottom), "\"/></g><g class=\"ticks\" font-size=\"12\" fill=\"",
+                  kAxisColor, "\">");
+  for (double t : yt) absl::StrAppend(&svg, Text(left - 8, sy(t) + 4, fy(t), "end"));
+  for (double t : xt) absl::StrAppend(&svg, Text(sx(t), bottom + 18, fx(t), "middle"));
+  absl::StrAppend(&svg, "</g>", Text((left + right) / 2, chart.height - 10.0, chart.x_label, "middle",
+                                     "font-weight=\"600\""));
+  absl::StrAppend(&svg, "<text transform=\"translate(18,", Num((top + bottom) / 2),
+                  ") rotate(-90)\" text-anchor=\"middle\" font-weight=\"600\">",
+                  XmlEscape(chart.y_label), "</text>");
+}
+
+void AppendReference(const LineChart& chart, const LinePlot& plot, std::string& svg) {
+  const auto& [left, right, top, bottom, sx, sy] = plot;
+  const double y = sy(*chart.reference_y);
+  absl::StrAppend(&svg, "<g class=\"reference\"><line x1=\"", Num(left), "\" x2=\"", Num(right),
+                  "\" y1=\"", Num(y), "\" y2=\"", Num(y),
+                  "\" stroke=\"#dc2626\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>",
+                  // At the left, where curves start low, the label rarely hides a point.
+                  Text(left + 6, y - 6, chart.reference_label, "start", "fill=\"#dc2626\" font-size=\"12\""),
+                  "</g>");
+}
+
+// One series' path and points, each point with its title.
+void AppendSeries(const ChartSeries& s, const LinePlot& plot, std::string& svg) {
+  const Scale& sx = plot.sx;
+  const Scale& sy = plot.sy;
+  const std::string name = XmlEscape(s.name);
+  std::string d;
+  for (size_t i = 0; i < s.points.size(); ++i) {
+    absl::StrAppend(&d, i == 0 ? "M" : " L", Num(sx(s.points[i].first)), " ", Num(sy(s.points[i].second)));
+  }
+  absl::StrAppend(&svg, "<g class=\"series-group\" data-series=\"", name, "\">");
+  if (!d.empty()) {
+    absl::StrAppend(&svg, "<path class=\"series\" data-series=\"", name, "\" d=\"", d,
+                    "\" fill=\"none\" stroke=\"", s.color,
+                    "\" stroke-width=\"2.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>");
+  }
+  for (size_t i = 0; i < s.points.size(); ++i) {
+    absl::StrAppend(&svg, "<circle class=\"point\" data-series=\"", name, "\" data-x=\"",
+                    s.points[i].first, "\" data-y=\"", s.points[i].second, "\" cx=\"",
+                    Num(sx(s.points[i].first)), "\" cy=\"", Num(sy(s.points[i].second)),
+                    "\" r=\"4\" fill=\"", s.color, "\" stroke=\"#fff\" stroke-width=\"1.5\">");
+    if (i < s.point_titles.size()) absl::StrAppend(&svg, "<title>", XmlEscape(s.point_titles[i]), "</title>");
+    absl::StrAppend(&svg, "</circle>");
+  }
+  absl::StrAppend(&svg, "</g>");
+}
+
+void AppendLegend(const LineChart& chart, const LinePlot& plot, std::string& svg) {
+  const double right = plot.right;
+  absl::StrAppend(&svg, "<g class=\"legend\">");
+  double ly = plot.top + 10;
+  for (const ChartSeries& s : chart.series) {
+    absl::StrAppend(&svg, "<line x1=\"", Num(right + 20), "\" x2=\"", Num(right + 44), "\" y1=\"", Num(ly),
+                    "\" y2=\"", Num(ly), "\" stroke=\"", s.color, "\" stroke-width=\"2.5\"/>",
+                    "<circle cx=\"", Num(right + 32), "\" cy=\"", Num(ly), "\" r=\"4\" fill=\"", s.color,
+                    "\"/>", Text(right + 52, ly + 4, s.name, "start"));
+    ly += 22;
+  }
+  absl::StrAppend(&svg, "</g>");
+}
+
+std::string RenderLineChart(const LineChart& chart) {
   const double left = 72, right = chart.width - 200.0, top = 16, bottom = chart.height - 52.0;
   std::string svg = OpenSvg(chart.id, chart.width, chart.height, "line");
 
@@ -113,72 +196,13 @@ std::string RenderLineChart(const LineChart& chart) {
   const Scale sx{xt.front(), xt.back(), left, right};
   const Scale sy{yt.front(), yt.back(), bottom, top};
 
-  // Grid, ticks and axes.
-  absl::StrAppend(&svg, "<g class=\"grid\" stroke=\"", kGridColor, "\" stroke-width=\"1\">");
-  for (double t : yt) {
-    absl::StrAppend(&svg, "<line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"", Num(sy(t)),
-                    "\" y2=\"", Num(sy(t)), "\"/>");
-  }
-  for (double t : xt) {
-    absl::StrAppend(&svg, "<line x1=\"", Num(sx(t)), "\" x2=\"", Num(sx(t)), "\" y1=\"", Num(top),
-                    "\" y2=\"", Num(bottom), "\"/>");
-  }
-  absl::StrAppend(&svg, "</g><g class=\"axis\" stroke=\"", kAxisColor, "\" stroke-width=\"1.2\">",
-                  "<line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"", Num(bottom), "\" y2=\"",
-                  Num(bottom), "\"/><line x1=\"", Num(left), "\" x2=\"", Num(left), "\" y1=\"", Num(top),
-                  "\" y2=\"", Num(bottom), "\"/></g><g class=\"ticks\" font-size=\"12\" fill=\"",
-                  kAxisColor, "\">");
-  for (double t : yt) absl::StrAppend(&svg, Text(left - 8, sy(t) + 4, fy(t), "end"));
-  for (double t : xt) absl::StrAppend(&svg, Text(sx(t), bottom + 18, fx(t), "middle"));
-  absl::StrAppend(&svg, "</g>", Text((left + right) / 2, chart.height - 10.0, chart.x_label, "middle",
-                                     "font-weight=\"600\""));
-  absl::StrAppend(&svg, "<text transform=\"translate(18,", Num((top + bottom) / 2),
-                  ") rotate(-90)\" text-anchor=\"middle\" font-weight=\"600\">",
-                  XmlEscape(chart.y_label), "</text>");
-
-  if (chart.reference_y) {
-    const double y = sy(*chart.reference_y);
-    absl::StrAppend(&svg, "<g class=\"reference\"><line x1=\"", Num(left), "\" x2=\"", Num(right),
-                    "\" y1=\"", Num(y), "\" y2=\"", Num(y),
-                    "\" stroke=\"#dc2626\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>",
-                    // At the left, where curves start low, the label rarely hides a point.
-                    Text(left + 6, y - 6, chart.reference_label, "start", "fill=\"#dc2626\" font-size=\"12\""),
-                    "</g>");
-  }
-
+  const LinePlot plot{left, right, top, bottom, sx, sy};
+  AppendGridAndAxes(chart, plot, xt, yt, svg);
+  if (chart.reference_y) AppendReference(chart, plot, svg);
   // The data, then the legend.
-  for (const ChartSeries& s : chart.series) {
-    const std::string name = XmlEscape(s.name);
-    std::string d;
-    for (size_t i = 0; i < s.points.size(); ++i) {
-      absl::StrAppend(&d, i == 0 ? "M" : " L", Num(sx(s.points[i].first)), " ", Num(sy(s.points[i].second)));
-    }
-    absl::StrAppend(&svg, "<g class=\"series-group\" data-series=\"", name, "\">");
-    if (!d.empty()) {
-      absl::StrAppend(&svg, "<path class=\"series\" data-series=\"", name, "\" d=\"", d,
-                      "\" fill=\"none\" stroke=\"", s.color,
-                      "\" stroke-width=\"2.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>");
-    }
-    for (size_t i = 0; i < s.points.size(); ++i) {
-      absl::StrAppend(&svg, "<circle class=\"point\" data-series=\"", name, "\" data-x=\"",
-                      s.points[i].first, "\" data-y=\"", s.points[i].second, "\" cx=\"",
-                      Num(sx(s.points[i].first)), "\" cy=\"", Num(sy(s.points[i].second)),
-                      "\" r=\"4\" fill=\"", s.color, "\" stroke=\"#fff\" stroke-width=\"1.5\">");
-      if (i < s.point_titles.size()) absl::StrAppend(&svg, "<title>", XmlEscape(s.point_titles[i]), "</title>");
-      absl::StrAppend(&svg, "</circle>");
-    }
-    absl::StrAppend(&svg, "</g>");
-  }
-  absl::StrAppend(&svg, "<g class=\"legend\">");
-  double ly = top + 10;
-  for (const ChartSeries& s : chart.series) {
-    absl::StrAppend(&svg, "<line x1=\"", Num(right + 20), "\" x2=\"", Num(right + 44), "\" y1=\"", Num(ly),
-                    "\" y2=\"", Num(ly), "\" stroke=\"", s.color, "\" stroke-width=\"2.5\"/>",
-                    "<circle cx=\"", Num(right + 32), "\" cy=\"", Num(ly), "\" r=\"4\" fill=\"", s.color,
-                    "\"/>", Text(right + 52, ly + 4, s.name, "start"));
-    ly += 22;
-  }
-  absl::StrAppend(&svg, "</g></svg>");
+  for (const ChartSeries& s : chart.series) AppendSeries(s, plot, svg);
+  AppendLegend(chart, plot, svg);
+  absl::StrAppend(&svg, "</svg>");
   return svg;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/atomic_file.h"
+#include "runtime/base/json_reader.h"
 
 namespace meshtrain {
 
@@ -36,15 +37,21 @@ absl::Status MergeTaskTraces(const std::string& file, const ClusterSpec& cluster
     }
     std::stringstream text;
     text << in.rdbuf();
-    nlohmann::json trace = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-    if (trace.is_discarded() || !trace.contains("traceEvents") || !trace["traceEvents"].is_array()) {
-      return absl::DataLossError(absl::StrCat("merging traces: ", part, " (", task.ToString(),
-                                              ") is not a Chrome trace; was the task killed while writing it?"));
+    absl::StatusOr<nlohmann::json> trace = ParseJson(text.str());
+    std::string why = trace.ok() ? "" : std::string(trace.status().message());
+    if (trace.ok() && (!trace->is_object() || !trace->contains("traceEvents") ||
+                       !(*trace)["traceEvents"].is_array())) {
+      why = "it has no \"traceEvents\" array";
     }
-    for (nlohmann::json& e : trace["traceEvents"]) events.push_back(std::move(e));
-    if (trace.contains("otherData") && trace["otherData"].contains("dropped_events") &&
-        trace["otherData"]["dropped_events"].is_number_integer()) {
-      dropped += trace["otherData"]["dropped_events"].get<int64_t>();
+    if (!why.empty()) {
+      return absl::DataLossError(absl::StrCat("merging traces: ", part, " (", task.ToString(),
+                                              ") is not a Chrome trace (", why,
+                                              "); was the task killed while writing it?"));
+    }
+    for (nlohmann::json& e : (*trace)["traceEvents"]) events.push_back(std::move(e));
+    if (trace->contains("otherData") && (*trace)["otherData"].contains("dropped_events") &&
+        (*trace)["otherData"]["dropped_events"].is_number_integer()) {
+      dropped += (*trace)["otherData"]["dropped_events"].get<int64_t>();
     }
     parts.push_back(part);
   }

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
@@ -32,115 +33,53 @@ Json FileToJson(const FileRecord& f) {
   return {{"name", f.name}, {"bytes", f.bytes}, {"crc32c", absl::StrFormat("%08x", f.crc32c)}};
 }
 
-// Reads JSON fields with exact types; the first problem becomes `error`
-// (prefixed by the caller with the file or peer it came from).
-class Reader {
- public:
-  explicit Reader(std::string* error) : error_(error) {}
+absl::Status ReadInput(JsonReader& r, InputRecord* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("epoch", 0, &out->epoch));
+  return r.ReadAtLeast("step", 0, &out->step);
+}
 
-  bool Fail(const std::string& what) {
-    if (error_->empty()) *error_ = what;
-    return false;
+absl::Status ReadFile(JsonReader& r, FileRecord* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  std::string crc;
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("name", &out->name));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("bytes", 0, &out->bytes));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("crc32c", &crc));
+  if (out->name.empty() || out->name.find('/') != std::string::npos || out->name == "." ||
+      out->name == "..") {
+    return r.Error(r.PathOf("name"), absl::StrCat("'", out->name, "' is not a plain file name"));
   }
-  bool Object(const Json& j, absl::string_view where) {
-    return j.is_object() || Fail(absl::StrCat(where, " is not an object"));
+  uint32_t value = 0;
+  if (crc.size() != 8 || !absl::SimpleHexAtoi(crc, &value)) {
+    return r.Error(r.PathOf("crc32c"), absl::StrCat("'", crc, "' is not 8 hex digits"));
   }
-  const Json* Field(const Json& j, absl::string_view key, absl::string_view where) {
-    if (!j.is_object()) {
-      Fail(absl::StrCat(where, " is not an object"));
-      return nullptr;
-    }
-    auto it = j.find(std::string(key));
-    if (it == j.end()) {
-      Fail(absl::StrCat(where, " has no '", key, "'"));
-      return nullptr;
-    }
-    return &*it;
-  }
-  bool Int(const Json& j, absl::string_view key, absl::string_view where, int64_t* out,
-           int64_t min = 0) {
-    const Json* f = Field(j, key, where);
-    if (f == nullptr) return false;
-    if (!f->is_number_integer() || f->get<int64_t>() < min) {
-      return Fail(absl::StrCat(where, ".", key, " = ", f->dump(), " is not an integer >= ", min));
-    }
-    *out = f->get<int64_t>();
-    return true;
-  }
-  bool String(const Json& j, absl::string_view key, absl::string_view where, std::string* out) {
-    const Json* f = Field(j, key, where);
-    if (f == nullptr) return false;
-    if (!f->is_string()) return Fail(absl::StrCat(where, ".", key, " is not a string"));
-    *out = f->get<std::string>();
-    return true;
-  }
-  bool Shape(const Json& j, absl::string_view where, std::vector<int64_t>* out) {
-    const Json* f = Field(j, "shape", where);
-    if (f == nullptr) return false;
-    if (!f->is_array()) return Fail(absl::StrCat(where, ".shape is not an array"));
-    for (const Json& d : *f) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) {
-        return Fail(absl::StrCat(where, ".shape ", f->dump(), " has a bad dimension"));
-      }
-      out->push_back(d.get<int64_t>());
-    }
-    return true;
-  }
-  bool Input(const Json& j, absl::string_view where, InputRecord* out) {
-    return Int(j, "epoch", where, &out->epoch) && Int(j, "step", where, &out->step);
-  }
-  bool File(const Json& j, absl::string_view where, FileRecord* out) {
-    std::string crc;
-    if (!String(j, "name", where, &out->name) || !Int(j, "bytes", where, &out->bytes) ||
-        !String(j, "crc32c", where, &crc)) {
-      return false;
-    }
-    if (out->name.empty() || out->name.find('/') != std::string::npos || out->name == "." ||
-        out->name == "..") {
-      return Fail(absl::StrCat(where, ".name '", out->name, "' is not a plain file name"));
-    }
-    uint32_t value = 0;
-    if (crc.size() != 8 || !absl::SimpleHexAtoi(crc, &value)) {
-      return Fail(absl::StrCat(where, ".crc32c '", crc, "' is not 8 hex digits"));
-    }
-    out->crc32c = value;
-    return true;
-  }
-  bool Variable(const Json& j, absl::string_view where, VariableRecord* out) {
-    std::string dtype;
-    if (!String(j, "name", where, &out->name) || !String(j, "dtype", where, &dtype) ||
-        !Shape(j, where, &out->shape)) {
-      return false;
-    }
-    absl::StatusOr<DType> parsed = ParseDType(dtype);
-    if (!parsed.ok()) return Fail(absl::StrCat(where, ".dtype '", dtype, "' is unknown"));
-    out->dtype = *parsed;
-    const Json* partitions = Field(j, "partitions", where);
-    if (partitions == nullptr) return false;
-    if (!partitions->is_array()) return Fail(absl::StrCat(where, ".partitions is not an array"));
-    for (size_t i = 0; i < partitions->size(); ++i) {
-      const Json& pj = (*partitions)[i];
-      const std::string pw = absl::StrCat(where, ".partitions[", i, "]");
-      PartitionRecord p;
-      if (!String(pj, "file", pw, &p.file) || !String(pj, "key", pw, &p.key) ||
-          !Int(pj, "row_offset", pw, &p.row_offset) || !Int(pj, "rows", pw, &p.rows) ||
-          !Int(pj, "updates", pw, &p.updates)) {
-        return false;
-      }
-      const Json* slots = Field(pj, "slots", pw);
-      if (slots == nullptr || !Object(*slots, absl::StrCat(pw, ".slots"))) return false;
-      for (auto it = slots->begin(); it != slots->end(); ++it) {
-        if (!it.value().is_string()) return Fail(absl::StrCat(pw, ".slots.", it.key(), " is not a string"));
-        p.slots[it.key()] = it.value().get<std::string>();
-      }
-      out->partitions.push_back(std::move(p));
-    }
-    return true;
-  }
+  out->crc32c = value;
+  return absl::OkStatus();
+}
 
- private:
-  std::string* error_;
-};
+absl::Status ReadPartition(JsonReader& r, PartitionRecord* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("file", &out->file));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("key", &out->key));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("row_offset", 0, &out->row_offset));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("rows", 0, &out->rows));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("updates", 0, &out->updates));
+  return r.Read("slots", &out->slots);
+}
+
+absl::Status ReadVariable(JsonReader& r, VariableRecord* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  std::string dtype;
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("name", &out->name));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("dtype", &dtype));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadDimensions("shape", &out->shape));
+  absl::StatusOr<DType> parsed = ParseDType(dtype);
+  if (!parsed.ok()) return r.Error(r.PathOf("dtype"), absl::StrCat("'", dtype, "' is unknown"));
+  out->dtype = *parsed;
+  return r.ForEach("partitions", [&](JsonReader& p) {
+    MESHTRAIN_RETURN_IF_ERROR(ReadPartition(p, &out->partitions.emplace_back()));
+    return absl::OkStatus();
+  });
+}
 
 // The partitions of `v` sorted, covering [0, rows) exactly once; else a reason.
 std::string CheckCoverage(VariableRecord& v) {
@@ -158,6 +97,73 @@ std::string CheckCoverage(VariableRecord& v) {
   }
   if (covered != rows) {
     return absl::StrCat("variable ", v.name, ": partitions hold ", covered, " of its ", rows, " rows");
+  }
+  return "";
+}
+
+// The format and version, which must be this code's.
+absl::Status CheckFormat(JsonReader& r) {
+  std::string format;
+  int64_t version = 0;
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("format", &format));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("version", 0, &version));
+  if (format != kManifestFormat || version != kManifestVersion) {
+    return r.Error("", absl::StrCat("has format ", format, " version ", version, ", not ",
+                                    kManifestFormat, " version ", kManifestVersion));
+  }
+  return absl::OkStatus();
+}
+
+// Where training stands: step, final, input positions, seed, commit time.
+absl::Status ReadProgress(JsonReader& r, Manifest* m) {
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("step", 0, &m->step));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("final", &m->final));
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader input, r.Object("input"));
+  MESHTRAIN_RETURN_IF_ERROR(ReadInput(input, &m->input));
+  MESHTRAIN_RETURN_IF_ERROR(input.ForEachMember("tasks", [&](const std::string& task, JsonReader& t) {
+    return ReadInput(t, &m->task_inputs[task]);
+  }));
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader rng, r.Object("rng"));
+  int64_t seed = 0;
+  MESHTRAIN_RETURN_IF_ERROR(rng.ReadAtLeast("seed", 0, &seed));
+  m->seed = static_cast<uint64_t>(seed);
+  return r.ReadAtLeast("unix_micros", 0, &m->unix_micros);
+}
+
+// Who wrote it: the strategy, the cluster shape and the optimizer.
+absl::Status ReadStrategy(JsonReader& r, Manifest* m) {
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader strategy, r.Object("strategy"));
+  int64_t workers = 0, ps = 0, replicas = 0;
+  MESHTRAIN_RETURN_IF_ERROR(strategy.Read("name", &m->strategy));
+  MESHTRAIN_RETURN_IF_ERROR(strategy.ReadAtLeast("num_workers", 1, &workers));
+  MESHTRAIN_RETURN_IF_ERROR(strategy.ReadAtLeast("num_ps", 0, &ps));
+  MESHTRAIN_RETURN_IF_ERROR(strategy.ReadAtLeast("replicas_in_sync", 1, &replicas));
+  m->num_workers = static_cast<int>(workers);
+  m->num_ps = static_cast<int>(ps);
+  m->replicas_in_sync = static_cast<int>(replicas);
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader optimizer, r.Object("optimizer"));
+  MESHTRAIN_RETURN_IF_ERROR(optimizer.Read("type", &m->optimizer));
+  return optimizer.Read("slots", &m->slot_names);
+}
+
+// `v`'s partitions cover its rows once, lie in listed files and hold every slot;
+// else a reason.
+std::string CheckVariable(const Manifest& m, VariableRecord& v) {
+  if (std::string why = CheckCoverage(v); !why.empty()) return why;
+  for (const PartitionRecord& p : v.partitions) {
+    const bool listed = std::any_of(m.files.begin(), m.files.end(),
+                                    [&](const FileRecord& f) { return f.name == p.file; });
+    if (!listed) {
+      return absl::StrCat("variable ", v.name, " names file ", p.file,
+                          ", which the manifest does not list");
+    }
+    for (const std::string& slot : m.slot_names) {
+      if (p.slots.count(slot) == 0) {
+        return absl::StrCat("variable ", v.name, " rows from ", p.row_offset, " have no '", slot,
+                            "' slot");
+      }
+    }
   }
   return "";
 }
@@ -194,96 +200,28 @@ std::string ManifestToJson(const Manifest& m) {
 }
 
 absl::StatusOr<Manifest> ParseManifest(absl::string_view text, absl::string_view path) {
-  auto corrupt = [&](absl::string_view what) {
+  auto corrupt = [path = std::string(path)](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("checkpoint manifest ", path, " is corrupt: ", what,
                                             "; the checkpoint will not be restored"));
   };
-  Json j;
-  try {
-    j = Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {
-    return corrupt(absl::StrCat("it does not parse as JSON: ", e.what()));
-  }
-  std::string error;
-  Reader r(&error);
+  absl::StatusOr<Json> j = ParseJson(text);
+  if (!j.ok()) return corrupt(absl::StrCat("it does not parse: ", j.status().message()));
+  JsonReader r(*j, [corrupt](absl::string_view field, absl::string_view problem) {
+    return corrupt(JsonFieldMessage(field, problem));
+  });
   Manifest m;
-  std::string format;
-  int64_t version = 0;
-  if (!r.String(j, "format", "manifest", &format) || !r.Int(j, "version", "manifest", &version)) {
-    return corrupt(error);
-  }
-  if (format != kManifestFormat || version != kManifestVersion) {
-    return corrupt(absl::StrCat("format ", format, " version ", version, " is not ",
-                                kManifestFormat, " version ", kManifestVersion));
-  }
-  const Json* input = r.Field(j, "input", "manifest");
-  const Json* rng = r.Field(j, "rng", "manifest");
-  const Json* strategy = r.Field(j, "strategy", "manifest");
-  const Json* optimizer = r.Field(j, "optimizer", "manifest");
-  const Json* variables = r.Field(j, "variables", "manifest");
-  const Json* files = r.Field(j, "files", "manifest");
-  const Json* final = r.Field(j, "final", "manifest");
-  if (input == nullptr || rng == nullptr || strategy == nullptr || optimizer == nullptr ||
-      variables == nullptr || files == nullptr || final == nullptr) {
-    return corrupt(error);
-  }
-  int64_t seed = 0, workers = 0, ps = 0, replicas = 0;
-  if (!r.Int(j, "step", "manifest", &m.step) || !r.Input(*input, "input", &m.input) ||
-      !r.Int(*rng, "seed", "rng", &seed) || !r.String(*strategy, "name", "strategy", &m.strategy) ||
-      !r.Int(*strategy, "num_workers", "strategy", &workers, 1) ||
-      !r.Int(*strategy, "num_ps", "strategy", &ps) ||
-      !r.Int(*strategy, "replicas_in_sync", "strategy", &replicas, 1) ||
-      !r.String(*optimizer, "type", "optimizer", &m.optimizer) ||
-      !r.Int(j, "unix_micros", "manifest", &m.unix_micros)) {
-    return corrupt(error);
-  }
-  if (!final->is_boolean()) return corrupt("manifest.final is not a boolean");
-  m.final = final->get<bool>();
-  m.seed = static_cast<uint64_t>(seed);
-  m.num_workers = static_cast<int>(workers);
-  m.num_ps = static_cast<int>(ps);
-  m.replicas_in_sync = static_cast<int>(replicas);
-  const Json* tasks = r.Field(*input, "tasks", "input");
-  const Json* slots = r.Field(*optimizer, "slots", "optimizer");
-  if (tasks == nullptr || slots == nullptr || !r.Object(*tasks, "input.tasks")) return corrupt(error);
-  for (auto it = tasks->begin(); it != tasks->end(); ++it) {
-    if (!r.Input(it.value(), absl::StrCat("input.tasks.", it.key()), &m.task_inputs[it.key()])) {
-      return corrupt(error);
-    }
-  }
-  if (!slots->is_array()) return corrupt("optimizer.slots is not an array");
-  for (const Json& s : *slots) {
-    if (!s.is_string()) return corrupt("optimizer.slots holds a non-string");
-    m.slot_names.push_back(s.get<std::string>());
-  }
-  if (!files->is_array()) return corrupt("manifest.files is not an array");
-  for (size_t i = 0; i < files->size(); ++i) {
-    FileRecord f;
-    if (!r.File((*files)[i], absl::StrCat("files[", i, "]"), &f)) return corrupt(error);
-    m.files.push_back(std::move(f));
-  }
-  if (!variables->is_array()) return corrupt("manifest.variables is not an array");
-  for (size_t i = 0; i < variables->size(); ++i) {
-    VariableRecord v;
-    if (!r.Variable((*variables)[i], absl::StrCat("variables[", i, "]"), &v)) return corrupt(error);
-    if (std::string why = CheckCoverage(v); !why.empty()) return corrupt(why);
-    for (const PartitionRecord& p : v.partitions) {
-      const bool listed = std::any_of(m.files.begin(), m.files.end(),
-                                      [&](const FileRecord& f) { return f.name == p.file; });
-      if (!listed) {
-        return corrupt(absl::StrCat("variable ", v.name, " names file ", p.file,
-                                    ", which the manifest does not list"));
-      }
-      for (const std::string& slot : m.slot_names) {
-        if (p.slots.count(slot) == 0) {
-          return corrupt(absl::StrCat("variable ", v.name, " rows from ", p.row_offset,
-                                      " have no '", slot, "' slot"));
-        }
-      }
-    }
-    m.variables.push_back(std::move(v));
-  }
-  if (j.contains("meta")) m.meta = j["meta"];
+  MESHTRAIN_RETURN_IF_ERROR(CheckFormat(r));
+  MESHTRAIN_RETURN_IF_ERROR(ReadProgress(r, &m));
+  MESHTRAIN_RETURN_IF_ERROR(ReadStrategy(r, &m));
+  MESHTRAIN_RETURN_IF_ERROR(r.ForEach("files", [&](JsonReader& f) {
+    return ReadFile(f, &m.files.emplace_back());
+  }));
+  MESHTRAIN_RETURN_IF_ERROR(r.ForEach("variables", [&](JsonReader& v) {
+    MESHTRAIN_RETURN_IF_ERROR(ReadVariable(v, &m.variables.emplace_back()));
+    if (std::string why = CheckVariable(m, m.variables.back()); !why.empty()) return corrupt(why);
+    return absl::OkStatus();
+  }));
+  if (const Json* meta = r.Find("meta"); meta != nullptr) m.meta = *meta;
   return m;
 }
 
@@ -294,24 +232,14 @@ nlohmann::json PartRecordToJson(const PartRecord& part) {
 }
 
 absl::StatusOr<PartRecord> PartRecordFromJson(const nlohmann::json& j) {
-  std::string error;
-  Reader r(&error);
+  JsonReader r(j, InvalidJsonIn("checkpoint part record"), "part");
   PartRecord part;
-  const Json* file = r.Field(j, "file", "part");
-  const Json* variables = r.Field(j, "variables", "part");
-  if (file == nullptr || variables == nullptr || !r.File(*file, "part.file", &part.file)) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint part record: ", error));
-  }
-  if (!variables->is_array()) {
-    return absl::InvalidArgumentError("checkpoint part record: variables is not an array");
-  }
-  for (size_t i = 0; i < variables->size(); ++i) {
-    VariableRecord v;
-    if (!r.Variable((*variables)[i], absl::StrCat("part.variables[", i, "]"), &v)) {
-      return absl::InvalidArgumentError(absl::StrCat("checkpoint part record: ", error));
-    }
-    part.variables.push_back(std::move(v));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader file, r.Object("file"));
+  MESHTRAIN_RETURN_IF_ERROR(ReadFile(file, &part.file));
+  MESHTRAIN_RETURN_IF_ERROR(r.ForEach("variables", [&](JsonReader& v) {
+    return ReadVariable(v, &part.variables.emplace_back());
+  }));
   return part;
 }
 

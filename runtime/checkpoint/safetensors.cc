@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/crc32c.h"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
@@ -28,6 +31,96 @@ int64_t ExpectedBytes(DType dtype, absl::Span<const int64_t> shape) {
     if (n > (static_cast<__int128>(1) << 62)) return -1;
   }
   return static_cast<int64_t>(n);
+}
+
+// The little-endian header length of the first 8 bytes, checked against the file.
+absl::StatusOr<uint64_t> ReadHeaderLength(const std::string& contents, absl::string_view p) {
+  if (contents.size() < 8) {
+    return Corrupt(p, absl::StrCat("only ", contents.size(), " bytes, fewer than the 8-byte header length"));
+  }
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(contents[i])) << (8 * i);
+  if (n > kMaxHeaderBytes || n > contents.size() - 8) {
+    return Corrupt(p, absl::StrCat("the header length ", n, " runs past the end of the file (",
+                                   contents.size(), " bytes)"));
+  }
+  return n;
+}
+
+absl::Status ReadMetadata(const nlohmann::json& value, absl::string_view p,
+                          std::map<std::string, std::string>* out) {
+  if (!value.is_object()) return Corrupt(p, "__metadata__ is not an object");
+  for (auto m = value.begin(); m != value.end(); ++m) {
+    if (!m.value().is_string()) {
+      return Corrupt(p, absl::StrCat("__metadata__ value of '", m.key(), "' is not a string, got ",
+                                     DescribeJson(m.value())));
+    }
+    (*out)[m.key()] = m.value().get<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+// One tensor's dtype, shape and data_offsets, within a `data_size`-byte buffer.
+absl::StatusOr<SafetensorsEntry> ReadEntry(const std::string& name, const nlohmann::json& value,
+                                           uint64_t data_size, absl::string_view p) {
+  const std::string where = absl::StrCat("tensor '", name, "': ");
+  if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
+      !value.contains("data_offsets")) {
+    return Corrupt(p, absl::StrCat(where, "needs dtype, shape and data_offsets"));
+  }
+  JsonReader r(value, [&](absl::string_view field, absl::string_view problem) {
+    return Corrupt(p, absl::StrCat(where, JsonFieldMessage(field, problem)));
+  });
+  SafetensorsEntry entry;
+  entry.name = name;
+  std::string dtype;
+  std::vector<int64_t> offsets;
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("dtype", &dtype));
+  absl::StatusOr<DType> parsed = ParseDType(dtype);
+  if (!parsed.ok()) return Corrupt(p, absl::StrCat(where, "unknown dtype ", value["dtype"].dump()));
+  entry.dtype = *parsed;
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadDimensions("shape", &entry.shape));
+  if (!r.Read("data_offsets", &offsets).ok() || offsets.size() != 2 || offsets[0] < 0 ||
+      offsets[1] < 0) {
+    return Corrupt(p, absl::StrCat(where, "data_offsets ", value["data_offsets"].dump(),
+                                   " is not [begin, end]"));
+  }
+  entry.begin = static_cast<uint64_t>(offsets[0]);
+  entry.end = static_cast<uint64_t>(offsets[1]);
+  if (entry.begin > entry.end || entry.end > data_size) {
+    return Corrupt(p, absl::StrCat(where, "data_offsets [", entry.begin, ", ", entry.end,
+                                   ") lie outside the ", data_size, "-byte data buffer"));
+  }
+  const int64_t expected = ExpectedBytes(entry.dtype, entry.shape);
+  if (expected < 0 || static_cast<uint64_t>(expected) != entry.end - entry.begin) {
+    return Corrupt(p, absl::StrCat(where, entry.end - entry.begin, " bytes do not hold ", dtype,
+                                   value["shape"].dump()));
+  }
+  return entry;
+}
+
+// The buffer must be covered exactly: no overlap, no hole, nothing after.
+absl::Status CheckCoverage(const std::vector<SafetensorsEntry>& entries, uint64_t data_size,
+                           absl::string_view p) {
+  std::vector<const SafetensorsEntry*> by_offset;
+  for (const SafetensorsEntry& e : entries) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t covered = 0;
+  for (const SafetensorsEntry* e : by_offset) {
+    if (e->begin != covered) {
+      return Corrupt(p, absl::StrCat("tensor '", e->name, "' starts at ", e->begin, " but ",
+                                     e->begin < covered ? "the previous tensor ends at " : "there is a hole from ",
+                                     covered));
+    }
+    covered = e->end;
+  }
+  if (covered != data_size) {
+    return Corrupt(p, absl::StrCat("the tensors cover ", covered, " bytes of a ", data_size,
+                                   "-byte data buffer (truncated or padded)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -95,97 +188,26 @@ absl::StatusOr<uint32_t> SafetensorsWriter::WriteTo(WritableFile& file) const {
   return crc;
 }
 
+// The steps of SafetensorsFile::Parse: the header length, the JSON header (its
+// metadata and entries), then the entries' coverage of the data buffer.
 absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string contents, std::string path) {
   SafetensorsFile file;
   file.path_ = std::move(path);
   const std::string& p = file.path_;
-  if (contents.size() < 8) {
-    return Corrupt(p, absl::StrCat("only ", contents.size(), " bytes, fewer than the 8-byte header length"));
-  }
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(contents[i])) << (8 * i);
-  if (n > kMaxHeaderBytes || n > contents.size() - 8) {
-    return Corrupt(p, absl::StrCat("the header length ", n, " runs past the end of the file (",
-                                   contents.size(), " bytes)"));
-  }
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(contents.data() + 8, contents.data() + 8 + n);
-  } catch (const nlohmann::json::exception& e) {
-    return Corrupt(p, absl::StrCat("the JSON header does not parse: ", e.what()));
-  }
-  if (!header.is_object()) return Corrupt(p, "the JSON header is not an object");
+  MESHTRAIN_ASSIGN_OR_RETURN(const uint64_t n, ReadHeaderLength(contents, p));
+  absl::StatusOr<nlohmann::json> header = ParseJson(absl::string_view(contents).substr(8, n));
+  if (!header.ok()) return Corrupt(p, absl::StrCat("the JSON header does not parse: ", header.status().message()));
+  if (!header->is_object()) return Corrupt(p, "the JSON header is not an object");
   const uint64_t data_size = contents.size() - 8 - n;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const nlohmann::json& value = it.value();
-    if (name == kMetadataKey) {
-      if (!value.is_object()) return Corrupt(p, "__metadata__ is not an object");
-      for (auto m = value.begin(); m != value.end(); ++m) {
-        if (!m.value().is_string()) {
-          return Corrupt(p, absl::StrCat("__metadata__ value of '", m.key(), "' is not a string"));
-        }
-        file.metadata_[m.key()] = m.value().get<std::string>();
-      }
+  for (auto it = header->begin(); it != header->end(); ++it) {
+    if (it.key() == kMetadataKey) {
+      MESHTRAIN_RETURN_IF_ERROR(ReadMetadata(it.value(), p, &file.metadata_));
       continue;
     }
-    const std::string where = absl::StrCat("tensor '", name, "': ");
-    if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
-        !value.contains("data_offsets")) {
-      return Corrupt(p, absl::StrCat(where, "needs dtype, shape and data_offsets"));
-    }
-    const nlohmann::json& dtype = value["dtype"];
-    const nlohmann::json& shape = value["shape"];
-    const nlohmann::json& offsets = value["data_offsets"];
-    if (!dtype.is_string()) return Corrupt(p, absl::StrCat(where, "dtype is not a string"));
-    absl::StatusOr<DType> parsed = ParseDType(dtype.get<std::string>());
-    if (!parsed.ok()) return Corrupt(p, absl::StrCat(where, "unknown dtype ", dtype.dump()));
-    SafetensorsEntry entry;
-    entry.name = name;
-    entry.dtype = *parsed;
-    if (!shape.is_array()) return Corrupt(p, absl::StrCat(where, "shape is not an array"));
-    for (const nlohmann::json& d : shape) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) {
-        return Corrupt(p, absl::StrCat(where, "shape ", shape.dump(), " has a bad dimension"));
-      }
-      entry.shape.push_back(d.get<int64_t>());
-    }
-    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
-        !offsets[1].is_number_unsigned()) {
-      return Corrupt(p, absl::StrCat(where, "data_offsets ", offsets.dump(), " is not [begin, end]"));
-    }
-    entry.begin = offsets[0].get<uint64_t>();
-    entry.end = offsets[1].get<uint64_t>();
-    if (entry.begin > entry.end || entry.end > data_size) {
-      return Corrupt(p, absl::StrCat(where, "data_offsets [", entry.begin, ", ", entry.end,
-                                     ") lie outside the ", data_size, "-byte data buffer"));
-    }
-    const int64_t expected = ExpectedBytes(entry.dtype, entry.shape);
-    if (expected < 0 || static_cast<uint64_t>(expected) != entry.end - entry.begin) {
-      return Corrupt(p, absl::StrCat(where, entry.end - entry.begin, " bytes do not hold ",
-                                     dtype.get<std::string>(), shape.dump()));
-    }
+    MESHTRAIN_ASSIGN_OR_RETURN(SafetensorsEntry entry, ReadEntry(it.key(), it.value(), data_size, p));
     file.entries_.push_back(std::move(entry));
   }
-  // The buffer must be covered exactly: no overlap, no hole, nothing after.
-  std::vector<const SafetensorsEntry*> by_offset;
-  for (const SafetensorsEntry& e : file.entries_) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
-  uint64_t covered = 0;
-  for (const SafetensorsEntry* e : by_offset) {
-    if (e->begin != covered) {
-      return Corrupt(p, absl::StrCat("tensor '", e->name, "' starts at ", e->begin, " but ",
-                                     e->begin < covered ? "the previous tensor ends at " : "there is a hole from ",
-                                     covered));
-    }
-    covered = e->end;
-  }
-  if (covered != data_size) {
-    return Corrupt(p, absl::StrCat("the tensors cover ", covered, " bytes of a ", data_size,
-                                   "-byte data buffer (truncated or padded)"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckCoverage(file.entries_, data_size, p));
   std::sort(file.entries_.begin(), file.entries_.end(),
             [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.name < b.name; });
   file.data_start_ = 8 + n;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 
@@ -25,30 +26,11 @@ constexpr absl::string_view kFromEnvironment = "environment variable TF_CONFIG";
 constexpr absl::string_view kJobsInOrder[] = {kChiefJob, kWorkerJob, kPsJob, kEvaluatorJob};
 
 // Makes the one-line errors: "<source> <field>: <message>".
-class ErrorMaker {
- public:
-  explicit ErrorMaker(absl::string_view source) : source_(source) {}
-
-  absl::Status operator()(absl::string_view field, absl::string_view message) const {
-    if (field.empty()) return absl::InvalidArgumentError(absl::StrCat(source_, ": ", message));
-    return absl::InvalidArgumentError(absl::StrCat(source_, " ", field, ": ", message));
-  }
-
- private:
-  absl::string_view source_;
-};
-
-std::string Dump(const Json& value) {
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-// "number 1.5", "string \"1a\"", "array [\"a\",...]": a value's type and (a prefix
-// of) its text, on one line since dump() escapes control characters.
-std::string Describe(const Json& value) {
-  if (value.is_null()) return "null";
-  std::string text = Dump(value);
-  if (text.size() > 48) text = absl::StrCat(text.substr(0, 45), "...");
-  return absl::StrCat(value.type_name(), " ", text);
+JsonErrorFn TfConfigErrors(absl::string_view source) {
+  return [source](absl::string_view field, absl::string_view message) {
+    if (field.empty()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", message));
+    return absl::InvalidArgumentError(absl::StrCat(source, " ", field, ": ", message));
+  };
 }
 
 bool IsKnownJob(absl::string_view job) {
@@ -101,14 +83,14 @@ bool ReadInteger(const Json& value, int64_t* out) {
   return false;
 }
 
-absl::Status ParseJob(const ErrorMaker& error, const std::string& job, const Json& value,
+absl::Status ParseJob(const JsonErrorFn& error, const std::string& job, const Json& value,
                       std::vector<std::string>* addresses) {
   const std::string field = absl::StrCat("cluster.", job);
   if (!value.is_array()) {
     std::string fix = absl::StrCat("write \"", job, "\": [\"host:port\", ...] in task index order");
     if (value.is_object()) absl::StrAppend(&fix, " (maps of index to address are not supported)");
     return error(field, absl::StrCat("expected a list of \"host:port\" strings, got ",
-                                     Describe(value), "; ", fix));
+                                     DescribeJson(value), "; ", fix));
   }
   if (value.empty()) {
     return error(field, "is an empty list; list at least one \"host:port\" or remove the job");
@@ -118,7 +100,7 @@ absl::Status ParseJob(const ErrorMaker& error, const std::string& job, const Jso
     const Json& element = value[i];
     if (!element.is_string()) {
       return error(element_field,
-                   absl::StrCat("expected a \"host:port\" string, got ", Describe(element),
+                   absl::StrCat("expected a \"host:port\" string, got ", DescribeJson(element),
                                 "; quote the address, e.g. \"localhost:2222\""));
     }
     const std::string address = element.get<std::string>();
@@ -129,7 +111,7 @@ absl::Status ParseJob(const ErrorMaker& error, const std::string& job, const Jso
   return absl::OkStatus();
 }
 
-absl::StatusOr<ClusterSpec> ParseCluster(const ErrorMaker& error, const Json& root) {
+absl::StatusOr<ClusterSpec> ParseCluster(const JsonErrorFn& error, const Json& root) {
   auto it = root.find("cluster");
   if (it == root.end()) {
     return error("cluster",
@@ -141,7 +123,7 @@ absl::StatusOr<ClusterSpec> ParseCluster(const ErrorMaker& error, const Json& ro
         "cluster",
         absl::StrCat("expected an object mapping job names to address lists, "
                      "got ",
-                     Describe(*it), "; write \"cluster\": {\"worker\": [\"host:port\", ...]}"));
+                     DescribeJson(*it), "; write \"cluster\": {\"worker\": [\"host:port\", ...]}"));
   }
   std::map<std::string, std::vector<std::string>> jobs;
   for (const auto& [job, value] : it->items()) {
@@ -178,7 +160,7 @@ absl::StatusOr<ClusterSpec> ParseCluster(const ErrorMaker& error, const Json& ro
   return spec;
 }
 
-absl::StatusOr<TaskId> ParseTask(const ErrorMaker& error, const Json& task_json,
+absl::StatusOr<TaskId> ParseTask(const JsonErrorFn& error, const Json& task_json,
                                  const ClusterSpec& spec) {
   const std::string jobs = JobList(spec);
   auto type_it = task_json.find("type");
@@ -188,7 +170,7 @@ absl::StatusOr<TaskId> ParseTask(const ErrorMaker& error, const Json& task_json,
                                            jobs));
   }
   if (!type_it->is_string()) {
-    return error("task.type", absl::StrCat("expected a string, got ", Describe(*type_it),
+    return error("task.type", absl::StrCat("expected a string, got ", DescribeJson(*type_it),
                                            "; set it to one of the cluster's jobs: ", jobs));
   }
   TaskId task;
@@ -214,7 +196,7 @@ absl::StatusOr<TaskId> ParseTask(const ErrorMaker& error, const Json& task_json,
   int64_t index = 0;
   if (!ReadInteger(*index_it, &index)) {
     return error("task.index",
-                 absl::StrCat("expected an integer, got ", Describe(*index_it), "; job ",
+                 absl::StrCat("expected an integer, got ", DescribeJson(*index_it), "; job ",
                               QuoteForMessage(task.job), " has ", range, "; ", fix));
   }
   if (index < 0) {
@@ -230,21 +212,21 @@ absl::StatusOr<TaskId> ParseTask(const ErrorMaker& error, const Json& task_json,
 }
 
 // An optional top-level string ("rpc_layer", "environment").
-absl::Status ReadOptionalString(const ErrorMaker& error, const Json& root, const char* key,
+absl::Status ReadOptionalString(const JsonErrorFn& error, const Json& root, const char* key,
                                 absl::string_view example, std::string* out) {
   auto it = root.find(key);
   if (it == root.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_string()) {
-    return error(key, absl::StrCat("expected a string, got ", Describe(*it), "; set it to ",
+    return error(key, absl::StrCat("expected a string, got ", DescribeJson(*it), "; set it to ",
                                    example, " or remove it"));
   }
   *out = it->get<std::string>();
   return absl::OkStatus();
 }
 
-absl::StatusOr<ClusterConfig> ParseFromJson(const ErrorMaker& error, const Json& root) {
+absl::StatusOr<ClusterConfig> ParseFromJson(const JsonErrorFn& error, const Json& root) {
   if (!root.is_object()) {
-    return error("", absl::StrCat("expected a JSON object, got ", Describe(root),
+    return error("", absl::StrCat("expected a JSON object, got ", DescribeJson(root),
                                   "; write {\"cluster\": {...}, \"task\": {\"type\": ..., "
                                   "\"index\": ...}}"));
   }
@@ -258,7 +240,7 @@ absl::StatusOr<ClusterConfig> ParseFromJson(const ErrorMaker& error, const Json&
                  "this process's task");
   }
   if (!task_it->is_object()) {
-    return error("task", absl::StrCat("expected an object, got ", Describe(*task_it),
+    return error("task", absl::StrCat("expected an object, got ", DescribeJson(*task_it),
                                       "; write \"task\": {\"type\": \"worker\", \"index\": 0}"));
   }
   MESHTRAIN_ASSIGN_OR_RETURN(config.task, ParseTask(error, *task_it, config.cluster));
@@ -269,7 +251,7 @@ absl::StatusOr<ClusterConfig> ParseFromJson(const ErrorMaker& error, const Json&
     int64_t trial = 0;
     if (!ReadInteger(*trial_it, &trial) || trial < std::numeric_limits<int>::min() ||
         trial > std::numeric_limits<int>::max()) {
-      return error("task.trial", absl::StrCat("expected an integer, got ", Describe(*trial_it),
+      return error("task.trial", absl::StrCat("expected an integer, got ", DescribeJson(*trial_it),
                                               "; set it to a number or remove it"));
     }
     config.trial = static_cast<int>(trial);
@@ -282,28 +264,22 @@ absl::StatusOr<ClusterConfig> ParseFromJson(const ErrorMaker& error, const Json&
 }
 
 absl::StatusOr<ClusterConfig> Parse(absl::string_view json, absl::string_view source) {
-  const ErrorMaker error(source);
+  const JsonErrorFn error = TfConfigErrors(source);
   if (absl::StripAsciiWhitespace(json).empty()) {
     return error("",
                  "empty; set it to a JSON object such as "
                  "{\"cluster\": {\"worker\": [\"localhost:2222\"]}, "
                  "\"task\": {\"type\": \"worker\", \"index\": 0}}");
   }
-  Json root;
-  try {
-    root = Json::parse(json.begin(), json.end());
-  } catch (const Json::parse_error& e) {
-    // what() is "[json.exception.parse_error.101] parse error at line 1, column 7: ...".
-    absl::string_view detail = e.what();
-    const size_t bracket = detail.find("] ");
-    if (bracket != absl::string_view::npos) detail.remove_prefix(bracket + 2);
-    return error("", absl::StrCat("not valid JSON at byte ", e.byte, ": ", detail,
+  absl::StatusOr<Json> root = ParseJson(json);
+  if (!root.ok()) {
+    return error("", absl::StrCat(root.status().message(),
                                   "; fix the JSON there (keys and strings in double quotes, "
                                   "no trailing commas)"));
   }
   // Every access below checks the type first; this guards against a slip.
   try {
-    return ParseFromJson(error, root);
+    return ParseFromJson(error, *root);
   } catch (const Json::exception& e) {
     return error("", absl::StrCat("cannot read: ", e.what()));
   }
@@ -320,6 +296,87 @@ std::string RoleOf(const TaskId& task, const ClusterSpec& spec) {
 std::string TaskNames(const std::vector<TaskId>& tasks) {
   return absl::StrJoin(tasks, ", ",
                        [](std::string* out, const TaskId& t) { out->append(t.ToString()); });
+}
+
+// "cluster: 5 tasks (...)", a line per task, and the chief.
+void DescribeTasks(const ClusterConfig& config, std::string* out) {
+  const ClusterSpec& spec = config.cluster;
+  const std::vector<TaskId> tasks = spec.AllTasks();
+  std::vector<std::string> counts;
+  for (absl::string_view job : kJobsInOrder) {
+    if (spec.has_job(job)) counts.push_back(absl::StrCat(job, " ", spec.num_tasks(job)));
+  }
+  absl::StrAppend(out, "cluster: ", tasks.size(), tasks.size() == 1 ? " task" : " tasks", " (",
+                  absl::StrJoin(counts, ", "), ")\n");
+  for (const TaskId& task : tasks) {
+    std::string note = RoleOf(task, spec);
+    const int rank = spec.TrainingRank(task);
+    if (rank >= 0) absl::StrAppend(&note, ", training rank ", rank);
+    if (task == config.task) absl::StrAppend(&note, "  <- this process");
+    absl::StrAppend(
+        out, absl::StrFormat("  %-13s %-24s %s\n", task.ToString(), spec.address(task), note));
+  }
+  if (!spec.has_job(config.task.job)) {
+    absl::StrAppend(out, absl::StrFormat("  %-13s %-24s %s\n", config.task.ToString(),
+                                         "(not listed)", "evaluator  <- this process"));
+  }
+  const TaskId chief = spec.Chief();
+  absl::StrAppend(out, "chief: ", chief.ToString(), " at ", spec.address(chief));
+  if (chief.job == kWorkerJob) {
+    absl::StrAppend(out, " (implicit: no \"chief\" job, so worker 0 is the chief)");
+  }
+  absl::StrAppend(out, "\n");
+}
+
+// "this process: worker:1 at h2:2222; role worker, training rank 2 of 3".
+void DescribeThisProcess(const ClusterConfig& config, std::string* out) {
+  const ClusterSpec& spec = config.cluster;
+  const bool listed = spec.has_job(config.task.job);
+  absl::StrAppend(out, "this process: ", config.task.ToString(),
+                  listed ? absl::StrCat(" at ", spec.address(config.task))
+                         : " (not listed in cluster, no address)",
+                  "; role ", RoleOf(config.task, spec));
+  const int my_rank = spec.TrainingRank(config.task);
+  if (my_rank >= 0) {
+    absl::StrAppend(out, ", training rank ", my_rank, " of ", spec.TrainingWorkers().size());
+  } else if (config.task.job == kPsJob) {
+    absl::StrAppend(out, ", holds variables and does not train");
+  } else {
+    absl::StrAppend(out, listed ? ", evaluates checkpoints and does not train"
+                                : ", evaluates checkpoints, does not train and joins no mesh");
+  }
+  absl::StrAppend(out, "\n");
+}
+
+// The training workers, parameter servers, evaluator, rpc_layer and the rest.
+void DescribeServices(const ClusterConfig& config, std::string* out) {
+  const ClusterSpec& spec = config.cluster;
+  const std::vector<TaskId> trainers = spec.TrainingWorkers();
+  absl::StrAppend(out, "training workers: ", trainers.size(),
+                  " (rank order: ", TaskNames(trainers), ")\n");
+  std::vector<TaskId> servers;
+  for (int i = 0; i < spec.num_tasks(kPsJob); ++i) {
+    servers.push_back(TaskId{std::string(kPsJob), i});
+  }
+  if (servers.empty()) {
+    absl::StrAppend(out, "parameter servers: none\n");
+  } else {
+    absl::StrAppend(out, "parameter servers: ", servers.size(), " (", TaskNames(servers), ")\n");
+  }
+  if (spec.has_job(kEvaluatorJob)) {
+    const TaskId evaluator{std::string(kEvaluatorJob), 0};
+    absl::StrAppend(out, "evaluator: evaluator:0 at ", spec.address(evaluator), "\n");
+  } else if (!spec.has_job(config.task.job)) {
+    absl::StrAppend(out, "evaluator: evaluator:0 (this process, outside the cluster)\n");
+  } else {
+    absl::StrAppend(out, "evaluator: none\n");
+  }
+  absl::StrAppend(out, "rpc_layer: ",
+                  config.rpc_layer.empty() ? "(default) gRPC with the fast same-host data path"
+                                           : config.rpc_layer,
+                  "\n");
+  if (!config.environment.empty()) absl::StrAppend(out, "environment: ", config.environment, "\n");
+  if (config.trial != 0) absl::StrAppend(out, "trial: ", config.trial, "\n");
 }
 
 }  // namespace
@@ -344,89 +401,18 @@ std::string ToTfConfigJson(const ClusterConfig& config) {
   root["task"] = std::move(task);
   if (!config.rpc_layer.empty()) root["rpc_layer"] = config.rpc_layer;
   if (!config.environment.empty()) root["environment"] = config.environment;
-  return Dump(root);
+  return root.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 std::string DescribeCluster(const ClusterConfig& config) {
-  std::string out;
   if (config.is_local()) {
-    absl::StrAppend(
-        &out,
-        "local: no TF_CONFIG; a single process that serves nothing and joins no mesh\n"
-        "this process: worker:0, role chief (implicit: worker 0), training rank 0 of 1\n");
-    return out;
+    return "local: no TF_CONFIG; a single process that serves nothing and joins no mesh\n"
+           "this process: worker:0, role chief (implicit: worker 0), training rank 0 of 1\n";
   }
-  const ClusterSpec& spec = config.cluster;
-  const std::vector<TaskId> tasks = spec.AllTasks();
-  const std::vector<TaskId> trainers = spec.TrainingWorkers();
-  const TaskId chief = spec.Chief();
-  const bool listed = spec.has_job(config.task.job);
-
-  std::vector<std::string> counts;
-  for (absl::string_view job : kJobsInOrder) {
-    if (spec.has_job(job)) counts.push_back(absl::StrCat(job, " ", spec.num_tasks(job)));
-  }
-  absl::StrAppend(&out, "cluster: ", tasks.size(), tasks.size() == 1 ? " task" : " tasks", " (",
-                  absl::StrJoin(counts, ", "), ")\n");
-  for (const TaskId& task : tasks) {
-    std::string note = RoleOf(task, spec);
-    const int rank = spec.TrainingRank(task);
-    if (rank >= 0) absl::StrAppend(&note, ", training rank ", rank);
-    if (task == config.task) absl::StrAppend(&note, "  <- this process");
-    absl::StrAppend(
-        &out, absl::StrFormat("  %-13s %-24s %s\n", task.ToString(), spec.address(task), note));
-  }
-  if (!listed) {
-    absl::StrAppend(&out, absl::StrFormat("  %-13s %-24s %s\n", config.task.ToString(),
-                                          "(not listed)", "evaluator  <- this process"));
-  }
-
-  absl::StrAppend(&out, "chief: ", chief.ToString(), " at ", spec.address(chief));
-  if (chief.job == kWorkerJob) {
-    absl::StrAppend(&out, " (implicit: no \"chief\" job, so worker 0 is the chief)");
-  }
-  absl::StrAppend(&out, "\n");
-
-  absl::StrAppend(&out, "this process: ", config.task.ToString(),
-                  listed ? absl::StrCat(" at ", spec.address(config.task))
-                         : " (not listed in cluster, no address)",
-                  "; role ", RoleOf(config.task, spec));
-  const int my_rank = spec.TrainingRank(config.task);
-  if (my_rank >= 0) {
-    absl::StrAppend(&out, ", training rank ", my_rank, " of ", trainers.size());
-  } else if (config.task.job == kPsJob) {
-    absl::StrAppend(&out, ", holds variables and does not train");
-  } else {
-    absl::StrAppend(&out, listed ? ", evaluates checkpoints and does not train"
-                                 : ", evaluates checkpoints, does not train and joins no mesh");
-  }
-  absl::StrAppend(&out, "\n");
-
-  absl::StrAppend(&out, "training workers: ", trainers.size(),
-                  " (rank order: ", TaskNames(trainers), ")\n");
-  std::vector<TaskId> servers;
-  for (int i = 0; i < spec.num_tasks(kPsJob); ++i) {
-    servers.push_back(TaskId{std::string(kPsJob), i});
-  }
-  if (servers.empty()) {
-    absl::StrAppend(&out, "parameter servers: none\n");
-  } else {
-    absl::StrAppend(&out, "parameter servers: ", servers.size(), " (", TaskNames(servers), ")\n");
-  }
-  if (spec.has_job(kEvaluatorJob)) {
-    const TaskId evaluator{std::string(kEvaluatorJob), 0};
-    absl::StrAppend(&out, "evaluator: evaluator:0 at ", spec.address(evaluator), "\n");
-  } else if (!listed) {
-    absl::StrAppend(&out, "evaluator: evaluator:0 (this process, outside the cluster)\n");
-  } else {
-    absl::StrAppend(&out, "evaluator: none\n");
-  }
-  absl::StrAppend(&out, "rpc_layer: ",
-                  config.rpc_layer.empty() ? "(default) gRPC with the fast same-host data path"
-                                           : config.rpc_layer,
-                  "\n");
-  if (!config.environment.empty()) absl::StrAppend(&out, "environment: ", config.environment, "\n");
-  if (config.trial != 0) absl::StrAppend(&out, "trial: ", config.trial, "\n");
+  std::string out;
+  DescribeTasks(config, &out);
+  DescribeThisProcess(config, &out);
+  DescribeServices(config, &out);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/ps.grpc.pb.h"
 #include "runtime/base/check.h"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/rpc/cancel_on_abort.h"
 #include "runtime/rpc/channel_cache.h"
@@ -412,11 +413,11 @@ absl::StatusOr<std::vector<PartRecord>> PsClient::SaveShards(const std::string& 
     proto::SaveShardsResponse response;
     CallContext call(options_.abort, options_.timeout);
     MESHTRAIN_RETURN_IF_ERROR(FromGrpcStatus(c.stub->SaveShards(&call.context, request, &response), what));
-    const nlohmann::json json = nlohmann::json::parse(response.part_json(), nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded()) {
-      return absl::InternalError(absl::StrCat(what, ": the answer's part record is not JSON"));
+    const absl::StatusOr<nlohmann::json> json = ParseJson(response.part_json());
+    if (!json.ok()) {
+      return absl::InternalError(absl::StrCat(what, ": the answer's part record is ", json.status().message()));
     }
-    absl::StatusOr<PartRecord> part = PartRecordFromJson(json);
+    absl::StatusOr<PartRecord> part = PartRecordFromJson(*json);
     if (!part.ok()) return Annotate(part.status(), what);
     if (part->file.name != request.file_name()) {
       return absl::InternalError(absl::StrCat(what, ": the ps wrote ", part->file.name,

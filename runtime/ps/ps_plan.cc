@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
@@ -19,51 +20,68 @@ json SpecToJson(const VariableSpec& spec) {
           {"sparse", spec.sparse}};
 }
 
-absl::StatusOr<VariableSpec> SpecFromJson(const json& j) {
-  VariableSpec spec;
-  spec.name = j.at("name").get<std::string>();
-  std::vector<int64_t> dims = j.at("shape").get<std::vector<int64_t>>();
-  for (int64_t d : dims) {
-    if (d < 0) return absl::InvalidArgumentError(absl::StrCat("variable ", spec.name, ": negative dimension"));
-  }
-  spec.shape = Shape(absl::MakeConstSpan(dims));
-  MESHTRAIN_ASSIGN_OR_RETURN(spec.dtype, ParseDType(j.at("dtype").get<std::string>()));
-  MESHTRAIN_ASSIGN_OR_RETURN(spec.initializer,
-                             Initializer::Parse(j.at("initializer").get<std::string>()));
-  spec.sparse = j.at("sparse").get<bool>();
-  return spec;
+absl::Status ReadSpec(JsonReader& r, VariableSpec* spec) {
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  std::vector<int64_t> dims;
+  std::string dtype, initializer;
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("name", &spec->name));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadDimensions("shape", &dims));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("dtype", &dtype));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("initializer", &initializer));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("sparse", &spec->sparse));
+  spec->shape = Shape(absl::MakeConstSpan(dims));
+  MESHTRAIN_ASSIGN_OR_RETURN(spec->dtype, ParseDType(dtype));
+  MESHTRAIN_ASSIGN_OR_RETURN(spec->initializer, Initializer::Parse(initializer));
+  return absl::OkStatus();
 }
 
-absl::StatusOr<PsPlan> ParsePlan(const json& root) {
+absl::Status ReadPartition(JsonReader& r, Partition* p) {
+  MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("variable", &p->variable));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("index", &p->index));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("row_begin", &p->row_begin));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("rows", &p->rows));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("bytes", &p->bytes));
+  return r.Read("ps", &p->ps);
+}
+
+absl::Status ReadOptimizer(JsonReader& o, OptimizerConfig* out) {
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("type", &out->type));
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("learning_rate", &out->learning_rate));
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("momentum", &out->momentum));
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("nesterov", &out->nesterov));
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("beta1", &out->beta1));
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("beta2", &out->beta2));
+  return o.Read("epsilon", &out->epsilon);
+}
+
+absl::Status ReadRules(JsonReader& r, UpdateRules* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("num_workers", &out->num_workers));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("max_staleness", &out->max_staleness));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("staleness_scaling", &out->staleness_scaling));
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("warmup_steps", &out->warmup_steps));
+  return r.Read("sync_replicas", &out->sync_replicas);
+}
+
+absl::StatusOr<PsPlan> ParsePlan(JsonReader& root) {
   PsPlan plan;
-  for (const json& s : root.at("variables")) {
-    MESHTRAIN_ASSIGN_OR_RETURN(VariableSpec spec, SpecFromJson(s));
-    plan.specs.push_back(std::move(spec));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(root.CheckObject());
+  MESHTRAIN_RETURN_IF_ERROR(root.ForEach("variables", [&](JsonReader& s) {
+    return ReadSpec(s, &plan.specs.emplace_back());
+  }));
   std::vector<Partition> partitions;
-  for (const json& p : root.at("partitions")) {
-    partitions.push_back(Partition{p.at("variable").get<int>(), p.at("index").get<int>(),
-                                   p.at("row_begin").get<int64_t>(), p.at("rows").get<int64_t>(),
-                                   p.at("bytes").get<int64_t>(), p.at("ps").get<int>()});
-  }
-  MESHTRAIN_ASSIGN_OR_RETURN(plan.placement, Placement::Create(plan.specs, root.at("num_ps").get<int>(),
-                                                               std::move(partitions)));
-  const json& o = root.at("optimizer");
-  plan.optimizer.type = o.at("type").get<std::string>();
-  plan.optimizer.learning_rate = o.at("learning_rate").get<float>();
-  plan.optimizer.momentum = o.at("momentum").get<float>();
-  plan.optimizer.nesterov = o.at("nesterov").get<bool>();
-  plan.optimizer.beta1 = o.at("beta1").get<float>();
-  plan.optimizer.beta2 = o.at("beta2").get<float>();
-  plan.optimizer.epsilon = o.at("epsilon").get<float>();
-  plan.seed = root.at("seed").get<uint64_t>();
-  plan.data_path = root.at("data_path").get<std::string>();
-  const json& r = root.at("rules");
-  plan.rules.num_workers = r.at("num_workers").get<int>();
-  plan.rules.max_staleness = r.at("max_staleness").get<int>();
-  plan.rules.staleness_scaling = r.at("staleness_scaling").get<bool>();
-  plan.rules.warmup_steps = r.at("warmup_steps").get<int64_t>();
-  plan.rules.sync_replicas = r.at("sync_replicas").get<int>();
+  MESHTRAIN_RETURN_IF_ERROR(root.ForEach("partitions", [&](JsonReader& p) {
+    return ReadPartition(p, &partitions.emplace_back());
+  }));
+  int num_ps = 0;
+  MESHTRAIN_RETURN_IF_ERROR(root.Read("num_ps", &num_ps));
+  MESHTRAIN_ASSIGN_OR_RETURN(plan.placement, Placement::Create(plan.specs, num_ps, std::move(partitions)));
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader optimizer, root.Object("optimizer"));
+  MESHTRAIN_RETURN_IF_ERROR(ReadOptimizer(optimizer, &plan.optimizer));
+  MESHTRAIN_RETURN_IF_ERROR(root.Read("seed", &plan.seed));
+  MESHTRAIN_RETURN_IF_ERROR(root.Read("data_path", &plan.data_path));
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader rules, root.Object("rules"));
+  MESHTRAIN_RETURN_IF_ERROR(ReadRules(rules, &plan.rules));
   MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(plan.rules));
   return plan;
 }
@@ -130,15 +148,15 @@ std::string PsPlan::ToJson() const {
 }
 
 absl::StatusOr<PsPlan> PsPlan::FromJson(absl::string_view text) {
-  json root = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return absl::InvalidArgumentError("ps plan: the JSON is malformed");
-  try {
-    absl::StatusOr<PsPlan> plan = ParsePlan(root);
-    if (!plan.ok()) return Annotate(plan.status(), "ps plan");
-    return plan;
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("ps plan: ", e.what()));
-  }
+  absl::StatusOr<json> root = ParseJson(text);
+  if (!root.ok()) return Annotate(root.status(), "ps plan");
+  // Annotate names the source of every error, the reader's and the checks'.
+  JsonReader reader(*root, [](absl::string_view field, absl::string_view problem) {
+    return absl::InvalidArgumentError(JsonFieldMessage(field, problem));
+  });
+  absl::StatusOr<PsPlan> plan = ParsePlan(reader);
+  if (!plan.ok()) return Annotate(plan.status(), "ps plan");
+  return plan;
 }
 
 absl::Status PsPlan::CheckModel(const std::vector<VariableSpec>& model) const {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
@@ -11,6 +12,26 @@ namespace {
 
 std::string KeyFor(int64_t generation, const TaskId& task) {
   return absl::StrCat("worker_report/", generation, "/", task.ToString());
+}
+
+// A worker's report as it published it; InternalError naming the field otherwise.
+absl::StatusOr<WorkerReport> ParseReport(const std::string& text, const TaskId& worker,
+                                         const std::string& key) {
+  const std::string source = absl::StrCat("the report of ", worker.ToString(), " under ", key);
+  const JsonErrorFn error = [&](absl::string_view field, absl::string_view problem) {
+    return absl::InternalError(absl::StrCat(source, ": ", JsonFieldMessage(field, problem), ": ", text));
+  };
+  absl::StatusOr<nlohmann::json> theirs = ParseJson(text);
+  if (!theirs.ok()) return absl::InternalError(absl::StrCat(source, ": ", theirs.status().message()));
+  JsonReader reader(*theirs, error);
+  MESHTRAIN_RETURN_IF_ERROR(reader.CheckObject());
+  WorkerReport report;
+  MESHTRAIN_RETURN_IF_ERROR(reader.Read("checksum", &report.checksum));
+  MESHTRAIN_RETURN_IF_ERROR(reader.Read("peak_rss_bytes", &report.peak_rss_bytes));
+  MESHTRAIN_RETURN_IF_ERROR(reader.Read("examples", &report.examples));
+  MESHTRAIN_RETURN_IF_ERROR(reader.Read("train_seconds", &report.train_seconds));
+  MESHTRAIN_RETURN_IF_ERROR(reader.Read("restored_from_step", &report.restored_from_step));
+  return report;
 }
 
 }  // namespace
@@ -39,20 +60,7 @@ absl::StatusOr<std::map<std::string, WorkerReport>> ExchangeWorkerReports(
   for (const TaskId& w : cluster.cluster.TrainingWorkers()) {
     const std::string key = KeyFor(generation, w);
     MESHTRAIN_ASSIGN_OR_RETURN(std::string text, mesh->coordination().KvGet(key, deadline));
-    const nlohmann::json theirs = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (theirs.is_discarded() || !theirs.contains("checksum") || !theirs["checksum"].is_string() ||
-        !theirs.contains("peak_rss_bytes") || !theirs["peak_rss_bytes"].is_number_integer() ||
-        !theirs.contains("examples") || !theirs["examples"].is_number_integer() ||
-        !theirs.contains("train_seconds") || !theirs["train_seconds"].is_number() ||
-        !theirs.contains("restored_from_step") || !theirs["restored_from_step"].is_number_integer()) {
-      return absl::InternalError(absl::StrCat("the report of ", w.ToString(), " under ", key,
-                                              " is malformed: ", text));
-    }
-    reports[w.ToString()] = {theirs["checksum"].get<std::string>(),
-                             theirs["peak_rss_bytes"].get<int64_t>(),
-                             theirs["examples"].get<int64_t>(),
-                             theirs["train_seconds"].get<double>(),
-                             theirs["restored_from_step"].get<int64_t>()};
+    MESHTRAIN_ASSIGN_OR_RETURN(reports[w.ToString()], ParseReport(text, w, key));
   }
   return reports;
 }

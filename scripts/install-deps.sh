@@ -14,11 +14,11 @@ packages=(
   libabsl-dev nlohmann-json3-dev libopenblas-dev zlib1g-dev
   openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist python3-numpy
   chromium
 )
 if [[ "${1:-}" == "--peers" ]]; then
-  packages+=(python3-torch python3-numpy iperf3)
+  packages+=(python3-torch iperf3)
 fi
 
 missing=()

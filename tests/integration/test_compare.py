@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, REFERENCE, Task, have_fashion_mnist
+from harness import (BIN, REFERENCE, Task, requires, requires_fashion_mnist)
 
 STRATEGIES = ["one_device", "mirrored", "central_storage", "multi_worker_mirrored", "parameter_server"]
 EPOCHS = 2
@@ -59,7 +59,7 @@ class ChartParser(html.parser.HTMLParser):
             self.current = None
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class CompareTest(unittest.TestCase):
     """One compare run shared by the tests (it takes about half a minute)."""
 
@@ -141,7 +141,7 @@ class CompareTest(unittest.TestCase):
             self.assertRegex(table, rf"\n{name}\s")
         self.assertIn("report.html", self.stdout)
 
-    @unittest.skipUnless(chromium(), "chromium is not installed (scripts/install-deps.sh installs it)")
+    @requires(chromium(), "chromium is not installed (scripts/install-deps.sh installs it)")
     def test_report_renders_in_chromium(self):
         page = "file://" + os.path.join(self.out, "report.html")
         with tempfile.TemporaryDirectory() as profile:

@@ -6,13 +6,13 @@ import os
 import shutil
 import unittest
 
-from harness import REFERENCE, ClusterTestCase, have_fashion_mnist
+from harness import (ClusterTestCase, REFERENCE, requires_fashion_mnist)
 import tfevents_reader
 
 STEPS = 300  # one whole epoch of the reference job (235 steps) and part of a second
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class EventFilesTest(ClusterTestCase):
 
     def event_files(self, model_dir):

@@ -22,16 +22,16 @@ import subprocess
 import time
 import unittest
 
-from harness import (LOG_TIME, REFERENCE, ClusterTestCase, UndisturbedBaselineTestCase, committed,
-                     have_fashion_mnist, now_of_day, started_pid, time_of_day)
+from harness import (ClusterTestCase, LOG_TIME, REFERENCE, UndisturbedBaselineTestCase,
+                     NUMPY_PYTHON, committed, have_numpy_python, now_of_day, requires,
+                     requires_fashion_mnist, started_pid, time_of_day)
 
 EPOCHS = 3  # 705 steps of global batch 256
 JOB = ["--config", REFERENCE, "--epochs", str(EPOCHS), "--checkpoint-every-steps", "50"]
 MWMS = ["--workers", "2", "--strategy", "multi_worker_mirrored"]
 PART = "model-00000-of-00001.safetensors"
-NUMPY_PYTHON = "/usr/bin/python3"
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class FaultToleranceTest(UndisturbedBaselineTestCase):
     BASELINE_NAME = "ft"
     BASELINE_ARGS = MWMS + JOB
@@ -44,10 +44,14 @@ class FaultToleranceTest(UndisturbedBaselineTestCase):
         """SIGKILLs `victim` at a random moment of training; returns the summary and figures."""
         model_dir = os.path.join(self.tmp, "run")
         job = self.launch(model_dir)
-        # A random moment after the first checkpoint, within the 3 epochs.
-        self.assertTrue(job.wait_for_line(lambda l: committed(l, 50), 120), job.output())
-        delay = random.uniform(0.0, 1.5)
-        print(f"\n{self.id()}: killing {victim} {delay:.2f}s after ckpt-50", flush=True)
+        # A random moment of training: after a random checkpoint of the first
+        # 350 steps (of 702), a random fraction of a step period later.
+        # Never near the end: a task killed after the chief finished would
+        # have no cluster to rejoin.
+        step = random.randrange(50, 351, 50)
+        self.assertTrue(job.wait_for_line(lambda l: committed(l, step), 120), job.output())
+        delay = random.uniform(0.0, 0.1)
+        print(f"\n{self.id()}: killing {victim} {delay:.3f}s after ckpt-{step}", flush=True)
         time.sleep(delay)  # the randomness is the subject, not a synchronisation
         pid = started_pid(job, victim)
         self.assertIsNotNone(pid, job.output())
@@ -193,7 +197,7 @@ class FaultToleranceTest(UndisturbedBaselineTestCase):
         self.assertTrue(manifest["final"])
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
+@requires_fashion_mnist
 class CheckpointFilesTest(ClusterTestCase):
     """One process (one_device): what lands on disk and how damage is handled."""
 
@@ -241,11 +245,8 @@ class CheckpointFilesTest(ClusterTestCase):
                                                      r"\(truncated")
         self.assertEqual(self.summary(model_dir)["restored_from_step"], 50)
 
-    @unittest.skipUnless(os.path.exists(NUMPY_PYTHON), "no /usr/bin/python3")
+    @requires(have_numpy_python(), "numpy is not installed for /usr/bin/python3 (apt-get install python3-numpy)")
     def test_tensor_files_are_safetensors_that_numpy_reads(self):
-        probe = subprocess.run([NUMPY_PYTHON, "-c", "import numpy"], capture_output=True)
-        if probe.returncode != 0:
-            self.skipTest("numpy is not installed for /usr/bin/python3")
         model_dir = os.path.join(self.tmp, "run")
         self.assert_exit(self.train(model_dir, 60), 0, timeout=120)
         part = os.path.join(model_dir, "ckpt-60", PART)

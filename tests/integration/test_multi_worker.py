@@ -8,13 +8,13 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, REFERENCE, ClusterTestCase, have_fashion_mnist, make_cluster)
+from harness import (BIN, ClusterTestCase, REFERENCE, make_cluster, requires, requires_fashion_mnist)
 
 # A short run of the reference job: enough steps that every worker trains.
 SHORT = ["--config", REFERENCE, "--max-steps", "60", "--epochs", "1"]
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class MultiWorkerTest(ClusterTestCase):
 
     def launch(self, workers, extra=()):
@@ -99,8 +99,8 @@ class MultiWorkerTest(ClusterTestCase):
             self.assertIn("worker:1", survivor.output().split("\n")[-1] + survivor.output()[-2000:])
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
-@unittest.skipUnless(shutil.which("mpirun"), "Open MPI's mpirun is not installed")
+@requires_fashion_mnist
+@requires(shutil.which("mpirun"), "Open MPI's mpirun is not installed (apt-get install openmpi-bin)")
 class MpirunTest(ClusterTestCase):
 
     def test_mpirun_two_ranks_train(self):

@@ -9,7 +9,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, CONFIGS, REFERENCE, ClusterTestCase, have_fashion_mnist, make_cluster)
+from harness import (BIN, CONFIGS, ClusterTestCase, REFERENCE, make_cluster, requires,
+                     requires_fashion_mnist)
 
 SPARSE_CTR = os.path.join(CONFIGS, "sparse_ctr.json")
 # A short run of the reference job, for the options that need no accuracy.
@@ -38,7 +39,7 @@ class ParameterServerTestCase(ClusterTestCase):
         self.assertEqual(len(summary["ps_bytes"]), num_ps)
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class ReferenceJobTest(ParameterServerTestCase):
 
     def test_two_workers_two_ps_reach_the_reference_accuracy(self):
@@ -87,7 +88,7 @@ class SparseJobTest(ParameterServerTestCase):
         self.assertIn("for the base rate", out)
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
+@requires_fashion_mnist
 class UpdateRulesTest(ParameterServerTestCase):
 
     def test_grpc_data_path_trains(self):
@@ -126,7 +127,7 @@ class UpdateRulesTest(ParameterServerTestCase):
         self.assertLess(summary["train_loss"], 2.0)
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
+@requires_fashion_mnist
 class DeadPsTest(ParameterServerTestCase):
 
     def test_killed_ps_is_named_by_every_worker(self):
@@ -147,8 +148,8 @@ class DeadPsTest(ParameterServerTestCase):
             self.assertIn("ps:0", worker.output()[-2000:])
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed")
-@unittest.skipUnless(shutil.which("mpirun"), "Open MPI's mpirun is not installed")
+@requires_fashion_mnist
+@requires(shutil.which("mpirun"), "Open MPI's mpirun is not installed (apt-get install openmpi-bin)")
 class MpirunTest(ParameterServerTestCase):
 
     def test_mpirun_with_a_ps_rank(self):

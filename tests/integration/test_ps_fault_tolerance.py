@@ -4,8 +4,9 @@
 The reference job on 2 workers and 2 ps tasks, 5 epochs, a checkpoint every 50
 steps, under `meshtrain launch --max-restarts 2`. A worker, the chief or a ps
 is SIGKILLed at a random moment: the job must finish with a test accuracy
-within 0.01 of an undisturbed run's (asynchronous training is not
-deterministic, so the parameters themselves differ from run to run), and
+within ACCURACY_BOUND (0.03, set from the measured spread below) of an
+undisturbed run's (asynchronous training is not deterministic, so the
+parameters themselves differ from run to run), and
 summary.json must show the restart and the step resumed from. The ps tasks
 write their own shards; the checkpoint they write restores into one_device.
 """
@@ -18,28 +19,42 @@ import signal
 import time
 import unittest
 
-from harness import (LOG_TIME, REFERENCE, UndisturbedBaselineTestCase, committed,
-                     have_fashion_mnist, now_of_day, started_pid, time_of_day)
+from harness import (LOG_TIME, REFERENCE, UndisturbedBaselineTestCase, committed, now_of_day,
+                     requires_fashion_mnist, started_pid, time_of_day)
 
 EPOCHS = 5  # 1,170 steps of global batch 256 over 2 workers
 JOB = ["--config", REFERENCE, "--epochs", str(EPOCHS), "--checkpoint-every-steps", "50"]
 PS = ["--workers", "2", "--ps", "2"]
+# How far a disturbed run's test accuracy may be from the undisturbed run's.
+# Asynchronous training is not deterministic: 10 undisturbed runs of this job
+# (tests/bench/accuracy_spread.py --seeds 10, 2026-12-06, 2 cores, 4 of them
+# beside a build) ended at 0.8633-0.8711 (stdev 0.0026; two runs differed by
+# up to 0.0078), load alone moving them by ~0.004, and a disturbed run redoes
+# or loses up to a checkpoint's worth of updates (once 0.012 from its baseline,
+# failing the old bound of 0.01). 0.03 is about 4 times the widest pair and
+# still far below what a broken restore costs (an untrained model scores 0.1).
+ACCURACY_BOUND = 0.03
 PARTS = ["ps-00000-of-00002.safetensors", "ps-00001-of-00002.safetensors"]
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class PsFaultToleranceTest(UndisturbedBaselineTestCase):
     BASELINE_NAME = "psft"
     BASELINE_ARGS = PS + JOB
 
     def kill_and_recover(self, victim):
-        """SIGKILLs `victim` at a random moment after the first checkpoint;
+        """SIGKILLs `victim` at a random moment of training;
         returns the summary, the output and the measured figures."""
         model_dir = os.path.join(self.tmp, "run")
         job = self.start(["launch", "--model-dir", model_dir, "--max-restarts", "2"] + PS + JOB, name="launch")
-        self.assertTrue(job.wait_for_line(lambda l: committed(l, 50), 120), job.output())
-        delay = random.uniform(0.0, 1.5)
-        print(f"\n{self.id()}: killing {victim} {delay:.2f}s after ckpt-50", flush=True)
+        # A random moment of training: after a random checkpoint of the first
+        # 300 steps (about half of the run), a random fraction of a step period later.
+        # Never near the end: a task killed after the chief finished would
+        # have no cluster to rejoin.
+        step = random.randrange(50, 301, 50)
+        self.assertTrue(job.wait_for_line(lambda l: committed(l, step), 120), job.output())
+        delay = random.uniform(0.0, 0.1)
+        print(f"\n{self.id()}: killing {victim} {delay:.3f}s after ckpt-{step}", flush=True)
         time.sleep(delay)  # the randomness is the subject, not a synchronisation
         pid = started_pid(job, victim)
         self.assertIsNotNone(pid, job.output())
@@ -64,7 +79,7 @@ class PsFaultToleranceTest(UndisturbedBaselineTestCase):
 
     def assert_as_good_as_undisturbed(self, summary):
         self.assertEqual(summary["strategy"], "parameter_server")
-        self.assertLess(abs(summary["test_accuracy"] - self.baseline["test_accuracy"]), 0.01,
+        self.assertLess(abs(summary["test_accuracy"] - self.baseline["test_accuracy"]), ACCURACY_BOUND,
                         (summary["test_accuracy"], self.baseline["test_accuracy"]))
         self.assertGreaterEqual(summary["restarts"], 1)
 
@@ -118,7 +133,7 @@ class PsFaultToleranceTest(UndisturbedBaselineTestCase):
         # restores that checkpoint or a newer one.
         self.assertGreaterEqual(summary["recoveries"][-1]["restored_from_step"], int(saved[0]),
                                 summary["recoveries"])
-        self.assertLess(abs(summary["test_accuracy"] - self.baseline["test_accuracy"]), 0.01)
+        self.assertLess(abs(summary["test_accuracy"] - self.baseline["test_accuracy"]), ACCURACY_BOUND)
 
     def test_ps_tasks_write_their_own_shards_and_one_device_restores_them(self):
         final = self.baseline["final_step"]

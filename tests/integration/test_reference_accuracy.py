@@ -4,13 +4,13 @@ flags: the same job config runs unchanged."""
 import os
 import unittest
 
-from harness import REFERENCE, ClusterTestCase, have_fashion_mnist
+from harness import (ClusterTestCase, REFERENCE, requires_fashion_mnist)
 
 REQUIRED_FIELDS = ["strategy", "num_workers", "num_ps", "global_batch_size", "epochs", "final_step",
                    "train_loss", "test_accuracy", "samples_per_sec", "wall_seconds"]
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class ReferenceAccuracyTest(ClusterTestCase):
 
     def run_job(self, name, args):

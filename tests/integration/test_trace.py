@@ -5,7 +5,7 @@ import json
 import os
 import unittest
 
-from harness import REFERENCE, ClusterTestCase, have_fashion_mnist
+from harness import (ClusterTestCase, REFERENCE, requires_fashion_mnist)
 
 STEPS = 40
 
@@ -19,7 +19,7 @@ def spans(trace, name):
     return [e for e in trace["traceEvents"] if e.get("ph") == "X" and e["name"] == name]
 
 
-@unittest.skipUnless(have_fashion_mnist(), "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@requires_fashion_mnist
 class TraceTest(ClusterTestCase):
 
     def test_launch_merges_every_tasks_timeline(self):

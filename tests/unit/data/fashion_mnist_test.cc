@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/require.h"
 #include "runtime/base/logging.h"
 #include "runtime/data/idx_file.h"
 #include "tests/unit/data/test_files.h"
@@ -133,10 +134,9 @@ TEST(FashionMnistTest, MalformedFilesAreDataLossNamingPathAndFault) {
 
 // The real files, where Debian's dataset-fashion-mnist package is installed.
 TEST(FashionMnistTest, RealDatasetHasTheDocumentedShape) {
-  if (access(std::string(kFashionMnistDir).c_str(), F_OK) != 0) {
-    GTEST_SKIP() << kFashionMnistDir
-                 << " is absent (install it with: apt-get install dataset-fashion-mnist)";
-  }
+  MESHTRAIN_REQUIRE_OR_SKIP(access(std::string(kFashionMnistDir).c_str(), F_OK) == 0,
+                            kFashionMnistDir << " is absent (install it with: apt-get install "
+                                                "dataset-fashion-mnist)");
   struct Expected {
     Split split;
     int64_t examples;

@@ -45,7 +45,7 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddString("gpu-memory-limit", &v.task.gpu_memory_limit,
               "GPU memory this process may use per GPU, e.g. 8GiB (default: what is free)", gpu);
 
-  const std::string ps = "parameter_server";
+  const std::string ps = "parameter servers";
   f.AddString("placement", &v.placement, "round_robin | greedy (default: config)", ps);
   f.AddInt("fixed-shards", &v.fixed_shards, "split large variables into N partitions (-1: config)", ps);
   f.AddInt("min-shard-bytes", &v.min_shard_bytes, "smallest partition (-1: config)", ps);

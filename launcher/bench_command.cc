@@ -9,7 +9,6 @@
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
 #include "launcher/process_group.h"
-#include "training/summary.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
@@ -18,12 +17,14 @@
 #include "runtime/collective/ring_communicator.h"
 #include "runtime/rpc/fast_data_paths.h"
 #include "runtime/rpc/mesh.h"
+#include "training/summary.h"
 
 namespace meshtrain {
 namespace {
 
 constexpr char kUsage[] =
-    "meshtrain bench allreduce [--workers N] [--sizes 4K,64K,1M,16M,64M] [--rpc-layer auto|grpc|shm|tcp] "
+    "meshtrain bench allreduce [--workers N] [--sizes 4K,64K,1M,16M,64M] [--rpc-layer "
+    "auto|grpc|shm|tcp] "
     "[--json FILE]";
 constexpr char kDescription[] =
     "Measures the ring AllReduce (sum of float32) between --workers meshtrain processes on\n"
@@ -54,9 +55,14 @@ nlohmann::json RowsAsJson(const std::vector<AllReduceBenchmarkRow>& rows, int wo
                           const std::string& path) {
   nlohmann::json out = nlohmann::json::array();
   for (const AllReduceBenchmarkRow& r : rows) {
-    out.push_back({{"size_bytes", r.bytes}, {"time_s", r.median_s}, {"algbw_gbps", r.algbw_gbps},
-                   {"busbw_gbps", r.busbw_gbps}, {"p99_s", r.p99_s}, {"iters", r.iters},
-                   {"workers", workers}, {"data_path", path}});
+    out.push_back({{"size_bytes", r.bytes},
+                   {"time_s", r.median_s},
+                   {"algbw_gbps", r.algbw_gbps},
+                   {"busbw_gbps", r.busbw_gbps},
+                   {"p99_s", r.p99_s},
+                   {"iters", r.iters},
+                   {"workers", workers},
+                   {"data_path", path}});
   }
   return out;
 }
@@ -99,7 +105,8 @@ absl::Status RunBenchTask(const BenchFlags& flags, const std::vector<size_t>& si
   }
   transport.reset();
   if (status.ok() && chief) status = mesh->coordination().RequestShutdown();
-  if (status.ok() && !chief) status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(2));
+  if (status.ok() && !chief)
+    status = mesh->coordination().WaitForShutdown(absl::Now() + absl::Minutes(2));
   if (!status.ok() && !abort.aborted()) (void)mesh->coordination().ReportError(status);
   mesh->Stop();
   return status;
@@ -158,7 +165,8 @@ int RunBenchCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "meshtrain bench allreduce: --workers must be at least 1\n");
     return 2;
   }
-  absl::StatusOr<ClusterSpec> spec = MakeLocalCluster({static_cast<int>(flags.workers), 0, false, false});
+  absl::StatusOr<ClusterSpec> spec =
+      MakeLocalCluster({static_cast<int>(flags.workers), 0, false, false});
   absl::StatusOr<std::string> exe = SelfExecutable();
   if (!spec.ok() || !exe.ok()) {
     std::fprintf(stderr, "meshtrain bench allreduce: %s\n",
@@ -170,7 +178,8 @@ int RunBenchCommand(const std::vector<std::string>& args) {
   ProcessGroup group({.prefix_output = false});
   absl::StatusOr<GroupResult> result = group.Run(MakeTaskProcesses(*spec, *exe, task_args, 0));
   if (!result.ok()) {
-    std::fprintf(stderr, "meshtrain bench allreduce: %s\n", std::string(result.status().message()).c_str());
+    std::fprintf(stderr, "meshtrain bench allreduce: %s\n",
+                 std::string(result.status().message()).c_str());
     return 1;
   }
   return result->exit_code;

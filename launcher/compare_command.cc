@@ -14,19 +14,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "reports/compare_plan.h"
-#include "reports/compare_report.h"
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
-#include "reports/machine_info.h"
 #include "launcher/process_group.h"
+#include "launcher/train_flags.h"
+#include "reports/compare_plan.h"
+#include "reports/compare_report.h"
+#include "reports/machine_info.h"
 #include "reports/report_format.h"
 #include "reports/report_html.h"
-#include "training/summary.h"
-#include "summaries/trace_files.h"
-#include "launcher/train_flags.h"
 #include "runtime/base/atomic_file.h"
 #include "runtime/base/json_reader.h"
+#include "summaries/trace_files.h"
+#include "training/summary.h"
 
 namespace meshtrain {
 namespace {
@@ -72,18 +72,22 @@ class RunMonitor {
     std::deque<std::string>& tail = tails_[process];
     tail.emplace_back(line);
     if (tail.size() > 8) tail.pop_front();
-    if (absl::StartsWith(line, "E ") || absl::StartsWith(line, "F ")) last_error_[process] = LogMessage(line);
+    if (absl::StartsWith(line, "E ") || absl::StartsWith(line, "F "))
+      last_error_[process] = LogMessage(line);
     if (process != chief_) return;
     long long epoch = 0, epochs = 0, step = 0, steps = 0;
     double loss = 0, acc = 0, test_loss = 0, test_acc = 0, samples = 0;
     const std::string text(line);
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start_);
-    if (std::sscanf(text.c_str(), "epoch %lld/%lld loss %lf acc %lf test_loss %lf test_acc %lf %lf samples/s",
+    if (std::sscanf(text.c_str(),
+                    "epoch %lld/%lld loss %lf acc %lf test_loss %lf test_acc %lf %lf samples/s",
                     &epoch, &epochs, &loss, &acc, &test_loss, &test_acc, &samples) == 7) {
-      std::printf("%s  epoch %lld/%lld  loss %.4f  test acc %.4f  %s samples/s  [%s]\n", label_.c_str(), epoch,
-                  epochs, loss, test_acc, FormatThousands(samples).c_str(), FormatSeconds(elapsed).c_str());
+      std::printf("%s  epoch %lld/%lld  loss %.4f  test acc %.4f  %s samples/s  [%s]\n",
+                  label_.c_str(), epoch, epochs, loss, test_acc, FormatThousands(samples).c_str(),
+                  FormatSeconds(elapsed).c_str());
       std::fflush(stdout);
-    } else if (std::sscanf(text.c_str(), " epoch %lld: step %lld/%lld", &epoch, &step, &steps) == 3) {
+    } else if (std::sscanf(text.c_str(), " epoch %lld: step %lld/%lld", &epoch, &step, &steps) ==
+               3) {
       std::printf("%s  epoch %lld  step %lld/%lld  [%s]\n", label_.c_str(), epoch, step, steps,
                   FormatSeconds(elapsed).c_str());
       std::fflush(stdout);
@@ -171,13 +175,15 @@ void DescribeOutcome(const CompareSettings& settings, const GroupResult& result,
                      const RunMonitor& monitor, const std::string& chief, const std::string& dir,
                      CompareRun* run) {
   if (result.timed_out) {
-    run->error = absl::StrCat("stopped after --run-timeout ", absl::FormatDuration(settings.run_timeout),
-                              "; the chief's last words:\n", monitor.LastWords(chief));
+    run->error =
+        absl::StrCat("stopped after --run-timeout ", absl::FormatDuration(settings.run_timeout),
+                     "; the chief's last words:\n", monitor.LastWords(chief));
     return;
   }
   if (result.exit_code != 0) {
     const std::string failed = result.first_failure.empty() ? chief : result.first_failure;
-    run->error = absl::StrCat(failed, " exited with status ", result.exit_code, ": ", monitor.LastWords(failed));
+    run->error = absl::StrCat(failed, " exited with status ", result.exit_code, ": ",
+                              monitor.LastWords(failed));
     if (failed != chief) absl::StrAppend(&run->error, "\n", chief, ": ", monitor.LastWords(chief));
     return;
   }
@@ -192,8 +198,8 @@ void DescribeOutcome(const CompareSettings& settings, const GroupResult& result,
 
 // Runs one strategy to the end and describes how it went.
 // `interrupted` is set when Ctrl-C or SIGTERM reached the run (and so compare).
-CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe, const StrategyLaunch& launch,
-                       const std::string& label, bool* interrupted) {
+CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe,
+                       const StrategyLaunch& launch, const std::string& label, bool* interrupted) {
   CompareRun run;
   run.strategy = launch.strategy;
   run.launch = launch.description;
@@ -206,7 +212,8 @@ CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe, 
     run.error = absl::StrCat("cannot create ", dir, ": ", ec.message());
     return run;
   }
-  absl::StatusOr<RunProcesses> processes = MakeRunProcesses(launch, exe, TrainArgs(settings, launch, dir));
+  absl::StatusOr<RunProcesses> processes =
+      MakeRunProcesses(launch, exe, TrainArgs(settings, launch, dir));
   if (!processes.ok()) {
     run.error = std::string(processes.status().message());
     return run;
@@ -232,8 +239,10 @@ CompareRun RunStrategy(const CompareSettings& settings, const std::string& exe, 
   *interrupted = result->signal != 0;
   if (settings.timelines) {
     const std::string trace = absl::StrCat(dir, "/trace.json");
-    if (launch.cluster) (void)MergeTaskTraces(trace, processes->cluster);  // a failed run may leave no parts
-    if (std::filesystem::exists(trace, ec)) run.trace = absl::StrCat(launch.strategy, "/trace.json");
+    if (launch.cluster)
+      (void)MergeTaskTraces(trace, processes->cluster);  // a failed run may leave no parts
+    if (std::filesystem::exists(trace, ec))
+      run.trace = absl::StrCat(launch.strategy, "/trace.json");
   }
   DescribeOutcome(settings, *result, monitor, processes->chief, dir, &run);
   return run;
@@ -244,7 +253,8 @@ nlohmann::json JobHeader(const JobConfig& job, const std::string& config_path) {
   if (job.model.type == "mlp") {
     absl::StrAppend(&model, " ", absl::StrJoin(job.model.hidden_units, "-"), " hidden");
   }
-  std::string optimizer = absl::StrFormat("%s, learning rate %g", job.optimizer.type, job.optimizer.learning_rate);
+  std::string optimizer =
+      absl::StrFormat("%s, learning rate %g", job.optimizer.type, job.optimizer.learning_rate);
   if (job.optimizer.type == "sgd" && job.optimizer.momentum > 0) {
     absl::StrAppend(&optimizer, absl::StrFormat(", momentum %g", job.optimizer.momentum));
   }
@@ -272,26 +282,36 @@ std::optional<int> ParseCompareFlags(const std::vector<std::string>& args, FlagS
   std::string strategies = absl::StrJoin(CompareStrategyNames(), ",");
   int64_t workers = settings.shape.workers, ps = settings.shape.ps;
   const std::string group = "compare";
-  flag_set.AddString("out", &settings.out, "directory for report.json, report.html and DIR/<strategy>/", group);
-  flag_set.AddString("strategies", &strategies, "comma-separated strategies to run, in this order", group);
-  flag_set.AddInt("workers", &workers, "workers of multi_worker_mirrored and parameter_server", group);
+  flag_set.AddString("out", &settings.out,
+                     "directory for report.json, report.html and DIR/<strategy>/", group);
+  flag_set.AddString("strategies", &strategies, "comma-separated strategies to run, in this order",
+                     group);
+  flag_set.AddInt("workers", &workers, "workers of multi_worker_mirrored and parameter_server",
+                  group);
   flag_set.AddInt("ps", &ps, "ps tasks of parameter_server", group);
-  flag_set.AddDuration("run-timeout", &settings.run_timeout, "stop a strategy that runs longer than this", group);
-  flag_set.AddBool("timelines", &settings.timelines, "write DIR/<strategy>/trace.json (Chrome trace) per run", group);
+  flag_set.AddDuration("run-timeout", &settings.run_timeout,
+                       "stop a strategy that runs longer than this", group);
+  flag_set.AddBool("timelines", &settings.timelines,
+                   "write DIR/<strategy>/trace.json (Chrome trace) per run", group);
   RegisterTrainFlags(flag_set, train);
   absl::StatusOr<std::vector<std::string>> rest = flag_set.Parse(args);
   if (!rest.ok()) return Fail(std::string(rest.status().message()), 2);
   if (flag_set.help_requested()) {
     std::fputs(flag_set.Help().c_str(), stdout);
-    std::fputs("\n--devices: for compare, the replicas of mirrored and central_storage (default 2).\n", stdout);
+    std::fputs(
+        "\n--devices: for compare, the replicas of mirrored and central_storage (default 2).\n",
+        stdout);
     return 0;
   }
-  if (!rest->empty()) return Fail(absl::StrCat("unexpected argument '", (*rest)[0], "'; see --help"), 2);
+  if (!rest->empty())
+    return Fail(absl::StrCat("unexpected argument '", (*rest)[0], "'; see --help"), 2);
   if (settings.out.empty()) return Fail("--out DIR is required (where the report goes)", 2);
   for (const char* flag : kControlledFlags) {
     if (flag_set.IsSet(flag)) {
-      return Fail(absl::StrCat("--", flag, " is set by compare for each run (DIR/<strategy>/; "
-                               "--strategies picks the strategies, --timelines the traces)"), 2);
+      return Fail(absl::StrCat("--", flag,
+                               " is set by compare for each run (DIR/<strategy>/; "
+                               "--strategies picks the strategies, --timelines the traces)"),
+                  2);
     }
   }
   absl::StatusOr<std::vector<std::string>> names = ParseStrategyList(strategies);
@@ -305,7 +325,8 @@ std::optional<int> ParseCompareFlags(const std::vector<std::string>& args, FlagS
 
 // The train flags every run gets (the config as an absolute path, since every
 // run reads the job from its own working directory), and an absolute --out.
-absl::Status PrepareRuns(const FlagSet& flag_set, const TrainFlags& train, CompareSettings& settings) {
+absl::Status PrepareRuns(const FlagSet& flag_set, const TrainFlags& train,
+                         CompareSettings& settings) {
   std::set<std::string> forwarded = TrainFlagNames();
   forwarded.erase("devices");
   for (const char* flag : kControlledFlags) forwarded.erase(flag);
@@ -317,7 +338,9 @@ absl::Status PrepareRuns(const FlagSet& flag_set, const TrainFlags& train, Compa
     }
   }
   std::filesystem::create_directories(settings.out, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create --out ", settings.out, ": ", ec.message()));
+  if (ec)
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create --out ", settings.out, ": ", ec.message()));
   settings.out = std::filesystem::absolute(settings.out, ec).string();
   return absl::OkStatus();
 }
@@ -329,9 +352,9 @@ nlohmann::json ReportHeader(const std::vector<std::string>& args, const JobConfi
   header["created"] = absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(), absl::LocalTimeZone());
   header["command"] = absl::StrCat("meshtrain compare ", absl::StrJoin(args, " "));
   header["job"] = JobHeader(job, train.config);
-  header["machine"] = {{"host", machine.host},       {"cores", machine.cores}, {"cpu", machine.cpu},
-                       {"memory_bytes", machine.memory_bytes}, {"os", machine.os},
-                       {"load_average_start", LoadAverage()}};
+  header["machine"] = {{"host", machine.host}, {"cores", machine.cores},
+                       {"cpu", machine.cpu},   {"memory_bytes", machine.memory_bytes},
+                       {"os", machine.os},     {"load_average_start", LoadAverage()}};
   header["settings"] = {{"strategies", settings.strategies},
                         {"workers", settings.shape.workers},
                         {"ps", settings.shape.ps},
@@ -346,18 +369,20 @@ std::vector<CompareRun> RunAll(const CompareSettings& settings, const std::strin
   std::vector<CompareRun> runs;
   for (size_t i = 0; i < launches.size() && !*interrupted; ++i) {
     const StrategyLaunch& launch = launches[i];
-    const std::string label = absl::StrFormat("[%zu/%zu] %-22s", i + 1, launches.size(), launch.strategy);
+    const std::string label =
+        absl::StrFormat("[%zu/%zu] %-22s", i + 1, launches.size(), launch.strategy);
     std::printf("%s  starting: %s\n", label.c_str(), launch.description.c_str());
     std::fflush(stdout);
     CompareRun run = RunStrategy(settings, exe, launch, label, interrupted);
     if (run.ok) {
       std::printf("%s  done in %s: test accuracy %.4f, %s samples/s\n", label.c_str(),
-                  FormatSeconds(run.wall_seconds).c_str(), JsonNumber(run.summary, "test_accuracy", 0),
+                  FormatSeconds(run.wall_seconds).c_str(),
+                  JsonNumber(run.summary, "test_accuracy", 0),
                   FormatThousands(JsonNumber(run.summary, "samples_per_sec", 0)).c_str());
     } else {
       std::string first_line = run.error.substr(0, run.error.find('\n'));
-      std::printf("%s  FAILED after %s: %s\n", label.c_str(), FormatSeconds(run.wall_seconds).c_str(),
-                  first_line.c_str());
+      std::printf("%s  FAILED after %s: %s\n", label.c_str(),
+                  FormatSeconds(run.wall_seconds).c_str(), first_line.c_str());
     }
     if (*interrupted) std::printf("meshtrain compare: interrupted; reporting what ran\n");
     std::fflush(stdout);
@@ -389,19 +414,22 @@ int RunCompareCommand(const std::vector<std::string>& args) {
 
   nlohmann::json header = ReportHeader(args, *job, train, settings);
   std::printf("meshtrain compare: %s under %zu strategies, one after the other; output in %s\n",
-              header["job"]["name"].get<std::string>().c_str(), launches.size(), settings.out.c_str());
+              header["job"]["name"].get<std::string>().c_str(), launches.size(),
+              settings.out.c_str());
   std::fflush(stdout);
   bool interrupted = false;
   const std::vector<CompareRun> runs = RunAll(settings, *exe, launches, &interrupted);
   header["machine"]["load_average_end"] = LoadAverage();
   const nlohmann::json report = BuildCompareReport(std::move(header), runs);
   absl::Status status = WriteJsonFile(settings.out + "/report.json", report);
-  if (status.ok()) status = WriteFileAtomically(settings.out + "/report.html", RenderCompareHtml(report));
+  if (status.ok())
+    status = WriteFileAtomically(settings.out + "/report.html", RenderCompareHtml(report));
   if (!status.ok()) return Fail(std::string(status.message()), 1);
-  std::printf("\n%s\nreport: %s/report.html (figures in report.json)\n", RenderCompareTable(report).c_str(),
-              settings.out.c_str());
+  std::printf("\n%s\nreport: %s/report.html (figures in report.json)\n",
+              RenderCompareTable(report).c_str(), settings.out.c_str());
   std::fflush(stdout);
-  const bool all_ok = std::all_of(runs.begin(), runs.end(), [](const CompareRun& r) { return r.ok; });
+  const bool all_ok =
+      std::all_of(runs.begin(), runs.end(), [](const CompareRun& r) { return r.ok; });
   return all_ok && !interrupted ? 0 : 3;
 }
 

@@ -4,10 +4,10 @@
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 
 namespace meshtrain {
@@ -48,7 +48,10 @@ void FlagSet::Add(Flag flag) {
 
 void FlagSet::AddString(std::string name, std::string* value, std::string help, std::string group) {
   Add({std::move(name), std::move(help), std::move(group), "STRING",
-       [value](absl::string_view v) { *value = std::string(v); return true; },
+       [value](absl::string_view v) {
+         *value = std::string(v);
+         return true;
+       },
        [value] { return *value; }});
 }
 
@@ -68,8 +71,14 @@ void FlagSet::AddBool(std::string name, bool* value, std::string help, std::stri
   Add({std::move(name), std::move(help), std::move(group), "",
        [value](absl::string_view v) {
          const std::string lower = absl::AsciiStrToLower(v);
-         if (lower == "true" || lower == "1" || lower == "yes") { *value = true; return true; }
-         if (lower == "false" || lower == "0" || lower == "no") { *value = false; return true; }
+         if (lower == "true" || lower == "1" || lower == "yes") {
+           *value = true;
+           return true;
+         }
+         if (lower == "false" || lower == "0" || lower == "no") {
+           *value = false;
+           return true;
+         }
          return false;
        },
        [value] { return *value ? std::string("true") : std::string("false"); }});
@@ -129,15 +138,15 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(absl::Span<const std::st
       value = negated ? "false" : "true";
     } else if (!has_value) {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value (", flag->type, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " needs a value (", flag->type, ")"));
       }
       value = args[++i];
     }
     if (!flag->parse(value)) {
-      return absl::InvalidArgumentError(absl::StrCat("flag --", name, ": '", value,
-                                                     "' is not a valid ",
-                                                     flag->type.empty() ? "true/false" : flag->type,
-                                                     " value"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", name, ": '", value, "' is not a valid ",
+                       flag->type.empty() ? "true/false" : flag->type, " value"));
     }
     set_.insert(flag->name);
   }
@@ -172,7 +181,8 @@ std::string FlagSet::Help() const {
     for (const Flag& flag : flags_) {
       if (flag.group != group) continue;
       std::string head = absl::StrCat("  --", flag.name, flag.type.empty() ? "" : " ", flag.type);
-      std::string def = flag.default_text.empty() ? "" : absl::StrCat(" (default: ", flag.default_text, ")");
+      std::string def =
+          flag.default_text.empty() ? "" : absl::StrCat(" (default: ", flag.default_text, ")");
       if (flag.type.empty()) def = flag.default_text == "true" ? " (default: on)" : "";
       absl::StrAppendFormat(&out, "%-32s %s%s\n", head, flag.help, def);
     }

@@ -24,7 +24,9 @@ namespace meshtrain {
 class FlagSet {
  public:
   FlagSet(std::string command, std::string usage, std::string description)
-      : command_(std::move(command)), usage_(std::move(usage)), description_(std::move(description)) {}
+      : command_(std::move(command)),
+        usage_(std::move(usage)),
+        description_(std::move(description)) {}
 
   // `group` titles a block in --help ("training", "cluster", ...).
   void AddString(std::string name, std::string* value, std::string help, std::string group = "");
@@ -32,7 +34,8 @@ class FlagSet {
   void AddDouble(std::string name, double* value, std::string help, std::string group = "");
   void AddBool(std::string name, bool* value, std::string help, std::string group = "");
   // "30s", "5m", "250ms", or plain seconds.
-  void AddDuration(std::string name, absl::Duration* value, std::string help, std::string group = "");
+  void AddDuration(std::string name, absl::Duration* value, std::string help,
+                   std::string group = "");
 
   // Parses `args` (those after the subcommand). Returns the positional
   // arguments. "--help" sets help_requested(). An unknown flag or a bad value is

@@ -7,11 +7,11 @@
 #include "absl/strings/str_join.h"
 #include "launcher/flag_set.h"
 #include "launcher/local_cluster.h"
-#include "training/preemption.h"
 #include "launcher/process_group.h"
-#include "summaries/trace_files.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/logging.h"
+#include "summaries/trace_files.h"
+#include "training/preemption.h"
 
 namespace meshtrain {
 namespace {
@@ -40,21 +40,27 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   flag_set.AddInt("ps", &ps, "parameter-server tasks", group);
   flag_set.AddBool("chief", &chief, "add a chief task (else worker 0 is the chief)", group);
   flag_set.AddBool("evaluator", &evaluator, "add an evaluator task", group);
-  flag_set.AddInt("max-restarts", &max_restarts, "restart a failed task up to K times (same TF_CONFIG, new incarnation; not after exit 2, a usage error)", group);
+  flag_set.AddInt("max-restarts", &max_restarts,
+                  "restart a failed task up to K times (same TF_CONFIG, new incarnation; not after "
+                  "exit 2, a usage error)",
+                  group);
   flag_set.AddDuration("grace-period", &grace, "SIGTERM to SIGKILL when stopping tasks", group);
   TrainFlags train;
   RegisterTrainFlags(flag_set, train);
   if (std::optional<int> exit = ParseCommandFlags(flag_set, args)) return *exit;
   if (train.config.empty()) {
-    std::fprintf(stderr, "meshtrain launch: --config is required (e.g. configs/fashion_mnist_mlp.json)\n");
+    std::fprintf(stderr,
+                 "meshtrain launch: --config is required (e.g. configs/fashion_mnist_mlp.json)\n");
     return 2;
   }
   if (workers < 0 || ps < 0 || max_restarts < 0 || (workers == 0 && !chief)) {
-    std::fprintf(stderr, "meshtrain launch: need --workers >= 1 (or --chief), --ps >= 0, --max-restarts >= 0\n");
+    std::fprintf(
+        stderr,
+        "meshtrain launch: need --workers >= 1 (or --chief), --ps >= 0, --max-restarts >= 0\n");
     return 2;
   }
-  absl::StatusOr<ClusterSpec> cluster = MakeLocalCluster(
-      {static_cast<int>(workers), static_cast<int>(ps), chief, evaluator});
+  absl::StatusOr<ClusterSpec> cluster =
+      MakeLocalCluster({static_cast<int>(workers), static_cast<int>(ps), chief, evaluator});
   absl::StatusOr<std::string> exe = SelfExecutable();
   if (!cluster.ok() || !exe.ok()) {
     std::fprintf(stderr, "meshtrain launch: %s\n",
@@ -73,11 +79,13 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
     }
   }
   MESHTRAIN_LOG(INFO) << "launching " << cluster->AllTasks().size() << " tasks: "
-                      << absl::StrJoin(cluster->AllTasks(), ", ", [](std::string* out, const TaskId& t) {
-                           absl::StrAppend(out, t.ToString());
-                         });
+                      << absl::StrJoin(cluster->AllTasks(), ", ",
+                                       [](std::string* out, const TaskId& t) {
+                                         absl::StrAppend(out, t.ToString());
+                                       });
   ProcessGroup processes({.grace_period = grace});
-  std::vector<ProcessSpec> specs = MakeTaskProcesses(*cluster, *exe, task_args, static_cast<int>(max_restarts));
+  std::vector<ProcessSpec> specs =
+      MakeTaskProcesses(*cluster, *exe, task_args, static_cast<int>(max_restarts));
   absl::StatusOr<GroupResult> result = processes.Run(specs);
   if (!result.ok()) {
     std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
@@ -93,12 +101,15 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
   }
   // Stopped by a signal and every task checkpointed and asked to be restarted
   // (or had finished): the launcher asks the same of whatever started it.
-  const bool all_preempted = std::all_of(
-      result->processes.begin(), result->processes.end(),
-      [](const ProcessOutcome& p) { return p.exit_code == 0 || p.exit_code == kPreemptedExitCode; });
+  const bool all_preempted =
+      std::all_of(result->processes.begin(), result->processes.end(), [](const ProcessOutcome& p) {
+        return p.exit_code == 0 || p.exit_code == kPreemptedExitCode;
+      });
   if (result->first_failure.empty() && result->exit_code > 128 && all_preempted) {
-    std::fprintf(stderr, "meshtrain launch: stopped by a signal; every task checkpointed: exiting with "
-                         "status %d (restart me)\n", kPreemptedExitCode);
+    std::fprintf(stderr,
+                 "meshtrain launch: stopped by a signal; every task checkpointed: exiting with "
+                 "status %d (restart me)\n",
+                 kPreemptedExitCode);
     return kPreemptedExitCode;
   }
   if (result->exit_code != 0) {

@@ -13,14 +13,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "launcher/flag_set.h"
-#include "training/preemption.h"
 #include "runtime/cluster/tf_config.h"
+#include "training/preemption.h"
 
 namespace meshtrain {
 
 absl::StatusOr<ClusterSpec> MakeLocalCluster(const LocalClusterShape& shape) {
   if (shape.workers < 0 || shape.ps < 0 || (shape.workers == 0 && !shape.chief)) {
-    return absl::InvalidArgumentError("a local cluster needs at least one worker (--workers) or --chief");
+    return absl::InvalidArgumentError(
+        "a local cluster needs at least one worker (--workers) or --chief");
   }
   std::map<std::string, int> counts = {{std::string(kChiefJob), shape.chief ? 1 : 0},
                                        {std::string(kWorkerJob), shape.workers},
@@ -39,7 +40,8 @@ absl::StatusOr<ClusterSpec> MakeLocalCluster(const LocalClusterShape& shape) {
       socklen_t len = sizeof(addr);
       if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
           ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        status = absl::UnavailableError(absl::StrCat("no free port on 127.0.0.1: ", std::strerror(errno)));
+        status = absl::UnavailableError(
+            absl::StrCat("no free port on 127.0.0.1: ", std::strerror(errno)));
         if (fd >= 0) ::close(fd);
         break;
       }
@@ -84,7 +86,8 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
 absl::StatusOr<std::string> SelfExecutable() {
   char path[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return absl::InternalError(absl::StrCat("readlink /proc/self/exe: ", std::strerror(errno)));
+  if (n <= 0)
+    return absl::InternalError(absl::StrCat("readlink /proc/self/exe: ", std::strerror(errno)));
   return std::string(path, static_cast<size_t>(n));
 }
 

@@ -68,7 +68,8 @@ void EmitLines(Stream& s, const std::string& prefix, bool eof, const ProcessGrou
     }
   };
   size_t start = 0;
-  for (size_t nl = s.partial.find('\n'); nl != std::string::npos; nl = s.partial.find('\n', start)) {
+  for (size_t nl = s.partial.find('\n'); nl != std::string::npos;
+       nl = s.partial.find('\n', start)) {
     emit(absl::string_view(s.partial).substr(start, nl - start));
     start = nl + 1;
   }
@@ -87,7 +88,8 @@ int ExitCodeOf(int wait_status) {
 
 absl::Status Spawn(Child& child) {
   int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
   if (::pipe2(err, O_CLOEXEC) != 0) {
     ::close(out[0]);
     ::close(out[1]);
@@ -112,13 +114,15 @@ absl::Status Spawn(Child& child) {
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     absl::string_view kv(*e);
     size_t eq = kv.find('=');
-    if (eq != absl::string_view::npos) env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    if (eq != absl::string_view::npos)
+      env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
   }
   for (const auto& [k, v] : child.spec->env) env[k] = v;
   std::vector<std::string> env_strings;
@@ -133,8 +137,8 @@ absl::Status Spawn(Child& child) {
   // A child inherits the spawning thread's CPU affinity, so pinning this thread
   // around the spawn pins every thread the child will ever start.
   cpu_set_t saved_affinity;
-  const bool pin = child.spec->cpu >= 0 &&
-                   ::sched_getaffinity(0, sizeof(saved_affinity), &saved_affinity) == 0;
+  const bool pin =
+      child.spec->cpu >= 0 && ::sched_getaffinity(0, sizeof(saved_affinity), &saved_affinity) == 0;
   if (pin) {
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -151,8 +155,8 @@ absl::Status Spawn(Child& child) {
   if (rc != 0) {
     ::close(out[0]);
     ::close(err[0]);
-    return absl::FailedPreconditionError(absl::StrCat("cannot start ", child.spec->name, " (",
-                                                      child.spec->argv[0], "): ", std::strerror(rc)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start ", child.spec->name, " (", child.spec->argv[0], "): ", std::strerror(rc)));
   }
   child.pid = pid;
   MESHTRAIN_LOG(INFO) << child.spec->name << " started (pid " << pid << ")";
@@ -178,7 +182,8 @@ bool Contains(const std::vector<int>& codes, int code) {
 // loop's steps as methods.
 class Supervisor {
  public:
-  Supervisor(const ProcessGroupOptions& options, SignalPipe& signals) : options_(options), signals_(signals) {}
+  Supervisor(const ProcessGroupOptions& options, SignalPipe& signals)
+      : options_(options), signals_(signals) {}
 
   absl::Status StartAll(const std::vector<ProcessSpec>& specs);
   GroupResult Supervise();
@@ -246,7 +251,8 @@ GroupResult Supervisor::Supervise() {
 }
 
 bool Supervisor::Alive() const {
-  return std::any_of(children_.begin(), children_.end(), [](const Child& c) { return !c.finished; });
+  return std::any_of(children_.begin(), children_.end(),
+                     [](const Child& c) { return !c.finished; });
 }
 
 bool Supervisor::StreamsOpen() const {
@@ -272,7 +278,8 @@ void Supervisor::PollOnce() {
     }
   }
   const absl::Time deadline = terminating_ ? absl::InfiniteFuture() : options_.deadline;
-  const absl::Time wake = std::min({kill_at_, drain_until_, deadline, absl::Now() + absl::Seconds(1)});
+  const absl::Time wake =
+      std::min({kill_at_, drain_until_, deadline, absl::Now() + absl::Seconds(1)});
   const int timeout_ms =
       static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now()) + 1));
   if (::poll(fds.data(), fds.size(), timeout_ms) <= 0) return;
@@ -286,7 +293,8 @@ void Supervisor::PollOnce() {
 void Supervisor::ReadStream(Child& child, Stream& stream) {
   char buf[65536];
   const ssize_t got = ::read(stream.fd, buf, sizeof(buf));
-  const std::string prefix = options_.prefix_output ? absl::StrCat("[", child.spec->name, "] ") : "";
+  const std::string prefix =
+      options_.prefix_output ? absl::StrCat("[", child.spec->name, "] ") : "";
   if (got > 0) {
     stream.partial.append(buf, static_cast<size_t>(got));
     EmitLines(stream, prefix, false, options_, child.spec->name);
@@ -311,7 +319,8 @@ void Supervisor::ReapExited() {
   int status = 0;
   struct rusage usage {};
   for (pid_t pid; (pid = ::wait4(-1, &status, WNOHANG, &usage)) > 0;) {
-    auto it = std::find_if(children_.begin(), children_.end(), [pid](const Child& c) { return c.pid == pid; });
+    auto it = std::find_if(children_.begin(), children_.end(),
+                           [pid](const Child& c) { return c.pid == pid; });
     if (it == children_.end()) continue;
     it->peak_rss_bytes = std::max<int64_t>(it->peak_rss_bytes, int64_t{usage.ru_maxrss} * 1024);
     it->uptime += absl::Now() - it->started;
@@ -356,8 +365,9 @@ bool Supervisor::MaybeRestart(Child& child, int code) {
                            << " (preempted: restart me); restarting it";
   } else {
     ++child.failure_restarts;
-    MESHTRAIN_LOG(WARNING) << child.spec->name << " exited with status " << code << "; restarting it ("
-                           << child.failure_restarts << " of " << child.spec->max_restarts << ")";
+    MESHTRAIN_LOG(WARNING) << child.spec->name << " exited with status " << code
+                           << "; restarting it (" << child.failure_restarts << " of "
+                           << child.spec->max_restarts << ")";
   }
   if (options_.on_restart) options_.on_restart(child.spec->name, child.restarts);
   FlushAndClose(child);
@@ -375,7 +385,8 @@ void Supervisor::FlushAndClose(Child& child) {
     if (s->fd < 0) continue;
     char buf[65536];
     ssize_t got;
-    while ((got = ::read(s->fd, buf, sizeof(buf))) > 0) s->partial.append(buf, static_cast<size_t>(got));
+    while ((got = ::read(s->fd, buf, sizeof(buf))) > 0)
+      s->partial.append(buf, static_cast<size_t>(got));
     EmitLines(*s, absl::StrCat("[", child.spec->name, "] "), true, options_, child.spec->name);
     ::close(s->fd);
     s->fd = -1;
@@ -391,10 +402,12 @@ void Supervisor::BeginTermination() {
 
 GroupResult Supervisor::Finish() {
   result_.signal = received_signal_;
-  if (result_.first_failure.empty() && received_signal_ != 0) result_.exit_code = 128 + received_signal_;
+  if (result_.first_failure.empty() && received_signal_ != 0)
+    result_.exit_code = 128 + received_signal_;
   if (result_.timed_out && result_.exit_code == 0) result_.exit_code = 124;  // as timeout(1)
   for (Child& c : children_) {
-    result_.processes.push_back({c.spec->name, c.exit_code, c.restarts, c.uptime, c.peak_rss_bytes});
+    result_.processes.push_back(
+        {c.spec->name, c.exit_code, c.restarts, c.uptime, c.peak_rss_bytes});
     for (Stream* s : {&c.out, &c.err}) {
       if (s->fd >= 0) ::close(s->fd);
     }
@@ -408,7 +421,8 @@ GroupResult Supervisor::Finish() {
 absl::StatusOr<GroupResult> ProcessGroup::Run(const std::vector<ProcessSpec>& specs) {
   // SIGINT/SIGTERM reach the loop through the signal pipe; children's exits
   // through pidfds, with a waitpid sweep as a safety net.
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<SignalPipe> signals, SignalPipe::Install({SIGINT, SIGTERM}));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<SignalPipe> signals,
+                             SignalPipe::Install({SIGINT, SIGTERM}));
   Supervisor supervisor(options_, *signals);
   MESHTRAIN_RETURN_IF_ERROR(supervisor.StartAll(specs));
   return supervisor.Supervise();

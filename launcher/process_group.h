@@ -60,8 +60,8 @@ struct ProcessSpec {
 
 struct ProcessOutcome {
   std::string name;
-  int exit_code = 0;   // 128 + signal when killed by a signal
-  int restarts = 0;    // all restarts, restart_exit_codes' included
+  int exit_code = 0;  // 128 + signal when killed by a signal
+  int restarts = 0;   // all restarts, restart_exit_codes' included
   absl::Duration uptime;
   int64_t peak_rss_bytes = 0;  // largest resident set of any of its incarnations (wait4)
 };

@@ -11,54 +11,79 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddString("model-dir", &v.task.model_dir,
               "where summary.json, checkpoints and event files go (none written if empty)", job);
   f.AddInt("epochs", &v.epochs, "epochs to train (-1: the config's training.epochs)", job);
-  f.AddInt("max-steps", &v.max_steps, "stop after this many global steps (-1: config; 0: no limit)", job);
+  f.AddInt("max-steps", &v.max_steps, "stop after this many global steps (-1: config; 0: no limit)",
+           job);
   f.AddInt("seed", &v.seed, "seed for initial values and data order (-1: config)", job);
-  f.AddInt("global-batch-size", &v.global_batch_size, "examples per step over all replicas (0: config)", job);
+  f.AddInt("global-batch-size", &v.global_batch_size,
+           "examples per step over all replicas (0: config)", job);
   f.AddDouble("learning-rate", &v.learning_rate, "optimizer learning rate (0: config)", job);
-  f.AddString("data-dir", &v.data_dir, "dataset directory (default: config, then the Debian path)", job);
+  f.AddString("data-dir", &v.data_dir, "dataset directory (default: config, then the Debian path)",
+              job);
   f.AddString("trace", &v.task.trace,
               "write a Chrome trace (Perfetto, chrome://tracing) of every task's steps and "
-              "collectives to FILE (none if empty)", job);
-  f.AddInt("prefetch", &v.task.prefetch, "batches prepared ahead by the input thread (0: on the training thread)", job);
+              "collectives to FILE (none if empty)",
+              job);
+  f.AddInt("prefetch", &v.task.prefetch,
+           "batches prepared ahead by the input thread (0: on the training thread)", job);
 
   const std::string strategy = "strategy";
   f.AddString("strategy", &v.strategy,
               "one_device | mirrored | central_storage | multi_worker_mirrored | parameter_server "
-              "(default: config)", strategy);
-  f.AddInt("threads", &v.task.threads, "CPU threads for this process's compute (0: all cores)", strategy);
-  f.AddString("devices", &v.devices, "replicas of this process: cpu:0,cpu:1 or a count (default: config)", strategy);
+              "(default: config)",
+              strategy);
+  f.AddInt("threads", &v.task.threads, "CPU threads for this process's compute (0: all cores)",
+           strategy);
+  f.AddString("devices", &v.devices,
+              "replicas of this process: cpu:0,cpu:1 or a count (default: config)", strategy);
   f.AddString("cross-device-ops", &v.cross_device_ops,
-              "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)", strategy);
-  f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl", strategy);
-  f.AddInt("bytes-per-pack", &v.bytes_per_pack, "gradient bucket size in bytes (-1: config, default 64 KiB; 0: one pack, as TensorFlow; 1: a bucket per variable)", strategy);
+              "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)",
+              strategy);
+  f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl",
+              strategy);
+  f.AddInt("bytes-per-pack", &v.bytes_per_pack,
+           "gradient bucket size in bytes (-1: config, default 64 KiB; 0: one pack, as TensorFlow; "
+           "1: a bucket per variable)",
+           strategy);
   f.AddString("overlap", &v.overlap,
               "when replicas sum a gradient bucket: auto | thread (beside backward) | inline | off "
-              "(after backward) (default: config)", strategy);
+              "(after backward) (default: config)",
+              strategy);
   f.AddString("rpc-layer", &v.task.rpc_layer,
-              "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: TF_CONFIG, then auto)",
+              "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: "
+              "TF_CONFIG, then auto)",
               strategy);
 
   const std::string gpu = "gpu";
   f.AddInt("logical-gpus", &v.task.logical_gpus,
            "split each GPU into N logical GPUs (own stream and memory share): --logical-gpus 2 "
-           "--devices gpu:0,gpu:1 runs mirrored on one GPU", gpu);
+           "--devices gpu:0,gpu:1 runs mirrored on one GPU",
+           gpu);
   f.AddString("gpu-memory-limit", &v.task.gpu_memory_limit,
               "GPU memory this process may use per GPU, e.g. 8GiB (default: what is free)", gpu);
 
   const std::string ps = "parameter servers";
   f.AddString("placement", &v.placement, "round_robin | greedy (default: config)", ps);
-  f.AddInt("fixed-shards", &v.fixed_shards, "split large variables into N partitions (-1: config)", ps);
+  f.AddInt("fixed-shards", &v.fixed_shards, "split large variables into N partitions (-1: config)",
+           ps);
   f.AddInt("min-shard-bytes", &v.min_shard_bytes, "smallest partition (-1: config)", ps);
-  f.AddInt("max-shard-bytes", &v.max_shard_bytes, "largest partition; 0 = no limit (-1: config)", ps);
-  f.AddInt("max-staleness", &v.max_staleness, "drop gradients staler than this (-1: never; -2: config)", ps);
-  f.AddBool("staleness-scaling", &v.staleness_scaling, "scale the learning rate by 1/(1+staleness)", ps);
-  f.AddInt("warmup-steps", &v.warmup_steps, "only the chief trains for the first N steps (-1: config)", ps);
-  f.AddInt("sync-replicas", &v.sync_replicas, "synchronous mode: apply after the first N gradients of a step (-1: config)", ps);
+  f.AddInt("max-shard-bytes", &v.max_shard_bytes, "largest partition; 0 = no limit (-1: config)",
+           ps);
+  f.AddInt("max-staleness", &v.max_staleness,
+           "drop gradients staler than this (-1: never; -2: config)", ps);
+  f.AddBool("staleness-scaling", &v.staleness_scaling, "scale the learning rate by 1/(1+staleness)",
+            ps);
+  f.AddInt("warmup-steps", &v.warmup_steps,
+           "only the chief trains for the first N steps (-1: config)", ps);
+  f.AddInt("sync-replicas", &v.sync_replicas,
+           "synchronous mode: apply after the first N gradients of a step (-1: config)", ps);
 
   const std::string cluster = "cluster";
-  f.AddDuration("startup-timeout", &v.task.startup_timeout, "how long the first tasks wait for the others", cluster);
-  f.AddDuration("heartbeat-timeout", &v.task.heartbeat_timeout, "a task silent this long is declared dead", cluster);
-  f.AddInt("mpi-ps", &v.task.mpi_ps, "under mpirun: the last N ranks are parameter servers", cluster);
+  f.AddDuration("startup-timeout", &v.task.startup_timeout,
+                "how long the first tasks wait for the others", cluster);
+  f.AddDuration("heartbeat-timeout", &v.task.heartbeat_timeout,
+                "a task silent this long is declared dead", cluster);
+  f.AddInt("mpi-ps", &v.task.mpi_ps, "under mpirun: the last N ranks are parameter servers",
+           cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
 
   const std::string ft = "checkpoints and recovery";
@@ -68,7 +93,8 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
               "... and every S seconds (0: not by time); a final checkpoint is always written", ft);
   f.AddInt("max-to-keep", &v.task.max_to_keep, "checkpoints kept in --model-dir (0: all)", ft);
   f.AddDuration("recovery-timeout", &v.task.recovery_timeout,
-                "survivors of a failed task wait this long for it to come back (0: fail instead)", ft);
+                "survivors of a failed task wait this long for it to come back (0: fail instead)",
+                ft);
   f.AddDuration("eval-timeout", &v.task.eval_timeout,
                 "the evaluator gives up after this long without a new checkpoint", ft);
   f.AddDuration("test-checkpoint-sync-delay", &v.task.test_checkpoint_sync_delay,
@@ -91,7 +117,8 @@ absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlag
   MESHTRAIN_ASSIGN_OR_RETURN(JobConfig job, LoadJobConfig(v.config));
   auto positive = [](absl::string_view flag, int64_t value) -> absl::Status {
     if (value < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be at least 1, got ", value));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " must be at least 1, got ", value));
     }
     return absl::OkStatus();
   };
@@ -100,7 +127,8 @@ absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlag
     job.training.epochs = v.epochs;
   }
   if (f.IsSet("max-steps")) {
-    if (v.max_steps < 0) return absl::InvalidArgumentError("--max-steps must be >= 0 (0: no limit)");
+    if (v.max_steps < 0)
+      return absl::InvalidArgumentError("--max-steps must be >= 0 (0: no limit)");
     job.training.max_steps = v.max_steps;
   }
   if (f.IsSet("seed")) {

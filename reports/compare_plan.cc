@@ -17,10 +17,8 @@ struct KnownStrategy {
   const char* color;
 };
 constexpr KnownStrategy kKnownStrategies[] = {
-    {"one_device", "#4c78a8"},
-    {"mirrored", "#f58518"},
-    {"central_storage", "#54a24b"},
-    {"multi_worker_mirrored", "#b279a2"},
+    {"one_device", "#4c78a8"},       {"mirrored", "#f58518"},
+    {"central_storage", "#54a24b"},  {"multi_worker_mirrored", "#b279a2"},
     {"parameter_server", "#e45756"},
 };
 
@@ -32,7 +30,8 @@ std::vector<std::string> CompareStrategyNames() {
   return names;
 }
 
-absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, const CompareShape& shape) {
+absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy,
+                                                  const CompareShape& shape) {
   StrategyLaunch launch;
   launch.strategy = std::string(strategy);
   if (strategy == "one_device") {
@@ -42,7 +41,8 @@ absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, co
   }
   if (strategy == "mirrored" || strategy == "central_storage") {
     if (shape.devices.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(strategy, " needs --devices (a count or a list)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(strategy, " needs --devices (a count or a list)"));
     }
     launch.devices = shape.devices;
     const bool count = std::all_of(shape.devices.begin(), shape.devices.end(),
@@ -55,8 +55,8 @@ absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, co
     const bool ps = strategy == "parameter_server";
     if (shape.workers < 1 || (ps && shape.ps < 1)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          strategy, " needs --workers >= 1", ps ? " and --ps >= 1" : "", ", got --workers ", shape.workers,
-          ps ? absl::StrCat(" --ps ", shape.ps) : ""));
+          strategy, " needs --workers >= 1", ps ? " and --ps >= 1" : "", ", got --workers ",
+          shape.workers, ps ? absl::StrCat(" --ps ", shape.ps) : ""));
     }
     launch.cluster = true;
     launch.workers = shape.workers;
@@ -65,7 +65,8 @@ absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, co
                             : absl::StrCat(shape.workers, " worker processes");
     return launch;
   }
-  return absl::InvalidArgumentError(absl::StrCat("compare: strategy '", strategy, "' is unknown; use ",
+  return absl::InvalidArgumentError(absl::StrCat("compare: strategy '", strategy,
+                                                 "' is unknown; use ",
                                                  absl::StrJoin(CompareStrategyNames(), ", ")));
 }
 
@@ -75,8 +76,8 @@ absl::StatusOr<std::vector<std::string>> ParseStrategyList(absl::string_view lis
   for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
     const std::string name(absl::StripAsciiWhitespace(part));
     if (std::find(known.begin(), known.end(), name) == known.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("--strategies: '", name, "' is unknown; use ",
-                                                     absl::StrJoin(known, ",")));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--strategies: '", name, "' is unknown; use ", absl::StrJoin(known, ",")));
     }
     if (std::find(names.begin(), names.end(), name) != names.end()) {
       return absl::InvalidArgumentError(absl::StrCat("--strategies lists '", name, "' twice"));

@@ -43,7 +43,8 @@ inline constexpr absl::string_view kSpeedupBaseline = "one_device";
 std::string StrategyColor(const std::string& strategy, int index);
 
 // kInvalidArgument for an unknown name or a shape that cannot run it.
-absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy, const CompareShape& shape);
+absl::StatusOr<StrategyLaunch> PlanStrategyLaunch(absl::string_view strategy,
+                                                  const CompareShape& shape);
 
 // "a,b,c" -> names, each known and listed once (else kInvalidArgument naming it).
 absl::StatusOr<std::vector<std::string>> ParseStrategyList(absl::string_view list);

@@ -19,14 +19,14 @@ namespace meshtrain {
 
 struct CompareRun {
   std::string strategy;
-  std::string launch;          // how it ran: "1 process, 2 replicas (cpu:0,cpu:1)"
+  std::string launch;  // how it ran: "1 process, 2 replicas (cpu:0,cpu:1)"
   int processes = 1;
-  bool ok = false;             // every process exited 0 and the chief wrote summary.json
-  std::string error;           // why not, when !ok
-  double wall_seconds = 0;     // from starting the processes to the last one's exit
-  std::string model_dir;       // relative to the report's directory
-  std::string trace;           // relative Chrome trace file, "" if none
-  nlohmann::json summary;      // the chief's summary.json (null when there is none)
+  bool ok = false;          // every process exited 0 and the chief wrote summary.json
+  std::string error;        // why not, when !ok
+  double wall_seconds = 0;  // from starting the processes to the last one's exit
+  std::string model_dir;    // relative to the report's directory
+  std::string trace;        // relative Chrome trace file, "" if none
+  nlohmann::json summary;   // the chief's summary.json (null when there is none)
   std::map<std::string, int64_t> peak_rss_bytes;  // per process (task), from wait4
 };
 
@@ -43,7 +43,8 @@ std::string RenderCompareTable(const nlohmann::json& report);
 // Safe accessors for report JSON: `fallback` when `object` is not an object,
 // lacks `key`, or holds another type there.
 double JsonNumber(const nlohmann::json& object, const char* key, double fallback);
-std::string JsonString(const nlohmann::json& object, const char* key, const std::string& fallback = "");
+std::string JsonString(const nlohmann::json& object, const char* key,
+                       const std::string& fallback = "");
 const nlohmann::json& JsonField(const nlohmann::json& object, const char* key);  // null if absent
 
 }  // namespace meshtrain

@@ -43,8 +43,9 @@ std::string FormatBytes(double bytes) {
 std::string FormatSeconds(double seconds) {
   if (seconds < 1) return absl::StrFormat("%.0f ms", seconds * 1000);
   if (seconds < 100) return absl::StrFormat("%.1f s", seconds);
-  if (seconds < 3600) return absl::StrFormat("%dm %02ds", static_cast<int>(seconds) / 60,
-                                             static_cast<int>(seconds) % 60);
+  if (seconds < 3600)
+    return absl::StrFormat("%dm %02ds", static_cast<int>(seconds) / 60,
+                           static_cast<int>(seconds) % 60);
   return absl::StrFormat("%.1f h", seconds / 3600);
 }
 

@@ -84,11 +84,13 @@ std::string Card(absl::string_view label, absl::string_view value, absl::string_
   return absl::StrCat("<div class=\"card", bad ? " bad" : "", "\" style=\"--accent:", color,
                       "\"><div class=\"label\">", Html(label), "</div><div class=\"value\">",
                       Html(value), unit.empty() ? "" : " <span class=\"unit\">", Html(unit),
-                      unit.empty() ? "" : "</span>", "</div><div class=\"who\">", who, "</div></div>");
+                      unit.empty() ? "" : "</span>", "</div><div class=\"who\">", who,
+                      "</div></div>");
 }
 
 std::string Who(const Row& r) {
-  return absl::StrCat("<span class=\"dot\" style=\"background:", r.color, "\"></span>", Html(r.name));
+  return absl::StrCat("<span class=\"dot\" style=\"background:", r.color, "\"></span>",
+                      Html(r.name));
 }
 
 std::string Cards(const std::vector<Row>& rows, double target) {
@@ -111,8 +113,9 @@ std::string Cards(const std::vector<Row>& rows, double target) {
     if (better(fastest, "samples_per_sec", true)) fastest = &r;
     if (better(most_accurate, "final_test_accuracy", true)) most_accurate = &r;
     const nlohmann::json& to = JsonField(s, "seconds_to_target");
-    if (to.is_number() && (first_to_target == nullptr ||
-                           to.get<double>() < JsonNumber(*first_to_target->summary, "seconds_to_target", 0))) {
+    if (to.is_number() &&
+        (first_to_target == nullptr ||
+         to.get<double>() < JsonNumber(*first_to_target->summary, "seconds_to_target", 0))) {
       first_to_target = &r;
     }
     const double rss = JsonNumber(JsonField(s, "peak_rss_bytes"), "total", 0);
@@ -123,41 +126,48 @@ std::string Cards(const std::vector<Row>& rows, double target) {
   }
   std::string out = "<section class=\"cards\">";
   if (fastest != nullptr) {
-    absl::StrAppend(&out, Card("Highest throughput", FormatShort(JsonNumber(*fastest->summary, "samples_per_sec", 0)),
+    absl::StrAppend(&out, Card("Highest throughput",
+                               FormatShort(JsonNumber(*fastest->summary, "samples_per_sec", 0)),
                                "samples/s", Who(*fastest), fastest->color));
   }
   const std::string target_text = target > 0 ? absl::StrFormat("%g%%", target * 100) : "the target";
   if (first_to_target != nullptr) {
-    absl::StrAppend(&out, Card(absl::StrCat("First to ", target_text, " test accuracy"),
-                               FormatSeconds(JsonNumber(*first_to_target->summary, "seconds_to_target", 0)),
-                               "", Who(*first_to_target), first_to_target->color));
+    absl::StrAppend(
+        &out, Card(absl::StrCat("First to ", target_text, " test accuracy"),
+                   FormatSeconds(JsonNumber(*first_to_target->summary, "seconds_to_target", 0)), "",
+                   Who(*first_to_target), first_to_target->color));
   } else if (target > 0) {
-    absl::StrAppend(&out, Card(absl::StrCat("First to ", target_text, " test accuracy"), "not reached", "",
-                               "no strategy reached it in this run", "#9ca3af"));
+    absl::StrAppend(&out, Card(absl::StrCat("First to ", target_text, " test accuracy"),
+                               "not reached", "", "no strategy reached it in this run", "#9ca3af"));
   }
   if (most_accurate != nullptr) {
     // Synchronous strategies on the same data and seed often tie exactly.
     const double best = JsonNumber(*most_accurate->summary, "final_test_accuracy", 0);
     int ties = 0;
     for (const Row& r : rows) {
-      ties += &r != most_accurate && r.ok && JsonNumber(*r.summary, "final_test_accuracy", -1) == best;
+      ties +=
+          &r != most_accurate && r.ok && JsonNumber(*r.summary, "final_test_accuracy", -1) == best;
     }
     std::string who = Who(*most_accurate);
     if (ties > 0) absl::StrAppend(&who, " and ", ties, ties == 1 ? " other" : " others");
-    absl::StrAppend(&out, Card("Best final test accuracy", FormatPercent(best), "", who, most_accurate->color));
+    absl::StrAppend(
+        &out, Card("Best final test accuracy", FormatPercent(best), "", who, most_accurate->color));
   }
   if (leanest != nullptr) {
-    absl::StrAppend(&out, Card("Least memory (all processes)",
-                               FormatBytes(JsonNumber(JsonField(*leanest->summary, "peak_rss_bytes"), "total", 0)),
-                               "", Who(*leanest), leanest->color));
+    absl::StrAppend(
+        &out,
+        Card("Least memory (all processes)",
+             FormatBytes(JsonNumber(JsonField(*leanest->summary, "peak_rss_bytes"), "total", 0)),
+             "", Who(*leanest), leanest->color));
   }
   if (failed > 0) {
     std::string names;
     for (const Row& r : rows) {
       if (!r.ok) absl::StrAppend(&names, names.empty() ? "" : ", ", Html(r.name));
     }
-    absl::StrAppend(&out, Card("Did not finish", absl::StrCat(failed), failed == 1 ? "strategy" : "strategies",
-                               absl::StrCat(names, " &mdash; see the table"), "#b91c1c", true));
+    absl::StrAppend(
+        &out, Card("Did not finish", absl::StrCat(failed), failed == 1 ? "strategy" : "strategies",
+                   absl::StrCat(names, " &mdash; see the table"), "#b91c1c", true));
   }
   absl::StrAppend(&out, "</section>");
   return out;
@@ -176,7 +186,8 @@ std::string AccuracyChart(const std::vector<Row>& rows, double target) {
   chart.y_label = "test accuracy";
   chart.format_y = [](double v) {
     const double pct = v * 100;
-    return std::abs(pct - std::round(pct)) < 1e-6 ? absl::StrFormat("%.0f%%", pct) : absl::StrFormat("%.1f%%", pct);
+    return std::abs(pct - std::round(pct)) < 1e-6 ? absl::StrFormat("%.0f%%", pct)
+                                                  : absl::StrFormat("%.1f%%", pct);
   };
   if (target > 0) {
     chart.reference_y = target;
@@ -191,8 +202,8 @@ std::string AccuracyChart(const std::vector<Row>& rows, double target) {
       const double x = JsonNumber(e, "elapsed_seconds", 0), y = JsonNumber(e, "test_accuracy", 0);
       series.points.push_back({x, y});
       series.point_titles.push_back(absl::StrFormat("%s, epoch %d: %.2f%% at %s", r.name,
-                                                    static_cast<int>(JsonNumber(e, "epoch", 0)), y * 100,
-                                                    FormatSeconds(x)));
+                                                    static_cast<int>(JsonNumber(e, "epoch", 0)),
+                                                    y * 100, FormatSeconds(x)));
     }
     chart.series.push_back(std::move(series));
   }
@@ -218,7 +229,8 @@ void SetByteAxis(BarChart& chart) {
 }
 
 // A bar chart row per strategy; failed strategies get their note instead of a bar.
-BarChart BarsPerStrategy(absl::string_view id, absl::string_view x_label, const std::vector<Row>& rows,
+BarChart BarsPerStrategy(absl::string_view id, absl::string_view x_label,
+                         const std::vector<Row>& rows,
                          const std::function<BarRow(const Row&)>& make) {
   BarChart chart;
   chart.id = std::string(id);
@@ -246,27 +258,32 @@ std::string ThroughputChart(const std::vector<Row>& rows) {
       if (r.name == kSpeedupBaseline) break;
     }
   }
-  BarChart chart = BarsPerStrategy("chart-throughput", "samples per second (all workers)", rows, [&](const Row& r) {
-    const double v = JsonNumber(*r.summary, "samples_per_sec", 0);
-    BarRow row;
-    row.segments = {{"samples/s", v, r.color}};
-    row.value_text = base > 0 ? absl::StrFormat("%s  %.2f×", FormatShort(v), v / base) : FormatShort(v);
-    return row;
-  });
+  BarChart chart = BarsPerStrategy(
+      "chart-throughput", "samples per second (all workers)", rows, [&](const Row& r) {
+        const double v = JsonNumber(*r.summary, "samples_per_sec", 0);
+        BarRow row;
+        row.segments = {{"samples/s", v, r.color}};
+        row.value_text =
+            base > 0 ? absl::StrFormat("%s  %.2f×", FormatShort(v), v / base) : FormatShort(v);
+        return row;
+      });
   chart.format_x = [](double v) { return FormatShort(v); };
   return RenderBarChart(chart);
 }
 
 std::string TimeSplitChart(const std::vector<Row>& rows) {
-  BarChart chart = BarsPerStrategy("chart-time-split", "share of the chief's step time", rows, [](const Row& r) {
-    const nlohmann::json& f = JsonField(*r.summary, "time_fractions");
-    BarRow row;
-    row.segments = {{"compute", JsonNumber(f, "compute", 0), kComputeColor},
-                    {"communicate", JsonNumber(f, "communicate", 0), kCommunicateColor},
-                    {"wait", JsonNumber(f, "wait", 0), kWaitColor}};
-    return row;
-  });
-  chart.legend = {{"compute", kComputeColor}, {"communicate", kCommunicateColor}, {"wait for peers", kWaitColor}};
+  BarChart chart =
+      BarsPerStrategy("chart-time-split", "share of the chief's step time", rows, [](const Row& r) {
+        const nlohmann::json& f = JsonField(*r.summary, "time_fractions");
+        BarRow row;
+        row.segments = {{"compute", JsonNumber(f, "compute", 0), kComputeColor},
+                        {"communicate", JsonNumber(f, "communicate", 0), kCommunicateColor},
+                        {"wait", JsonNumber(f, "wait", 0), kWaitColor}};
+        return row;
+      });
+  chart.legend = {{"compute", kComputeColor},
+                  {"communicate", kCommunicateColor},
+                  {"wait for peers", kWaitColor}};
   chart.x_max = 1;
   chart.format_x = [](double v) { return absl::StrFormat("%.0f%%", v * 100); };
   chart.label_segments = true;
@@ -274,35 +291,38 @@ std::string TimeSplitChart(const std::vector<Row>& rows) {
 }
 
 std::string BytesChart(const std::vector<Row>& rows) {
-  BarChart chart = BarsPerStrategy("chart-bytes", "bytes per step, chief's process", rows, [](const Row& r) {
-    BarRow row;
-    const double sent = JsonNumber(*r.summary, "bytes_sent_per_step", 0);
-    const double received = JsonNumber(*r.summary, "bytes_received_per_step", 0);
-    row.segments = {{"sent", sent, kSentColor}, {"received", received, kReceivedColor}};
-    row.value_text = FormatBytes(sent + received);
-    return row;
-  });
+  BarChart chart =
+      BarsPerStrategy("chart-bytes", "bytes per step, chief's process", rows, [](const Row& r) {
+        BarRow row;
+        const double sent = JsonNumber(*r.summary, "bytes_sent_per_step", 0);
+        const double received = JsonNumber(*r.summary, "bytes_received_per_step", 0);
+        row.segments = {{"sent", sent, kSentColor}, {"received", received, kReceivedColor}};
+        row.value_text = FormatBytes(sent + received);
+        return row;
+      });
   chart.legend = {{"sent", kSentColor}, {"received", kReceivedColor}};
   SetByteAxis(chart);
   return RenderBarChart(chart);
 }
 
 std::string MemoryChart(const std::vector<Row>& rows) {
-  BarChart chart = BarsPerStrategy("chart-memory", "peak resident memory, all processes", rows, [](const Row& r) {
-    const nlohmann::json& rss = JsonField(*r.summary, "peak_rss_bytes");
-    const nlohmann::json& per_task = JsonField(rss, "per_task");
-    BarRow row;
-    int i = 0;
-    // One segment per process, alternating shades of the strategy's colour.
-    for (auto it = per_task.begin(); per_task.is_object() && it != per_task.end(); ++it, ++i) {
-      row.segments.push_back({it.key(), it->is_number() ? it->get<double>() : 0,
-                              absl::StrCat(r.color, i % 2 == 0 ? "" : "b3")});
-    }
-    const size_t n = row.segments.size();
-    row.value_text = n > 1 ? absl::StrCat(FormatBytes(JsonNumber(rss, "total", 0)), " in ", n, " proc.")
-                           : FormatBytes(JsonNumber(rss, "total", 0));
-    return row;
-  });
+  BarChart chart = BarsPerStrategy(
+      "chart-memory", "peak resident memory, all processes", rows, [](const Row& r) {
+        const nlohmann::json& rss = JsonField(*r.summary, "peak_rss_bytes");
+        const nlohmann::json& per_task = JsonField(rss, "per_task");
+        BarRow row;
+        int i = 0;
+        // One segment per process, alternating shades of the strategy's colour.
+        for (auto it = per_task.begin(); per_task.is_object() && it != per_task.end(); ++it, ++i) {
+          row.segments.push_back({it.key(), it->is_number() ? it->get<double>() : 0,
+                                  absl::StrCat(r.color, i % 2 == 0 ? "" : "b3")});
+        }
+        const size_t n = row.segments.size();
+        row.value_text =
+            n > 1 ? absl::StrCat(FormatBytes(JsonNumber(rss, "total", 0)), " in ", n, " proc.")
+                  : FormatBytes(JsonNumber(rss, "total", 0));
+        return row;
+      });
   SetByteAxis(chart);
   chart.value_width = 150;
   return RenderBarChart(chart);
@@ -310,7 +330,8 @@ std::string MemoryChart(const std::vector<Row>& rows) {
 
 std::string Table(const std::vector<Row>& rows, double target) {
   std::string out = absl::StrCat(
-      "<div class=\"table-wrap\"><table id=\"figures\"><thead><tr><th>Strategy</th><th class=\"left\">How it ran</th>"
+      "<div class=\"table-wrap\"><table id=\"figures\"><thead><tr><th>Strategy</th><th "
+      "class=\"left\">How it ran</th>"
       "<th>Samples/s</th><th>Wall time</th><th>Training time</th><th>Time to ",
       target > 0 ? absl::StrFormat("%g%%", target * 100) : "target",
       "</th><th>Final test acc.</th><th>Bytes/step sent · recv.</th><th>Compute</th>"
@@ -318,14 +339,17 @@ std::string Table(const std::vector<Row>& rows, double target) {
       "</tr></thead><tbody>");
   for (const Row& r : rows) {
     const nlohmann::json& row = *r.json;
-    std::string outputs = absl::StrCat("<a href=\"", Html(JsonString(row, "model_dir")), "/\">model dir</a>");
+    std::string outputs =
+        absl::StrCat("<a href=\"", Html(JsonString(row, "model_dir")), "/\">model dir</a>");
     const std::string trace = JsonString(row, "trace");
     if (!trace.empty()) absl::StrAppend(&outputs, " · <a href=\"", Html(trace), "\">trace</a>");
-    absl::StrAppend(&out, "<tr data-strategy=\"", Html(r.name), "\" data-status=\"", r.ok ? "ok" : "failed",
-                    "\"><td>", Who(r), "<div class=\"links\">", outputs, "</div></td><td class=\"left how\">",
+    absl::StrAppend(&out, "<tr data-strategy=\"", Html(r.name), "\" data-status=\"",
+                    r.ok ? "ok" : "failed", "\"><td>", Who(r), "<div class=\"links\">", outputs,
+                    "</div></td><td class=\"left how\">",
                     Html(JsonString(JsonField(row, "launch"), "description")), "</td>");
     if (!r.ok) {
-      absl::StrAppend(&out, "<td class=\"failed\" colspan=\"10\"><strong>did not finish</strong> after ",
+      absl::StrAppend(&out,
+                      "<td class=\"failed\" colspan=\"10\"><strong>did not finish</strong> after ",
                       FormatSeconds(JsonNumber(row, "wall_seconds", 0)), "<pre>",
                       Html(JsonString(row, "error", "unknown error")), "</pre></td></tr>");
       continue;
@@ -334,17 +358,18 @@ std::string Table(const std::vector<Row>& rows, double target) {
     const nlohmann::json& f = JsonField(s, "time_fractions");
     const nlohmann::json& to = JsonField(s, "seconds_to_target");
     const nlohmann::json& rss = JsonField(s, "peak_rss_bytes");
-    absl::StrAppend(
-        &out, "<td>", FormatThousands(JsonNumber(s, "samples_per_sec", 0)), "</td><td>",
-        FormatSeconds(JsonNumber(s, "wall_seconds", 0)), "</td><td>",
-        FormatSeconds(JsonNumber(s, "train_seconds", 0)), "</td><td>",
-        to.is_number() ? FormatSeconds(to.get<double>()) : "not reached", "</td><td>",
-        FormatPercent(JsonNumber(s, "final_test_accuracy", 0)), "</td><td>",
-        FormatBytes(JsonNumber(s, "bytes_sent_per_step", 0)), " · ",
-        FormatBytes(JsonNumber(s, "bytes_received_per_step", 0)), "</td><td>",
-        FormatPercent(JsonNumber(f, "compute", 0)), "</td><td>", FormatPercent(JsonNumber(f, "communicate", 0)),
-        "</td><td>", FormatPercent(JsonNumber(f, "wait", 0)), "</td><td>",
-        FormatBytes(JsonNumber(rss, "max", 0)), " · ", FormatBytes(JsonNumber(rss, "total", 0)), "</td></tr>");
+    absl::StrAppend(&out, "<td>", FormatThousands(JsonNumber(s, "samples_per_sec", 0)), "</td><td>",
+                    FormatSeconds(JsonNumber(s, "wall_seconds", 0)), "</td><td>",
+                    FormatSeconds(JsonNumber(s, "train_seconds", 0)), "</td><td>",
+                    to.is_number() ? FormatSeconds(to.get<double>()) : "not reached", "</td><td>",
+                    FormatPercent(JsonNumber(s, "final_test_accuracy", 0)), "</td><td>",
+                    FormatBytes(JsonNumber(s, "bytes_sent_per_step", 0)), " · ",
+                    FormatBytes(JsonNumber(s, "bytes_received_per_step", 0)), "</td><td>",
+                    FormatPercent(JsonNumber(f, "compute", 0)), "</td><td>",
+                    FormatPercent(JsonNumber(f, "communicate", 0)), "</td><td>",
+                    FormatPercent(JsonNumber(f, "wait", 0)), "</td><td>",
+                    FormatBytes(JsonNumber(rss, "max", 0)), " · ",
+                    FormatBytes(JsonNumber(rss, "total", 0)), "</td></tr>");
   }
   absl::StrAppend(&out, "</tbody></table></div>");
   return out;
@@ -411,46 +436,58 @@ std::string RenderCompareHtml(const nlohmann::json& report) {
   std::string html = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-      "<title>meshtrain compare: ", Html(job_name), "</title><style>", kStyle, "</style></head><body><main>");
+      "<title>meshtrain compare: ",
+      Html(job_name), "</title><style>", kStyle, "</style></head><body><main>");
 
   std::string epochs = absl::StrCat(static_cast<int64_t>(JsonNumber(job, "epochs", 0)), " epochs");
   if (JsonNumber(job, "max_steps", 0) > 0) {
-    absl::StrAppend(&epochs, " (at most ", static_cast<int64_t>(JsonNumber(job, "max_steps", 0)), " steps)");
+    absl::StrAppend(&epochs, " (at most ", static_cast<int64_t>(JsonNumber(job, "max_steps", 0)),
+                    " steps)");
   }
-  absl::StrAppend(
-      &html, "<header><h1>Distribution strategies compared on <em>", Html(job_name), "</em></h1>",
-      "<p class=\"sub\">", rows.size(), " strategies, run one after the other with the same data, seed ",
-      static_cast<int64_t>(JsonNumber(job, "seed", 0)), " and global batch ",
-      static_cast<int64_t>(JsonNumber(job, "global_batch_size", 0)), " · ", Html(epochs), "</p>",
-      "<p class=\"sub\">Model: ", Html(JsonString(job, "model")), " · optimizer: ",
-      Html(JsonString(job, "optimizer")), " · dataset: ", Html(JsonString(job, "dataset")), "</p>",
-      "<p class=\"sub\">Machine: ", Html(JsonString(machine, "host", "?")), " · ",
-      static_cast<int>(JsonNumber(machine, "cores", 0)), " cores · ", Html(JsonString(machine, "cpu", "?")),
-      " · ", FormatBytes(JsonNumber(machine, "memory_bytes", 0)), " RAM · ", Html(JsonString(machine, "os", "?")),
-      " · load ", absl::StrFormat("%.2f", JsonNumber(machine, "load_average_start", 0)), " at the start, ",
-      absl::StrFormat("%.2f", JsonNumber(machine, "load_average_end", 0)), " at the end · ",
-      Html(JsonString(report, "created")), "</p></header>");
+  absl::StrAppend(&html, "<header><h1>Distribution strategies compared on <em>", Html(job_name),
+                  "</em></h1>", "<p class=\"sub\">", rows.size(),
+                  " strategies, run one after the other with the same data, seed ",
+                  static_cast<int64_t>(JsonNumber(job, "seed", 0)), " and global batch ",
+                  static_cast<int64_t>(JsonNumber(job, "global_batch_size", 0)), " · ",
+                  Html(epochs), "</p>", "<p class=\"sub\">Model: ", Html(JsonString(job, "model")),
+                  " · optimizer: ", Html(JsonString(job, "optimizer")),
+                  " · dataset: ", Html(JsonString(job, "dataset")), "</p>",
+                  "<p class=\"sub\">Machine: ", Html(JsonString(machine, "host", "?")), " · ",
+                  static_cast<int>(JsonNumber(machine, "cores", 0)), " cores · ",
+                  Html(JsonString(machine, "cpu", "?")), " · ",
+                  FormatBytes(JsonNumber(machine, "memory_bytes", 0)), " RAM · ",
+                  Html(JsonString(machine, "os", "?")), " · load ",
+                  absl::StrFormat("%.2f", JsonNumber(machine, "load_average_start", 0)),
+                  " at the start, ",
+                  absl::StrFormat("%.2f", JsonNumber(machine, "load_average_end", 0)),
+                  " at the end · ", Html(JsonString(report, "created")), "</p></header>");
   absl::StrAppend(&html, Cards(rows, target));
-  absl::StrAppend(&html, Panel("Test accuracy against wall time",
-                               "One point per epoch, evaluated by the chief. Further left is faster; higher is "
-                               "more accurate. The dashed line is the job's target.",
-                               AccuracyChart(rows, target), /*wide=*/true));
+  absl::StrAppend(
+      &html, Panel("Test accuracy against wall time",
+                   "One point per epoch, evaluated by the chief. Further left is faster; higher is "
+                   "more accurate. The dashed line is the job's target.",
+                   AccuracyChart(rows, target), /*wide=*/true));
   absl::StrAppend(
       &html, "<div class=\"grid\">",
       Panel("Throughput", "Samples per second of training time, and the speed-up over one_device.",
             ThroughputChart(rows)),
       Panel("Where a step's time goes",
-            "The chief's step split into computing, communication not hidden behind it, and waiting for peers.",
+            "The chief's step split into computing, communication not hidden behind it, and "
+            "waiting for peers.",
             TimeSplitChart(rows)),
       Panel("Bytes on the wire per step", "Payload the chief's process sent and received per step.",
             BytesChart(rows)),
-      Panel("Peak memory", "Largest resident set of each process, stacked over the strategy's processes.",
+      Panel("Peak memory",
+            "Largest resident set of each process, stacked over the strategy's processes.",
             MemoryChart(rows)),
       "</div>");
-  absl::StrAppend(&html, Panel("Figures", "Every number above, per strategy.", Table(rows, target), true));
-  absl::StrAppend(&html, "<section class=\"panel notes\"><h2>How to read this</h2>", kNotes, "</section>");
-  absl::StrAppend(&html, "<footer>Written by <code>", Html(JsonString(report, "command")),
-                  "</code>. The figures are in <code>report.json</code> next to this page.</footer>");
+  absl::StrAppend(&html,
+                  Panel("Figures", "Every number above, per strategy.", Table(rows, target), true));
+  absl::StrAppend(&html, "<section class=\"panel notes\"><h2>How to read this</h2>", kNotes,
+                  "</section>");
+  absl::StrAppend(
+      &html, "<footer>Written by <code>", Html(JsonString(report, "command")),
+      "</code>. The figures are in <code>report.json</code> next to this page.</footer>");
   absl::StrAppend(&html, "</main>", kRenderCheck, "</body></html>\n");
   return html;
 }

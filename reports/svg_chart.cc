@@ -37,10 +37,10 @@ std::string Text(double x, double y, absl::string_view text, absl::string_view a
 }
 
 std::string OpenSvg(absl::string_view id, int width, int height, absl::string_view kind) {
-  return absl::StrCat("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"", XmlEscape(id),
-                      "\" data-chart=\"", XmlEscape(id), "\" data-kind=\"", kind, "\" viewBox=\"0 0 ",
-                      width, " ", height, "\" width=\"100%\" role=\"img\" ", kFont,
-                      " font-size=\"13\" fill=\"", kTextColor, "\">");
+  return absl::StrCat("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"",
+                      XmlEscape(id), "\" data-chart=\"", XmlEscape(id), "\" data-kind=\"", kind,
+                      "\" viewBox=\"0 0 ", width, " ", height, "\" width=\"100%\" role=\"img\" ",
+                      kFont, " font-size=\"13\" fill=\"", kTextColor, "\">");
 }
 
 }  // namespace
@@ -50,12 +50,23 @@ std::string XmlEscape(absl::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -105,14 +116,15 @@ void AppendGridAndAxes(const LineChart& chart, const LinePlot& plot, const std::
                     "\" y2=\"", Num(bottom), "\"/>");
   }
   absl::StrAppend(&svg, "</g><g class=\"axis\" stroke=\"", kAxisColor, "\" stroke-width=\"1.2\">",
-                  "<line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"", Num(bottom), "\" y2=\"",
-                  Num(bottom), "\"/><line x1=\"", Num(left), "\" x2=\"", Num(left), "\" y1=\"", Num(top),
-                  "\" y2=\"", Num(bottom), "\"/></g><g class=\"ticks\" font-size=\"12\" fill=\"",
-                  kAxisColor, "\">");
+                  "<line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"", Num(bottom),
+                  "\" y2=\"", Num(bottom), "\"/><line x1=\"", Num(left), "\" x2=\"", Num(left),
+                  "\" y1=\"", Num(top), "\" y2=\"", Num(bottom),
+                  "\"/></g><g class=\"ticks\" font-size=\"12\" fill=\"", kAxisColor, "\">");
   for (double t : yt) absl::StrAppend(&svg, Text(left - 8, sy(t) + 4, fy(t), "end"));
   for (double t : xt) absl::StrAppend(&svg, Text(sx(t), bottom + 18, fx(t), "middle"));
-  absl::StrAppend(&svg, "</g>", Text((left + right) / 2, chart.height - 10.0, chart.x_label, "middle",
-                                     "font-weight=\"600\""));
+  absl::StrAppend(&svg, "</g>",
+                  Text((left + right) / 2, chart.height - 10.0, chart.x_label, "middle",
+                       "font-weight=\"600\""));
   absl::StrAppend(&svg, "<text transform=\"translate(18,", Num((top + bottom) / 2),
                   ") rotate(-90)\" text-anchor=\"middle\" font-weight=\"600\">",
                   XmlEscape(chart.y_label), "</text>");
@@ -121,12 +133,13 @@ void AppendGridAndAxes(const LineChart& chart, const LinePlot& plot, const std::
 void AppendReference(const LineChart& chart, const LinePlot& plot, std::string& svg) {
   const auto& [left, right, top, bottom, sx, sy] = plot;
   const double y = sy(*chart.reference_y);
-  absl::StrAppend(&svg, "<g class=\"reference\"><line x1=\"", Num(left), "\" x2=\"", Num(right),
-                  "\" y1=\"", Num(y), "\" y2=\"", Num(y),
-                  "\" stroke=\"#dc2626\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>",
-                  // At the left, where curves start low, the label rarely hides a point.
-                  Text(left + 6, y - 6, chart.reference_label, "start", "fill=\"#dc2626\" font-size=\"12\""),
-                  "</g>");
+  absl::StrAppend(
+      &svg, "<g class=\"reference\"><line x1=\"", Num(left), "\" x2=\"", Num(right), "\" y1=\"",
+      Num(y), "\" y2=\"", Num(y),
+      "\" stroke=\"#dc2626\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>",
+      // At the left, where curves start low, the label rarely hides a point.
+      Text(left + 6, y - 6, chart.reference_label, "start", "fill=\"#dc2626\" font-size=\"12\""),
+      "</g>");
 }
 
 // One series' path and points, each point with its title.
@@ -136,7 +149,8 @@ void AppendSeries(const ChartSeries& s, const LinePlot& plot, std::string& svg) 
   const std::string name = XmlEscape(s.name);
   std::string d;
   for (size_t i = 0; i < s.points.size(); ++i) {
-    absl::StrAppend(&d, i == 0 ? "M" : " L", Num(sx(s.points[i].first)), " ", Num(sy(s.points[i].second)));
+    absl::StrAppend(&d, i == 0 ? "M" : " L", Num(sx(s.points[i].first)), " ",
+                    Num(sy(s.points[i].second)));
   }
   absl::StrAppend(&svg, "<g class=\"series-group\" data-series=\"", name, "\">");
   if (!d.empty()) {
@@ -149,7 +163,8 @@ void AppendSeries(const ChartSeries& s, const LinePlot& plot, std::string& svg) 
                     s.points[i].first, "\" data-y=\"", s.points[i].second, "\" cx=\"",
                     Num(sx(s.points[i].first)), "\" cy=\"", Num(sy(s.points[i].second)),
                     "\" r=\"4\" fill=\"", s.color, "\" stroke=\"#fff\" stroke-width=\"1.5\">");
-    if (i < s.point_titles.size()) absl::StrAppend(&svg, "<title>", XmlEscape(s.point_titles[i]), "</title>");
+    if (i < s.point_titles.size())
+      absl::StrAppend(&svg, "<title>", XmlEscape(s.point_titles[i]), "</title>");
     absl::StrAppend(&svg, "</circle>");
   }
   absl::StrAppend(&svg, "</g>");
@@ -160,10 +175,11 @@ void AppendLegend(const LineChart& chart, const LinePlot& plot, std::string& svg
   absl::StrAppend(&svg, "<g class=\"legend\">");
   double ly = plot.top + 10;
   for (const ChartSeries& s : chart.series) {
-    absl::StrAppend(&svg, "<line x1=\"", Num(right + 20), "\" x2=\"", Num(right + 44), "\" y1=\"", Num(ly),
-                    "\" y2=\"", Num(ly), "\" stroke=\"", s.color, "\" stroke-width=\"2.5\"/>",
-                    "<circle cx=\"", Num(right + 32), "\" cy=\"", Num(ly), "\" r=\"4\" fill=\"", s.color,
-                    "\"/>", Text(right + 52, ly + 4, s.name, "start"));
+    absl::StrAppend(&svg, "<line x1=\"", Num(right + 20), "\" x2=\"", Num(right + 44), "\" y1=\"",
+                    Num(ly), "\" y2=\"", Num(ly), "\" stroke=\"", s.color,
+                    "\" stroke-width=\"2.5\"/>", "<circle cx=\"", Num(right + 32), "\" cy=\"",
+                    Num(ly), "\" r=\"4\" fill=\"", s.color, "\"/>",
+                    Text(right + 52, ly + 4, s.name, "start"));
     ly += 22;
   }
   absl::StrAppend(&svg, "</g>");
@@ -186,8 +202,10 @@ std::string RenderLineChart(const LineChart& chart) {
     y_hi = std::max(y_hi, *chart.reference_y);
   }
   if (!std::isfinite(y_lo)) {
-    absl::StrAppend(&svg, Text((left + right) / 2, (top + bottom) / 2, "no data to plot", "middle",
-                               "font-style=\"italic\""), "</svg>");
+    absl::StrAppend(&svg,
+                    Text((left + right) / 2, (top + bottom) / 2, "no data to plot", "middle",
+                         "font-style=\"italic\""),
+                    "</svg>");
     return svg;
   }
   const double y_pad = std::max(1e-9, (y_hi - y_lo) * 0.06);
@@ -212,7 +230,8 @@ std::string RenderBarChart(const BarChart& chart) {
   const double legend_height = chart.legend.empty() ? 6 : 30;
   const double left = label_width, right = chart.width - value_width;
   const double top = legend_height + 4;
-  const double bottom = top + row_height * static_cast<double>(std::max<size_t>(1, chart.rows.size()));
+  const double bottom =
+      top + row_height * static_cast<double>(std::max<size_t>(1, chart.rows.size()));
   const int height = static_cast<int>(bottom + 46);
   std::string svg = OpenSvg(chart.id, chart.width, height, "bar");
 
@@ -223,7 +242,8 @@ std::string RenderBarChart(const BarChart& chart) {
     max_sum = std::max(max_sum, sum);
   }
   const double unit = chart.tick_unit > 0 ? chart.tick_unit : 1;
-  std::vector<double> ticks = NiceTicks(0, (chart.x_max > 0 ? chart.x_max : (max_sum > 0 ? max_sum : unit)) / unit, 4);
+  std::vector<double> ticks =
+      NiceTicks(0, (chart.x_max > 0 ? chart.x_max : (max_sum > 0 ? max_sum : unit)) / unit, 4);
   for (double& t : ticks) t *= unit;
   const Scale sx{0, chart.x_max > 0 ? chart.x_max : ticks.back(), left, right};
 
@@ -231,8 +251,9 @@ std::string RenderBarChart(const BarChart& chart) {
     absl::StrAppend(&svg, "<g class=\"legend\">");
     double x = left;
     for (const auto& [name, color] : chart.legend) {
-      absl::StrAppend(&svg, "<rect x=\"", Num(x), "\" y=\"6\" width=\"12\" height=\"12\" rx=\"2\" fill=\"",
-                      color, "\"/>", Text(x + 17, 16.5, name, "start"));
+      absl::StrAppend(&svg, "<rect x=\"", Num(x),
+                      "\" y=\"6\" width=\"12\" height=\"12\" rx=\"2\" fill=\"", color, "\"/>",
+                      Text(x + 17, 16.5, name, "start"));
       x += 30 + 7.2 * static_cast<double>(name.size());
     }
     absl::StrAppend(&svg, "</g>");
@@ -248,9 +269,10 @@ std::string RenderBarChart(const BarChart& chart) {
     if (t > sx.hi + 1e-9) continue;
     absl::StrAppend(&svg, Text(sx(t), bottom + 17, fx(t), "middle"));
   }
-  absl::StrAppend(&svg, "</g><line x1=\"", Num(left), "\" x2=\"", Num(left), "\" y1=\"", Num(top),
-                  "\" y2=\"", Num(bottom), "\" stroke=\"", kAxisColor, "\" stroke-width=\"1.2\"/>",
-                  Text((left + right) / 2, height - 8.0, chart.x_label, "middle", "font-weight=\"600\""));
+  absl::StrAppend(
+      &svg, "</g><line x1=\"", Num(left), "\" x2=\"", Num(left), "\" y1=\"", Num(top), "\" y2=\"",
+      Num(bottom), "\" stroke=\"", kAxisColor, "\" stroke-width=\"1.2\"/>",
+      Text((left + right) / 2, height - 8.0, chart.x_label, "middle", "font-weight=\"600\""));
 
   for (size_t r = 0; r < chart.rows.size(); ++r) {
     const BarRow& row = chart.rows[r];
@@ -259,18 +281,20 @@ std::string RenderBarChart(const BarChart& chart) {
     absl::StrAppend(&svg, "<g class=\"row\" data-row=\"", label, "\">",
                     Text(left - 10, y + bar_height / 2 + 4.5, row.label, "end"));
     if (row.segments.empty()) {
-      absl::StrAppend(&svg, Text(left + 8, y + bar_height / 2 + 4.5, row.note, "start",
-                                 "font-style=\"italic\" fill=\"#b91c1c\""), "</g>");
+      absl::StrAppend(&svg,
+                      Text(left + 8, y + bar_height / 2 + 4.5, row.note, "start",
+                           "font-style=\"italic\" fill=\"#b91c1c\""),
+                      "</g>");
       continue;
     }
     double x = left;
     for (const BarSegment& s : row.segments) {
       const double w = std::max(0.0, sx(std::max(0.0, s.value)) - left);
       absl::StrAppend(&svg, "<rect class=\"bar\" data-row=\"", label, "\" data-segment=\"",
-                      XmlEscape(s.name), "\" data-value=\"", s.value, "\" x=\"", Num(x), "\" y=\"", Num(y),
-                      "\" width=\"", Num(w), "\" height=\"", Num(bar_height), "\" fill=\"", s.color,
-                      "\"><title>", label, (s.name.empty() ? "" : " · "), XmlEscape(s.name),
-                      ": ", XmlEscape(fx(s.value)), "</title></rect>");
+                      XmlEscape(s.name), "\" data-value=\"", s.value, "\" x=\"", Num(x), "\" y=\"",
+                      Num(y), "\" width=\"", Num(w), "\" height=\"", Num(bar_height), "\" fill=\"",
+                      s.color, "\"><title>", label, (s.name.empty() ? "" : " · "),
+                      XmlEscape(s.name), ": ", XmlEscape(fx(s.value)), "</title></rect>");
       const std::string inside = chart.label_segments ? fx(s.value) : "";
       if (!inside.empty() && w >= 9.0 * static_cast<double>(inside.size()) + 8) {
         absl::StrAppend(&svg, Text(x + w / 2, y + bar_height / 2 + 4.5, inside, "middle",
@@ -278,8 +302,9 @@ std::string RenderBarChart(const BarChart& chart) {
       }
       x += w;
     }
-    absl::StrAppend(&svg, Text(x + 6, y + bar_height / 2 + 4.5, row.value_text, "start", "font-weight=\"600\""),
-                    "</g>");
+    absl::StrAppend(
+        &svg, Text(x + 6, y + bar_height / 2 + 4.5, row.value_text, "start", "font-weight=\"600\""),
+        "</g>");
   }
   absl::StrAppend(&svg, "</svg>");
   return svg;

@@ -58,7 +58,7 @@ struct BarChart {
   std::string x_label;
   std::vector<BarRow> rows;
   std::vector<std::pair<std::string, std::string>> legend;  // (name, colour); empty: none
-  double x_max = 0;  // 0: from the data
+  double x_max = 0;                                         // 0: from the data
   // Ticks fall on round multiples of this unit (1024 * 1024 for MiB).
   double tick_unit = 1;
   ValueFormatter format_x;  // tick labels and tooltips

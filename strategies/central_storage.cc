@@ -10,14 +10,16 @@
 
 namespace meshtrain {
 
-absl::StatusOr<std::unique_ptr<CentralStorageStrategy>> CentralStorageStrategy::Create(Options options) {
+absl::StatusOr<std::unique_ptr<CentralStorageStrategy>> CentralStorageStrategy::Create(
+    Options options) {
   if (options.compute_devices.empty()) {
     return absl::InvalidArgumentError("central_storage needs at least one compute device");
   }
   for (const Device& d : options.compute_devices) {
     if (!d.is_cpu() || !options.parameter_device.is_cpu()) {
       return absl::UnimplementedError(absl::StrCat(
-          "central_storage on ", d.ToString(), ": GPU compute devices read the parameter device "
+          "central_storage on ", d.ToString(),
+          ": GPU compute devices read the parameter device "
           "through host copies, which this build does not do yet; use cpu devices or mirrored"));
     }
   }
@@ -32,9 +34,9 @@ absl::StatusOr<VariableId> CentralStorageStrategy::CreateVariable(const Variable
         absl::StrCat("variable ", spec.name, " declared after the strategy was built"));
   }
   if (spec.sparse) {
-    return absl::UnimplementedError(absl::StrCat(
-        "central_storage: variable ", spec.name,
-        " is sparse; train sparse models with one_device or parameter_server"));
+    return absl::UnimplementedError(
+        absl::StrCat("central_storage: variable ", spec.name,
+                     " is sparse; train sparse models with one_device or parameter_server"));
   }
   specs_.push_back(spec);
   return static_cast<VariableId>(specs_.size() - 1);
@@ -109,8 +111,8 @@ absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const
   const std::vector<Batch> slices = SplitBatch(batch, n);
   const int64_t rows = batch.size();
   const absl::Time start = absl::Now();
-  MESHTRAIN_RETURN_IF_ERROR(pool_->Run(
-      [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
+  MESHTRAIN_RETURN_IF_ERROR(
+      pool_->Run([&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
   const absl::Time all_done = absl::Now();
   {
     // The one update, on the parameter device, while no replica runs (and once
@@ -147,7 +149,8 @@ void CentralStorageStrategy::Describe(nlohmann::json& summary) const {
   summary["num_replicas"] = num_replicas_in_sync();
   summary["parameter_device"] = options_.parameter_device.ToString();
   summary["cross_device_ops"] = "sum_on_parameter_device";
-  summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
+  summary["checkpoint_update_wait_ms"] =
+      absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointJob>> CentralStorageStrategy::PrepareCheckpoint() {

@@ -18,12 +18,12 @@
 #include <vector>
 
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/fork_join_pool.h"
 #include "runtime/base/trace.h"
 #include "runtime/collective/replica_barrier.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/optim/variable_store.h"
 #include "strategies/replica.h"
-#include "runtime/base/fork_join_pool.h"
 #include "strategies/store_checkpoint.h"
 #include "strategies/strategy.h"
 
@@ -45,7 +45,9 @@ class CentralStorageStrategy final : public Strategy {
 
   absl::StatusOr<VariableId> CreateVariable(const VariableSpec& spec) override;
   std::string name() const override { return "central_storage"; }
-  int num_replicas_in_sync() const override { return static_cast<int>(options_.compute_devices.size()); }
+  int num_replicas_in_sync() const override {
+    return static_cast<int>(options_.compute_devices.size());
+  }
   InputShard input_shard() const override { return {}; }
   absl::Status Build() override;
   absl::StatusOr<StepResult> Run(const StepFn& step, const Batch& batch,

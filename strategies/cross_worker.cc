@@ -30,9 +30,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
     Mesh& mesh, const std::vector<TaskId>& workers, Device device, absl::string_view name,
     AbortSignal& abort, absl::Duration timeout) {
   if (device.is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--communication nccl sums GPU memory, but this worker's replicas are on ",
-        device.ToString(), "; pass --devices gpu:0 (or use --communication ring)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--communication nccl sums GPU memory, but this worker's replicas are on ",
+                     device.ToString(), "; pass --devices gpu:0 (or use --communication ring)"));
   }
 #if MESHTRAIN_HAVE_CUDA
   const auto me = std::find(workers.begin(), workers.end(), mesh.task());
@@ -87,7 +87,8 @@ absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& a
     link.description = "nccl";
     return link;
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(link.transport, mesh.CreateTransport(workers, options.rpc_layer, name));
+  MESHTRAIN_ASSIGN_OR_RETURN(link.transport,
+                             mesh.CreateTransport(workers, options.rpc_layer, name));
   link.communicator = std::make_unique<RingCommunicator>(link.transport.get());
   link.description = absl::StrCat("ring over ", link.transport->kind());
   return link;

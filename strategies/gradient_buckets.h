@@ -42,9 +42,9 @@ class GradientBuckets {
 
  private:
   std::vector<Bucket> buckets_;
-  std::vector<int> bucket_of_;   // per VariableId; -1 for sparse
-  std::vector<int> remaining_;   // per bucket
-  std::vector<bool> ready_;      // per VariableId
+  std::vector<int> bucket_of_;  // per VariableId; -1 for sparse
+  std::vector<int> remaining_;  // per bucket
+  std::vector<bool> ready_;     // per VariableId
 };
 
 }  // namespace meshtrain

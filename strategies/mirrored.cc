@@ -16,8 +16,8 @@ absl::StatusOr<std::unique_ptr<MirroredStrategy>> MirroredStrategy::Create(Optio
   }
   if (options.optimizer == nullptr) return absl::InvalidArgumentError("no optimizer");
   if (options.num_workers > 1 && options.cross_worker.communicator == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options.name, " across ", options.num_workers, " workers needs a communicator"));
+    return absl::InvalidArgumentError(absl::StrCat(options.name, " across ", options.num_workers,
+                                                   " workers needs a communicator"));
   }
   return std::unique_ptr<MirroredStrategy>(new MirroredStrategy(std::move(options)));
 }
@@ -34,9 +34,9 @@ absl::StatusOr<VariableId> MirroredStrategy::CreateVariable(const VariableSpec& 
         absl::StrCat("variable ", spec.name, " declared after the strategy was built"));
   }
   if (spec.sparse) {
-    return absl::UnimplementedError(absl::StrCat(
-        options_.name, ": variable ", spec.name,
-        " is sparse (an embedding table); train sparse models with one_device or parameter_server"));
+    return absl::UnimplementedError(absl::StrCat(options_.name, ": variable ", spec.name,
+                                                 " is sparse (an embedding table); train sparse "
+                                                 "models with one_device or parameter_server"));
   }
   specs_.push_back(spec);
   return static_cast<VariableId>(specs_.size() - 1);
@@ -45,9 +45,8 @@ absl::StatusOr<VariableId> MirroredStrategy::CreateVariable(const VariableSpec& 
 absl::Status MirroredStrategy::Build() {
   const int n = static_cast<int>(options_.devices.size());
   MESHTRAIN_ASSIGN_OR_RETURN(cross_device_ops_,
-                             CreateCrossDeviceOps(options_.cross_device_ops, n,
-                                                  cross_worker(), options_.abort,
-                                                  options_.devices));
+                             CreateCrossDeviceOps(options_.cross_device_ops, n, cross_worker(),
+                                                  options_.abort, options_.devices));
   replicas_.resize(n);
   for (int i = 0; i < n; ++i) {
     ReplicaState& r = replicas_[i];
@@ -59,14 +58,16 @@ absl::Status MirroredStrategy::Build() {
     std::vector<Tensor> values;
     for (int v = 0; v < r.store->size(); ++v) values.push_back(r.store->entry(v).value);
     r.replica->BindValues(std::move(values));
-    r.buckets = std::make_unique<GradientBuckets>(r.replica->layout(), specs_, options_.bytes_per_pack);
+    r.buckets =
+        std::make_unique<GradientBuckets>(r.replica->layout(), specs_, options_.bytes_per_pack);
   }
   const bool combine = n > 1 || cross_worker() != nullptr;
   for (int i = 0; i < n; ++i) {
     ReplicaState& r = replicas_[i];
     if (!combine) continue;
     if (options_.overlap == GradientOverlap::kThread) {
-      r.combiner = std::make_unique<BucketCombiner>([this, i](int bucket) { return CombineBucket(i, bucket); });
+      r.combiner = std::make_unique<BucketCombiner>(
+          [this, i](int bucket) { return CombineBucket(i, bucket); });
       r.replica->SetGradientReadyCallback([&r](VariableId id) {
         const int bucket = r.buckets->MarkReady(id);
         if (bucket >= 0) r.combiner->Enqueue(bucket);
@@ -177,8 +178,8 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   const int64_t rows = batch.size();
   const TransportStats wire_before =
       cross_worker() != nullptr ? cross_worker()->stats() : TransportStats{};
-  absl::Status status = pool_->Run(
-      [&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); });
+  absl::Status status =
+      pool_->Run([&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); });
   ++step_;
   if (!status.ok()) return status;
   StepResult result;
@@ -222,7 +223,8 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
                                                                       : "off";
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
   if (cross_worker() != nullptr) summary["communication"] = options_.cross_worker.description;
-  summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
+  summary["checkpoint_update_wait_ms"] =
+      absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
 }
 
 // Every replica holds the same values (and every worker: the same sums were

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runtime/base/abort_signal.h"
+#include "runtime/base/fork_join_pool.h"
 #include "runtime/base/trace.h"
 #include "runtime/collective/communicator.h"
 #include "runtime/collective/cross_device_ops.h"
@@ -34,10 +35,9 @@
 #include "strategies/cross_worker.h"
 #include "strategies/gradient_buckets.h"
 #include "strategies/replica.h"
-#include "runtime/base/fork_join_pool.h"
 #include "strategies/store_checkpoint.h"
-#include "strategies/strategy_config.h"
 #include "strategies/strategy.h"
+#include "strategies/strategy_config.h"
 
 namespace meshtrain {
 

@@ -62,7 +62,8 @@ absl::Status OneDeviceStrategy::Read(const std::function<absl::Status(ReplicaCon
 void OneDeviceStrategy::Describe(nlohmann::json& summary) const {
   summary["num_replicas"] = 1;
   summary["devices"] = {device_.ToString()};
-  summary["checkpoint_update_wait_ms"] = absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
+  summary["checkpoint_update_wait_ms"] =
+      absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointJob>> OneDeviceStrategy::PrepareCheckpoint() {

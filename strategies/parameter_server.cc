@@ -86,8 +86,8 @@ absl::StatusOr<std::unique_ptr<ParameterServerStrategy>> ParameterServerStrategy
   if (options.num_workers < 1 || options.worker_rank < 0 ||
       options.worker_rank >= options.num_workers) {
     return absl::InvalidArgumentError(absl::StrCat("parameter_server: worker rank ",
-                                                   options.worker_rank, " of ",
-                                                   options.num_workers, " workers"));
+                                                   options.worker_rank, " of ", options.num_workers,
+                                                   " workers"));
   }
   return std::unique_ptr<ParameterServerStrategy>(new ParameterServerStrategy(std::move(options)));
 }
@@ -139,8 +139,8 @@ absl::StatusOr<StepResult> ParameterServerStrategy::Run(const StepFn& step, cons
   }
   const absl::Time start = absl::Now();
   context_->TakeRowsBytes();  // evaluation's rows are not this step's
-  MESHTRAIN_ASSIGN_OR_RETURN(
-      result.loss, step(*context_, batch, 1.0f / static_cast<float>(global_batch_size)));
+  MESHTRAIN_ASSIGN_OR_RETURN(result.loss,
+                             step(*context_, batch, 1.0f / static_cast<float>(global_batch_size)));
   const absl::Time computed = absl::Now();
   std::vector<SparseGradient> sparse;
   int64_t sparse_bytes = 0;
@@ -171,9 +171,8 @@ absl::Status ParameterServerStrategy::Read(const std::function<absl::Status(Repl
 
 absl::StatusOr<std::string> ParameterServerStrategy::ParameterChecksum() {
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PsTaskStats> stats, client_->Stats());
-  return absl::StrJoin(stats, "-", [](std::string* out, const PsTaskStats& s) {
-    absl::StrAppend(out, s.checksum);
-  });
+  return absl::StrJoin(
+      stats, "-", [](std::string* out, const PsTaskStats& s) { absl::StrAppend(out, s.checksum); });
 }
 
 absl::Status ParameterServerStrategy::Finish() {
@@ -195,7 +194,8 @@ absl::Status ParameterServerStrategy::AwaitOtherWorkers() {
   absl::Time last_progress = absl::Now();
   bool logged = false;
   while (true) {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PsTaskStats> stats, client_->Stats(/*with_checksum=*/false));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PsTaskStats> stats,
+                               client_->Stats(/*with_checksum=*/false));
     int active = 0;
     int64_t pushes = 0;
     for (const PsTaskStats& s : stats) {
@@ -208,8 +208,10 @@ absl::Status ParameterServerStrategy::AwaitOtherWorkers() {
       last_pushes = pushes;
       last_progress = now;
     } else if (now - last_progress > options_.finish_stall_timeout) {
-      MESHTRAIN_LOG(WARNING) << "parameter_server: " << active << " worker(s) still training but no "
-                             << "gradient arrived for " << absl::FormatDuration(options_.finish_stall_timeout)
+      MESHTRAIN_LOG(WARNING) << "parameter_server: " << active
+                             << " worker(s) still training but no "
+                             << "gradient arrived for "
+                             << absl::FormatDuration(options_.finish_stall_timeout)
                              << "; evaluating and checkpointing without them";
       return absl::OkStatus();
     }

@@ -45,12 +45,12 @@ namespace meshtrain {
 class ParameterServerStrategy final : public Strategy {
  public:
   // Builds the client once the model declared its variables (Build()).
-  using ConnectFn =
-      std::function<absl::StatusOr<std::unique_ptr<PsClient>>(const std::vector<VariableSpec>& specs)>;
+  using ConnectFn = std::function<absl::StatusOr<std::unique_ptr<PsClient>>(
+      const std::vector<VariableSpec>& specs)>;
 
   struct Options {
     ConnectFn connect;
-    int worker_rank = 0;   // 0: the chief
+    int worker_rank = 0;  // 0: the chief
     int num_workers = 1;
     Device device = Device::Cpu(0);
     int64_t warmup_steps = 0;
@@ -95,8 +95,8 @@ class ParameterServerStrategy final : public Strategy {
   std::unique_ptr<PsClient> client_;
   std::unique_ptr<Replica> replica_;
   std::unique_ptr<Context> context_;
-  std::vector<Tensor> values_;     // per VariableId: the pulled value (empty for sparse)
-  std::vector<Tensor> gradients_;  // per VariableId: the replica's gradient view (dense)
+  std::vector<Tensor> values_;           // per VariableId: the pulled value (empty for sparse)
+  std::vector<Tensor> gradients_;        // per VariableId: the replica's gradient view (dense)
   std::vector<std::string> slot_names_;  // the plan's optimizer's
   int64_t dense_bytes_ = 0;
   bool waited_for_warmup_ = false;

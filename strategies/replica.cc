@@ -37,9 +37,9 @@ absl::StatusOr<std::unique_ptr<Replica>> Replica::Create(int id, Device device,
   for (VariableId v = 0; v < static_cast<VariableId>(specs.size()); ++v) {
     const int64_t offset = replica->layout_.offset(v);
     if (offset < 0) continue;
-    replica->gradients_[v] = replica->flat_gradients_
-                                 .Slice(offset, offset + specs[v].shape.num_elements())
-                                 .Reshaped(specs[v].shape);
+    replica->gradients_[v] =
+        replica->flat_gradients_.Slice(offset, offset + specs[v].shape.num_elements())
+            .Reshaped(specs[v].shape);
   }
   return replica;
 }
@@ -48,12 +48,12 @@ absl::StatusOr<Tensor> Replica::ReadRows(VariableId id, const Tensor& ids) {
   const Tensor& table = values_[id];
   for (int64_t row : ids.flat<int64_t>()) {
     if (row < 0 || row >= table.rows()) {
-      return absl::InvalidArgumentError(absl::StrCat("reading row ", row, " of ",
-                                                     specs_[id].name, table.shape().ToString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("reading row ", row, " of ", specs_[id].name, table.shape().ToString()));
     }
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(Tensor rows, kernels_->Allocate(DType::kFloat32,
-                                                             table.shape().WithRows(ids.num_elements())));
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      Tensor rows, kernels_->Allocate(DType::kFloat32, table.shape().WithRows(ids.num_elements())));
   kernels_->GatherRows(table, ids, rows);
   return rows;
 }

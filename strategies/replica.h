@@ -85,7 +85,7 @@ class Replica final : public ReplicaContext {
   GradientLayout layout_;
   std::vector<Tensor> values_;
   Tensor flat_gradients_;
-  std::vector<Tensor> gradients_;  // views into flat_gradients_ (empty for sparse)
+  std::vector<Tensor> gradients_;       // views into flat_gradients_ (empty for sparse)
   std::vector<SparseGradient> sparse_;  // per VariableId
   std::function<void(VariableId)> on_ready_;
 };

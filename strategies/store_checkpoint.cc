@@ -10,7 +10,8 @@ namespace {
 
 // `t` copied into `into` when it matches, else into a new host tensor.
 Tensor HostCopy(Kernels& kernels, const Tensor& t, Tensor into) {
-  if (into.empty() || into.dtype() != t.dtype() || into.shape() != t.shape() || !into.device().is_cpu()) {
+  if (into.empty() || into.dtype() != t.dtype() || into.shape() != t.shape() ||
+      !into.device().is_cpu()) {
     into = Tensor(t.dtype(), t.shape());
   }
   if (t.device().is_cpu()) {
@@ -78,7 +79,8 @@ class SnapshotBuffers::Job final : public CheckpointJob {
   absl::Status Capture() override { return owner_->CaptureNow(this); }
   absl::StatusOr<std::vector<PartRecord>> Write(FileSystem& fs, const std::string& dir) override {
     MESHTRAIN_RETURN_IF_ERROR(Capture());
-    MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part, WriteSnapshotPart(fs, dir, kSinglePartFileName, snapshot_));
+    MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part,
+                               WriteSnapshotPart(fs, dir, kSinglePartFileName, snapshot_));
     return std::vector<PartRecord>{std::move(part)};
   }
   const std::vector<std::string>& slot_names() const override { return slot_names_; }
@@ -114,7 +116,8 @@ absl::StatusOr<std::unique_ptr<CheckpointJob>> SnapshotBuffers::Capture(Variable
     spare_ = CheckpointSnapshot();
   }
   bool on_host = true;
-  for (int i = 0; i < store.size(); ++i) on_host = on_host && store.entry(i).value.device().is_cpu();
+  for (int i = 0; i < store.size(); ++i)
+    on_host = on_host && store.entry(i).value.device().is_cpu();
   if (!on_host) {
     MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot copied, SnapshotStore(store, std::move(spare)));
     return std::unique_ptr<CheckpointJob>(new Job(shared_from_this(), nullptr, std::move(copied)));
@@ -200,7 +203,8 @@ absl::Status RestoreStore(const CheckpointReader& checkpoint, VariableStore& sto
           "restore from ", checkpoint.path(), ": the checkpoint has no variable ", e.spec.name,
           " (it was written for another model; use another --model-dir)"));
     }
-    MESHTRAIN_RETURN_IF_ERROR(ReadInto(checkpoint, store.kernels(), e.spec.name, "", e.row_begin, e.value));
+    MESHTRAIN_RETURN_IF_ERROR(
+        ReadInto(checkpoint, store.kernels(), e.spec.name, "", e.row_begin, e.value));
     for (size_t s = 0; s < slots.size(); ++s) {
       MESHTRAIN_RETURN_IF_ERROR(
           ReadInto(checkpoint, store.kernels(), e.spec.name, slots[s], e.row_begin, e.slots[s]));

@@ -41,8 +41,8 @@ namespace meshtrain {
 
 // What one replica computes in a step: forward and backward on its slice,
 // gradients scaled by `grad_scale` (1 / global batch size).
-using StepFn =
-    std::function<absl::StatusOr<LossStats>(ReplicaContext& ctx, const Batch& slice, float grad_scale)>;
+using StepFn = std::function<absl::StatusOr<LossStats>(ReplicaContext& ctx, const Batch& slice,
+                                                       float grad_scale)>;
 
 // Where one step's time went, on this process (docs/compare.md).
 struct StepTiming {
@@ -57,7 +57,7 @@ struct StepResult {
   LossStats loss;        // summed over this process's examples
   int64_t examples = 0;  // examples this process trained on
   StepTiming timing;
-  bool applied = true;   // false when the update was dropped (stale gradient)
+  bool applied = true;  // false when the update was dropped (stale gradient)
 };
 
 // Which part of each global batch this process reads (BatchSchedule's shard).

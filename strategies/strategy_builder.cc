@@ -28,7 +28,8 @@ bool AllGpus(const std::vector<Device>& devices) {
 }
 
 // TensorFlow's default: NCCL when every device is a GPU, else reduce to one device.
-std::string ResolveCrossDeviceOps(const std::string& requested, const std::vector<Device>& devices) {
+std::string ResolveCrossDeviceOps(const std::string& requested,
+                                  const std::vector<Device>& devices) {
   if (requested != "auto" && !requested.empty()) return requested;
   return AllGpus(devices) ? "nccl" : "reduce_to_one_device";
 }
@@ -61,9 +62,9 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildOneDevice(const StrategyConfig& c
                                                          const std::vector<Device>& devices,
                                                          const StrategyContext& context) {
   if (devices.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "one_device runs on one device, but --devices lists ", devices.size(),
-        "; use --strategy mirrored for several"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("one_device runs on one device, but --devices lists ", devices.size(),
+                     "; use --strategy mirrored for several"));
   }
   if (MultiWorker(context)) {
     return absl::InvalidArgumentError(
@@ -143,7 +144,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildCentralStorage(const StrategyConf
 
 // What every task of a parameter_server job derives from the config and the
 // cluster (on the chief it becomes the plan the others follow).
-absl::StatusOr<PsJobOptions> MakePsJobOptions(const StrategyConfig& s, const StrategyContext& context) {
+absl::StatusOr<PsJobOptions> MakePsJobOptions(const StrategyConfig& s,
+                                              const StrategyContext& context) {
   const ClusterSpec& cluster = context.cluster->cluster;
   PsJobOptions options;
   MESHTRAIN_ASSIGN_OR_RETURN(options.placement.policy, ParsePlacementPolicy(s.placement));
@@ -169,9 +171,9 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildParameterServer(const StrategyCon
                                                                const std::vector<Device>& devices,
                                                                const StrategyContext& context) {
   if (devices.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "parameter_server runs one replica per worker, but --devices lists ", devices.size(),
-        "; add workers instead"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter_server runs one replica per worker, but --devices lists ",
+                     devices.size(), "; add workers instead"));
   }
   ParameterServerStrategy::Options options;
   if (context.mesh != nullptr) {
@@ -198,7 +200,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildParameterServer(const StrategyCon
 StrategyBuilder::StrategyBuilder(StrategyConfig config) : config_(std::move(config)) {}
 StrategyBuilder::~StrategyBuilder() = default;
 
-absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(const StrategyConfig& config) {
+absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
+    const StrategyConfig& config) {
   const std::string& n = config.name;
   if (n != kOneDevice && n != kMirrored && n != kMultiWorkerMirrored && n != kCentralStorage &&
       n != kParameterServer) {
@@ -215,8 +218,8 @@ absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(const S
   }
   if (n == kMultiWorkerMirrored && config.communication != "auto" &&
       config.communication != "ring" && config.communication != "nccl") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "communication '", config.communication, "' is unknown: use auto, ring or nccl"));
+    return absl::InvalidArgumentError(absl::StrCat("communication '", config.communication,
+                                                   "' is unknown: use auto, ring or nccl"));
   }
   auto builder = std::unique_ptr<StrategyBuilder>(new StrategyBuilder(config));
   if (n == kParameterServer) builder->ps_service_ = std::make_unique<PsService>();

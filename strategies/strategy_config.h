@@ -16,21 +16,23 @@ inline constexpr int64_t kDefaultBytesPerPack = 64 << 10;
 
 struct StrategyConfig {
   std::string name = "one_device";
-  std::string devices = "cpu:0";             // a list ("cpu:0,cpu:1") or a count
-  std::string cross_device_ops = "auto";     // auto | reduce_to_one_device | hierarchical_copy | ring | nccl
-  std::string communication = "auto";        // auto | ring | nccl (multi_worker_mirrored)
-  int64_t bytes_per_pack = kDefaultBytesPerPack;  // 0: one pack (as TensorFlow); 1: a bucket per variable
-  std::string overlap = "auto";              // auto | thread | inline | off (mirrored.h GradientOverlap)
-  std::string parameter_device = "cpu:0";    // central_storage
+  std::string devices = "cpu:0";  // a list ("cpu:0,cpu:1") or a count
+  std::string cross_device_ops =
+      "auto";  // auto | reduce_to_one_device | hierarchical_copy | ring | nccl
+  std::string communication = "auto";  // auto | ring | nccl (multi_worker_mirrored)
+  int64_t bytes_per_pack =
+      kDefaultBytesPerPack;      // 0: one pack (as TensorFlow); 1: a bucket per variable
+  std::string overlap = "auto";  // auto | thread | inline | off (mirrored.h GradientOverlap)
+  std::string parameter_device = "cpu:0";  // central_storage
   // parameter_server
-  std::string placement = "round_robin";     // round_robin | greedy
-  int fixed_shards = 0;                      // > 0: split every large variable in N
+  std::string placement = "round_robin";  // round_robin | greedy
+  int fixed_shards = 0;                   // > 0: split every large variable in N
   int64_t min_shard_bytes = 256 << 10;
-  int64_t max_shard_bytes = 0;               // 0: no limit
-  int max_staleness = -1;                    // -1: accept any staleness
+  int64_t max_shard_bytes = 0;  // 0: no limit
+  int max_staleness = -1;       // -1: accept any staleness
   bool staleness_scaling = false;
   int64_t warmup_steps = 0;
-  int sync_replicas = 0;                     // 0: asynchronous
+  int sync_replicas = 0;  // 0: asynchronous
 };
 
 }  // namespace meshtrain

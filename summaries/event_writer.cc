@@ -8,10 +8,10 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "summaries/tfrecord.h"
 #include "proto/tensorboard_event.pb.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "summaries/tfrecord.h"
 
 namespace meshtrain {
 namespace {
@@ -33,8 +33,9 @@ absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(const std::stri
     return absl::PermissionDeniedError(
         absl::StrCat("event file: cannot create directory ", dir, ": ", ec.message()));
   }
-  const std::string base = absl::StrCat(dir, "/events.out.tfevents.", absl::ToUnixSeconds(absl::Now()),
-                                        ".", HostName(), ".", ::getpid());
+  const std::string base =
+      absl::StrCat(dir, "/events.out.tfevents.", absl::ToUnixSeconds(absl::Now()), ".", HostName(),
+                   ".", ::getpid());
   // A second writer in the same second and process (a test, a restart) gets ".1", ...
   for (int n = 0; n < 1000; ++n) {
     const std::string path = n == 0 ? base : absl::StrCat(base, ".", n);
@@ -47,7 +48,8 @@ absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(const std::stri
     std::FILE* file = ::fdopen(fd, "wb");
     if (file == nullptr) {
       ::close(fd);
-      return absl::InternalError(absl::StrCat("event file: fdopen ", path, ": ", std::strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("event file: fdopen ", path, ": ", std::strerror(errno)));
     }
     std::unique_ptr<EventWriter> writer(new EventWriter(path, file));
     tensorboard::Event event;
@@ -93,11 +95,13 @@ absl::Status EventWriter::Flush() {
 
 absl::Status EventWriter::FlushLocked() {
   if (!buffer_.empty() && std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) {
-    return absl::DataLossError(absl::StrCat("event file ", path_, ": write failed: ", std::strerror(errno)));
+    return absl::DataLossError(
+        absl::StrCat("event file ", path_, ": write failed: ", std::strerror(errno)));
   }
   buffer_.clear();
   if (std::fflush(file_) != 0) {
-    return absl::DataLossError(absl::StrCat("event file ", path_, ": flush failed: ", std::strerror(errno)));
+    return absl::DataLossError(
+        absl::StrCat("event file ", path_, ": flush failed: ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }

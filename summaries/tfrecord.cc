@@ -49,8 +49,9 @@ absl::StatusOr<std::vector<std::string>> ParseTfRecords(absl::string_view bytes)
       return absl::DataLossError(absl::StrCat("TFRecord length CRC mismatch at byte ", at));
     }
     if (length > rest.size() - kFraming) {
-      return absl::DataLossError(absl::StrCat("TFRecord truncated at byte ", at, ": the record holds ",
-                                              length, " bytes, the file ", rest.size() - kFraming));
+      return absl::DataLossError(absl::StrCat("TFRecord truncated at byte ", at,
+                                              ": the record holds ", length, " bytes, the file ",
+                                              rest.size() - kFraming));
     }
     const absl::string_view data = rest.substr(12, length);
     if (ReadLittleEndian(rest.substr(12 + length), 4) != MaskedCrc(data)) {

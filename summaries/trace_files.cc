@@ -59,9 +59,10 @@ absl::Status MergeTaskTraces(const std::string& file, const ClusterSpec& cluster
     return absl::NotFoundError(absl::StrCat("merging traces: no task wrote its part (", file,
                                             ".<task>.json); did every task fail before the end?"));
   }
-  nlohmann::json merged = {{"traceEvents", std::move(events)},
-                           {"displayTimeUnit", "ms"},
-                           {"otherData", {{"dropped_events", dropped}, {"missing_tasks", missing}}}};
+  nlohmann::json merged = {
+      {"traceEvents", std::move(events)},
+      {"displayTimeUnit", "ms"},
+      {"otherData", {{"dropped_events", dropped}, {"missing_tasks", missing}}}};
   absl::Status status = WriteFileAtomically(file, merged.dump() + "\n");
   if (!status.ok()) return status;
   for (const std::string& part : parts) std::remove(part.c_str());

@@ -106,8 +106,8 @@ absl::Status CheckpointSaver::Write(Pending& pending) {
   MESHTRAIN_LOG(INFO) << "checkpoint: writing " << CheckpointPath(options_.model_dir, step)
                       << (pending.manifest.final ? " (final)" : "");
   const absl::Time start = absl::Now();
-  absl::Status status =
-      WriteCheckpoint(fs_, options_.model_dir, pending.manifest, *pending.job, options_.max_to_keep);
+  absl::Status status = WriteCheckpoint(fs_, options_.model_dir, pending.manifest, *pending.job,
+                                        options_.max_to_keep);
   const absl::Duration took = absl::Now() - start;
   const int64_t bytes = pending.job->bytes();
   absl::MutexLock lock(&mu_);
@@ -129,7 +129,8 @@ void CheckpointSaver::Loop() {
     std::unique_ptr<Pending> pending;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_ != nullptr || stop_; };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_ != nullptr || stop_; };
       mu_.Await(absl::Condition(&ready));
       if (pending_ == nullptr) return;  // stopping with nothing left to write
       pending = std::move(pending_);
@@ -137,7 +138,8 @@ void CheckpointSaver::Loop() {
     }
     const absl::Status status = Write(*pending);
     if (!status.ok()) {
-      MESHTRAIN_LOG(ERROR) << status << "; training goes on and the previous checkpoint stays valid";
+      MESHTRAIN_LOG(ERROR) << status
+                           << "; training goes on and the previous checkpoint stays valid";
     }
     absl::MutexLock lock(&mu_);
     writing_ = false;

@@ -30,19 +30,19 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "training/training_loop.h"
 #include "nlohmann/json.hpp"
-#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/base/file_system.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/manifest.h"
 #include "strategies/strategy.h"
+#include "training/training_loop.h"
 
 namespace meshtrain {
 
 struct CheckpointSaverOptions {
   std::string model_dir;
-  int64_t every_steps = 0;                        // 0: not by steps
-  absl::Duration every = absl::ZeroDuration();   // 0: not by time
+  int64_t every_steps = 0;                      // 0: not by steps
+  absl::Duration every = absl::ZeroDuration();  // 0: not by time
   int max_to_keep = 3;
   FileSystem* fs = nullptr;  // null: DefaultFileSystem()
   // What the saver cannot see: strategy, cluster shape, seed, optimizer.
@@ -59,13 +59,13 @@ struct CheckpointSaverOptions {
 };
 
 struct CheckpointStats {
-  int64_t saves = 0;      // committed
-  int64_t deferred = 0;   // boundaries that were due while a write was in flight
+  int64_t saves = 0;     // committed
+  int64_t deferred = 0;  // boundaries that were due while a write was in flight
   int64_t failures = 0;
   int64_t last_bytes = 0;
   absl::Duration snapshot_total;  // the training thread blocked in step 1
   absl::Duration snapshot_max;
-  absl::Duration write_total;     // background writes, committed ones
+  absl::Duration write_total;  // background writes, committed ones
   // Step times with a write in flight and without (does the background write
   // slow the steps it overlaps?).
   int64_t steps_during_write = 0;

@@ -9,8 +9,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "training/job_data.h"
-#include "training/training_loop.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
@@ -18,6 +16,8 @@
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "strategies/one_device.h"
+#include "training/job_data.h"
+#include "training/training_loop.h"
 
 namespace meshtrain {
 namespace {
@@ -30,7 +30,8 @@ std::set<int64_t> EvaluatedSteps(FileSystem& fs, const std::string& path, bool* 
   if (!text.ok()) return steps;
   *ends_with_newline = text->empty() || text->back() == '\n';
   for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    nlohmann::json j = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j =
+        nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_object() && j.contains("step") && j["step"].is_number_integer()) {
       steps.insert(j["step"].get<int64_t>());
     }
@@ -40,7 +41,8 @@ std::set<int64_t> EvaluatedSteps(FileSystem& fs, const std::string& path, bool* 
 
 absl::Status AppendLine(const std::string& path, const std::string& line) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+  if (fd < 0)
+    return absl::PermissionDeniedError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
   const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
                   ::fsync(fd) == 0;
   const int err = errno;
@@ -58,10 +60,13 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
   }
   FileSystem& fs = options.fs != nullptr ? *options.fs : DefaultFileSystem();
   MESHTRAIN_ASSIGN_OR_RETURN(JobData data, LoadJobData(job.data, job.training.seed));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, Optimizer::Create(job.optimizer));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<OneDeviceStrategy> strategy,
-                             OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, job.training.seed));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(job.model, data.shape, *strategy));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
+                             Optimizer::Create(job.optimizer));
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      std::unique_ptr<OneDeviceStrategy> strategy,
+      OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, job.training.seed));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                             CreateModel(job.model, data.shape, *strategy));
   MESHTRAIN_RETURN_IF_ERROR(strategy->Build());
 
   const std::string eval_path = JoinPath(options.model_dir, kEvalFileName);
@@ -73,7 +78,8 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
   absl::Time last_new = absl::Now();
   while (true) {
     if (options.preemption != nullptr && options.preemption->requested()) {
-      return PreemptedError("evaluator preempted (SIGTERM); it resumes after the last evaluated step");
+      return PreemptedError(
+          "evaluator preempted (SIGTERM); it resumes after the last evaluated step");
     }
     MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
                                ListCheckpointDirs(fs, options.model_dir));
@@ -109,7 +115,8 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
       MESHTRAIN_RETURN_IF_ERROR(AppendLine(eval_path, line.dump() + "\n"));
       done.insert(entry.step);
       MESHTRAIN_LOG(INFO) << "evaluator: " << CheckpointDirName(entry.step) << ": loss "
-                          << line["loss"].get<double>() << ", accuracy " << line["accuracy"].get<double>();
+                          << line["loss"].get<double>() << ", accuracy "
+                          << line["accuracy"].get<double>();
       if (final) return absl::OkStatus();
     }
     if (absl::Now() - last_new > options.idle_timeout) {

@@ -16,9 +16,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "runtime/base/file_system.h"
 #include "training/job_config.h"
 #include "training/preemption.h"
-#include "runtime/base/file_system.h"
 
 namespace meshtrain {
 

@@ -12,8 +12,8 @@ namespace meshtrain {
 absl::StatusOr<GpuConfig> GpuConfigFor(const GpuFlags& flags, const std::vector<Device>& devices) {
   GpuConfig config;
   if (flags.logical_gpus < 1 || flags.logical_gpus > 64) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--logical-gpus ", flags.logical_gpus, ": use 1 (each GPU is one device) to 64"));
+    return absl::InvalidArgumentError(absl::StrCat("--logical-gpus ", flags.logical_gpus,
+                                                   ": use 1 (each GPU is one device) to 64"));
   }
   config.logical_per_physical = static_cast<int>(flags.logical_gpus);
   if (!flags.memory_limit.empty()) {

@@ -19,10 +19,10 @@
 namespace meshtrain {
 
 struct GpuFlags {
-  int64_t logical_gpus = 1;        // --logical-gpus
-  std::string memory_limit;        // --gpu-memory-limit ("" or "0": none)
-  std::optional<int> local_rank;   // under mpirun
-  std::string visible_devices;     // CUDA_VISIBLE_DEVICES ("" when unset)
+  int64_t logical_gpus = 1;       // --logical-gpus
+  std::string memory_limit;       // --gpu-memory-limit ("" or "0": none)
+  std::optional<int> local_rank;  // under mpirun
+  std::string visible_devices;    // CUDA_VISIBLE_DEVICES ("" when unset)
 };
 
 // Pure. Under mpirun (local_rank set) with GPU devices, the first CUDA device

@@ -102,7 +102,8 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
 
 absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text, absl::string_view source) {
   absl::StatusOr<json> root = ParseJson(text);
-  if (!root.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", root.status().message()));
+  if (!root.ok())
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", root.status().message()));
   JobConfig config;
   MESHTRAIN_RETURN_IF_ERROR(ParseSections(*root, source, config));
   if (config.training.global_batch_size < 1) {

@@ -26,10 +26,10 @@ struct DataConfig {
   // synthetic datasets
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;
-  int64_t features = 32;  // synthetic: input features; synthetic_ctr: categorical fields
-  int num_classes = 4;    // synthetic only
-  int64_t vocabulary = 10000;     // synthetic_ctr: values per field
-  int64_t hash_buckets = 1 << 20; // synthetic_ctr: ids are hashed into [0, hash_buckets)
+  int64_t features = 32;           // synthetic: input features; synthetic_ctr: categorical fields
+  int num_classes = 4;             // synthetic only
+  int64_t vocabulary = 10000;      // synthetic_ctr: values per field
+  int64_t hash_buckets = 1 << 20;  // synthetic_ctr: ids are hashed into [0, hash_buckets)
 };
 
 struct TrainingConfig {

@@ -3,9 +3,9 @@
 #define MESHTRAIN_TRAINING_JOB_DATA_H_
 
 #include "absl/status/statusor.h"
-#include "training/job_config.h"
 #include "runtime/data/dataset.h"
 #include "runtime/model/model.h"
+#include "training/job_config.h"
 
 namespace meshtrain {
 

@@ -69,16 +69,19 @@ absl::Status PreemptionCheckpointRequest::Poll(absl::string_view where) {
     MESHTRAIN_ASSIGN_OR_RETURN(saved_before_, coordination_.KvTryGet(kPreemptSavedKey));
     sent_ = true;
     deadline_ = absl::Now() + kPreemptionSaveWait;
-    MESHTRAIN_LOG(WARNING) << "preemption: " << task_ << " asks the chief for a checkpoint before it leaves";
+    MESHTRAIN_LOG(WARNING) << "preemption: " << task_
+                           << " asks the chief for a checkpoint before it leaves";
     return coordination_.KvSet(kPreemptRequestKey, who);
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> saved, coordination_.KvTryGet(kPreemptSavedKey));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::optional<std::string> saved,
+                             coordination_.KvTryGet(kPreemptSavedKey));
   if (saved.has_value() && saved != saved_before_) {
     return PreemptedError(absl::StrCat(who, " preempted (SIGTERM); the chief wrote ckpt-", *saved));
   }
   if (absl::Now() >= deadline_) {
-    return PreemptedError(absl::StrCat(who, " preempted (SIGTERM); the chief wrote no checkpoint within ",
-                                       absl::FormatDuration(kPreemptionSaveWait)));
+    return PreemptedError(
+        absl::StrCat(who, " preempted (SIGTERM); the chief wrote no checkpoint within ",
+                     absl::FormatDuration(kPreemptionSaveWait)));
   }
   return absl::OkStatus();
 }

@@ -7,11 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "training/checkpoint_saver.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/rpc/coordination_service.h"
+#include "training/checkpoint_saver.h"
 
 namespace meshtrain {
 namespace {
@@ -23,7 +23,9 @@ constexpr absl::Duration kReportWait = absl::Minutes(2);
 // record it, and a worker that restarts alone resumes from there.
 constexpr absl::Duration kPositionPublishPeriod = absl::Seconds(1);
 
-std::string RestoreKey(int64_t generation) { return absl::StrCat("checkpoint/restore/g", generation); }
+std::string RestoreKey(int64_t generation) {
+  return absl::StrCat("checkpoint/restore/g", generation);
+}
 std::string InputKey(const std::string& task) { return absl::StrCat("input/", task); }
 
 double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
@@ -36,7 +38,7 @@ struct RecoveryRecord {
   absl::Time last_step_end = absl::InfinitePast();
   absl::Time detected;  // when this task's life failed (or, for a restarted chief, its start)
   std::optional<int64_t> restored_from_step;
-  absl::Time resumed;   // the first step completed after the restore
+  absl::Time resumed;  // the first step completed after the restore
 
   nlohmann::json ToJson() const {
     nlohmann::json j = {{"generation", generation},
@@ -45,9 +47,11 @@ struct RecoveryRecord {
                         {"resumed_unix", UnixSeconds(resumed)},
                         {"recovery_seconds", absl::ToDoubleSeconds(resumed - detected)}};
     j["failed_at_step"] = failed_at_step >= 0 ? nlohmann::json(failed_at_step) : nlohmann::json();
-    j["restored_from_step"] = restored_from_step ? nlohmann::json(*restored_from_step) : nlohmann::json();
-    j["steps_lost"] = failed_at_step >= 0 ? nlohmann::json(failed_at_step - restored_from_step.value_or(0))
-                                          : nlohmann::json();
+    j["restored_from_step"] =
+        restored_from_step ? nlohmann::json(*restored_from_step) : nlohmann::json();
+    j["steps_lost"] = failed_at_step >= 0
+                          ? nlohmann::json(failed_at_step - restored_from_step.value_or(0))
+                          : nlohmann::json();
     // From the end of the last good step to the error: an upper bound on how
     // long the failure went unnoticed (it happened within the step after).
     j["detection_seconds"] = last_step_end != absl::InfinitePast()
@@ -89,7 +93,8 @@ class Session {
   nlohmann::json Meta() const;
   nlohmann::json FaultTolerance() const;
   void SetInterrupt(bool waiting) {
-    if (options_.preemption != nullptr) options_.preemption->InterruptWaits(waiting ? task_.abort : nullptr);
+    if (options_.preemption != nullptr)
+      options_.preemption->InterruptWaits(waiting ? task_.abort : nullptr);
   }
 
   const TrainingTask& task_;
@@ -164,7 +169,8 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::OpenLatest() {
-  MESHTRAIN_ASSIGN_OR_RETURN(LatestCheckpoint latest, FindLatestCheckpoint(fs_, options_.model_dir));
+  MESHTRAIN_ASSIGN_OR_RETURN(LatestCheckpoint latest,
+                             FindLatestCheckpoint(fs_, options_.model_dir));
   for (const absl::Status& skipped : latest.skipped) {
     MESHTRAIN_LOG(ERROR) << "restore: " << skipped.message() << "; trying an older checkpoint";
   }
@@ -186,9 +192,9 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
           RestoreKey(generation), reader != nullptr ? absl::StrCat(reader->step()) : "none"));
     }
   } else if (mesh != nullptr) {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::string chosen,
-                               mesh->coordination().KvGet(RestoreKey(generation),
-                                                          absl::Now() + options_.startup_timeout));
+    MESHTRAIN_ASSIGN_OR_RETURN(
+        std::string chosen,
+        mesh->coordination().KvGet(RestoreKey(generation), absl::Now() + options_.startup_timeout));
     if (strategy.recovery_policy().independent_workers) {
       // The chief has restored the variables (waiting for its key ensures
       // it); only the input position is this worker's to restore, from the
@@ -198,22 +204,24 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
     } else if (chosen != "none") {
       int64_t step = 0;
       if (!absl::SimpleAtoi(chosen, &step)) {
-        return absl::InternalError(absl::StrCat("restore: the chief published step '", chosen, "'"));
+        return absl::InternalError(
+            absl::StrCat("restore: the chief published step '", chosen, "'"));
       }
       absl::StatusOr<std::unique_ptr<CheckpointReader>> opened =
           CheckpointReader::Open(fs_, CheckpointPath(options_.model_dir, step));
       if (!opened.ok()) {
-        return Annotate(opened.status(),
-                        absl::StrCat("restore on ", me_, ": the chief restored ",
-                                     CheckpointDirName(step),
-                                     " but this task cannot read it (is --model-dir on a file "
-                                     "system every task shares?)"));
+        return Annotate(
+            opened.status(),
+            absl::StrCat("restore on ", me_, ": the chief restored ", CheckpointDirName(step),
+                         " but this task cannot read it (is --model-dir on a file "
+                         "system every task shares?)"));
       }
       reader = std::move(*opened);
     }
     if (reader != nullptr) MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
   }
-  if (recovering_.has_value()) recovering_->restored_from_step = reader ? std::optional<int64_t>(reader->step()) : 0;
+  if (recovering_.has_value())
+    recovering_->restored_from_step = reader ? std::optional<int64_t>(reader->step()) : 0;
   if (reader == nullptr) {
     MESHTRAIN_LOG(INFO) << "restore: no checkpoint in " << options_.model_dir
                         << "; training starts from the initial values";
@@ -232,13 +240,15 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
     if (m.meta.contains("restarts") && m.meta["restarts"].is_number_integer()) {
       restarts_base_ = m.meta["restarts"].get<int64_t>();
     }
-    if (m.meta.contains("recoveries") && m.meta["recoveries"].is_array()) recoveries_ = m.meta["recoveries"];
+    if (m.meta.contains("recoveries") && m.meta["recoveries"].is_array())
+      recoveries_ = m.meta["recoveries"];
   }
   first_restore_ = false;
   restored_from_step_ = m.step;
   restored_final_ = m.final;
-  MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step << "; input resumes at epoch "
-                      << start.epoch + 1 << " step " << start.step << ")";
+  MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step
+                      << "; input resumes at epoch " << start.epoch + 1 << " step " << start.step
+                      << ")";
   return start;
 }
 
@@ -252,7 +262,8 @@ absl::Status Session::PublishPosition(InputPosition next, bool now) {
 
 std::map<std::string, InputRecord> Session::WorkerPositions() const {
   std::map<std::string, InputRecord> positions;
-  CoordinationService* service = task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  CoordinationService* service =
+      task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
   if (service == nullptr) return positions;
   for (const TaskId& t : task_.cluster->cluster.TrainingWorkers()) {
     if (t.ToString() == me_) continue;
@@ -260,7 +271,8 @@ std::map<std::string, InputRecord> Session::WorkerPositions() const {
     InputRecord r;
     std::vector<absl::string_view> parts;
     if (text.has_value()) parts = absl::StrSplit(*text, ' ');
-    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &r.epoch) && absl::SimpleAtoi(parts[1], &r.step)) {
+    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &r.epoch) &&
+        absl::SimpleAtoi(parts[1], &r.step)) {
       positions[t.ToString()] = r;
     }
   }
@@ -282,14 +294,16 @@ absl::Status Session::CheckPreemption(int64_t step, InputPosition next, Checkpoi
       if (remote.has_value()) {
         MESHTRAIN_RETURN_IF_ERROR(mesh->coordination().KvDelete(kPreemptRequestKey));
         MESHTRAIN_LOG(WARNING) << "preemption: " << *remote << " is being preempted; "
-                               << (saver != nullptr ? absl::StrCat(CheckpointDirName(step), " written")
-                                                    : std::string("no --model-dir, nothing saved"));
+                               << (saver != nullptr
+                                       ? absl::StrCat(CheckpointDirName(step), " written")
+                                       : std::string("no --model-dir, nothing saved"));
       }
     }
     if (!local) return absl::OkStatus();
     return PreemptedError(absl::StrCat(me_, " preempted (SIGTERM) at step ", step, "; ",
-                                       saver != nullptr ? absl::StrCat(CheckpointDirName(step), " written")
-                                                        : "no --model-dir, nothing saved"));
+                                       saver != nullptr
+                                           ? absl::StrCat(CheckpointDirName(step), " written")
+                                           : "no --model-dir, nothing saved"));
   }
   if (!local || mesh == nullptr) return absl::OkStatus();
   // A worker asks the chief to checkpoint and goes on stepping (the chief
@@ -301,11 +315,12 @@ absl::Status Session::CheckPreemption(int64_t step, InputPosition next, Checkpoi
 void Session::Resumed(absl::Time at) {
   RecoveryRecord& r = *recovering_;
   r.resumed = at;
-  MESHTRAIN_LOG(WARNING) << "recovery: " << me_ << " resumed training at step " << last_step_ << ", "
-                         << absl::StrFormat("%.2f", absl::ToDoubleSeconds(at - r.detected))
+  MESHTRAIN_LOG(WARNING) << "recovery: " << me_ << " resumed training at step " << last_step_
+                         << ", " << absl::StrFormat("%.2f", absl::ToDoubleSeconds(at - r.detected))
                          << "s after the error (restored step " << r.restored_from_step.value_or(0)
                          << (r.failed_at_step >= 0
-                                 ? absl::StrCat(", ", r.failed_at_step - r.restored_from_step.value_or(0),
+                                 ? absl::StrCat(", ",
+                                                r.failed_at_step - r.restored_from_step.value_or(0),
                                                 " steps lost")
                                  : std::string())
                          << ")";
@@ -315,7 +330,8 @@ void Session::Resumed(absl::Time at) {
 
 int64_t Session::Restarts() const {
   int64_t restarts = restarts_base_;
-  CoordinationService* service = task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  CoordinationService* service =
+      task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
   if (service != nullptr) {
     restarts += static_cast<int64_t>(service->incarnation_changes().size());
     if (service->resumed()) ++restarts;  // this chief is itself a restart
@@ -330,7 +346,8 @@ nlohmann::json Session::Meta() const {
 nlohmann::json Session::FaultTolerance() const {
   nlohmann::json j;
   j["restarts"] = Restarts();
-  j["restored_from_step"] = restored_from_step_ ? nlohmann::json(*restored_from_step_) : nlohmann::json();
+  j["restored_from_step"] =
+      restored_from_step_ ? nlohmann::json(*restored_from_step_) : nlohmann::json();
   j["recoveries"] = recoveries_;
   // The latest recovery's figures, at the top for quick reading.
   j["detection_seconds"] = nlohmann::json();
@@ -384,7 +401,8 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   absl::StatusOr<TrainingReport> report =
       RunTraining(*life.strategy, *life.model, task_.data->train, &task_.data->test, training);
   SetInterrupt(true);
-  if (!report.ok() && task_.mesh != nullptr && !task_.abort->aborted() && !IsPreempted(report.status()) &&
+  if (!report.ok() && task_.mesh != nullptr && !task_.abort->aborted() &&
+      !IsPreempted(report.status()) &&
       !(options_.preemption != nullptr && options_.preemption->requested())) {
     // Report before this life's transport closes: a neighbour that sees it
     // close must already be able to learn from the chief who failed first.
@@ -408,8 +426,8 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, life.strategy->ParameterChecksum());
   const WorkerReport mine{checksum, PeakRssBytes(), report->examples, report->train_seconds,
                           restored_from_step_.value_or(-1)};
-  MESHTRAIN_ASSIGN_OR_RETURN(
-      run.reports, ExchangeWorkerReports(task_.mesh, *task_.cluster, generation, mine, kReportWait));
+  MESHTRAIN_ASSIGN_OR_RETURN(run.reports, ExchangeWorkerReports(task_.mesh, *task_.cluster,
+                                                                generation, mine, kReportWait));
   run.report = std::move(*report);
   run.report.epochs.clear();
   for (const auto& [epoch, record] : history_) run.report.epochs.push_back(record);

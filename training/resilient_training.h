@@ -26,11 +26,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "training/job_config.h"
-#include "training/job_data.h"
-#include "training/preemption.h"
-#include "training/training_loop.h"
-#include "training/worker_reports.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/file_system.h"
@@ -40,6 +35,11 @@
 #include "runtime/rpc/mesh.h"
 #include "strategies/strategy.h"
 #include "strategies/strategy_builder.h"
+#include "training/job_config.h"
+#include "training/job_data.h"
+#include "training/preemption.h"
+#include "training/training_loop.h"
+#include "training/worker_reports.h"
 
 namespace meshtrain {
 
@@ -51,8 +51,8 @@ struct ResilienceOptions {
   // How long survivors wait for a failed task to come back; 0: fail instead.
   absl::Duration recovery_timeout = absl::Minutes(5);
   absl::Duration startup_timeout = absl::Minutes(5);  // agreeing on what to restore
-  FileSystem* fs = nullptr;                 // null: DefaultFileSystem()
-  PreemptionWatcher* preemption = nullptr;  // null: SIGTERM is not watched
+  FileSystem* fs = nullptr;                           // null: DefaultFileSystem()
+  PreemptionWatcher* preemption = nullptr;            // null: SIGTERM is not watched
 };
 
 // What a training task brings; every pointer outlives the call.
@@ -79,8 +79,8 @@ struct TrainingLife {
 };
 
 struct ResilientRun {
-  TrainingReport report;           // the last life's, with every life's epochs
-  TrainingLife life;               // as training left it (Describe)
+  TrainingReport report;  // the last life's, with every life's epochs
+  TrainingLife life;      // as training left it (Describe)
   // chief: every worker's checksum, memory and rate (worker_reports.h)
   std::map<std::string, WorkerReport> reports;
   nlohmann::json fault_tolerance;  // summary.json: restarts, restored_from_step, ...

@@ -58,7 +58,8 @@ absl::Status RunServingTask(Mesh& mesh, StrategyBuilder& strategy, absl::Duratio
     if (!mesh.abort_signal().aborted()) (void)mesh.coordination().ReportError(status);
     const absl::Status rejoined = mesh.Rejoin(recovery_timeout);
     if (!rejoined.ok()) {
-      if (preemption != nullptr && preemption->requested()) return PreemptedError(rejoined.message());
+      if (preemption != nullptr && preemption->requested())
+        return PreemptedError(rejoined.message());
       return rejoined;
     }
     MESHTRAIN_LOG(INFO) << mesh.task().ToString() << " serves generation " << mesh.generation();

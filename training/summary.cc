@@ -31,9 +31,11 @@ nlohmann::json MakeSummary(const JobConfig& job, const TrainingReport& report, i
     s["seconds_to_target"] =
         report.seconds_to_target ? nlohmann::json(*report.seconds_to_target) : nlohmann::json();
   }
-  const double total = absl::ToDoubleSeconds(report.timing.compute + report.timing.communicate +
-                                             report.timing.wait);
-  auto fraction = [total](absl::Duration d) { return total > 0 ? absl::ToDoubleSeconds(d) / total : 0.0; };
+  const double total =
+      absl::ToDoubleSeconds(report.timing.compute + report.timing.communicate + report.timing.wait);
+  auto fraction = [total](absl::Duration d) {
+    return total > 0 ? absl::ToDoubleSeconds(d) / total : 0.0;
+  };
   s["time_fractions"] = {{"compute", fraction(report.timing.compute)},
                          {"communicate", fraction(report.timing.communicate)},
                          {"wait", fraction(report.timing.wait)}};

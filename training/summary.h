@@ -6,9 +6,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "nlohmann/json_fwd.hpp"
 #include "training/job_config.h"
 #include "training/training_loop.h"
-#include "nlohmann/json_fwd.hpp"
 
 namespace meshtrain {
 

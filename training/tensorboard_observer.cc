@@ -15,11 +15,14 @@ absl::Status TensorBoardObserver::OnStepEnd(const StepRecord& step) {
 
 absl::Status TensorBoardObserver::OnEpochEnd(const EpochRecord& e) {
   const absl::Time now = absl::Now();
-  MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("train/epoch_loss", last_step_, e.train_loss, now));
-  MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("train/accuracy", last_step_, e.train_accuracy, now));
+  MESHTRAIN_RETURN_IF_ERROR(
+      writer_->WriteScalar("train/epoch_loss", last_step_, e.train_loss, now));
+  MESHTRAIN_RETURN_IF_ERROR(
+      writer_->WriteScalar("train/accuracy", last_step_, e.train_accuracy, now));
   if (evaluates_) {
     MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("test/loss", last_step_, e.test_loss, now));
-    MESHTRAIN_RETURN_IF_ERROR(writer_->WriteScalar("test/accuracy", last_step_, e.test_accuracy, now));
+    MESHTRAIN_RETURN_IF_ERROR(
+        writer_->WriteScalar("test/accuracy", last_step_, e.test_accuracy, now));
   }
   MESHTRAIN_RETURN_IF_ERROR(
       writer_->WriteScalar("perf/samples_per_sec", last_step_, e.samples_per_sec, now));

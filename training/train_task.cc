@@ -41,11 +41,12 @@ namespace meshtrain {
 namespace {
 
 void PrintEpoch(const EpochRecord& e, int64_t total_epochs) {
-  std::printf("epoch %lld/%lld  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  "
-              "%.0f samples/s  %.2fs (elapsed %.1fs)\n",
-              static_cast<long long>(e.epoch), static_cast<long long>(total_epochs), e.train_loss,
-              e.train_accuracy, e.test_loss, e.test_accuracy, e.samples_per_sec, e.train_seconds,
-              e.elapsed_seconds);
+  std::printf(
+      "epoch %lld/%lld  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  "
+      "%.0f samples/s  %.2fs (elapsed %.1fs)\n",
+      static_cast<long long>(e.epoch), static_cast<long long>(total_epochs), e.train_loss,
+      e.train_accuracy, e.test_loss, e.test_accuracy, e.samples_per_sec, e.train_seconds,
+      e.elapsed_seconds);
   std::fflush(stdout);
 }
 
@@ -179,12 +180,15 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   WorkerState state;
   MESHTRAIN_ASSIGN_OR_RETURN(state.data, LoadJobData(job.data, job.training.seed));
   MESHTRAIN_ASSIGN_OR_RETURN(state.optimizer, Optimizer::Create(job.optimizer));
-  MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices, ParseDeviceList(job.strategy.devices));
+  MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices,
+                             ParseDeviceList(job.strategy.devices));
   MESHTRAIN_RETURN_IF_ERROR(ConfigureGpus(options.logical_gpus, options.gpu_memory_limit, devices));
-  MESHTRAIN_ASSIGN_OR_RETURN(ResilienceOptions resilience, MakeResilienceOptions(options, preemption));
+  MESHTRAIN_ASSIGN_OR_RETURN(ResilienceOptions resilience,
+                             MakeResilienceOptions(options, preemption));
   if (options.test_checkpoint_sync_delay > absl::ZeroDuration()) {
     state.slow_fs = std::make_unique<FaultInjectionFileSystem>(
-        DefaultFileSystem(), FaultInjectionOptions{.sync_delay = options.test_checkpoint_sync_delay});
+        DefaultFileSystem(),
+        FaultInjectionOptions{.sync_delay = options.test_checkpoint_sync_delay});
     resilience.fs = state.slow_fs.get();
   }
   const bool chief = cluster.is_chief();
@@ -265,9 +269,9 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,
 }
 
 // A task's role on the joined mesh (steps 3 of train_task.h).
-absl::Status RunRole(const JobConfig& job, const TaskOptions& options,
-                     const ClusterConfig& cluster, StrategyBuilder& strategies, Mesh& mesh,
-                     AbortSignal& abort, PreemptionWatcher* preemption, absl::Time process_start) {
+absl::Status RunRole(const JobConfig& job, const TaskOptions& options, const ClusterConfig& cluster,
+                     StrategyBuilder& strategies, Mesh& mesh, AbortSignal& abort,
+                     PreemptionWatcher* preemption, absl::Time process_start) {
   if (cluster.is_training_worker()) {
     MESHTRAIN_RETURN_IF_ERROR(
         TrainWorker(job, options, cluster, strategies, &mesh, abort, preemption, process_start));
@@ -326,7 +330,8 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
       !absl::StrContains(status.message(), abort.status().message())) {
     // Another task failed first: say so, since this task's own error is often
     // only the echo (a neighbour that gave up).
-    status = Annotate(status, absl::StrCat(abort.status().message(), "; on ", cluster.task.ToString()));
+    status =
+        Annotate(status, absl::StrCat(abort.status().message(), "; on ", cluster.task.ToString()));
   }
   mesh->Stop();
   return status;

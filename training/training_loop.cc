@@ -87,8 +87,8 @@ absl::Status Loop::Start(const Dataset& train) {
   schedule.drop_remainder = options_.drop_remainder;
   schedule.num_shards = shard.num_shards;
   schedule.shard_index = shard.shard_index;
-  MESHTRAIN_ASSIGN_OR_RETURN(pipeline_, InputPipeline::Create(&train, schedule, options_.start,
-                                                              options_.prefetch_depth));
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      pipeline_, InputPipeline::Create(&train, schedule, options_.start, options_.prefetch_depth));
   steps_per_epoch_ = pipeline_->schedule().steps_per_epoch();  // >= 1: Create checked it
   last_step_ = options_.epochs * steps_per_epoch_;
   if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);
@@ -102,7 +102,8 @@ absl::StatusOr<TrainingReport> Loop::Run() {
   if (options_.tracer != nullptr) options_.tracer->NameThread("training loop");
   while (global_step_ < last_step_) {
     const int64_t epoch = global_step_ / steps_per_epoch_;
-    MESHTRAIN_RETURN_IF_ERROR(RunEpoch(epoch, std::min(last_step_, (epoch + 1) * steps_per_epoch_)));
+    MESHTRAIN_RETURN_IF_ERROR(
+        RunEpoch(epoch, std::min(last_step_, (epoch + 1) * steps_per_epoch_)));
   }
   pipeline_->Stop();
   MESHTRAIN_RETURN_IF_ERROR(Finish());
@@ -160,8 +161,9 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_
   ++global_step_;
   ++totals.steps;
   if (!options_.observers.empty()) {
-    StepRecord record{global_step_, pipeline_->schedule().Advance(next->second), global_batch,
-                      &*result, step_start, absl::Now()};
+    StepRecord record{global_step_, pipeline_->schedule().Advance(next->second),
+                      global_batch, &*result,
+                      step_start,   absl::Now()};
     for (TrainingObserver* observer : options_.observers) {
       MESHTRAIN_RETURN_IF_ERROR(observer->OnStepEnd(record));
     }

@@ -23,19 +23,19 @@ namespace meshtrain {
 struct EpochRecord {
   int64_t epoch = 0;  // 1-based
   int64_t steps = 0;
-  double train_loss = 0;      // mean over this process's examples
+  double train_loss = 0;  // mean over this process's examples
   double train_accuracy = 0;
-  double test_loss = 0;       // evaluating tasks only
+  double test_loss = 0;  // evaluating tasks only
   double test_accuracy = 0;
-  double samples_per_sec = 0; // global samples over training time (evaluation excluded)
+  double samples_per_sec = 0;  // global samples over training time (evaluation excluded)
   double train_seconds = 0;
-  double elapsed_seconds = 0; // since training started, evaluations included
+  double elapsed_seconds = 0;  // since training started, evaluations included
 };
 
 // One finished step, as observers see it.
 struct StepRecord {
-  int64_t global_step = 0;     // steps done since training began, this one included
-  InputPosition next;          // where the input resumes after this step
+  int64_t global_step = 0;  // steps done since training began, this one included
+  InputPosition next;       // where the input resumes after this step
   int64_t global_batch_size = 0;
   const StepResult* result = nullptr;
   absl::Time start;
@@ -58,32 +58,33 @@ struct TrainingOptions {
   uint64_t seed = 0;
   bool shuffle = true;
   bool drop_remainder = false;
-  bool evaluate = true;   // the chief evaluates; other workers do not
+  bool evaluate = true;  // the chief evaluates; other workers do not
   double target_accuracy = 0;
   int prefetch_depth = 2;
-  InputPosition start;    // resume here (epoch, step within epoch)
+  InputPosition start;                             // resume here (epoch, step within epoch)
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
   std::vector<TrainingObserver*> observers;  // not owned; outlive the call
   Tracer* tracer = nullptr;  // null: no spans (step, input, evaluate); outlives the call
   // Called after each epoch, and every progress_interval within a long epoch.
   std::function<void(const EpochRecord&)> on_epoch;
-  std::function<void(int64_t epoch, int64_t step, int64_t steps_per_epoch, double loss)> on_progress;
+  std::function<void(int64_t epoch, int64_t step, int64_t steps_per_epoch, double loss)>
+      on_progress;
 };
 
 struct TrainingReport {
   std::vector<EpochRecord> epochs;
-  int64_t final_step = 0;       // global steps run, from the start of training
-  double train_loss = 0;        // last epoch's
+  int64_t final_step = 0;  // global steps run, from the start of training
+  double train_loss = 0;   // last epoch's
   double test_loss = 0;
-  double test_accuracy = 0;     // after the last epoch (evaluating tasks)
-  double samples_per_sec = 0;   // over all training time
+  double test_accuracy = 0;    // after the last epoch (evaluating tasks)
+  double samples_per_sec = 0;  // over all training time
   double train_seconds = 0;
   double wall_seconds = 0;
   std::optional<double> seconds_to_target;  // wall time to target_accuracy
-  int64_t samples = 0;          // global samples, counted as global batches of this process's steps
-  int64_t examples = 0;         // examples this process trained on (its shards)
-  StepTiming timing;            // summed over steps
+  int64_t samples = 0;   // global samples, counted as global batches of this process's steps
+  int64_t examples = 0;  // examples this process trained on (its shards)
+  StepTiming timing;     // summed over steps
 };
 
 absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& model,

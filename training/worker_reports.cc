@@ -19,10 +19,12 @@ absl::StatusOr<WorkerReport> ParseReport(const std::string& text, const TaskId& 
                                          const std::string& key) {
   const std::string source = absl::StrCat("the report of ", worker.ToString(), " under ", key);
   const JsonErrorFn error = [&](absl::string_view field, absl::string_view problem) {
-    return absl::InternalError(absl::StrCat(source, ": ", JsonFieldMessage(field, problem), ": ", text));
+    return absl::InternalError(
+        absl::StrCat(source, ": ", JsonFieldMessage(field, problem), ": ", text));
   };
   absl::StatusOr<nlohmann::json> theirs = ParseJson(text);
-  if (!theirs.ok()) return absl::InternalError(absl::StrCat(source, ": ", theirs.status().message()));
+  if (!theirs.ok())
+    return absl::InternalError(absl::StrCat(source, ": ", theirs.status().message()));
   JsonReader reader(*theirs, error);
   MESHTRAIN_RETURN_IF_ERROR(reader.CheckObject());
   WorkerReport report;

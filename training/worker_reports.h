@@ -21,10 +21,10 @@
 namespace meshtrain {
 
 struct WorkerReport {
-  std::string checksum;        // Strategy::ParameterChecksum
-  int64_t peak_rss_bytes = 0;  // PeakRssBytes() at the end of training
-  int64_t examples = 0;        // examples this worker trained on
-  double train_seconds = 0;    // its training time (evaluation excluded)
+  std::string checksum;             // Strategy::ParameterChecksum
+  int64_t peak_rss_bytes = 0;       // PeakRssBytes() at the end of training
+  int64_t examples = 0;             // examples this worker trained on
+  double train_seconds = 0;         // its training time (evaluation excluded)
   int64_t restored_from_step = -1;  // the checkpoint its last life resumed from (-1: none)
 
   double samples_per_sec() const { return train_seconds > 0 ? examples / train_seconds : 0.0; }

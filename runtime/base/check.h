@@ -22,9 +22,9 @@ class CheckFailure {
 
 }  // namespace meshtrain::internal
 
-#define MESHTRAIN_CHECK(condition)                                                     \
-  if (__builtin_expect(static_cast<bool>(condition), 1)) {                             \
-  } else                                                                               \
+#define MESHTRAIN_CHECK(condition)                         \
+  if (__builtin_expect(static_cast<bool>(condition), 1)) { \
+  } else                                                   \
     ::meshtrain::internal::CheckFailure(#condition, __FILE__, __LINE__).stream()
 
 #endif  // MESHTRAIN_RUNTIME_BASE_CHECK_H_

@@ -40,7 +40,8 @@ class FileSystem {
   virtual ~FileSystem() = default;
 
   // Creates or truncates `path`.
-  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) = 0;
   // The whole file.
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
   // Atomically replaces `to` with `from` (rename(2)).

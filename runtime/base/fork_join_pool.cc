@@ -18,7 +18,6 @@ absl::Status FirstError(std::vector<absl::Status>& results) {
 
 }  // namespace
 
-
 ForkJoinPool::ForkJoinPool(int n, Options options)
     : n_(n), first_threaded_(options.caller_runs_first ? 1 : 0), results_(n > 0 ? n : 0) {
   if (n_ <= 1) return;
@@ -64,7 +63,9 @@ void ForkJoinPool::ThreadMain(int index) {
     const Fn* fn;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || generation_ != seen; };
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || generation_ != seen;
+      };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
       seen = generation_;

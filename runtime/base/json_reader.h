@@ -92,8 +92,9 @@ class JsonReader {
   // Required array member `key`: `fn` for each element, whose path is "key[i]".
   absl::Status ForEach(absl::string_view key, const std::function<absl::Status(JsonReader&)>& fn);
   // Required object member `key`: `fn` for each of its members, path "key.name".
-  absl::Status ForEachMember(absl::string_view key,
-                             const std::function<absl::Status(const std::string&, JsonReader&)>& fn);
+  absl::Status ForEachMember(
+      absl::string_view key,
+      const std::function<absl::Status(const std::string&, JsonReader&)>& fn);
 
   // "<path>.<key> is not a known key; <path> takes: a, b" for a member never
   // asked for through Find, Read, Object or ForEach.

@@ -20,9 +20,12 @@ std::atomic<int> min_severity{0};
 
 const char* SeverityLetter(LogSeverity severity) {
   switch (severity) {
-    case LogSeverity::kInfo: return "I";
-    case LogSeverity::kWarning: return "W";
-    case LogSeverity::kError: return "E";
+    case LogSeverity::kInfo:
+      return "I";
+    case LogSeverity::kWarning:
+      return "W";
+    case LogSeverity::kError:
+      return "E";
   }
   return "?";
 }
@@ -42,8 +45,8 @@ bool ShouldLog(LogSeverity severity) {
 }
 
 LogMessage::LogMessage(LogSeverity severity, const char* file, int line) : severity_(severity) {
-  stream_ << SeverityLetter(severity_) << absl::FormatTime(" %H:%M:%E3S", absl::Now(),
-                                                          absl::LocalTimeZone());
+  stream_ << SeverityLetter(severity_)
+          << absl::FormatTime(" %H:%M:%E3S", absl::Now(), absl::LocalTimeZone());
   if (!LogTag().empty()) stream_ << " [" << LogTag() << "]";
   stream_ << ' ';
 }

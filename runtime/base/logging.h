@@ -6,6 +6,7 @@
 
 #include <sstream>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace meshtrain {
@@ -42,11 +43,10 @@ bool ShouldLog(LogSeverity severity);
 #define MESHTRAIN_LOG_SEVERITY_ERROR ::meshtrain::LogSeverity::kError
 
 // MESHTRAIN_LOG(INFO) << "epoch " << epoch;
-#define MESHTRAIN_LOG(severity)                                                   \
-  if (!::meshtrain::internal::ShouldLog(MESHTRAIN_LOG_SEVERITY_##severity)) {     \
-  } else                                                                          \
-    ::meshtrain::internal::LogMessage(MESHTRAIN_LOG_SEVERITY_##severity, __FILE__, \
-                                      __LINE__)                                   \
+#define MESHTRAIN_LOG(severity)                                                              \
+  if (!::meshtrain::internal::ShouldLog(MESHTRAIN_LOG_SEVERITY_##severity)) {                \
+  } else                                                                                     \
+    ::meshtrain::internal::LogMessage(MESHTRAIN_LOG_SEVERITY_##severity, __FILE__, __LINE__) \
         .stream()
 
 #endif  // MESHTRAIN_RUNTIME_BASE_LOGGING_H_

@@ -46,7 +46,10 @@ absl::StatusOr<std::unique_ptr<SignalPipe>> SignalPipe::Install(std::vector<int>
 }
 
 SignalPipe::SignalPipe(std::vector<int> signals, int read_fd, int write_fd)
-    : signals_(std::move(signals)), previous_(signals_.size()), read_fd_(read_fd), write_fd_(write_fd) {
+    : signals_(std::move(signals)),
+      previous_(signals_.size()),
+      read_fd_(read_fd),
+      write_fd_(write_fd) {
   struct sigaction action {};
   action.sa_handler = &OnSignal;
   sigemptyset(&action.sa_mask);

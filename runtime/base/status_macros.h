@@ -12,9 +12,9 @@
 #define MESHTRAIN_CONCAT_(a, b) MESHTRAIN_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` yields a non-OK status.
-#define MESHTRAIN_RETURN_IF_ERROR(expr)                  \
-  do {                                                   \
-    ::absl::Status meshtrain_status_ = (expr);           \
+#define MESHTRAIN_RETURN_IF_ERROR(expr)                    \
+  do {                                                     \
+    ::absl::Status meshtrain_status_ = (expr);             \
     if (!meshtrain_status_.ok()) return meshtrain_status_; \
   } while (0)
 

@@ -15,10 +15,18 @@ namespace {
 void AppendEscaped(std::string* out, absl::string_view text) {
   for (char c : text) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           absl::StrAppend(out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
@@ -112,8 +120,8 @@ std::string Tracer::ToChromeJson(int pid, absl::string_view process_name) const 
     if (!first) out.append("}");
     out.append("}");
   }
-  absl::StrAppend(&out, "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"dropped_events\":",
-                  dropped(), "}}\n");
+  absl::StrAppend(
+      &out, "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"dropped_events\":", dropped(), "}}\n");
   return out;
 }
 

@@ -41,7 +41,7 @@ struct TraceEvent {
   const char* category = "";  // static storage: "step", "collective", "ps"
   int64_t start_us = 0;       // since the Unix epoch
   int64_t duration_us = 0;
-  int32_t tid = 0;            // the recording thread (Linux thread id)
+  int32_t tid = 0;  // the recording thread (Linux thread id)
   TraceArg args[2];
 };
 
@@ -89,7 +89,8 @@ class TraceSpan {
     if (tracer_ != nullptr) start_ = absl::Now();
   }
   ~TraceSpan() {
-    if (tracer_ != nullptr) tracer_->Record(name_, category_, start_, absl::Now(), args_[0], args_[1]);
+    if (tracer_ != nullptr)
+      tracer_->Record(name_, category_, start_, absl::Now(), args_[0], args_[1]);
   }
   TraceSpan(const TraceSpan&) = delete;
   TraceSpan& operator=(const TraceSpan&) = delete;

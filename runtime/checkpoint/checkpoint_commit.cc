@@ -9,9 +9,8 @@ namespace meshtrain {
 
 absl::StatusOr<std::vector<PartRecord>> LocalSnapshotJob::Write(FileSystem& fs,
                                                                 const std::string& checkpoint_dir) {
-  MESHTRAIN_ASSIGN_OR_RETURN(
-      PartRecord part,
-      WriteSnapshotPart(fs, checkpoint_dir, kSinglePartFileName, snapshot_));
+  MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part,
+                             WriteSnapshotPart(fs, checkpoint_dir, kSinglePartFileName, snapshot_));
   return std::vector<PartRecord>{std::move(part)};
 }
 
@@ -42,7 +41,8 @@ absl::Status CommitCheckpoint(FileSystem& fs, const std::string& model_dir, Mani
   const absl::string_view pieces[] = {text};
   MESHTRAIN_RETURN_IF_ERROR(WriteFileAtomically(fs, JoinPath(dir, kManifestFileName), pieces));
 
-  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries, ListCheckpointDirs(fs, model_dir));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
+                             ListCheckpointDirs(fs, model_dir));
   std::vector<int64_t> kept;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     if (!it->committed || it->step > manifest.step) continue;

@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "runtime/checkpoint/checkpoint_snapshot.h"
 #include "runtime/base/file_system.h"
+#include "runtime/checkpoint/checkpoint_snapshot.h"
 #include "runtime/checkpoint/manifest.h"
 
 namespace meshtrain {

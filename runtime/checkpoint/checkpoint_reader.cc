@@ -25,8 +25,9 @@ absl::Status CheckTensor(const SafetensorsFile& file, const std::string& key, DT
   std::vector<int64_t> expected = whole_shape;
   if (!expected.empty()) expected[0] = rows;
   if (e->dtype != dtype || e->shape != expected) {
-    return Corrupt(file.path(), absl::StrCat("tensor '", key, "' is not ", DTypeName(dtype), " [",
-                                             absl::StrJoin(expected, ", "), "] as the manifest says"));
+    return Corrupt(file.path(),
+                   absl::StrCat("tensor '", key, "' is not ", DTypeName(dtype), " [",
+                                absl::StrJoin(expected, ", "), "] as the manifest says"));
   }
   return absl::OkStatus();
 }
@@ -40,8 +41,8 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(
   const std::string manifest_path = JoinPath(checkpoint_dir, kManifestFileName);
   absl::StatusOr<std::string> text = fs.ReadFile(manifest_path);
   if (absl::IsNotFound(text.status())) {
-    return absl::NotFoundError(absl::StrCat("checkpoint ", checkpoint_dir,
-                                            " has no index.json: it was never committed"));
+    return absl::NotFoundError(
+        absl::StrCat("checkpoint ", checkpoint_dir, " has no index.json: it was never committed"));
   }
   if (!text.ok()) return Annotate(text.status(), "reading a checkpoint manifest");
   MESHTRAIN_ASSIGN_OR_RETURN(reader->manifest_, ParseManifest(*text, manifest_path));
@@ -57,9 +58,11 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(
     }
     const uint32_t crc = crc32c::Value(contents->data(), contents->size());
     if (crc != f.crc32c) {
-      return Corrupt(path, absl::StrFormat("its CRC32C is %08x, the manifest says %08x", crc, f.crc32c));
+      return Corrupt(path,
+                     absl::StrFormat("its CRC32C is %08x, the manifest says %08x", crc, f.crc32c));
     }
-    MESHTRAIN_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Parse(std::move(*contents), path));
+    MESHTRAIN_ASSIGN_OR_RETURN(SafetensorsFile file,
+                               SafetensorsFile::Parse(std::move(*contents), path));
     reader->files_.emplace(f.name, std::move(file));
   }
   for (const VariableRecord& v : reader->manifest_.variables) {
@@ -84,7 +87,8 @@ const VariableRecord* CheckpointReader::Find(absl::string_view name) const {
 absl::Status CheckpointReader::ReadRows(absl::string_view name, absl::string_view slot,
                                         int64_t row_begin, Tensor& out) const {
   const VariableRecord* v = Find(name);
-  const std::string what = absl::StrCat("restore ", name, slot.empty() ? "" : "/", slot, " from ", path_);
+  const std::string what =
+      absl::StrCat("restore ", name, slot.empty() ? "" : "/", slot, " from ", path_);
   if (v == nullptr) {
     return absl::NotFoundError(absl::StrCat(what, ": the checkpoint has no such variable"));
   }
@@ -93,15 +97,16 @@ absl::Status CheckpointReader::ReadRows(absl::string_view name, absl::string_vie
   std::vector<int64_t> row_shape(v->shape.begin() + (scalar ? 0 : 1), v->shape.end());
   const std::vector<int64_t> out_row_shape(out.shape().dims().begin() + (scalar ? 0 : 1),
                                            out.shape().dims().end());
-  if (out.dtype() != v->dtype || row_shape != out_row_shape || (scalar && out.shape().rank() != 0) ||
-      !out.device().is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": the checkpoint holds ", DTypeName(v->dtype), " [", absl::StrJoin(v->shape, ", "),
-        "], the model wants ", out.DebugString()));
+  if (out.dtype() != v->dtype || row_shape != out_row_shape ||
+      (scalar && out.shape().rank() != 0) || !out.device().is_cpu()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": the checkpoint holds ", DTypeName(v->dtype), " [",
+                     absl::StrJoin(v->shape, ", "), "], the model wants ", out.DebugString()));
   }
   if (row_begin < 0 || row_begin + rows > RowsOf(v->shape)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": rows [", row_begin, ", ", row_begin + rows,
-                                                   ") are outside the variable's ", RowsOf(v->shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": rows [", row_begin, ", ", row_begin + rows,
+                     ") are outside the variable's ", RowsOf(v->shape)));
   }
   const size_t row_bytes = out.bytes() / static_cast<size_t>(std::max<int64_t>(1, rows));
   std::byte* dst = static_cast<std::byte*>(out.raw_data());
@@ -113,16 +118,17 @@ absl::Status CheckpointReader::ReadRows(absl::string_view name, absl::string_vie
     if (!slot.empty()) {
       auto it = p.slots.find(std::string(slot));
       if (it == p.slots.end()) {
-        return absl::NotFoundError(absl::StrCat(
-            what, ": the checkpoint has no optimizer slot '", slot, "' (it was written with optimizer ",
-            manifest_.optimizer, "); restore with the same optimizer"));
+        return absl::NotFoundError(absl::StrCat(what, ": the checkpoint has no optimizer slot '",
+                                                slot, "' (it was written with optimizer ",
+                                                manifest_.optimizer,
+                                                "); restore with the same optimizer"));
       }
       key = it->second;
     }
     const SafetensorsFile& file = files_.at(p.file);
     absl::Span<const std::byte> data = file.Data(*file.Find(key));
-    std::memcpy(dst + (begin - row_begin) * row_bytes, data.data() + (begin - p.row_offset) * row_bytes,
-                (end - begin) * row_bytes);
+    std::memcpy(dst + (begin - row_begin) * row_bytes,
+                data.data() + (begin - p.row_offset) * row_bytes, (end - begin) * row_bytes);
   }
   return absl::OkStatus();
 }

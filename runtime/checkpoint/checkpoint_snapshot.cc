@@ -52,13 +52,16 @@ absl::StatusOr<PartRecord> WriteSnapshotPart(FileSystem& fs, const std::string& 
     p.row_offset = e.row_begin;
     p.rows = rows;
     p.updates = e.updates;
-    const std::vector<int64_t> value_shape(e.value.shape().dims().begin(), e.value.shape().dims().end());
+    const std::vector<int64_t> value_shape(e.value.shape().dims().begin(),
+                                           e.value.shape().dims().end());
     MESHTRAIN_RETURN_IF_ERROR(writer.Add(p.key, e.value.dtype(), value_shape, e.value.byte_span()));
     for (size_t s = 0; s < e.slots.size(); ++s) {
       const Tensor& slot = e.slots[s];
-      if (slot.shape() != e.value.shape() || slot.dtype() != e.value.dtype() || !slot.device().is_cpu()) {
+      if (slot.shape() != e.value.shape() || slot.dtype() != e.value.dtype() ||
+          !slot.device().is_cpu()) {
         return absl::InvalidArgumentError(absl::StrCat("checkpoint: slot ", snapshot.slot_names[s],
-                                                       " of ", e.name, " is not shaped like its value"));
+                                                       " of ", e.name,
+                                                       " is not shaped like its value"));
       }
       const std::string key = absl::StrCat(p.key, "/", snapshot.slot_names[s]);
       MESHTRAIN_RETURN_IF_ERROR(writer.Add(key, slot.dtype(), value_shape, slot.byte_span()));

@@ -20,8 +20,8 @@
 namespace meshtrain {
 
 struct SnapshotEntry {
-  std::string name;    // the variable's
-  Shape shape;         // the whole variable's
+  std::string name;  // the variable's
+  Shape shape;       // the whole variable's
   int64_t row_begin = 0;
   Tensor value;               // host; rows [row_begin, row_begin + value.rows())
   std::vector<Tensor> slots;  // host, shaped like value, in slot_names order

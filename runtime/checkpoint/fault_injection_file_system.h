@@ -37,7 +37,9 @@ class FaultInjectionFileSystem final : public FileSystem {
       : base_(base), options_(options) {}
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
-  absl::StatusOr<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    return base_.ReadFile(path);
+  }
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override;
   absl::Status CreateDir(const std::string& dir) override;

@@ -84,19 +84,22 @@ absl::Status ReadVariable(JsonReader& r, VariableRecord* out) {
 // The partitions of `v` sorted, covering [0, rows) exactly once; else a reason.
 std::string CheckCoverage(VariableRecord& v) {
   std::sort(v.partitions.begin(), v.partitions.end(),
-            [](const PartitionRecord& a, const PartitionRecord& b) { return a.row_offset < b.row_offset; });
+            [](const PartitionRecord& a, const PartitionRecord& b) {
+              return a.row_offset < b.row_offset;
+            });
   const int64_t rows = RowsOf(v.shape);
   int64_t covered = 0;
   for (const PartitionRecord& p : v.partitions) {
     if (p.row_offset != covered || p.rows < 0) {
-      return absl::StrCat("variable ", v.name, ": partition at row ", p.row_offset,
-                          p.row_offset < covered ? " overlaps rows before " : " leaves rows unheld from ",
-                          covered);
+      return absl::StrCat(
+          "variable ", v.name, ": partition at row ", p.row_offset,
+          p.row_offset < covered ? " overlaps rows before " : " leaves rows unheld from ", covered);
     }
     covered += p.rows;
   }
   if (covered != rows) {
-    return absl::StrCat("variable ", v.name, ": partitions hold ", covered, " of its ", rows, " rows");
+    return absl::StrCat("variable ", v.name, ": partitions hold ", covered, " of its ", rows,
+                        " rows");
   }
   return "";
 }
@@ -121,9 +124,9 @@ absl::Status ReadProgress(JsonReader& r, Manifest* m) {
   MESHTRAIN_RETURN_IF_ERROR(r.Read("final", &m->final));
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader input, r.Object("input"));
   MESHTRAIN_RETURN_IF_ERROR(ReadInput(input, &m->input));
-  MESHTRAIN_RETURN_IF_ERROR(input.ForEachMember("tasks", [&](const std::string& task, JsonReader& t) {
-    return ReadInput(t, &m->task_inputs[task]);
-  }));
+  MESHTRAIN_RETURN_IF_ERROR(input.ForEachMember(
+      "tasks",
+      [&](const std::string& task, JsonReader& t) { return ReadInput(t, &m->task_inputs[task]); }));
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader rng, r.Object("rng"));
   int64_t seed = 0;
   MESHTRAIN_RETURN_IF_ERROR(rng.ReadAtLeast("seed", 0, &seed));
@@ -174,28 +177,32 @@ int64_t RowsOf(const std::vector<int64_t>& shape) { return shape.empty() ? 1 : s
 
 std::string ManifestToJson(const Manifest& m) {
   Json tasks = Json::object();
-  for (const auto& [task, input] : m.task_inputs) tasks[task] = {{"epoch", input.epoch}, {"step", input.step}};
+  for (const auto& [task, input] : m.task_inputs)
+    tasks[task] = {{"epoch", input.epoch}, {"step", input.step}};
   Json variables = Json::array();
   for (const VariableRecord& v : m.variables) variables.push_back(VariableToJson(v));
   Json files = Json::array();
   for (const FileRecord& f : m.files) files.push_back(FileToJson(f));
-  Json j = {{"format", std::string(kManifestFormat)},
-            {"version", kManifestVersion},
-            {"step", m.step},
-            {"final", m.final},
-            {"input", {{"epoch", m.input.epoch}, {"step", m.input.step}, {"tasks", tasks}}},
-            {"rng", {{"seed", m.seed},
-                     {"data_order", "per epoch a Fisher-Yates shuffle from mt19937_64(DeriveSeed(seed, epoch))"},
-                     {"initial_values", "a pure function of (seed, variable name, element index)"}}},
-            {"strategy", {{"name", m.strategy},
-                          {"num_workers", m.num_workers},
-                          {"num_ps", m.num_ps},
-                          {"replicas_in_sync", m.replicas_in_sync}}},
-            {"optimizer", {{"type", m.optimizer}, {"slots", m.slot_names}}},
-            {"variables", variables},
-            {"files", files},
-            {"unix_micros", m.unix_micros},
-            {"meta", m.meta}};
+  Json j = {
+      {"format", std::string(kManifestFormat)},
+      {"version", kManifestVersion},
+      {"step", m.step},
+      {"final", m.final},
+      {"input", {{"epoch", m.input.epoch}, {"step", m.input.step}, {"tasks", tasks}}},
+      {"rng",
+       {{"seed", m.seed},
+        {"data_order", "per epoch a Fisher-Yates shuffle from mt19937_64(DeriveSeed(seed, epoch))"},
+        {"initial_values", "a pure function of (seed, variable name, element index)"}}},
+      {"strategy",
+       {{"name", m.strategy},
+        {"num_workers", m.num_workers},
+        {"num_ps", m.num_ps},
+        {"replicas_in_sync", m.replicas_in_sync}}},
+      {"optimizer", {{"type", m.optimizer}, {"slots", m.slot_names}}},
+      {"variables", variables},
+      {"files", files},
+      {"unix_micros", m.unix_micros},
+      {"meta", m.meta}};
   return j.dump(2) + "\n";
 }
 
@@ -213,9 +220,8 @@ absl::StatusOr<Manifest> ParseManifest(absl::string_view text, absl::string_view
   MESHTRAIN_RETURN_IF_ERROR(CheckFormat(r));
   MESHTRAIN_RETURN_IF_ERROR(ReadProgress(r, &m));
   MESHTRAIN_RETURN_IF_ERROR(ReadStrategy(r, &m));
-  MESHTRAIN_RETURN_IF_ERROR(r.ForEach("files", [&](JsonReader& f) {
-    return ReadFile(f, &m.files.emplace_back());
-  }));
+  MESHTRAIN_RETURN_IF_ERROR(
+      r.ForEach("files", [&](JsonReader& f) { return ReadFile(f, &m.files.emplace_back()); }));
   MESHTRAIN_RETURN_IF_ERROR(r.ForEach("variables", [&](JsonReader& v) {
     MESHTRAIN_RETURN_IF_ERROR(ReadVariable(v, &m.variables.emplace_back()));
     if (std::string why = CheckVariable(m, m.variables.back()); !why.empty()) return corrupt(why);
@@ -237,9 +243,8 @@ absl::StatusOr<PartRecord> PartRecordFromJson(const nlohmann::json& j) {
   MESHTRAIN_RETURN_IF_ERROR(r.CheckObject());
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader file, r.Object("file"));
   MESHTRAIN_RETURN_IF_ERROR(ReadFile(file, &part.file));
-  MESHTRAIN_RETURN_IF_ERROR(r.ForEach("variables", [&](JsonReader& v) {
-    return ReadVariable(v, &part.variables.emplace_back());
-  }));
+  MESHTRAIN_RETURN_IF_ERROR(r.ForEach(
+      "variables", [&](JsonReader& v) { return ReadVariable(v, &part.variables.emplace_back()); }));
   return part;
 }
 

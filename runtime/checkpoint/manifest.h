@@ -36,14 +36,14 @@ struct PartitionRecord {
   std::string key;   // the safetensors tensor holding the value rows
   int64_t row_offset = 0;
   int64_t rows = 0;
-  int64_t updates = 0;                      // optimizer updates applied (Adam's step)
+  int64_t updates = 0;                       // optimizer updates applied (Adam's step)
   std::map<std::string, std::string> slots;  // slot name -> safetensors key, same file
 };
 
 struct VariableRecord {
   std::string name;  // "dense_0/kernel"
   DType dtype = DType::kFloat32;
-  std::vector<int64_t> shape;  // the whole variable
+  std::vector<int64_t> shape;               // the whole variable
   std::vector<PartitionRecord> partitions;  // by row_offset; they cover every row once
 };
 
@@ -81,7 +81,7 @@ struct Manifest {
   std::vector<std::string> slot_names;
   std::vector<VariableRecord> variables;  // by name
   std::vector<FileRecord> files;
-  int64_t unix_micros = 0;  // when it was committed
+  int64_t unix_micros = 0;                         // when it was committed
   nlohmann::json meta = nlohmann::json::object();  // recovery history and the like
 };
 

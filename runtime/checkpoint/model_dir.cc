@@ -17,8 +17,7 @@ constexpr absl::string_view kPrefix = "ckpt-";
 std::optional<int64_t> StepOfName(absl::string_view name) {
   if (!absl::ConsumePrefix(&name, kPrefix)) return std::nullopt;
   int64_t step = 0;
-  if (name.empty() || !absl::SimpleAtoi(name, &step) || step < 0 ||
-      name != absl::StrCat(step)) {
+  if (name.empty() || !absl::SimpleAtoi(name, &step) || step < 0 || name != absl::StrCat(step)) {
     return std::nullopt;
   }
   return step;
@@ -43,8 +42,9 @@ absl::StatusOr<std::vector<CheckpointDirEntry>> ListCheckpointDirs(FileSystem& f
     if (!step.has_value()) continue;
     entries.push_back({*step, fs.Exists(JoinPath(JoinPath(model_dir, name), kManifestFileName))});
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const CheckpointDirEntry& a, const CheckpointDirEntry& b) { return a.step < b.step; });
+  std::sort(
+      entries.begin(), entries.end(),
+      [](const CheckpointDirEntry& a, const CheckpointDirEntry& b) { return a.step < b.step; });
   return entries;
 }
 
@@ -57,11 +57,13 @@ absl::StatusOr<std::optional<int64_t>> ReadCheckpointPointer(FileSystem& fs,
   absl::string_view line = *text;
   line = line.substr(0, line.find('\n'));
   absl::string_view value = line;
-  if (absl::ConsumePrefix(&value, "model_checkpoint_path: \"") && absl::ConsumeSuffix(&value, "\"")) {
+  if (absl::ConsumePrefix(&value, "model_checkpoint_path: \"") &&
+      absl::ConsumeSuffix(&value, "\"")) {
     if (std::optional<int64_t> step = StepOfName(value)) return step;
   }
-  return absl::DataLossError(absl::StrCat("checkpoint pointer ", path, " does not parse: '", line,
-                                          "'; delete it (the newest valid checkpoint is found without it)"));
+  return absl::DataLossError(
+      absl::StrCat("checkpoint pointer ", path, " does not parse: '", line,
+                   "'; delete it (the newest valid checkpoint is found without it)"));
 }
 
 absl::Status WriteCheckpointPointer(FileSystem& fs, const std::string& model_dir, int64_t latest,
@@ -76,7 +78,8 @@ absl::Status WriteCheckpointPointer(FileSystem& fs, const std::string& model_dir
 
 absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std::string& model_dir,
                                                       int64_t max_step) {
-  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries, ListCheckpointDirs(fs, model_dir));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
+                             ListCheckpointDirs(fs, model_dir));
   LatestCheckpoint latest;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     if (!it->committed || (max_step >= 0 && it->step > max_step)) continue;
@@ -95,7 +98,8 @@ absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std:
 
 absl::Status PruneCheckpoints(FileSystem& fs, const std::string& model_dir, int64_t newest,
                               int max_to_keep) {
-  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries, ListCheckpointDirs(fs, model_dir));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
+                             ListCheckpointDirs(fs, model_dir));
   int kept = 0;
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     const std::string dir = CheckpointPath(model_dir, it->step);

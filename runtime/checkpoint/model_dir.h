@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/base/file_system.h"
+#include "runtime/checkpoint/checkpoint_reader.h"
 
 namespace meshtrain {
 

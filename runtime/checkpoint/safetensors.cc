@@ -19,8 +19,8 @@ constexpr absl::string_view kMetadataKey = "__metadata__";
 constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;
 
 absl::Status Corrupt(absl::string_view path, absl::string_view what) {
-  return absl::DataLossError(absl::StrCat("checkpoint file ", path, " is corrupt: ", what,
-                                          "; it will not be restored"));
+  return absl::DataLossError(
+      absl::StrCat("checkpoint file ", path, " is corrupt: ", what, "; it will not be restored"));
 }
 
 // dtype x shape in bytes, or -1 on overflow.
@@ -36,10 +36,12 @@ int64_t ExpectedBytes(DType dtype, absl::Span<const int64_t> shape) {
 // The little-endian header length of the first 8 bytes, checked against the file.
 absl::StatusOr<uint64_t> ReadHeaderLength(const std::string& contents, absl::string_view p) {
   if (contents.size() < 8) {
-    return Corrupt(p, absl::StrCat("only ", contents.size(), " bytes, fewer than the 8-byte header length"));
+    return Corrupt(
+        p, absl::StrCat("only ", contents.size(), " bytes, fewer than the 8-byte header length"));
   }
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(contents[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<uint8_t>(contents[i])) << (8 * i);
   if (n > kMaxHeaderBytes || n > contents.size() - 8) {
     return Corrupt(p, absl::StrCat("the header length ", n, " runs past the end of the file (",
                                    contents.size(), " bytes)"));
@@ -104,14 +106,16 @@ absl::Status CheckCoverage(const std::vector<SafetensorsEntry>& entries, uint64_
                            absl::string_view p) {
   std::vector<const SafetensorsEntry*> by_offset;
   for (const SafetensorsEntry& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
+              return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+            });
   uint64_t covered = 0;
   for (const SafetensorsEntry* e : by_offset) {
     if (e->begin != covered) {
       return Corrupt(p, absl::StrCat("tensor '", e->name, "' starts at ", e->begin, " but ",
-                                     e->begin < covered ? "the previous tensor ends at " : "there is a hole from ",
+                                     e->begin < covered ? "the previous tensor ends at "
+                                                        : "there is a hole from ",
                                      covered));
     }
     covered = e->end;
@@ -133,11 +137,13 @@ absl::Status SafetensorsWriter::Add(absl::string_view name, DType dtype,
                                     absl::Span<const int64_t> shape,
                                     absl::Span<const std::byte> data) {
   if (name.empty() || name == kMetadataKey) {
-    return absl::InvalidArgumentError(absl::StrCat("safetensors: tensor name '", name, "' is reserved"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("safetensors: tensor name '", name, "' is reserved"));
   }
   for (const SafetensorsEntry& e : entries_) {
     if (e.name == name) {
-      return absl::InvalidArgumentError(absl::StrCat("safetensors: tensor '", name, "' added twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("safetensors: tensor '", name, "' added twice"));
     }
   }
   const int64_t expected = ExpectedBytes(dtype, shape);
@@ -196,7 +202,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string contents, std
   const std::string& p = file.path_;
   MESHTRAIN_ASSIGN_OR_RETURN(const uint64_t n, ReadHeaderLength(contents, p));
   absl::StatusOr<nlohmann::json> header = ParseJson(absl::string_view(contents).substr(8, n));
-  if (!header.ok()) return Corrupt(p, absl::StrCat("the JSON header does not parse: ", header.status().message()));
+  if (!header.ok())
+    return Corrupt(p, absl::StrCat("the JSON header does not parse: ", header.status().message()));
   if (!header->is_object()) return Corrupt(p, "the JSON header is not an object");
   const uint64_t data_size = contents.size() - 8 - n;
   for (auto it = header->begin(); it != header->end(); ++it) {
@@ -204,7 +211,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string contents, std
       MESHTRAIN_RETURN_IF_ERROR(ReadMetadata(it.value(), p, &file.metadata_));
       continue;
     }
-    MESHTRAIN_ASSIGN_OR_RETURN(SafetensorsEntry entry, ReadEntry(it.key(), it.value(), data_size, p));
+    MESHTRAIN_ASSIGN_OR_RETURN(SafetensorsEntry entry,
+                               ReadEntry(it.key(), it.value(), data_size, p));
     file.entries_.push_back(std::move(entry));
   }
   MESHTRAIN_RETURN_IF_ERROR(CheckCoverage(file.entries_, data_size, p));
@@ -216,8 +224,9 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string contents, std
 }
 
 const SafetensorsEntry* SafetensorsFile::Find(absl::string_view name) const {
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), name,
-                             [](const SafetensorsEntry& e, absl::string_view n) { return e.name < n; });
+  auto it =
+      std::lower_bound(entries_.begin(), entries_.end(), name,
+                       [](const SafetensorsEntry& e, absl::string_view n) { return e.name < n; });
   return it != entries_.end() && it->name == name ? &*it : nullptr;
 }
 

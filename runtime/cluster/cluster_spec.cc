@@ -23,7 +23,8 @@ int JobRank(absl::string_view job) {
 std::string TaskId::ToString() const { return absl::StrCat(job, ":", index); }
 
 bool TaskId::operator<(const TaskId& o) const {
-  return std::make_tuple(JobRank(job), job, index) < std::make_tuple(JobRank(o.job), o.job, o.index);
+  return std::make_tuple(JobRank(job), job, index) <
+         std::make_tuple(JobRank(o.job), o.job, o.index);
 }
 
 bool ClusterSpec::has_job(absl::string_view job) const { return jobs_.count(std::string(job)) > 0; }
@@ -58,7 +59,8 @@ std::vector<TaskId> ClusterSpec::AllTasks() const {
 std::vector<TaskId> ClusterSpec::TrainingWorkers() const {
   std::vector<TaskId> tasks;
   for (int i = 0; i < num_tasks(kChiefJob); ++i) tasks.push_back(TaskId{std::string(kChiefJob), i});
-  for (int i = 0; i < num_tasks(kWorkerJob); ++i) tasks.push_back(TaskId{std::string(kWorkerJob), i});
+  for (int i = 0; i < num_tasks(kWorkerJob); ++i)
+    tasks.push_back(TaskId{std::string(kWorkerJob), i});
   return tasks;
 }
 

@@ -33,8 +33,7 @@ constexpr MpiVariables kOpenMpi = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE
                                    "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"};
 constexpr MpiVariables kHydra = {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"};
 
-constexpr absl::string_view kSetByMpirun =
-    "mpirun sets these variables; do not set them by hand";
+constexpr absl::string_view kSetByMpirun = "mpirun sets these variables; do not set them by hand";
 
 const char* GetEnv(const char* name) {
   const char* value = std::getenv(name);

@@ -352,8 +352,8 @@ void DescribeThisProcess(const ClusterConfig& config, std::string* out) {
 void DescribeServices(const ClusterConfig& config, std::string* out) {
   const ClusterSpec& spec = config.cluster;
   const std::vector<TaskId> trainers = spec.TrainingWorkers();
-  absl::StrAppend(out, "training workers: ", trainers.size(),
-                  " (rank order: ", TaskNames(trainers), ")\n");
+  absl::StrAppend(out, "training workers: ", trainers.size(), " (rank order: ", TaskNames(trainers),
+                  ")\n");
   std::vector<TaskId> servers;
   for (int i = 0; i < spec.num_tasks(kPsJob); ++i) {
     servers.push_back(TaskId{std::string(kPsJob), i});

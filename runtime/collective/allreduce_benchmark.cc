@@ -20,10 +20,10 @@ double Seconds(std::chrono::steady_clock::duration d) {
 absl::Status MaxOverRanks(Communicator& comm, std::vector<double>& values,
                           std::vector<std::byte>& all, std::vector<size_t>& sizes,
                           const CollectiveContext& ctx) {
-  MESHTRAIN_RETURN_IF_ERROR(comm.AllGather(
-      absl::MakeConstSpan(reinterpret_cast<const std::byte*>(values.data()),
-                          values.size() * sizeof(double)),
-      &all, &sizes, ctx));
+  MESHTRAIN_RETURN_IF_ERROR(
+      comm.AllGather(absl::MakeConstSpan(reinterpret_cast<const std::byte*>(values.data()),
+                                         values.size() * sizeof(double)),
+                     &all, &sizes, ctx));
   const double* gathered = reinterpret_cast<const double*>(all.data());
   for (int r = 0; r < comm.world_size(); ++r) {
     for (size_t i = 0; i < values.size(); ++i) {
@@ -34,9 +34,12 @@ absl::Status MaxOverRanks(Communicator& comm, std::vector<double>& values,
 }
 
 std::string SizeLabel(size_t bytes) {
-  if (bytes >= (size_t{1} << 30) && bytes % (size_t{1} << 30) == 0) return absl::StrCat(bytes >> 30, " GiB");
-  if (bytes >= (size_t{1} << 20) && bytes % (size_t{1} << 20) == 0) return absl::StrCat(bytes >> 20, " MiB");
-  if (bytes >= (size_t{1} << 10) && bytes % (size_t{1} << 10) == 0) return absl::StrCat(bytes >> 10, " KiB");
+  if (bytes >= (size_t{1} << 30) && bytes % (size_t{1} << 30) == 0)
+    return absl::StrCat(bytes >> 30, " GiB");
+  if (bytes >= (size_t{1} << 20) && bytes % (size_t{1} << 20) == 0)
+    return absl::StrCat(bytes >> 20, " MiB");
+  if (bytes >= (size_t{1} << 10) && bytes % (size_t{1} << 10) == 0)
+    return absl::StrCat(bytes >> 10, " KiB");
   return absl::StrCat(bytes, " B");
 }
 
@@ -94,8 +97,8 @@ absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
           const float got = host.data<float>()[i];
           if (got != expect) {
             return absl::InternalError(absl::StrCat("allreduce benchmark: element ", i, " of ",
-                                                    SizeLabel(bytes), " is ", got,
-                                                    ", expected ", expect));
+                                                    SizeLabel(bytes), " is ", got, ", expected ",
+                                                    expect));
           }
         }
         Fill(options.device, 0.0f, buffer);
@@ -104,8 +107,8 @@ absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
     std::vector<double> est{estimate};
     MESHTRAIN_RETURN_IF_ERROR(MaxOverRanks(comm, est, gathered, gathered_sizes, ctx_at(0)));
     const double want = absl::ToDoubleSeconds(options.min_time) / std::max(est[0], 1e-7);
-    const int iters = static_cast<int>(std::clamp<double>(std::ceil(want), options.min_iters,
-                                                          options.max_iters));
+    const int iters =
+        static_cast<int>(std::clamp<double>(std::ceil(want), options.min_iters, options.max_iters));
     std::vector<double> times(iters);
     for (int i = 0; i < iters; ++i) {
       MESHTRAIN_RETURN_IF_ERROR(comm.Barrier(ctx_at(i)));
@@ -119,13 +122,15 @@ absl::StatusOr<std::vector<AllReduceBenchmarkRow>> RunAllReduceBenchmark(
     AllReduceBenchmarkRow row;
     row.bytes = bytes;
     row.iters = iters;
-    row.median_s = iters % 2 ? sorted[iters / 2] : 0.5 * (sorted[iters / 2 - 1] + sorted[iters / 2]);
+    row.median_s =
+        iters % 2 ? sorted[iters / 2] : 0.5 * (sorted[iters / 2 - 1] + sorted[iters / 2]);
     row.min_s = sorted.front();
     row.max_s = sorted.back();
     double sum = 0;
     for (double t : sorted) sum += t;
     row.mean_s = sum / iters;
-    row.p99_s = sorted[std::min<size_t>(iters - 1, static_cast<size_t>(std::ceil(0.99 * iters)) - 1)];
+    row.p99_s =
+        sorted[std::min<size_t>(iters - 1, static_cast<size_t>(std::ceil(0.99 * iters)) - 1)];
     row.algbw_gbps = bytes / row.median_s / 1e9;
     row.busbw_gbps = row.algbw_gbps * 2.0 * (n - 1) / n;
     rows.push_back(row);

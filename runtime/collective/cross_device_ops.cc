@@ -32,7 +32,7 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
         name_(name),
         n_(num_replicas),
         cross_worker_(cross_worker != nullptr && cross_worker->world_size() > 1 ? cross_worker
-                                                                               : nullptr),
+                                                                                : nullptr),
         barrier_(num_replicas, abort),
         buffers_(num_replicas),
         sources_(num_replicas),
@@ -108,8 +108,7 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
     return barrier_.Arrive(replica, ctx.deadline);  // replica 0's buffer is read until here
   }
 
-  absl::Status HierarchicalCopy(int replica, absl::Span<float> data,
-                                const CollectiveContext& ctx) {
+  absl::Status HierarchicalCopy(int replica, absl::Span<float> data, const CollectiveContext& ctx) {
     int top = 1;
     while (top * 2 < n_) top *= 2;
     for (int stride = 1; stride < n_; stride *= 2) {
@@ -135,8 +134,7 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
     SumFloat32(dst + range.begin, src, range.size());
   }
 
-  absl::Status SlicesThenGather(int replica, absl::Span<float> data,
-                                const CollectiveContext& ctx) {
+  absl::Status SlicesThenGather(int replica, absl::Span<float> data, const CollectiveContext& ctx) {
     SumSlice(replica, data.data());
     MESHTRAIN_RETURN_IF_ERROR(barrier_.Arrive(replica, ctx.deadline));
     for (int owner = 0; owner < n_; ++owner) {
@@ -160,7 +158,8 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
   }
 
   void CopyFrom(int source, absl::Span<float> data) {
-    if (!data.empty()) std::memcpy(data.data(), buffers_[source].data(), data.size() * sizeof(float));
+    if (!data.empty())
+      std::memcpy(data.data(), buffers_[source].data(), data.size() * sizeof(float));
   }
 
   const Algorithm algorithm_;
@@ -170,12 +169,13 @@ class LocalCrossDeviceOps : public CrossDeviceOps {
   ReplicaBarrier barrier_;
   // Written by replica r (slot r) before a barrier, read by all after it.
   std::vector<absl::Span<float>> buffers_;
-  std::vector<const float*> sources_;  // replica 0 only
+  std::vector<const float*> sources_;                     // replica 0 only
   std::vector<std::vector<const float*>> slice_sources_;  // [replica]: its own
-  absl::Status cross_status_;          // written by replica 0 before a barrier
+  absl::Status cross_status_;                             // written by replica 0 before a barrier
 };
 
-absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateForGpus(absl::string_view name, int num_replicas,
+absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateForGpus(absl::string_view name,
+                                                              int num_replicas,
                                                               Communicator* cross_worker,
                                                               AbortSignal* abort,
                                                               const std::vector<Device>& devices) {
@@ -184,21 +184,22 @@ absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateForGpus(absl::string_view 
   const std::string where = absl::StrJoin(listed, ",");
   if (static_cast<int>(devices.size()) != num_replicas ||
       std::any_of(devices.begin(), devices.end(), [](const Device& d) { return d.is_cpu(); })) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "replicas on ", where, ": cross-device ops need one device per replica (", num_replicas,
-        ") and all of one kind; list only gpu:N or only cpu:N devices"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("replicas on ", where, ": cross-device ops need one device per replica (",
+                     num_replicas, ") and all of one kind; list only gpu:N or only cpu:N devices"));
   }
   if (name != kNcclCrossDeviceOpsName) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cross-device ops '", name, "' sums host memory, but the replicas are on ", where,
-        "; use nccl (the default when all devices are GPUs)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cross-device ops '", name, "' sums host memory, but the replicas are on ",
+                     where, "; use nccl (the default when all devices are GPUs)"));
   }
 #if MESHTRAIN_HAVE_CUDA
   return CreateGpuCrossDeviceOps(devices, cross_worker, abort);
 #else
-  return absl::FailedPreconditionError(absl::StrCat(
-      "cross-device ops 'nccl' on ", where, ": this meshtrain was built without CUDA; rebuild "
-      "with the CUDA toolkit (cmake -DMESHTRAIN_CUDA=ON) or use cpu devices"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("cross-device ops 'nccl' on ", where,
+                   ": this meshtrain was built without CUDA; rebuild "
+                   "with the CUDA toolkit (cmake -DMESHTRAIN_CUDA=ON) or use cpu devices"));
 #endif
 }
 
@@ -208,17 +209,15 @@ std::vector<absl::string_view> CrossDeviceOpsNames() {
   return {kReduceToOneName, kHierarchicalCopyName, kRingName};
 }
 
-absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateCrossDeviceOps(absl::string_view name,
-                                                                     int num_replicas,
-                                                                     Communicator* cross_worker,
-                                                                     AbortSignal* abort,
-                                                                     const std::vector<Device>& devices) {
+absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateCrossDeviceOps(
+    absl::string_view name, int num_replicas, Communicator* cross_worker, AbortSignal* abort,
+    const std::vector<Device>& devices) {
   if (num_replicas < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cross-device ops '", name, "': num_replicas ", num_replicas, " must be >= 1"));
+    return absl::InvalidArgumentError(absl::StrCat("cross-device ops '", name, "': num_replicas ",
+                                                   num_replicas, " must be >= 1"));
   }
-  const auto gpus = std::count_if(devices.begin(), devices.end(),
-                                  [](const Device& d) { return !d.is_cpu(); });
+  const auto gpus =
+      std::count_if(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
   if (gpus > 0) return CreateForGpus(name, num_replicas, cross_worker, abort, devices);
   if (name == kNcclCrossDeviceOpsName) {
     return absl::InvalidArgumentError(
@@ -237,8 +236,7 @@ absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateCrossDeviceOps(absl::strin
     algorithm = Algorithm::kRing;
     canonical = kRingName;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown cross-device ops '", name,
-                                                   "'; valid: ",
+    return absl::InvalidArgumentError(absl::StrCat("unknown cross-device ops '", name, "'; valid: ",
                                                    absl::StrJoin(CrossDeviceOpsNames(), ", ")));
   }
   return std::unique_ptr<CrossDeviceOps>(

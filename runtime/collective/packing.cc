@@ -1,6 +1,5 @@
 #include "runtime/collective/packing.h"
 
-
 namespace meshtrain {
 
 std::vector<Pack> PlanPacks(absl::Span<const size_t> tensor_bytes, size_t bytes_per_pack) {

@@ -75,8 +75,8 @@ absl::Status ReplicaBarrier::Arrive(int party, absl::Time deadline) {
     for (int p = 0; p < parties_; ++p) {
       if (!here_[p]) absl::StrAppend(&missing, missing.empty() ? "" : ", ", p);
     }
-    broken_ = absl::DeadlineExceededError(absl::StrCat(
-        "replicas [", missing, "] of ", parties_, " did not arrive before the deadline"));
+    broken_ = absl::DeadlineExceededError(absl::StrCat("replicas [", missing, "] of ", parties_,
+                                                       " did not arrive before the deadline"));
     broken_flag_.store(true, std::memory_order_release);
   }
   return broken_;

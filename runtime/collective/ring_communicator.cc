@@ -26,9 +26,10 @@ absl::Span<std::byte> Bytes(float* data, size_t n) {
 
 absl::Status RingCommunicator::AllReduceSum(absl::Span<float> data, const CollectiveContext& ctx) {
   if (world_size() == 1 || data.empty()) return absl::OkStatus();
-  absl::Status status = (world_size() == 2 && data.size() * sizeof(float) <= options_.exchange_max_bytes)
-                            ? ExchangeAllReduce(data, ctx.deadline)
-                            : RingAllReduce(data, ctx.deadline);
+  absl::Status status =
+      (world_size() == 2 && data.size() * sizeof(float) <= options_.exchange_max_bytes)
+          ? ExchangeAllReduce(data, ctx.deadline)
+          : RingAllReduce(data, ctx.deadline);
   return InContext(std::move(status), "allreduce", ctx);
 }
 
@@ -120,8 +121,8 @@ absl::Status RingCommunicator::AllGather(absl::Span<const std::byte> mine,
   gather_offsets_.resize(n + 1);
   for (int i = 0; i <= n; ++i) gather_offsets_[i] = i * sizeof(uint64_t);
   MESHTRAIN_RETURN_IF_ERROR(
-      InContext(RingAllGather(reinterpret_cast<std::byte*>(gather_sizes_.data()),
-                              gather_offsets_, ctx.deadline),
+      InContext(RingAllGather(reinterpret_cast<std::byte*>(gather_sizes_.data()), gather_offsets_,
+                              ctx.deadline),
                 "allgather (sizes)", ctx));
   // 2. The data, at offsets from those counts.
   sizes->resize(n);
@@ -159,13 +160,12 @@ absl::Status RingCommunicator::Barrier(const CollectiveContext& ctx) {
   const std::byte token[1] = {std::byte{1}};
   std::byte got[1];
   for (int s = 0; s < n - 1; ++s) {
-    MESHTRAIN_RETURN_IF_ERROR(
-        InContext(transport_->SendRecv({.send_to = (r + 1) % n,
-                                        .send = token,
-                                        .recv_from = (r + n - 1) % n,
-                                        .recv = got,
-                                        .deadline = ctx.deadline}),
-                  "barrier", ctx));
+    MESHTRAIN_RETURN_IF_ERROR(InContext(transport_->SendRecv({.send_to = (r + 1) % n,
+                                                              .send = token,
+                                                              .recv_from = (r + n - 1) % n,
+                                                              .recv = got,
+                                                              .deadline = ctx.deadline}),
+                                        "barrier", ctx));
   }
   return absl::OkStatus();
 }

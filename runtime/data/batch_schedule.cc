@@ -88,12 +88,10 @@ std::shared_ptr<const std::vector<int64_t>> BatchSchedule::Permutation(int64_t e
 absl::Span<const int64_t> BatchSchedule::ShardSlice(absl::Span<const int64_t> permutation,
                                                     int64_t step) const {
   MESHTRAIN_CHECK(static_cast<int64_t>(permutation.size()) == options_.num_examples)
-      << "permutation of " << permutation.size() << " for " << options_.num_examples
-      << " examples";
+      << "permutation of " << permutation.size() << " for " << options_.num_examples << " examples";
   const RowRange rows = ShardRows(step);
-  return permutation.subspan(
-      static_cast<size_t>(step * options_.global_batch_size + rows.begin),
-      static_cast<size_t>(rows.size()));
+  return permutation.subspan(static_cast<size_t>(step * options_.global_batch_size + rows.begin),
+                             static_cast<size_t>(rows.size()));
 }
 
 std::vector<int64_t> BatchSchedule::ShardIndices(int64_t epoch, int64_t step) const {
@@ -115,10 +113,9 @@ InputPosition BatchSchedule::Advance(InputPosition position) const {
 
 absl::Status BatchSchedule::ValidatePosition(InputPosition position) const {
   if (position.epoch < 0 || position.step < 0 || position.step >= steps_per_epoch_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input position epoch ", position.epoch, " step ", position.step,
-                     " is outside the schedule (", steps_per_epoch_,
-                     " steps per epoch, epochs from 0)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input position epoch ", position.epoch, " step ", position.step,
+        " is outside the schedule (", steps_per_epoch_, " steps per epoch, epochs from 0)"));
   }
   return absl::OkStatus();
 }

@@ -78,8 +78,7 @@ class BatchSchedule {
   std::shared_ptr<const std::vector<int64_t>> Permutation(int64_t epoch) const;
   // This shard's part of `permutation` (a Permutation()) at `step`, in batch
   // row order: the indices without a copy.
-  absl::Span<const int64_t> ShardSlice(absl::Span<const int64_t> permutation,
-                                       int64_t step) const;
+  absl::Span<const int64_t> ShardSlice(absl::Span<const int64_t> permutation, int64_t step) const;
   // This shard's example indices for (epoch, step), in batch row order.
   std::vector<int64_t> ShardIndices(int64_t epoch, int64_t step) const;
   // All shards' example indices for (epoch, step).

@@ -61,8 +61,8 @@ absl::Status ValidateDataset(const Dataset& dataset) {
     return error(absl::StrCat("class labels must be int32, got ", labels.DebugString()));
   }
   if (dataset.num_classes == 0 && labels.dtype() != DType::kFloat32) {
-    return error(absl::StrCat("binary targets (num_classes 0) must be float32, got ",
-                              labels.DebugString()));
+    return error(
+        absl::StrCat("binary targets (num_classes 0) must be float32, got ", labels.DebugString()));
   }
   return absl::OkStatus();
 }

@@ -22,10 +22,10 @@ absl::StatusOr<std::string> FindFile(absl::string_view dir, absl::string_view na
   const std::string gz = absl::StrCat(plain, ".gz");
   if (::access(gz.c_str(), F_OK) == 0) return gz;
   if (::access(plain.c_str(), F_OK) == 0) return plain;
-  return absl::NotFoundError(absl::StrCat(
-      "loading Fashion-MNIST ", what, ": ", gz, " not found (nor ", plain,
-      "); install it with: apt-get install dataset-fashion-mnist, or point the data "
-      "directory at a folder holding the four IDX files"));
+  return absl::NotFoundError(
+      absl::StrCat("loading Fashion-MNIST ", what, ": ", gz, " not found (nor ", plain,
+                   "); install it with: apt-get install dataset-fashion-mnist, or point the data "
+                   "directory at a folder holding the four IDX files"));
 }
 
 // Pixel bytes to [0, 1]. __restrict and -O3 (see CMakeLists.txt) let the
@@ -55,8 +55,7 @@ absl::StatusOr<Dataset> LoadFashionMnist(absl::string_view dir, Split split) {
   }
   if (labels.dims.size() != 1) {
     return absl::DataLossError(absl::StrCat("Fashion-MNIST labels ", labels_path, ": dimensions [",
-                                            absl::StrJoin(labels.dims, ", "),
-                                            "], expected [n]"));
+                                            absl::StrJoin(labels.dims, ", "), "], expected [n]"));
   }
   const int64_t n = images.dims[0];
   if (labels.dims[0] != n) {

@@ -125,8 +125,8 @@ absl::StatusOr<IdxArray> ReadIdxFile(absl::string_view path) {
   got = file.Read(&extra, 1, path);
   if (!got.ok()) return got.status();
   if (*got != 0) {
-    return corrupt("data runs past dimensions [", absl::StrJoin(array.dims, ", "), "] (",
-                   count, " bytes)");
+    return corrupt("data runs past dimensions [", absl::StrJoin(array.dims, ", "), "] (", count,
+                   " bytes)");
   }
   return array;
 }

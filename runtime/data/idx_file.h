@@ -22,9 +22,7 @@ struct IdxArray {
   std::unique_ptr<uint8_t[]> values;  // product(dims) bytes
   int64_t num_values = 0;
 
-  absl::Span<const uint8_t> span() const {
-    return {values.get(), static_cast<size_t>(num_values)};
-  }
+  absl::Span<const uint8_t> span() const { return {values.get(), static_cast<size_t>(num_values)}; }
 };
 
 // The largest array we read (a header claiming more is treated as corrupt).

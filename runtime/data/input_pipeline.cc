@@ -14,9 +14,10 @@ constexpr int kHeldByConsumer = 2;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(
-    const Dataset* dataset, BatchScheduleOptions options, InputPosition start,
-    int prefetch_depth) {
+absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Dataset* dataset,
+                                                                     BatchScheduleOptions options,
+                                                                     InputPosition start,
+                                                                     int prefetch_depth) {
   MESHTRAIN_CHECK(dataset != nullptr) << "InputPipeline::Create: null dataset";
   const auto error = [&](auto... what) {
     return absl::InvalidArgumentError(
@@ -31,8 +32,7 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(
   MESHTRAIN_ASSIGN_OR_RETURN(BatchSchedule schedule, BatchSchedule::Create(options));
   if (schedule.steps_per_epoch() == 0) {
     return error("no step per epoch: ", options.num_examples, " examples in global batches of ",
-                 options.global_batch_size,
-                 options.drop_remainder ? " with drop_remainder" : "",
+                 options.global_batch_size, options.drop_remainder ? " with drop_remainder" : "",
                  "; use fewer replicas or a smaller global batch");
   }
   MESHTRAIN_RETURN_IF_ERROR(schedule.ValidatePosition(start));
@@ -40,8 +40,8 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(
       new InputPipeline(dataset, std::move(schedule), start, prefetch_depth));
 }
 
-InputPipeline::InputPipeline(const Dataset* dataset, BatchSchedule schedule,
-                             InputPosition start, int prefetch_depth)
+InputPipeline::InputPipeline(const Dataset* dataset, BatchSchedule schedule, InputPosition start,
+                             int prefetch_depth)
     : dataset_(dataset),
       schedule_(std::move(schedule)),
       prefetch_depth_(prefetch_depth),
@@ -126,9 +126,9 @@ absl::StatusOr<std::pair<Batch, InputPosition>> InputPipeline::Next(absl::Time d
   const BatchScheduleOptions& options = schedule_.options();
   absl::MutexLock lock(&mu_);
   const auto where = [&] {
-    return absl::StrCat("input pipeline over '", dataset_->name, "' (shard ",
-                        options.shard_index, " of ", options.num_shards, "), epoch ",
-                        consume_position_.epoch, " step ", consume_position_.step);
+    return absl::StrCat("input pipeline over '", dataset_->name, "' (shard ", options.shard_index,
+                        " of ", options.num_shards, "), epoch ", consume_position_.epoch, " step ",
+                        consume_position_.step);
   };
   if (stopping_) return absl::CancelledError(absl::StrCat(where(), ": the pipeline is stopped"));
   RecycleOldestHeld();
@@ -157,9 +157,10 @@ absl::StatusOr<std::pair<Batch, InputPosition>> InputPipeline::Next(absl::Time d
     return absl::CancelledError(absl::StrCat(where(), ": stopped while waiting for the batch"));
   }
   if (ready_.empty()) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        where(), ": the batch was not ready by the deadline (the producer thread is behind; "
-                 "raise prefetch_depth, or use prefetch_depth 0 to gather on this thread)"));
+    return absl::DeadlineExceededError(
+        absl::StrCat(where(),
+                     ": the batch was not ready by the deadline (the producer thread is behind; "
+                     "raise prefetch_depth, or use prefetch_depth 0 to gather on this thread)"));
   }
   const Ready ready = ready_.front();
   ready_.pop_front();

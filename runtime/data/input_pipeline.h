@@ -39,9 +39,10 @@ class InputPipeline {
   // from dataset->size(), the schedule is invalid or has no step per epoch, the
   // start position is outside it, or prefetch_depth < 0. prefetch_depth 0 means
   // synchronous: Next() gathers on the caller's thread and Start() does nothing.
-  static absl::StatusOr<std::unique_ptr<InputPipeline>> Create(
-      const Dataset* dataset, BatchScheduleOptions options, InputPosition start,
-      int prefetch_depth = 2);
+  static absl::StatusOr<std::unique_ptr<InputPipeline>> Create(const Dataset* dataset,
+                                                               BatchScheduleOptions options,
+                                                               InputPosition start,
+                                                               int prefetch_depth = 2);
 
   InputPipeline(const InputPipeline&) = delete;
   InputPipeline& operator=(const InputPipeline&) = delete;

@@ -128,8 +128,8 @@ Dataset MakeSyntheticCtr(const SyntheticCtrOptions& options) {
           std::min(options.vocabulary - 1, static_cast<int64_t>(skewed * vocabulary));
       const uint64_t key = FieldValueKey(f, value);
       logit += options.weight_scale * HashNormal(MixBits(weight_key ^ key));
-      ids[i * fields + f] =
-          static_cast<int64_t>(MixBits(hash_key ^ key) % static_cast<uint64_t>(options.hash_buckets));
+      ids[i * fields + f] = static_cast<int64_t>(MixBits(hash_key ^ key) %
+                                                 static_cast<uint64_t>(options.hash_buckets));
     }
     const float noise = options.noise * random.NormalApprox();
     labels[i] = logit + noise > 0.0f ? 1.0f : 0.0f;

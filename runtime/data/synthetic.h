@@ -55,8 +55,8 @@ Tensor SyntheticCentroids(const SyntheticOptions& options);
 struct SyntheticCtrOptions {
   int64_t num_examples = 100000;
   int num_fields = 16;
-  int64_t vocabulary = 10000;       // values per field
-  int64_t hash_buckets = 1 << 20;   // ids in [0, hash_buckets)
+  int64_t vocabulary = 10000;      // values per field
+  int64_t hash_buckets = 1 << 20;  // ids in [0, hash_buckets)
   float weight_scale = 0.4f;
   float bias = -1.5f;
   float noise = 1.0f;

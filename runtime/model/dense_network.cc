@@ -23,10 +23,11 @@ absl::StatusOr<std::unique_ptr<DenseNetwork>> DenseNetwork::Create(std::string n
     return absl::InvalidArgumentError(absl::StrCat(name, ": the data has no input features"));
   }
   if (shape.num_classes == 1 || shape.num_classes < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": num_classes ", shape.num_classes, " (use >= 2, or 0 for a binary target)"));
+    return absl::InvalidArgumentError(absl::StrCat(name, ": num_classes ", shape.num_classes,
+                                                   " (use >= 2, or 0 for a binary target)"));
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(Initializer kernel_init, Initializer::Parse(config.kernel_initializer));
+  MESHTRAIN_ASSIGN_OR_RETURN(Initializer kernel_init,
+                             Initializer::Parse(config.kernel_initializer));
   MESHTRAIN_ASSIGN_OR_RETURN(Initializer bias_init, Initializer::Parse(config.bias_initializer));
   auto model = std::unique_ptr<DenseNetwork>(new DenseNetwork);
   model->name_ = std::move(name);
@@ -61,9 +62,8 @@ absl::Status DenseNetwork::CheckBatch(const Batch& batch) const {
   const Tensor& x = batch.inputs;
   if (x.dtype() != DType::kFloat32 || x.shape().rank() != 2 ||
       x.shape().dim(1) != shape_.input_features) {
-    return absl::InvalidArgumentError(absl::StrCat(name_, ": inputs ", x.DebugString(),
-                                                   ", expected float32[n, ",
-                                                   shape_.input_features, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        name_, ": inputs ", x.DebugString(), ", expected float32[n, ", shape_.input_features, "]"));
   }
   const DType label_type = shape_.num_classes == 0 ? DType::kFloat32 : DType::kInt32;
   if (batch.labels.dtype() != label_type || batch.labels.rows() != x.rows()) {
@@ -82,8 +82,8 @@ absl::Status DenseNetwork::Forward(ReplicaContext& ctx, const Tensor& inputs,
   const Tensor* in = &inputs;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
-    MESHTRAIN_ASSIGN_OR_RETURN(outputs[l], ctx.workspace().Get(static_cast<int>(l), DType::kFloat32,
-                                                               Shape{n, layer.out}));
+    MESHTRAIN_ASSIGN_OR_RETURN(
+        outputs[l], ctx.workspace().Get(static_cast<int>(l), DType::kFloat32, Shape{n, layer.out}));
     k.MatMul(*in, false, ctx.Value(layer.kernel), false, 1.0f, 0.0f, outputs[l]);
     k.BiasActivation(ctx.Value(layer.bias), layer.activation, outputs[l]);
     in = &outputs[l];
@@ -99,7 +99,8 @@ LossStats DenseNetwork::Loss(Kernels& kernels, const Tensor& logits, const Tenso
   return kernels.SoftmaxCrossEntropy(logits, labels, grad_scale, dlogits);
 }
 
-absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx, const Batch& host_batch,
+absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx,
+                                                         const Batch& host_batch,
                                                          float grad_scale) const {
   MESHTRAIN_RETURN_IF_ERROR(CheckBatch(host_batch));
   Kernels& k = ctx.kernels();
@@ -110,8 +111,9 @@ absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx, co
   std::vector<Tensor> outputs;
   MESHTRAIN_RETURN_IF_ERROR(Forward(ctx, batch.inputs, outputs));
 
-  MESHTRAIN_ASSIGN_OR_RETURN(Tensor delta, ctx.workspace().Get(DlogitsSlot(num_layers), DType::kFloat32,
-                                                               outputs.back().shape()));
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      Tensor delta,
+      ctx.workspace().Get(DlogitsSlot(num_layers), DType::kFloat32, outputs.back().shape()));
   const LossStats stats = Loss(k, outputs.back(), batch.labels, grad_scale, &delta, nullptr);
 
   // Backward, last layer first; each layer's gradients are announced as soon as
@@ -124,9 +126,9 @@ absl::StatusOr<LossStats> DenseNetwork::ComputeGradients(ReplicaContext& ctx, co
     ctx.GradientReady(layer.bias);
     ctx.GradientReady(layer.kernel);
     if (l > 0) {
-      MESHTRAIN_ASSIGN_OR_RETURN(Tensor prev, ctx.workspace().Get(BackpropSlot(num_layers, l),
-                                                                  DType::kFloat32,
-                                                                  Shape{n, layer.in}));
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          Tensor prev,
+          ctx.workspace().Get(BackpropSlot(num_layers, l), DType::kFloat32, Shape{n, layer.in}));
       k.MatMul(delta, false, ctx.Value(layer.kernel), true, 1.0f, 0.0f, prev);
       delta = std::move(prev);
     }

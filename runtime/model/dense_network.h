@@ -40,7 +40,8 @@ class DenseNetwork final : public Model {
   DenseNetwork() = default;
   absl::Status CheckBatch(const Batch& batch) const;
   // Runs the layers on `inputs`; `outputs[l]` receives layer l's activations.
-  absl::Status Forward(ReplicaContext& ctx, const Tensor& inputs, std::vector<Tensor>& outputs) const;
+  absl::Status Forward(ReplicaContext& ctx, const Tensor& inputs,
+                       std::vector<Tensor>& outputs) const;
   LossStats Loss(Kernels& kernels, const Tensor& logits, const Tensor& labels, float grad_scale,
                  Tensor* dlogits, Tensor* probabilities) const;
 

@@ -20,9 +20,9 @@ absl::StatusOr<std::unique_ptr<EmbeddingCtr>> EmbeddingCtr::Create(const ModelCo
                                                                    const ModelShape& shape,
                                                                    VariableCreator& creator) {
   if (shape.num_classes != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "embedding_ctr predicts a click (a binary target), but the data has ", shape.num_classes,
-        " classes; use the synthetic_ctr dataset"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("embedding_ctr predicts a click (a binary target), but the data has ",
+                     shape.num_classes, " classes; use the synthetic_ctr dataset"));
   }
   if (shape.input_features < 1) {
     return absl::InvalidArgumentError("embedding_ctr: the data has no categorical fields");
@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<EmbeddingCtr>> EmbeddingCtr::Create(const ModelCo
                                                    config.embedding_dim, ") must be >= 1"));
   }
   MESHTRAIN_ASSIGN_OR_RETURN(Initializer table_init, Initializer::Parse(kEmbeddingInitializer));
-  MESHTRAIN_ASSIGN_OR_RETURN(Initializer kernel_init, Initializer::Parse(config.kernel_initializer));
+  MESHTRAIN_ASSIGN_OR_RETURN(Initializer kernel_init,
+                             Initializer::Parse(config.kernel_initializer));
   MESHTRAIN_ASSIGN_OR_RETURN(Initializer bias_init, Initializer::Parse(config.bias_initializer));
   auto model = std::unique_ptr<EmbeddingCtr>(new EmbeddingCtr);
   model->fields_ = shape.input_features;
@@ -85,7 +86,8 @@ absl::StatusOr<EmbeddingCtr::Forward> EmbeddingCtr::RunForward(ReplicaContext& c
   // Step 2.
   MESHTRAIN_ASSIGN_OR_RETURN(Tensor rows, ctx.ReadRows(table_, f.ids));
   // Step 3.
-  MESHTRAIN_ASSIGN_OR_RETURN(f.pooled, ctx.workspace().Get(kPooledSlot, DType::kFloat32, Shape{n, dim_}));
+  MESHTRAIN_ASSIGN_OR_RETURN(f.pooled,
+                             ctx.workspace().Get(kPooledSlot, DType::kFloat32, Shape{n, dim_}));
   float* pooled = f.pooled.data<float>();
   const float* row_data = rows.data<float>();
   std::fill(pooled, pooled + n * dim_, 0.0f);
@@ -96,7 +98,8 @@ absl::StatusOr<EmbeddingCtr::Forward> EmbeddingCtr::RunForward(ReplicaContext& c
       for (int64_t d = 0; d < dim_; ++d) out[d] += row[d];
     }
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(f.logits, ctx.workspace().Get(kLogitsSlot, DType::kFloat32, Shape{n, 1}));
+  MESHTRAIN_ASSIGN_OR_RETURN(f.logits,
+                             ctx.workspace().Get(kLogitsSlot, DType::kFloat32, Shape{n, 1}));
   Kernels& k = ctx.kernels();
   k.MatMul(f.pooled, false, ctx.Value(kernel_), false, 1.0f, 0.0f, f.logits);
   k.BiasActivation(ctx.Value(bias_), Activation::kNone, f.logits);
@@ -110,7 +113,8 @@ absl::StatusOr<LossStats> EmbeddingCtr::ComputeGradients(ReplicaContext& ctx, co
   Kernels& k = ctx.kernels();
   MESHTRAIN_ASSIGN_OR_RETURN(Tensor dlogits,
                              ctx.workspace().Get(kDlogitsSlot, DType::kFloat32, Shape{n, 1}));
-  const LossStats stats = k.SigmoidCrossEntropy(f.logits, batch.labels, grad_scale, &dlogits, nullptr);
+  const LossStats stats =
+      k.SigmoidCrossEntropy(f.logits, batch.labels, grad_scale, &dlogits, nullptr);
   // Step 4, dense part first (announced as soon as final).
   k.BiasActivationGrad(f.logits, Activation::kNone, dlogits, ctx.Gradient(bias_));
   k.MatMul(f.pooled, true, dlogits, false, 1.0f, 0.0f, ctx.Gradient(kernel_));

@@ -47,10 +47,10 @@ class EmbeddingCtr final : public Model {
  private:
   // What the forward pass leaves for the backward pass.
   struct Forward {
-    Tensor ids;              // int64 [u]: the batch's distinct ids, sorted
+    Tensor ids;                  // int64 [u]: the batch's distinct ids, sorted
     std::vector<int64_t> index;  // [n * fields]: position of each id in `ids`
-    Tensor pooled;           // [n, dim]
-    Tensor logits;           // [n, 1]
+    Tensor pooled;               // [n, dim]
+    Tensor logits;               // [n, 1]
   };
 
   EmbeddingCtr() = default;

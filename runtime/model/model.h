@@ -20,7 +20,7 @@
 namespace meshtrain {
 
 struct ModelConfig {
-  std::string type = "mlp";                // mlp | softmax_regression | embedding_ctr
+  std::string type = "mlp";  // mlp | softmax_regression | embedding_ctr
   std::vector<int64_t> hidden_units = {300, 100};
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";

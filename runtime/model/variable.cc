@@ -67,9 +67,9 @@ absl::StatusOr<Initializer> Initializer::Parse(absl::string_view text) {
     }
     return init;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown initializer '", text,
-        "': use zeros, glorot_uniform, he_normal, normal:STDDEV or uniform:LIMIT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown initializer '", text,
+                     "': use zeros, glorot_uniform, he_normal, normal:STDDEV or uniform:LIMIT"));
   }
   if (parts.size() != 1) {
     return absl::InvalidArgumentError(
@@ -80,11 +80,16 @@ absl::StatusOr<Initializer> Initializer::Parse(absl::string_view text) {
 
 std::string Initializer::ToString() const {
   switch (kind) {
-    case Kind::kZeros: return "zeros";
-    case Kind::kGlorotUniform: return "glorot_uniform";
-    case Kind::kHeNormal: return "he_normal";
-    case Kind::kNormal: return absl::StrCat("normal:", scale);
-    case Kind::kUniform: return absl::StrCat("uniform:", scale);
+    case Kind::kZeros:
+      return "zeros";
+    case Kind::kGlorotUniform:
+      return "glorot_uniform";
+    case Kind::kHeNormal:
+      return "he_normal";
+    case Kind::kNormal:
+      return absl::StrCat("normal:", scale);
+    case Kind::kUniform:
+      return absl::StrCat("uniform:", scale);
   }
   return "?";
 }

@@ -52,8 +52,8 @@ class Adam final : public Optimizer {
 absl::Status CheckRange(absl::string_view field, float value, float low, float high,
                         absl::string_view fix) {
   if (!(value >= low && value <= high) || !std::isfinite(value)) {
-    return absl::InvalidArgumentError(absl::StrCat("optimizer.", field, ": ", value,
-                                                   " is out of range; ", fix));
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.", field, ": ", value, " is out of range; ", fix));
   }
   return absl::OkStatus();
 }
@@ -75,9 +75,12 @@ absl::StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const OptimizerConf
     return std::unique_ptr<Optimizer>(new Sgd(config));
   }
   if (config.type == "adam") {
-    MESHTRAIN_RETURN_IF_ERROR(CheckRange("beta1", config.beta1, 0.0f, 0.9999999f, "use 0 <= beta1 < 1"));
-    MESHTRAIN_RETURN_IF_ERROR(CheckRange("beta2", config.beta2, 0.0f, 0.9999999f, "use 0 <= beta2 < 1"));
-    MESHTRAIN_RETURN_IF_ERROR(CheckRange("epsilon", config.epsilon, 1e-30f, 1.0f, "use a small epsilon such as 1e-7"));
+    MESHTRAIN_RETURN_IF_ERROR(
+        CheckRange("beta1", config.beta1, 0.0f, 0.9999999f, "use 0 <= beta1 < 1"));
+    MESHTRAIN_RETURN_IF_ERROR(
+        CheckRange("beta2", config.beta2, 0.0f, 0.9999999f, "use 0 <= beta2 < 1"));
+    MESHTRAIN_RETURN_IF_ERROR(
+        CheckRange("epsilon", config.epsilon, 1e-30f, 1.0f, "use a small epsilon such as 1e-7"));
     return std::unique_ptr<Optimizer>(new Adam(config));
   }
   return absl::InvalidArgumentError(

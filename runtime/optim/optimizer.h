@@ -20,11 +20,11 @@ namespace meshtrain {
 struct OptimizerConfig {
   std::string type = "sgd";  // sgd | adam
   float learning_rate = 0.01f;
-  float momentum = 0.0f;     // sgd
-  bool nesterov = false;     // sgd
-  float beta1 = 0.9f;        // adam
-  float beta2 = 0.999f;      // adam
-  float epsilon = 1e-7f;     // adam
+  float momentum = 0.0f;  // sgd
+  bool nesterov = false;  // sgd
+  float beta1 = 0.9f;     // adam
+  float beta2 = 0.999f;   // adam
+  float epsilon = 1e-7f;  // adam
 };
 
 class Optimizer {

@@ -67,9 +67,9 @@ absl::Status VariableStore::ApplySparse(int i, const Tensor& ids, const Tensor& 
   }
   for (int64_t id : local_ids->flat<int64_t>()) {
     if (id < 0 || id >= e.value.rows()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sparse update of ", e.spec.name, ": row ", id + e.row_begin, " is outside rows [",
-          e.row_begin, ", ", e.row_begin + e.value.rows(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sparse update of ", e.spec.name, ": row ", id + e.row_begin,
+                       " is outside rows [", e.row_begin, ", ", e.row_begin + e.value.rows(), ")"));
     }
   }
   ++e.updates;

@@ -20,11 +20,11 @@ namespace meshtrain {
 class VariableStore {
  public:
   struct Entry {
-    VariableSpec spec;     // the whole variable's spec
-    int64_t row_begin = 0;  // first row held here (partitions)
-    Tensor value;           // rows [row_begin, row_begin + value.rows())
+    VariableSpec spec;          // the whole variable's spec
+    int64_t row_begin = 0;      // first row held here (partitions)
+    Tensor value;               // rows [row_begin, row_begin + value.rows())
     std::vector<Tensor> slots;  // optimizer.slot_names() order, shaped like value
-    int64_t updates = 0;    // updates applied (Adam's step counter)
+    int64_t updates = 0;        // updates applied (Adam's step counter)
   };
 
   // `kernels` and `optimizer` must outlive the store.
@@ -47,7 +47,8 @@ class VariableStore {
   // One optimizer update of entry `i`.
   void Apply(int i, const Tensor& grad, float lr_scale = 1.0f);
   // An update of rows `ids` (int64, distinct, in the whole variable's numbering).
-  absl::Status ApplySparse(int i, const Tensor& ids, const Tensor& grad_rows, float lr_scale = 1.0f);
+  absl::Status ApplySparse(int i, const Tensor& ids, const Tensor& grad_rows,
+                           float lr_scale = 1.0f);
 
   // CRC32C over every value's bytes in entry order, as 8 hex digits: equal
   // stores have equal checksums (summary.json's param_checksums).

@@ -62,10 +62,12 @@ absl::Time Deadline(absl::Duration timeout) {
 
 absl::StatusOr<std::unique_ptr<DenseLinkServer>> DenseLinkServer::Create(
     ParameterShards* shards, int worker, std::unique_ptr<Transport> transport) {
-  if (transport == nullptr || transport->world_size() != 2 || transport->rank() != kDenseLinkPsRank) {
+  if (transport == nullptr || transport->world_size() != 2 ||
+      transport->rank() != kDenseLinkPsRank) {
     return absl::InvalidArgumentError("dense link: the ps needs rank 0 of a two-rank transport");
   }
-  auto server = std::unique_ptr<DenseLinkServer>(new DenseLinkServer(shards, worker, std::move(transport)));
+  auto server =
+      std::unique_ptr<DenseLinkServer>(new DenseLinkServer(shards, worker, std::move(transport)));
   for (int slot : shards->dense_slots()) {
     server->gradients_.emplace_back(DType::kFloat32, shards->shape(slot));
     server->values_.emplace_back(DType::kFloat32, shards->shape(slot));
@@ -93,10 +95,10 @@ absl::Status DenseLinkServer::Serve() {
     if (!received.ok()) return Annotate(received, absl::StrCat(name_, ": waiting for a request"));
     if (header.magic != kRequestMagic || header.worker != worker_ || header.partitions != n ||
         header.kind < kPull || header.kind > kLeave) {
-      return absl::InternalError(absl::StrCat(
-          name_, ": malformed request header (kind ", header.kind, ", worker ", header.worker,
-          ", ", header.partitions, " partitions; expected worker ", worker_, " and ", n,
-          "): the two sides disagree on the plan"));
+      return absl::InternalError(
+          absl::StrCat(name_, ": malformed request header (kind ", header.kind, ", worker ",
+                       header.worker, ", ", header.partitions, " partitions; expected worker ",
+                       worker_, " and ", n, "): the two sides disagree on the plan"));
     }
     if (header.kind == kLeave) {
       shards_->WorkerLeft(worker_);
@@ -116,14 +118,15 @@ absl::Status DenseLinkServer::Answer(int kind, int64_t min_version, absl::Time d
   std::vector<int64_t> wait_for(n, min_version);
   if (kind == kPushPull) {
     std::vector<int64_t> read(n);
-    MESHTRAIN_RETURN_IF_ERROR(transport_->Recv(kDenseLinkWorkerRank,
-                                               MutableBytes(absl::MakeSpan(read)), deadline));
+    MESHTRAIN_RETURN_IF_ERROR(
+        transport_->Recv(kDenseLinkWorkerRank, MutableBytes(absl::MakeSpan(read)), deadline));
     for (int i = 0; i < n; ++i) {
       // Receive every gradient even after an error, to keep the framing.
       MESHTRAIN_RETURN_IF_ERROR(
           transport_->Recv(kDenseLinkWorkerRank, gradients_[i].byte_span(), deadline));
       if (!status.ok()) continue;
-      absl::StatusOr<PushOutcome> outcome = shards_->Push(worker_, slots[i], gradients_[i], read[i]);
+      absl::StatusOr<PushOutcome> outcome =
+          shards_->Push(worker_, slots[i], gradients_[i], read[i]);
       if (!outcome.ok()) {
         status = outcome.status();
         continue;
@@ -164,8 +167,8 @@ absl::Status DenseLinkServer::Reply(const absl::Status& status, const PushCounts
                             {reinterpret_cast<const std::byte*>(error.data()), error.size()},
                             deadline);
   }
-  MESHTRAIN_RETURN_IF_ERROR(transport_->Send(
-      kDenseLinkWorkerRank, ConstBytes(absl::MakeConstSpan(versions_)), deadline));
+  MESHTRAIN_RETURN_IF_ERROR(
+      transport_->Send(kDenseLinkWorkerRank, ConstBytes(absl::MakeConstSpan(versions_)), deadline));
   for (const Tensor& value : values_) {
     MESHTRAIN_RETURN_IF_ERROR(transport_->Send(kDenseLinkWorkerRank, value.byte_span(), deadline));
   }
@@ -245,7 +248,8 @@ absl::Status DenseLinkClient::PushPull(absl::Span<const int64_t> read_versions,
                                        PushCounts* counts) {
   CheckSpans(values, versions);
   MESHTRAIN_CHECK(read_versions.size() == elements_.size() && gradients.size() == elements_.size())
-      << "dense link push of " << gradients.size() << " partitions, the link has " << elements_.size();
+      << "dense link push of " << gradients.size() << " partitions, the link has "
+      << elements_.size();
   for (size_t i = 0; i < gradients.size(); ++i) {
     MESHTRAIN_CHECK(static_cast<int64_t>(gradients[i].size()) == elements_[i])
         << "dense link: gradient " << i << " has " << gradients[i].size() << " elements, not "
@@ -253,7 +257,8 @@ absl::Status DenseLinkClient::PushPull(absl::Span<const int64_t> read_versions,
   }
   const absl::Time deadline = Deadline(timeout);
   MESHTRAIN_RETURN_IF_ERROR(SendHeader(kPushPull, 0, timeout, deadline));
-  MESHTRAIN_RETURN_IF_ERROR(transport_->Send(kDenseLinkPsRank, ConstBytes(read_versions), deadline));
+  MESHTRAIN_RETURN_IF_ERROR(
+      transport_->Send(kDenseLinkPsRank, ConstBytes(read_versions), deadline));
   for (const absl::Span<const float>& g : gradients) {
     MESHTRAIN_RETURN_IF_ERROR(transport_->Send(kDenseLinkPsRank, ConstBytes(g), deadline));
   }

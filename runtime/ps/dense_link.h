@@ -49,8 +49,8 @@ class DenseLinkServer {
  public:
   // Serves training rank `worker` over `transport` (whose rank 0 is this ps).
   // `shards` must outlive the server.
-  static absl::StatusOr<std::unique_ptr<DenseLinkServer>> Create(ParameterShards* shards, int worker,
-                                                                 std::unique_ptr<Transport> transport);
+  static absl::StatusOr<std::unique_ptr<DenseLinkServer>> Create(
+      ParameterShards* shards, int worker, std::unique_ptr<Transport> transport);
 
   // Answers requests until the worker leaves (OK) or the link fails (its status).
   absl::Status Serve();
@@ -64,7 +64,7 @@ class DenseLinkServer {
   ParameterShards* const shards_;
   const int worker_;
   std::unique_ptr<Transport> transport_;
-  std::string name_;  // "dense link ps:0 <- worker:1"
+  std::string name_;               // "dense link ps:0 <- worker:1"
   std::vector<Tensor> gradients_;  // per dense slot, reused
   std::vector<Tensor> values_;     // per dense slot, reused
   std::vector<int64_t> versions_;
@@ -96,9 +96,10 @@ class DenseLinkClient {
  private:
   // Programmer bugs (sizes the plan fixed) are checked, not returned.
   void CheckSpans(absl::Span<const absl::Span<float>> values, absl::Span<int64_t> versions) const;
-  absl::Status SendHeader(int kind, int64_t min_version, absl::Duration timeout, absl::Time deadline);
-  absl::Status ReceiveReply(absl::Span<const absl::Span<float>> values, absl::Span<int64_t> versions,
-                            absl::Time deadline, PushCounts* counts);
+  absl::Status SendHeader(int kind, int64_t min_version, absl::Duration timeout,
+                          absl::Time deadline);
+  absl::Status ReceiveReply(absl::Span<const absl::Span<float>> values,
+                            absl::Span<int64_t> versions, absl::Time deadline, PushCounts* counts);
 
   std::unique_ptr<Transport> transport_;
   const int worker_;

@@ -24,9 +24,9 @@ struct ParameterShards::Slot {
   absl::Mutex mu;
   std::unique_ptr<Kernels> kernels;
   std::unique_ptr<VariableStore> store ABSL_GUARDED_BY(mu);  // one entry: this partition
-  int64_t version ABSL_GUARDED_BY(mu) = 0;  // == store->entry(0).updates
+  int64_t version ABSL_GUARDED_BY(mu) = 0;                   // == store->entry(0).updates
   // Synchronous mode: the gradients of the current version so far.
-  Tensor accumulator ABSL_GUARDED_BY(mu);  // dense
+  Tensor accumulator ABSL_GUARDED_BY(mu);                                    // dense
   std::vector<std::pair<Tensor, Tensor>> sparse_pushes ABSL_GUARDED_BY(mu);  // (ids, rows)
   std::vector<bool> contributed ABSL_GUARDED_BY(mu);  // per worker, this version
   int count ABSL_GUARDED_BY(mu) = 0;
@@ -34,10 +34,14 @@ struct ParameterShards::Slot {
 
 absl::string_view PushReasonName(PushOutcome::Reason reason) {
   switch (reason) {
-    case PushOutcome::Reason::kApplied: return "applied";
-    case PushOutcome::Reason::kPending: return "pending";
-    case PushOutcome::Reason::kStale: return "stale";
-    case PushOutcome::Reason::kWarmup: return "warmup";
+    case PushOutcome::Reason::kApplied:
+      return "applied";
+    case PushOutcome::Reason::kPending:
+      return "pending";
+    case PushOutcome::Reason::kStale:
+      return "stale";
+    case PushOutcome::Reason::kWarmup:
+      return "warmup";
   }
   return "?";
 }
@@ -113,8 +117,8 @@ absl::StatusOr<int> ParameterShards::Find(absl::string_view variable, int partit
     absl::StrAppend(&held, held.empty() ? "" : ", ", s->spec.name, "/", s->partition.index);
   }
   return absl::NotFoundError(absl::StrCat("ps:", ps_index_, " holds no partition ", partition,
-                                          " of variable '", variable, "' (it holds: ",
-                                          held.empty() ? "nothing" : held, ")"));
+                                          " of variable '", variable,
+                                          "' (it holds: ", held.empty() ? "nothing" : held, ")"));
 }
 
 int64_t ParameterShards::version(int slot) const {
@@ -131,7 +135,8 @@ void ParameterShards::Stop() {
   WakeAll();
 }
 
-absl::Status ParameterShards::CheckWorker(int worker, const Slot& slot, absl::string_view op) const {
+absl::Status ParameterShards::CheckWorker(int worker, const Slot& slot,
+                                          absl::string_view op) const {
   if (worker < 0 || worker >= plan_.rules.num_workers) {
     return absl::InvalidArgumentError(absl::StrCat(op, " ", slot.name, ": worker rank ", worker,
                                                    " is not one of the ", plan_.rules.num_workers,
@@ -248,7 +253,8 @@ void ParameterShards::MaybeApplyAccumulated(Slot& slot) {
     const int64_t cols = slot.shape.row_elements();
     Tensor merged_ids(DType::kInt64, Shape{static_cast<int64_t>(ids.size())});
     std::copy(ids.begin(), ids.end(), merged_ids.data<int64_t>());
-    Tensor merged = Tensor::Zeros(DType::kFloat32, slot.shape.WithRows(static_cast<int64_t>(ids.size())));
+    Tensor merged =
+        Tensor::Zeros(DType::kFloat32, slot.shape.WithRows(static_cast<int64_t>(ids.size())));
     float* out = merged.data<float>();
     for (const auto& [push_ids, push_rows] : slot.sparse_pushes) {
       absl::Span<const int64_t> pids = push_ids.flat<int64_t>();
@@ -277,10 +283,9 @@ absl::StatusOr<PushOutcome> ParameterShards::Admit(Slot& slot, int worker, int64
                                                    const std::function<absl::Status(float)>& apply,
                                                    const std::function<void()>& accumulate) {
   if (read_version < 0 || read_version > slot.version) {
-    return absl::InvalidArgumentError(absl::StrCat(kind, " ", slot.name, " from worker ", worker,
-                                                   ": read version ", read_version,
-                                                   " but the partition is at version ",
-                                                   slot.version));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kind, " ", slot.name, " from worker ", worker, ": read version ", read_version,
+                     " but the partition is at version ", slot.version));
   }
   PushOutcome outcome = Judge(slot, worker, read_version);
   if (outcome.reason == PushOutcome::Reason::kApplied) {
@@ -303,8 +308,9 @@ absl::StatusOr<PushOutcome> ParameterShards::Push(int worker, int slot_index,
   Slot& slot = *slots_[slot_index];
   MESHTRAIN_RETURN_IF_ERROR(CheckWorker(worker, slot, "push"));
   if (slot.spec.sparse) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "push ", slot.name, ": the variable is sparse; push its rows (PushRows), not the whole table"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("push ", slot.name,
+                     ": the variable is sparse; push its rows (PushRows), not the whole table"));
   }
   if (gradient.dtype() != DType::kFloat32 || gradient.shape() != slot.shape) {
     return absl::InvalidArgumentError(absl::StrCat("push ", slot.name, " from worker ", worker,
@@ -367,20 +373,21 @@ absl::StatusOr<PushOutcome> ParameterShards::PushRows(int worker, int slot_index
   }
   const int64_t cols = slot.shape.row_elements();
   if (static_cast<int64_t>(rows.size()) != static_cast<int64_t>(ids.size()) * cols) {
-    return absl::InvalidArgumentError(absl::StrCat(op(), ": ", rows.size(), " elements for ",
-                                                   ids.size(), " rows of ", cols));
+    return absl::InvalidArgumentError(
+        absl::StrCat(op(), ": ", rows.size(), " elements for ", ids.size(), " rows of ", cols));
   }
   const Partition& p = slot.partition;
   std::unordered_set<int64_t> seen;
   seen.reserve(ids.size());
   for (int64_t id : ids) {
     if (id < p.row_begin || id >= p.row_end()) {
-      return absl::InvalidArgumentError(absl::StrCat(op(), ": row ", id, " is outside the partition's rows [",
+      return absl::InvalidArgumentError(absl::StrCat(op(), ": row ", id,
+                                                     " is outside the partition's rows [",
                                                      p.row_begin, ", ", p.row_end(), ")"));
     }
     if (!seen.insert(id).second) {
-      return absl::InvalidArgumentError(absl::StrCat(op(), ": row ", id,
-                                                     " appears twice; sum its gradients first"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(op(), ": row ", id, " appears twice; sum its gradients first"));
     }
   }
   Tensor id_tensor(DType::kInt64, Shape{static_cast<int64_t>(ids.size())});
@@ -450,9 +457,9 @@ absl::Status ParameterShards::Restore(const CheckpointReader& checkpoint) {
     const int64_t row_begin = slot.partition.row_begin;
     const std::string what = absl::StrCat("restore ", slot.name, " from ", checkpoint.path());
     if (checkpoint.Find(name) == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          what, ": the checkpoint has no variable ", name,
-          " (it was written for another model; use another --model-dir)"));
+      return absl::NotFoundError(
+          absl::StrCat(what, ": the checkpoint has no variable ", name,
+                       " (it was written for another model; use another --model-dir)"));
     }
     Loaded& l = loaded[i];
     l.value = Tensor(DType::kFloat32, slot.shape);

@@ -73,11 +73,11 @@ PushOutcome::Reason PushReasonFromName(absl::string_view name);
 // What became of a number of pushes (one per partition and step).
 struct PushCounts {
   int64_t pushes = 0;
-  int64_t applied = 0;         // gradients that went into an update
-  int64_t dropped_stale = 0;   // max_staleness, or late in synchronous mode
+  int64_t applied = 0;        // gradients that went into an update
+  int64_t dropped_stale = 0;  // max_staleness, or late in synchronous mode
   int64_t dropped_warmup = 0;
-  int64_t scaled = 0;          // applied with a learning-rate scale below 1
-  int64_t staleness_sum = 0;   // over all pushes
+  int64_t scaled = 0;         // applied with a learning-rate scale below 1
+  int64_t staleness_sum = 0;  // over all pushes
 
   void Add(const PushOutcome& outcome);
   void Merge(const PushCounts& other);

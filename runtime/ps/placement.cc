@@ -60,21 +60,22 @@ absl::Status ValidatePlacementOptions(const PlacementOptions& options) {
   const PartitionOptions& p = options.partitioning;
   if (options.num_ps < 1) {
     return absl::InvalidArgumentError(
-        "parameter_server needs at least one ps task: list them in TF_CONFIG or pass --ps N to launch");
+        "parameter_server needs at least one ps task: list them in TF_CONFIG or pass --ps N to "
+        "launch");
   }
   if (p.fixed_shards < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("strategy.fixed_shards: ", p.fixed_shards, " < 0 (0: no fixed partitioning)"));
   }
   if (p.min_shard_bytes < 0 || p.max_shard_bytes < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("strategy.min_shard_bytes (", p.min_shard_bytes, ") and max_shard_bytes (",
-                     p.max_shard_bytes, ") must be >= 0"));
+    return absl::InvalidArgumentError(absl::StrCat("strategy.min_shard_bytes (", p.min_shard_bytes,
+                                                   ") and max_shard_bytes (", p.max_shard_bytes,
+                                                   ") must be >= 0"));
   }
   if (p.max_shard_bytes > 0 && p.min_shard_bytes > p.max_shard_bytes && p.fixed_shards > 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "strategy.min_shard_bytes ", p.min_shard_bytes, " exceeds max_shard_bytes ",
-        p.max_shard_bytes, ": no partition size satisfies both"));
+    return absl::InvalidArgumentError(absl::StrCat("strategy.min_shard_bytes ", p.min_shard_bytes,
+                                                   " exceeds max_shard_bytes ", p.max_shard_bytes,
+                                                   ": no partition size satisfies both"));
   }
   return absl::OkStatus();
 }
@@ -100,9 +101,8 @@ absl::StatusOr<Placement> PlaceVariables(const std::vector<VariableSpec>& specs,
   } else {
     std::vector<size_t> order(partitions.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return partitions[a].bytes > partitions[b].bytes;
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return partitions[a].bytes > partitions[b].bytes; });
     std::vector<int64_t> load(options.num_ps, 0);
     for (size_t i : order) {
       const int ps = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
@@ -120,7 +120,8 @@ absl::StatusOr<Placement> Placement::Create(const std::vector<VariableSpec>& spe
   size_t p = 0;
   for (int v = 0; v < static_cast<int>(specs.size()); ++v) {
     placement.first_.push_back(static_cast<int>(p));
-    const std::string what = absl::StrCat("placement of ", specs[v].name, specs[v].shape.ToString());
+    const std::string what =
+        absl::StrCat("placement of ", specs[v].name, specs[v].shape.ToString());
     const int64_t rows = RowsOf(specs[v]);
     const int64_t row_bytes = rows == 0 ? 0 : static_cast<int64_t>(specs[v].bytes()) / rows;
     int64_t next_row = 0;
@@ -129,29 +130,28 @@ absl::StatusOr<Placement> Placement::Create(const std::vector<VariableSpec>& spe
       const Partition& part = partitions[p];
       if (part.index != index || part.row_begin != next_row || part.rows < 0 ||
           part.bytes != part.rows * row_bytes) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, ": partition ", part.index, " (rows [", part.row_begin, ", ", part.row_end(),
-            "), ", part.bytes, " B) does not follow partition ", index - 1, " ending at row ",
-            next_row));
+        return absl::InvalidArgumentError(absl::StrCat(what, ": partition ", part.index, " (rows [",
+                                                       part.row_begin, ", ", part.row_end(), "), ",
+                                                       part.bytes, " B) does not follow partition ",
+                                                       index - 1, " ending at row ", next_row));
       }
       if (part.ps < 0 || part.ps >= num_ps) {
-        return absl::InvalidArgumentError(absl::StrCat(what, ": partition ", part.index,
-                                                       " on ps:", part.ps, " of ", num_ps));
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": partition ", part.index, " on ps:", part.ps, " of ", num_ps));
       }
       next_row = part.row_end();
       ++index;
       ++p;
     }
     if (index == 0 || next_row != rows) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": partitions cover rows [0, ",
-                                                     next_row, ") of ", rows));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": partitions cover rows [0, ", next_row, ") of ", rows));
     }
   }
   if (p != partitions.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("placement: partition of variable ", partitions[p].variable,
-                     " out of order or for a variable the model does not have (",
-                     specs.size(), " variables)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "placement: partition of variable ", partitions[p].variable,
+        " out of order or for a variable the model does not have (", specs.size(), " variables)"));
   }
   placement.first_.push_back(static_cast<int>(p));
   placement.partitions_ = std::move(partitions);
@@ -159,8 +159,8 @@ absl::StatusOr<Placement> Placement::Create(const std::vector<VariableSpec>& spe
 }
 
 absl::Span<const Partition> Placement::PartitionsOf(int variable) const {
-  return absl::MakeConstSpan(partitions_).subspan(first_[variable],
-                                                  first_[variable + 1] - first_[variable]);
+  return absl::MakeConstSpan(partitions_)
+      .subspan(first_[variable], first_[variable + 1] - first_[variable]);
 }
 
 const Partition& Placement::PartitionOfRow(int variable, int64_t row) const {

@@ -80,7 +80,8 @@ class Placement {
   const Partition& PartitionOfRow(int variable, int64_t row) const;
   // Value bytes held by each ps task, in task order.
   std::vector<int64_t> ps_bytes() const;
-  // One line per variable: "dense_0/kernel [784, 300] 940800 B: ps:0 rows [0, 392), ps:1 rows [392, 784)".
+  // One line per variable: "dense_0/kernel [784, 300] 940800 B: ps:0 rows [0, 392), ps:1 rows [392,
+  // 784)".
   std::string Describe(const std::vector<VariableSpec>& specs) const;
 
  private:

@@ -132,8 +132,8 @@ class LinkThreads {
 
 }  // namespace
 
-absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs, const ClusterSpec& cluster,
-                                   const PsJobOptions& options) {
+absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs,
+                                   const ClusterSpec& cluster, const PsJobOptions& options) {
   PsPlan plan;
   plan.specs = specs;
   PlacementOptions placement = options.placement;
@@ -158,12 +158,14 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
     MESHTRAIN_ASSIGN_OR_RETURN(plan, BuildPsPlan(specs, cluster, options));
     std::printf("placement: %s over %d ps task(s), partitioning: %s\n%s\n",
                 std::string(PlacementPolicyName(options.placement.policy)).c_str(),
-                plan.placement.num_ps(), DescribePartitioning(options.placement.partitioning).c_str(),
+                plan.placement.num_ps(),
+                DescribePartitioning(options.placement.partitioning).c_str(),
                 plan.placement.Describe(plan.specs).c_str());
     std::fflush(stdout);
     MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(PlanKey(mesh.generation()), plan.ToJson()));
   } else {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::string text, coordination.KvGet(PlanKey(mesh.generation()), deadline));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
+                               coordination.KvGet(PlanKey(mesh.generation()), deadline));
     MESHTRAIN_ASSIGN_OR_RETURN(plan, PsPlan::FromJson(text));
     MESHTRAIN_RETURN_IF_ERROR(plan.CheckModel(specs));
   }
@@ -202,13 +204,13 @@ absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration
                                   const std::function<absl::Status()>& poll) {
   const int index = mesh.task().index;
   CoordinationClient& coordination = mesh.coordination();
-  MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
-                             coordination.KvGet(PlanKey(mesh.generation()), absl::Now() + startup_timeout));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string text, coordination.KvGet(PlanKey(mesh.generation()),
+                                                                  absl::Now() + startup_timeout));
   MESHTRAIN_ASSIGN_OR_RETURN(PsPlan plan, PsPlan::FromJson(text));
   if (plan.placement.num_ps() != mesh.cluster().num_tasks(kPsJob)) {
-    return absl::FailedPreconditionError(absl::StrCat("the chief's plan has ", plan.placement.num_ps(),
-                                                      " ps tasks, the cluster ",
-                                                      mesh.cluster().num_tasks(kPsJob)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the chief's plan has ", plan.placement.num_ps(), " ps tasks, the cluster ",
+                     mesh.cluster().num_tasks(kPsJob)));
   }
   const absl::Time start = absl::Now();
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ParameterShards> created,
@@ -226,7 +228,8 @@ absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration
   if (plan.data_path != "grpc") links.Start(mesh, shards, plan.data_path);
   absl::Status status;
   while (true) {
-    status = coordination.WaitForShutdown(poll ? absl::Now() + kServePollPeriod : absl::InfiniteFuture());
+    status = coordination.WaitForShutdown(poll ? absl::Now() + kServePollPeriod
+                                               : absl::InfiniteFuture());
     if (status.ok() || mesh.abort_signal().aborted() || !absl::IsDeadlineExceeded(status)) break;
     status = poll();
     if (!status.ok()) break;

@@ -50,15 +50,15 @@ struct PsJobOptions {
   PlacementOptions placement;  // num_ps is taken from the cluster
   OptimizerConfig optimizer;
   uint64_t seed = 0;
-  UpdateRules rules;           // num_workers is taken from the cluster
+  UpdateRules rules;  // num_workers is taken from the cluster
   std::string data_path = "auto";
   absl::Duration startup_timeout = absl::Minutes(5);
   absl::Duration request_timeout = absl::Minutes(5);
 };
 
 // The chief's step 1 (pure): the plan for `specs` on `cluster`.
-absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs, const ClusterSpec& cluster,
-                                   const PsJobOptions& options);
+absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs,
+                                   const ClusterSpec& cluster, const PsJobOptions& options);
 
 // Steps 1 (on the chief) and 4, on a training worker.
 absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(

@@ -78,7 +78,7 @@ struct PsClient::Connection {
   std::string name;  // "ps:0 (127.0.0.1:2222)"
   std::unique_ptr<proto::ParameterServer::Stub> stub;
   std::unique_ptr<DenseLinkClient> link;  // null: dense tensors over gRPC
-  std::vector<int> dense;   // plan partition indices of dense partitions here, plan order
+  std::vector<int> dense;         // plan partition indices of dense partitions here, plan order
   std::vector<int64_t> versions;  // scratch, per dense partition
 };
 
@@ -124,7 +124,8 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Create(PsClientOptions optio
   if (static_cast<int>(options.ps_addresses.size()) != num_ps ||
       static_cast<int>(options.ps_names.size()) != num_ps) {
     return absl::InvalidArgumentError(absl::StrCat("ps client: ", options.ps_addresses.size(),
-                                                   " addresses for a plan of ", num_ps, " ps tasks"));
+                                                   " addresses for a plan of ", num_ps,
+                                                   " ps tasks"));
   }
   if (!options.dense_links.empty() && static_cast<int>(options.dense_links.size()) != num_ps) {
     return absl::InvalidArgumentError("ps client: give a dense link for every ps task, or none");
@@ -184,9 +185,9 @@ absl::Status PsClient::PullDense(absl::Span<Tensor> values, int64_t min_version)
     if (c.link != nullptr && !left_) {
       std::vector<absl::Span<float>> spans;
       for (int p : c.dense) spans.push_back(PartitionOf(values[parts[p].variable], parts[p]));
-      MESHTRAIN_RETURN_IF_ERROR(Checked(
-          c.link->Pull(min_version, spans, absl::MakeSpan(c.versions), options_.timeout),
-          "pull from", c.name));
+      MESHTRAIN_RETURN_IF_ERROR(
+          Checked(c.link->Pull(min_version, spans, absl::MakeSpan(c.versions), options_.timeout),
+                  "pull from", c.name));
     } else {
       proto::PullDenseRequest request;
       request.set_worker(options_.worker);
@@ -207,8 +208,8 @@ absl::StatusOr<Tensor> PsClient::PullRows(VariableId variable, const Tensor& ids
   const PsPlan& plan = options_.plan;
   if (variable < 0 || variable >= static_cast<int>(plan.specs.size()) ||
       !plan.specs[variable].sparse) {
-    return absl::InvalidArgumentError(absl::StrCat("pull rows of variable ", variable,
-                                                   ": not a sparse variable of the plan"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pull rows of variable ", variable, ": not a sparse variable of the plan"));
   }
   const VariableSpec& spec = plan.specs[variable];
   const int64_t cols = spec.shape.row_elements();
@@ -221,8 +222,8 @@ absl::StatusOr<Tensor> PsClient::PullRows(VariableId variable, const Tensor& ids
   absl::Span<const int64_t> all = ids.flat<int64_t>();
   for (size_t i = 0; i < all.size(); ++i) {
     if (all[i] < 0 || all[i] >= total_rows) {
-      return absl::InvalidArgumentError(absl::StrCat("reading row ", all[i], " of ", spec.name,
-                                                     spec.shape.ToString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("reading row ", all[i], " of ", spec.name, spec.shape.ToString()));
     }
     const int k = plan.placement.PartitionOfRow(variable, all[i]).index;
     part_ids[k].push_back(all[i]);
@@ -246,9 +247,9 @@ absl::StatusOr<Tensor> PsClient::PullRows(VariableId variable, const Tensor& ids
       MESHTRAIN_RETURN_IF_ERROR(
           Checked(c.stub->PullRows(&call.context, request, &response), "pull rows from", c.name));
       if (response.rows().size() != part_ids[k].size() * cols * sizeof(float)) {
-        return absl::InternalError(absl::StrCat("pull rows from ", c.name, ": ",
-                                                response.rows().size(), " bytes for ",
-                                                part_ids[k].size(), " rows of ", Describe(plan, p)));
+        return absl::InternalError(
+            absl::StrCat("pull rows from ", c.name, ": ", response.rows().size(), " bytes for ",
+                         part_ids[k].size(), " rows of ", Describe(plan, p)));
       }
       const char* rows = response.rows().data();
       for (size_t r = 0; r < positions[k].size(); ++r) {
@@ -269,9 +270,8 @@ absl::Status PsClient::Push(absl::Span<const Tensor> dense_gradients,
     return absl::FailedPreconditionError("push after this worker left the parameter servers");
   }
   std::vector<PushCounts> per_ps(connections_.size());
-  absl::Status status = ForEachPs([&](int ps) {
-    return PushToPs(ps, dense_gradients, sparse, values, &per_ps[ps]);
-  });
+  absl::Status status =
+      ForEachPs([&](int ps) { return PushToPs(ps, dense_gradients, sparse, values, &per_ps[ps]); });
   for (const PushCounts& c : per_ps) counts->Merge(c);
   return status;
 }
@@ -326,9 +326,9 @@ absl::Status PsClient::PushToPs(int ps, absl::Span<const Tensor> dense_gradients
       grads.push_back(PartitionOf(dense_gradients[p.variable], p));
       outs.push_back(PartitionOf(values[p.variable], p));
     }
-    MESHTRAIN_RETURN_IF_ERROR(Checked(c.link->PushPull(read, grads, outs, absl::MakeSpan(c.versions),
-                                                       options_.timeout, counts),
-                                      "push to", c.name));
+    MESHTRAIN_RETURN_IF_ERROR(Checked(
+        c.link->PushPull(read, grads, outs, absl::MakeSpan(c.versions), options_.timeout, counts),
+        "push to", c.name));
   } else {
     proto::PushDenseRequest request;
     request.set_worker(options_.worker);
@@ -381,8 +381,8 @@ absl::StatusOr<std::vector<PsTaskStats>> PsClient::Stats(bool with_checksum) {
     request.set_skip_checksum(!with_checksum);
     proto::PsStatsResponse response;
     CallContext call(options_.abort, absl::Seconds(30));
-    MESHTRAIN_RETURN_IF_ERROR(FromGrpcStatus(
-        c.stub->Stats(&call.context, request, &response), absl::StrCat("stats of ", c.name)));
+    MESHTRAIN_RETURN_IF_ERROR(FromGrpcStatus(c.stub->Stats(&call.context, request, &response),
+                                             absl::StrCat("stats of ", c.name)));
     PsTaskStats& s = all[ps];
     s.stats.counts.pushes = response.pushes();
     s.stats.counts.applied = response.applied();
@@ -412,16 +412,18 @@ absl::StatusOr<std::vector<PartRecord>> PsClient::SaveShards(const std::string& 
     request.set_file_name(absl::StrFormat("ps-%05d-of-%05d.safetensors", ps, num_ps));
     proto::SaveShardsResponse response;
     CallContext call(options_.abort, options_.timeout);
-    MESHTRAIN_RETURN_IF_ERROR(FromGrpcStatus(c.stub->SaveShards(&call.context, request, &response), what));
+    MESHTRAIN_RETURN_IF_ERROR(
+        FromGrpcStatus(c.stub->SaveShards(&call.context, request, &response), what));
     const absl::StatusOr<nlohmann::json> json = ParseJson(response.part_json());
     if (!json.ok()) {
-      return absl::InternalError(absl::StrCat(what, ": the answer's part record is ", json.status().message()));
+      return absl::InternalError(
+          absl::StrCat(what, ": the answer's part record is ", json.status().message()));
     }
     absl::StatusOr<PartRecord> part = PartRecordFromJson(*json);
     if (!part.ok()) return Annotate(part.status(), what);
     if (part->file.name != request.file_name()) {
-      return absl::InternalError(absl::StrCat(what, ": the ps wrote ", part->file.name,
-                                              ", not ", request.file_name()));
+      return absl::InternalError(
+          absl::StrCat(what, ": the ps wrote ", part->file.name, ", not ", request.file_name()));
     }
     parts[ps] = std::move(*part);
     return absl::OkStatus();

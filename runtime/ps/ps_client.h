@@ -46,9 +46,9 @@ namespace meshtrain {
 
 struct PsClientOptions {
   PsPlan plan;
-  int worker = 0;                          // this worker's training rank (0: the chief)
-  std::vector<std::string> ps_addresses;   // "host:port", by ps index
-  std::vector<std::string> ps_names;       // for errors: "ps:0 (127.0.0.1:2222)"
+  int worker = 0;                         // this worker's training rank (0: the chief)
+  std::vector<std::string> ps_addresses;  // "host:port", by ps index
+  std::vector<std::string> ps_names;      // for errors: "ps:0 (127.0.0.1:2222)"
   // One per ps (rank 1 of each is this worker), or empty: dense tensors over gRPC.
   std::vector<std::unique_ptr<Transport>> dense_links;
   AbortSignal* abort = nullptr;

@@ -66,16 +66,15 @@ absl::Status ReadRules(JsonReader& r, UpdateRules* out) {
 absl::StatusOr<PsPlan> ParsePlan(JsonReader& root) {
   PsPlan plan;
   MESHTRAIN_RETURN_IF_ERROR(root.CheckObject());
-  MESHTRAIN_RETURN_IF_ERROR(root.ForEach("variables", [&](JsonReader& s) {
-    return ReadSpec(s, &plan.specs.emplace_back());
-  }));
+  MESHTRAIN_RETURN_IF_ERROR(root.ForEach(
+      "variables", [&](JsonReader& s) { return ReadSpec(s, &plan.specs.emplace_back()); }));
   std::vector<Partition> partitions;
-  MESHTRAIN_RETURN_IF_ERROR(root.ForEach("partitions", [&](JsonReader& p) {
-    return ReadPartition(p, &partitions.emplace_back());
-  }));
+  MESHTRAIN_RETURN_IF_ERROR(root.ForEach(
+      "partitions", [&](JsonReader& p) { return ReadPartition(p, &partitions.emplace_back()); }));
   int num_ps = 0;
   MESHTRAIN_RETURN_IF_ERROR(root.Read("num_ps", &num_ps));
-  MESHTRAIN_ASSIGN_OR_RETURN(plan.placement, Placement::Create(plan.specs, num_ps, std::move(partitions)));
+  MESHTRAIN_ASSIGN_OR_RETURN(plan.placement,
+                             Placement::Create(plan.specs, num_ps, std::move(partitions)));
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader optimizer, root.Object("optimizer"));
   MESHTRAIN_RETURN_IF_ERROR(ReadOptimizer(optimizer, &plan.optimizer));
   MESHTRAIN_RETURN_IF_ERROR(root.Read("seed", &plan.seed));
@@ -93,17 +92,18 @@ absl::Status ValidateUpdateRules(const UpdateRules& r) {
     return absl::InvalidArgumentError("parameter_server needs at least one training worker");
   }
   if (r.max_staleness < -1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("strategy.max_staleness: ", r.max_staleness, " (use -1 for no bound, or >= 0)"));
+    return absl::InvalidArgumentError(absl::StrCat("strategy.max_staleness: ", r.max_staleness,
+                                                   " (use -1 for no bound, or >= 0)"));
   }
   if (r.warmup_steps < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("strategy.warmup_steps: ", r.warmup_steps, " < 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("strategy.warmup_steps: ", r.warmup_steps, " < 0"));
   }
   if (r.sync_replicas < 0 || r.sync_replicas > r.num_workers) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "strategy.sync_replicas: ", r.sync_replicas, " with ", r.num_workers,
-        " training workers; use 0 (asynchronous) or 1..", r.num_workers,
-        " (workers minus the backup workers)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("strategy.sync_replicas: ", r.sync_replicas, " with ", r.num_workers,
+                     " training workers; use 0 (asynchronous) or 1..", r.num_workers,
+                     " (workers minus the backup workers)"));
   }
   if (r.sync_replicas > 0 && (r.max_staleness >= 0 || r.staleness_scaling || r.warmup_steps > 0)) {
     return absl::InvalidArgumentError(

@@ -25,12 +25,12 @@ namespace meshtrain {
 // How a ps treats the gradients it receives (the book's remedies for stale
 // gradients, and synchronous training with backup workers).
 struct UpdateRules {
-  int num_workers = 1;        // training workers (the chief is rank 0)
+  int num_workers = 1;  // training workers (the chief is rank 0)
   // Asynchronous mode. staleness = updates applied to the partition since the
   // worker read it.
-  int max_staleness = -1;     // >= 0: drop gradients staler than this
+  int max_staleness = -1;          // >= 0: drop gradients staler than this
   bool staleness_scaling = false;  // learning rate x 1 / (1 + staleness)
-  int64_t warmup_steps = 0;   // until a partition has this many updates, only the chief's count
+  int64_t warmup_steps = 0;  // until a partition has this many updates, only the chief's count
   // Synchronous mode (> 0): a step's update is the mean of the first
   // sync_replicas gradients computed from the current version; later ones
   // (backup workers, stragglers) are dropped.

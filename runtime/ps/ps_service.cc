@@ -10,11 +10,11 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/ps.grpc.pb.h"
+#include "runtime/base/file_system.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/checkpoint/checkpoint_snapshot.h"
-#include "runtime/base/file_system.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/rpc/grpc_status.h"
 
@@ -118,18 +118,18 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       for (const proto::PartitionRef& ref : request->refs()) {
         MESHTRAIN_ASSIGN_OR_RETURN(int slot, shards.Find(ref.variable(), ref.partition()));
         if (shards.spec(slot).sparse) {
-          return absl::InvalidArgumentError(absl::StrCat("pull ", Describe(ref), " on ps:",
-                                                         shards.ps_index(),
-                                                         ": the variable is sparse; pull its rows"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("pull ", Describe(ref), " on ps:", shards.ps_index(),
+                           ": the variable is sparse; pull its rows"));
         }
         slots.push_back(slot);
       }
       for (size_t i = 0; i < slots.size(); ++i) {
         proto::PsTensor* value = response->add_values();
         *value->mutable_ref() = request->refs(static_cast<int>(i));
-        MESHTRAIN_ASSIGN_OR_RETURN(int64_t version,
-                                   ReadInto(shards, slots[i], request->min_version(),
-                                            WaitDeadline(context), value));
+        MESHTRAIN_ASSIGN_OR_RETURN(
+            int64_t version,
+            ReadInto(shards, slots[i], request->min_version(), WaitDeadline(context), value));
         value->set_version(version);
       }
       return absl::OkStatus();
@@ -170,8 +170,8 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       for (size_t i = 0; i < slots.size(); ++i) {
         proto::PsTensor* value = response->add_values();
         *value->mutable_ref() = request->gradients(static_cast<int>(i)).ref();
-        MESHTRAIN_ASSIGN_OR_RETURN(int64_t version, ReadInto(shards, slots[i], wait_for[i],
-                                                             WaitDeadline(context), value));
+        MESHTRAIN_ASSIGN_OR_RETURN(
+            int64_t version, ReadInto(shards, slots[i], wait_for[i], WaitDeadline(context), value));
         value->set_version(version);
       }
       return absl::OkStatus();
@@ -181,12 +181,13 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
   grpc::Status PullRows(grpc::ServerContext* context, const proto::PullRowsRequest* request,
                         proto::PullRowsResponse* response) override {
     return Serve([&](ParameterShards& shards) -> absl::Status {
-      MESHTRAIN_ASSIGN_OR_RETURN(int slot,
-                                 shards.Find(request->ref().variable(), request->ref().partition()));
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          int slot, shards.Find(request->ref().variable(), request->ref().partition()));
       const int64_t cols = shards.shape(slot).row_elements();
       std::string* rows = response->mutable_rows();
       rows->resize(static_cast<size_t>(request->ids_size() * cols) * sizeof(float));
-      absl::Span<const int64_t> ids(request->ids().data(), static_cast<size_t>(request->ids_size()));
+      absl::Span<const int64_t> ids(request->ids().data(),
+                                    static_cast<size_t>(request->ids_size()));
       MESHTRAIN_ASSIGN_OR_RETURN(int64_t version,
                                  shards.ReadRows(slot, ids, FloatsIn(*rows), request->min_version(),
                                                  WaitDeadline(context)));
@@ -198,8 +199,8 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
   grpc::Status PushRows(grpc::ServerContext* context, const proto::PushRowsRequest* request,
                         proto::PushRowsResponse* response) override {
     return Serve([&](ParameterShards& shards) -> absl::Status {
-      MESHTRAIN_ASSIGN_OR_RETURN(int slot,
-                                 shards.Find(request->ref().variable(), request->ref().partition()));
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          int slot, shards.Find(request->ref().variable(), request->ref().partition()));
       if (request->rows().size() % sizeof(float) != 0) {
         return absl::InvalidArgumentError(absl::StrCat("push rows of ", Describe(request->ref()),
                                                        ": ", request->rows().size(),
@@ -208,10 +209,10 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       // Copied so the floats are aligned whatever protobuf did with the bytes.
       std::vector<float> rows(request->rows().size() / sizeof(float));
       std::memcpy(rows.data(), request->rows().data(), request->rows().size());
-      absl::Span<const int64_t> ids(request->ids().data(), static_cast<size_t>(request->ids_size()));
-      MESHTRAIN_ASSIGN_OR_RETURN(
-          PushOutcome outcome,
-          shards.PushRows(request->worker(), slot, ids, rows, request->version()));
+      absl::Span<const int64_t> ids(request->ids().data(),
+                                    static_cast<size_t>(request->ids_size()));
+      MESHTRAIN_ASSIGN_OR_RETURN(PushOutcome outcome, shards.PushRows(request->worker(), slot, ids,
+                                                                      rows, request->version()));
       ToProto(outcome, request->ref(), response->mutable_outcome());
       return absl::OkStatus();
     });
@@ -269,8 +270,8 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       response->set_part_json(PartRecordToJson(part).dump());
       MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " saved " << snapshot.entries.size()
                           << " partitions (" << snapshot.bytes() << " tensor bytes, "
-                          << part.file.bytes << " file bytes) to " << JoinPath(dir, file)
-                          << " in " << Milliseconds(absl::Now() - start) << " (copy "
+                          << part.file.bytes << " file bytes) to " << JoinPath(dir, file) << " in "
+                          << Milliseconds(absl::Now() - start) << " (copy "
                           << Milliseconds(copied - start) << ")";
       return absl::OkStatus();
     });

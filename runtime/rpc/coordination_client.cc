@@ -152,9 +152,9 @@ absl::Status CoordinationClient::RegisterWithChief(absl::Duration startup_timeou
     if (absl::IsDeadlineExceeded(last) && now < deadline) return last;
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
-          op, ": ", chief_name_, " did not answer within ",
-          absl::FormatDuration(startup_timeout), "; start it or check its TF_CONFIG (",
-          options_.task.ToString(), " waited to register; last error: ", last.message(), ")"));
+          op, ": ", chief_name_, " did not answer within ", absl::FormatDuration(startup_timeout),
+          "; start it or check its TF_CONFIG (", options_.task.ToString(),
+          " waited to register; last error: ", last.message(), ")"));
     }
     // A chief that restarted does not know this task's incarnation yet until
     // it registers, and answers the rejoin of an old life like any other.
@@ -328,7 +328,8 @@ absl::Status CoordinationClient::ReportError(const absl::Status& error) {
              /*wait_for_ready=*/false, [&](grpc::ClientContext* context) {
                return rpc_->stub->ReportError(context, request, &response);
              });
-  if (sent.ok() && response.has_first_error() && FromProto(response.first_error().source()) != options_.task) {
+  if (sent.ok() && response.has_first_error() &&
+      FromProto(response.first_error().source()) != options_.task) {
     options_.abort->Abort(absl::AbortedError(response.first_error().message()));
   } else {
     options_.abort->Abort(error);

@@ -18,9 +18,9 @@
 #ifndef MESHTRAIN_RUNTIME_RPC_COORDINATION_CLIENT_H_
 #define MESHTRAIN_RUNTIME_RPC_COORDINATION_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <atomic>
 #include <optional>
 #include <string>
 #include <thread>

@@ -221,8 +221,9 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   }
   if (registration.rejoin && !rendezvous_done_ && !resumed_) {
     resumed_ = true;
-    MESHTRAIN_LOG(WARNING) << "startup: " << Describe(task)
-                           << " rejoins a running cluster: the chief restarted and the cluster resumes";
+    MESHTRAIN_LOG(WARNING)
+        << "startup: " << Describe(task)
+        << " rejoins a running cluster: the chief restarted and the cluster resumes";
   }
   if (first_error_.has_value()) return FirstErrorAsAbort();
 
@@ -278,8 +279,8 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   if (!first_error_.has_value()) {
     // Nobody reported this yet (a fast restart, before any survivor noticed).
     const std::string message =
-        restarted ? absl::StrCat(Describe(task), " restarted (incarnation ", old_incarnation, " -> ",
-                                 record.info.incarnation,
+        restarted ? absl::StrCat(Describe(task), " restarted (incarnation ", old_incarnation,
+                                 " -> ", record.info.incarnation,
                                  "): its previous life died mid-step; every task recovers from "
                                  "the last checkpoint")
                   : absl::StrCat(Describe(task), " asked the cluster to recover");
@@ -297,7 +298,8 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   while (!done()) {
     const absl::Time now = env_.Now();
     if (now >= deadline || (cancelled && cancelled())) break;
-    env_.AwaitWithDeadline(mu_, absl::Condition(&done), std::min(deadline, now + kCancelPollPeriod));
+    env_.AwaitWithDeadline(mu_, absl::Condition(&done),
+                           std::min(deadline, now + kCancelPollPeriod));
   }
   if (generation_ < target && AllRejoined(target) && !failed_for_good()) {
     // The last one in completes the recovery for everyone.
@@ -321,7 +323,8 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   }
   std::vector<TaskId> missing;
   for (const auto& [t, r] : tasks_) {
-    if (t.job != kEvaluatorJob && (r.rejoined_generation < target || r.info.state != TaskState::kConnected)) {
+    if (t.job != kEvaluatorJob &&
+        (r.rejoined_generation < target || r.info.state != TaskState::kConnected)) {
       missing.push_back(t);
     }
   }

@@ -24,12 +24,11 @@
 //     the rendezvous, a Register with `rejoin` (a survivor whose work was
 //     aborted) or from a new incarnation of a known task (a restarted one)
 //     that is not independent, or of any task while a first error stands,
-//     joins the recovery of the current generation G: it records a first error if none is recorded (so every
-//     task aborts), marks the task as rejoined for G + 1 and waits. When every
-//     task but the evaluator has rejoined (the dead ones come back as new
-//     incarnations), the last one in completes it: the generation becomes
-//     G + 1, the first error is cleared, heartbeat clocks restart, and every
-//     waiting Register returns the new generation. Tasks waiting there are not
+//     joins the recovery of the current generation G: it records a first error if none is recorded
+//     (so every task aborts), marks the task as rejoined for G + 1 and waits. When every task but
+//     the evaluator has rejoined (the dead ones come back as new incarnations), the last one in
+//     completes it: the generation becomes G + 1, the first error is cleared, heartbeat clocks
+//     restart, and every waiting Register returns the new generation. Tasks waiting there are not
 //     declared dead for their silence. A first error whose code is not
 //     recoverable (IsRecoverable: e.g. a bad config) makes the cluster fail
 //     for good: rejoining answers FailedPrecondition with that error.

@@ -84,14 +84,17 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateShm(const DataPathContext& c) {
   if (Oversubscribed(c)) options.spin = absl::ZeroDuration();
   options.connect_deadline = c.deadline;
   options.abort = c.abort;
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ShmTransport> transport, ShmTransport::Create(options));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ShmTransport> transport,
+                             ShmTransport::Create(options));
   return std::unique_ptr<Transport>(std::move(transport));
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateTcp(const DataPathContext& c) {
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TcpListener> listener, TcpListener::Create("0.0.0.0", 0));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TcpListener> listener,
+                             TcpListener::Create("0.0.0.0", 0));
   uint64_t group_id = 0;
-  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries, Exchange(c, listener->port(), &group_id));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries,
+                             Exchange(c, listener->port(), &group_id));
   TcpTransportOptions options;
   options.rank = c.rank;
   options.world_size = static_cast<int>(c.group.size());

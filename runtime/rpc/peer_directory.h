@@ -75,7 +75,8 @@ class PeerDirectory {
   bool WaitForIncarnation(const TaskId& task, uint64_t incarnation, absl::Time deadline) const;
 
  private:
-  void Apply(int64_t version, const std::vector<PeerInfo>& peers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Apply(int64_t version, const std::vector<PeerInfo>& peers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ClusterSpec cluster_;
   mutable absl::Mutex mu_;

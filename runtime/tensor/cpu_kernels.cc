@@ -9,7 +9,6 @@
 #include "runtime/base/check.h"
 #include "runtime/base/vectorize.h"
 
-
 namespace meshtrain {
 namespace {
 
@@ -98,7 +97,10 @@ class CpuKernels final : public Kernels {
     if (m == 0 || n == 0) return;
     if (k == 0) {
       // sgemm with k = 0 leaves beta * c; do it explicitly for clarity.
-      if (beta == 0.0f) Fill(0.0f, c); else ScaleLoop(beta, c.data<float>(), c.num_elements());
+      if (beta == 0.0f)
+        Fill(0.0f, c);
+      else
+        ScaleLoop(beta, c.data<float>(), c.num_elements());
       return;
     }
     cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
@@ -182,7 +184,8 @@ class CpuKernels final : public Kernels {
     const float* src = table.data<float>();
     float* dst = out.data<float>();
     for (int64_t i = 0; i < n; ++i) {
-      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < table.rows()) << "row " << id[i] << " of " << table.DebugString();
+      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < table.rows())
+          << "row " << id[i] << " of " << table.DebugString();
       std::memcpy(dst + i * d, src + id[i] * d, static_cast<size_t>(d) * sizeof(float));
     }
   }
@@ -211,11 +214,14 @@ class CpuKernels final : public Kernels {
   }
 
   void Axpy(float alpha, const Tensor& x, Tensor& y) override {
-    MESHTRAIN_CHECK(x.num_elements() == y.num_elements()) << x.DebugString() << ", " << y.DebugString();
+    MESHTRAIN_CHECK(x.num_elements() == y.num_elements())
+        << x.DebugString() << ", " << y.DebugString();
     AxpyLoop(alpha, x.data<float>(), y.data<float>(), y.num_elements());
   }
 
-  void Scale(float alpha, Tensor& x) override { ScaleLoop(alpha, x.data<float>(), x.num_elements()); }
+  void Scale(float alpha, Tensor& x) override {
+    ScaleLoop(alpha, x.data<float>(), x.num_elements());
+  }
 
   void SgdUpdate(const Tensor& grad, float learning_rate, float momentum, bool nesterov,
                  Tensor& var, Tensor& velocity) override {
@@ -249,7 +255,8 @@ class CpuKernels final : public Kernels {
         << rows.DebugString() << " -> " << out.DebugString() << "[" << ids.DebugString() << "]";
     const int64_t* id = ids.data<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
-      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows()) << "row " << id[i] << " of " << out.DebugString();
+      MESHTRAIN_CHECK(id[i] >= 0 && id[i] < out.rows())
+          << "row " << id[i] << " of " << out.DebugString();
       fn(rows.data<float>() + i * d, out.data<float>() + id[i] * d, d);
     }
   }

@@ -5,10 +5,10 @@
 #define MESHTRAIN_RUNTIME_TENSOR_DEVICE_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace meshtrain {
 

@@ -47,8 +47,8 @@ bool SameConfig(const GpuConfig& a, const GpuConfig& b) {
 }  // namespace
 
 std::string GpuConfig::ToString() const {
-  std::string text = absl::StrCat(logical_per_physical, " logical per GPU, from CUDA device ",
-                                  first_physical);
+  std::string text =
+      absl::StrCat(logical_per_physical, " logical per GPU, from CUDA device ", first_physical);
   if (memory_limit_bytes > 0) absl::StrAppend(&text, ", limit ", memory_limit_bytes, " bytes");
   return text;
 }
@@ -62,9 +62,9 @@ absl::StatusOr<GpuPlacement> PlaceGpu(const GpuConfig& config, int index, int vi
   placement.slice = index % config.logical_per_physical;
   placement.memory_limit_bytes = config.memory_limit_bytes / config.logical_per_physical;
   if (placement.physical >= visible_devices) {
-    std::string why = absl::StrCat(
-        "gpu:", index, " needs CUDA device ", placement.physical, " but ", visible_devices,
-        visible_devices == 1 ? " is" : " are", " visible");
+    std::string why =
+        absl::StrCat("gpu:", index, " needs CUDA device ", placement.physical, " but ",
+                     visible_devices, visible_devices == 1 ? " is" : " are", " visible");
     if (config.logical_per_physical > 1) {
       absl::StrAppend(&why, " (--logical-gpus ", config.logical_per_physical, " gives gpu:0..gpu:",
                       (visible_devices - config.first_physical) * config.logical_per_physical - 1,
@@ -74,8 +74,9 @@ absl::StatusOr<GpuPlacement> PlaceGpu(const GpuConfig& config, int index, int vi
       absl::StrAppend(&why, " (this process starts at CUDA device ", config.first_physical,
                       ", its local rank under mpirun)");
     }
-    absl::StrAppend(&why, "; list fewer devices in --devices, raise --logical-gpus, or check "
-                          "CUDA_VISIBLE_DEVICES");
+    absl::StrAppend(&why,
+                    "; list fewer devices in --devices, raise --logical-gpus, or check "
+                    "CUDA_VISIBLE_DEVICES");
     return absl::FailedPreconditionError(why);
   }
   return placement;
@@ -89,12 +90,18 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view text, absl::string_view 
     double scale;
   };
   // Longest suffixes first, so "gib" is not read as "b".
-  const Unit units[] = {{"kib", 1024.0},          {"mib", 1024.0 * 1024},
-                        {"gib", 1024.0 * 1024 * 1024}, {"tib", 1024.0 * 1024 * 1024 * 1024},
-                        {"kb", 1e3},              {"mb", 1e6},
-                        {"gb", 1e9},              {"tb", 1e12},
-                        {"k", 1024.0},            {"m", 1024.0 * 1024},
-                        {"g", 1024.0 * 1024 * 1024}, {"b", 1.0}};
+  const Unit units[] = {{"kib", 1024.0},
+                        {"mib", 1024.0 * 1024},
+                        {"gib", 1024.0 * 1024 * 1024},
+                        {"tib", 1024.0 * 1024 * 1024 * 1024},
+                        {"kb", 1e3},
+                        {"mb", 1e6},
+                        {"gb", 1e9},
+                        {"tb", 1e12},
+                        {"k", 1024.0},
+                        {"m", 1024.0 * 1024},
+                        {"g", 1024.0 * 1024 * 1024},
+                        {"b", 1.0}};
   double scale = 1.0;
   for (const Unit& unit : units) {
     if (absl::ConsumeSuffix(&rest, unit.suffix)) {

@@ -95,8 +95,8 @@ class Kernels {
   virtual void SgdUpdate(const Tensor& grad, float learning_rate, float momentum, bool nesterov,
                          Tensor& var, Tensor& velocity) = 0;
   // Adam with bias correction for step `step` (1-based).
-  virtual void AdamUpdate(const Tensor& grad, const AdamParams& params, int64_t step,
-                          Tensor& var, Tensor& m, Tensor& v) = 0;
+  virtual void AdamUpdate(const Tensor& grad, const AdamParams& params, int64_t step, Tensor& var,
+                          Tensor& m, Tensor& v) = 0;
 
   // `batch` where this device's kernels can read it. CPU: the batch itself.
   // CUDA: host tensors are uploaded through pinned buffers on a separate

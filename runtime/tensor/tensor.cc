@@ -3,8 +3,8 @@
 #include <cstring>
 #include <utility>
 
-#include "runtime/base/check.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/base/check.h"
 
 namespace meshtrain {
 

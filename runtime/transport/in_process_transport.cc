@@ -54,8 +54,9 @@ class MeshState {
     absl::Status recv_status = receiving ? Receive(rank, op, counters) : absl::OkStatus();
     // After a failed receive the op fails anyway: withdraw the send unless the
     // peer is reading it.
-    absl::Status send_status = sending ? AwaitConsumed(rank, op, /*abandon=*/!recv_status.ok(), counters)
-                                       : absl::OkStatus();
+    absl::Status send_status =
+        sending ? AwaitConsumed(rank, op, /*abandon=*/!recv_status.ok(), counters)
+                : absl::OkStatus();
     if (recv_status.ok() && send_status.ok()) counters.CountCompleted(op);
     return recv_status.ok() ? send_status : recv_status;
   }
@@ -82,15 +83,15 @@ class MeshState {
       }
       if (slot.state != SlotState::kPosted) {
         if (aborted_) return AbortedStatus();
-        return absl::DeadlineExceededError(absl::StrCat(
-            "in-process recv from rank ", op.recv_from, " to rank ", rank,
-            ": no message before the deadline"));
+        return absl::DeadlineExceededError(absl::StrCat("in-process recv from rank ", op.recv_from,
+                                                        " to rank ", rank,
+                                                        ": no message before the deadline"));
       }
       if (slot.size != op.recv.size()) {
-        slot.error = absl::InternalError(absl::StrCat(
-            "in-process message from rank ", op.recv_from, " to rank ", rank, " has ",
-            slot.size, " bytes, the receiver expected ", op.recv.size(),
-            "; the ranks issued different collectives"));
+        slot.error = absl::InternalError(
+            absl::StrCat("in-process message from rank ", op.recv_from, " to rank ", rank, " has ",
+                         slot.size, " bytes, the receiver expected ", op.recv.size(),
+                         "; the ranks issued different collectives"));
         slot.state = SlotState::kConsumed;
         return slot.error;
       }
@@ -135,8 +136,8 @@ class MeshState {
     slot = Slot{};  // retract the post: nobody holds a pointer to it
     if (abandon) return absl::OkStatus();
     if (aborted_) return AbortedStatus();
-    return absl::DeadlineExceededError(absl::StrCat("in-process send from rank ", rank,
-                                                    " to rank ", op.send_to,
+    return absl::DeadlineExceededError(absl::StrCat("in-process send from rank ", rank, " to rank ",
+                                                    op.send_to,
                                                     ": not received before the deadline"));
   }
 
@@ -162,17 +163,16 @@ class InProcessTransport : public Transport {
     const int n = mesh_->world_size();
     if (op.send_to < -1 || op.send_to >= n || op.recv_from < -1 || op.recv_from >= n ||
         op.send_to == rank_ || op.recv_from == rank_) {
-      return absl::InvalidArgumentError(absl::StrCat("in-process SendRecv on rank ", rank_,
-                                                     ": bad peer (send_to ", op.send_to,
-                                                     ", recv_from ", op.recv_from,
-                                                     ", world size ", n, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("in-process SendRecv on rank ", rank_, ": bad peer (send_to ", op.send_to,
+                       ", recv_from ", op.recv_from, ", world size ", n, ")"));
     }
     if (op.action == RecvAction::kAddFloat32 &&
         (op.recv.size() % sizeof(float) != 0 ||
          reinterpret_cast<uintptr_t>(op.recv.data()) % alignof(float) != 0)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "in-process SendRecv on rank ", rank_, ": kAddFloat32 needs an aligned float buffer, got ",
-          op.recv.size(), " bytes"));
+          "in-process SendRecv on rank ", rank_,
+          ": kAddFloat32 needs an aligned float buffer, got ", op.recv.size(), " bytes"));
     }
     return mesh_->SendRecv(rank_, op, counters_);
   }

@@ -149,9 +149,9 @@ absl::Status ShmLink::StepRecv(RecvProgress& r, size_t piece_bytes, bool* progre
                                               ", expected ", recv_seq, ")"));
     }
     if (header.bytes != r.bytes) {
-      return absl::InternalError(absl::StrCat(
-          "shm recv from ", peer_name, ": message ", recv_seq, " has ", header.bytes,
-          " bytes, expected ", r.bytes, "; the ranks issued different collectives"));
+      return absl::InternalError(absl::StrCat("shm recv from ", peer_name, ": message ", recv_seq,
+                                              " has ", header.bytes, " bytes, expected ", r.bytes,
+                                              "; the ranks issued different collectives"));
     }
     ++recv_seq;
     in_tail += kLine;
@@ -197,8 +197,7 @@ absl::StatusOr<std::unique_ptr<ShmLink>> ShmLink::Open(const ShmLinkOptions& opt
       break;
     }
     if (errno != EEXIST) return link->ErrnoError(absl::StrCat("shm_open ", link->name));
-    MESHTRAIN_ASSIGN_OR_RETURN(bool attached,
-                               link->TryAttach(options, &unsized_since));
+    MESHTRAIN_ASSIGN_OR_RETURN(bool attached, link->TryAttach(options, &unsized_since));
     if (attached) break;
   }
   const int side = link->side;
@@ -298,10 +297,10 @@ absl::Status ShmLink::CheckAttach(const SegmentHeader& h, size_t map_bytes, pid_
                                   int rank) const {
   if (h.magic != kSegmentMagic || h.version != kSegmentVersion || h.ring_bytes != ring_bytes ||
       map_bytes != size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shm connect to ", peer_name, ": segment ", name, " has ring_bytes ", h.ring_bytes,
-        ", this rank uses ", ring_bytes,
-        "; every rank must use the same ShmTransportOptions::ring_bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shm connect to ", peer_name, ": segment ", name, " has ring_bytes ",
+                     h.ring_bytes, ", this rank uses ", ring_bytes,
+                     "; every rank must use the same ShmTransportOptions::ring_bytes"));
   }
   if (earlier_self != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -329,8 +328,8 @@ absl::Status ShmLink::AwaitPeer(absl::Time deadline, AbortSignal* abort) {
   peer_pid = h.pid[1 - side].load(std::memory_order_relaxed);
   pidfd = static_cast<int>(syscall(SYS_pidfd_open, peer_pid, 0));
   if (PeerExited()) {
-    return absl::UnavailableError(absl::StrCat("shm connect: ", peer_name, " (pid ", peer_pid,
-                                               ") exited after attaching"));
+    return absl::UnavailableError(
+        absl::StrCat("shm connect: ", peer_name, " (pid ", peer_pid, ") exited after attaching"));
   }
   return absl::OkStatus();
 }

@@ -81,22 +81,21 @@ absl::StatusOr<std::unique_ptr<ShmTransport>> ShmTransport::Create(
     const ShmTransportOptions& options) {
   const int n = options.world_size;
   if (n < 1 || options.rank < 0 || options.rank >= n) {
-    return absl::InvalidArgumentError(absl::StrCat("shm transport: rank ", options.rank,
-                                                   " out of range for world size ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shm transport: rank ", options.rank, " out of range for world size ", n));
   }
   if (!ValidPrefix(options.job_prefix)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shm transport: job_prefix '", options.job_prefix,
-        "' must be 1 to 200 characters of [A-Za-z0-9_.-]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shm transport: job_prefix '", options.job_prefix,
+                     "' must be 1 to 200 characters of [A-Za-z0-9_.-]"));
   }
   if (options.ring_bytes < 4096 || (options.ring_bytes & (options.ring_bytes - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shm transport: ring_bytes ", options.ring_bytes, " must be a power of two >= 4096"));
+    return absl::InvalidArgumentError(absl::StrCat("shm transport: ring_bytes ", options.ring_bytes,
+                                                   " must be a power of two >= 4096"));
   }
   if (options.piece_bytes < kLine || options.piece_bytes % kLine != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("shm transport: piece_bytes ",
-                                                   options.piece_bytes,
-                                                   " must be a positive multiple of 64"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shm transport: piece_bytes ", options.piece_bytes, " must be a positive multiple of 64"));
   }
   if (!options.peer_names.empty() && static_cast<int>(options.peer_names.size()) != n) {
     return absl::InvalidArgumentError(absl::StrCat("shm transport: ", options.peer_names.size(),
@@ -128,14 +127,14 @@ absl::Status ShmTransport::ConnectAll() {
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   for (int peer : peers) {
-    MESHTRAIN_ASSIGN_OR_RETURN(
-        links_[peer], ShmLink::Open({.rank = options_.rank,
-                                     .peer = peer,
-                                     .job_prefix = options_.job_prefix,
-                                     .peer_name = PeerName(peer),
-                                     .ring_bytes = options_.ring_bytes,
-                                     .connect_deadline = options_.connect_deadline,
-                                     .abort = options_.abort}));
+    MESHTRAIN_ASSIGN_OR_RETURN(links_[peer],
+                               ShmLink::Open({.rank = options_.rank,
+                                              .peer = peer,
+                                              .job_prefix = options_.job_prefix,
+                                              .peer_name = PeerName(peer),
+                                              .ring_bytes = options_.ring_bytes,
+                                              .connect_deadline = options_.connect_deadline,
+                                              .abort = options_.abort}));
   }
   for (int peer : peers) {
     MESHTRAIN_RETURN_IF_ERROR(links_[peer]->AwaitPeer(options_.connect_deadline, options_.abort));

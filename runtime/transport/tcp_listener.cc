@@ -16,8 +16,7 @@
 
 namespace meshtrain {
 
-absl::StatusOr<std::unique_ptr<TcpListener>> TcpListener::Create(absl::string_view host,
-                                                                 int port) {
+absl::StatusOr<std::unique_ptr<TcpListener>> TcpListener::Create(absl::string_view host, int port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -38,17 +37,15 @@ absl::StatusOr<std::unique_ptr<TcpListener>> TcpListener::Create(absl::string_vi
   if (bind(fd, resolved->ai_addr, resolved->ai_addrlen) != 0 || listen(fd, 256) != 0) {
     int err = errno;
     close(fd);
-    return absl::UnavailableError(absl::StrCat("tcp listen on ", host, ":", port, ": ",
-                                               strerror(err), err == EADDRINUSE
-                                                   ? "; pick another port or 0 for a free one"
-                                                   : ""));
+    return absl::UnavailableError(
+        absl::StrCat("tcp listen on ", host, ":", port, ": ", strerror(err),
+                     err == EADDRINUSE ? "; pick another port or 0 for a free one" : ""));
   }
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int bound = addr.ss_family == AF_INET6
-                  ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                  : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                         : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   return absl::WrapUnique(new TcpListener(fd, bound));
 }
 

@@ -85,8 +85,8 @@ absl::StatusOr<int> Dial(const std::string& host, int port, const std::string& p
   std::string port_str = absl::StrCat(port);
   int gai = getaddrinfo(host.c_str(), port_str.c_str(), &hints, &resolved);
   if (gai != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tcp connect to ", peer_name, ": cannot resolve '",
-                                                   host, "': ", gai_strerror(gai)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tcp connect to ", peer_name, ": cannot resolve '", host, "': ", gai_strerror(gai)));
   }
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(resolved, freeaddrinfo);
   absl::Duration backoff = absl::Milliseconds(2);
@@ -94,10 +94,9 @@ absl::StatusOr<int> Dial(const std::string& host, int port, const std::string& p
   while (true) {
     if (abort != nullptr && abort->aborted()) return abort->status();
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("tcp connect to ", peer_name, " at ",
-                                                      host, ":", port,
-                                                      ": gave up at the deadline (", last_error,
-                                                      "); is the peer running?"));
+      return absl::DeadlineExceededError(absl::StrCat("tcp connect to ", peer_name, " at ", host,
+                                                      ":", port, ": gave up at the deadline (",
+                                                      last_error, "); is the peer running?"));
     }
     int fd = socket(resolved->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));

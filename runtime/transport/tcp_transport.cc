@@ -189,7 +189,8 @@ void AcceptPayload(RecvPart& p, size_t got, bool add) {
              reinterpret_cast<const float*>(p.stream->staging.data()), whole / sizeof(float));
   p.done += whole;
   p.carry = have - whole;
-  if (p.carry > 0) std::memmove(p.stream->staging.data(), p.stream->staging.data() + whole, p.carry);
+  if (p.carry > 0)
+    std::memmove(p.stream->staging.data(), p.stream->staging.data() + whole, p.carry);
 }
 
 // One readv for a part: the rest of its header, then payload into the
@@ -286,7 +287,6 @@ struct TcpTransport::Exchange {
   bool add = false;
 };
 
-
 TcpTransport::TcpTransport(TcpTransportOptions options) : options_(std::move(options)) {}
 
 TcpTransport::~TcpTransport() {
@@ -319,7 +319,8 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
                                                    sizeof(Hello::job_id) - 1, " characters"));
   }
   if (options.staging_bytes < 4096 || options.staging_bytes % kPartAlign != 0) {
-    return absl::InvalidArgumentError("tcp transport: staging_bytes must be a multiple of 64, >= 4096");
+    return absl::InvalidArgumentError(
+        "tcp transport: staging_bytes must be a multiple of 64, >= 4096");
   }
   if (!options.peer_names.empty() && static_cast<int>(options.peer_names.size()) != n) {
     return absl::InvalidArgumentError(absl::StrCat("tcp transport: ", options.peer_names.size(),
@@ -328,20 +329,23 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
   bool needs_listener = false;
   std::set<int> seen;
   for (const TcpPeerAddress& peer : options.peers) {
-    if (peer.rank < 0 || peer.rank >= n || peer.rank == options.rank || !seen.insert(peer.rank).second) {
+    if (peer.rank < 0 || peer.rank >= n || peer.rank == options.rank ||
+        !seen.insert(peer.rank).second) {
       return absl::InvalidArgumentError(absl::StrCat("tcp transport on rank ", options.rank,
                                                      ": bad or repeated peer rank ", peer.rank));
     }
     needs_listener |= peer.rank > options.rank;
   }
   if (needs_listener && listener == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tcp transport on rank ", options.rank, ": higher-ranked peers dial this rank, so it needs a TcpListener"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tcp transport on rank ", options.rank,
+                     ": higher-ranked peers dial this rank, so it needs a TcpListener"));
   }
   auto transport = absl::WrapUnique(new TcpTransport(options));
   transport->pollfds_.reserve(2 * kMaxStreams + 1);
   transport->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (transport->wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", ErrnoText(errno)));
+  if (transport->wake_fd_ < 0)
+    return absl::InternalError(absl::StrCat("eventfd: ", ErrnoText(errno)));
   MESHTRAIN_RETURN_IF_ERROR(transport->Connect(listener.get()));
   if (options.abort != nullptr) {
     int fd = transport->wake_fd_;
@@ -375,13 +379,19 @@ absl::Status TcpTransport::DialLowerRanks() {
   for (const TcpPeerAddress& peer : o.peers) {
     if (peer.rank > o.rank) continue;
     for (int s = 0; s < o.streams; ++s) {
-      MESHTRAIN_ASSIGN_OR_RETURN(int fd,
-                                 Dial(peer.host, peer.port, PeerName(peer.rank), deadline, o.abort));
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          int fd, Dial(peer.host, peer.port, PeerName(peer.rank), deadline, o.abort));
       auto stream = std::make_unique<Stream>();
       stream->fd = fd;
       TuneSocket(fd, o.socket_buffer_bytes);
-      Hello hello{kHelloMagic, kVersion, o.rank, o.world_size, static_cast<uint32_t>(s),
-                  static_cast<uint32_t>(o.streams), o.incarnation, {}};
+      Hello hello{kHelloMagic,
+                  kVersion,
+                  o.rank,
+                  o.world_size,
+                  static_cast<uint32_t>(s),
+                  static_cast<uint32_t>(o.streams),
+                  o.incarnation,
+                  {}};
       CopyString(o.job_id, hello.job_id, sizeof(hello.job_id));
       MESHTRAIN_RETURN_IF_ERROR(WriteAll(fd, &hello, sizeof(hello), deadline,
                                          absl::StrCat("tcp hello to ", PeerName(peer.rank))));
@@ -404,7 +414,8 @@ absl::Status TcpTransport::AcceptHigherRanks(TcpListener& listener, int expected
           " did not connect before the deadline",
           last_rejection.empty() ? "" : absl::StrCat(" (last rejected: ", last_rejection, ")")));
     }
-    if (!PollUntil(listener.fd(), POLLIN, std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
+    if (!PollUntil(listener.fd(), POLLIN,
+                   std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
       continue;
     }
     std::string rejection;
@@ -448,7 +459,8 @@ std::string TcpTransport::PeersNotConnected() const {
   std::string missing;
   for (const TcpPeerAddress& peer : options_.peers) {
     const auto& streams = streams_[peer.rank];
-    if (peer.rank > options_.rank && std::find(streams.begin(), streams.end(), nullptr) != streams.end()) {
+    if (peer.rank > options_.rank &&
+        std::find(streams.begin(), streams.end(), nullptr) != streams.end()) {
       absl::StrAppend(&missing, missing.empty() ? "" : ", ", PeerName(peer.rank));
     }
   }
@@ -467,12 +479,12 @@ absl::Status TcpTransport::ReadHelloReplies() {
           ReadAll(streams_[peer.rank][s]->fd, &reply, sizeof(reply), o.connect_deadline, what));
       reply.reason[sizeof(reply.reason) - 1] = '\0';
       if (reply.magic != kHelloMagic || reply.rank != peer.rank) {
-        return absl::UnavailableError(absl::StrCat(what, ": not the expected peer (rank ",
-                                                   reply.rank, ")"));
+        return absl::UnavailableError(
+            absl::StrCat(what, ": not the expected peer (rank ", reply.rank, ")"));
       }
       if (!reply.accepted) {
-        return absl::UnavailableError(absl::StrCat(PeerName(peer.rank), " rejected rank ", o.rank,
-                                                   ": ", reply.reason));
+        return absl::UnavailableError(
+            absl::StrCat(PeerName(peer.rank), " rejected rank ", o.rank, ": ", reply.reason));
       }
     }
   }
@@ -534,8 +546,11 @@ void TcpTransport::PlanExchange(const SendRecvOp& op, Exchange& x) {
     for (int i = 0; i < x.num_sends; ++i) {
       auto [begin, end] = PartRange(op.send.size(), x.num_sends, i);
       Stream* stream = streams_[op.send_to][i].get();
-      x.sends[i] = SendPart{stream, {kFrameMagic, stream->send_seq++, op.send.size()},
-                            op.send.data() + begin, end - begin, 0};
+      x.sends[i] = SendPart{stream,
+                            {kFrameMagic, stream->send_seq++, op.send.size()},
+                            op.send.data() + begin,
+                            end - begin,
+                            0};
     }
   }
   x.add = op.action == RecvAction::kAddFloat32;

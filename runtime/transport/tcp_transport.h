@@ -84,8 +84,8 @@ class TcpTransport : public Transport {
  public:
   // Runs the connection protocol above. `listener` may be null when the rank
   // has no connected peer of higher rank.
-  static absl::StatusOr<std::unique_ptr<TcpTransport>> Create(
-      std::unique_ptr<TcpListener> listener, const TcpTransportOptions& options);
+  static absl::StatusOr<std::unique_ptr<TcpTransport>> Create(std::unique_ptr<TcpListener> listener,
+                                                              const TcpTransportOptions& options);
   ~TcpTransport() override;
 
   int rank() const override { return options_.rank; }
@@ -126,7 +126,7 @@ class TcpTransport : public Transport {
 
   TcpTransportOptions options_;
   std::vector<std::vector<std::unique_ptr<Stream>>> streams_;  // [peer][stream]
-  int wake_fd_ = -1;  // eventfd the abort callback writes
+  int wake_fd_ = -1;                                           // eventfd the abort callback writes
   int abort_callback_ = -1;
   absl::Status broken_;
   std::vector<struct pollfd> pollfds_;  // reused by SendRecv (reserved in Create)

@@ -146,11 +146,11 @@ int RunRank(const Args& args, int rank, const std::string& job) {
   if (!args.sizes.empty()) options.sizes_bytes = args.sizes;
   options.min_time = absl::Seconds(args.min_time);
   if (rank == 0) {
-    printf("meshtrain ring allreduce SUM float32, %d ranks, transport %s (streams %d, ring %zu, "
-           "exchange <= %zu, pinned %d)\n%s\n",
-           args.nproc, args.transport.c_str(), args.streams, args.ring_bytes, args.exchange_max,
-           args.pin,
-           AllReduceBenchmarkHeader().c_str());
+    printf(
+        "meshtrain ring allreduce SUM float32, %d ranks, transport %s (streams %d, ring %zu, "
+        "exchange <= %zu, pinned %d)\n%s\n",
+        args.nproc, args.transport.c_str(), args.streams, args.ring_bytes, args.exchange_max,
+        args.pin, AllReduceBenchmarkHeader().c_str());
     fflush(stdout);
   }
   auto rows = RunAllReduceBenchmark(comm, options, [&](const AllReduceBenchmarkRow& row) {

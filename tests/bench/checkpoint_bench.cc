@@ -58,7 +58,8 @@ CheckpointSnapshot MakeSnapshot(const Args& args) {
   s.slot_names = {"momentum"};
   // Half the bytes in values, half in the slot.
   const int64_t cols = 256;
-  const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(args.variable_mb * 1e6 / 2 / 4 / cols));
+  const int64_t rows =
+      std::max<int64_t>(1, static_cast<int64_t>(args.variable_mb * 1e6 / 2 / 4 / cols));
   const int variables = std::max(1, static_cast<int>(args.mb / args.variable_mb));
   for (int v = 0; v < variables; ++v) {
     Tensor value(DType::kFloat32, Shape{rows, cols});
@@ -67,7 +68,8 @@ CheckpointSnapshot MakeSnapshot(const Args& args) {
       value.data<float>()[i] = static_cast<float>(i % 977) * 0.001f;
       slot.data<float>()[i] = static_cast<float>(i % 613) * -0.002f;
     }
-    s.entries.push_back({absl::StrCat("layer_", v, "/kernel"), Shape{rows, cols}, 0, value, {slot}, 1});
+    s.entries.push_back(
+        {absl::StrCat("layer_", v, "/kernel"), Shape{rows, cols}, 0, value, {slot}, 1});
   }
   return s;
 }
@@ -78,7 +80,8 @@ double PlainWriteSeconds(const std::string& path, const std::vector<char>& buffe
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   size_t done = 0;
   while (fd >= 0 && done < buffer.size()) {
-    const ssize_t n = ::write(fd, buffer.data() + done, std::min<size_t>(buffer.size() - done, 1 << 20));
+    const ssize_t n =
+        ::write(fd, buffer.data() + done, std::min<size_t>(buffer.size() - done, 1 << 20));
     if (n <= 0) break;
     done += static_cast<size_t>(n);
   }
@@ -94,7 +97,8 @@ double PlainWriteSeconds(const std::string& path, const std::vector<char>& buffe
 int Main(int argc, char** argv) {
   Args args;
   if (!Parse(argc, argv, &args)) {
-    std::fprintf(stderr, "usage: checkpoint_bench --dir DIR [--mb 256] [--variable-mb 4] [--repeat 3]\n");
+    std::fprintf(stderr,
+                 "usage: checkpoint_bench --dir DIR [--mb 256] [--variable-mb 4] [--repeat 3]\n");
     return 2;
   }
   std::filesystem::remove_all(args.dir);
@@ -117,8 +121,9 @@ int Main(int argc, char** argv) {
       return 1;
     }
     const double dd = PlainWriteSeconds(args.dir + "/plain.bin", plain);
-    std::printf("run %d: checkpoint %.3f s = %.0f MB/s; plain write+fsync %.3f s = %.0f MB/s; ratio %.2f\n",
-                r + 1, seconds, mb / seconds, dd, mb / dd, (mb / seconds) / (mb / dd));
+    std::printf(
+        "run %d: checkpoint %.3f s = %.0f MB/s; plain write+fsync %.3f s = %.0f MB/s; ratio %.2f\n",
+        r + 1, seconds, mb / seconds, dd, mb / dd, (mb / seconds) / (mb / dd));
   }
   std::filesystem::remove_all(args.dir);
   return 0;

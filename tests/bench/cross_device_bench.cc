@@ -48,7 +48,8 @@ int Run(int replicas, int iters, const std::vector<size_t>& sizes) {
               failed = true;
               return;
             }
-            times[r][i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            times[r][i] =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           }
         });
       }

@@ -36,15 +36,18 @@ int Run(int64_t iters) {
               NanosPerCall(iters, [&](int64_t i) { sink = sink + i; }));
   std::printf("%-44s %10.1f\n", "absl::Now()",
               NanosPerCall(iters, [&](int64_t) { sink = sink + absl::ToUnixNanos(absl::Now()); }));
-  std::printf("%-44s %10.1f\n", "transport counters (one SendRecv)", NanosPerCall(iters, [&](int64_t) {
+  std::printf("%-44s %10.1f\n", "transport counters (one SendRecv)",
+              NanosPerCall(iters, [&](int64_t) {
                 counters.CountCompleted(op);
                 counters.AddBlocked(absl::Nanoseconds(1));
               }));
-  std::printf("%-44s %10.1f\n", "blocked wait timed (two clock reads + add)", NanosPerCall(iters, [&](int64_t) {
+  std::printf("%-44s %10.1f\n", "blocked wait timed (two clock reads + add)",
+              NanosPerCall(iters, [&](int64_t) {
                 const absl::Time t = absl::Now();
                 counters.AddBlocked(absl::Now() - t);
               }));
-  std::printf("%-44s %10.1f\n", "TraceSpan, tracing off (null tracer)", NanosPerCall(iters, [&](int64_t i) {
+  std::printf("%-44s %10.1f\n", "TraceSpan, tracing off (null tracer)",
+              NanosPerCall(iters, [&](int64_t i) {
                 TraceSpan span(nullptr, "step", "step");
                 span.SetArg(0, "step", i);
               }));

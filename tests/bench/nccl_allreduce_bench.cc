@@ -67,8 +67,9 @@ int Main(int argc, char** argv) {
   std::printf("NCCL AllReduce (sum, float32), %d rank(s), one per GPU: %s\n", gpus,
               first.ok() ? (*first)->gpu_name().c_str() : "?");
   if (gpus == 1) {
-    std::printf("one GPU: busbw = algbw * 2(n-1)/n is 0 for n = 1; NCCL refuses two ranks on one "
-                "GPU, so bus bandwidth needs two or more GPUs\n");
+    std::printf(
+        "one GPU: busbw = algbw * 2(n-1)/n is 0 for n = 1; NCCL refuses two ranks on one "
+        "GPU, so bus bandwidth needs two or more GPUs\n");
   }
   std::printf("%s\n", AllReduceBenchmarkHeader().c_str());
   std::fflush(stdout);

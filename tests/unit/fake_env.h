@@ -25,8 +25,8 @@ class FakeEnv final : public Env {
   }
   // Sleeping moves the fake clock: the sleeper's time passes, nobody waits.
   void SleepFor(absl::Duration duration) override { Advance(duration); }
-  bool AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& condition, absl::Time deadline) override
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  bool AwaitWithDeadline(absl::Mutex& mu, const absl::Condition& condition,
+                         absl::Time deadline) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     while (!mu.AwaitWithTimeout(condition, absl::Milliseconds(1))) {
       if (Now() >= deadline) return condition.Eval();
     }

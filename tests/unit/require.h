@@ -19,12 +19,12 @@ inline bool InCi() {
 
 }  // namespace meshtrain
 
-#define MESHTRAIN_REQUIRE_OR_SKIP(available, reason)                      \
-  do {                                                                     \
-    if (!(available)) {                                                    \
+#define MESHTRAIN_REQUIRE_OR_SKIP(available, reason)                           \
+  do {                                                                         \
+    if (!(available)) {                                                        \
       if (::meshtrain::InCi()) FAIL() << "required under CI=true: " << reason; \
-      GTEST_SKIP() << reason;                                              \
-    }                                                                      \
+      GTEST_SKIP() << reason;                                                  \
+    }                                                                          \
   } while (0)
 
 #endif  // MESHTRAIN_TESTS_UNIT_REQUIRE_H_

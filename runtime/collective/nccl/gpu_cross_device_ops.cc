@@ -22,12 +22,12 @@ namespace {
 
 struct ReplicaState {
   CudaDevice* device = nullptr;
-  ncclComm_t comm = nullptr;      // NCCL mode
-  cudaEvent_t done = nullptr;     // NCCL mode: completion of the last call
-  cudaEvent_t ready = nullptr;    // on-device mode: phase 1
-  cudaEvent_t copied = nullptr;   // on-device mode: phase 3
-  Tensor staging;                 // replica 0, on-device mode: buffers of other GPUs
-  std::byte* host = nullptr;      // replica 0: pinned staging for a host-only communicator
+  ncclComm_t comm = nullptr;     // NCCL mode
+  cudaEvent_t done = nullptr;    // NCCL mode: completion of the last call
+  cudaEvent_t ready = nullptr;   // on-device mode: phase 1
+  cudaEvent_t copied = nullptr;  // on-device mode: phase 3
+  Tensor staging;                // replica 0, on-device mode: buffers of other GPUs
+  std::byte* host = nullptr;     // replica 0: pinned staging for a host-only communicator
   size_t host_bytes = 0;
 };
 
@@ -36,7 +36,7 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
   GpuCrossDeviceOps(bool nccl, Communicator* cross_worker, AbortSignal* abort, int n)
       : nccl_(nccl),
         cross_worker_(cross_worker != nullptr && cross_worker->world_size() > 1 ? cross_worker
-                                                                               : nullptr),
+                                                                                : nullptr),
         abort_(abort),
         replicas_(n),
         buffers_(n),
@@ -61,7 +61,8 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
       }
       if (r.host != nullptr) status.Update(CudaStatus(cudaFreeHost(r.host), "cudaFreeHost"));
     }
-    if (summed_ != nullptr) status.Update(CudaStatus(cudaEventDestroy(summed_), "cudaEventDestroy"));
+    if (summed_ != nullptr)
+      status.Update(CudaStatus(cudaEventDestroy(summed_), "cudaEventDestroy"));
     if (!status.ok()) {
       MESHTRAIN_LOG(WARNING) << "GPU cross-device ops: " << status;
     }
@@ -98,7 +99,8 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
   absl::string_view name() const override { return nccl_ ? "nccl" : kOnDeviceReduceName; }
   int num_replicas() const override { return static_cast<int>(replicas_.size()); }
 
-  absl::Status AllReduce(int replica, absl::Span<float> data, const CollectiveContext& ctx) override {
+  absl::Status AllReduce(int replica, absl::Span<float> data,
+                         const CollectiveContext& ctx) override {
     const int n = num_replicas();
     if (replica < 0 || replica >= n) {
       return absl::InvalidArgumentError(absl::StrCat(name(), " allreduce '", ctx.name, "' step ",
@@ -111,7 +113,7 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
     ScopedCudaDevice scoped(replicas_[replica].device->ordinal());
     absl::Status status = scoped.status();
     if (status.ok()) {
-      status = n == 1 ? CrossWorker(data, ctx)
+      status = n == 1  ? CrossWorker(data, ctx)
                : nccl_ ? Nccl(replica, data, ctx, what)
                        : OnDevice(replica, data, ctx);
     }
@@ -131,7 +133,8 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
   // Queues an NCCL call on `replica`'s stream and waits for it; an error
   // aborts that replica's communicator (NCCL then fails the others).
   template <typename Call>
-  absl::Status RunNccl(int replica, const CollectiveContext& ctx, absl::string_view what, Call call) {
+  absl::Status RunNccl(int replica, const CollectiveContext& ctx, absl::string_view what,
+                       Call call) {
     ReplicaState& r = replicas_[replica];
     absl::Status status = NcclStatus(call(r.comm, r.device->stream()), what, r.comm);
     if (status.ok()) status = CudaStatus(cudaEventRecord(r.done, r.device->stream()), what);
@@ -152,9 +155,10 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
         return ncclAllReduce(p, p, count, ncclFloat32, ncclSum, comm, stream);
       });
     }
-    MESHTRAIN_RETURN_IF_ERROR(RunNccl(replica, ctx, what, [&](ncclComm_t comm, cudaStream_t stream) {
-      return ncclReduce(p, p, count, ncclFloat32, ncclSum, /*root=*/0, comm, stream);
-    }));
+    MESHTRAIN_RETURN_IF_ERROR(
+        RunNccl(replica, ctx, what, [&](ncclComm_t comm, cudaStream_t stream) {
+          return ncclReduce(p, p, count, ncclFloat32, ncclSum, /*root=*/0, comm, stream);
+        }));
     MESHTRAIN_RETURN_IF_ERROR(CrossWorkerThenBarrier(replica, data, ctx));
     return RunNccl(replica, ctx, what, [&](ncclComm_t comm, cudaStream_t stream) {
       return ncclBroadcast(p, p, count, ncclFloat32, /*root=*/0, comm, stream);
@@ -189,12 +193,13 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
     MESHTRAIN_RETURN_IF_ERROR(cross_status_);
     // 3. The others copy the sum.
     if (replica != 0) {
-      MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream, summed_, 0), "waiting for the sum");
+      MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream, summed_, 0),
+                                     "waiting for the sum");
       if (!data.empty()) {
-        MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(data.data(), buffers_[0].data(),
-                                                       data.size() * sizeof(float),
-                                                       cudaMemcpyDefault, stream),
-                                       "copying the sum");
+        MESHTRAIN_CUDA_RETURN_IF_ERROR(
+            cudaMemcpyAsync(data.data(), buffers_[0].data(), data.size() * sizeof(float),
+                            cudaMemcpyDefault, stream),
+            "copying the sum");
       }
       MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaEventRecord(me.copied, stream), "recording copied");
     }
@@ -235,9 +240,9 @@ class GpuCrossDeviceOps final : public CrossDeviceOps {
       const int ordinal = replicas_[r].device->ordinal();
       if (ordinal == zero.device->ordinal()) continue;
       auto* dst = reinterpret_cast<float*>(zero.staging.data<std::byte>() + bytes * slot++);
-      MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaMemcpyPeerAsync(dst, zero.device->ordinal(), sources[r],
-                                                         ordinal, bytes, stream),
-                                     "bringing a replica's gradients over");
+      MESHTRAIN_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyPeerAsync(dst, zero.device->ordinal(), sources[r], ordinal, bytes, stream),
+          "bringing a replica's gradients over");
       sources[r] = dst;
     }
     MESHTRAIN_CUDA_RETURN_IF_ERROR(
@@ -307,13 +312,12 @@ absl::StatusOr<std::unique_ptr<CrossDeviceOps>> CreateGpuCrossDeviceOps(
     const std::vector<Device>& devices, Communicator* cross_worker, AbortSignal* abort) {
   const int n = static_cast<int>(devices.size());
   if (n < 1 || n > device_kernels::kMaxSumSources) {
-    return absl::InvalidArgumentError(absl::StrCat("GPU cross-device ops over ", n,
-                                                   " replicas: use 1 to ",
-                                                   device_kernels::kMaxSumSources));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GPU cross-device ops over ", n, " replicas: use 1 to ", device_kernels::kMaxSumSources));
   }
   std::set<int> physical;
   for (const Device& d : devices) {
-    MESHTRAIN_ASSIGN_OR_RETURN(CudaDevice* device, CudaDevice::Get(d));
+    MESHTRAIN_ASSIGN_OR_RETURN(CudaDevice * device, CudaDevice::Get(d));
     physical.insert(device->ordinal());
   }
   const bool distinct = static_cast<int>(physical.size()) == n;

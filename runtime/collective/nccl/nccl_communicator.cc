@@ -22,16 +22,17 @@ absl::StatusOr<std::string> NewNcclUniqueId() {
 absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
     NcclCommunicatorOptions options) {
   if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("nccl: rank ", options.rank, " of ",
-                                                   options.world_size, " is out of range"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("nccl: rank ", options.rank, " of ", options.world_size, " is out of range"));
   }
   ncclUniqueId id;
   if (options.unique_id.size() != sizeof(id.internal)) {
-    return absl::InvalidArgumentError(absl::StrCat("nccl: the unique id has ", options.unique_id.size(),
-                                                   " bytes, expected ", sizeof(id.internal)));
+    return absl::InvalidArgumentError(absl::StrCat("nccl: the unique id has ",
+                                                   options.unique_id.size(), " bytes, expected ",
+                                                   sizeof(id.internal)));
   }
   std::memcpy(id.internal, options.unique_id.data(), sizeof(id.internal));
-  MESHTRAIN_ASSIGN_OR_RETURN(CudaDevice* device, CudaDevice::Get(options.device));
+  MESHTRAIN_ASSIGN_OR_RETURN(CudaDevice * device, CudaDevice::Get(options.device));
   auto comm = std::unique_ptr<NcclCommunicator>(new NcclCommunicator(std::move(options), *device));
   const NcclCommunicatorOptions& o = comm->options_;
   ScopedCudaDevice scoped(device->ordinal());
@@ -102,7 +103,8 @@ absl::Status NcclCommunicator::Run(absl::string_view op, const CollectiveContext
 absl::StatusOr<bool> NcclCommunicator::OnDevice(const void* data, absl::string_view op) const {
   cudaPointerAttributes attributes;
   MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaPointerGetAttributes(&attributes, data), op);
-  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) return false;
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
+    return false;
   if (attributes.device != device_.ordinal()) {
     return absl::InvalidArgumentError(absl::StrCat(op, ": the buffer is on CUDA device ",
                                                    attributes.device, ", this rank uses ",
@@ -138,12 +140,13 @@ absl::Status NcclCommunicator::AllReduceSum(absl::Span<float> data, const Collec
   const size_t bytes = data.size() * sizeof(float);
   float* buffer = data.data();
   if (!on_device) {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::byte* scratch, Scratch(bytes));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::byte * scratch, Scratch(bytes));
     buffer = reinterpret_cast<float*>(scratch);
     MESHTRAIN_RETURN_IF_ERROR(CopyAndWait(buffer, data.data(), bytes, what));
   }
   MESHTRAIN_RETURN_IF_ERROR(Run("allreduce", ctx, [&] {
-    return ncclAllReduce(buffer, buffer, data.size(), ncclFloat32, ncclSum, comm_, device_.stream());
+    return ncclAllReduce(buffer, buffer, data.size(), ncclFloat32, ncclSum, comm_,
+                         device_.stream());
   }));
   if (!on_device) MESHTRAIN_RETURN_IF_ERROR(CopyAndWait(data.data(), buffer, bytes, what));
   return absl::OkStatus();
@@ -163,7 +166,8 @@ absl::Status NcclCommunicator::Broadcast(absl::Span<std::byte> data, int root,
   std::byte* buffer = data.data();
   if (!on_device) {
     MESHTRAIN_ASSIGN_OR_RETURN(buffer, Scratch(data.size()));
-    if (rank() == root) MESHTRAIN_RETURN_IF_ERROR(CopyAndWait(buffer, data.data(), data.size(), what));
+    if (rank() == root)
+      MESHTRAIN_RETURN_IF_ERROR(CopyAndWait(buffer, data.data(), data.size(), what));
   }
   MESHTRAIN_RETURN_IF_ERROR(Run("broadcast", ctx, [&] {
     return ncclBroadcast(buffer, buffer, data.size(), ncclUint8, root, comm_, device_.stream());
@@ -183,9 +187,9 @@ absl::Status NcclCommunicator::AllGather(absl::Span<const std::byte> mine,
   // 1. Every rank's size (8 bytes each), 2. the data padded to the largest.
   std::vector<uint64_t> counts(n);
   counts[rank()] = mine.size();
-  MESHTRAIN_ASSIGN_OR_RETURN(std::byte* scratch, Scratch(n * sizeof(uint64_t)));
-  MESHTRAIN_RETURN_IF_ERROR(CopyAndWait(scratch + rank() * sizeof(uint64_t), &counts[rank()],
-                                        sizeof(uint64_t), what));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::byte * scratch, Scratch(n * sizeof(uint64_t)));
+  MESHTRAIN_RETURN_IF_ERROR(
+      CopyAndWait(scratch + rank() * sizeof(uint64_t), &counts[rank()], sizeof(uint64_t), what));
   MESHTRAIN_RETURN_IF_ERROR(Run("allgather sizes", ctx, [&] {
     return ncclAllGather(scratch + rank() * sizeof(uint64_t), scratch, sizeof(uint64_t), ncclUint8,
                          comm_, device_.stream());
@@ -217,7 +221,7 @@ absl::Status NcclCommunicator::Barrier(const CollectiveContext& ctx) {
   MESHTRAIN_RETURN_IF_ERROR(broken_);
   ScopedCudaDevice scoped(device_.ordinal());
   MESHTRAIN_RETURN_IF_ERROR(scoped.status());
-  MESHTRAIN_ASSIGN_OR_RETURN(std::byte* scratch, Scratch(sizeof(float)));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::byte * scratch, Scratch(sizeof(float)));
   return Run("barrier", ctx, [&] {
     auto* one = reinterpret_cast<float*>(scratch);
     return ncclAllReduce(one, one, 1, ncclFloat32, ncclSum, comm_, device_.stream());

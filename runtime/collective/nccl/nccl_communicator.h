@@ -40,11 +40,11 @@ class CudaDevice;
 struct NcclCommunicatorOptions {
   int rank = 0;
   int world_size = 1;
-  std::string unique_id;            // NewNcclUniqueId() of rank 0, on every rank
-  Device device = Device::Gpu(0);   // this rank's (logical) GPU
-  AbortSignal* abort = nullptr;     // nullable; must outlive the communicator
+  std::string unique_id;           // NewNcclUniqueId() of rank 0, on every rank
+  Device device = Device::Gpu(0);  // this rank's (logical) GPU
+  AbortSignal* abort = nullptr;    // nullable; must outlive the communicator
   absl::Duration init_timeout = absl::Minutes(2);
-  std::string description;          // for errors: "worker:1"
+  std::string description;  // for errors: "worker:1"
 };
 
 // A fresh NCCL unique id (NCCL_UNIQUE_ID_BYTES raw bytes).
@@ -62,7 +62,8 @@ class NcclCommunicator final : public Communicator {
   bool takes_device_memory() const override { return true; }
 
   absl::Status AllReduceSum(absl::Span<float> data, const CollectiveContext& ctx) override;
-  absl::Status Broadcast(absl::Span<std::byte> data, int root, const CollectiveContext& ctx) override;
+  absl::Status Broadcast(absl::Span<std::byte> data, int root,
+                         const CollectiveContext& ctx) override;
   absl::Status AllGather(absl::Span<const std::byte> mine, std::vector<std::byte>* all,
                          std::vector<size_t>* sizes, const CollectiveContext& ctx) override;
   absl::Status Barrier(const CollectiveContext& ctx) override;

@@ -28,8 +28,9 @@ absl::Status NcclStatus(ncclResult_t result, absl::string_view what, ncclComm_t 
       break;
     case ncclInvalidUsage:
       code = absl::StatusCode::kFailedPrecondition;
-      fix = "; NCCL refuses two ranks on one GPU: give each rank its own GPU (CUDA_VISIBLE_DEVICES, "
-            "--devices) or use on-device reduction for logical GPUs";
+      fix =
+          "; NCCL refuses two ranks on one GPU: give each rank its own GPU (CUDA_VISIBLE_DEVICES, "
+          "--devices) or use on-device reduction for logical GPUs";
       break;
     default:
       break;
@@ -59,14 +60,13 @@ absl::Status WaitForNccl(ncclComm_t comm, cudaEvent_t done, absl::Time deadline,
       if (event != cudaErrorNotReady) return CudaStatus(event, what);
     }
     if (abort != nullptr && abort->aborted()) {
-      return absl::AbortedError(absl::StrCat(what, ": stopped: ",
-                                             abort->status().message()));
+      return absl::AbortedError(absl::StrCat(what, ": stopped: ", abort->status().message()));
     }
     const absl::Time now = absl::Now();
     if (now >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          what, ": not complete after ", absl::FormatDuration(now - start),
-          "; a peer is missing or stalled (check the other tasks' logs)"));
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, ": not complete after ", absl::FormatDuration(now - start),
+                       "; a peer is missing or stalled (check the other tasks' logs)"));
     }
     if (now - start < kYieldPhase) {
       std::this_thread::yield();

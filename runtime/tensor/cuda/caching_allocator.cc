@@ -18,7 +18,9 @@ constexpr size_t kSmallAlignment = 512;
 constexpr size_t kSmallLimit = size_t{1} << 20;
 constexpr size_t kLargeAlignment = size_t{2} << 20;
 
-size_t RoundTo(size_t bytes, size_t alignment) { return (bytes + alignment - 1) / alignment * alignment; }
+size_t RoundTo(size_t bytes, size_t alignment) {
+  return (bytes + alignment - 1) / alignment * alignment;
+}
 
 }  // namespace
 
@@ -68,11 +70,12 @@ absl::StatusOr<void*> CachingAllocator::Allocate(size_t bytes) {
     error = cudaMalloc(&ptr, block);
     if (error == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
-      return ExhaustedLocked(block, "failed: the GPU is full (other processes may hold its memory)");
+      return ExhaustedLocked(block,
+                             "failed: the GPU is full (other processes may hold its memory)");
     }
   }
-  MESHTRAIN_CUDA_RETURN_IF_ERROR(error, absl::StrCat("cudaMalloc of ", block, " bytes on ",
-                                                     options_.description));
+  MESHTRAIN_CUDA_RETURN_IF_ERROR(
+      error, absl::StrCat("cudaMalloc of ", block, " bytes on ", options_.description));
   in_use_[ptr] = block;
   stats_.in_use_bytes += static_cast<int64_t>(block);
   stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
@@ -84,8 +87,8 @@ void CachingAllocator::Deallocate(void* ptr, size_t bytes) {
   if (ptr == nullptr) return;
   absl::MutexLock lock(&mu_);
   auto it = in_use_.find(ptr);
-  MESHTRAIN_CHECK(it != in_use_.end()) << "freeing " << bytes << " bytes at " << ptr
-                                       << " that " << options_.description << " did not allocate";
+  MESHTRAIN_CHECK(it != in_use_.end()) << "freeing " << bytes << " bytes at " << ptr << " that "
+                                       << options_.description << " did not allocate";
   const size_t size = it->second;
   in_use_.erase(it);
   cached_.emplace(size, ptr);
@@ -111,8 +114,8 @@ absl::Status CachingAllocator::FreeCacheLocked() {
   MESHTRAIN_RETURN_IF_ERROR(scoped.status());
   absl::Status first;
   for (const auto& [size, ptr] : cached_) {
-    absl::Status status = CudaStatus(cudaFree(ptr), absl::StrCat("cudaFree of ", size, " bytes on ",
-                                                                 options_.description));
+    absl::Status status = CudaStatus(
+        cudaFree(ptr), absl::StrCat("cudaFree of ", size, " bytes on ", options_.description));
     if (first.ok()) first = status;
     stats_.cached_bytes -= static_cast<int64_t>(size);
   }

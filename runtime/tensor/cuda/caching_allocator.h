@@ -36,10 +36,10 @@ namespace meshtrain {
 class CachingAllocator final : public Allocator {
  public:
   struct Options {
-    Device device;           // the logical device (gpu:N)
-    int ordinal = 0;         // its CUDA device
-    int64_t limit_bytes = 0; // > 0
-    std::string description; // for errors: "gpu:1 (CUDA device 0, slice 2 of 2)"
+    Device device;            // the logical device (gpu:N)
+    int ordinal = 0;          // its CUDA device
+    int64_t limit_bytes = 0;  // > 0
+    std::string description;  // for errors: "gpu:1 (CUDA device 0, slice 2 of 2)"
   };
 
   struct Stats {
@@ -75,8 +75,8 @@ class CachingAllocator final : public Allocator {
 
   const Options options_;
   mutable absl::Mutex mu_;
-  std::multimap<size_t, void*> cached_ ABSL_GUARDED_BY(mu_);           // block size -> block
-  absl::flat_hash_map<void*, size_t> in_use_ ABSL_GUARDED_BY(mu_);     // block -> block size
+  std::multimap<size_t, void*> cached_ ABSL_GUARDED_BY(mu_);        // block size -> block
+  absl::flat_hash_map<void*, size_t> in_use_ ABSL_GUARDED_BY(mu_);  // block -> block size
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -66,12 +66,12 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(Device device,
   ScopedCudaDevice scoped(placement.physical);
   MESHTRAIN_RETURN_IF_ERROR(scoped.status());
   cudaDeviceProp props;
-  MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&props, placement.physical),
-                                 absl::StrCat("cudaGetDeviceProperties of CUDA device ",
-                                              placement.physical));
+  MESHTRAIN_CUDA_RETURN_IF_ERROR(
+      cudaGetDeviceProperties(&props, placement.physical),
+      absl::StrCat("cudaGetDeviceProperties of CUDA device ", placement.physical));
   d->gpu_name_ = props.name;
-  d->description_ = absl::StrCat(device.ToString(), " (", d->gpu_name_, ", CUDA device ",
-                                 placement.physical);
+  d->description_ =
+      absl::StrCat(device.ToString(), " (", d->gpu_name_, ", CUDA device ", placement.physical);
   if (placement.slices > 1) {
     absl::StrAppend(&d->description_, ", slice ", placement.slice + 1, " of ", placement.slices);
   }

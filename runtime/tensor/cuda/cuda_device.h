@@ -47,7 +47,8 @@ class CudaDevice {
 
  private:
   CudaDevice() = default;
-  static absl::StatusOr<std::unique_ptr<CudaDevice>> Create(Device device, const GpuPlacement& placement);
+  static absl::StatusOr<std::unique_ptr<CudaDevice>> Create(Device device,
+                                                            const GpuPlacement& placement);
 
   Device device_;
   GpuPlacement placement_;

@@ -29,22 +29,21 @@ struct ScratchHead {
 class CudaKernels final : public Kernels {
  public:
   static absl::StatusOr<std::unique_ptr<Kernels>> Create(Device device) {
-    MESHTRAIN_ASSIGN_OR_RETURN(CudaDevice* cuda, CudaDevice::Get(device));
+    MESHTRAIN_ASSIGN_OR_RETURN(CudaDevice * cuda, CudaDevice::Get(device));
     auto kernels = std::unique_ptr<CudaKernels>(new CudaKernels(*cuda));
     ScopedCudaDevice scoped(cuda->ordinal());
     MESHTRAIN_RETURN_IF_ERROR(scoped.status());
     const std::string& where = cuda->description();
-    MESHTRAIN_RETURN_IF_ERROR(CublasStatus(cublasCreate(&kernels->blas_),
-                                           absl::StrCat("cublasCreate on ", where)));
+    MESHTRAIN_RETURN_IF_ERROR(
+        CublasStatus(cublasCreate(&kernels->blas_), absl::StrCat("cublasCreate on ", where)));
     MESHTRAIN_RETURN_IF_ERROR(CublasStatus(cublasSetStream(kernels->blas_, cuda->stream()),
                                            absl::StrCat("cublasSetStream on ", where)));
     // Full float32 products (no TF32), so results match the CPU kernels.
     MESHTRAIN_RETURN_IF_ERROR(CublasStatus(cublasSetMathMode(kernels->blas_, CUBLAS_DEFAULT_MATH),
                                            absl::StrCat("cublasSetMathMode on ", where)));
-    MESHTRAIN_CUDA_RETURN_IF_ERROR(
-        cudaHostAlloc(reinterpret_cast<void**>(&kernels->host_head_), sizeof(ScratchHead),
-                      cudaHostAllocDefault),
-        absl::StrCat("cudaHostAlloc for loss results on ", where));
+    MESHTRAIN_CUDA_RETURN_IF_ERROR(cudaHostAlloc(reinterpret_cast<void**>(&kernels->host_head_),
+                                                 sizeof(ScratchHead), cudaHostAllocDefault),
+                                   absl::StrCat("cudaHostAlloc for loss results on ", where));
     MESHTRAIN_RETURN_IF_ERROR(kernels->ReserveScratch(1));
     MESHTRAIN_ASSIGN_OR_RETURN(kernels->stager_, InputStager::Create(*cuda));
     return std::unique_ptr<Kernels>(std::move(kernels));
@@ -69,7 +68,10 @@ class CudaKernels final : public Kernels {
     const auto [m, n, k] = CheckMatMulDims(a, transpose_a, b, transpose_b, c);
     if (m == 0 || n == 0) return;
     if (k == 0) {
-      if (beta == 0.0f) Fill(0.0f, c); else Scale(beta, c);
+      if (beta == 0.0f)
+        Fill(0.0f, c);
+      else
+        Scale(beta, c);
       return;
     }
     ScopedCudaDevice scoped(cuda_.ordinal());
@@ -178,7 +180,8 @@ class CudaKernels final : public Kernels {
   }
 
   void Axpy(float alpha, const Tensor& x, Tensor& y) override {
-    MESHTRAIN_CHECK(x.num_elements() == y.num_elements()) << x.DebugString() << ", " << y.DebugString();
+    MESHTRAIN_CHECK(x.num_elements() == y.num_elements())
+        << x.DebugString() << ", " << y.DebugString();
     ScopedCudaDevice scoped(cuda_.ordinal());
     Record(dk::Axpy(alpha, x.data<float>(), y.data<float>(), y.num_elements(), stream_), "axpy");
   }
@@ -204,9 +207,10 @@ class CudaKernels final : public Kernels {
                   Tensor& v) override {
     const AdamStep adam = CheckAdamUpdate(grad, p, step, var, m, v);
     ScopedCudaDevice scoped(cuda_.ordinal());
-    Record(dk::Adam(grad.data<float>(), adam.lr_t, p.beta1, p.beta2, adam.epsilon_hat,
-                    var.data<float>(), m.data<float>(), v.data<float>(), var.num_elements(), stream_),
-           "adam update");
+    Record(
+        dk::Adam(grad.data<float>(), adam.lr_t, p.beta1, p.beta2, adam.epsilon_hat,
+                 var.data<float>(), m.data<float>(), v.data<float>(), var.num_elements(), stream_),
+        "adam update");
   }
 
   absl::StatusOr<Batch> UploadBatch(const Batch& batch) override {
@@ -268,7 +272,8 @@ class CudaKernels final : public Kernels {
     // Keep a fault recorded in the old head.
     if (fault_pending_ && error_.ok()) CheckFault("gather/scatter rows");
     scratch_ = *std::move(grown);
-    Record(cudaMemsetAsync(scratch_.raw_data(), 0, sizeof(ScratchHead), stream_), "zeroing scratch");
+    Record(cudaMemsetAsync(scratch_.raw_data(), 0, sizeof(ScratchHead), stream_),
+           "zeroing scratch");
     return absl::OkStatus();
   }
 
@@ -284,9 +289,9 @@ class CudaKernels final : public Kernels {
     const dk::DeviceFault& fault = host_head_->fault;
     if (fault.kind == dk::kNoFault) return true;
     if (fault.kind == dk::kBadLabel) {
-      RecordStatus(absl::InvalidArgumentError(absl::StrCat(
-          op, ": label ", fault.value, " is out of range for ", fault.limit,
-          " classes; check the data's labels against the model's num_classes")));
+      RecordStatus(absl::InvalidArgumentError(
+          absl::StrCat(op, ": label ", fault.value, " is out of range for ", fault.limit,
+                       " classes; check the data's labels against the model's num_classes")));
     } else {
       RecordStatus(absl::InvalidArgumentError(absl::StrCat(
           op, ": row id ", fault.value, " is out of range for ", fault.limit, " rows")));
@@ -317,11 +322,11 @@ class CudaKernels final : public Kernels {
   CudaDevice& cuda_;
   cudaStream_t stream_;
   cublasHandle_t blas_ = nullptr;
-  Tensor scratch_;                  // ScratchHead, then loss partial sums
+  Tensor scratch_;                    // ScratchHead, then loss partial sums
   ScratchHead* host_head_ = nullptr;  // pinned
-  bool fault_pending_ = false;      // a gather/scatter ran since the head was read
+  bool fault_pending_ = false;        // a gather/scatter ran since the head was read
   std::unique_ptr<InputStager> stager_;
-  absl::Status error_;              // the first error since Synchronize
+  absl::Status error_;  // the first error since Synchronize
 };
 
 }  // namespace

@@ -27,14 +27,16 @@ absl::StatusCode CudaCode(cudaError_t error) {
 
 absl::Status CudaStatus(cudaError_t error, absl::string_view what) {
   if (error == cudaSuccess) return absl::OkStatus();
-  std::string message = absl::StrCat(what, ": ", cudaGetErrorName(error), " (",
-                                     cudaGetErrorString(error), ")");
+  std::string message =
+      absl::StrCat(what, ": ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ")");
   if (error == cudaErrorMemoryAllocation) {
-    absl::StrAppend(&message, "; lower the batch size, or --gpu-memory-limit if other processes share the GPU");
+    absl::StrAppend(
+        &message, "; lower the batch size, or --gpu-memory-limit if other processes share the GPU");
   } else if (error == cudaErrorNoDevice) {
     absl::StrAppend(&message, "; check CUDA_VISIBLE_DEVICES and nvidia-smi, or use cpu devices");
   } else if (error == cudaErrorInsufficientDriver || error == cudaErrorSystemDriverMismatch) {
-    absl::StrAppend(&message, "; no NVIDIA driver is loaded, or it is older than this build's CUDA runtime");
+    absl::StrAppend(&message,
+                    "; no NVIDIA driver is loaded, or it is older than this build's CUDA runtime");
   } else if (error == cudaErrorNoKernelImageForDevice) {
     absl::StrAppend(&message, "; rebuild with CMAKE_CUDA_ARCHITECTURES for this GPU");
   }
@@ -43,14 +45,13 @@ absl::Status CudaStatus(cudaError_t error, absl::string_view what) {
 
 absl::Status CublasStatus(cublasStatus_t status, absl::string_view what) {
   if (status == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  const absl::StatusCode code = status == CUBLAS_STATUS_ALLOC_FAILED
-                                    ? absl::StatusCode::kResourceExhausted
-                                    : status == CUBLAS_STATUS_NOT_INITIALIZED ||
-                                              status == CUBLAS_STATUS_ARCH_MISMATCH
-                                          ? absl::StatusCode::kFailedPrecondition
-                                          : absl::StatusCode::kInternal;
+  const absl::StatusCode code =
+      status == CUBLAS_STATUS_ALLOC_FAILED ? absl::StatusCode::kResourceExhausted
+      : status == CUBLAS_STATUS_NOT_INITIALIZED || status == CUBLAS_STATUS_ARCH_MISMATCH
+          ? absl::StatusCode::kFailedPrecondition
+          : absl::StatusCode::kInternal;
   return absl::Status(code, absl::StrCat(what, ": ", cublasGetStatusName(status), " (",
-                                           cublasGetStatusString(status), ")"));
+                                         cublasGetStatusString(status), ")"));
 }
 
 }  // namespace meshtrain

@@ -23,12 +23,12 @@ absl::Status CublasStatus(cublasStatus_t status, absl::string_view what);
 
 // Returns from the enclosing function (absl::Status or StatusOr) when a CUDA
 // call fails; `what` is evaluated only then.
-#define MESHTRAIN_CUDA_RETURN_IF_ERROR(call, what)                          \
-  do {                                                                      \
-    const cudaError_t meshtrain_cuda_error_ = (call);                       \
-    if (meshtrain_cuda_error_ != cudaSuccess) {                             \
-      return ::meshtrain::CudaStatus(meshtrain_cuda_error_, (what));        \
-    }                                                                       \
+#define MESHTRAIN_CUDA_RETURN_IF_ERROR(call, what)                   \
+  do {                                                               \
+    const cudaError_t meshtrain_cuda_error_ = (call);                \
+    if (meshtrain_cuda_error_ != cudaSuccess) {                      \
+      return ::meshtrain::CudaStatus(meshtrain_cuda_error_, (what)); \
+    }                                                                \
   } while (0)
 
 #endif  // MESHTRAIN_RUNTIME_TENSOR_CUDA_CUDA_STATUS_H_

@@ -1,6 +1,6 @@
-#include "runtime/tensor/cuda/device_kernels.h"
-
 #include <algorithm>
+
+#include "runtime/tensor/cuda/device_kernels.h"
 
 namespace meshtrain::device_kernels {
 namespace {
@@ -12,7 +12,7 @@ int Blocks(int64_t n) {
   return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
 }
 
-#define MESHTRAIN_GRID_STRIDE(i, n)                                                   \
+#define MESHTRAIN_GRID_STRIDE(i, n)                                                      \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
@@ -202,7 +202,9 @@ cudaError_t Launched() { return cudaGetLastError(); }
 
 }  // namespace
 
-int LossBlocks(int64_t n) { return static_cast<int>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads)); }
+int LossBlocks(int64_t n) {
+  return static_cast<int>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads));
+}
 
 cudaError_t SoftmaxCrossEntropy(const float* logits, const int32_t* labels, int64_t n, int64_t k,
                                 float grad_scale, float* dlogits, LossSums* partials,
@@ -218,8 +220,8 @@ cudaError_t SigmoidCrossEntropy(const float* logits, const float* labels, int64_
                                 float grad_scale, float* dlogits, float* probabilities,
                                 LossSums* partials, LossSums* total, cudaStream_t stream) {
   const int blocks = LossBlocks(n);
-  SigmoidCrossEntropyKernel<<<blocks, kThreads, 0, stream>>>(logits, labels, n, grad_scale,
-                                                             dlogits, probabilities, partials);
+  SigmoidCrossEntropyKernel<<<blocks, kThreads, 0, stream>>>(logits, labels, n, grad_scale, dlogits,
+                                                             probabilities, partials);
   ReduceLossPartialsKernel<<<1, kThreads, 0, stream>>>(partials, blocks, total);
   return Launched();
 }
@@ -242,7 +244,8 @@ cudaError_t BiasActivationGrad(const float* y, float* dy, float* bias_grad, int6
 cudaError_t GatherRows(const float* table, int64_t table_rows, const int64_t* ids, int64_t n,
                        int64_t d, float* out, DeviceFault* fault, cudaStream_t stream) {
   if (n * d == 0) return cudaSuccess;
-  GatherRowsKernel<<<Blocks(n * d), kThreads, 0, stream>>>(table, table_rows, ids, n, d, out, fault);
+  GatherRowsKernel<<<Blocks(n * d), kThreads, 0, stream>>>(table, table_rows, ids, n, d, out,
+                                                           fault);
   return Launched();
 }
 

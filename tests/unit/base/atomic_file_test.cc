@@ -29,14 +29,16 @@ TEST(AtomicFileTest, WritesAndReplacesWholeFiles) {
   EXPECT_EQ(Read(path), "second, longer");
   // No temporary file is left behind.
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file();
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    files += entry.is_regular_file();
   EXPECT_EQ(files, 1);
 }
 
 TEST(AtomicFileTest, MissingDirectoryIsNotFoundNamingTheFile) {
   absl::Status s = WriteFileAtomically("/nonexistent-dir-for-meshtrain/x.json", "x");
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(s.message().find("/nonexistent-dir-for-meshtrain/x.json"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("/nonexistent-dir-for-meshtrain/x.json"), absl::string_view::npos)
+      << s;
 }
 
 }  // namespace

@@ -50,9 +50,10 @@ TEST(ForkJoinPoolTest, OneIndexRunsOnTheCaller) {
   ForkJoinPool pool(1, {});
   std::thread::id ran_on;
   ASSERT_TRUE(pool.Run([&](int) {
-    ran_on = std::this_thread::get_id();
-    return absl::OkStatus();
-  }).ok());
+                    ran_on = std::this_thread::get_id();
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
@@ -66,9 +67,9 @@ TEST(ForkJoinPoolTest, RunOnNewThreadsFromAnyThread) {
   });
   caller.join();
   EXPECT_TRUE(status.ok());
-  EXPECT_EQ(ForkJoinPool::RunOnNewThreads(2, [](int i) {
-              return i == 1 ? absl::NotFoundError("one") : absl::OkStatus();
-            }).code(),
+  EXPECT_EQ(ForkJoinPool::RunOnNewThreads(
+                2, [](int i) { return i == 1 ? absl::NotFoundError("one") : absl::OkStatus(); })
+                .code(),
             absl::StatusCode::kNotFound);
 }
 

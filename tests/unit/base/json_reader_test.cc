@@ -89,7 +89,8 @@ TEST(JsonReaderTest, MistypedFieldsNameThePathAndWhatTheyHeld) {
   int64_t at_least = 0;
   EXPECT_EQ(Message(r.ReadAtLeast("neg", 0, &at_least)),
             "manifest ckpt-50/index.json: neg must be an integer >= 0, got number -1");
-  EXPECT_THAT(Message(r.ReadDimensions("dims", &dims)), HasSubstr("dims must be an array of integers >= 0"));
+  EXPECT_THAT(Message(r.ReadDimensions("dims", &dims)),
+              HasSubstr("dims must be an array of integers >= 0"));
   absl::Status shapes = r.ForEach("tensors", [&](JsonReader& t) { return t.Read("shape", &dims); });
   EXPECT_EQ(Message(shapes),
             "manifest ckpt-50/index.json: tensors[1].shape must be an array of integers, got array "
@@ -106,7 +107,8 @@ TEST(JsonReaderTest, MistypedFieldsNameThePathAndWhatTheyHeld) {
 }
 
 TEST(JsonReaderTest, ReadsArraysAndMapsElementByElement) {
-  const nlohmann::json doc = Doc(R"({"xs": [1, 2, 3], "tasks": {"worker:0": {"step": 4}}, "empty": []})");
+  const nlohmann::json doc =
+      Doc(R"({"xs": [1, 2, 3], "tasks": {"worker:0": {"step": 4}}, "empty": []})");
   JsonReader r(doc, InvalidJsonIn("d"));
   std::vector<int> xs;
   ASSERT_TRUE(r.ForEach("xs", [&](JsonReader& e) {
@@ -143,7 +145,8 @@ TEST(JsonReaderTest, TheCallerChoosesTheCodeAndTheWholeDocumentHasNoPath) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(Message(status), "f is corrupt: the JSON must be a JSON object, got array [1]");
   int x = 0;
-  EXPECT_EQ(Message(r.Read("x", &x)), "f is corrupt: the JSON must be a JSON object, got array [1]");
+  EXPECT_EQ(Message(r.Read("x", &x)),
+            "f is corrupt: the JSON must be a JSON object, got array [1]");
 }
 
 TEST(JsonReaderTest, UnknownKeysAreNamedWithTheKeysTaken) {
@@ -155,8 +158,9 @@ TEST(JsonReaderTest, UnknownKeysAreNamedWithTheKeysTaken) {
   double lr = 0;
   ASSERT_TRUE(optimizer->Read("type", &type).ok());
   ASSERT_TRUE(optimizer->ReadOptional("learning_rate", &lr).ok());
-  EXPECT_EQ(Message(optimizer->CheckNoUnknownKeys()),
-            "job.json: optimizer.learning_rat is not a known key; optimizer takes: learning_rate, type");
+  EXPECT_EQ(
+      Message(optimizer->CheckNoUnknownKeys()),
+      "job.json: optimizer.learning_rat is not a known key; optimizer takes: learning_rate, type");
   EXPECT_TRUE(top.CheckNoUnknownKeys().ok());
 }
 

@@ -9,11 +9,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/checkpoint/temp_dir.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
 #include "runtime/checkpoint/model_dir.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 
 namespace meshtrain {
 namespace {
@@ -35,10 +35,16 @@ CheckpointSnapshot MakeSnapshot(int64_t step) {
   CheckpointSnapshot s;
   s.slot_names = {"momentum"};
   const float base = static_cast<float>(step) * 1000;
-  s.entries.push_back({"w", Shape{10, 3}, 0, Filled(Shape{4, 3}, base), {Filled(Shape{4, 3}, -base)}, step});
   s.entries.push_back(
-      {"w", Shape{10, 3}, 4, Filled(Shape{6, 3}, base + 12), {Filled(Shape{6, 3}, -base - 12)}, step + 1});
-  s.entries.push_back({"b", Shape{3}, 0, Filled(Shape{3}, base + 0.5f), {Filled(Shape{3}, 7)}, step});
+      {"w", Shape{10, 3}, 0, Filled(Shape{4, 3}, base), {Filled(Shape{4, 3}, -base)}, step});
+  s.entries.push_back({"w",
+                       Shape{10, 3},
+                       4,
+                       Filled(Shape{6, 3}, base + 12),
+                       {Filled(Shape{6, 3}, -base - 12)},
+                       step + 1});
+  s.entries.push_back(
+      {"b", Shape{3}, 0, Filled(Shape{3}, base + 0.5f), {Filled(Shape{3}, 7)}, step});
   return s;
 }
 
@@ -151,7 +157,8 @@ TEST(CheckpointTest, CorruptCheckpointsAreNamedAndSkipped) {
   ASSERT_NE(latest->reader, nullptr);
   EXPECT_EQ(latest->reader->step(), 10);
   ASSERT_EQ(latest->skipped.size(), 3u);
-  for (const absl::Status& s : latest->skipped) EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  for (const absl::Status& s : latest->skipped)
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
   EXPECT_THAT(std::string(latest->skipped[0].message()), HasSubstr(FirstPartFile(tmp.path(), 40)));
   EXPECT_THAT(std::string(latest->skipped[0].message()), HasSubstr("CRC32C"));
   EXPECT_THAT(std::string(latest->skipped[1].message()), HasSubstr(FirstPartFile(tmp.path(), 30)));

@@ -73,7 +73,8 @@ TEST(ManifestTest, InconsistentManifestsAreDataLossNamingTheFile) {
       {"overlap", [](Manifest& m) { m.variables[0].partitions[1].row_offset = 300; }, "overlaps"},
       {"short", [](Manifest& m) { m.variables[0].partitions[1].rows = 10; }, "hold 402 of its 784"},
       {"unlisted file", [](Manifest& m) { m.files.pop_back(); }, "does not list"},
-      {"missing slot", [](Manifest& m) { m.variables[0].partitions[0].slots.clear(); }, "no 'momentum' slot"},
+      {"missing slot", [](Manifest& m) { m.variables[0].partitions[0].slots.clear(); },
+       "no 'momentum' slot"},
       {"path in file name", [](Manifest& m) { m.files[0].name = "../x"; }, "plain file name"},
   };
   for (const Case& c : cases) {
@@ -85,8 +86,9 @@ TEST(ManifestTest, InconsistentManifestsAreDataLossNamingTheFile) {
     EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("/m/ckpt-1200/index.json"));
     EXPECT_THAT(std::string(parsed.status().message()), HasSubstr(c.message)) << parsed.status();
   }
-  for (const std::string text : {"", "{", "[]", R"({"format": "other", "version": 1})",
-                                 R"({"format": "meshtrain-checkpoint", "version": 1, "step": -1})"}) {
+  for (const std::string text :
+       {"", "{", "[]", R"({"format": "other", "version": 1})",
+        R"({"format": "meshtrain-checkpoint", "version": 1, "step": -1})"}) {
     auto parsed = ParseManifest(text, "index.json");
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss) << text;
   }

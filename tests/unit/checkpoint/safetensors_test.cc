@@ -84,10 +84,12 @@ TEST(SafetensorsTest, WriterRefusesMismatchedOrDuplicateTensors) {
   SafetensorsWriter writer;
   const std::vector<float> a = {1, 2, 3};
   const int64_t shape[] = {2, 2};
-  EXPECT_EQ(writer.Add("a", DType::kFloat32, shape, Bytes(a)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(writer.Add("a", DType::kFloat32, shape, Bytes(a)).code(),
+            absl::StatusCode::kInvalidArgument);
   const int64_t ok_shape[] = {3};
   EXPECT_TRUE(writer.Add("a", DType::kFloat32, ok_shape, Bytes(a)).ok());
-  EXPECT_EQ(writer.Add("a", DType::kFloat32, ok_shape, Bytes(a)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(writer.Add("a", DType::kFloat32, ok_shape, Bytes(a)).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(writer.Add("__metadata__", DType::kFloat32, ok_shape, Bytes(a)).code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -108,32 +110,47 @@ TEST(SafetensorsTest, EveryMalformedFileIsDataLossNamingTheFile) {
       {"header past end", WithHeader("{}", "").substr(0, 8) + "{", "runs past the end"},
       {"bad json", WithHeader("{\"a\": ", data), "does not parse"},
       {"not object", WithHeader("[1, 2]", data), "not an object"},
-      {"no dtype", WithHeader(R"({"a": {"shape": [10], "data_offsets": [0, 40]}})", data), "needs dtype"},
-      {"unknown dtype", WithHeader(R"({"a": {"dtype": "F99", "shape": [10], "data_offsets": [0, 40]}})", data),
+      {"no dtype", WithHeader(R"({"a": {"shape": [10], "data_offsets": [0, 40]}})", data),
+       "needs dtype"},
+      {"unknown dtype",
+       WithHeader(R"({"a": {"dtype": "F99", "shape": [10], "data_offsets": [0, 40]}})", data),
        "unknown dtype"},
-      {"negative dim", WithHeader(R"({"a": {"dtype": "F32", "shape": [-10], "data_offsets": [0, 40]}})", data),
+      {"negative dim",
+       WithHeader(R"({"a": {"dtype": "F32", "shape": [-10], "data_offsets": [0, 40]}})", data),
        "bad dimension"},
       {"offsets out of range",
-       WithHeader(R"({"a": {"dtype": "F32", "shape": [12], "data_offsets": [0, 48]}})", data), "outside"},
-      {"offsets reversed", WithHeader(R"({"a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}})", data),
+       WithHeader(R"({"a": {"dtype": "F32", "shape": [12], "data_offsets": [0, 48]}})", data),
        "outside"},
-      {"size mismatch", WithHeader(R"({"a": {"dtype": "F32", "shape": [9], "data_offsets": [0, 40]}})", data),
+      {"offsets reversed",
+       WithHeader(R"({"a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}})", data),
+       "outside"},
+      {"size mismatch",
+       WithHeader(R"({"a": {"dtype": "F32", "shape": [9], "data_offsets": [0, 40]}})", data),
        "do not hold"},
-      {"overlap", WithHeader(R"({"a": {"dtype": "F32", "shape": [6], "data_offsets": [0, 24]},
-                                 "b": {"dtype": "F32", "shape": [6], "data_offsets": [16, 40]}})", data),
+      {"overlap",
+       WithHeader(R"({"a": {"dtype": "F32", "shape": [6], "data_offsets": [0, 24]},
+                                 "b": {"dtype": "F32", "shape": [6], "data_offsets": [16, 40]}})",
+                  data),
        "previous tensor ends"},
-      {"hole", WithHeader(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                              "b": {"dtype": "F32", "shape": [6], "data_offsets": [16, 40]}})", data),
+      {"hole",
+       WithHeader(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                              "b": {"dtype": "F32", "shape": [6], "data_offsets": [16, 40]}})",
+                  data),
        "hole"},
-      {"bad metadata", WithHeader(R"({"__metadata__": {"k": 1}, "a": {"dtype": "U8", "shape": [40], "data_offsets": [0, 40]}})", data),
+      {"bad metadata",
+       WithHeader(
+           R"({"__metadata__": {"k": 1}, "a": {"dtype": "U8", "shape": [40], "data_offsets": [0, 40]}})",
+           data),
        "not a string"},
   };
   for (const CorruptCase& c : cases) {
     auto file = SafetensorsFile::Parse(c.bytes, "/m/ckpt-7/model.safetensors");
     ASSERT_FALSE(file.ok()) << c.name;
     EXPECT_EQ(file.status().code(), absl::StatusCode::kDataLoss) << c.name;
-    EXPECT_THAT(std::string(file.status().message()), HasSubstr("/m/ckpt-7/model.safetensors")) << c.name;
-    EXPECT_THAT(std::string(file.status().message()), HasSubstr(c.message)) << c.name << ": " << file.status();
+    EXPECT_THAT(std::string(file.status().message()), HasSubstr("/m/ckpt-7/model.safetensors"))
+        << c.name;
+    EXPECT_THAT(std::string(file.status().message()), HasSubstr(c.message))
+        << c.name << ": " << file.status();
   }
 }
 

@@ -21,8 +21,7 @@ using ::meshtrain::testing::RunOnRanks;
 
 CollectiveContext Ctx() { return {9, "gradients", absl::Now() + absl::Seconds(30)}; }
 
-class CrossDeviceOpsTest
-    : public ::testing::TestWithParam<std::tuple<std::string, int, size_t>> {};
+class CrossDeviceOpsTest : public ::testing::TestWithParam<std::tuple<std::string, int, size_t>> {};
 
 TEST_P(CrossDeviceOpsTest, SumsIdenticallyInEveryReplica) {
   auto [name, replicas, length] = GetParam();
@@ -51,8 +50,8 @@ INSTANTIATE_TEST_SUITE_P(
     NamesReplicasLengths, CrossDeviceOpsTest,
     ::testing::Combine(::testing::Values("reduce_to_one_device", "hierarchical_copy", "ring"),
                        ::testing::Values(1, 2, 3, 8),
-                       ::testing::Values(size_t{0}, size_t{1}, size_t{1001},
-                                         size_t{16 * 8 * 3 + 7}, size_t{1} << 20)));
+                       ::testing::Values(size_t{0}, size_t{1}, size_t{1001}, size_t{16 * 8 * 3 + 7},
+                                         size_t{1} << 20)));
 
 TEST(CrossDeviceOpsFactoryTest, UnknownNameListsTheValidOnes) {
   auto ops = CreateCrossDeviceOps("nccl_all_reduce", 2);
@@ -68,9 +67,8 @@ TEST(CrossDeviceOpsFactoryTest, MismatchedLengthsFailOnEveryReplica) {
   ASSERT_TRUE(ops.ok());
   std::vector<std::vector<float>> bufs{std::vector<float>(10), std::vector<float>(10),
                                        std::vector<float>(11)};
-  auto statuses = RunOnRanks(3, [&](int r) {
-    return (*ops)->AllReduce(r, absl::MakeSpan(bufs[r]), Ctx());
-  });
+  auto statuses =
+      RunOnRanks(3, [&](int r) { return (*ops)->AllReduce(r, absl::MakeSpan(bufs[r]), Ctx()); });
   for (const auto& s : statuses) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "replica 2 has 11 elements")) << s;
@@ -100,8 +98,8 @@ TEST(CrossDeviceOpsFactoryTest, AbortStopsWaitingReplicas) {
   ASSERT_TRUE(ops.ok());
   std::vector<float> buf(8);
   std::thread aborter([&] { abort.Abort(absl::AbortedError("worker:1 failed")); });
-  absl::Status s = (*ops)->AllReduce(0, absl::MakeSpan(buf),
-                                     {1, "gradients", absl::InfiniteFuture()});
+  absl::Status s =
+      (*ops)->AllReduce(0, absl::MakeSpan(buf), {1, "gradients", absl::InfiniteFuture()});
   aborter.join();
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
 }
@@ -112,7 +110,8 @@ TEST(CrossDeviceOpsFactoryTest, GpuReplicasTakeNcclOnly) {
   const std::vector<Device> gpus = {Device::Gpu(0), Device::Gpu(1)};
   auto ring = CreateCrossDeviceOps("ring", 2, nullptr, nullptr, gpus);
   EXPECT_EQ(ring.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(ring.status().message(), "'ring' sums host memory")) << ring.status();
+  EXPECT_TRUE(absl::StrContains(ring.status().message(), "'ring' sums host memory"))
+      << ring.status();
   EXPECT_TRUE(absl::StrContains(ring.status().message(), "gpu:0,gpu:1")) << ring.status();
   auto mixed = CreateCrossDeviceOps("nccl", 2, nullptr, nullptr, {Device::Cpu(0), Device::Gpu(0)});
   EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -211,7 +210,8 @@ TEST(CrossDeviceOpsFactoryTest, CountsTimeWaitingForALateReplica) {
       return (*ops)->AllReduce(r, absl::MakeSpan(data), Ctx());
     });
     for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
-    EXPECT_GE((*ops)->blocked(0), late * 0.75) << name << ": " << absl::FormatDuration((*ops)->blocked(0));
+    EXPECT_GE((*ops)->blocked(0), late * 0.75)
+        << name << ": " << absl::FormatDuration((*ops)->blocked(0));
     EXPECT_LT((*ops)->blocked(1), late * 0.5) << name;
   }
 }

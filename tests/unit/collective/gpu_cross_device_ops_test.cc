@@ -42,7 +42,8 @@ class GpuCrossDeviceOpsTest : public LogicalGpuTest {
       std::vector<float> data = testing::RankData(g, length);
       if (length > 0) std::memcpy(values.raw_data(), data.data(), values.bytes());
       Tensor device = ToDevice(**kernels, values);
-      absl::Status s = ops[g / per_worker]->AllReduce(g % per_worker, device.flat<float>(), Ctx(timeout));
+      absl::Status s =
+          ops[g / per_worker]->AllReduce(g % per_worker, device.flat<float>(), Ctx(timeout));
       if (!s.ok()) return s;
       Tensor back = ToHost(**kernels, device);
       out[g].assign(back.data<float>(), back.data<float>() + length);
@@ -101,7 +102,8 @@ TEST_F(GpuCrossDeviceOpsTest, RingAcrossWorkersStagesThroughTheHost) {
   auto mesh = CreateInProcessMesh(2);
   std::vector<std::unique_ptr<RingCommunicator>> comms;
   std::vector<std::unique_ptr<CrossDeviceOps>> ops;
-  const std::vector<Device> devices = {Device::Gpu(0), Device::Gpu(1), Device::Gpu(2), Device::Gpu(3)};
+  const std::vector<Device> devices = {Device::Gpu(0), Device::Gpu(1), Device::Gpu(2),
+                                       Device::Gpu(3)};
   for (int w = 0; w < 2; ++w) {
     comms.push_back(std::make_unique<RingCommunicator>(mesh[w].get()));
     auto o = CreateGpuCrossDeviceOps({devices[2 * w], devices[2 * w + 1]}, comms[w].get(), nullptr);

@@ -28,10 +28,9 @@ CollectiveContext Ctx(absl::Duration timeout = absl::Seconds(60)) {
 
 class NcclCommunicatorTest : public LogicalGpuTest {
  protected:
-  static absl::StatusOr<std::unique_ptr<NcclCommunicator>> Make(int rank, int world,
-                                                                const std::string& id,
-                                                                AbortSignal* abort = nullptr,
-                                                                absl::Duration init = absl::Minutes(1)) {
+  static absl::StatusOr<std::unique_ptr<NcclCommunicator>> Make(
+      int rank, int world, const std::string& id, AbortSignal* abort = nullptr,
+      absl::Duration init = absl::Minutes(1)) {
     NcclCommunicatorOptions o;
     o.rank = rank;
     o.world_size = world;
@@ -111,7 +110,8 @@ TEST_F(NcclCommunicatorTest, TwoGpusSumBroadcastGatherAndMeet) {
     });
     for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
     const std::vector<double> reference = testing::ReferenceSum(2, length);
-    for (size_t i = 0; i < length; ++i) ASSERT_NEAR(host[0][i], reference[i], testing::SumTolerance(2));
+    for (size_t i = 0; i < length; ++i)
+      ASSERT_NEAR(host[0][i], reference[i], testing::SumTolerance(2));
     EXPECT_EQ(host[0], host[1]) << "bitwise identical on every rank";
   }
   std::vector<std::vector<std::byte>> payload = {std::vector<std::byte>(5, std::byte{1}), {}};
@@ -160,7 +160,8 @@ TEST_F(NcclCommunicatorTest, DeadPeerFailsTheCollectiveAndBreaksTheCommunicator)
   std::vector<float> data(1 << 16, 1.0f);
   const absl::Time start = absl::Now();
   absl::Status s = comms[0]->AllReduceSum(absl::MakeSpan(data), Ctx(absl::Seconds(3)));
-  EXPECT_THAT(s.code(), AnyOf(absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kUnavailable)) << s;
+  EXPECT_THAT(s.code(), AnyOf(absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kUnavailable))
+      << s;
   EXPECT_THAT(s.message(), HasSubstr("nccl allreduce 'gradients' step 3 (worker:0, rank 0 of 2"));
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   EXPECT_EQ(comms[0]->Barrier(Ctx()).code(), s.code()) << "broken for good";

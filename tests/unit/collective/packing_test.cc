@@ -22,7 +22,8 @@ TEST(PlanPacksTest, APackClosesOnceItHoldsMoreThanBytesPerPack) {
   EXPECT_EQ(PlanPacks(exact, 8), (std::vector<Pack>{{0, 2, 16}, {2, 1, 8}}));
   std::vector<size_t> big{1000, 1, 1, 1000, 1};
   EXPECT_EQ(PlanPacks(big, 10), (std::vector<Pack>{{0, 1, 1000}, {1, 3, 1002}, {4, 1, 1}}));
-  EXPECT_EQ(PlanPacks(big, 1), (std::vector<Pack>{{0, 1, 1000}, {1, 2, 2}, {3, 1, 1000}, {4, 1, 1}}));
+  EXPECT_EQ(PlanPacks(big, 1),
+            (std::vector<Pack>{{0, 1, 1000}, {1, 2, 2}, {3, 1, 1000}, {4, 1, 1}}));
 }
 
 }  // namespace

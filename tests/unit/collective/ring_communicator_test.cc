@@ -58,11 +58,11 @@ TEST_P(RingAllReduceTest, MatchesReferenceAndIsIdenticalOnAllRanks) {
   ExpectAllReduce(mesh, length, {.exchange_max_bytes = 0});  // the ring even for 2 ranks
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    WorldSizesAndLengths, RingAllReduceTest,
-    ::testing::Combine(::testing::Values(1, 2, 3, 8),
-                       ::testing::Values(size_t{0}, size_t{1}, size_t{7}, size_t{1001},
-                                         size_t{16 * 3 * 5 + 5}, size_t{1} << 20)));
+INSTANTIATE_TEST_SUITE_P(WorldSizesAndLengths, RingAllReduceTest,
+                         ::testing::Combine(::testing::Values(1, 2, 3, 8),
+                                            ::testing::Values(size_t{0}, size_t{1}, size_t{7},
+                                                              size_t{1001}, size_t{16 * 3 * 5 + 5},
+                                                              size_t{1} << 20)));
 
 TEST(RingCommunicatorTest, BroadcastFromEveryRootInPieces) {
   for (int n : {1, 2, 3, 8}) {

@@ -39,7 +39,8 @@ TEST(RingScheduleTest, EndsWithEveryChunkFullyReducedOnEveryRank) {
       }
     }
     for (int r = 0; r < n; ++r) {
-      for (int c = 0; c < n; ++c) EXPECT_EQ(held[r][c].size(), size_t(n)) << n << " " << r << " " << c;
+      for (int c = 0; c < n; ++c)
+        EXPECT_EQ(held[r][c].size(), size_t(n)) << n << " " << r << " " << c;
     }
   }
 }

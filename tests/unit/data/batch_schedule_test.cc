@@ -51,9 +51,12 @@ TEST(BatchScheduleTest, ShardsPartitionEveryEpoch) {
                                             << " shuffle=" << shuffle << " drop=" << drop);
             std::vector<BatchSchedule> shards;
             for (int i = 0; i < w; ++i) {
-              shards.push_back(MakeSchedule({.num_examples = n, .global_batch_size = g,
-                                             .seed = 7, .shuffle = shuffle,
-                                             .drop_remainder = drop, .num_shards = w,
+              shards.push_back(MakeSchedule({.num_examples = n,
+                                             .global_batch_size = g,
+                                             .seed = 7,
+                                             .shuffle = shuffle,
+                                             .drop_remainder = drop,
+                                             .num_shards = w,
                                              .shard_index = i}));
             }
             const int64_t steps = shards[0].steps_per_epoch();

@@ -10,10 +10,10 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/require.h"
 #include "runtime/base/logging.h"
 #include "runtime/data/idx_file.h"
 #include "tests/unit/data/test_files.h"
+#include "tests/unit/require.h"
 
 namespace meshtrain {
 namespace {
@@ -38,8 +38,7 @@ void WriteSplit(const TempDir& dir, absl::string_view prefix, bool gzip = true) 
   const std::string ext = gzip ? ".gz" : "";
   write(dir.File(absl::StrCat(prefix, "-images-idx3-ubyte", ext)),
         EncodeIdx({kExamples, 28, 28}, Pixels(kExamples)));
-  write(dir.File(absl::StrCat(prefix, "-labels-idx1-ubyte", ext)),
-        EncodeIdx({kExamples}, labels));
+  write(dir.File(absl::StrCat(prefix, "-labels-idx1-ubyte", ext)), EncodeIdx({kExamples}, labels));
 }
 
 void ExpectSmallSplit(const Dataset& d) {
@@ -55,7 +54,8 @@ void ExpectSmallSplit(const Dataset& d) {
   EXPECT_EQ(inputs[255], 1.0f);
   EXPECT_EQ(inputs[0], 0.0f);
   const int32_t* labels = d.labels.data<int32_t>();
-  EXPECT_EQ(std::vector<int32_t>(labels, labels + kExamples), (std::vector<int32_t>{9, 0, 3, 3, 7}));
+  EXPECT_EQ(std::vector<int32_t>(labels, labels + kExamples),
+            (std::vector<int32_t>{9, 0, 3, 3, 7}));
 }
 
 TEST(FashionMnistTest, LoadsGeneratedGzipSplits) {
@@ -111,9 +111,8 @@ TEST(FashionMnistTest, MalformedFilesAreDataLossNamingPathAndFault) {
   const std::vector<BadSplit> cases = {
       {"bad magic", bad_magic, labels, images_file, "bad magic"},
       {"truncated", images.substr(0, images.size() - 100), labels, images_file, "truncated"},
-      {"wrong dims", EncodeIdx({kExamples, 28, 27}, std::vector<uint8_t>(kExamples * 28 * 27)), labels,
-       images_file,
-       "expected [n, 28, 28]"},
+      {"wrong dims", EncodeIdx({kExamples, 28, 27}, std::vector<uint8_t>(kExamples * 28 * 27)),
+       labels, images_file, "expected [n, 28, 28]"},
       {"labels not 1-d", images, EncodeIdx({kExamples, 1}, {1, 2, 3, 4, 5}), labels_file,
        "expected [n]"},
       {"count mismatch", images, EncodeIdx({kExamples - 1}, {1, 2, 3, 4}), labels_file,

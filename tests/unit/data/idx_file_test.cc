@@ -83,7 +83,8 @@ TEST(IdxFileTest, MalformedFilesAreDataLossNamingPathAndFault) {
     const std::string path = dir.File(c.name + ".gz");
     WriteGzFile(path, c.bytes);
     absl::StatusOr<IdxArray> array = ReadIdxFile(path);
-    EXPECT_EQ(array.status().code(), absl::StatusCode::kDataLoss) << c.name << ": " << array.status();
+    EXPECT_EQ(array.status().code(), absl::StatusCode::kDataLoss)
+        << c.name << ": " << array.status();
     EXPECT_THAT(array.status().message(), HasSubstr(path)) << c.name;
     EXPECT_THAT(array.status().message(), HasSubstr(c.fault)) << c.name;
   }

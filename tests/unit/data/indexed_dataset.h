@@ -28,8 +28,7 @@ inline Dataset IndexedDataset(int64_t n, int64_t d) {
 // True when `batch` holds exactly the rows `indices` of an IndexedDataset.
 inline ::testing::AssertionResult HoldsRows(const Batch& batch,
                                             const std::vector<int64_t>& indices) {
-  if (batch.size() != static_cast<int64_t>(indices.size()) ||
-      batch.inputs.rows() != batch.size()) {
+  if (batch.size() != static_cast<int64_t>(indices.size()) || batch.inputs.rows() != batch.size()) {
     return ::testing::AssertionFailure()
            << "batch of " << batch.size() << " rows, expected " << indices.size();
   }
@@ -42,8 +41,8 @@ inline ::testing::AssertionResult HoldsRows(const Batch& batch,
     }
     for (int64_t j = 0; j < d; ++j) {
       if (batch.inputs.data<float>()[r * d + j] != static_cast<float>(i * 10 + j)) {
-        return ::testing::AssertionFailure() << "row " << r << " input " << j << " is not example "
-                                             << i << "'s";
+        return ::testing::AssertionFailure()
+               << "row " << r << " input " << j << " is not example " << i << "'s";
       }
     }
   }

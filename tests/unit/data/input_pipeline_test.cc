@@ -63,8 +63,11 @@ TEST(InputPipelineTest, YieldsTheScheduleInOrderWithAndWithoutPrefetch) {
       SCOPED_TRACE(::testing::Message() << "prefetch " << depth << " shard " << shard);
       // 50 examples in global batches of 8 over 3 shards: 7 steps per epoch,
       // shard sizes 3/3/2, and a last step of 2 (1/1/0).
-      const BatchScheduleOptions options{.num_examples = 50, .global_batch_size = 8, .seed = 4,
-                                         .num_shards = 3, .shard_index = shard};
+      const BatchScheduleOptions options{.num_examples = 50,
+                                         .global_batch_size = 8,
+                                         .seed = 4,
+                                         .num_shards = 3,
+                                         .shard_index = shard};
       std::unique_ptr<InputPipeline> pipeline = MakePipeline(&dataset, options, {}, depth);
       ASSERT_NE(pipeline, nullptr);
       EXPECT_EQ(pipeline->synchronous(), depth == 0);
@@ -115,8 +118,8 @@ TEST(InputPipelineTest, MissedDeadlinesLoseNoBatch) {
       ASSERT_TRUE(next.ok()) << next.status();
     }
     ASSERT_EQ(next->second, expected);
-    ASSERT_TRUE(HoldsRows(next->first, pipeline->schedule().ShardIndices(expected.epoch,
-                                                                         expected.step)));
+    ASSERT_TRUE(
+        HoldsRows(next->first, pipeline->schedule().ShardIndices(expected.epoch, expected.step)));
     expected = pipeline->schedule().Advance(expected);
     ++delivered;
   }
@@ -172,7 +175,9 @@ TEST(InputPipelineTest, CreateRejectsInconsistentArguments) {
   };
   for (const Case& c : std::vector<Case>{
            {{.num_examples = 9, .global_batch_size = 4}, {}, 2, "dataset has 10"},
-           {{.num_examples = 10, .global_batch_size = 16, .drop_remainder = true}, {}, 2,
+           {{.num_examples = 10, .global_batch_size = 16, .drop_remainder = true},
+            {},
+            2,
             "no step per epoch"},
            {{.num_examples = 10, .global_batch_size = 4}, {0, 3}, 2, "epoch 0 step 3"},
            {{.num_examples = 10, .global_batch_size = 4}, {}, -1, "prefetch_depth -1"},

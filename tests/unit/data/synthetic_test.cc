@@ -20,8 +20,8 @@ bool SameBytes(const Tensor& a, const Tensor& b) {
 }
 
 TEST(SyntheticTest, ShapesAndDeterminism) {
-  const SyntheticOptions options{.num_examples = 500, .num_features = 16, .num_classes = 4,
-                                 .seed = 9};
+  const SyntheticOptions options{
+      .num_examples = 500, .num_features = 16, .num_classes = 4, .seed = 9};
   const Dataset a = MakeSyntheticClassification(options);
   const Dataset b = MakeSyntheticClassification(options);
   ASSERT_TRUE(ValidateDataset(a).ok());
@@ -76,7 +76,8 @@ TEST(SyntheticTest, DefaultTaskIsLearnable) {
     double best_distance = std::numeric_limits<double>::infinity();
     for (int c = 0; c < k; ++c) {
       double distance = 0;
-      for (int64_t j = 0; j < d; ++j) distance += (x[j] - means[c * d + j]) * (x[j] - means[c * d + j]);
+      for (int64_t j = 0; j < d; ++j)
+        distance += (x[j] - means[c * d + j]) * (x[j] - means[c * d + j]);
       if (distance < best_distance) best_distance = distance, best = c;
     }
     correct += best == test.labels.data<int32_t>()[i];
@@ -90,11 +91,10 @@ TEST(SyntheticTest, DefaultTaskIsLearnable) {
 
 TEST(SyntheticTest, ValidateRejectsBadOptions) {
   EXPECT_TRUE(ValidateSyntheticOptions({}).ok());
-  for (const SyntheticOptions& o : {SyntheticOptions{.num_examples = -1},
-                                    SyntheticOptions{.num_features = 0},
-                                    SyntheticOptions{.num_classes = 1},
-                                    SyntheticOptions{.noise = -1.0f},
-                                    SyntheticOptions{.centroid_scale = NAN}}) {
+  for (const SyntheticOptions& o :
+       {SyntheticOptions{.num_examples = -1}, SyntheticOptions{.num_features = 0},
+        SyntheticOptions{.num_classes = 1}, SyntheticOptions{.noise = -1.0f},
+        SyntheticOptions{.centroid_scale = NAN}}) {
     EXPECT_EQ(ValidateSyntheticOptions(o).code(), absl::StatusCode::kInvalidArgument);
   }
 }
@@ -174,8 +174,10 @@ TEST(SyntheticCtrTest, IdsCarryALearnableSignal) {
     model_loss -= y * std::log(p) + (1 - y) * std::log(1 - p);
     base_loss -= y * std::log(base) + (1 - y) * std::log(1 - base);
   }
-  MESHTRAIN_LOG(INFO) << "id rates: test loss " << model_loss / test.size() << ", base rate " << base_loss / test.size();
-  EXPECT_LT(model_loss, 0.95 * base_loss) << model_loss / test.size() << " vs " << base_loss / test.size();
+  MESHTRAIN_LOG(INFO) << "id rates: test loss " << model_loss / test.size() << ", base rate "
+                      << base_loss / test.size();
+  EXPECT_LT(model_loss, 0.95 * base_loss)
+      << model_loss / test.size() << " vs " << base_loss / test.size();
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ FlagSet Make(Values& v) {
 TEST(FlagSetTest, ParsesBothSpellingsAndRemembersWhatWasSet) {
   Values v;
   FlagSet f = Make(v);
-  auto rest = f.Parse({"--config=b.json", "--epochs", "3", "--chief", "--startup_timeout=2m", "pos"});
+  auto rest =
+      f.Parse({"--config=b.json", "--epochs", "3", "--chief", "--startup_timeout=2m", "pos"});
   ASSERT_TRUE(rest.ok()) << rest.status();
   EXPECT_EQ(v.config, "b.json");
   EXPECT_EQ(v.epochs, 3);
@@ -38,7 +39,8 @@ TEST(FlagSetTest, ParsesBothSpellingsAndRemembersWhatWasSet) {
   EXPECT_THAT(*rest, ::testing::ElementsAre("pos"));
   EXPECT_TRUE(f.IsSet("epochs"));
   EXPECT_FALSE(f.IsSet("rate"));
-  EXPECT_THAT(f.SetFlagsAsArgs({"epochs", "chief"}), ::testing::ElementsAre("--epochs=3", "--chief=true"));
+  EXPECT_THAT(f.SetFlagsAsArgs({"epochs", "chief"}),
+              ::testing::ElementsAre("--epochs=3", "--chief=true"));
 }
 
 TEST(FlagSetTest, ErrorsNameTheFlag) {

@@ -44,7 +44,8 @@ TEST(ProcessGroupTest, PrefixesEveryLineWithItsTask) {
   ProcessGroup group({});
   absl::StatusOr<GroupResult> result;
   std::string out = CaptureStdout([&] {
-    result = group.Run({Shell("worker:0", "echo one; printf 'two\\nthree'"), Shell("worker:1", "echo four")});
+    result = group.Run(
+        {Shell("worker:0", "echo one; printf 'two\\nthree'"), Shell("worker:1", "echo four")});
   });
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code, 0);
@@ -121,7 +122,8 @@ TEST(ProcessGroupTest, ARestartMeExitIsRestartedWithoutUsingMaxRestarts) {
   char dir[] = "/tmp/meshtrain_pg_restart_XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::string marker = std::string(dir) + "/ran";
-  ProcessSpec preempted = Shell("worker:0", "if [ -e " + marker + " ]; then exit 0; fi; touch " + marker + "; exit 75");
+  ProcessSpec preempted =
+      Shell("worker:0", "if [ -e " + marker + " ]; then exit 0; fi; touch " + marker + "; exit 75");
   preempted.restart_exit_codes = {75};
   ProcessSpec failing = Shell("worker:1", "exit 75");  // not marked: an ordinary failure
   ProcessGroup group({});
@@ -166,8 +168,9 @@ TEST(ProcessGroupTest, NothingIsRestartedAfterTheGroupCompleted) {
   ProcessSpec chief = Shell("worker:0", "touch " + done);
   chief.completes_group = true;
   // worker:1 fails only after the chief has exited.
-  ProcessSpec late = Shell("worker:1", "while [ ! -e " + done + " ]; do sleep 0.01; done; sleep 0.2; exit 3",
-                           /*max_restarts=*/2);
+  ProcessSpec late =
+      Shell("worker:1", "while [ ! -e " + done + " ]; do sleep 0.01; done; sleep 0.2; exit 3",
+            /*max_restarts=*/2);
   ProcessGroup group({.deadline = absl::Now() + absl::Seconds(30)});
   auto result = group.Run({chief, late});
   ::unlink(done.c_str());
@@ -231,7 +234,8 @@ TEST(ProcessGroupTest, DeadlineStopsTheGroup) {
 TEST(ProcessGroupTest, ReportsEachProcesssPeakMemory) {
   ProcessGroup group({});
   // The second child writes 64 MiB.
-  auto result = group.Run({Shell("small", "true"), Shell("large", "exec python3 -c \"b = b'x' * (64 << 20)\"")});
+  auto result = group.Run(
+      {Shell("small", "true"), Shell("large", "exec python3 -c \"b = b'x' * (64 << 20)\"")});
   ASSERT_TRUE(result.ok());
   ASSERT_EQ(result->processes.size(), 2u);
   EXPECT_GT(result->processes[0].peak_rss_bytes, 0);

@@ -21,8 +21,9 @@ TEST(OptimizerTest, SgdWithMomentumHasOneSlot) {
 TEST(OptimizerTest, RejectsBadHyperParameters) {
   EXPECT_EQ(Optimizer::Create({.type = "sgd", .learning_rate = -1.0f}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Optimizer::Create({.type = "sgd", .learning_rate = 0.1f, .momentum = 1.5f}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Optimizer::Create({.type = "sgd", .learning_rate = 0.1f, .momentum = 1.5f}).status().code(),
+      absl::StatusCode::kInvalidArgument);
   auto unknown = Optimizer::Create({.type = "lamb"});
   EXPECT_THAT(std::string(unknown.status().message()), ::testing::HasSubstr("sgd or adam"));
 }

@@ -25,12 +25,14 @@ using ::meshtrain::testing::TempDir;
 using ::testing::HasSubstr;
 
 // A plan with plain SGD at learning rate 1 (an update subtracts the gradient).
-PsPlan MakePlan(std::vector<VariableSpec> specs, int num_ps, UpdateRules rules, int fixed_shards = 0) {
+PsPlan MakePlan(std::vector<VariableSpec> specs, int num_ps, UpdateRules rules,
+                int fixed_shards = 0) {
   PsPlan plan;
   plan.specs = std::move(specs);
   PlacementOptions placement;
   placement.num_ps = num_ps;
-  placement.partitioning = {.fixed_shards = fixed_shards, .min_shard_bytes = 0, .max_shard_bytes = 0};
+  placement.partitioning = {
+      .fixed_shards = fixed_shards, .min_shard_bytes = 0, .max_shard_bytes = 0};
   plan.placement = *PlaceVariables(plan.specs, placement);
   plan.optimizer.type = "sgd";
   plan.optimizer.learning_rate = 1.0f;
@@ -47,7 +49,8 @@ UpdateRules Async(int workers) {
 
 std::vector<float> ReadAll(ParameterShards& shards, int slot) {
   std::vector<float> out(static_cast<size_t>(shards.shape(slot).num_elements()));
-  absl::StatusOr<int64_t> version = shards.Read(slot, absl::MakeSpan(out), 0, absl::InfiniteFuture());
+  absl::StatusOr<int64_t> version =
+      shards.Read(slot, absl::MakeSpan(out), 0, absl::InfiniteFuture());
   EXPECT_TRUE(version.ok()) << version.status();
   return out;
 }
@@ -63,7 +66,8 @@ TEST(ParameterShardsTest, PartitionsHoldTheirRowsOfTheSameInitialValues) {
   Tensor whole(DType::kFloat32, Shape{10, 3});
   InitializeVariable(plan.specs[0], plan.seed, 0, whole);
   for (int ps = 0; ps < 2; ++ps) {
-    absl::StatusOr<std::unique_ptr<ParameterShards>> shards = ParameterShards::Create(plan, ps, nullptr);
+    absl::StatusOr<std::unique_ptr<ParameterShards>> shards =
+        ParameterShards::Create(plan, ps, nullptr);
     ASSERT_TRUE(shards.ok()) << shards.status();
     ASSERT_EQ((*shards)->num_slots(), 1);
     const Partition& p = (*shards)->partition(0);
@@ -71,7 +75,8 @@ TEST(ParameterShardsTest, PartitionsHoldTheirRowsOfTheSameInitialValues) {
     const std::vector<float> got = ReadAll(**shards, 0);
     ASSERT_EQ(got.size(), static_cast<size_t>(p.rows * 3));
     for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i], whole.data<float>()[p.row_begin * 3 + i]) << "ps " << ps << " element " << i;
+      EXPECT_EQ(got[i], whole.data<float>()[p.row_begin * 3 + i])
+          << "ps " << ps << " element " << i;
     }
     EXPECT_EQ((*shards)->version(0), 0);
   }
@@ -161,7 +166,8 @@ TEST(ParameterShardsTest, ReadWaitsForAVersionUntilItsDeadlineOrStop) {
   auto shards = *ParameterShards::Create(MakePlan({Spec("w", {2})}, 1, Async(1)), 0, nullptr);
   std::vector<float> out(2);
   // Nobody pushes: the deadline ends the wait.
-  absl::StatusOr<int64_t> late = shards->Read(0, absl::MakeSpan(out), 1, absl::Now() + absl::Milliseconds(50));
+  absl::StatusOr<int64_t> late =
+      shards->Read(0, absl::MakeSpan(out), 1, absl::Now() + absl::Milliseconds(50));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(late.status().message(), HasSubstr("did not reach 1"));
   // A push releases a waiting reader.
@@ -260,11 +266,14 @@ TEST(ParameterShardsTest, SparseRowsAreReadAndUpdatedByIdInsideTheirPartition) {
   }
   // Refused: rows of another partition, repeated ids, a dense push of the table.
   const std::vector<int64_t> outside = {4};
-  EXPECT_THAT(shards->ReadRows(0, outside, absl::MakeSpan(rows).subspan(0, 2), 0,
-                               absl::InfiniteFuture()).status().message(),
-              HasSubstr("outside the partition's rows [5, 10)"));
+  EXPECT_THAT(
+      shards->ReadRows(0, outside, absl::MakeSpan(rows).subspan(0, 2), 0, absl::InfiniteFuture())
+          .status()
+          .message(),
+      HasSubstr("outside the partition's rows [5, 10)"));
   const std::vector<int64_t> twice = {7, 7};
-  EXPECT_THAT(shards->PushRows(0, 0, twice, grad, 1).status().message(), HasSubstr("appears twice"));
+  EXPECT_THAT(shards->PushRows(0, 0, twice, grad, 1).status().message(),
+              HasSubstr("appears twice"));
   EXPECT_FALSE(shards->Push(0, 0, Filled({5, 2}, 1.0f), 1).ok());
   EXPECT_EQ(ReadAll(*shards, 0), after);
 }
@@ -286,10 +295,14 @@ TEST(ParameterShardsTest, SynchronousSparseStepSumsOverlappingRows) {
 TEST(ParameterShardsTest, MalformedRequestsAreRefusedAndChangeNothing) {
   auto shards = *ParameterShards::Create(MakePlan({Spec("w", {2, 2})}, 1, Async(2)), 0, nullptr);
   const std::vector<float> before = ReadAll(*shards, 0);
-  EXPECT_THAT(shards->Push(0, 0, Filled({4}, 1.0f), 0).status().message(), HasSubstr("expected float32[2, 2]"));
-  EXPECT_THAT(shards->Push(2, 0, Filled({2, 2}, 1.0f), 0).status().message(), HasSubstr("worker rank 2"));
-  EXPECT_THAT(shards->Push(0, 0, Filled({2, 2}, 1.0f), 3).status().message(), HasSubstr("read version 3"));
-  EXPECT_THAT(shards->Push(0, 0, Filled({2, 2}, 1.0f), -1).status().message(), HasSubstr("read version -1"));
+  EXPECT_THAT(shards->Push(0, 0, Filled({4}, 1.0f), 0).status().message(),
+              HasSubstr("expected float32[2, 2]"));
+  EXPECT_THAT(shards->Push(2, 0, Filled({2, 2}, 1.0f), 0).status().message(),
+              HasSubstr("worker rank 2"));
+  EXPECT_THAT(shards->Push(0, 0, Filled({2, 2}, 1.0f), 3).status().message(),
+              HasSubstr("read version 3"));
+  EXPECT_THAT(shards->Push(0, 0, Filled({2, 2}, 1.0f), -1).status().message(),
+              HasSubstr("read version -1"));
   std::vector<float> small(3);
   EXPECT_FALSE(shards->Read(0, absl::MakeSpan(small), 0, absl::InfiniteFuture()).ok());
   absl::StatusOr<int> missing = shards->Find("v", 0);
@@ -333,7 +346,8 @@ void ExpectSameState(const CheckpointSnapshot& got, const CheckpointSnapshot& wa
 }
 
 std::unique_ptr<CheckpointReader> OpenCheckpoint(const std::string& dir) {
-  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(DefaultFileSystem(), dir);
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader =
+      CheckpointReader::Open(DefaultFileSystem(), dir);
   EXPECT_TRUE(reader.ok()) << reader.status();
   return reader.ok() ? std::move(*reader) : nullptr;
 }
@@ -386,7 +400,8 @@ TEST(ParameterShardsTest, RestoreBringsBackValuesSlotsAndVersionsSoUpdatesContin
   TempDir tmp;
   const PsPlan plan = AdamPlan({Spec("w", {10, 3}), Spec("t", {8, 2}, true)}, 1, Async(1), 2);
   auto shards = *ParameterShards::Create(plan, 0, nullptr);
-  for (int64_t v = 0; v < 3; ++v) ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 0.5f), v).ok());
+  for (int64_t v = 0; v < 3; ++v)
+    ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 0.5f), v).ok());
   // An update of no rows is a version, and counts as Adam's step like any other.
   ASSERT_TRUE(shards->PushRows(0, 2, {}, {}, 0).ok());
   const int64_t row = shards->partition(2).row_begin;
@@ -401,7 +416,8 @@ TEST(ParameterShardsTest, RestoreBringsBackValuesSlotsAndVersionsSoUpdatesContin
   };
   next_updates(*shards);
   const CheckpointSnapshot next = shards->Snapshot();
-  for (int64_t v = 4; v < 9; ++v) ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 2.0f), v).ok());
+  for (int64_t v = 4; v < 9; ++v)
+    ASSERT_TRUE(shards->Push(0, 0, Filled(shards->shape(0), 2.0f), v).ok());
 
   ASSERT_TRUE(shards->Restore(*checkpoint).ok());
   ExpectSameState(shards->Snapshot(), saved);
@@ -425,7 +441,8 @@ TEST(ParameterShardsTest, RestoreForgetsAPendingSynchronousStep) {
   TempDir tmp;
   const PsPlan plan = MakePlan({Spec("w", {2})}, 1, Sync(2, 2));
   auto shards = *ParameterShards::Create(plan, 0, nullptr);
-  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 0, {shards.get()}));
+  std::unique_ptr<CheckpointReader> checkpoint =
+      OpenCheckpoint(CommitShards(tmp.path(), 0, {shards.get()}));
   ASSERT_NE(checkpoint, nullptr);
   const std::vector<float> before = ReadAll(*shards, 0);
   EXPECT_EQ(shards->Push(0, 0, Filled({2}, 100.0f), 0)->reason, PushOutcome::Reason::kPending);
@@ -435,7 +452,8 @@ TEST(ParameterShardsTest, RestoreForgetsAPendingSynchronousStep) {
   EXPECT_EQ(shards->Push(1, 0, Filled({2}, 3.0f), 0)->reason, PushOutcome::Reason::kApplied);
   EXPECT_EQ(shards->version(0), 1);
   const std::vector<float> after = ReadAll(*shards, 0);
-  for (int i = 0; i < 2; ++i) EXPECT_FLOAT_EQ(after[i], before[i] - 4.0f);  // (1 + 3) x 2 workers / 2
+  for (int i = 0; i < 2; ++i)
+    EXPECT_FLOAT_EQ(after[i], before[i] - 4.0f);  // (1 + 3) x 2 workers / 2
 }
 
 TEST(ParameterShardsTest, RestoreWakesAReaderWaitingForAVersion) {
@@ -443,14 +461,14 @@ TEST(ParameterShardsTest, RestoreWakesAReaderWaitingForAVersion) {
   const PsPlan plan = MakePlan({Spec("w", {2})}, 1, Async(1));
   auto ahead = *ParameterShards::Create(plan, 0, nullptr);
   for (int64_t v = 0; v < 2; ++v) ASSERT_TRUE(ahead->Push(0, 0, Filled({2}, 1.0f), v).ok());
-  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 2, {ahead.get()}));
+  std::unique_ptr<CheckpointReader> checkpoint =
+      OpenCheckpoint(CommitShards(tmp.path(), 2, {ahead.get()}));
   ASSERT_NE(checkpoint, nullptr);
   auto behind = *ParameterShards::Create(plan, 0, nullptr);
   absl::StatusOr<int64_t> read;
   std::vector<float> out(2);
-  std::thread reader([&] {
-    read = behind->Read(0, absl::MakeSpan(out), 2, absl::Now() + absl::Seconds(30));
-  });
+  std::thread reader(
+      [&] { read = behind->Read(0, absl::MakeSpan(out), 2, absl::Now() + absl::Seconds(30)); });
   ASSERT_TRUE(behind->Restore(*checkpoint).ok());
   reader.join();
   ASSERT_TRUE(read.ok()) << read.status();
@@ -467,7 +485,8 @@ TEST(ParameterShardsTest, RestoreReadsACheckpointOfAnotherPartitioning) {
   for (int64_t v = 0; v < 2; ++v) ASSERT_TRUE(whole->Push(0, 0, Filled({10, 3}, 0.5f), v).ok());
   ASSERT_TRUE(whole->PushRows(0, 1, std::vector<int64_t>{1, 6}, {1, 1, 2, 2}, 0).ok());
   const CheckpointSnapshot saved = whole->Snapshot();
-  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 2, {whole.get()}));
+  std::unique_ptr<CheckpointReader> checkpoint =
+      OpenCheckpoint(CommitShards(tmp.path(), 2, {whole.get()}));
   ASSERT_NE(checkpoint, nullptr);
   // ...restored into two partitions of each variable on two ps tasks.
   const PsPlan split_plan = AdamPlan(whole_plan.specs, 2, Async(1), 2);
@@ -480,12 +499,16 @@ TEST(ParameterShardsTest, RestoreReadsACheckpointOfAnotherPartitioning) {
       const SnapshotEntry& w = saved.entries[e.name == "w" ? 0 : 1];
       const size_t cols = static_cast<size_t>(e.shape.row_elements());
       const size_t offset = static_cast<size_t>(e.row_begin) * cols * sizeof(float);
-      EXPECT_EQ(std::memcmp(e.value.raw_data(), static_cast<const char*>(w.value.raw_data()) + offset,
-                            e.value.bytes()), 0) << e.name << " from row " << e.row_begin;
+      EXPECT_EQ(std::memcmp(e.value.raw_data(),
+                            static_cast<const char*>(w.value.raw_data()) + offset, e.value.bytes()),
+                0)
+          << e.name << " from row " << e.row_begin;
       for (size_t k = 0; k < e.slots.size(); ++k) {
         EXPECT_EQ(std::memcmp(e.slots[k].raw_data(),
                               static_cast<const char*>(w.slots[k].raw_data()) + offset,
-                              e.slots[k].bytes()), 0) << e.name << " slot " << k;
+                              e.slots[k].bytes()),
+                  0)
+            << e.name << " slot " << k;
       }
       EXPECT_EQ(e.updates, w.updates) << e.name;
       restored_rows += static_cast<int>(e.value.rows());
@@ -497,10 +520,12 @@ TEST(ParameterShardsTest, RestoreReadsACheckpointOfAnotherPartitioning) {
 TEST(ParameterShardsTest, RestoreOfAnotherModelIsNotFoundAndChangesNothing) {
   TempDir tmp;
   auto other = *ParameterShards::Create(MakePlan({Spec("w", {4})}, 1, Async(1)), 0, nullptr);
-  std::unique_ptr<CheckpointReader> checkpoint = OpenCheckpoint(CommitShards(tmp.path(), 0, {other.get()}));
+  std::unique_ptr<CheckpointReader> checkpoint =
+      OpenCheckpoint(CommitShards(tmp.path(), 0, {other.get()}));
   ASSERT_NE(checkpoint, nullptr);
   // "w" is in the checkpoint, "extra" is not: neither changes.
-  auto shards = *ParameterShards::Create(MakePlan({Spec("w", {4}), Spec("extra", {3})}, 1, Async(1)), 0, nullptr);
+  auto shards = *ParameterShards::Create(
+      MakePlan({Spec("w", {4}), Spec("extra", {3})}, 1, Async(1)), 0, nullptr);
   ASSERT_TRUE(shards->Push(0, 0, Filled({4}, 1.0f), 0).ok());
   const CheckpointSnapshot before = shards->Snapshot();
   const absl::Status status = shards->Restore(*checkpoint);

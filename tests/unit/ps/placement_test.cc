@@ -101,8 +101,8 @@ TEST(PlacementTest, NumPartitionsFollowsTheShardOptions) {
   EXPECT_EQ(NumPartitions(1100, 100, 2, max), 2);  // 11 B rows: 90 per partition
   EXPECT_EQ(NumPartitions(2100, 100, 2, max), 4);  // 21 B rows: 3, rounded up to 4
   EXPECT_EQ(NumPartitions(2100, 100, 1, max), 3);
-  EXPECT_EQ(NumPartitions(2100, 3, 2, max), 3);    // 4 would exceed the rows
-  EXPECT_EQ(NumPartitions(5000, 2, 1, max), 2);    // a row larger than M is a partition
+  EXPECT_EQ(NumPartitions(2100, 3, 2, max), 3);  // 4 would exceed the rows
+  EXPECT_EQ(NumPartitions(5000, 2, 1, max), 2);  // a row larger than M is a partition
   EXPECT_EQ(NumPartitions(940800, 784, 2, {.max_shard_bytes = 65536}), 16);
 }
 
@@ -116,8 +116,8 @@ TEST(PlacementTest, PartitionsNeverExceedMaxShardBytes) {
       ASSERT_TRUE(placement.ok()) << placement.status();
       ExpectCoversEveryRowOnce(*placement, specs);
       for (const Partition& p : placement->partitions()) {
-        const int64_t row_bytes = static_cast<int64_t>(specs[p.variable].bytes()) /
-                                  specs[p.variable].shape.dim(0);
+        const int64_t row_bytes =
+            static_cast<int64_t>(specs[p.variable].bytes()) / specs[p.variable].shape.dim(0);
         EXPECT_LE(p.bytes, std::max(max, row_bytes)) << specs[p.variable].name;
       }
     }
@@ -140,7 +140,8 @@ TEST(PlacementTest, GreedyWithMaxShardBytesBalancesTheReferenceModel) {
   for (const Partition& p : placement->PartitionsOf(0)) holders.insert(p.ps);
   EXPECT_EQ(holders, (std::set<int>{0, 1}));
   // Without partitioning the big kernel makes one ps hold almost everything.
-  absl::StatusOr<Placement> whole = PlaceVariables(ReferenceModel(), Options(2, PlacementPolicy::kGreedy));
+  absl::StatusOr<Placement> whole =
+      PlaceVariables(ReferenceModel(), Options(2, PlacementPolicy::kGreedy));
   ASSERT_TRUE(whole.ok());
   EXPECT_GT(whole->ps_bytes()[0], 5 * whole->ps_bytes()[1]);
 }
@@ -195,7 +196,8 @@ TEST(PlacementTest, OptionsAreChecked) {
   bad = Options(2);
   bad.partitioning = {.fixed_shards = 2, .min_shard_bytes = 1000, .max_shard_bytes = 10};
   EXPECT_THAT(ValidatePlacementOptions(bad).message(), HasSubstr("exceeds max_shard_bytes"));
-  EXPECT_THAT(ParsePlacementPolicy("random").status().message(), HasSubstr("round_robin or greedy"));
+  EXPECT_THAT(ParsePlacementPolicy("random").status().message(),
+              HasSubstr("round_robin or greedy"));
   EXPECT_EQ(*ParsePlacementPolicy("greedy"), PlacementPolicy::kGreedy);
 }
 

@@ -10,9 +10,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/base/file_system.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/optim/variable_store.h"
 #include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
@@ -73,8 +73,8 @@ TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
   for (const VariableSpec& spec : plan.specs) ASSERT_TRUE(local.Add(spec).ok());
   ASSERT_TRUE(local.Initialize(plan.seed).ok());
 
-  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}), Tensor(DType::kFloat32, Shape{3}),
-                                Tensor()};
+  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}),
+                                Tensor(DType::kFloat32, Shape{3}), Tensor()};
   ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
   EXPECT_TRUE(SameBytes(values[0], local.entry(0).value));
   EXPECT_TRUE(SameBytes(values[1], local.entry(1).value));
@@ -127,7 +127,8 @@ TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
   ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
   EXPECT_TRUE(SameBytes(values[0], local.entry(0).value));
   PushCounts counts;
-  EXPECT_FALSE(client->Push({Tensor(), Tensor(), Tensor()}, {}, absl::MakeSpan(values), &counts).ok());
+  EXPECT_FALSE(
+      client->Push({Tensor(), Tensor(), Tensor()}, {}, absl::MakeSpan(values), &counts).ok());
 }
 
 // The ps tasks' checksums, in task order.
@@ -135,7 +136,8 @@ std::vector<std::string> Checksums(PsClient& client) {
   std::vector<std::string> sums;
   absl::StatusOr<std::vector<PsTaskStats>> stats = client.Stats();
   EXPECT_TRUE(stats.ok()) << stats.status();
-  for (const PsTaskStats& s : stats.ok() ? *stats : std::vector<PsTaskStats>{}) sums.push_back(s.checksum);
+  for (const PsTaskStats& s : stats.ok() ? *stats : std::vector<PsTaskStats>{})
+    sums.push_back(s.checksum);
   return sums;
 }
 
@@ -156,8 +158,8 @@ TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
   std::unique_ptr<PsClient> other = cluster.Client(1, GetParam());
   ASSERT_NE(chief, nullptr);
   ASSERT_NE(other, nullptr);
-  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}), Tensor(DType::kFloat32, Shape{3}),
-                                Tensor()};
+  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}),
+                                Tensor(DType::kFloat32, Shape{3}), Tensor()};
   std::vector<Tensor> other_values = {Tensor(DType::kFloat32, Shape{6, 3}),
                                       Tensor(DType::kFloat32, Shape{3}), Tensor()};
   ASSERT_TRUE(chief->PullDense(absl::MakeSpan(values)).ok());
@@ -197,7 +199,8 @@ TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
   EXPECT_EQ(chief_counts.staleness_sum, 0);
   const PushCounts other_counts = DenseStep(*other, other_values, 0.01f);
   EXPECT_EQ(other_counts.applied, 4);
-  EXPECT_EQ(other_counts.staleness_sum, 4);  // one update (the chief's) since its pull, per partition
+  EXPECT_EQ(other_counts.staleness_sum,
+            4);  // one update (the chief's) since its pull, per partition
   EXPECT_EQ(cluster.shards(0).version(0), 5);
 
   // Errors name the ps task and the directory.
@@ -255,8 +258,8 @@ TEST_P(PsClientTest, SaveShardsRunsOnAnotherThreadWhileTheWorkerPushes) {
   PsTestCluster cluster(plan);
   std::unique_ptr<PsClient> client = cluster.Client(0, GetParam());
   ASSERT_NE(client, nullptr);
-  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}), Tensor(DType::kFloat32, Shape{3}),
-                                Tensor()};
+  std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}),
+                                Tensor(DType::kFloat32, Shape{3}), Tensor()};
   ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
   TempDir tmp;
   FileSystem& fs = DefaultFileSystem();

@@ -11,8 +11,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/ps.grpc.pb.h"
-#include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/base/file_system.h"
+#include "runtime/checkpoint/checkpoint_commit.h"
 #include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 
@@ -115,13 +115,15 @@ TEST_F(PsServiceTest, MalformedRequestsGetClearErrorsAndTheServerKeepsServing) {
   push_rows.add_ids(1);
   push_rows.mutable_rows()->resize(16);
   proto::PushRowsResponse pushed_rows;
-  EXPECT_THAT(Call(&proto::ParameterServer::Stub::PushRows, push_rows, &pushed_rows).error_message(),
-              HasSubstr("appears twice"));
+  EXPECT_THAT(
+      Call(&proto::ParameterServer::Stub::PushRows, push_rows, &pushed_rows).error_message(),
+      HasSubstr("appears twice"));
   push_rows.clear_ids();
   push_rows.add_ids(1);
   push_rows.mutable_rows()->resize(7);
-  EXPECT_THAT(Call(&proto::ParameterServer::Stub::PushRows, push_rows, &pushed_rows).error_message(),
-              HasSubstr("not whole float32"));
+  EXPECT_THAT(
+      Call(&proto::ParameterServer::Stub::PushRows, push_rows, &pushed_rows).error_message(),
+      HasSubstr("not whole float32"));
   // A request with one bad gradient among good ones applies none of them.
   proto::PushDenseRequest mixed;
   *mixed.add_gradients() = KernelGradient();
@@ -232,7 +234,8 @@ TEST_F(PsServiceTest, BadSaveAndRestoreRequestsGetErrorsAndTheServerKeepsServing
     proto::SaveShardsResponse response;
     ASSERT_TRUE(Call(&proto::ParameterServer::Stub::SaveShards, request, &response).ok());
     ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest,
-                                 {*PartRecordFromJson(nlohmann::json::parse(response.part_json()))}, 0)
+                                 {*PartRecordFromJson(nlohmann::json::parse(response.part_json()))},
+                                 0)
                     .ok());
   }
   const std::string file = JoinPath(dir, "p.safetensors");

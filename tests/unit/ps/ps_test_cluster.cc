@@ -41,7 +41,8 @@ std::string CommitShards(const std::string& model_dir, int64_t step,
 
 PsTestCluster::PsTestCluster(const PsPlan& plan) : plan_(plan) {
   for (int ps = 0; ps < plan.placement.num_ps(); ++ps) {
-    absl::StatusOr<std::unique_ptr<ParameterShards>> shards = ParameterShards::Create(plan, ps, &abort_);
+    absl::StatusOr<std::unique_ptr<ParameterShards>> shards =
+        ParameterShards::Create(plan, ps, &abort_);
     EXPECT_TRUE(shards.ok()) << shards.status();
     shards_.push_back(std::move(*shards));
     services_.push_back(std::make_unique<PsService>());

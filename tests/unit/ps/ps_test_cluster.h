@@ -1,5 +1,5 @@
-// Test support for runtime/ps: variable specs, checkpoints of shards, and the ps tasks of a plan inside the test process,
-// each a ParameterShards behind a PsService on its own gRPC server on
+// Test support for runtime/ps: variable specs, checkpoints of shards, and the ps tasks of a plan
+// inside the test process, each a ParameterShards behind a PsService on its own gRPC server on
 // 127.0.0.1 (port 0: a free one), as a ps task serves them. Clients reach them
 // over gRPC, or over in-process dense links each served by a thread, as a ps
 // task's link threads do. Not thread-safe; clients are used from any thread.

@@ -40,7 +40,8 @@ TEST(ComparePlanTest, EachStrategyHasItsLaunch) {
 TEST(ComparePlanTest, BadShapesAndNamesAreRejected) {
   CompareShape no_ps;
   no_ps.ps = 0;
-  EXPECT_EQ(PlanStrategyLaunch("parameter_server", no_ps).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanStrategyLaunch("parameter_server", no_ps).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(PlanStrategyLaunch("multi_worker_mirrored", no_ps).ok());
   auto unknown = PlanStrategyLaunch("horovod", {});
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);

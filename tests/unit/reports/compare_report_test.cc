@@ -32,8 +32,12 @@ nlohmann::json Summary(double samples_per_sec, double accuracy, nlohmann::json t
 }
 
 nlohmann::json Header() {
-  return {{"job", {{"name", "fashion_mnist_mlp"}, {"epochs", 2}, {"target_accuracy", 0.87},
-                   {"seed", 1234}, {"global_batch_size", 256}}},
+  return {{"job",
+           {{"name", "fashion_mnist_mlp"},
+            {"epochs", 2},
+            {"target_accuracy", 0.87},
+            {"seed", 1234},
+            {"global_batch_size", 256}}},
           {"machine", {{"host", "vm"}, {"cores", 2}}},
           {"command", "meshtrain compare --out x"},
           {"created", "now"}};
@@ -78,7 +82,8 @@ TEST(CompareReportTest, RowsCarryTheSummaryFiguresAndCurves) {
   EXPECT_EQ(s["seconds_to_target"], 2.5);
   EXPECT_EQ(s["final_test_accuracy"], 0.8801);
   EXPECT_EQ(s["bytes_per_step"], 2 * 1066440.0);
-  EXPECT_DOUBLE_EQ(s["time_fractions"]["compute"].get<double>() + s["time_fractions"]["communicate"].get<double>() +
+  EXPECT_DOUBLE_EQ(s["time_fractions"]["compute"].get<double>() +
+                       s["time_fractions"]["communicate"].get<double>() +
                        s["time_fractions"]["wait"].get<double>(),
                    1.0);
   EXPECT_EQ(s["peak_rss_bytes"]["max"], 120 << 20);
@@ -105,7 +110,8 @@ TEST(CompareReportTest, TableHasALinePerStrategy) {
 TEST(CompareHtmlTest, SelfContainedPageWithEveryChart) {
   const std::string html = RenderCompareHtml(BuildCompareReport(Header(), Runs()));
   EXPECT_TRUE(absl::StartsWith(html, "<!DOCTYPE html>"));
-  for (const char* id : {"chart-accuracy", "chart-throughput", "chart-time-split", "chart-bytes", "chart-memory"}) {
+  for (const char* id :
+       {"chart-accuracy", "chart-throughput", "chart-time-split", "chart-bytes", "chart-memory"}) {
     EXPECT_TRUE(absl::StrContains(html, absl::StrCat("id=\"", id, "\""))) << id;
   }
   EXPECT_TRUE(absl::StrContains(html, "id=\"figures\""));

@@ -28,7 +28,8 @@ TEST(NiceTicksTest, RoundStepsCoveringTheRange) {
 }
 
 TEST(XmlEscapeTest, EscapesMarkup) {
-  EXPECT_EQ(XmlEscape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  EXPECT_EQ(XmlEscape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
 }
 
 TEST(LineChartTest, OnePathPerSeriesAndOnePointPerValue) {

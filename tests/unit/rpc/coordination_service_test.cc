@@ -145,7 +145,6 @@ TEST_F(CoordinationServiceTest, ASilentWorkerBecomesTheFirstErrorButASilentEvalu
   EXPECT_THAT(std::string(error->status.message()), HasSubstr("presumed dead"));
 }
 
-
 // Recovery (protocol step 6), on the service alone.
 class RecoveryTest : public CoordinationServiceTest {
  protected:
@@ -162,7 +161,9 @@ class RecoveryTest : public CoordinationServiceTest {
 
 TEST_F(RecoveryTest, ASurvivorAndARestartedTaskResumeAsTheNextGeneration) {
   Rendezvous();
-  ASSERT_TRUE(service_->ReportError(T("worker", 0), 1, absl::UnavailableError("shm: worker:1 exited")).ok());
+  ASSERT_TRUE(
+      service_->ReportError(T("worker", 0), 1, absl::UnavailableError("shm: worker:1 exited"))
+          .ok());
   absl::StatusOr<CoordinationService::View> survivor;
   std::thread waiting([&] { survivor = service_->Register(Rejoin(T("worker", 0), 1), nullptr); });
   // The survivor waits for the dead task; meanwhile the error stands.
@@ -186,11 +187,13 @@ TEST_F(RecoveryTest, ARestartNobodyNoticedYetAbortsTheOthers) {
   std::thread restart([&] { restarted = service_->Register(Reg(T("worker", 1), 23), nullptr); });
   // The restart itself is the cluster's first error, carried by heartbeats.
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!service_->first_error().has_value() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  while (!service_->first_error().has_value() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
   auto reply = service_->Heartbeat(T("worker", 0), 1, 0);
   ASSERT_TRUE(reply.ok());
   ASSERT_TRUE(reply->first_error.has_value());
-  EXPECT_THAT(std::string(reply->first_error->status.message()), HasSubstr("worker:1 (10.0.0.2:1) restarted"));
+  EXPECT_THAT(std::string(reply->first_error->status.message()),
+              HasSubstr("worker:1 (10.0.0.2:1) restarted"));
   ASSERT_TRUE(service_->Register(Rejoin(T("worker", 0), 1), nullptr).ok());
   restart.join();
   ASSERT_TRUE(restarted.ok()) << restarted.status();
@@ -210,13 +213,15 @@ TEST_F(RecoveryTest, ATaskThatNeverComesBackIsNamedAtTheDeadline) {
   waiting.join();
   ASSERT_TRUE(returned);
   ASSERT_TRUE(absl::IsDeadlineExceeded(view.status())) << view.status();
-  EXPECT_THAT(std::string(view.status().message()), HasSubstr("worker:1 (10.0.0.2:1) did not come back"));
+  EXPECT_THAT(std::string(view.status().message()),
+              HasSubstr("worker:1 (10.0.0.2:1) did not come back"));
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("--recovery-timeout"));
 }
 
 TEST_F(RecoveryTest, AnUnrecoverableFirstErrorEndsTheCluster) {
   Rendezvous();
-  ASSERT_TRUE(service_->ReportError(T("worker", 1), 2, absl::InvalidArgumentError("bad config")).ok());
+  ASSERT_TRUE(
+      service_->ReportError(T("worker", 1), 2, absl::InvalidArgumentError("bad config")).ok());
   auto view = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
   ASSERT_TRUE(absl::IsFailedPrecondition(view.status())) << view.status();
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("failed for good"));
@@ -269,7 +274,8 @@ TEST_F(IndependentTaskTest, ItsRestartJoinsARecoveryUnderWay) {
 
 TEST_F(RecoveryTest, RejoiningANewServiceIsAResumedStartup) {
   // This service never saw a rendezvous: its chief restarted.
-  std::thread other([&] { ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
+  std::thread other(
+      [&] { ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
   auto view = service_->Register(Reg(T("worker", 0), 9), nullptr);
   other.join();
   ASSERT_TRUE(view.ok()) << view.status();

@@ -184,7 +184,7 @@ TEST(MeshTest, TheFirstReportedErrorAbortsEveryTask) {
 TEST(MeshTest, ARestartedTaskIsANewIncarnationAndItsOldLifeIsRejected) {
   TestCluster cluster({{"chief", 1}, {"worker", 1}});
   TestSettings timeouts;
-  timeouts.heartbeat_timeout = absl::Seconds(30);  // the restart comes well before
+  timeouts.heartbeat_timeout = absl::Seconds(30);    // the restart comes well before
   timeouts.independent_tasks = {Task("worker", 0)};  // its restart concerns nobody else
   auto chief = cluster.MakeMesh(Task("chief", 0), timeouts);
   auto worker = cluster.MakeMesh(Task("worker", 0), timeouts);
@@ -365,7 +365,6 @@ TEST(MeshTest, CreateRejectsBadOptions) {
   EXPECT_TRUE(absl::IsInvalidArgument(Mesh::Create(std::move(unknown)).status()));
 }
 
-
 namespace recovery {
 
 // chief:0, worker:0 and worker:1, started.
@@ -383,7 +382,8 @@ std::vector<std::unique_ptr<Mesh>> StartChiefAndTwoWorkers(TestCluster& cluster)
 // Kills `victim` (an index into `meshes`), waits until the others noticed,
 // starts their Rejoin on threads and the victim again (as a new incarnation on
 // its port), and returns each survivor's Rejoin status.
-std::vector<absl::Status> KillAndRecover(TestCluster& cluster, std::vector<std::unique_ptr<Mesh>>& meshes,
+std::vector<absl::Status> KillAndRecover(TestCluster& cluster,
+                                         std::vector<std::unique_ptr<Mesh>>& meshes,
                                          size_t victim) {
   const TaskId task = meshes[victim]->task();
   meshes[victim]->KillForTesting();

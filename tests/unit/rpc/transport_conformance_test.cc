@@ -234,7 +234,8 @@ TEST_P(TransportConformanceTest, RingShift) {
         }
         return absl::OkStatus();
       });
-      for (const absl::Status& s : statuses) EXPECT_TRUE(s.ok()) << "world " << world_size << ": " << s;
+      for (const absl::Status& s : statuses)
+        EXPECT_TRUE(s.ok()) << "world " << world_size << ": " << s;
     }
   }
 }
@@ -244,7 +245,8 @@ TEST_P(TransportConformanceTest, RecvWithNoSenderEndsAtItsDeadlineNamingThePeer)
   ASSERT_NE(group, nullptr);
   std::vector<std::byte> got(40);
   const absl::Time start = absl::Now();
-  absl::Status s = group->transport(0)->Recv(1, absl::MakeSpan(got), start + absl::Milliseconds(100));
+  absl::Status s =
+      group->transport(0)->Recv(1, absl::MakeSpan(got), start + absl::Milliseconds(100));
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), group->transport(0)->PeerName(1))) << s;
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
@@ -260,7 +262,8 @@ TEST_P(TransportConformanceTest, AbortEndsAWaitingRecv) {
     group->abort(0).Abort(absl::AbortedError("worker:1 failed at step 7"));
   });
   receiving.Notify();
-  absl::Status s = group->transport(0)->Recv(1, absl::MakeSpan(got), absl::Now() + absl::Seconds(60));
+  absl::Status s =
+      group->transport(0)->Recv(1, absl::MakeSpan(got), absl::Now() + absl::Seconds(60));
   aborter.join();
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "worker:1 failed at step 7")) << s;
@@ -287,8 +290,10 @@ TEST_P(TransportConformanceTest, RejectsBadOps) {
             absl::StatusCode::kInvalidArgument);
   std::vector<std::byte> odd(7);
   EXPECT_EQ(group->transport(0)
-                ->SendRecv({.recv_from = 1, .recv = absl::MakeSpan(odd),
-                            .action = RecvAction::kAddFloat32, .deadline = Soon()})
+                ->SendRecv({.recv_from = 1,
+                            .recv = absl::MakeSpan(odd),
+                            .action = RecvAction::kAddFloat32,
+                            .deadline = Soon()})
                 .code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -300,8 +305,10 @@ TEST_P(TransportConformanceTest, StatsCountPayloadBytesOfCompletedOps) {
     Transport& t = *group->transport(r);
     std::vector<float> mine(1000 + 3 * r, 1.0f), got(1000 + 3 * (1 - r));
     // An exchange of different sizes, then a one-way message 0 -> 1.
-    MESHTRAIN_RETURN_IF_ERROR(t.SendRecv({.send_to = 1 - r, .send = AsBytes(mine),
-                                          .recv_from = 1 - r, .recv = AsBytes(got),
+    MESHTRAIN_RETURN_IF_ERROR(t.SendRecv({.send_to = 1 - r,
+                                          .send = AsBytes(mine),
+                                          .recv_from = 1 - r,
+                                          .recv = AsBytes(got),
                                           .deadline = Soon()}));
     std::vector<float> one(7);
     return r == 0 ? t.Send(1, AsBytes(one), Soon()) : t.Recv(0, AsBytes(one), Soon());
@@ -346,12 +353,11 @@ TEST_P(TransportConformanceTest, StatsCountTimeBlockedOnALatePeer) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllTransports, TransportConformanceTest,
-    ::testing::Values(
-        Kind{"in_process", [](int n) { return std::make_unique<InProcessGroup>(n); }},
-        Kind{"shm", [](int n) { return std::make_unique<ShmGroup>(n); }},
-        Kind{"tcp", [](int n) { return std::make_unique<TcpGroup>(n, 1); }},
-        Kind{"tcp_3_streams", [](int n) { return std::make_unique<TcpGroup>(n, 3); }},
-        Kind{"grpc", [](int n) { return std::make_unique<GrpcGroup>(n); }}),
+    ::testing::Values(Kind{"in_process", [](int n) { return std::make_unique<InProcessGroup>(n); }},
+                      Kind{"shm", [](int n) { return std::make_unique<ShmGroup>(n); }},
+                      Kind{"tcp", [](int n) { return std::make_unique<TcpGroup>(n, 1); }},
+                      Kind{"tcp_3_streams", [](int n) { return std::make_unique<TcpGroup>(n, 3); }},
+                      Kind{"grpc", [](int n) { return std::make_unique<GrpcGroup>(n); }}),
     [](const ::testing::TestParamInfo<Kind>& info) { return info.param.name; });
 
 }  // namespace

@@ -89,21 +89,24 @@ std::vector<Tensor> Train(const Job& job, Strategy& strategy) {
   }
   EXPECT_TRUE(strategy.Finish().ok());
   std::vector<Tensor> values;
-  EXPECT_TRUE(strategy.Read([&](ReplicaContext& ctx) -> absl::Status {
-    for (VariableId id = 0; id < static_cast<VariableId>((*model)->variables().size()); ++id) {
-      const VariableSpec& spec = (*model)->variables()[id];
-      if (!spec.sparse) {
-        values.push_back(ctx.Value(id).Clone());
-        continue;
-      }
-      Tensor ids(DType::kInt64, Shape{spec.shape.dim(0)});
-      for (int64_t r = 0; r < spec.shape.dim(0); ++r) ids.data<int64_t>()[r] = r;
-      absl::StatusOr<Tensor> rows = ctx.ReadRows(id, ids);
-      if (!rows.ok()) return rows.status();
-      values.push_back(*rows);
-    }
-    return absl::OkStatus();
-  }).ok());
+  EXPECT_TRUE(strategy
+                  .Read([&](ReplicaContext& ctx) -> absl::Status {
+                    for (VariableId id = 0;
+                         id < static_cast<VariableId>((*model)->variables().size()); ++id) {
+                      const VariableSpec& spec = (*model)->variables()[id];
+                      if (!spec.sparse) {
+                        values.push_back(ctx.Value(id).Clone());
+                        continue;
+                      }
+                      Tensor ids(DType::kInt64, Shape{spec.shape.dim(0)});
+                      for (int64_t r = 0; r < spec.shape.dim(0); ++r) ids.data<int64_t>()[r] = r;
+                      absl::StatusOr<Tensor> rows = ctx.ReadRows(id, ids);
+                      if (!rows.ok()) return rows.status();
+                      values.push_back(*rows);
+                    }
+                    return absl::OkStatus();
+                  })
+                  .ok());
   return values;
 }
 
@@ -154,7 +157,8 @@ void ExpectSameAsOneDevice(const Job& job, bool links) {
   EXPECT_EQ(ps->counts().staleness_sum, 0);  // one worker: never stale
 
   std::unique_ptr<Optimizer> optimizer = *Optimizer::Create(job.optimizer);
-  std::unique_ptr<OneDeviceStrategy> one = *OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, plan.seed);
+  std::unique_ptr<OneDeviceStrategy> one =
+      *OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, plan.seed);
   const std::vector<Tensor> want = Train(job, *one);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -204,7 +208,8 @@ TEST(ParameterServerStrategyTest, OtherWorkersWaitForTheChiefsWarmup) {
   StepFn step = [&](ReplicaContext& ctx, const Batch& slice, float scale) {
     return chief_model->ComputeGradients(ctx, slice, scale);
   };
-  for (int s = 0; s < kWarmup; ++s) ASSERT_TRUE(chief->Run(step, StepBatch(job.data, s), kBatch).ok());
+  for (int s = 0; s < kWarmup; ++s)
+    ASSERT_TRUE(chief->Run(step, StepBatch(job.data, s), kBatch).ok());
   worker.join();
   ASSERT_TRUE(first.ok()) << first.status();
   // The worker waited for the chief's updates instead of pushing into the
@@ -326,7 +331,8 @@ TEST(ParameterServerStrategyTest, PsTasksWriteACheckpointThatOneDeviceAndThePsTa
   // (a) one_device restores exactly the ps tasks' values and momentum: it
   // holds the saved values and continues to the same ones.
   std::unique_ptr<Optimizer> optimizer = *Optimizer::Create(job.optimizer);
-  std::unique_ptr<OneDeviceStrategy> one = *OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, plan.seed);
+  std::unique_ptr<OneDeviceStrategy> one =
+      *OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, plan.seed);
   auto one_model = *CreateModel(job.model_config, job.shape, *one);
   ASSERT_TRUE(one->Build().ok());
   ASSERT_TRUE(one->Restore(**checkpoint).ok());
@@ -377,7 +383,8 @@ TEST(ParameterServerStrategyTest, TheChiefRestoresThePsTasksAndTheOthersReadTheR
   ASSERT_TRUE(chief->Restore(**checkpoint).ok());
   const std::string restored = *chief->ParameterChecksum();
   ASSERT_TRUE(other->Restore(**checkpoint).ok());
-  EXPECT_EQ(*other->ParameterChecksum(), restored);  // the other's restore changed nothing on the ps
+  EXPECT_EQ(*other->ParameterChecksum(),
+            restored);  // the other's restore changed nothing on the ps
   const PushCounts before = other->counts();
   RunSteps(job, *other_model, *other, 1, 2);
   // Its step was computed from the restored values (no staleness) and applied.

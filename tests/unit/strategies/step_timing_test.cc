@@ -37,7 +37,8 @@ VariableSpec Weights() {
 }
 
 Batch TinyBatch(int64_t rows) {
-  return Batch{Tensor::Zeros(DType::kFloat32, Shape{rows, 2}), Tensor::Zeros(DType::kFloat32, Shape{rows})};
+  return Batch{Tensor::Zeros(DType::kFloat32, Shape{rows, 2}),
+               Tensor::Zeros(DType::kFloat32, Shape{rows})};
 }
 
 // Replica `slow` of a step (or every replica of worker `slow_worker`) takes

@@ -11,7 +11,6 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/checkpoint/temp_dir.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/data/synthetic.h"
@@ -20,6 +19,7 @@
 #include "strategies/central_storage.h"
 #include "strategies/mirrored.h"
 #include "strategies/one_device.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 
 namespace meshtrain {
 namespace {
@@ -30,7 +30,8 @@ constexpr uint64_t kSeed = 5;
 using ::meshtrain::testing::TempDir;
 
 struct Job {
-  Dataset data = MakeSyntheticClassification({.num_examples = 1024, .num_features = 16, .num_classes = 4});
+  Dataset data =
+      MakeSyntheticClassification({.num_examples = 1024, .num_features = 16, .num_classes = 4});
   ModelConfig model_config{.type = "mlp", .hidden_units = {12}};
   std::unique_ptr<Optimizer> optimizer =
       *Optimizer::Create({.type = "adam", .learning_rate = 0.01f});
@@ -69,7 +70,8 @@ void Train(Job& job, Trainer& t, int64_t from, int64_t to) {
   };
   for (int64_t s = from; s < to; ++s) {
     const int64_t begin = (s * kBatch) % job.data.size();
-    Batch batch{job.data.inputs.Slice(begin, begin + kBatch), job.data.labels.Slice(begin, begin + kBatch)};
+    Batch batch{job.data.inputs.Slice(begin, begin + kBatch),
+                job.data.labels.Slice(begin, begin + kBatch)};
     ASSERT_TRUE(t.strategy->Run(step, batch, kBatch).ok());
   }
 }

@@ -47,7 +47,8 @@ struct Fixture {
   }
 
   // Builds the model on `strategy` and runs kSteps; returns the model.
-  std::unique_ptr<Model> Train(Strategy& strategy, const std::function<void()>& after_step = {}) const {
+  std::unique_ptr<Model> Train(Strategy& strategy,
+                               const std::function<void()>& after_step = {}) const {
     auto model = CreateModel(model_config, ModelShape{12, 3}, strategy);
     EXPECT_TRUE(model.ok()) << model.status();
     EXPECT_TRUE(strategy.Build().ok());
@@ -66,12 +67,15 @@ struct Fixture {
 
 std::vector<float> Values(Strategy& strategy, const Model& model) {
   std::vector<float> out;
-  EXPECT_TRUE(strategy.Read([&](ReplicaContext& ctx) {
-    for (VariableId id = 0; id < static_cast<VariableId>(model.variables().size()); ++id) {
-      for (float v : ctx.Value(id).flat<float>()) out.push_back(v);
-    }
-    return absl::OkStatus();
-  }).ok());
+  EXPECT_TRUE(strategy
+                  .Read([&](ReplicaContext& ctx) {
+                    for (VariableId id = 0; id < static_cast<VariableId>(model.variables().size());
+                         ++id) {
+                      for (float v : ctx.Value(id).flat<float>()) out.push_back(v);
+                    }
+                    return absl::OkStatus();
+                  })
+                  .ok());
   return out;
 }
 
@@ -111,18 +115,20 @@ TEST_P(MirroredTest, ReplicasStayBitwiseIdenticalAndMatchOneDevice) {
   auto model = f.Train(m, [&] {
     // After every step every replica holds the same bytes.
     const std::string reference = m.store(0).Checksum();
-    for (int r = 1; r < replicas; ++r) EXPECT_EQ(m.store(r).Checksum(), reference) << "replica " << r;
+    for (int r = 1; r < replicas; ++r)
+      EXPECT_EQ(m.store(r).Checksum(), reference) << "replica " << r;
   });
   ExpectClose(Values(m, *model), OneDeviceValues(f), 2e-5f);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllOps, MirroredTest,
-    ::testing::Combine(::testing::Values(1, 2, 3, 8),
-                       ::testing::Values("reduce_to_one_device", "hierarchical_copy", "ring")),
-    [](const auto& info) {
-      return std::get<1>(info.param) + "_" + std::to_string(std::get<0>(info.param)) + "_replicas";
-    });
+INSTANTIATE_TEST_SUITE_P(AllOps, MirroredTest,
+                         ::testing::Combine(::testing::Values(1, 2, 3, 8),
+                                            ::testing::Values("reduce_to_one_device",
+                                                              "hierarchical_copy", "ring")),
+                         [](const auto& info) {
+                           return std::get<1>(info.param) + "_" +
+                                  std::to_string(std::get<0>(info.param)) + "_replicas";
+                         });
 
 TEST(MirroredTest, EveryOverlapGivesTheSameResult) {
   Fixture f;
@@ -192,8 +198,8 @@ TEST(StrategyBuilderTest, OnlyParameterServerWorkersRecoverAlone) {
   const ClusterSpec cluster({{"chief", {"127.0.0.1:1"}},
                              {"worker", {"127.0.0.1:2", "127.0.0.1:3"}},
                              {"ps", {"127.0.0.1:4"}}});
-  for (const char* name : {"one_device", "mirrored", "multi_worker_mirrored", "central_storage",
-                           "parameter_server"}) {
+  for (const char* name :
+       {"one_device", "mirrored", "multi_worker_mirrored", "central_storage", "parameter_server"}) {
     StrategyConfig config;
     config.name = name;
     auto builder = StrategyBuilder::Create(config);

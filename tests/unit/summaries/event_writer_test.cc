@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/unit/test_files.h"
-#include "summaries/tfrecord.h"
 #include "proto/tensorboard_event.pb.h"
+#include "summaries/tfrecord.h"
+#include "tests/unit/test_files.h"
 
 namespace meshtrain {
 namespace {
@@ -36,7 +36,8 @@ TEST(TfRecordTest, FramesLengthDataAndMaskedCrcs) {
   EXPECT_EQ(out.substr(12, 9), "123456789");
   // CRC32C("123456789") is 0xe3069283 (RFC 3720); masked as TFRecord does.
   const uint32_t crc = 0xe3069283u;
-  EXPECT_EQ(LittleEndian(out, 21, 4), static_cast<uint32_t>(((crc >> 15) | (crc << 17)) + 0xa282ead8u));
+  EXPECT_EQ(LittleEndian(out, 21, 4),
+            static_cast<uint32_t>(((crc >> 15) | (crc << 17)) + 0xa282ead8u));
 }
 
 TEST(EventWriterTest, FileVersionThenOneEventPerScalar) {

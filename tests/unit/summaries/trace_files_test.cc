@@ -45,7 +45,9 @@ TEST(TraceFilesTest, MergesEveryTasksPartOnOneAxisAndRemovesThem) {
   for (const TaskId& task : {TaskId{"worker", 0}, TaskId{"worker", 1}}) {
     Tracer tracer;
     tracer.Record("allreduce", "collective", t0, t0 + absl::Milliseconds(task.index + 1));
-    ASSERT_TRUE(tracer.WriteChromeJson(TaskTracePath(file, task), TracePid(cluster, task), task.ToString()).ok());
+    ASSERT_TRUE(
+        tracer.WriteChromeJson(TaskTracePath(file, task), TracePid(cluster, task), task.ToString())
+            .ok());
   }
   ASSERT_TRUE(MergeTaskTraces(file, cluster).ok());
   const nlohmann::json merged = ReadJson(file);

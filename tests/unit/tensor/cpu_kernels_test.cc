@@ -38,7 +38,8 @@ TEST_F(CpuKernelsTest, MatMulAllTransposesMatchNaive) {
             const float bv = tb ? b.data<float>()[j * kk + p] : b.data<float>()[p * n + j];
             sum += static_cast<double>(av) * bv;
           }
-          EXPECT_NEAR(c.data<float>()[i * n + j], 0.5 * sum + 2.0 * c0.data<float>()[i * n + j], 1e-5)
+          EXPECT_NEAR(c.data<float>()[i * n + j], 0.5 * sum + 2.0 * c0.data<float>()[i * n + j],
+                      1e-5)
               << "ta=" << ta << " tb=" << tb;
         }
       }
@@ -107,9 +108,12 @@ TEST_F(CpuKernelsTest, SoftmaxCrossEntropyMatchesDefinition) {
 
 TEST_F(CpuKernelsTest, SigmoidCrossEntropyIsStableForLargeLogits) {
   Tensor logits(DType::kFloat32, Shape{3, 1}), labels(DType::kFloat32, Shape{3});
-  logits.data<float>()[0] = 100.0f;  labels.data<float>()[0] = 1.0f;
-  logits.data<float>()[1] = -100.0f; labels.data<float>()[1] = 1.0f;
-  logits.data<float>()[2] = 0.0f;    labels.data<float>()[2] = 0.0f;
+  logits.data<float>()[0] = 100.0f;
+  labels.data<float>()[0] = 1.0f;
+  logits.data<float>()[1] = -100.0f;
+  labels.data<float>()[1] = 1.0f;
+  logits.data<float>()[2] = 0.0f;
+  labels.data<float>()[2] = 0.0f;
   Tensor probs(DType::kFloat32, Shape{3});
   LossStats stats = k_->SigmoidCrossEntropy(logits, labels, 1.0f, nullptr, &probs);
   EXPECT_NEAR(stats.loss_sum, 0.0 + 100.0 + std::log(2.0), 1e-4);
@@ -120,7 +124,9 @@ TEST_F(CpuKernelsTest, SigmoidCrossEntropyIsStableForLargeLogits) {
 TEST_F(CpuKernelsTest, GatherScatterRows) {
   Tensor table = Random(Shape{6, 3}, 1);
   Tensor ids(DType::kInt64, Shape{3});
-  ids.data<int64_t>()[0] = 4; ids.data<int64_t>()[1] = 0; ids.data<int64_t>()[2] = 4;
+  ids.data<int64_t>()[0] = 4;
+  ids.data<int64_t>()[1] = 0;
+  ids.data<int64_t>()[2] = 4;
   Tensor out(DType::kFloat32, Shape{3, 3});
   k_->GatherRows(table, ids, out);
   for (int c = 0; c < 3; ++c) {
@@ -148,7 +154,8 @@ TEST_F(CpuKernelsTest, SgdMomentumMatchesPyTorchDefinition) {
 
 TEST_F(CpuKernelsTest, AdamMatchesPyTorchDefinition) {
   Tensor w = Random(Shape{33}, 1), g = Random(Shape{33}, 3);
-  Tensor m = Tensor::Zeros(DType::kFloat32, Shape{33}), v = Tensor::Zeros(DType::kFloat32, Shape{33});
+  Tensor m = Tensor::Zeros(DType::kFloat32, Shape{33}),
+         v = Tensor::Zeros(DType::kFloat32, Shape{33});
   Tensor w0 = w.Clone();
   AdamParams p{0.01f, 0.9f, 0.999f, 1e-8f};
   k_->AdamUpdate(g, p, 1, w, m, v);
@@ -156,7 +163,8 @@ TEST_F(CpuKernelsTest, AdamMatchesPyTorchDefinition) {
     const double gi = g.data<float>()[i];
     const double mi = 0.1 * gi, vi = 0.001 * gi * gi;
     const double mhat = mi / 0.1, vhat = vi / 0.001;
-    EXPECT_NEAR(w.data<float>()[i], w0.data<float>()[i] - 0.01 * mhat / (std::sqrt(vhat) + 1e-8), 1e-6);
+    EXPECT_NEAR(w.data<float>()[i], w0.data<float>()[i] - 0.01 * mhat / (std::sqrt(vhat) + 1e-8),
+                1e-6);
   }
 }
 

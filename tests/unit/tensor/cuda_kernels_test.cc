@@ -70,8 +70,11 @@ TEST_F(CudaKernelsTest, ReportsItsDevice) {
 }
 
 TEST_F(CudaKernelsTest, MatMulAllTransposesMatchCpu) {
-  struct Case { int64_t m, k, n; };
-  for (Case s : {Case{7, 5, 3}, Case{256, 784, 300}, Case{256, 300, 100}, Case{1, 1, 1}, Case{33, 17, 65}}) {
+  struct Case {
+    int64_t m, k, n;
+  };
+  for (Case s :
+       {Case{7, 5, 3}, Case{256, 784, 300}, Case{256, 300, 100}, Case{1, 1, 1}, Case{33, 17, 65}}) {
     for (bool ta : {false, true}) {
       for (bool tb : {false, true}) {
         for (float beta : {0.0f, 0.5f}) {
@@ -83,7 +86,8 @@ TEST_F(CudaKernelsTest, MatMulAllTransposesMatchCpu) {
           gpu_->MatMul(d[0], ta, d[1], tb, 1.5f, beta, d[2]);
           ASSERT_TRUE(gpu_->Synchronize().ok());
           EXPECT_LT(RelativeError(ToHost(*gpu_, d[2]), c), kTolerance)
-              << s.m << "x" << s.k << "x" << s.n << " ta=" << ta << " tb=" << tb << " beta=" << beta;
+              << s.m << "x" << s.k << "x" << s.n << " ta=" << ta << " tb=" << tb
+              << " beta=" << beta;
         }
       }
     }
@@ -235,7 +239,8 @@ TEST_F(CudaKernelsTest, SgdUpdatesMatchCpuOverSteps) {
   for (float momentum : {0.0f, 0.9f}) {
     for (bool nesterov : {false, true}) {
       if (nesterov && momentum == 0.0f) continue;
-      Tensor var = Random(Shape{300, 100}, 1), velocity = Tensor::Zeros(DType::kFloat32, Shape{300, 100});
+      Tensor var = Random(Shape{300, 100}, 1),
+             velocity = Tensor::Zeros(DType::kFloat32, Shape{300, 100});
       std::vector<Tensor> d = OnGpu({var, velocity});
       for (uint32_t step = 0; step < 5; ++step) {
         Tensor grad = Random(Shape{300, 100}, 10 + step);
@@ -308,7 +313,8 @@ TEST_F(CudaKernelsTest, CopiesBetweenTwoGpus) {
 
 TEST_F(CudaKernelsTest, UploadBatchStagesThroughTwoBuffers) {
   std::vector<Batch> host;
-  for (uint32_t i = 0; i < 3; ++i) host.push_back(Batch{Random(Shape{256, 784}, i), Labels(256, 10, i)});
+  for (uint32_t i = 0; i < 3; ++i)
+    host.push_back(Batch{Random(Shape{256, 784}, i), Labels(256, 10, i)});
   Batch previous;
   for (uint32_t i = 0; i < 3; ++i) {
     auto staged = gpu_->UploadBatch(host[i]);

@@ -17,7 +17,8 @@ TEST(CudaStatusTest, SuccessIsOk) {
 TEST(CudaStatusTest, CodesSayWhatToDo) {
   absl::Status oom = CudaStatus(cudaErrorMemoryAllocation, "cudaMalloc of 4096 bytes on gpu:1");
   EXPECT_EQ(oom.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(oom.message(), HasSubstr("cudaMalloc of 4096 bytes on gpu:1: cudaErrorMemoryAllocation"));
+  EXPECT_THAT(oom.message(),
+              HasSubstr("cudaMalloc of 4096 bytes on gpu:1: cudaErrorMemoryAllocation"));
   EXPECT_THAT(oom.message(), HasSubstr("--gpu-memory-limit"));
   absl::Status none = CudaStatus(cudaErrorNoDevice, "cudaGetDeviceCount");
   EXPECT_EQ(none.code(), absl::StatusCode::kFailedPrecondition);

@@ -11,16 +11,16 @@
 #include "runtime/tensor/kernels.h"
 
 // Skips the current test (from the test body or SetUp) where no GPU is visible.
-#define MESHTRAIN_SKIP_WITHOUT_GPU(min_devices)                                            \
-  do {                                                                                     \
-    const absl::StatusOr<int> meshtrain_gpus_ = ::meshtrain::VisibleCudaDevices();         \
-    if (!meshtrain_gpus_.ok()) {                                                           \
+#define MESHTRAIN_SKIP_WITHOUT_GPU(min_devices)                                                \
+  do {                                                                                         \
+    const absl::StatusOr<int> meshtrain_gpus_ = ::meshtrain::VisibleCudaDevices();             \
+    if (!meshtrain_gpus_.ok()) {                                                               \
       GTEST_SKIP() << "no CUDA device visible (" << meshtrain_gpus_.status().message() << ")"; \
-    }                                                                                      \
-    if (*meshtrain_gpus_ < (min_devices)) {                                                \
-      GTEST_SKIP() << "needs " << (min_devices) << " GPUs, " << *meshtrain_gpus_           \
-                   << " visible (NCCL refuses two ranks on one GPU)";                      \
-    }                                                                                      \
+    }                                                                                          \
+    if (*meshtrain_gpus_ < (min_devices)) {                                                    \
+      GTEST_SKIP() << "needs " << (min_devices) << " GPUs, " << *meshtrain_gpus_               \
+                   << " visible (NCCL refuses two ranks on one GPU)";                          \
+    }                                                                                          \
   } while (0)
 
 namespace meshtrain {

@@ -9,11 +9,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/checkpoint/temp_dir.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/model/model.h"
 #include "strategies/one_device.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 
 namespace meshtrain {
 namespace {
@@ -72,7 +72,9 @@ class NoCheckpoints final : public Strategy {
   int num_replicas_in_sync() const override { return 1; }
   InputShard input_shard() const override { return {}; }
   absl::Status Build() override { return absl::OkStatus(); }
-  absl::StatusOr<StepResult> Run(const StepFn&, const Batch&, int64_t) override { return StepResult(); }
+  absl::StatusOr<StepResult> Run(const StepFn&, const Batch&, int64_t) override {
+    return StepResult();
+  }
   absl::Status Read(const std::function<absl::Status(ReplicaContext&)>&) override {
     return absl::OkStatus();
   }

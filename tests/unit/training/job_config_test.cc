@@ -18,7 +18,8 @@ TEST(JobConfigTest, ReadsEverySection) {
     "optimizer": {"type": "adam", "learning_rate": 0.001},
     "training": {"global_batch_size": 32, "epochs": 2, "seed": 9},
     "strategy": {"name": "mirrored", "devices": 2, "cross_device_ops": "ring"}
-  })", "x.json");
+  })",
+                            "x.json");
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->data.train_examples, 100);
   EXPECT_THAT(job->model.hidden_units, ::testing::ElementsAre(16, 8));
@@ -37,7 +38,8 @@ TEST(JobConfigTest, UnknownKeyNamesItsPathAndTheChoices) {
 
 TEST(JobConfigTest, WrongTypeAndMalformedJson) {
   auto wrong = ParseJobConfig(R"({"training": {"epochs": "ten"}})", "j.json");
-  EXPECT_THAT(std::string(wrong.status().message()), HasSubstr("training.epochs must be an integer"));
+  EXPECT_THAT(std::string(wrong.status().message()),
+              HasSubstr("training.epochs must be an integer"));
   auto malformed = ParseJobConfig("{\"training\": ", "j.json");
   EXPECT_EQ(malformed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(malformed.status().message()), HasSubstr("j.json"));
@@ -69,7 +71,8 @@ TEST(JobConfigTest, SparseCtrConfigIsTheSparseJob) {
   EXPECT_GE(job->model.embedding_dim, 16);
   EXPECT_EQ(job->strategy.name, "parameter_server");
   EXPECT_GT(job->strategy.max_shard_bytes, 0);
-  EXPECT_LT(job->strategy.max_shard_bytes, job->model.embedding_rows * job->model.embedding_dim * 4);
+  EXPECT_LT(job->strategy.max_shard_bytes,
+            job->model.embedding_rows * job->model.embedding_dim * 4);
 }
 
 TEST(JobConfigTest, MissingFileSaysWhatToPass) {

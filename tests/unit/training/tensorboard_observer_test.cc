@@ -7,10 +7,10 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "tests/unit/test_files.h"
 #include "proto/tensorboard_event.pb.h"
 #include "summaries/event_writer.h"
 #include "summaries/tfrecord.h"
+#include "tests/unit/test_files.h"
 
 namespace meshtrain {
 namespace {

@@ -13,7 +13,6 @@ namespace {
 using ::meshtrain::testing::AsBytes;
 using ::meshtrain::testing::RunOnRanks;
 
-
 TEST(InProcessTransportTest, SizeMismatchFailsBothSides) {
   auto mesh = CreateInProcessMesh(2);
   auto statuses = RunOnRanks(2, [&](int r) -> absl::Status {
@@ -61,9 +60,12 @@ TEST(InProcessTransportTest, RejectsBadOps) {
   EXPECT_EQ(mesh[0]->Send(2, AsBytes(buf), absl::InfiniteFuture()).code(),
             absl::StatusCode::kInvalidArgument);
   std::vector<std::byte> odd(7);
-  EXPECT_EQ(mesh[0]->SendRecv({.recv_from = 1, .recv = absl::MakeSpan(odd),
-                               .action = RecvAction::kAddFloat32}).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      mesh[0]
+          ->SendRecv(
+              {.recv_from = 1, .recv = absl::MakeSpan(odd), .action = RecvAction::kAddFloat32})
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

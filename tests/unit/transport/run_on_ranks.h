@@ -56,9 +56,7 @@ inline std::vector<double> ReferenceSum(int world_size, size_t length) {
 }
 
 // Float summation of n terms bounded by |x| <= 10.1: error <= n * eps * n * 10.1.
-inline double SumTolerance(int world_size) {
-  return 1e-6 * world_size * world_size * 10.1 + 1e-6;
-}
+inline double SumTolerance(int world_size) { return 1e-6 * world_size * world_size * 10.1 + 1e-6; }
 
 }  // namespace meshtrain::testing
 

@@ -65,14 +65,17 @@ TEST(ShmTransportTest, MessagesLargerThanTheRingStreamThroughAndNothingLeaks) {
       std::vector<float> expect = got;
       std::vector<float> theirs = testing::RankData(1 - r, n);
       for (size_t i = 0; i < n; ++i) expect[i] += theirs[i];
-      if (auto s = t[r]->SendRecv({.send_to = 1 - r, .send = AsBytes(mine), .recv_from = 1 - r,
-                                   .recv = AsBytes(got), .action = RecvAction::kAddFloat32});
+      if (auto s = t[r]->SendRecv({.send_to = 1 - r,
+                                   .send = AsBytes(mine),
+                                   .recv_from = 1 - r,
+                                   .recv = AsBytes(got),
+                                   .action = RecvAction::kAddFloat32});
           !s.ok()) {
         return s;
       }
       if (got != expect) return absl::InternalError(absl::StrCat("bad sum for n=", n));
-      if (auto s = t[r]->SendRecv({.send_to = 1 - r, .send = AsBytes(mine), .recv_from = 1 - r,
-                                   .recv = AsBytes(got)});
+      if (auto s = t[r]->SendRecv(
+              {.send_to = 1 - r, .send = AsBytes(mine), .recv_from = 1 - r, .recv = AsBytes(got)});
           !s.ok()) {
         return s;
       }
@@ -94,7 +97,8 @@ TEST(ShmTransportTest, EitherSideMayCreateTheSegment) {
     });
     // The early side has created the segment once its name shows up.
     absl::Time give_up = absl::Now() + absl::Seconds(10);
-    while (SegmentsLeft(prefix).empty() && absl::Now() < give_up) absl::SleepFor(absl::Microseconds(200));
+    while (SegmentsLeft(prefix).empty() && absl::Now() < give_up)
+      absl::SleepFor(absl::Microseconds(200));
     auto r = ShmTransport::Create(testing::ShmTestOptions(prefix, 1 - first, 2));
     status[1 - first] = r.status();
     early.join();

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/transport/pacer.h"
 #include "runtime/transport/reduce_kernel.h"
 #include "runtime/transport/tcp_socket.h"
 
@@ -235,47 +236,6 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
   if (got > 0) AcceptPayload(p, got, add);
   return absl::OkStatus();
 }
-
-// Pacing of one SendRecv: after a pass that moved nothing, spin for `spin`
-// before sleeping. Blocked time runs from the first pass that moved nothing to
-// the next that moved something (spinning and ppoll included).
-class Pacer {
- public:
-  explicit Pacer(absl::Duration spin) : spin_(absl::ToChronoNanoseconds(spin)) {}
-
-  void EndStall(TransportCounters& counters) {
-    if (!stalled_) return;
-    stalled_ = false;
-    counters.AddBlocked(absl::FromChrono(Clock::now() - stalled_since_));
-  }
-  void Progressed(TransportCounters& counters) {
-    EndStall(counters);
-    idle_ = false;
-  }
-  // A pass moved nothing: true once spinning has lasted `spin`.
-  bool SpunOut() {
-    auto now = Clock::now();
-    if (!stalled_) {
-      stalled_ = true;
-      stalled_since_ = now;
-    }
-    if (!idle_) {
-      idle_ = true;
-      idle_since_ = now;
-    }
-    return now - idle_since_ >= spin_;
-  }
-  // Back from ppoll(): spin again before the next sleep.
-  void Slept() { idle_ = false; }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  const std::chrono::nanoseconds spin_;
-  Clock::time_point idle_since_{};
-  bool idle_ = false;
-  Clock::time_point stalled_since_{};
-  bool stalled_ = false;
-};
 
 }  // namespace
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -10,6 +13,7 @@
 #include "launcher/process_group.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/logging.h"
+#include "strategies/strategy_builder.h"
 #include "summaries/trace_files.h"
 #include "training/preemption.h"
 
@@ -28,96 +32,114 @@ constexpr char kDescription[] =
     "with ps tasks runs parameter_server and one with several workers\n"
     "multi_worker_mirrored.";
 
-}  // namespace
-
-int RunLaunchCommand(const std::vector<std::string>& args) {
-  FlagSet flag_set("launch", kUsage, kDescription);
-  int64_t workers = 2, ps = 0, max_restarts = 0;
-  bool chief = false, evaluator = false;
+struct LaunchFlags {
+  int64_t workers = 2;
+  int64_t ps = 0;
+  int64_t max_restarts = 0;
+  bool chief = false;
+  bool evaluator = false;
   absl::Duration grace = absl::Seconds(10);
+  TrainFlags train;
+};
+
+void RegisterLaunchFlags(FlagSet& flag_set, LaunchFlags& v) {
   const std::string group = "cluster shape";
-  flag_set.AddInt("workers", &workers, "worker tasks", group);
-  flag_set.AddInt("ps", &ps, "parameter-server tasks", group);
-  flag_set.AddBool("chief", &chief, "add a chief task (else worker 0 is the chief)", group);
-  flag_set.AddBool("evaluator", &evaluator, "add an evaluator task", group);
-  flag_set.AddInt("max-restarts", &max_restarts,
+  flag_set.AddInt("workers", &v.workers, "worker tasks", group);
+  flag_set.AddInt("ps", &v.ps, "parameter-server tasks", group);
+  flag_set.AddBool("chief", &v.chief, "add a chief task (else worker 0 is the chief)", group);
+  flag_set.AddBool("evaluator", &v.evaluator, "add an evaluator task", group);
+  flag_set.AddInt("max-restarts", &v.max_restarts,
                   "restart a failed task up to K times (same TF_CONFIG, new incarnation; not after "
                   "exit 2, a usage error)",
                   group);
-  flag_set.AddDuration("grace-period", &grace, "SIGTERM to SIGKILL when stopping tasks", group);
-  TrainFlags train;
-  RegisterTrainFlags(flag_set, train);
-  if (std::optional<int> exit = ParseCommandFlags(flag_set, args)) return *exit;
-  if (train.config.empty()) {
-    std::fprintf(stderr,
-                 "meshtrain launch: --config is required (e.g. configs/fashion_mnist_mlp.json)\n");
-    return 2;
+  flag_set.AddDuration("grace-period", &v.grace, "SIGTERM to SIGKILL when stopping tasks", group);
+  RegisterTrainFlags(flag_set, v.train);
+}
+
+// The usage error in the flags, if any.
+std::optional<std::string> CheckLaunchFlags(const LaunchFlags& v) {
+  if (v.train.config.empty()) return "--config is required (e.g. configs/fashion_mnist_mlp.json)";
+  if (v.workers < 0 || v.ps < 0 || v.max_restarts < 0 || (v.workers == 0 && !v.chief)) {
+    return "need --workers >= 1 (or --chief), --ps >= 0, --max-restarts >= 0";
   }
-  if (workers < 0 || ps < 0 || max_restarts < 0 || (workers == 0 && !chief)) {
-    std::fprintf(
-        stderr,
-        "meshtrain launch: need --workers >= 1 (or --chief), --ps >= 0, --max-restarts >= 0\n");
-    return 2;
-  }
-  absl::StatusOr<ClusterSpec> cluster =
-      MakeLocalCluster({static_cast<int>(workers), static_cast<int>(ps), chief, evaluator});
-  absl::StatusOr<std::string> exe = SelfExecutable();
-  if (!cluster.ok() || !exe.ok()) {
-    std::fprintf(stderr, "meshtrain launch: %s\n",
-                 std::string((cluster.ok() ? exe.status() : cluster.status()).message()).c_str());
-    return 1;
-  }
-  std::vector<std::string> task_args = {"train"};
+  return std::nullopt;
+}
+
+// `meshtrain train` and the train flags set on the launcher's command line,
+// with the cluster's default strategy unless one was named.
+std::vector<std::string> TaskArgs(const FlagSet& flag_set, const LaunchFlags& v) {
+  std::vector<std::string> args = {"train"};
   const std::vector<std::string> forwarded = flag_set.SetFlagsAsArgs(TrainFlagNames());
-  task_args.insert(task_args.end(), forwarded.begin(), forwarded.end());
-  if (!flag_set.IsSet("strategy")) {
-    const int training = static_cast<int>(workers) + (chief ? 1 : 0);
-    if (ps > 0) {
-      task_args.push_back("--strategy=parameter_server");
-    } else if (training > 1) {
-      task_args.push_back("--strategy=multi_worker_mirrored");
-    }
-  }
-  MESHTRAIN_LOG(INFO) << "launching " << cluster->AllTasks().size() << " tasks: "
-                      << absl::StrJoin(cluster->AllTasks(), ", ",
-                                       [](std::string* out, const TaskId& t) {
-                                         absl::StrAppend(out, t.ToString());
-                                       });
-  ProcessGroup processes({.grace_period = grace});
-  std::vector<ProcessSpec> specs =
-      MakeTaskProcesses(*cluster, *exe, task_args, static_cast<int>(max_restarts));
-  absl::StatusOr<GroupResult> result = processes.Run(specs);
-  if (!result.ok()) {
-    std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
-    return 1;
-  }
-  if (!train.task.trace.empty()) {
-    absl::Status merged = MergeTaskTraces(train.task.trace, *cluster);
-    if (merged.ok()) {
-      MESHTRAIN_LOG(INFO) << "trace of every task written to " << train.task.trace;
-    } else {
-      MESHTRAIN_LOG(WARNING) << merged;
-    }
-  }
+  args.insert(args.end(), forwarded.begin(), forwarded.end());
+  const std::string strategy = DefaultStrategyForCluster(
+      static_cast<int>(v.workers) + (v.chief ? 1 : 0), static_cast<int>(v.ps));
+  if (!flag_set.IsSet("strategy") && !strategy.empty()) args.push_back("--strategy=" + strategy);
+  return args;
+}
+
+// The launcher's exit status for how the group ended.
+int ExitStatus(const GroupResult& result) {
   // Stopped by a signal and every task checkpointed and asked to be restarted
   // (or had finished): the launcher asks the same of whatever started it.
   const bool all_preempted =
-      std::all_of(result->processes.begin(), result->processes.end(), [](const ProcessOutcome& p) {
+      std::all_of(result.processes.begin(), result.processes.end(), [](const ProcessOutcome& p) {
         return p.exit_code == 0 || p.exit_code == kPreemptedExitCode;
       });
-  if (result->first_failure.empty() && result->exit_code > 128 && all_preempted) {
+  if (result.first_failure.empty() && result.exit_code > 128 && all_preempted) {
     std::fprintf(stderr,
                  "meshtrain launch: stopped by a signal; every task checkpointed: exiting with "
                  "status %d (restart me)\n",
                  kPreemptedExitCode);
     return kPreemptedExitCode;
   }
-  if (result->exit_code != 0) {
+  if (result.exit_code != 0) {
     std::fprintf(stderr, "meshtrain launch: %s exited with status %d\n",
-                 result->first_failure.empty() ? "the cluster" : result->first_failure.c_str(),
-                 result->exit_code);
+                 result.first_failure.empty() ? "the cluster" : result.first_failure.c_str(),
+                 result.exit_code);
   }
-  return result->exit_code;
+  return result.exit_code;
+}
+
+}  // namespace
+
+int RunLaunchCommand(const std::vector<std::string>& args) {
+  FlagSet flag_set("launch", kUsage, kDescription);
+  LaunchFlags flags;
+  RegisterLaunchFlags(flag_set, flags);
+  if (std::optional<int> exit = ParseCommandFlags(flag_set, args)) return *exit;
+  if (std::optional<std::string> usage = CheckLaunchFlags(flags)) {
+    std::fprintf(stderr, "meshtrain launch: %s\n", usage->c_str());
+    return kUsageExitCode;
+  }
+  absl::StatusOr<ClusterSpec> cluster = MakeLocalCluster(
+      {static_cast<int>(flags.workers), static_cast<int>(flags.ps), flags.chief, flags.evaluator});
+  absl::StatusOr<std::string> exe = SelfExecutable();
+  if (!cluster.ok() || !exe.ok()) {
+    std::fprintf(stderr, "meshtrain launch: %s\n",
+                 std::string((cluster.ok() ? exe.status() : cluster.status()).message()).c_str());
+    return 1;
+  }
+  MESHTRAIN_LOG(INFO) << "launching " << cluster->AllTasks().size() << " tasks: "
+                      << absl::StrJoin(cluster->AllTasks(), ", ",
+                                       [](std::string* out, const TaskId& t) {
+                                         absl::StrAppend(out, t.ToString());
+                                       });
+  ProcessGroup processes({.grace_period = flags.grace});
+  absl::StatusOr<GroupResult> result = processes.Run(MakeTaskProcesses(
+      *cluster, *exe, TaskArgs(flag_set, flags), static_cast<int>(flags.max_restarts)));
+  if (!result.ok()) {
+    std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
+    return 1;
+  }
+  if (!flags.train.task.trace.empty()) {
+    absl::Status merged = MergeTaskTraces(flags.train.task.trace, *cluster);
+    if (merged.ok()) {
+      MESHTRAIN_LOG(INFO) << "trace of every task written to " << flags.train.task.trace;
+    } else {
+      MESHTRAIN_LOG(WARNING) << merged;
+    }
+  }
+  return ExitStatus(*result);
 }
 
 }  // namespace meshtrain

@@ -200,6 +200,12 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildParameterServer(const StrategyCon
 StrategyBuilder::StrategyBuilder(StrategyConfig config) : config_(std::move(config)) {}
 StrategyBuilder::~StrategyBuilder() = default;
 
+std::string DefaultStrategyForCluster(int training_workers, int ps_tasks) {
+  if (ps_tasks > 0) return kParameterServer;
+  if (training_workers > 1) return kMultiWorkerMirrored;
+  return "";
+}
+
 absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
     const StrategyConfig& config) {
   const std::string& n = config.name;

@@ -50,6 +50,11 @@ struct StrategyContext {
   absl::Duration startup_timeout = absl::Minutes(5);  // waits for the other tasks
 };
 
+// The strategy a cluster of this shape runs when the command line names none:
+// parameter_server when it has ps tasks, multi_worker_mirrored when it has
+// several training workers; "" otherwise (the job config's stands).
+std::string DefaultStrategyForCluster(int training_workers, int ps_tasks);
+
 class StrategyBuilder {
  public:
   // Checks the names and the device list (InvalidArgument names the field).

@@ -167,6 +167,13 @@ TEST_P(CentralStorageTest, MatchesOneDeviceWithTheSameGlobalBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Replicas, CentralStorageTest, ::testing::Values(1, 2, 3, 4));
 
+TEST(StrategyBuilderTest, TheDefaultStrategyFollowsTheClustersShape) {
+  EXPECT_EQ(DefaultStrategyForCluster(2, 1), "parameter_server");
+  EXPECT_EQ(DefaultStrategyForCluster(1, 2), "parameter_server");
+  EXPECT_EQ(DefaultStrategyForCluster(3, 0), "multi_worker_mirrored");
+  EXPECT_EQ(DefaultStrategyForCluster(1, 0), "");  // the job config's
+}
+
 TEST(StrategyBuilderTest, NamesTheStrategiesAndRejectsMismatches) {
   Fixture f;
   StrategyContext context;

@@ -86,6 +86,41 @@ int ExitCodeOf(int wait_status) {
   return 1;
 }
 
+// The launcher's environment with the spec's variables added, as KEY=VALUE.
+std::vector<std::string> ChildEnvironment(const ProcessSpec& spec) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq != absl::string_view::npos) {
+      env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    }
+  }
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  std::vector<std::string> strings;
+  for (const auto& [k, v] : env) strings.push_back(absl::StrCat(k, "=", v));
+  return strings;
+}
+
+// The child starts with default signal handling and an empty mask (the
+// launcher handles SIGINT/SIGTERM itself), in its own process group so that
+// the launcher alone decides what it receives.
+void InitSpawnAttributes(posix_spawnattr_t& attr) {
+  posix_spawnattr_init(&attr);
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGCHLD);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+}
+
 absl::Status Spawn(Child& child) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0)
@@ -100,37 +135,13 @@ absl::Status Spawn(Child& child) {
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // The child starts with default signal handling and an empty mask (the
-  // launcher handles SIGINT/SIGTERM itself), in its own process group so that
-  // the launcher alone decides what it receives.
-  sigset_t empty, defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGCHLD);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  InitSpawnAttributes(attr);
 
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    absl::string_view kv(*e);
-    size_t eq = kv.find('=');
-    if (eq != absl::string_view::npos)
-      env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-  }
-  for (const auto& [k, v] : child.spec->env) env[k] = v;
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<std::string> env_strings = ChildEnvironment(*child.spec);
+  std::vector<std::string> args = child.spec->argv;
   std::vector<char*> envp, argv;
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> args = child.spec->argv;
   for (std::string& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
 

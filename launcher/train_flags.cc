@@ -4,8 +4,9 @@
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
+namespace {
 
-void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
+void RegisterJobFlags(FlagSet& f, TrainFlags& v) {
   const std::string job = "job";
   f.AddString("config", &v.config, "job config (JSON), e.g. configs/fashion_mnist_mlp.json", job);
   f.AddString("model-dir", &v.task.model_dir,
@@ -25,7 +26,9 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
               job);
   f.AddInt("prefetch", &v.task.prefetch,
            "batches prepared ahead by the input thread (0: on the training thread)", job);
+}
 
+void RegisterStrategyFlags(FlagSet& f, TrainFlags& v) {
   const std::string strategy = "strategy";
   f.AddString("strategy", &v.strategy,
               "one_device | mirrored | central_storage | multi_worker_mirrored | parameter_server "
@@ -52,7 +55,9 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
               "grpc (everything over gRPC) or auto: tensor bytes over shared memory/TCP (default: "
               "TF_CONFIG, then auto)",
               strategy);
+}
 
+void RegisterGpuFlags(FlagSet& f, TrainFlags& v) {
   const std::string gpu = "gpu";
   f.AddInt("logical-gpus", &v.task.logical_gpus,
            "split each GPU into N logical GPUs (own stream and memory share): --logical-gpus 2 "
@@ -60,7 +65,9 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
            gpu);
   f.AddString("gpu-memory-limit", &v.task.gpu_memory_limit,
               "GPU memory this process may use per GPU, e.g. 8GiB (default: what is free)", gpu);
+}
 
+void RegisterPsFlags(FlagSet& f, TrainFlags& v) {
   const std::string ps = "parameter servers";
   f.AddString("placement", &v.placement, "round_robin | greedy (default: config)", ps);
   f.AddInt("fixed-shards", &v.fixed_shards, "split large variables into N partitions (-1: config)",
@@ -76,7 +83,9 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
            "only the chief trains for the first N steps (-1: config)", ps);
   f.AddInt("sync-replicas", &v.sync_replicas,
            "synchronous mode: apply after the first N gradients of a step (-1: config)", ps);
+}
 
+void RegisterClusterFlags(FlagSet& f, TrainFlags& v) {
   const std::string cluster = "cluster";
   f.AddDuration("startup-timeout", &v.task.startup_timeout,
                 "how long the first tasks wait for the others", cluster);
@@ -85,7 +94,9 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   f.AddInt("mpi-ps", &v.task.mpi_ps, "under mpirun: the last N ranks are parameter servers",
            cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
+}
 
+void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
   const std::string ft = "checkpoints and recovery";
   f.AddInt("checkpoint-every-steps", &v.task.checkpoint_every_steps,
            "the chief checkpoints to --model-dir every N global steps (0: not by steps)", ft);
@@ -99,6 +110,17 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
                 "the evaluator gives up after this long without a new checkpoint", ft);
   f.AddDuration("test-checkpoint-sync-delay", &v.task.test_checkpoint_sync_delay,
                 "fault injection for tests: every checkpoint fsync sleeps this long", ft);
+}
+
+}  // namespace
+
+void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
+  RegisterJobFlags(f, v);
+  RegisterStrategyFlags(f, v);
+  RegisterGpuFlags(f, v);
+  RegisterPsFlags(f, v);
+  RegisterClusterFlags(f, v);
+  RegisterCheckpointFlags(f, v);
 }
 
 std::set<std::string> TrainFlagNames() {

@@ -224,6 +224,45 @@ std::string RenderLineChart(const LineChart& chart) {
   return svg;
 }
 
+namespace {
+
+// One row of a bar chart: its label, its segments from the axis (`sx`) and its
+// value text, or its note where it has no segments.
+void AppendBarRow(const BarChart& chart, const BarRow& row, const Scale& sx, double y,
+                  double bar_height, const ValueFormatter& fx, std::string& svg) {
+  const double left = sx(0);
+  const std::string label = XmlEscape(row.label);
+  absl::StrAppend(&svg, "<g class=\"row\" data-row=\"", label, "\">",
+                  Text(left - 10, y + bar_height / 2 + 4.5, row.label, "end"));
+  if (row.segments.empty()) {
+    absl::StrAppend(&svg,
+                    Text(left + 8, y + bar_height / 2 + 4.5, row.note, "start",
+                         "font-style=\"italic\" fill=\"#b91c1c\""),
+                    "</g>");
+    return;
+  }
+  double x = left;
+  for (const BarSegment& s : row.segments) {
+    const double w = std::max(0.0, sx(std::max(0.0, s.value)) - left);
+    absl::StrAppend(&svg, "<rect class=\"bar\" data-row=\"", label, "\" data-segment=\"",
+                    XmlEscape(s.name), "\" data-value=\"", s.value, "\" x=\"", Num(x), "\" y=\"",
+                    Num(y), "\" width=\"", Num(w), "\" height=\"", Num(bar_height), "\" fill=\"",
+                    s.color, "\"><title>", label, (s.name.empty() ? "" : " · "), XmlEscape(s.name),
+                    ": ", XmlEscape(fx(s.value)), "</title></rect>");
+    const std::string inside = chart.label_segments ? fx(s.value) : "";
+    if (!inside.empty() && w >= 9.0 * static_cast<double>(inside.size()) + 8) {
+      absl::StrAppend(&svg, Text(x + w / 2, y + bar_height / 2 + 4.5, inside, "middle",
+                                 "fill=\"#fff\" font-size=\"12\" font-weight=\"600\""));
+    }
+    x += w;
+  }
+  absl::StrAppend(
+      &svg, Text(x + 6, y + bar_height / 2 + 4.5, row.value_text, "start", "font-weight=\"600\""),
+      "</g>");
+}
+
+}  // namespace
+
 std::string RenderBarChart(const BarChart& chart) {
   const ValueFormatter fx = chart.format_x ? chart.format_x : DefaultFormat;
   const double label_width = 168, value_width = chart.value_width, row_height = 32, bar_height = 18;
@@ -275,36 +314,8 @@ std::string RenderBarChart(const BarChart& chart) {
       Text((left + right) / 2, height - 8.0, chart.x_label, "middle", "font-weight=\"600\""));
 
   for (size_t r = 0; r < chart.rows.size(); ++r) {
-    const BarRow& row = chart.rows[r];
-    const std::string label = XmlEscape(row.label);
     const double y = top + row_height * static_cast<double>(r) + (row_height - bar_height) / 2;
-    absl::StrAppend(&svg, "<g class=\"row\" data-row=\"", label, "\">",
-                    Text(left - 10, y + bar_height / 2 + 4.5, row.label, "end"));
-    if (row.segments.empty()) {
-      absl::StrAppend(&svg,
-                      Text(left + 8, y + bar_height / 2 + 4.5, row.note, "start",
-                           "font-style=\"italic\" fill=\"#b91c1c\""),
-                      "</g>");
-      continue;
-    }
-    double x = left;
-    for (const BarSegment& s : row.segments) {
-      const double w = std::max(0.0, sx(std::max(0.0, s.value)) - left);
-      absl::StrAppend(&svg, "<rect class=\"bar\" data-row=\"", label, "\" data-segment=\"",
-                      XmlEscape(s.name), "\" data-value=\"", s.value, "\" x=\"", Num(x), "\" y=\"",
-                      Num(y), "\" width=\"", Num(w), "\" height=\"", Num(bar_height), "\" fill=\"",
-                      s.color, "\"><title>", label, (s.name.empty() ? "" : " · "),
-                      XmlEscape(s.name), ": ", XmlEscape(fx(s.value)), "</title></rect>");
-      const std::string inside = chart.label_segments ? fx(s.value) : "";
-      if (!inside.empty() && w >= 9.0 * static_cast<double>(inside.size()) + 8) {
-        absl::StrAppend(&svg, Text(x + w / 2, y + bar_height / 2 + 4.5, inside, "middle",
-                                   "fill=\"#fff\" font-size=\"12\" font-weight=\"600\""));
-      }
-      x += w;
-    }
-    absl::StrAppend(
-        &svg, Text(x + 6, y + bar_height / 2 + 4.5, row.value_text, "start", "font-weight=\"600\""),
-        "</g>");
+    AppendBarRow(chart, chart.rows[r], sx, y, bar_height, fx, svg);
   }
   absl::StrAppend(&svg, "</svg>");
   return svg;

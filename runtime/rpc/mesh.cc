@@ -121,8 +121,9 @@ absl::Status Mesh::Serve() {
                        server_->port(), " but the ClusterSpec gives this task ", address));
     }
   }
-  server_->SetIdentity(task(), incarnation_, peers_);
-
+  // The chief serves the coordination service before it has an identity: until
+  // then a worker's call is answered "not up yet" (retried), never "this task
+  // does not serve it" (final), which it would get in between.
   std::shared_ptr<grpc::Channel> channel;
   if (is_chief()) {
     CoordinationServiceOptions service_options;
@@ -139,6 +140,7 @@ absl::Status Mesh::Serve() {
   } else {
     channel = channels_.Get(cluster().address(cluster().Chief()), ChannelPurpose::kControl);
   }
+  server_->SetIdentity(task(), incarnation_, peers_);
   MESHTRAIN_LOG(INFO) << "mesh: " << self << " (incarnation " << incarnation_ << ") serves on port "
                       << server_->port();
 

@@ -12,15 +12,6 @@
 #endif
 
 namespace meshtrain {
-namespace {
-
-bool AllGpus(const std::vector<Device>& devices) {
-  return !devices.empty() &&
-         std::all_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
-}
-
-}  // namespace
-
 bool UseNcclAcrossWorkers(const StrategyConfig& config, const std::vector<Device>& devices) {
   if (config.communication == "nccl") return true;
   return config.communication == "auto" && MESHTRAIN_HAVE_CUDA && AllGpus(devices);

@@ -23,10 +23,6 @@ constexpr char kMultiWorkerMirrored[] = "multi_worker_mirrored";
 constexpr char kCentralStorage[] = "central_storage";
 constexpr char kParameterServer[] = "parameter_server";
 
-bool AllGpus(const std::vector<Device>& devices) {
-  return std::all_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
-}
-
 // TensorFlow's default: NCCL when every device is a GPU, else reduce to one device.
 std::string ResolveCrossDeviceOps(const std::string& requested,
                                   const std::vector<Device>& devices) {
@@ -118,9 +114,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildMirrored(const StrategyConfig& co
 absl::StatusOr<std::unique_ptr<Strategy>> BuildCentralStorage(const StrategyConfig& config,
                                                               const std::vector<Device>& devices,
                                                               const StrategyContext& context) {
-  const bool any_gpu =
-      std::any_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
-  if (any_gpu || !ParseDevice(config.parameter_device).value_or(Device::Cpu()).is_cpu()) {
+  if (AnyGpu(devices) || !ParseDevice(config.parameter_device).value_or(Device::Cpu()).is_cpu()) {
     return absl::UnimplementedError(
         "central_storage sums gradients in host memory; on GPUs use mirrored (NCCL)");
   }

@@ -36,9 +36,7 @@ absl::StatusOr<GpuConfig> GpuConfigFor(const GpuFlags& flags, const std::vector<
 
 absl::Status ConfigureGpus(int64_t logical_gpus, absl::string_view memory_limit,
                            const std::vector<Device>& devices) {
-  const bool any_gpu =
-      std::any_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
-  if (!any_gpu) {
+  if (!AnyGpu(devices)) {
     if (logical_gpus > 1 || !memory_limit.empty()) {
       return absl::InvalidArgumentError(
           "--logical-gpus and --gpu-memory-limit apply to GPU devices; pass --devices gpu:0,...");

@@ -62,4 +62,13 @@ absl::StatusOr<std::vector<Device>> ParseDeviceList(absl::string_view text) {
   return devices;
 }
 
+bool AllGpus(const std::vector<Device>& devices) {
+  return !devices.empty() &&
+         std::all_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
+}
+
+bool AnyGpu(const std::vector<Device>& devices) {
+  return std::any_of(devices.begin(), devices.end(), [](const Device& d) { return !d.is_cpu(); });
+}
+
 }  // namespace meshtrain

@@ -32,6 +32,10 @@ absl::StatusOr<Device> ParseDevice(absl::string_view text);
 // Rejects duplicates and empty lists.
 absl::StatusOr<std::vector<Device>> ParseDeviceList(absl::string_view text);
 
+// Whether `devices` is a non-empty list of GPUs only; whether it holds any GPU.
+bool AllGpus(const std::vector<Device>& devices);
+bool AnyGpu(const std::vector<Device>& devices);
+
 }  // namespace meshtrain
 
 #endif  // MESHTRAIN_RUNTIME_TENSOR_DEVICE_H_

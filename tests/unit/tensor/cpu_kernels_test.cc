@@ -178,6 +178,18 @@ TEST(TensorTest, SliceSharesAndReinterpret) {
   EXPECT_EQ(t.DebugString(), "float32[4, 3] on cpu:0");
 }
 
+TEST(DeviceTest, AllAndAnyGpu) {
+  const std::vector<Device> gpus = {Device::Gpu(0), Device::Gpu(1)};
+  const std::vector<Device> mixed = {Device::Cpu(0), Device::Gpu(0)};
+  const std::vector<Device> cpus = {Device::Cpu(0)};
+  EXPECT_TRUE(AllGpus(gpus));
+  EXPECT_FALSE(AllGpus(mixed));
+  EXPECT_FALSE(AllGpus({}));
+  EXPECT_TRUE(AnyGpu(mixed));
+  EXPECT_FALSE(AnyGpu(cpus));
+  EXPECT_FALSE(AnyGpu({}));
+}
+
 TEST(DeviceTest, ParsesListsAndCounts) {
   auto list = ParseDeviceList("cpu:0,cpu:1");
   ASSERT_TRUE(list.ok());

@@ -390,17 +390,11 @@ bool Supervisor::MaybeRestart(Child& child, int code) {
   return true;
 }
 
-// Drains and closes the pipes of an exited child: a fresh child gets fresh ones.
+// Drains and closes the pipes of an exited child (to EOF, every line out):
+// a fresh child gets fresh ones.
 void Supervisor::FlushAndClose(Child& child) {
   for (Stream* s : {&child.out, &child.err}) {
-    if (s->fd < 0) continue;
-    char buf[65536];
-    ssize_t got;
-    while ((got = ::read(s->fd, buf, sizeof(buf))) > 0)
-      s->partial.append(buf, static_cast<size_t>(got));
-    EmitLines(*s, absl::StrCat("[", child.spec->name, "] "), true, options_, child.spec->name);
-    ::close(s->fd);
-    s->fd = -1;
+    while (s->fd >= 0) ReadStream(child, *s);
   }
 }
 

@@ -94,6 +94,8 @@ void RegisterClusterFlags(FlagSet& f, TrainFlags& v) {
   f.AddInt("mpi-ps", &v.task.mpi_ps, "under mpirun: the last N ranks are parameter servers",
            cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);
+  f.AddDuration("progress-every", &v.task.progress_interval,
+                "within an epoch, the chief prints its step and ms/step this often", cluster);
 }
 
 void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {

@@ -50,9 +50,12 @@ void PrintEpoch(const EpochRecord& e, int64_t total_epochs) {
   std::fflush(stdout);
 }
 
-void PrintProgress(int64_t epoch, int64_t step, int64_t steps, double loss) {
-  std::printf("  epoch %lld: step %lld/%lld  loss %.4f\n", static_cast<long long>(epoch),
-              static_cast<long long>(step), static_cast<long long>(steps), loss);
+void PrintProgress(const ProgressRecord& p) {
+  std::printf("  epoch %lld: step %lld/%lld  loss %.4f  %.1f ms/step (%.1f communicating)\n",
+              static_cast<long long>(p.epoch), static_cast<long long>(p.step),
+              static_cast<long long>(p.steps_per_epoch), p.loss,
+              absl::ToDoubleMilliseconds(p.step_time),
+              absl::ToDoubleMilliseconds(p.communicate_time));
   std::fflush(stdout);
 }
 
@@ -105,6 +108,7 @@ TrainingOptions MakeLoopOptions(const JobConfig& job, const TaskOptions& options
   loop.evaluate = chief;
   loop.target_accuracy = job.training.target_accuracy;
   loop.prefetch_depth = static_cast<int>(options.prefetch);
+  loop.progress_interval = options.progress_interval;
   loop.tracer = tracer;
   if (tensorboard != nullptr) loop.observers.push_back(tensorboard);
   if (chief) {

@@ -40,6 +40,7 @@ struct TaskOptions {
   absl::Duration startup_timeout = absl::Seconds(300);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
   int64_t mpi_ps = 0;  // under mpirun: the last N ranks are parameter servers
+  absl::Duration progress_interval = absl::Seconds(10);  // the chief's step-time lines
   // Checkpoints and recovery (docs/fault_tolerance.md).
   int64_t checkpoint_every_steps = 0;
   double checkpoint_every_secs = 60;

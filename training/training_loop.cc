@@ -54,9 +54,18 @@ class Loop {
     int64_t steps = 0;
     absl::Duration train;
   };
+  // Steps since the previous progress report.
+  struct ProgressWindow {
+    absl::Time next;
+    int64_t steps = 0;
+    absl::Duration train;
+    absl::Duration communicate;
+  };
 
   absl::Status RunEpoch(int64_t epoch, int64_t epoch_end);
-  absl::Status RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_progress);
+  absl::Status RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& progress);
+  void ReportProgress(int64_t epoch, int64_t step_in_epoch, const EpochTotals& totals,
+                      ProgressWindow& progress);
   // The epoch's record, evaluated on the chief.
   absl::StatusOr<EpochRecord> FinishEpoch(int64_t epoch, const EpochTotals& totals);
   absl::Status Finish();
@@ -112,9 +121,9 @@ absl::StatusOr<TrainingReport> Loop::Run() {
 
 absl::Status Loop::RunEpoch(int64_t epoch, int64_t epoch_end) {
   EpochTotals totals;
-  absl::Time next_progress = absl::Now() + options_.progress_interval;
+  ProgressWindow progress{absl::Now() + options_.progress_interval};
   while (global_step_ < epoch_end) {
-    MESHTRAIN_RETURN_IF_ERROR(RunStep(epoch, totals, next_progress));
+    MESHTRAIN_RETURN_IF_ERROR(RunStep(epoch, totals, progress));
   }
   train_time_ += totals.train;
   MESHTRAIN_ASSIGN_OR_RETURN(EpochRecord record, FinishEpoch(epoch, totals));
@@ -132,7 +141,7 @@ absl::Status Loop::RunEpoch(int64_t epoch, int64_t epoch_end) {
   return absl::OkStatus();
 }
 
-absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_progress) {
+absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& progress) {
   const absl::Time step_start = absl::Now();
   TraceSpan step_trace(options_.tracer, "step", "step");
   step_trace.SetArg(0, "step", global_step_);
@@ -147,7 +156,11 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_
   const int64_t global_batch = pipeline_->schedule().GlobalBatchSize(step_in_epoch);
   absl::StatusOr<StepResult> result = strategy_.Run(step_fn_, batch, global_batch);
   if (!result.ok()) return Annotate(result.status(), absl::StrCat("step ", global_step_));
-  totals.train += absl::Now() - step_start;
+  const absl::Duration step_time = absl::Now() - step_start;
+  totals.train += step_time;
+  progress.train += step_time;
+  progress.communicate += result->timing.communicate;
+  ++progress.steps;
   totals.loss.loss_sum += result->loss.loss_sum;
   totals.loss.correct += result->loss.correct;
   totals.examples += result->examples;
@@ -168,12 +181,24 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, absl::Time& next_
       MESHTRAIN_RETURN_IF_ERROR(observer->OnStepEnd(record));
     }
   }
-  if (options_.on_progress && absl::Now() >= next_progress) {
-    options_.on_progress(epoch + 1, step_in_epoch + 1, steps_per_epoch_,
-                         totals.loss.loss_sum / std::max<int64_t>(1, totals.examples));
-    next_progress = absl::Now() + options_.progress_interval;
+  if (options_.on_progress && absl::Now() >= progress.next) {
+    ReportProgress(epoch, step_in_epoch, totals, progress);
   }
   return absl::OkStatus();
+}
+
+void Loop::ReportProgress(int64_t epoch, int64_t step_in_epoch, const EpochTotals& totals,
+                          ProgressWindow& progress) {
+  ProgressRecord record;
+  record.epoch = epoch + 1;
+  record.step = step_in_epoch + 1;
+  record.steps_per_epoch = steps_per_epoch_;
+  record.loss = totals.loss.loss_sum / std::max<int64_t>(1, totals.examples);
+  record.window_steps = progress.steps;
+  record.step_time = progress.train / std::max<int64_t>(1, progress.steps);
+  record.communicate_time = progress.communicate / std::max<int64_t>(1, progress.steps);
+  options_.on_progress(record);
+  progress = ProgressWindow{absl::Now() + options_.progress_interval};
 }
 
 absl::StatusOr<EpochRecord> Loop::FinishEpoch(int64_t epoch, const EpochTotals& totals) {

@@ -42,6 +42,18 @@ struct StepRecord {
   absl::Time end;
 };
 
+// A progress report within an epoch: where the loop is, and how its steps went
+// since the previous report (so a step slowed by the network shows at once).
+struct ProgressRecord {
+  int64_t epoch = 0;  // 1-based
+  int64_t step = 0;   // 1-based, within the epoch
+  int64_t steps_per_epoch = 0;
+  double loss = 0;                  // mean over the epoch so far
+  int64_t window_steps = 0;         // steps since the previous report
+  absl::Duration step_time;         // their mean wall time
+  absl::Duration communicate_time;  // of which moving and reducing (mean per step)
+};
+
 // Hooks into the loop: checkpoint savers, summary writers, tracers. A hook's
 // error stops training with that error. Called on the training thread.
 class TrainingObserver {
@@ -68,8 +80,7 @@ struct TrainingOptions {
   Tracer* tracer = nullptr;  // null: no spans (step, input, evaluate); outlives the call
   // Called after each epoch, and every progress_interval within a long epoch.
   std::function<void(const EpochRecord&)> on_epoch;
-  std::function<void(int64_t epoch, int64_t step, int64_t steps_per_epoch, double loss)>
-      on_progress;
+  std::function<void(const ProgressRecord&)> on_progress;
 };
 
 struct TrainingReport {

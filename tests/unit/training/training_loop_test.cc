@@ -135,6 +135,27 @@ TEST(TrainingLoopTest, ResumesAtItsPositionAndStopsAtMaxSteps) {
   EXPECT_EQ(report->epochs[1].steps, 5);
 }
 
+TEST(TrainingLoopTest, ProgressReportsSayWhereTheLoopIsAndHowLongItsStepsTook) {
+  Job job;
+  TrainingOptions options;
+  options.epochs = 2;
+  options.progress_interval = absl::ZeroDuration();  // after every step
+  std::vector<ProgressRecord> reports;
+  options.on_progress = [&](const ProgressRecord& p) { reports.push_back(p); };
+  auto report = job.Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(reports.size(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(reports[i].epoch, 1 + i / 10);
+    EXPECT_EQ(reports[i].step, 1 + i % 10);
+    EXPECT_EQ(reports[i].steps_per_epoch, 10);
+    EXPECT_EQ(reports[i].window_steps, 1);  // each report covers the steps since the last
+    EXPECT_GT(reports[i].step_time, absl::ZeroDuration());
+    EXPECT_LE(reports[i].communicate_time, reports[i].step_time);
+    EXPECT_GT(reports[i].loss, 0);
+  }
+}
+
 TEST(TrainingLoopTest, AnObserversErrorStopsTrainingWithIt) {
   Job job;
   Recorder recorder;

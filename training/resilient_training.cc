@@ -468,15 +468,21 @@ absl::StatusOr<ResilientRun> Session::Run() {
     }
     RecoveryRecord r;
     r.detected = absl::Now();
-    r.cause = std::string(status.message());
     r.failed_at_step = last_step_;
     r.last_step_end = last_step_end_;
-    recovering_ = r;
     MESHTRAIN_LOG(ERROR) << "training failed after " << last_step_ << " steps: " << status
                          << "; recovering: waiting up to "
                          << absl::FormatDuration(options_.recovery_timeout)
                          << " for the cluster to come back, then restoring the latest checkpoint";
     if (!task_.abort->aborted()) (void)mesh->coordination().ReportError(status);
+    // The cluster's first error is the cause. This task's own may only be a
+    // consequence of it: a peer that aborted first and closed its connections.
+    const absl::Status cause = task_.abort->aborted() ? task_.abort->status() : status;
+    if (cause.message() != status.message()) {
+      MESHTRAIN_LOG(ERROR) << "the cluster's first error: " << cause;
+    }
+    r.cause = std::string(cause.message());
+    recovering_ = r;
     const absl::Status rejoined = mesh->Rejoin(options_.recovery_timeout);
     if (!rejoined.ok()) {
       SetInterrupt(false);

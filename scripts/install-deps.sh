@@ -15,6 +15,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev
   dataset-fashion-mnist python3-numpy
+  iproute2 util-linux
   chromium
 )
 if [[ "${1:-}" == "--peers" ]]; then

@@ -6,6 +6,10 @@ least 5, at most 2000); an iteration's time is the slowest rank's; the median
 is reported. Prints a JSON list of {size_bytes, time_s, algbw_gbps, busbw_gbps}.
 
   /usr/bin/python3 scripts/peers/torch_allreduce.py --nproc 2 --sizes 4096,1048576
+
+With RANK and WORLD_SIZE in the environment (as torchrun and the many-hosts
+benchmark set them, with MASTER_ADDR, MASTER_PORT and GLOO_SOCKET_IFNAME), it
+runs that one rank instead of spawning --nproc ranks on 127.0.0.1.
 """
 import argparse
 import json
@@ -52,6 +56,9 @@ def worker(rank, world, args):
 
 if __name__ == "__main__":
     args = parse()
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        worker(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args)
+        raise SystemExit(0)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(args.port), GLOO_SOCKET_IFNAME="lo")
     import torch.multiprocessing as mp
     mp.spawn(worker, args=(args.nproc, args), nprocs=args.nproc, join=True)

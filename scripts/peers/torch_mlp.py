@@ -10,6 +10,10 @@ Throughput = global training samples / training time per epoch (barriers around 
 training loop; evaluation excluded), as meshtrain reports it. Prints one JSON object.
 
   /usr/bin/python3 scripts/peers/torch_mlp.py --nproc 1 --threads 1 --epochs 3
+
+With RANK and WORLD_SIZE in the environment (torchrun's variables, which the
+many-hosts benchmark sets with MASTER_ADDR, MASTER_PORT and GLOO_SOCKET_IFNAME
+per host), it runs that one rank instead of spawning --nproc on 127.0.0.1.
 """
 import argparse
 import os
@@ -116,6 +120,9 @@ def spawned(rank, world):
 
 
 if __name__ == "__main__":
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        worker(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+        sys.exit(0)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(ARGS.port)
     if ARGS.nproc == 1:

@@ -5,15 +5,88 @@ shared memory inside a host with tcp between hosts; parameter_server with 2
 workers and 2 ps on 4 hosts; an evaluator on a host of its own."""
 import json
 import os
+import signal
+import subprocess
+import sys
 import unittest
 
-from harness import BIN, REFERENCE, requires_fashion_mnist
+from harness import REFERENCE, SOURCE_DIR, requires_fashion_mnist
 from multihost import MultiHostTestCase, requires_hosts
+from emulated_hosts import SCRIPT, reap_stale
 
 # One thread per task, as `launch` gives each of 2 workers on 2 cores: the
 # BLAS blocking, and so the last bits of the sums, depend on the thread count.
 SHORT = ["--config", REFERENCE, "--max-steps", "60", "--epochs", "1", "--threads", "1"]
 MWMS = ["--strategy", "multi_worker_mirrored"]
+
+
+def namespaces():
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+@requires_hosts
+class EmulatorTest(MultiHostTestCase):
+    HOSTS = 2
+
+    def run_on(self, host, argv):
+        proc = subprocess.run(self.hosts.command(host, argv), capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        return proc.stdout
+
+    def test_each_host_has_its_own_hostname_address_and_only_its_subnet(self):
+        for i in (1, 2):
+            self.assertEqual(self.run_on(i, ["hostname"]).strip(), self.hosts.hostname(i))
+            self.assertIn(f"inet {self.hosts.address(i)}/24", self.run_on(i, ["ip", "-4", "addr", "show", "eth0"]))
+            # One route, to the emulated hosts: nothing else is reachable.
+            routes = [l for l in self.run_on(i, ["ip", "-4", "route"]).splitlines() if l.strip()]
+            self.assertEqual(len(routes), 1, routes)
+            self.assertTrue(routes[0].startswith("198.18.0.0/24 dev eth0"), routes)
+        probe = ("import socket; s = socket.socket(); s.settimeout(2)\n"
+                 "try: s.connect(('192.0.2.1', 9)); print('connected')\n"
+                 "except OSError as e: print(e.errno)")
+        self.assertEqual(self.run_on(1, [sys.executable, "-c", probe]).strip(), "101")  # ENETUNREACH
+
+    def test_links_are_shaped_both_ways_and_can_be_reshaped(self):
+        def qdiscs():
+            host = self.run_on(1, ["tc", "qdisc", "show", "dev", "eth0"])
+            bridge = subprocess.run(["tc", "-n", f"{self.hosts.name}-br", "qdisc", "show", "dev", "v1"],
+                                    capture_output=True, text=True).stdout
+            return host, bridge
+        for side in qdiscs():
+            self.assertRegex(side, r"tbf .*rate 1Gbit")
+        self.hosts.set_rate(1, "10mbit")
+        for side in qdiscs():
+            self.assertRegex(side, r"tbf .*rate 10Mbit")
+
+    def test_up_is_idempotent_and_a_crashed_run_is_reaped(self):
+        # A process that brings hosts up and dies by SIGKILL leaves them behind ...
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import os, signal, sys; sys.path.insert(0, sys.argv[1]);"
+                                  "from emulated_hosts import EmulatedHosts;"
+                                  "EmulatedHosts(2).up(); os.kill(os.getpid(), signal.SIGKILL)",
+                                  os.path.join(SOURCE_DIR, "scripts")])
+        self.assertEqual(child.wait(60), -signal.SIGKILL)
+        self.assertIn(f"m{child.pid}-h2", namespaces())
+        # ... until the next run reaps what belongs to dead processes.
+        reap_stale()
+        self.assertNotIn(f"m{child.pid}-", namespaces())
+        self.assertIn(f"{self.hosts.name}-h2", namespaces())  # ours, alive, untouched
+        # up twice is up once; down removes everything.
+        for _ in range(2):
+            subprocess.run([SCRIPT, "up", "2", "--name", "idem"], check=True, capture_output=True, timeout=60)
+        self.assertEqual(sorted(l.split()[0] for l in namespaces().splitlines() if l.startswith("idem-")),
+                         ["idem-br", "idem-h1", "idem-h2"])
+        subprocess.run([SCRIPT, "down", "--name", "idem"], check=True, timeout=60)
+        self.assertNotIn("idem-", namespaces())
+
+    def test_bad_arguments_are_refused_naming_the_fix(self):
+        for args, message in ((["up"], "give the number of hosts"),
+                              (["up", "2", "--rate", "fast"], "rate 'fast'"),
+                              (["exec", "9", "--name", self.hosts.name, "--", "true"], "host 9 does not exist"),
+                              (["up", "2", "--name", "Bad_Name"], "--name 'Bad_Name'")):
+            proc = subprocess.run([SCRIPT] + args, capture_output=True, text=True, timeout=30)
+            self.assertEqual(proc.returncode, 2, args)
+            self.assertIn(message, proc.stderr, args)
 
 
 @requires_fashion_mnist

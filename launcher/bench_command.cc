@@ -24,7 +24,7 @@ namespace {
 
 constexpr char kUsage[] =
     "meshtrain bench allreduce [--workers N] [--sizes 4K,64K,1M,16M,64M] [--rpc-layer "
-    "auto|grpc|shm|tcp] "
+    "auto|grpc|shm|tcp|shm+tcp] "
     "[--json FILE]";
 constexpr char kDescription[] =
     "Measures the ring AllReduce (sum of float32) between --workers meshtrain processes on\n"
@@ -45,7 +45,7 @@ struct BenchFlags {
 void Register(FlagSet& f, BenchFlags& v) {
   f.AddInt("workers", &v.workers, "tasks taking part (local cluster)");
   f.AddString("sizes", &v.sizes, "message sizes, bytes with K/M/G suffixes");
-  f.AddString("rpc-layer", &v.rpc_layer, "data path: auto, grpc, shm or tcp");
+  f.AddString("rpc-layer", &v.rpc_layer, "data path: auto, grpc, shm, tcp or shm+tcp");
   f.AddString("json", &v.json, "also write the rows as JSON to this file");
   f.AddDuration("min-time", &v.min_time, "timed iterations per size fill at least this long");
   f.AddDuration("startup-timeout", &v.startup_timeout, "how long tasks wait for each other");

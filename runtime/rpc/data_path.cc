@@ -1,5 +1,6 @@
 #include "runtime/rpc/data_path.h"
 
+#include <map>
 #include <set>
 #include <utility>
 
@@ -32,34 +33,52 @@ std::vector<std::string> DataPathRegistry::names() const {
   return names;
 }
 
+namespace {
+
+// The "" / "auto" rule of the header comment.
+DataPathChoice ChooseAuto(const std::vector<std::string>& host_identities,
+                          const DataPathRegistry& registry) {
+  std::map<std::string, int> tasks_per_host;
+  for (const std::string& host : host_identities) ++tasks_per_host[host];
+  const bool one_host = tasks_per_host.size() <= 1;
+  int shared_hosts = 0;  // hosts with several tasks of the group
+  for (const auto& [host, tasks] : tasks_per_host) shared_hosts += tasks >= 2;
+  if (one_host && registry.Find(kSharedMemoryDataPath) != nullptr) {
+    return {std::string(kSharedMemoryDataPath), "every task of the group is on one host"};
+  }
+  if (!one_host && shared_hosts > 0 && registry.Find(kSharedMemoryDataPath) != nullptr &&
+      registry.Find(kMixedDataPath) != nullptr) {
+    return {std::string(kMixedDataPath),
+            absl::StrCat("the group spans ", tasks_per_host.size(), " hosts, ", shared_hosts,
+                         " of them with several tasks: shared memory inside a host, tcp between "
+                         "hosts")};
+  }
+  if (registry.Find(kTcpDataPath) != nullptr) {
+    return {std::string(kTcpDataPath),
+            one_host ? "one host, but no shared-memory path registered"
+                     : absl::StrCat("the group spans ", tasks_per_host.size(), " hosts")};
+  }
+  return {std::string(kGrpcDataPath),
+          "no shared-memory or TCP data path is registered in this binary"};
+}
+
+}  // namespace
+
 absl::StatusOr<DataPathChoice> ChooseDataPath(absl::string_view rpc_layer,
                                               const std::vector<std::string>& host_identities,
                                               const DataPathRegistry& registry) {
-  const std::set<std::string> hosts(host_identities.begin(), host_identities.end());
-  const bool one_host = hosts.size() <= 1;
   if (rpc_layer == kGrpcDataPath) {
     return DataPathChoice{std::string(kGrpcDataPath), "rpc_layer=grpc"};
   }
-  if (rpc_layer.empty() || rpc_layer == kAutoDataPath) {
-    if (one_host && registry.Find(kSharedMemoryDataPath) != nullptr) {
-      return DataPathChoice{std::string(kSharedMemoryDataPath),
-                            "every task of the group is on one host"};
-    }
-    if (registry.Find(kTcpDataPath) != nullptr) {
-      return DataPathChoice{std::string(kTcpDataPath),
-                            one_host ? "one host, but no shared-memory path registered"
-                                     : absl::StrCat("the group spans ", hosts.size(), " hosts")};
-    }
-    return DataPathChoice{std::string(kGrpcDataPath),
-                          "no shared-memory or TCP data path is registered in this binary"};
-  }
+  if (rpc_layer.empty() || rpc_layer == kAutoDataPath) return ChooseAuto(host_identities, registry);
   if (registry.Find(rpc_layer) == nullptr) {
     std::vector<std::string> known = {std::string(kAutoDataPath), std::string(kGrpcDataPath)};
     for (const std::string& name : registry.names()) known.push_back(name);
     return absl::InvalidArgumentError(absl::StrCat(
         "rpc_layer '", rpc_layer, "' is unknown; known: ", absl::StrJoin(known, ", ")));
   }
-  if (rpc_layer == kSharedMemoryDataPath && !one_host) {
+  const std::set<std::string> hosts(host_identities.begin(), host_identities.end());
+  if (rpc_layer == kSharedMemoryDataPath && hosts.size() > 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("rpc_layer 'shm' needs every task of the group on one host, but it spans ",
                      hosts.size(), " hosts; use rpc_layer 'auto' or 'tcp'"));

@@ -16,9 +16,15 @@
 // since every rank holds the same host identities and the same registry):
 //   "grpc"       -> the gRPC transport;
 //   "" or "auto" -> "shm" if every task of the group is on one host and "shm"
-//                   is registered, else "tcp" if registered, else the gRPC
-//                   transport (logged once: the fast paths are not linked in);
-//   other names  -> that registered path, or InvalidArgument listing the known.
+//                   is registered; else "shm+tcp" if the group spans several
+//                   hosts, at least one of them holds two tasks of the group or
+//                   more, and both "shm" and "shm+tcp" are registered (ring
+//                   neighbours on one host over shared memory, the others over
+//                   TCP); else "tcp" if registered; else the gRPC transport
+//                   (logged once: the fast paths are not linked in);
+//   "shm"        -> shared memory; InvalidArgument if the group spans hosts;
+//   other names  -> that registered path ("tcp" stays TCP between every pair,
+//                   even on one host), or InvalidArgument listing the known.
 // Registry: a value type; not thread-safe while being filled.
 #ifndef MESHTRAIN_RUNTIME_RPC_DATA_PATH_H_
 #define MESHTRAIN_RUNTIME_RPC_DATA_PATH_H_
@@ -46,6 +52,8 @@ inline constexpr absl::string_view kGrpcDataPath = "grpc";
 inline constexpr absl::string_view kAutoDataPath = "auto";
 inline constexpr absl::string_view kSharedMemoryDataPath = "shm";
 inline constexpr absl::string_view kTcpDataPath = "tcp";
+// Shared memory between ring neighbours on one host, TCP between the others.
+inline constexpr absl::string_view kMixedDataPath = "shm+tcp";
 
 // What a factory gets; the pointers outlive the call, not the transport (except
 // `abort`, which outlives the Mesh and so every transport it creates).

@@ -1,6 +1,9 @@
 #include "runtime/rpc/fast_data_paths.h"
 
+#include <memory>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -10,6 +13,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 #include "runtime/rpc/coordination_client.h"
+#include "runtime/transport/routed_transport.h"
 #include "runtime/transport/shm_transport.h"
 #include "runtime/transport/tcp_listener.h"
 #include "runtime/transport/tcp_transport.h"
@@ -62,17 +66,18 @@ std::vector<std::string> PeerNames(const DataPathContext& c) {
   return names;
 }
 
-// More ranks of this group on this host than cores: spinning would hold a core
-// a peer needs.
-bool Oversubscribed(const DataPathContext& c) {
+// More threads driving this group's transports on this host than cores:
+// spinning would hold a core a peer needs. Each rank drives its transport with
+// `threads_per_rank` threads at once.
+bool Oversubscribed(const DataPathContext& c, int threads_per_rank = 1) {
   int here = 0;
   for (const std::string& id : c.host_identities) here += id == c.host_identities[c.rank];
-  return here > static_cast<int>(std::thread::hardware_concurrency());
+  return here * threads_per_rank > static_cast<int>(std::thread::hardware_concurrency());
 }
 
-absl::StatusOr<std::unique_ptr<Transport>> CreateShm(const DataPathContext& c) {
-  uint64_t group_id = 0;
-  MESHTRAIN_RETURN_IF_ERROR(Exchange(c, 0, &group_id).status());
+// Options of a shm transport to `peers`, after the exchange gave `group_id`.
+ShmTransportOptions ShmOptions(const DataPathContext& c, uint64_t group_id,
+                               std::vector<int> peers) {
   ShmTransportOptions options;
   options.rank = c.rank;
   options.world_size = static_cast<int>(c.group.size());
@@ -80,12 +85,42 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateShm(const DataPathContext& c) {
   for (char ch : c.name) name += absl::ascii_isalnum(ch) || ch == '_' || ch == '-' ? ch : '_';
   options.job_prefix = absl::StrFormat("%s-%016x", name.substr(0, 100), group_id);
   options.peer_names = PeerNames(c);
-  options.peers = RingNeighbours(c.rank, options.world_size);
+  options.peers = std::move(peers);
   if (Oversubscribed(c)) options.spin = absl::ZeroDuration();
   options.connect_deadline = c.deadline;
   options.abort = c.abort;
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ShmTransport> transport,
-                             ShmTransport::Create(options));
+  return options;
+}
+
+// Options of a tcp transport to `peers`, after the exchange gave `entries`
+// (their listening ports) and `group_id`.
+absl::StatusOr<TcpTransportOptions> TcpOptions(const DataPathContext& c,
+                                               const std::vector<PeerEntry>& entries,
+                                               uint64_t group_id, const std::vector<int>& peers) {
+  TcpTransportOptions options;
+  options.rank = c.rank;
+  options.world_size = static_cast<int>(c.group.size());
+  options.job_id = c.name;
+  options.incarnation = group_id;
+  options.peer_names = PeerNames(c);
+  for (int r : peers) {
+    // Peers listen on the host of their task address.
+    MESHTRAIN_ASSIGN_OR_RETURN(HostPort address, ParseHostPort(c.cluster->address(c.group[r])));
+    options.peers.push_back(TcpPeerAddress{r, address.host, entries[r].port});
+  }
+  if (Oversubscribed(c)) options.spin = absl::ZeroDuration();
+  options.connect_deadline = c.deadline;
+  options.abort = c.abort;
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> CreateShm(const DataPathContext& c) {
+  uint64_t group_id = 0;
+  MESHTRAIN_RETURN_IF_ERROR(Exchange(c, 0, &group_id).status());
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      std::unique_ptr<ShmTransport> transport,
+      ShmTransport::Create(
+          ShmOptions(c, group_id, RingNeighbours(c.rank, static_cast<int>(c.group.size())))));
   return std::unique_ptr<Transport>(std::move(transport));
 }
 
@@ -95,23 +130,79 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateTcp(const DataPathContext& c) {
   uint64_t group_id = 0;
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries,
                              Exchange(c, listener->port(), &group_id));
-  TcpTransportOptions options;
-  options.rank = c.rank;
-  options.world_size = static_cast<int>(c.group.size());
-  options.job_id = c.name;
-  options.incarnation = group_id;
-  options.peer_names = PeerNames(c);
-  for (int r = 0; r < options.world_size; ++r) {
-    if (r == c.rank) continue;
-    // Peers listen on the host of their task address.
-    MESHTRAIN_ASSIGN_OR_RETURN(HostPort address, ParseHostPort(c.cluster->address(c.group[r])));
-    options.peers.push_back(TcpPeerAddress{r, address.host, entries[r].port});
-  }
-  if (Oversubscribed(c)) options.spin = absl::ZeroDuration();
-  options.connect_deadline = c.deadline;
-  options.abort = c.abort;
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      TcpTransportOptions options,
+      TcpOptions(c, entries, group_id, AllPeers(c.rank, static_cast<int>(c.group.size()))));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TcpTransport> transport,
                              TcpTransport::Create(std::move(listener), options));
+  return std::unique_ptr<Transport>(std::move(transport));
+}
+
+// The parts of a mixed transport: the part ranks route to, and the routes.
+struct MixedParts {
+  std::vector<std::unique_ptr<Transport>> parts;
+  std::vector<int> route;
+};
+
+void AddPart(std::unique_ptr<Transport> part, const std::vector<int>& peers, MixedParts& mixed) {
+  for (int peer : peers) mixed.route[peer] = static_cast<int>(mixed.parts.size());
+  mixed.parts.push_back(std::move(part));
+}
+
+// The shm part of "shm+tcp" (named N/shm): its exchange on every rank, the
+// transport only where this rank has `peers` or where no part would exist.
+absl::Status AddShmPart(const DataPathContext& c, const std::vector<int>& peers, bool only_part,
+                        MixedParts& mixed) {
+  uint64_t group_id = 0;
+  MESHTRAIN_RETURN_IF_ERROR(Exchange(c, 0, &group_id).status());
+  if (peers.empty() && !only_part) return absl::OkStatus();
+  ShmTransportOptions options = ShmOptions(c, group_id, peers);
+  if (Oversubscribed(c, /*threads_per_rank=*/2)) options.spin = absl::ZeroDuration();
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ShmTransport> shm, ShmTransport::Create(options));
+  AddPart(std::move(shm), peers, mixed);
+  return absl::OkStatus();
+}
+
+// The tcp part of "shm+tcp" (named N/tcp): its exchange on every rank (port 0
+// where this rank listens for nobody), the transport where it has `peers`.
+absl::Status AddTcpPart(const DataPathContext& c, const std::vector<int>& peers,
+                        MixedParts& mixed) {
+  std::unique_ptr<TcpListener> listener;
+  if (!peers.empty()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(listener, TcpListener::Create("0.0.0.0", 0));
+  }
+  uint64_t group_id = 0;
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries,
+                             Exchange(c, listener != nullptr ? listener->port() : 0, &group_id));
+  if (peers.empty()) return absl::OkStatus();
+  MESHTRAIN_ASSIGN_OR_RETURN(TcpTransportOptions options, TcpOptions(c, entries, group_id, peers));
+  if (Oversubscribed(c, /*threads_per_rank=*/2)) options.spin = absl::ZeroDuration();
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TcpTransport> tcp,
+                             TcpTransport::Create(std::move(listener), options));
+  AddPart(std::move(tcp), peers, mixed);
+  return absl::OkStatus();
+}
+
+// Steps 1-4 of the protocol twice, under N/shm then N/tcp, on every rank (each
+// exchange reads every rank's entry), each part connecting only the ring
+// neighbours it serves.
+absl::StatusOr<std::unique_ptr<Transport>> CreateMixed(const DataPathContext& c) {
+  const RingNeighboursByHost split = SplitRingNeighboursByHost(c.rank, c.host_identities);
+  MixedParts mixed;
+  mixed.route.assign(c.group.size(), kNoRoute);
+  DataPathContext part_context = c;
+  part_context.name = c.name + "/shm";
+  MESHTRAIN_RETURN_IF_ERROR(
+      AddShmPart(part_context, split.same_host, split.other_hosts.empty(), mixed));
+  part_context.name = c.name + "/tcp";
+  MESHTRAIN_RETURN_IF_ERROR(AddTcpPart(part_context, split.other_hosts, mixed));
+  RoutedTransportOptions options;
+  options.kind = std::string(kMixedDataPath);
+  options.parts = std::move(mixed.parts);
+  options.route = std::move(mixed.route);
+  options.peer_names = PeerNames(c);
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<RoutedTransport> transport,
+                             RoutedTransport::Create(std::move(options)));
   return std::unique_ptr<Transport>(std::move(transport));
 }
 
@@ -119,7 +210,8 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateTcp(const DataPathContext& c) {
 
 absl::Status RegisterFastDataPaths(DataPathRegistry& registry) {
   MESHTRAIN_RETURN_IF_ERROR(registry.Register(kSharedMemoryDataPath, &CreateShm));
-  return registry.Register(kTcpDataPath, &CreateTcp);
+  MESHTRAIN_RETURN_IF_ERROR(registry.Register(kTcpDataPath, &CreateTcp));
+  return registry.Register(kMixedDataPath, &CreateMixed);
 }
 
 }  // namespace meshtrain

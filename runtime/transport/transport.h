@@ -88,7 +88,8 @@ class Transport {
   virtual int world_size() const = 0;
   // A peer as errors name it: "worker:2 (127.0.0.1:2222)".
   virtual std::string PeerName(int rank) const = 0;
-  // The data path: "shm", "tcp", "grpc", "in_process".
+  // The data path: "shm", "tcp", "grpc", "in_process", or a composed one
+  // ("shm+tcp", runtime/transport/routed_transport.h).
   virtual absl::string_view kind() const = 0;
 
   virtual absl::Status SendRecv(const SendRecvOp& op) = 0;

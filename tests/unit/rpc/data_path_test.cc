@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/rpc/mesh.h"
@@ -41,6 +42,41 @@ TEST(DataPathTest, ChoiceFollowsHostsAndWhatIsRegistered) {
 
   EXPECT_TRUE(absl::IsInvalidArgument(both.Register("grpc", Unused())));
   EXPECT_EQ(both.Register("tcp", Unused()).code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(DataPathTest, AutoMixesSharedMemoryAndTcpWhenAHostHoldsSeveralTasks) {
+  DataPathRegistry all;
+  ASSERT_TRUE(all.Register(kSharedMemoryDataPath, Unused()).ok());
+  ASSERT_TRUE(all.Register(kTcpDataPath, Unused()).ok());
+  ASSERT_TRUE(all.Register(kMixedDataPath, Unused()).ok());
+  DataPathRegistry no_shm;
+  ASSERT_TRUE(no_shm.Register(kTcpDataPath, Unused()).ok());
+  ASSERT_TRUE(no_shm.Register(kMixedDataPath, Unused()).ok());
+  DataPathRegistry no_mixed;
+  ASSERT_TRUE(no_mixed.Register(kSharedMemoryDataPath, Unused()).ok());
+  ASSERT_TRUE(no_mixed.Register(kTcpDataPath, Unused()).ok());
+  const std::vector<std::string> two_by_two = {"a", "a", "b", "b"};
+  const std::vector<std::string> one_per_host = {"a", "b", "c"};
+
+  absl::StatusOr<DataPathChoice> choice = ChooseDataPath("auto", two_by_two, all);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->path, "shm+tcp");
+  EXPECT_EQ(choice->reason,
+            "the group spans 2 hosts, 2 of them with several tasks: shared memory inside a host, "
+            "tcp between hosts");
+  choice = ChooseDataPath("", {"a", "b", "a"}, all);  // one host with two tasks is enough
+  EXPECT_EQ(choice->path, "shm+tcp");
+  EXPECT_TRUE(absl::StrContains(choice->reason, "2 hosts, 1 of them")) << choice->reason;
+  EXPECT_EQ(ChooseDataPath("auto", {"a", "a", "a"}, all)->path, "shm");
+  EXPECT_EQ(ChooseDataPath("auto", one_per_host, all)->path, "tcp");
+  EXPECT_EQ(ChooseDataPath("auto", two_by_two, no_shm)->path, "tcp");
+  EXPECT_EQ(ChooseDataPath("auto", two_by_two, no_mixed)->path, "tcp");
+  // Named explicitly, each path is taken as it is.
+  EXPECT_EQ(ChooseDataPath("tcp", two_by_two, all)->path, "tcp");
+  EXPECT_EQ(ChooseDataPath("shm+tcp", one_per_host, all)->path, "shm+tcp");
+  EXPECT_EQ(ChooseDataPath("shm+tcp", {"a", "a"}, all)->path, "shm+tcp");
+  EXPECT_TRUE(absl::IsInvalidArgument(ChooseDataPath("shm+tcp", two_by_two, no_mixed).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(ChooseDataPath("shm", two_by_two, all).status()));
 }
 
 // A transport that only says who made it; enough to see the seam dispatch.

@@ -1,8 +1,9 @@
 // The Transport contract (runtime/transport/transport.h), run over every
 // transport: in-process, shared memory, TCP (one stream, and three streams with
-// small buffers) and gRPC. Sizes include 0 bytes and messages larger than every
-// internal chunk (the shm ring, the TCP staging buffer, the gRPC piece). It
-// lives with the rpc tests because the gRPC transport needs runtime/rpc.
+// small buffers), gRPC, and shared memory with TCP routed by host (shm+tcp).
+// Sizes include 0 bytes and messages larger than every internal chunk (the shm
+// ring, the TCP staging buffer, the gRPC piece). It lives with the rpc tests
+// because the gRPC transport needs runtime/rpc.
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/rpc/mesh.h"
 #include "runtime/transport/in_process_transport.h"
+#include "runtime/transport/routed_transport.h"
 #include "runtime/transport/transport.h"
 #include "tests/unit/rpc/test_cluster.h"
 #include "tests/unit/transport/run_on_ranks.h"
@@ -87,6 +89,50 @@ class TcpGroup : public TransportGroup {
  private:
   AbortSignal abort_;
   testing::TcpMesh mesh_;
+};
+
+// Shared memory and TCP behind a RoutedTransport, as "shm+tcp" builds them:
+// rank r plays host r / 2, so with 3 and 4 ranks a ring step sends over one
+// while receiving over the other (with 2, one host: shm only).
+class RoutedGroup : public TransportGroup {
+ public:
+  explicit RoutedGroup(int world_size) {
+    std::vector<std::string> hosts;
+    for (int r = 0; r < world_size; ++r) hosts.push_back(absl::StrCat("host-", r / 2));
+    auto split = [&](int rank) { return SplitRingNeighboursByHost(rank, hosts); };
+    auto shm =
+        testing::ConnectShm(testing::UniqueShmPrefix(), world_size, [&](ShmTransportOptions& o) {
+          o.peers = split(o.rank).same_host;
+          o.ring_bytes = 4096;
+          o.piece_bytes = 2048;
+          o.abort = &abort_;
+        });
+    testing::TcpMesh tcp = testing::ConnectTcp(world_size, [&](TcpTransportOptions& o) {
+      std::vector<TcpPeerAddress> peers;
+      for (int r : split(o.rank).other_hosts) peers.push_back(o.peers[r < o.rank ? r : r - 1]);
+      o.peers = std::move(peers);
+      o.abort = &abort_;
+    });
+    for (const absl::Status& s : tcp.statuses) EXPECT_TRUE(s.ok()) << s;
+    for (int r = 0; r < world_size; ++r) {
+      RoutedTransportOptions o;
+      o.kind = "shm+tcp";
+      o.route.assign(world_size, kNoRoute);
+      for (int peer : split(r).same_host) o.route[peer] = 0;
+      for (int peer : split(r).other_hosts) o.route[peer] = 1;
+      o.parts.push_back(std::move(shm[r]));
+      o.parts.push_back(std::move(tcp.transports[r]));
+      auto t = RoutedTransport::Create(std::move(o));
+      EXPECT_TRUE(t.ok()) << t.status();
+      transports_.push_back(t.ok() ? *std::move(t) : nullptr);
+    }
+  }
+  Transport* transport(int rank) override { return transports_[rank].get(); }
+  AbortSignal& abort(int rank) override { return abort_; }
+
+ private:
+  AbortSignal abort_;
+  std::vector<std::unique_ptr<RoutedTransport>> transports_;
 };
 
 // Workers of a TestCluster, each with a gRPC transport "t" over all of them;
@@ -357,7 +403,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Kind{"shm", [](int n) { return std::make_unique<ShmGroup>(n); }},
                       Kind{"tcp", [](int n) { return std::make_unique<TcpGroup>(n, 1); }},
                       Kind{"tcp_3_streams", [](int n) { return std::make_unique<TcpGroup>(n, 3); }},
-                      Kind{"grpc", [](int n) { return std::make_unique<GrpcGroup>(n); }}),
+                      Kind{"grpc", [](int n) { return std::make_unique<GrpcGroup>(n); }},
+                      Kind{"shm_tcp", [](int n) { return std::make_unique<RoutedGroup>(n); }}),
     [](const ::testing::TestParamInfo<Kind>& info) { return info.param.name; });
 
 }  // namespace

@@ -6,12 +6,14 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "gtest/gtest.h"
 
 namespace meshtrain::testing {
 
@@ -57,6 +59,32 @@ inline std::vector<double> ReferenceSum(int world_size, size_t length) {
 
 // Float summation of n terms bounded by |x| <= 10.1: error <= n * eps * n * 10.1.
 inline double SumTolerance(int world_size) { return 1e-6 * world_size * world_size * 10.1 + 1e-6; }
+
+// Allreduce results (one vector per rank): rank 0's within SumTolerance of the
+// double reference, every other rank's bitwise equal to rank 0's.
+inline ::testing::AssertionResult IsSumOnEveryRank(const std::vector<std::vector<float>>& results,
+                                                   size_t length) {
+  const int n = static_cast<int>(results.size());
+  for (int r = 0; r < n; ++r) {
+    if (results[r].size() != length) {
+      return ::testing::AssertionFailure()
+             << "rank " << r << " holds " << results[r].size() << " elements, not " << length;
+    }
+  }
+  const std::vector<double> reference = ReferenceSum(n, length);
+  for (size_t i = 0; i < length; ++i) {
+    if (std::abs(results[0][i] - reference[i]) > SumTolerance(n)) {
+      return ::testing::AssertionFailure()
+             << "element " << i << " is " << results[0][i] << ", the reference " << reference[i];
+    }
+  }
+  for (int r = 1; r < n; ++r) {
+    if (std::memcmp(results[r].data(), results[0].data(), length * sizeof(float)) != 0) {
+      return ::testing::AssertionFailure() << "rank " << r << " differs from rank 0";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
 
 }  // namespace meshtrain::testing
 

@@ -13,8 +13,11 @@ system alike), on hosts that each run one task in a namespace of their own:
   mwms H         the reference job, multi_worker_mirrored, one worker per host,
                  beside PyTorch DDP over gloo (scripts/peers/torch_mlp.py with
                  RANK, WORLD_SIZE, MASTER_ADDR and GLOO_SOCKET_IFNAME per host);
-  ps P           the reference job, parameter_server, 2 workers and P ps tasks,
-                 one task per host.
+  ps P           the reference job, parameter_server, --ps-workers workers (4)
+                 and P ps tasks, one task per host, variables partitioned over
+                 the ps tasks by size (--placement greedy --max-shard-bytes
+                 131072: round_robin, TensorFlow's default and meshtrain's, puts
+                 every kernel of this MLP on ps 0, which no added ps relieves).
 The link limit of a synchronous job is what the measured line rate allows when
 each step's bytes cross a host's link: global batch x line rate / bytes each
 worker sends per step (from meshtrain's summary.json).
@@ -22,7 +25,7 @@ worker sends per step (from meshtrain's summary.json).
 Every host shares this machine's cores: compute competes for them as the number
 of hosts grows, so the figures show the network's share only where it dominates.
 
-  scripts/bench-hosts.sh [--rates 1gbit,10gbit] [--hosts 2,4,8] [--ps 1,2,4]
+  scripts/bench-hosts.sh [--rates 1gbit,10gbit] [--hosts 2,4,8] [--ps 1,2,4] [--ps-workers 4]
                          [--repeat 2] [--epochs 2] [--only line,allreduce,mwms,ps]
 """
 import argparse
@@ -44,6 +47,7 @@ TORCH = "/usr/bin/python3"
 PORT = 2222
 TORCH_PORT = 29600
 TIMEOUT_S = 600
+PS_PLACEMENT = ["--placement", "greedy", "--max-shard-bytes", "131072"]
 
 
 def tf_config(cluster, job, index):
@@ -170,11 +174,11 @@ def mpi_allreduce(hosts, mpi, sizes):
     return {r["size_bytes"]: r["busbw_gbps"] for r in rows}
 
 
-def meshtrain_train(binary, hosts, jobs, strategy, epochs, tmp):
+def meshtrain_train(binary, hosts, jobs, strategy, epochs, tmp, extra=()):
     model_dir = tempfile.mkdtemp(dir=tmp)
     cluster = cluster_of(hosts, **jobs)
     args = ["train", "--config", CONFIG, "--epochs", str(epochs), "--threads", "1", "--strategy", strategy,
-            "--model-dir", model_dir, "--quiet"]
+            "--model-dir", model_dir, "--quiet"] + list(extra)
     run_on_hosts(hosts, task_commands(binary, cluster, args))
     with open(os.path.join(model_dir, "summary.json")) as f:
         s = json.load(f)
@@ -196,7 +200,7 @@ def parse_size(s):
 
 
 def measure_rate(args, rate, results):
-    max_hosts = max(args.hosts + [2 + p for p in args.ps] + [2])
+    max_hosts = max(args.hosts + [args.ps_workers + p for p in args.ps] + [2])
     only = set(args.only.split(","))
     with EmulatedHosts(max_hosts, rate=rate) as hosts, tempfile.TemporaryDirectory() as tmp:
         r = results.setdefault(rate, {})
@@ -227,10 +231,11 @@ def measure_rate(args, rate, results):
                                                          "test_accuracy": t["test_accuracy"]})
             if "ps" in only:
                 for p in args.ps:
-                    s = meshtrain_train(args.meshtrain, hosts, {"worker": 2, "ps": p}, "parameter_server",
-                                        args.epochs, tmp)
+                    s = meshtrain_train(args.meshtrain, hosts, {"worker": args.ps_workers, "ps": p},
+                                        "parameter_server", args.epochs, tmp, PS_PLACEMENT)
                     r.setdefault(f"ps_{p}", []).append({"samples_per_sec": s["samples_per_sec"],
-                                                        "test_accuracy": s["test_accuracy"]})
+                                                        "test_accuracy": s["test_accuracy"],
+                                                        "ps_bytes": s["ps_bytes"]})
 
 
 def med(xs, key=None):
@@ -264,7 +269,9 @@ def report(args, results):
                       f"{m / limit:8.2f} {p / limit:9.2f}")
         for p in args.ps:
             if f"ps_{p}" in r:
-                print(f"  parameter_server 2 workers + {p} ps: {med(r[f'ps_{p}'], 'samples_per_sec'):.0f} samples/s")
+                runs = r[f"ps_{p}"]
+                print(f"  parameter_server {args.ps_workers} workers + {p} ps: "
+                      f"{med(runs, 'samples_per_sec'):.0f} samples/s (bytes per ps: {runs[0]['ps_bytes']})")
 
 
 def main():
@@ -273,6 +280,7 @@ def main():
     p.add_argument("--rates", default="1gbit,10gbit")
     p.add_argument("--hosts", default="2,4,8")
     p.add_argument("--ps", default="1,2,4")
+    p.add_argument("--ps-workers", type=int, default=4)
     p.add_argument("--sizes", default="64K,1M,16M,64M")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--epochs", type=int, default=2)

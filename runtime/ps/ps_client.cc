@@ -26,10 +26,15 @@ void ToRef(const PsPlan& plan, const Partition& p, proto::PartitionRef* ref) {
   ref->set_partition(p.index);
 }
 
-// One RPC's context: a deadline, and cancelled when the task aborts.
+// One RPC's context: a deadline, and cancelled when the task aborts. It waits
+// for the channel to be ready: a ps whose link is saturated may take seconds
+// to answer a new connection's handshake, and a fail-fast call would end a
+// healthy job then. A dead ps is still noticed at once: the coordination
+// service declares it dead and the abort cancels the call.
 struct CallContext {
   CallContext(AbortSignal* abort, absl::Duration timeout) : cancel(abort, &context) {
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    context.set_wait_for_ready(true);
   }
   grpc::ClientContext context;
   CancelOnAbort cancel;

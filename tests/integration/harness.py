@@ -120,6 +120,7 @@ class Task:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
+        self.proc.stdout.close()
         with self._cond:
             self._cond.notify_all()
 

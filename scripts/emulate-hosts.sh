@@ -157,7 +157,11 @@ case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   exec) shift; cmd_exec "$@" ;;
-  rate) check_index "${2:-}"; [[ -n "${3:-}" ]] || die "rate: give a rate"; shape_host "$2" "$3" ;;
+  rate)
+    check_index "${2:-}"
+    [[ -n "${3:-}" ]] || die "rate: give a rate, e.g. 'rate 2 10mbit'"
+    [[ "$3" == none ]] || burst_for "$3" >/dev/null
+    shape_host "$2" "$3" ;;
   link)
     check_index "${2:-}"
     [[ "${3:-}" == up || "${3:-}" == down ]] || die "link: give 'up' or 'down'"

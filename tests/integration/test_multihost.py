@@ -83,7 +83,8 @@ class EmulatorTest(MultiHostTestCase):
         for args, message in ((["up"], "give the number of hosts"),
                               (["up", "2", "--rate", "fast"], "rate 'fast'"),
                               (["exec", "9", "--name", self.hosts.name, "--", "true"], "host 9 does not exist"),
-                              (["up", "2", "--name", "Bad_Name"], "--name 'Bad_Name'")):
+                              (["up", "2", "--name", "Bad_Name"], "--name 'Bad_Name'"),
+                              (["rate", "1", "fast", "--name", self.hosts.name], "rate 'fast'")):
             proc = subprocess.run([SCRIPT] + args, capture_output=True, text=True, timeout=30)
             self.assertEqual(proc.returncode, 2, args)
             self.assertIn(message, proc.stderr, args)

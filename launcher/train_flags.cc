@@ -104,7 +104,12 @@ void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
            "the chief checkpoints to --model-dir every N global steps (0: not by steps)", ft);
   f.AddDouble("checkpoint-every-secs", &v.task.checkpoint_every_secs,
               "... and every S seconds (0: not by time); a final checkpoint is always written", ft);
-  f.AddInt("max-to-keep", &v.task.max_to_keep, "checkpoints kept in --model-dir (0: all)", ft);
+  f.AddInt("max-to-keep", &v.task.max_to_keep,
+           "valid checkpoints kept in --model-dir (0: all); corrupt ones do not count", ft);
+  f.AddString("restore", &v.task.restore,
+              "latest: resume from the newest valid checkpoint in --model-dir (an error if every "
+              "one is corrupt) | none: start from the initial values",
+              ft);
   f.AddDuration("recovery-timeout", &v.task.recovery_timeout,
                 "survivors of a failed task wait this long for it to come back (0: fail instead)",
                 ft);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "runtime/base/json_reader.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/model_dir.h"
@@ -30,10 +31,9 @@ std::set<int64_t> EvaluatedSteps(FileSystem& fs, const std::string& path, bool* 
   if (!text.ok()) return steps;
   *ends_with_newline = text->empty() || text->back() == '\n';
   for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    nlohmann::json j =
-        nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer()) {
-      steps.insert(j["step"].get<int64_t>());
+    const absl::StatusOr<nlohmann::json> j = ParseJson(line);
+    if (j.ok() && j->is_object() && j->contains("step") && (*j)["step"].is_number_integer()) {
+      steps.insert((*j)["step"].get<int64_t>());
     }
   }
   return steps;
@@ -94,7 +94,8 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
         if (manifest.ok() && manifest->final) return absl::OkStatus();
         continue;
       }
-      absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(fs, dir);
+      absl::StatusOr<std::unique_ptr<CheckpointReader>> reader =
+          OpenCheckpoint(fs, options.model_dir, entry.step);
       if (absl::IsNotFound(reader.status())) continue;  // pruned or being rewritten
       last_new = absl::Now();
       if (!reader.ok()) {

@@ -1,11 +1,15 @@
 #include "training/resilient_training.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
@@ -27,6 +31,15 @@ std::string RestoreKey(int64_t generation) {
   return absl::StrCat("checkpoint/restore/g", generation);
 }
 std::string InputKey(const std::string& task) { return absl::StrCat("input/", task); }
+
+// How many corrupt checkpoints an all-corrupt error names before "and N more".
+constexpr size_t kMaxProblemsNamed = 5;
+
+// An error that no restart can fix: a bad config, flag or input (never a
+// consequence of another task's failure, which arrives as kAborted).
+bool IsConfigurationError(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument;
+}
 
 double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
@@ -77,9 +90,14 @@ class Session {
   class Observer;
 
   absl::Status Build(int64_t generation, TrainingLife& life);
-  // The newest checkpoint that verifies (corrupt ones are named and
-  // skipped); null when there is none.
-  absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenLatest();
+  // The newest checkpoint that verifies, of at most `max_step` steps (-1:
+  // any); corrupt ones are named and skipped. Null when there is none;
+  // DataLoss naming them when there are checkpoints but every one is corrupt,
+  // since starting over silently would throw the run's work away.
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenLatest(int64_t max_step = -1);
+  // The chief's choice: OpenLatest, or (--restore none) nothing at first and
+  // then only what this run saved.
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> ChooseCheckpoint();
   absl::StatusOr<InputPosition> Restore(int64_t generation, Strategy& strategy);
   absl::Status Live(int64_t generation, ResilientRun& run);
   absl::Status CheckPreemption(int64_t step, InputPosition next, CheckpointSaver* saver);
@@ -118,6 +136,7 @@ class Session {
   bool publish_position_ = false;  // this life's strategy has independent workers, not the chief
   absl::Time last_publish_ = absl::InfinitePast();
   std::optional<CheckpointStats> checkpoint_stats_;
+  int64_t saved_up_to_ = -1;  // the newest step this process's savers committed
 };
 
 // The loop's hooks for one life: progress across lives, checkpoints,
@@ -168,13 +187,40 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
   return life.strategy->Build();
 }
 
-absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::OpenLatest() {
+absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::OpenLatest(int64_t max_step) {
   MESHTRAIN_ASSIGN_OR_RETURN(LatestCheckpoint latest,
-                             FindLatestCheckpoint(fs_, options_.model_dir));
+                             FindLatestCheckpoint(fs_, options_.model_dir, max_step));
+  if (latest.reader == nullptr && !latest.skipped.empty()) {
+    std::vector<std::string> problems;
+    for (const absl::Status& skipped : latest.skipped) {
+      if (problems.size() == kMaxProblemsNamed) {
+        problems.push_back(
+            absl::StrCat("and ", latest.skipped.size() - kMaxProblemsNamed, " more corrupt"));
+        break;
+      }
+      problems.push_back(std::string(skipped.message()));
+    }
+    return absl::DataLossError(
+        absl::StrCat("restore: every checkpoint in ", options_.model_dir, " is corrupt (",
+                     absl::StrJoin(problems, "; "),
+                     "); refusing to start over silently: move them out of the directory, or pass "
+                     "--restore none to train from the initial values"));
+  }
   for (const absl::Status& skipped : latest.skipped) {
     MESHTRAIN_LOG(ERROR) << "restore: " << skipped.message() << "; trying an older checkpoint";
   }
   return std::move(latest.reader);
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::ChooseCheckpoint() {
+  if (options_.restore_existing) return OpenLatest();
+  if (saved_up_to_ >= 0) return OpenLatest(saved_up_to_);
+  if (first_restore_) {
+    MESHTRAIN_LOG(INFO) << "restore: --restore none: training starts from the initial values; "
+                           "checkpoints already in "
+                        << options_.model_dir << " are not restored";
+  }
+  return std::unique_ptr<CheckpointReader>();
 }
 
 absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& strategy) {
@@ -182,7 +228,7 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
   Mesh* mesh = task_.mesh;
   std::unique_ptr<CheckpointReader> reader;
   if (chief_) {
-    MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+    MESHTRAIN_ASSIGN_OR_RETURN(reader, ChooseCheckpoint());
     // Restored before it is published: with independent workers the
     // variables live on the ps tasks, and no worker may push before they
     // hold the checkpoint's values.
@@ -200,7 +246,9 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
       // it); only the input position is this worker's to restore, from the
       // newest checkpoint: when it restarted alone, a newer one than the
       // chief restored at the generation's start records where it was.
-      MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+      if (options_.restore_existing || chosen != "none") {
+        MESHTRAIN_ASSIGN_OR_RETURN(reader, OpenLatest());
+      }
     } else if (chosen != "none") {
       int64_t step = 0;
       if (!absl::SimpleAtoi(chosen, &step)) {
@@ -208,7 +256,7 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
             absl::StrCat("restore: the chief published step '", chosen, "'"));
       }
       absl::StatusOr<std::unique_ptr<CheckpointReader>> opened =
-          CheckpointReader::Open(fs_, CheckpointPath(options_.model_dir, step));
+          OpenCheckpoint(fs_, options_.model_dir, step);
       if (!opened.ok()) {
         return Annotate(
             opened.status(),
@@ -418,6 +466,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   if (saver != nullptr) {
     saver->Stop();  // a write in flight finishes: the next life may restore it
     checkpoint_stats_ = saver->stats();
+    saved_up_to_ = std::max(saved_up_to_, saver->last_committed());
   }
   MESHTRAIN_RETURN_IF_ERROR(report.status());
   MESHTRAIN_RETURN_IF_ERROR(final_saved);
@@ -440,6 +489,11 @@ bool Session::CanRecover(const absl::Status& status) const {
       options_.recovery_timeout <= absl::ZeroDuration()) {
     return false;
   }
+  // A bad configuration fails the same way after any restart: it ends the
+  // task at once, whether this task found it or the cluster's first error
+  // (which aborted this one) was it.
+  if (IsConfigurationError(status)) return false;
+  if (task_.abort->aborted() && IsConfigurationError(task_.abort->status())) return false;
   return IsRecoverable(status) || task_.abort->aborted();
 }
 
@@ -470,8 +524,10 @@ absl::StatusOr<ResilientRun> Session::Run() {
     r.detected = absl::Now();
     r.failed_at_step = last_step_;
     r.last_step_end = last_step_end_;
-    MESHTRAIN_LOG(ERROR) << "training failed after " << last_step_ << " steps: " << status
-                         << "; recovering: waiting up to "
+    MESHTRAIN_LOG(ERROR) << "training failed "
+                         << (last_step_ >= 0 ? absl::StrCat("after ", last_step_, " steps")
+                                             : std::string("after 0 steps (before the first)"))
+                         << ": " << status << "; recovering: waiting up to "
                          << absl::FormatDuration(options_.recovery_timeout)
                          << " for the cluster to come back, then restoring the latest checkpoint";
     if (!task_.abort->aborted()) (void)mesh->coordination().ReportError(status);

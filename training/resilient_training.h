@@ -48,6 +48,9 @@ struct ResilienceOptions {
   int64_t checkpoint_every_steps = 0;
   absl::Duration checkpoint_every = absl::ZeroDuration();
   int max_to_keep = 3;
+  // false (--restore none): the first life starts from the initial values
+  // whatever MODEL_DIR holds; a recovery restores only what this run saved.
+  bool restore_existing = true;
   // How long survivors wait for a failed task to come back; 0: fail instead.
   absl::Duration recovery_timeout = absl::Minutes(5);
   absl::Duration startup_timeout = absl::Minutes(5);  // agreeing on what to restore

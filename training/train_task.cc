@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/base/trace.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
@@ -83,8 +84,15 @@ absl::StatusOr<ResilienceOptions> MakeResilienceOptions(const TaskOptions& optio
     return absl::InvalidArgumentError(
         "--checkpoint-every-steps, --checkpoint-every-secs and --max-to-keep must be >= 0");
   }
+  if (options.restore != "latest" && options.restore != "none") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--restore ", QuoteForMessage(options.restore),
+                     " is not one of latest, none; use latest to resume from the newest valid "
+                     "checkpoint, none to start from the initial values"));
+  }
   ResilienceOptions resilience;
   resilience.model_dir = options.model_dir;
+  resilience.restore_existing = options.restore == "latest";
   resilience.checkpoint_every_steps = options.checkpoint_every_steps;
   resilience.checkpoint_every = absl::Seconds(options.checkpoint_every_secs);
   resilience.max_to_keep = static_cast<int>(options.max_to_keep);

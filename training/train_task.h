@@ -45,6 +45,9 @@ struct TaskOptions {
   int64_t checkpoint_every_steps = 0;
   double checkpoint_every_secs = 60;
   int64_t max_to_keep = 3;
+  // "latest": resume from the newest valid checkpoint in model_dir (refusing
+  // when every one is corrupt); "none": start from the initial values.
+  std::string restore = "latest";
   absl::Duration recovery_timeout = absl::Minutes(5);
   absl::Duration eval_timeout = absl::Minutes(30);
   // Fault injection for tests: every checkpoint fsync sleeps this long.

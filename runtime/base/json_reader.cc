@@ -6,11 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/base/quote.h"
 
 namespace meshtrain {
 namespace {
 
 using Json = nlohmann::json;
+
+constexpr size_t kMaxDetailBytes = 200;
 
 // An integer that fits int64_t (nlohmann keeps large ones as unsigned).
 bool AsInt64(const Json& v, int64_t* out) {
@@ -23,6 +26,36 @@ bool AsInt64(const Json& v, int64_t* out) {
   if (!v.is_number_integer()) return false;
   *out = v.get<int64_t>();
   return true;
+}
+
+// The byte offset where arrays and objects in `text` first nest deeper than
+// `max_depth`, or -1. Brackets inside strings do not count; the text need not
+// be valid JSON (the parser judges that).
+int64_t FindTooDeep(absl::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return static_cast<int64_t>(i);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return -1;
 }
 
 }  // namespace
@@ -38,7 +71,12 @@ JsonErrorFn InvalidJsonIn(std::string source) {
   };
 }
 
-absl::StatusOr<Json> ParseJson(absl::string_view text) {
+absl::StatusOr<Json> ParseJson(absl::string_view text, int max_depth) {
+  if (const int64_t at = FindTooDeep(text, max_depth); at >= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the JSON nests arrays and objects deeper than ", max_depth,
+                     " levels at byte ", at, " (no configuration or checkpoint needs that many)"));
+  }
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::parse_error& e) {
@@ -46,14 +84,21 @@ absl::StatusOr<Json> ParseJson(absl::string_view text) {
     absl::string_view detail = e.what();
     const size_t bracket = detail.find("] ");
     if (bracket != absl::string_view::npos) detail.remove_prefix(bracket + 2);
+    // Its "last read: '...'" may hold a whole 100 KB token: keep a prefix,
+    // printable ASCII only.
+    std::string bounded(detail.substr(0, kMaxDetailBytes));
+    for (char& c : bounded) {
+      if (!IsPlainForMessage(absl::string_view(&c, 1)) && c != '\'' && c != '"') c = '?';
+    }
+    if (detail.size() > kMaxDetailBytes) bounded += "...";
     return absl::InvalidArgumentError(
-        absl::StrCat("not valid JSON at byte ", e.byte, ": ", detail));
+        absl::StrCat("not valid JSON at byte ", e.byte, ": ", bounded));
   }
 }
 
 std::string DescribeJson(const Json& value) {
   if (value.is_null()) return "null";
-  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string text = value.dump(-1, ' ', /*ensure_ascii=*/true, Json::error_handler_t::replace);
   if (text.size() > 48) text = absl::StrCat(text.substr(0, 45), "...");
   return absl::StrCat(value.type_name(), " ", text);
 }
@@ -62,7 +107,10 @@ JsonReader::JsonReader(const Json& value, JsonErrorFn error, std::string path)
     : value_(&value), error_(std::move(error)), path_(std::move(path)) {}
 
 std::string JsonReader::PathOf(absl::string_view key) const {
-  return path_.empty() ? std::string(key) : absl::StrCat(path_, ".", key);
+  const std::string name = IsPlainForMessage(key) && key.size() <= kMaxQuotedBytes
+                               ? std::string(key)
+                               : QuoteForMessage(key);
+  return path_.empty() ? name : absl::StrCat(path_, ".", name);
 }
 
 absl::Status JsonReader::Error(absl::string_view field, absl::string_view problem) const {

@@ -4,7 +4,12 @@
 // got string "x"`. The caller's JsonErrorFn decides the source and the code,
 // so a checkpoint's errors are kDataLoss naming its file and a config's are
 // kInvalidArgument naming the config. ParseJson is the one place nlohmann's
-// parse exceptions become a Status.
+// parse exceptions become a Status, and the one place every JSON the program
+// reads (TF_CONFIG, job configs, checkpoint manifests and headers, ps plans,
+// reports) is parsed: it refuses nesting deeper than kMaxJsonDepth before
+// nlohmann builds anything, so no recursive walk (dump, compare, destroy) of
+// a hostile document can overflow the stack. Messages never quote more than
+// a bounded, escaped prefix of the input.
 //
 // A reader borrows its value, which must outlive it. Thread-compatible: it
 // records the keys asked for, for CheckNoUnknownKeys.
@@ -36,13 +41,18 @@ std::string JsonFieldMessage(absl::string_view field, absl::string_view problem)
 // InvalidArgument "<source>: <field> <problem>".
 JsonErrorFn InvalidJsonIn(std::string source);
 
+// The deepest nesting of arrays and objects ParseJson accepts: ours need 6.
+inline constexpr int kMaxJsonDepth = 64;
+
 // The parsed document, or InvalidArgument "not valid JSON at byte 31:
 // parse error at line 1, column 31: syntax error ...", for the caller to prefix
-// with the source.
-absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text);
+// with the source. Arrays and objects nested deeper than `max_depth` are
+// refused ("nests arrays and objects deeper than 64 levels at byte 65")
+// before parsing.
+absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text, int max_depth = kMaxJsonDepth);
 
-// A value's type and (a prefix of) its text on one line: `number 1.5`,
-// `string "1a"`, `array ["a",...]`, `null`.
+// A value's type and (a prefix of) its text on one line, control characters
+// and non-ASCII escaped: `number 1.5`, `string "1a"`, `array ["a",...]`, `null`.
 std::string DescribeJson(const nlohmann::json& value);
 
 class JsonReader {
@@ -52,7 +62,8 @@ class JsonReader {
 
   const nlohmann::json& value() const { return *value_; }
   const std::string& path() const { return path_; }
-  // The path of member `key`: "key" at the top, else "<path>.key".
+  // The path of member `key`: "key" at the top, else "<path>.key"; a key that
+  // is not plain printable ASCII appears quoted and bounded (QuoteForMessage).
   std::string PathOf(absl::string_view key) const;
   absl::Status Error(absl::string_view field, absl::string_view problem) const;
 

@@ -41,16 +41,9 @@ absl::Status CommitCheckpoint(FileSystem& fs, const std::string& model_dir, Mani
   const absl::string_view pieces[] = {text};
   MESHTRAIN_RETURN_IF_ERROR(WriteFileAtomically(fs, JoinPath(dir, kManifestFileName), pieces));
 
-  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
-                             ListCheckpointDirs(fs, model_dir));
-  std::vector<int64_t> kept;
-  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-    if (!it->committed || it->step > manifest.step) continue;
-    if (max_to_keep > 0 && static_cast<int>(kept.size()) >= max_to_keep) break;
-    kept.insert(kept.begin(), it->step);
-  }
-  MESHTRAIN_RETURN_IF_ERROR(WriteCheckpointPointer(fs, model_dir, manifest.step, kept));
-  return PruneCheckpoints(fs, model_dir, manifest.step, max_to_keep);
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<int64_t> kept,
+                             PruneCheckpoints(fs, model_dir, manifest.step, max_to_keep));
+  return WriteCheckpointPointer(fs, model_dir, manifest.step, kept);
 }
 
 absl::Status WriteCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,

@@ -12,14 +12,17 @@
 //      merged from the parts' records, every file's size and CRC32C) as
 //      index.json.tmp.*, fsync, rename to index.json, fsync the directory. From
 //      here the checkpoint exists.
-//   4. The pointer MODEL_DIR/checkpoint, the same way (tmp, fsync, rename,
-//      fsync MODEL_DIR).
-//   5. Prune: committed checkpoints beyond max_to_keep (oldest first) and
-//      uncommitted directories older than this one are deleted.
+//   4. Prune: committed checkpoints beyond the newest max_to_keep valid ones
+//      (older ones verified first, so a corrupt one never counts and the
+//      newest valid one is never deleted) and uncommitted directories older
+//      than this one are deleted (PruneCheckpoints).
+//   5. The pointer MODEL_DIR/checkpoint, naming this one and the kept ones,
+//      the same way (tmp, fsync, rename, fsync MODEL_DIR).
 //
 // A crash before 3 leaves a directory without index.json, which readers
-// ignore; between 3 and 4 the new checkpoint is complete and found by the scan
-// (model_dir.h); after 4 only garbage is left for the next prune.
+// ignore; after 3 the new checkpoint is complete and found by the scan
+// (model_dir.h), which does not trust the pointer; a crash in 4 leaves only
+// garbage for the next prune.
 #ifndef MESHTRAIN_RUNTIME_CHECKPOINT_CHECKPOINT_COMMIT_H_
 #define MESHTRAIN_RUNTIME_CHECKPOINT_CHECKPOINT_COMMIT_H_
 

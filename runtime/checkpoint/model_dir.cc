@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/manifest.h"
 
@@ -76,6 +77,21 @@ absl::Status WriteCheckpointPointer(FileSystem& fs, const std::string& model_dir
   return WriteFileAtomically(fs, JoinPath(model_dir, kCheckpointPointerFile), pieces);
 }
 
+absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenCheckpoint(FileSystem& fs,
+                                                                 const std::string& model_dir,
+                                                                 int64_t step) {
+  const std::string dir = CheckpointPath(model_dir, step);
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader,
+                             CheckpointReader::Open(fs, dir));
+  if (reader->step() != step) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", dir, " is corrupt: its manifest ", JoinPath(dir, kManifestFileName),
+        " says step ", reader->step(), " but the directory is named ", CheckpointDirName(step),
+        "; the checkpoint will not be restored"));
+  }
+  return reader;
+}
+
 absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std::string& model_dir,
                                                       int64_t max_step) {
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
@@ -84,7 +100,7 @@ absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std:
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     if (!it->committed || (max_step >= 0 && it->step > max_step)) continue;
     absl::StatusOr<std::unique_ptr<CheckpointReader>> reader =
-        CheckpointReader::Open(fs, CheckpointPath(model_dir, it->step));
+        OpenCheckpoint(fs, model_dir, it->step);
     if (reader.ok()) {
       latest.reader = std::move(*reader);
       return latest;
@@ -96,11 +112,22 @@ absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std:
   return latest;
 }
 
-absl::Status PruneCheckpoints(FileSystem& fs, const std::string& model_dir, int64_t newest,
-                              int max_to_keep) {
+namespace {
+
+// Deletes a committed checkpoint: index.json first (see PruneCheckpoints).
+absl::Status RemoveCommitted(FileSystem& fs, const std::string& dir) {
+  MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(JoinPath(dir, kManifestFileName)));
+  MESHTRAIN_RETURN_IF_ERROR(fs.SyncDir(dir));
+  return fs.RemoveAll(dir);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int64_t>> PruneCheckpoints(FileSystem& fs, const std::string& model_dir,
+                                                      int64_t newest, int max_to_keep) {
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
                              ListCheckpointDirs(fs, model_dir));
-  int kept = 0;
+  std::vector<int64_t> kept;  // newest first
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     const std::string dir = CheckpointPath(model_dir, it->step);
     if (it->step > newest) continue;  // a newer one is being written: not ours to judge
@@ -108,12 +135,24 @@ absl::Status PruneCheckpoints(FileSystem& fs, const std::string& model_dir, int6
       if (it->step < newest) MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(dir));
       continue;
     }
-    if (max_to_keep <= 0 || ++kept <= max_to_keep) continue;
-    MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(JoinPath(dir, kManifestFileName)));
-    MESHTRAIN_RETURN_IF_ERROR(fs.SyncDir(dir));
-    MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(dir));
+    if (max_to_keep > 0 && static_cast<int>(kept.size()) >= max_to_keep) {
+      MESHTRAIN_RETURN_IF_ERROR(RemoveCommitted(fs, dir));
+      continue;
+    }
+    if (max_to_keep > 0) {
+      absl::StatusOr<std::unique_ptr<CheckpointReader>> reader =
+          OpenCheckpoint(fs, model_dir, it->step);
+      if (absl::IsNotFound(reader.status())) continue;
+      if (!reader.ok()) {
+        MESHTRAIN_LOG(WARNING) << "checkpoint pruning: " << reader.status().message()
+                               << "; it does not count toward max_to_keep";
+        continue;
+      }
+    }
+    kept.push_back(it->step);
   }
-  return absl::OkStatus();
+  std::reverse(kept.begin(), kept.end());
+  return kept;
 }
 
 }  // namespace meshtrain

@@ -50,6 +50,14 @@ absl::StatusOr<std::optional<int64_t>> ReadCheckpointPointer(FileSystem& fs,
 absl::Status WriteCheckpointPointer(FileSystem& fs, const std::string& model_dir, int64_t latest,
                                     const std::vector<int64_t>& kept);
 
+// Opens and verifies MODEL_DIR/ckpt-`step` (CheckpointReader::Open), and
+// checks that its manifest's step is `step`: DataLoss naming both when they
+// disagree (ckpt-30 holding step 2147483648), since restoring it would resume
+// at a step that no checkpoint of this directory recorded.
+absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenCheckpoint(FileSystem& fs,
+                                                                 const std::string& model_dir,
+                                                                 int64_t step);
+
 struct LatestCheckpoint {
   std::unique_ptr<CheckpointReader> reader;  // null: no valid checkpoint
   std::vector<absl::Status> skipped;         // corrupt ones, newest first, naming the file
@@ -59,12 +67,18 @@ struct LatestCheckpoint {
 absl::StatusOr<LatestCheckpoint> FindLatestCheckpoint(FileSystem& fs, const std::string& model_dir,
                                                       int64_t max_step = -1);
 
-// Keeps the newest `max_to_keep` committed checkpoints up to `newest` (and any
+// Keeps the newest `max_to_keep` valid checkpoints up to `newest` (and any
 // newer), deletes the older ones (index.json first, so a crash halfway leaves
 // an uncommitted directory, never a committed one with files missing) and the
-// uncommitted directories older than `newest`. max_to_keep <= 0 keeps all.
-absl::Status PruneCheckpoints(FileSystem& fs, const std::string& model_dir, int64_t newest,
-                              int max_to_keep);
+// uncommitted directories older than `newest`. Each one is verified
+// (OpenCheckpoint, the one just committed included) before it counts, so a
+// corrupt checkpoint never takes the place of a valid one and the newest
+// valid checkpoint is never deleted: corrupt ones newer than the oldest kept
+// are left for the user to inspect and not counted, older ones are deleted
+// with the rest. Returns the steps kept and counted, ascending. max_to_keep
+// <= 0 keeps all (and verifies none).
+absl::StatusOr<std::vector<int64_t>> PruneCheckpoints(FileSystem& fs, const std::string& model_dir,
+                                                      int64_t newest, int max_to_keep);
 
 }  // namespace meshtrain
 

@@ -9,6 +9,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/crc32c.h"
 #include "runtime/base/json_reader.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
@@ -65,7 +66,7 @@ absl::Status ReadMetadata(const nlohmann::json& value, absl::string_view p,
 // One tensor's dtype, shape and data_offsets, within a `data_size`-byte buffer.
 absl::StatusOr<SafetensorsEntry> ReadEntry(const std::string& name, const nlohmann::json& value,
                                            uint64_t data_size, absl::string_view p) {
-  const std::string where = absl::StrCat("tensor '", name, "': ");
+  const std::string where = absl::StrCat("tensor ", QuoteForMessage(name), ": ");
   if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
       !value.contains("data_offsets")) {
     return Corrupt(p, absl::StrCat(where, "needs dtype, shape and data_offsets"));
@@ -79,13 +80,16 @@ absl::StatusOr<SafetensorsEntry> ReadEntry(const std::string& name, const nlohma
   std::vector<int64_t> offsets;
   MESHTRAIN_RETURN_IF_ERROR(r.Read("dtype", &dtype));
   absl::StatusOr<DType> parsed = ParseDType(dtype);
-  if (!parsed.ok()) return Corrupt(p, absl::StrCat(where, "unknown dtype ", value["dtype"].dump()));
+  if (!parsed.ok())
+    return Corrupt(p,
+                   absl::StrCat(where, "unknown dtype ", QuoteForMessage(value["dtype"].dump())));
   entry.dtype = *parsed;
   MESHTRAIN_RETURN_IF_ERROR(r.ReadDimensions("shape", &entry.shape));
   if (!r.Read("data_offsets", &offsets).ok() || offsets.size() != 2 || offsets[0] < 0 ||
       offsets[1] < 0) {
-    return Corrupt(p, absl::StrCat(where, "data_offsets ", value["data_offsets"].dump(),
-                                   " is not [begin, end]"));
+    return Corrupt(
+        p, absl::StrCat(where, "data_offsets ", QuoteForMessage(value["data_offsets"].dump()),
+                        " is not [begin, end]"));
   }
   entry.begin = static_cast<uint64_t>(offsets[0]);
   entry.end = static_cast<uint64_t>(offsets[1]);
@@ -96,7 +100,7 @@ absl::StatusOr<SafetensorsEntry> ReadEntry(const std::string& name, const nlohma
   const int64_t expected = ExpectedBytes(entry.dtype, entry.shape);
   if (expected < 0 || static_cast<uint64_t>(expected) != entry.end - entry.begin) {
     return Corrupt(p, absl::StrCat(where, entry.end - entry.begin, " bytes do not hold ", dtype,
-                                   value["shape"].dump()));
+                                   QuoteForMessage(value["shape"].dump())));
   }
   return entry;
 }

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 
@@ -291,7 +292,7 @@ absl::StatusOr<ClusterConfig> ClusterConfigFromRankAddresses(
   for (int r = 0; r < size; ++r) {
     absl::StatusOr<HostPort> parsed = ParseHostPort(addresses[r]);
     if (!parsed.ok()) return Annotate(parsed.status(), absl::StrCat("MPI cluster: rank ", r));
-    auto [where, inserted] = owner.emplace(parsed->Canonical(), r);
+    auto [where, inserted] = owner.emplace(parsed->EndpointKey(), r);
     if (!inserted) {
       return absl::InvalidArgumentError(absl::StrCat(
           "MPI cluster: ranks ", where->second, " and ", r, " both reported address ",

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "runtime/base/json_reader.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 
@@ -111,6 +112,32 @@ absl::Status ParseJob(const JsonErrorFn& error, const std::string& job, const Js
   return absl::OkStatus();
 }
 
+// Two tasks may not name one endpoint: the same host:port, or two loopback
+// spellings (localhost, 127.x, ::1) with one port. One of them could not bind,
+// and the other would wait out the whole startup timeout for it.
+absl::Status CheckDistinctEndpoints(const JsonErrorFn& error, const ClusterSpec& spec) {
+  std::map<std::string, TaskId> owner;  // endpoint key -> first task using it
+  for (const TaskId& task : spec.AllTasks()) {
+    const std::string& address = spec.address(task);
+    const HostPort parsed = *ParseHostPort(address);  // ParseJob checked it
+    auto [where, inserted] = owner.emplace(parsed.EndpointKey(), task);
+    if (inserted) continue;
+    const std::string& first = spec.address(where->second);
+    std::string problem =
+        first == address
+            ? absl::StrCat("address ", QuoteForMessage(address), " is also ",
+                           where->second.ToString(), "'s")
+            : absl::StrCat("address ", QuoteForMessage(address), " names the same endpoint as ",
+                           where->second.ToString(), " (", QuoteForMessage(first), ")");
+    if (first != address && parsed.IsLoopback()) {
+      absl::StrAppend(&problem, ": both are this host's loopback on port ", parsed.port);
+    }
+    return error(absl::StrCat("cluster.", task.job, "[", task.index, "]"),
+                 absl::StrCat(problem, "; give every task its own host:port"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ClusterSpec> ParseCluster(const JsonErrorFn& error, const Json& root) {
   auto it = root.find("cluster");
   if (it == root.end()) {
@@ -147,16 +174,7 @@ absl::StatusOr<ClusterSpec> ParseCluster(const JsonErrorFn& error, const Json& r
                  "no \"chief\" or \"worker\" job, so no task would train; "
                  "add \"worker\": [\"host:port\", ...]");
   }
-  std::map<std::string, TaskId> owner;  // canonical address -> first task using it
-  for (const TaskId& task : spec.AllTasks()) {
-    const std::string canonical = ParseHostPort(spec.address(task))->Canonical();
-    auto [where, inserted] = owner.emplace(canonical, task);
-    if (!inserted) {
-      return error("cluster", absl::StrCat(where->second.ToString(), " and ", task.ToString(),
-                                           " both use address ", QuoteForMessage(canonical),
-                                           "; give every task its own host:port"));
-    }
-  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckDistinctEndpoints(error, spec));
   return spec;
 }
 

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/base/quote.h"
 
 namespace meshtrain {
 namespace {
@@ -24,6 +25,48 @@ TEST(ParseJsonTest, SaysWhereTheTextStopsParsing) {
   EXPECT_THAT(Message(bad.status()), HasSubstr("not valid JSON at byte 10: parse error at line 1"));
   EXPECT_THAT(Message(bad.status()), testing::Not(HasSubstr("json.exception")));
   EXPECT_FALSE(ParseJson("").ok());
+}
+
+// Arrays nested 51,500 deep once overflowed the stack when a message dumped them.
+TEST(ParseJsonTest, RefusesNestingDeeperThanTheLimitWithoutRecursing) {
+  const std::string deep = std::string(51500, '[') + std::string(51500, ']');
+  absl::StatusOr<nlohmann::json> parsed = ParseJson(deep);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(parsed.status()),
+              HasSubstr("nests arrays and objects deeper than 64 levels at byte 64"));
+  EXPECT_LT(parsed.status().message().size(), 200u);
+
+  const std::string at_limit = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(ParseJson(at_limit).ok());
+  EXPECT_FALSE(ParseJson("[" + at_limit + "]").ok());
+  const std::string objects = R"({"a":)" + std::string(70, '[') + std::string(70, ']') + "}";
+  EXPECT_FALSE(ParseJson(objects).ok());
+  EXPECT_TRUE(ParseJson(objects, /*max_depth=*/80).ok());
+}
+
+TEST(ParseJsonTest, BracketsInsideStringsDoNotCount) {
+  const std::string text = R"({"a": ")" + std::string(1000, '[') + R"(\"[[[", "b": "\\"})";
+  absl::StatusOr<nlohmann::json> parsed = ParseJson(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)["b"], "\\");
+}
+
+TEST(ParseJsonTest, BoundsAndEscapesTheInputItQuotes) {
+  const std::string text = "\"" + std::string(70000, 'x') + "\x01";
+  absl::StatusOr<nlohmann::json> parsed = ParseJson(text);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_LT(parsed.status().message().size(), 300u);
+  EXPECT_THAT(Message(parsed.status()), HasSubstr("..."));
+}
+
+TEST(JsonReaderTest, QuotesKeysThatAreNotPlainInPaths) {
+  const nlohmann::json doc = Doc("{\"a\\u0001\": 1, \"" + std::string(500, 'k') + "\": 2}");
+  JsonReader r(doc, InvalidJsonIn("doc.json"));
+  const std::string message = Message(r.CheckNoUnknownKeys());
+  EXPECT_THAT(message, HasSubstr("'a\\001' is not a known key"));
+  EXPECT_EQ(message.find('\x01'), std::string::npos);
+  EXPECT_EQ(r.PathOf(std::string(500, 'k')).size(), QuoteForMessage(std::string(500, 'k')).size());
 }
 
 TEST(DescribeJsonTest, NamesTheTypeAndAPrefixOfTheText) {

@@ -173,6 +173,90 @@ TEST(CheckpointTest, CorruptCheckpointsAreNamedAndSkipped) {
   EXPECT_THAT(std::string(latest->skipped[3].message()), HasSubstr("cannot be read"));
 }
 
+void FlipLastByte(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-1, std::ios::end);
+  const char c = static_cast<char>(f.get());
+  f.seekp(-1, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x01));
+}
+
+std::vector<int64_t> Steps(FileSystem& fs, const std::string& model_dir) {
+  const absl::StatusOr<std::vector<CheckpointDirEntry>> dirs = ListCheckpointDirs(fs, model_dir);
+  std::vector<int64_t> steps;
+  if (!dirs.ok()) return steps;
+  for (const CheckpointDirEntry& d : *dirs) steps.push_back(d.step);
+  return steps;
+}
+
+// The step of the newest valid checkpoint; -1 when there is none.
+int64_t LatestValidStep(FileSystem& fs, const std::string& model_dir) {
+  absl::StatusOr<LatestCheckpoint> latest = FindLatestCheckpoint(fs, model_dir);
+  if (!latest.ok() || latest->reader == nullptr) return -1;
+  return latest->reader->step();
+}
+
+// ckpt-10 valid, ckpt-20 and ckpt-30 corrupt (a flipped byte each).
+void SaveValidThenTwoCorrupt(FileSystem& fs, const std::string& model_dir) {
+  ASSERT_TRUE(Save(fs, model_dir, 10, 1).ok());
+  for (int64_t step : {20, 30}) {
+    ASSERT_TRUE(Save(fs, model_dir, step, 0).ok());
+    FlipLastByte(FirstPartFile(model_dir, step));
+  }
+}
+
+// With --max-to-keep 1, pruning once counted a corrupt newer checkpoint and
+// deleted the only valid one.
+TEST(CheckpointTest, PruningNeverCountsCorruptCheckpointsNorDeletesTheNewestValid) {
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  SaveValidThenTwoCorrupt(fs, tmp.path());
+  ASSERT_TRUE(Save(fs, tmp.path(), 40, 0).ok());
+  auto kept = PruneCheckpoints(fs, tmp.path(), 40, 2);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_THAT(*kept, ::testing::ElementsAre(10, 40));
+  EXPECT_THAT(Steps(fs, tmp.path()), ::testing::ElementsAre(10, 20, 30, 40));
+
+  // The next save keeps 40 and itself; the corrupt ones older than the kept
+  // ones go with the rest.
+  ASSERT_TRUE(Save(fs, tmp.path(), 50, 2).ok());
+  EXPECT_THAT(Steps(fs, tmp.path()), ::testing::ElementsAre(40, 50));
+  std::ifstream pointer(tmp.path() + "/checkpoint");
+  std::string text((std::istreambuf_iterator<char>(pointer)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("all_model_checkpoint_paths: \"ckpt-40\"\n"));
+}
+
+TEST(CheckpointTest, PruningKeepsTheOnlyValidCheckpointBehindCorruptOnes) {
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  SaveValidThenTwoCorrupt(fs, tmp.path());
+  // The newest is judged too: ckpt-10, the only valid one, is the one kept.
+  auto kept = PruneCheckpoints(fs, tmp.path(), 30, 1);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_THAT(*kept, ::testing::ElementsAre(10));
+  EXPECT_THAT(Steps(fs, tmp.path()), ::testing::ElementsAre(10, 20, 30));
+  EXPECT_EQ(LatestValidStep(fs, tmp.path()), 10);
+}
+
+// ckpt-30 holding a manifest of step 2147483648 was once restored as it was.
+TEST(CheckpointTest, AManifestStepThatDisagreesWithTheDirectoryIsCorrupt) {
+  TempDir tmp;
+  FileSystem& fs = DefaultFileSystem();
+  ASSERT_TRUE(Save(fs, tmp.path(), 10).ok());
+  ASSERT_TRUE(Save(fs, tmp.path(), 2147483648).ok());
+  std::filesystem::rename(CheckpointPath(tmp.path(), 2147483648), CheckpointPath(tmp.path(), 30));
+  auto opened = OpenCheckpoint(fs, tmp.path(), 30);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(opened.status().message()),
+              HasSubstr("says step 2147483648 but the directory is named ckpt-30"));
+  EXPECT_EQ(LatestValidStep(fs, tmp.path()), 10);
+  auto latest = FindLatestCheckpoint(fs, tmp.path());
+  ASSERT_TRUE(latest.ok());
+  ASSERT_EQ(latest->skipped.size(), 1u);
+  EXPECT_THAT(std::string(latest->skipped[0].message()), HasSubstr("ckpt-30"));
+}
+
 TEST(CheckpointTest, UncommittedDirectoriesAreIgnoredAndPruned) {
   TempDir tmp;
   FileSystem& fs = DefaultFileSystem();

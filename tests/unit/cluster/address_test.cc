@@ -35,6 +35,35 @@ TEST(ParseHostPortTest, JoinBracketsIpv6) {
   EXPECT_EQ(JoinHostPort("10.0.0.1", 2222), "10.0.0.1:2222");
 }
 
+TEST(ParseHostPortTest, KnowsLoopbackInEverySpelling) {
+  for (const char* address : {"localhost:1", "LOCALHOST:1", "127.0.0.1:1", "127.255.0.9:1",
+                              "[::1]:1", "[0:0:0:0:0:0:0:1]:1", "[::ffff:127.0.0.1]:1"}) {
+    absl::StatusOr<HostPort> parsed = ParseHostPort(address);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_TRUE(parsed->IsLoopback()) << address;
+    EXPECT_EQ(parsed->EndpointKey(), "loopback:1") << address;
+  }
+  for (const char* address : {"10.0.0.1:1", "128.0.0.1:1", "[::2]:1", "localhost2:1"}) {
+    EXPECT_FALSE(ParseHostPort(address)->IsLoopback()) << address;
+  }
+}
+
+TEST(ParseHostPortTest, EndpointKeyFoldsSpellingsOfOneAddress) {
+  EXPECT_EQ(ParseHostPort("[FE80:0::01]:80")->EndpointKey(), "[fe80::1]:80");
+  EXPECT_EQ(ParseHostPort("Node-1:080")->EndpointKey(), ParseHostPort("node-1:80")->EndpointKey());
+  EXPECT_NE(ParseHostPort("node-1:80")->EndpointKey(), ParseHostPort("node-2:80")->EndpointKey());
+}
+
+TEST(ParseHostPortTest, BoundsWhatItQuotes) {
+  const std::string huge_port = "localhost:" + std::string(70000, '9');
+  absl::StatusOr<HostPort> parsed = ParseHostPort(huge_port);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_LT(parsed.status().message().size(), 300u);
+  parsed = ParseHostPort(std::string(70000, 'h') + ":1");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_LT(parsed.status().message().size(), 500u);
+}
+
 struct BadAddress {
   const char* address;
   const char* message;
@@ -52,6 +81,16 @@ TEST_P(ParseHostPortErrorTest, SaysWhatIsWrongOnOneLine) {
 INSTANTIATE_TEST_SUITE_P(
     All, ParseHostPortErrorTest,
     ::testing::Values(
+        BadAddress{"*:1",
+                   "address '*:1' has '*' in its host, which a host name cannot hold; a host is "
+                   "a name of letters, digits, hyphens and dots (e.g. 'node-3.example.com'), an "
+                   "IPv4 address (e.g. '10.0.0.2') or a bracketed IPv6 address (e.g. '[::1]')"},
+        BadAddress{"[not-ipv6]:1",
+                   "address '[not-ipv6]:1' has a bracketed host that is not an IPv6 address; "
+                   "write an IPv6 address as '[::1]:2222', or a name or IPv4 address without "
+                   "brackets"},
+        BadAddress{"a\tb:1", "address 'a\\tb:1' contains whitespace; remove it"},
+        BadAddress{"a\x7f:1", "address 'a\\177:1' contains a control character; remove it"},
         BadAddress{"", "address '' is empty; write it as host:port, e.g. 'localhost:2222'"},
         BadAddress{"localhost",
                    "address 'localhost' has no port; write it as host:port, e.g. 'localhost:2222'"},

@@ -225,11 +225,91 @@ TEST(ParseTfConfigTest, RejectsClusterWithNoTrainer) {
 TEST(ParseTfConfigTest, RejectsDuplicateAddressesNamingBothTasks) {
   ExpectRejected(TfConfig(R"({"worker": ["a:1", "b:1"], "ps": ["c:1", "b:1"]})",
                           R"({"type": "worker", "index": 0})"),
-                 "cluster",
-                 "worker:1 and ps:1 both use address 'b:1'; give every task its own host:port");
+                 "cluster.ps[1]",
+                 "address 'b:1' is also worker:1's; give every task its own host:port");
   ExpectRejected(TfConfig(R"({"chief": ["LocalHost:02222"], "worker": ["localhost:2222"]})",
                           R"({"type": "worker", "index": 0})"),
-                 "cluster", "chief:0 and worker:0 both use address 'localhost:2222'");
+                 "cluster.worker[0]",
+                 "address 'localhost:2222' names the same endpoint as chief:0 ('LocalHost:02222')");
+}
+
+// localhost:P and 127.0.0.1:P once passed: one task failed to bind and the
+// other waited out the whole startup timeout.
+TEST(ParseTfConfigTest, RejectsTwoSpellingsOfOneLoopbackEndpoint) {
+  const std::string task = R"({"type": "worker", "index": 0})";
+  ExpectRejected(TfConfig(R"({"worker": ["localhost:2222", "127.0.0.1:2222"]})", task),
+                 "cluster.worker[1]",
+                 "address '127.0.0.1:2222' names the same endpoint as worker:0 "
+                 "('localhost:2222'): both are this host's loopback on port 2222; give every "
+                 "task its own host:port");
+  ExpectRejected(TfConfig(R"({"worker": ["[::1]:7", "127.3.4.5:7"]})", task), "cluster.worker[1]",
+                 "loopback on port 7");
+  ExpectRejected(TfConfig(R"({"worker": ["[fe80::1]:7", "[FE80:0::01]:7"]})", task),
+                 "cluster.worker[1]", "names the same endpoint as worker:0");
+  EXPECT_TRUE(
+      ParseTfConfig(TfConfig(R"({"worker": ["localhost:2222", "127.0.0.1:2223"]})", task)).ok());
+  EXPECT_TRUE(ParseTfConfig(TfConfig(R"({"worker": ["h1:2222", "h2:2222"]})", task)).ok());
+}
+
+TEST(ParseTfConfigTest, RejectsJunkHostsNamingTheFieldValueAndFix) {
+  const std::string task = R"({"type": "worker", "index": 0})";
+  const char kSyntax[] = "a host is a name of letters, digits, hyphens and dots";
+  ExpectRejected(TfConfig(R"({"worker": ["*:2222"]})", task), "cluster.worker[0]",
+                 "address '*:2222' has '*' in its host, which a host name cannot hold");
+  ExpectRejected(TfConfig(R"({"worker": ["a:1", "a/b:2222"]})", task), "cluster.worker[1]",
+                 "has '/' in its host");
+  ExpectRejected(TfConfig(R"({"worker": ["256.256.256.256:2222"]})", task), "cluster.worker[0]",
+                 "is not an IPv4 address (part '256' is not a number 0..255)");
+  ExpectRejected(TfConfig(R"({"worker": ["1.2.3:2222"]})", task), "cluster.worker[0]",
+                 "is not an IPv4 address (it needs four parts");
+  ExpectRejected(TfConfig(R"({"worker": ["[not-ipv6]:2222"]})", task), "cluster.worker[0]",
+                 "address '[not-ipv6]:2222' has a bracketed host that is not an IPv6 address");
+  ExpectRejected(TfConfig(R"({"worker": ["a\u0001b:2222"]})", task), "cluster.worker[0]",
+                 "address 'a\\001b:2222' contains a control character; remove it");
+  ExpectRejected(TfConfig(R"({"worker": ["-a:2222"]})", task), "cluster.worker[0]",
+                 "starts or ends with a hyphen");
+  ExpectRejected(TfConfig(R"({"worker": ["a..b:2222"]})", task), "cluster.worker[0]",
+                 "empty label");
+  ExpectRejected(TfConfig(R"({"worker": ["a_b:2222"]})", task), "cluster.worker[0]", kSyntax);
+  const std::string label(64, 'a');
+  ExpectRejected(TfConfig("{\"worker\": [\"" + label + ":1\"]}", task), "cluster.worker[0]",
+                 "has a host label of 64 bytes; labels have at most 63");
+
+  const std::string huge(70000, 'h');
+  absl::StatusOr<ClusterConfig> config =
+      ParseTfConfig(TfConfig("{\"worker\": [\"" + huge + ":1\"]}", task));
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("has a host of 70000 bytes"));
+  EXPECT_LT(config.status().message().size(), 500u);
+}
+
+TEST(ParseTfConfigTest, AcceptsValidHostsAtTheLimits) {
+  const std::string task = R"({"type": "worker", "index": 0})";
+  const std::string label(63, 'a');
+  const std::string name = label + "." + label + "." + label + "." + std::string(61, 'b');
+  ASSERT_EQ(name.size(), 253u);
+  for (const std::string& host :
+       {std::string("0.0.0.0"), std::string("255.255.255.255"), std::string("Node-3.Example.COM"),
+        name, std::string("[::ffff:10.0.0.1]"), std::string("x1")}) {
+    absl::StatusOr<ClusterConfig> config =
+        ParseTfConfig(TfConfig("{\"worker\": [\"" + host + ":1\"]}", task));
+    EXPECT_TRUE(config.ok()) << host << ": " << config.status();
+  }
+  EXPECT_FALSE(ParseTfConfig(TfConfig("{\"worker\": [\"" + name + "b:1\"]}", task)).ok());
+}
+
+// A TF_CONFIG of arrays nested 51,500 deep once crashed the process (SIGSEGV)
+// while the error message dumped it.
+TEST(ParseTfConfigTest, RefusesDeepNestingWithABoundedMessage) {
+  const std::string deep = std::string(51500, '[') + std::string(51500, ']');
+  for (const std::string& json :
+       {deep, TfConfig(R"({"worker": )" + deep + "}", R"({"type": "worker", "index": 0})")}) {
+    absl::StatusOr<ClusterConfig> config = ParseTfConfig(json);
+    ASSERT_FALSE(config.ok());
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(config.status().message(), HasSubstr("deeper than 64 levels"));
+    EXPECT_LT(config.status().message().size(), 400u);
+  }
 }
 
 // ---- rejected: task ----

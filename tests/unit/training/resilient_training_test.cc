@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/optim/optimizer.h"
@@ -17,6 +18,8 @@
 
 namespace meshtrain {
 namespace {
+
+using ::testing::HasSubstr;
 
 // 512 examples in global batches of 64: 8 steps an epoch.
 constexpr char kJob[] = R"({
@@ -39,7 +42,7 @@ class ResilientTrainingTest : public ::testing::Test {
   }
 
   // A lone process's run of `epochs`, checkpointing every 5 steps.
-  absl::StatusOr<ResilientRun> Train(int64_t epochs) {
+  absl::StatusOr<ResilientRun> Train(int64_t epochs, bool restore_existing = true) {
     job_.training.epochs = epochs;
     auto strategies = StrategyBuilder::Create(job_.strategy);
     if (!strategies.ok()) return strategies.status();
@@ -57,7 +60,21 @@ class ResilientTrainingTest : public ::testing::Test {
     ResilienceOptions options;
     options.model_dir = model_dir_;
     options.checkpoint_every_steps = 5;
+    options.restore_existing = restore_existing;
     return RunResilientTraining(task, options);
+  }
+
+  // Flips a byte in every tensor file of ckpt-`step`.
+  void CorruptTensorFiles(int64_t step) {
+    const std::string dir = model_dir_ + "/ckpt-" + std::to_string(step);
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".safetensors") continue;
+      std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+      file.seekg(-1, std::ios::end);
+      const char last = static_cast<char>(file.get());
+      file.seekp(-1, std::ios::end);
+      file.put(static_cast<char>(last ^ 0x01));
+    }
   }
 
   std::string model_dir_;
@@ -89,19 +106,45 @@ TEST_F(ResilientTrainingTest, ResumesFromTheNewestCheckpoint) {
 
 TEST_F(ResilientTrainingTest, ACorruptNewestCheckpointIsSkippedForTheOneBefore) {
   ASSERT_TRUE(Train(1).ok());
-  // Flip a byte in every tensor file of ckpt-8.
-  for (const auto& entry : std::filesystem::directory_iterator(model_dir_ + "/ckpt-8")) {
-    if (entry.path().extension() != ".safetensors") continue;
-    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(-1, std::ios::end);
-    const char last = static_cast<char>(file.get());
-    file.seekp(-1, std::ios::end);
-    file.put(static_cast<char>(last ^ 0x01));
-  }
+  CorruptTensorFiles(8);
   auto resumed = Train(2);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->fault_tolerance["restored_from_step"], 5) << resumed->fault_tolerance;
   EXPECT_EQ(resumed->report.final_step, 16);
+}
+
+// Training once started from scratch, exit 0, when every checkpoint was corrupt.
+TEST_F(ResilientTrainingTest, EveryCheckpointCorruptIsRefusedNamingTheFiles) {
+  ASSERT_TRUE(Train(1).ok());
+  CorruptTensorFiles(5);
+  CorruptTensorFiles(8);
+  auto refused = Train(2);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
+  const std::string message(refused.status().message());
+  EXPECT_THAT(message, HasSubstr("every checkpoint in " + model_dir_ + " is corrupt"));
+  EXPECT_THAT(message, HasSubstr(model_dir_ + "/ckpt-8/"));
+  EXPECT_THAT(message, HasSubstr(model_dir_ + "/ckpt-5/"));
+  EXPECT_THAT(message, HasSubstr("--restore none"));
+  EXPECT_TRUE(std::filesystem::exists(model_dir_ + "/ckpt-8/index.json"));  // nothing deleted
+}
+
+TEST_F(ResilientTrainingTest, RestoreNoneStartsFromTheInitialValues) {
+  ASSERT_TRUE(Train(1).ok());
+  CorruptTensorFiles(8);
+  auto fresh = Train(2, /*restore_existing=*/false);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_TRUE(fresh->fault_tolerance["restored_from_step"].is_null()) << fresh->fault_tolerance;
+  EXPECT_EQ(fresh->report.final_step, 16);
+  ASSERT_EQ(fresh->report.epochs.size(), 2u);  // both epochs ran
+}
+
+TEST_F(ResilientTrainingTest, AManifestWhoseStepDisagreesWithItsDirectoryIsNotRestored) {
+  ASSERT_TRUE(Train(1).ok());
+  std::filesystem::rename(model_dir_ + "/ckpt-8", model_dir_ + "/ckpt-30");
+  auto resumed = Train(2);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->fault_tolerance["restored_from_step"], 5) << resumed->fault_tolerance;
 }
 
 }  // namespace

@@ -199,5 +199,20 @@ TEST(TrainingLoopTest, TooFewExamplesForOneBatchWithDropRemainderIsRefused) {
               HasSubstr("600 examples in global batches of 601 with drop_remainder"));
 }
 
+// --global-batch-size 1000000000000 was once accepted silently.
+TEST(TrainingLoopTest, GlobalBatchLargerThanTheDatasetIsRefusedNamingBoth) {
+  Job job;
+  TrainingOptions options;
+  options.global_batch_size = 1000000000000;
+  options.drop_remainder = false;
+  auto report = RunTraining(*job.strategy, *job.model, job.train, &job.test, options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(report.status().message()),
+              HasSubstr("global batch size 1000000000000 is larger than the training set (600 "
+                        "examples); choose a global batch of at most 600"));
+  options.global_batch_size = kExamples;
+  EXPECT_TRUE(RunTraining(*job.strategy, *job.model, job.train, &job.test, options).ok());
+}
+
 }  // namespace
 }  // namespace meshtrain

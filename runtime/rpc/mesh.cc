@@ -130,6 +130,7 @@ absl::Status Mesh::Serve() {
     service_options.cluster = cluster();
     service_options.chief = task();
     service_options.heartbeat_timeout = options_.heartbeat_timeout;
+    service_options.restart_silence = 2 * options_.heartbeat_interval;
     service_options.independent_tasks = options_.independent_tasks;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CoordinationService> service,
                                CoordinationService::Create(std::move(service_options)));

@@ -298,7 +298,7 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
   // Every task registers the strategy's services (under mpirun the role is
   // not known yet); the builder outlives the server.
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<StrategyBuilder> strategies,
-                             StrategyBuilder::Create(job.strategy));
+                             StrategyBuilder::Create(job.strategy, options.model_dir));
   ServerOptions server_options;
   strategies->RegisterServices(server_options);
   std::unique_ptr<Server> server;

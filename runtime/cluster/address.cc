@@ -1,5 +1,9 @@
 #include "runtime/cluster/address.h"
 
+#include <arpa/inet.h>
+
+#include <string>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -48,6 +52,17 @@ std::string QuoteForMessage(absl::string_view s) {
 std::string JoinHostPort(absl::string_view host, int port) {
   if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
   return absl::StrCat(host, ":", port);
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (absl::EqualsIgnoreCase(host, "localhost") || host == "::1") return true;
+  in_addr ipv4{};
+  if (inet_pton(AF_INET, std::string(host).c_str(), &ipv4) != 1) return false;
+  return (ntohl(ipv4.s_addr) >> 24) == 127;
+}
+
+std::string DefaultBindHost(absl::string_view own_host) {
+  return IsLoopbackHost(own_host) ? std::string(own_host) : std::string("0.0.0.0");
 }
 
 std::string HostPort::Canonical() const { return JoinHostPort(absl::AsciiStrToLower(host), port); }

@@ -91,6 +91,10 @@ void RegisterClusterFlags(FlagSet& f, TrainFlags& v) {
                 "how long the first tasks wait for the others", cluster);
   f.AddDuration("heartbeat-timeout", &v.task.heartbeat_timeout,
                 "a task silent this long is declared dead", cluster);
+  f.AddString("bind-host", &v.task.bind_host,
+              "host the listening sockets bind to (default: the task's TF_CONFIG host when it is "
+              "loopback, else every interface)",
+              cluster);
   f.AddInt("mpi-ps", &v.task.mpi_ps, "under mpirun: the last N ranks are parameter servers",
            cluster);
   f.AddBool("quiet", &v.quiet, "log warnings and errors only", cluster);

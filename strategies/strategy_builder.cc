@@ -201,7 +201,7 @@ std::string DefaultStrategyForCluster(int training_workers, int ps_tasks) {
 }
 
 absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
-    const StrategyConfig& config) {
+    const StrategyConfig& config, const std::string& model_dir) {
   const std::string& n = config.name;
   if (n != kOneDevice && n != kMirrored && n != kMultiWorkerMirrored && n != kCentralStorage &&
       n != kParameterServer) {
@@ -222,7 +222,9 @@ absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
                                                    "' is unknown: use auto, ring or nccl"));
   }
   auto builder = std::unique_ptr<StrategyBuilder>(new StrategyBuilder(config));
-  if (n == kParameterServer) builder->ps_service_ = std::make_unique<PsService>();
+  if (n == kParameterServer) {
+    builder->ps_service_ = std::make_unique<PsService>(PsServiceOptions{.model_dir = model_dir});
+  }
   return builder;
 }
 

@@ -58,7 +58,9 @@ std::string DefaultStrategyForCluster(int training_workers, int ps_tasks);
 class StrategyBuilder {
  public:
   // Checks the names and the device list (InvalidArgument names the field).
-  static absl::StatusOr<std::unique_ptr<StrategyBuilder>> Create(const StrategyConfig& config);
+  // `model_dir` (--model-dir; "": none) confines a ps task's checkpoint files.
+  static absl::StatusOr<std::unique_ptr<StrategyBuilder>> Create(const StrategyConfig& config,
+                                                                 const std::string& model_dir = "");
   ~StrategyBuilder();
 
   const StrategyConfig& config() const { return config_; }

@@ -252,10 +252,13 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
   MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfigFromEnvironment());
   if (!config.is_local() || !RunningUnderMpi()) return config;
   MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
+  const std::string host = MpiHostForPeers(placement);
+  const std::string bind_host =
+      options.bind_host.empty() ? DefaultBindHost(host) : options.bind_host;
   MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create(server_options));
-  MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start("0.0.0.0:0"));
+  MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start(JoinHostPort(bind_host, 0)));
   MESHTRAIN_ASSIGN_OR_RETURN(*mpi, MpiSession::Init());
-  const std::string address = JoinHostPort(MpiHostForPeers(placement), port);
+  const std::string address = JoinHostPort(host, port);
   return ClusterConfigFromMpi(**mpi, address, static_cast<int>(options.mpi_ps));
 }
 
@@ -273,6 +276,7 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,
   options.heartbeat_timeout = task_options.heartbeat_timeout;
   options.heartbeat_interval = std::min(absl::Seconds(1), task_options.heartbeat_timeout / 4);
   options.abort = &abort;
+  options.bind_host = task_options.bind_host;
   options.server = std::move(server);
   MESHTRAIN_RETURN_IF_ERROR(RegisterFastDataPaths(options.data_paths));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh, Mesh::Create(std::move(options)));
@@ -306,7 +310,7 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
   // Every task registers the strategy's services (under mpirun the role is
   // not known yet); the builder outlives the server.
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<StrategyBuilder> strategies,
-                             StrategyBuilder::Create(job.strategy));
+                             StrategyBuilder::Create(job.strategy, options.model_dir));
   ServerOptions server_options;
   strategies->RegisterServices(server_options);
   std::unique_ptr<Server> server;

@@ -40,6 +40,9 @@ struct TaskOptions {
   absl::Duration startup_timeout = absl::Seconds(300);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
   int64_t mpi_ps = 0;  // under mpirun: the last N ranks are parameter servers
+  // Host every listening socket binds to; "": this task's own host when it is
+  // loopback, else every interface (MeshOptions::bind_host, docs/mesh.md).
+  std::string bind_host;
   absl::Duration progress_interval = absl::Seconds(10);  // the chief's step-time lines
   // Checkpoints and recovery (docs/fault_tolerance.md).
   int64_t checkpoint_every_steps = 0;

@@ -1,6 +1,8 @@
 #include "runtime/checkpoint/model_dir.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -24,7 +26,53 @@ std::optional<int64_t> StepOfName(absl::string_view name) {
   return step;
 }
 
+// `path` made absolute, resolved through every symlink and "..", as far as it exists.
+// A relative path is taken from the working directory when `relative_ok`.
+absl::StatusOr<std::filesystem::path> Resolve(const std::string& path, absl::string_view what,
+                                              bool relative_ok) {
+  if (path.empty() || (path[0] != '/' && !relative_ok)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " '", path, "' is not an absolute path"));
+  }
+  std::error_code error;
+  std::filesystem::path resolved =
+      std::filesystem::weakly_canonical(std::filesystem::absolute(path, error), error);
+  if (error) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " '", path, "' cannot be resolved: ", error.message()));
+  }
+  if (!resolved.has_filename() && resolved.has_parent_path()) resolved = resolved.parent_path();
+  return resolved;
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ResolveCheckpointDir(const std::string& model_dir,
+                                                 const std::string& checkpoint_dir) {
+  MESHTRAIN_ASSIGN_OR_RETURN(std::filesystem::path root,
+                             Resolve(model_dir, "model directory", /*relative_ok=*/true));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::filesystem::path dir,
+                             Resolve(checkpoint_dir, "checkpoint directory",
+                                     /*relative_ok=*/false));
+  // By components: /a/model-dir2 is not inside /a/model-dir.
+  auto d = dir.begin();
+  for (auto r = root.begin(); r != root.end() && !r->empty(); ++r, ++d) {
+    if (d == dir.end() || *d != *r) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("checkpoint directory '", checkpoint_dir, "' (", dir.string(),
+                       ") is outside the model directory ", root.string()));
+    }
+  }
+  // weakly_canonical keeps a dangling symlink's name: refuse it too.
+  std::error_code error;
+  const bool symlink = std::filesystem::is_symlink(std::filesystem::symlink_status(dir, error));
+  if (symlink || d == dir.end() || std::next(d) != dir.end() ||
+      !StepOfName(d->string()).has_value()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "checkpoint directory '", checkpoint_dir, "' (", dir.string(), ") is not ",
+        JoinPath(root.string(), "ckpt-STEP"), ", a checkpoint of the model directory"));
+  }
+  return dir.string();
+}
 
 std::string CheckpointDirName(int64_t step) { return absl::StrCat(kPrefix, step); }
 

@@ -41,6 +41,17 @@ struct CheckpointDirEntry {
 absl::StatusOr<std::vector<CheckpointDirEntry>> ListCheckpointDirs(FileSystem& fs,
                                                                    const std::string& model_dir);
 
+// The checkpoint directory `checkpoint_dir` names, resolved on the real file
+// system (std::filesystem::weakly_canonical: no "..", no symlink left), checked
+// to be a direct child ckpt-STEP of `model_dir`, resolved the same way.
+// PermissionDenied names both paths when it is anything else (outside MODEL_DIR,
+// escaping it through ".." or a symlink, MODEL_DIR itself, deeper, or not named
+// ckpt-STEP); InvalidArgument when either is empty or `checkpoint_dir` is
+// relative (`model_dir` may be relative to the working directory). A peer that names
+// a directory to write or read (a ps asked to save or restore) is confined so.
+absl::StatusOr<std::string> ResolveCheckpointDir(const std::string& model_dir,
+                                                 const std::string& checkpoint_dir);
+
 // The step the pointer names; nullopt without a pointer file. DataLoss if it
 // does not parse.
 absl::StatusOr<std::optional<int64_t>> ReadCheckpointPointer(FileSystem& fs,

@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -109,6 +110,12 @@ std::string HostProblem(absl::string_view host) {
 std::string JoinHostPort(absl::string_view host, int port) {
   if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
   return absl::StrCat(host, ":", port);
+}
+
+bool IsLoopbackHost(absl::string_view host) { return HostPort{std::string(host), 0}.IsLoopback(); }
+
+std::string DefaultBindHost(absl::string_view own_host) {
+  return IsLoopbackHost(own_host) ? std::string(own_host) : std::string("0.0.0.0");
 }
 
 std::string HostPort::Canonical() const { return JoinHostPort(absl::AsciiStrToLower(host), port); }

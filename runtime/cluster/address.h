@@ -38,6 +38,16 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view address);
 // "host:port", bracketing an IPv6 host: JoinHostPort("::1", 2222) == "[::1]:2222".
 std::string JoinHostPort(absl::string_view host, int port);
 
+// True for a loopback host (HostPort::IsLoopback): "localhost" (any case),
+// 127.0.0.0/8, ::1 in any spelling, or ::ffff:127.x.y.z.
+bool IsLoopbackHost(absl::string_view host);
+
+// The host a task binds its listening sockets to when no --bind-host is
+// given: its own address's host when that is loopback (a local cluster is
+// not reachable from other machines), else "0.0.0.0", every interface, as
+// TensorFlow does (a host name may not resolve to the interface peers reach).
+std::string DefaultBindHost(absl::string_view own_host);
+
 }  // namespace meshtrain
 
 #endif  // MESHTRAIN_RUNTIME_CLUSTER_ADDRESS_H_

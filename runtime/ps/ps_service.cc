@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -16,6 +17,7 @@
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/checkpoint/checkpoint_snapshot.h"
 #include "runtime/checkpoint/manifest.h"
+#include "runtime/checkpoint/model_dir.h"
 #include "runtime/rpc/grpc_status.h"
 
 namespace meshtrain {
@@ -60,20 +62,27 @@ absl::Span<float> FloatsIn(std::string& bytes) {
   return {reinterpret_cast<float*>(bytes.data()), bytes.size() / sizeof(float)};
 }
 
-// A checkpoint directory named by a peer: absolute (the ps's working
-// directory is not the chief's), existing, shared by every task.
-absl::Status CheckCheckpointDir(FileSystem& fs, const std::string& dir, absl::string_view op,
-                                int ps) {
-  if (dir.empty() || dir[0] != '/') {
-    return absl::InvalidArgumentError(absl::StrCat(op, " on ps:", ps, ": checkpoint directory '",
-                                                   dir, "' is not an absolute path"));
+// A checkpoint directory named by a peer: MODEL_DIR/ckpt-STEP of this ps's
+// own model directory, resolved (no "..", no symlink out of it), existing
+// (MODEL_DIR is shared by every task). Returns the resolved path.
+absl::StatusOr<std::string> CheckCheckpointDir(FileSystem& fs, const std::string& model_dir,
+                                               const std::string& dir, absl::string_view op,
+                                               int ps) {
+  const std::string what = absl::StrCat(op, " on ps:", ps);
+  if (model_dir.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what,
+                     ": this ps has no model directory (--model-dir); it saves and "
+                     "restores only under the job's model directory"));
   }
-  if (!fs.Exists(dir)) {
+  absl::StatusOr<std::string> resolved = ResolveCheckpointDir(model_dir, dir);
+  if (!resolved.ok()) return Annotate(resolved.status(), what);
+  if (!fs.Exists(*resolved)) {
     return absl::NotFoundError(absl::StrCat(
-        op, " on ps:", ps, ": checkpoint directory ", dir,
+        what, ": checkpoint directory ", *resolved,
         " does not exist here (MODEL_DIR must be on a file system every task shares)"));
   }
-  return absl::OkStatus();
+  return resolved;
 }
 
 std::string Milliseconds(absl::Duration d) {
@@ -91,6 +100,9 @@ void ToProto(const PushOutcome& outcome, const proto::PartitionRef& ref, proto::
 }  // namespace
 
 struct PsService::Impl final : public proto::ParameterServer::Service {
+  explicit Impl(std::string model_dir) : model_dir(std::move(model_dir)) {}
+
+  const std::string model_dir;  // SaveShards and RestoreShards stay under it
   absl::Mutex mu;
   std::shared_ptr<ParameterShards> shards ABSL_GUARDED_BY(mu);
 
@@ -253,15 +265,29 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
   grpc::Status SaveShards(grpc::ServerContext* context, const proto::SaveShardsRequest* request,
                           proto::SaveShardsResponse* response) override {
     return Serve([&](ParameterShards& shards) -> absl::Status {
-      const std::string& dir = request->checkpoint_dir();
       const std::string& file = request->file_name();
       if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos) {
         return absl::InvalidArgumentError(absl::StrCat("save shards on ps:", shards.ps_index(),
                                                        ": file name '", file,
                                                        "' is not a plain file name"));
       }
+      if (!absl::EndsWith(file, ".safetensors")) {
+        return absl::InvalidArgumentError(absl::StrCat("save shards on ps:", shards.ps_index(),
+                                                       ": file name '", file,
+                                                       "' is not a .safetensors part"));
+      }
       FileSystem& fs = DefaultFileSystem();
-      MESHTRAIN_RETURN_IF_ERROR(CheckCheckpointDir(fs, dir, "save shards", shards.ps_index()));
+      MESHTRAIN_ASSIGN_OR_RETURN(const std::string dir,
+                                 CheckCheckpointDir(fs, model_dir, request->checkpoint_dir(),
+                                                    "save shards", shards.ps_index()));
+      // Step 2 of the commit protocol writes only into a directory step 1
+      // prepared: a committed checkpoint is never written again.
+      if (fs.Exists(JoinPath(dir, std::string(kManifestFileName)))) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("save shards on ps:", shards.ps_index(), ": ", dir,
+                         " holds a committed checkpoint; a save writes only into a checkpoint "
+                         "directory the chief prepared"));
+      }
       const absl::Time start = absl::Now();
       const CheckpointSnapshot snapshot = shards.Snapshot();
       const absl::Time copied = absl::Now();
@@ -281,9 +307,12 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
                              const proto::RestoreShardsRequest* request,
                              proto::RestoreShardsResponse* response) override {
     return Serve([&](ParameterShards& shards) -> absl::Status {
-      const std::string& dir = request->checkpoint_dir();
       FileSystem& fs = DefaultFileSystem();
-      MESHTRAIN_RETURN_IF_ERROR(CheckCheckpointDir(fs, dir, "restore shards", shards.ps_index()));
+      MESHTRAIN_ASSIGN_OR_RETURN(const std::string dir,
+                                 CheckCheckpointDir(fs, model_dir, request->checkpoint_dir(),
+                                                    "restore shards", shards.ps_index()));
+      // Only a checkpoint the chief committed: Open needs its index.json
+      // (NotFound without) and verifies every file against it.
       const absl::Time start = absl::Now();
       // Open verifies every file's size and CRC32C: DataLoss names the file
       // (the client names the ps).
@@ -311,7 +340,8 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
   }
 };
 
-PsService::PsService() : impl_(std::make_unique<Impl>()) {}
+PsService::PsService(PsServiceOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options.model_dir))) {}
 PsService::~PsService() = default;
 
 grpc::Service* PsService::grpc_service() { return impl_.get(); }

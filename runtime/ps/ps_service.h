@@ -7,13 +7,19 @@
 // byte counts, ids in range and distinct) before any of it is applied, so a
 // malformed request changes nothing and the service keeps serving.
 // SaveShards and RestoreShards write and read checkpoint files with the
-// ps's own file system (DefaultFileSystem), under the directory the request
-// names, and log one line each (bytes, time).
+// ps's own file system (DefaultFileSystem), in the directory the request
+// names, and log one line each (bytes, time). That directory must resolve to
+// MODEL_DIR/ckpt-STEP of the ps's own model directory (ResolveCheckpointDir:
+// no "..", no symlink out; PermissionDenied names both paths); a save writes
+// only a .safetensors part into a directory not yet committed, a restore reads
+// only a committed checkpoint (index.json, every file verified). Without a
+// model directory both are refused.
 // Thread-safe; must outlive the server it is registered on.
 #ifndef MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_
 #define MESHTRAIN_RUNTIME_PS_PS_SERVICE_H_
 
 #include <memory>
+#include <string>
 
 #include "runtime/ps/parameter_shards.h"
 
@@ -23,9 +29,15 @@ class Service;
 
 namespace meshtrain {
 
+struct PsServiceOptions {
+  // The job's model directory (--model-dir, absolute or relative to the ps's
+  // working directory); "": saving and restoring are refused.
+  std::string model_dir;
+};
+
 class PsService {
  public:
-  PsService();
+  explicit PsService(PsServiceOptions options = {});
   ~PsService();
   PsService(const PsService&) = delete;
   PsService& operator=(const PsService&) = delete;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runtime/base/logging.h"
@@ -47,6 +48,9 @@ absl::StatusOr<std::unique_ptr<CoordinationService>> CoordinationService::Create
     CoordinationServiceOptions options) {
   if (options.heartbeat_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("coordination service: heartbeat_timeout must be positive");
+  }
+  if (options.restart_silence < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("coordination service: restart_silence must not be negative");
   }
   const std::vector<TaskId> all = options.cluster.AllTasks();
   if (std::find(all.begin(), all.end(), options.chief) == all.end()) {
@@ -107,7 +111,7 @@ void CoordinationService::CheckLiveness() {
   for (auto& [task, record] : tasks_) {
     // Tasks waiting in a recovery send no heartbeats; their call is their pulse.
     if (task == options_.chief || record.info.state != TaskState::kConnected ||
-        record.recovering > 0) {
+        record.waiting > 0) {
       continue;
     }
     const absl::Duration silent = now - record.last_heartbeat;
@@ -130,9 +134,8 @@ void CoordinationService::CheckLiveness() {
 absl::Status CoordinationService::CheckSender(const TaskId& task, uint64_t incarnation) const {
   auto it = tasks_.find(task);
   if (it == tasks_.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown task ", task.ToString(), "; the cluster is {",
-                     ClusterFingerprint(options_.cluster), "}; check its TF_CONFIG"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown task ", task.ToString(), ": not in the chief's cluster; check its TF_CONFIG"));
   }
   const uint64_t current = it->second.info.incarnation;
   if (current == 0) {
@@ -140,12 +143,39 @@ absl::Status CoordinationService::CheckSender(const TaskId& task, uint64_t incar
         absl::StrCat(Describe(task), " has not registered with the coordination service"));
   }
   if (incarnation != current) {
-    return absl::AbortedError(
-        absl::StrCat(Describe(task), " incarnation ", incarnation,
-                     " is stale: the task restarted as incarnation ", current,
-                     "; this process belongs to an earlier life and must exit"));
+    // No incarnation in the message: the current one authorises every call.
+    return absl::AbortedError(absl::StrCat(Describe(task),
+                                           ": stale incarnation: the task restarted; this process ",
+                                           "belongs to an earlier life and must exit"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CoordinationService::CheckRestart(const TaskRecord& record) const {
+  const TaskId& task = record.info.task;
+  if (task == options_.chief) {
+    // A chief that restarts hosts a new service; this one's chief is running.
+    return absl::FailedPreconditionError(
+        absl::StrCat("register: ", Describe(task),
+                     " hosts this coordination service and is running; a restarted chief "
+                     "starts a new service"));
+  }
+  if (record.info.state != TaskState::kConnected) return absl::OkStatus();
+  if (record.waiting > 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "register: ", Describe(task),
+        " is alive (its previous incarnation is waiting in a call); a restarted task registers "
+        "only after its previous incarnation stopped; retry"));
+  }
+  const absl::Duration silent = env_.Now() - record.last_heartbeat;
+  if (silent > options_.restart_silence) return absl::OkStatus();
+  // Unavailable: a real restart retries until its previous life has been silent long enough.
+  return absl::UnavailableError(
+      absl::StrCat("register: ", Describe(task), " is alive (heartbeat ",
+                   absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(100))),
+                   " ago); a restarted task registers only after its previous incarnation stopped "
+                   "heartbeating for ",
+                   absl::FormatDuration(options_.restart_silence), "; retry"));
 }
 
 bool CoordinationService::AllExpectedRegistered() const {
@@ -187,13 +217,18 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   auto it = tasks_.find(task);
   if (it == tasks_.end()) {
     return absl::InvalidArgumentError(absl::StrCat("register: unknown task ", task.ToString(),
-                                                   "; the chief's cluster is {", fingerprint_,
-                                                   "}; check its TF_CONFIG"));
+                                                   ": not in the chief's cluster; check its "
+                                                   "TF_CONFIG"));
   }
   if (registration.cluster_fingerprint != fingerprint_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "register: ", task.ToString(), " has cluster {", registration.cluster_fingerprint,
-        "} but the chief has {", fingerprint_, "}; give every task the same TF_CONFIG cluster"));
+    // The chief's fingerprint stays in the chief's log, out of the reply.
+    MESHTRAIN_LOG(WARNING) << "register: " << task.ToString() << " has cluster {"
+                           << absl::CHexEscape(registration.cluster_fingerprint.substr(0, 200))
+                           << "} but the chief has {" << fingerprint_ << "}";
+    return absl::InvalidArgumentError(
+        absl::StrCat("register: ", task.ToString(),
+                     ": wrong cluster: its TF_CONFIG cluster differs from the chief's; give "
+                     "every task the same TF_CONFIG cluster (the chief's log shows both)"));
   }
   if (registration.incarnation == 0) {
     return absl::InvalidArgumentError(
@@ -202,6 +237,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   TaskRecord& record = it->second;
   const uint64_t old_incarnation = record.info.incarnation;
   const bool restarted = old_incarnation != 0 && old_incarnation != registration.incarnation;
+  if (restarted) MESHTRAIN_RETURN_IF_ERROR(CheckRestart(record));
   if (old_incarnation != registration.incarnation || record.info.state != TaskState::kConnected) {
     if (old_incarnation != 0 && old_incarnation != registration.incarnation) {
       MESHTRAIN_LOG(WARNING) << "register: " << Describe(task) << " restarted: incarnation "
@@ -217,7 +253,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   if (rendezvous_done_ &&
       (registration.rejoin ||
        (restarted && (!options_.independent_tasks.contains(task) || first_error_.has_value())))) {
-    return JoinRecovery(record, restarted, old_incarnation, registration.wait, cancelled);
+    return JoinRecovery(record, restarted, registration.wait, cancelled);
   }
   if (registration.rejoin && !rendezvous_done_ && !resumed_) {
     resumed_ = true;
@@ -227,9 +263,11 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   }
   if (first_error_.has_value()) return FirstErrorAsAbort();
 
+  ++record.waiting;
   const bool all =
       Wait([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllExpectedRegistered(); },
            env_.Now() + registration.wait, cancelled);
+  --record.waiting;
   if (all) {
     if (!rendezvous_done_) {
       rendezvous_done_ = true;
@@ -264,8 +302,7 @@ bool CoordinationService::AllRejoined(int64_t target) const {
 }
 
 absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
-    TaskRecord& record, bool restarted, uint64_t old_incarnation, absl::Duration wait,
-    const CancelledFn& cancelled) {
+    TaskRecord& record, bool restarted, absl::Duration wait, const CancelledFn& cancelled) {
   const TaskId task = record.info.task;
   auto failed_for_good = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return first_error_.has_value() && !first_error_->recoverable;
@@ -279,17 +316,16 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   if (!first_error_.has_value()) {
     // Nobody reported this yet (a fast restart, before any survivor noticed).
     const std::string message =
-        restarted ? absl::StrCat(Describe(task), " restarted (incarnation ", old_incarnation,
-                                 " -> ", record.info.incarnation,
-                                 "): its previous life died mid-step; every task recovers from "
-                                 "the last checkpoint")
+        restarted ? absl::StrCat(Describe(task),
+                                 " restarted: its previous life died mid-step; every task "
+                                 "recovers from the last checkpoint")
                   : absl::StrCat(Describe(task), " asked the cluster to recover");
     MESHTRAIN_LOG(ERROR) << "first error of the cluster: " << message;
     first_error_ = ClusterError{task, absl::UnavailableError(message), true};
   }
   const int64_t target = generation_ + 1;
   record.rejoined_generation = target;
-  ++record.recovering;
+  ++record.waiting;
   MESHTRAIN_LOG(INFO) << "recovery: " << Describe(task) << " is ready for generation " << target;
   const absl::Time deadline = env_.Now() + wait;
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -312,7 +348,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
     MESHTRAIN_LOG(WARNING) << "recovery: every task rejoined; the cluster resumes as generation "
                            << generation_;
   }
-  --record.recovering;
+  --record.waiting;
   record.last_heartbeat = env_.Now();
   if (generation_ >= target) return View{version_, Snapshot(), generation_};
   if (failed_for_good()) return fatal();

@@ -8,7 +8,18 @@
 //     process start). Register blocks until every expected task (all but the
 //     evaluator, which is optional) has registered; past the caller's wait it
 //     fails naming each missing task and its address. A known task that
-//     registers with a new incarnation restarted: the change is recorded.
+//     registers with a new incarnation restarted: the change is recorded, but
+//     only once its current incarnation has stopped. Nothing authenticates a
+//     Register, so a restart claimed for a task that is alive is refused
+//     before anything changes (no recovery, no task table in the reply):
+//     Unavailable ("retry") while the current incarnation is waiting in a call
+//     or sent a heartbeat within `restart_silence`; a real restart (its
+//     previous life was SIGKILLed and fell silent at once) succeeds on a retry
+//     a moment later. A task declared dead or gone registers at once. A new
+//     incarnation of the chief is always refused: a restarted chief hosts a
+//     new service.
+//     Errors never quote an incarnation or the cluster fingerprint: the
+//     incarnation authorises every later call, and the fingerprint a Register.
 //  2. After the rendezvous every task sends heartbeats. A task silent for
 //     longer than `heartbeat_timeout` is marked dead; unless it is the
 //     evaluator or an independent task, that becomes the cluster's first
@@ -76,6 +87,11 @@ struct CoordinationServiceOptions {
   // its own. Synchronous training: none; any task's death or restart (it died
   // mid-step) makes every task recover.
   std::set<TaskId> independent_tasks;
+  // Step 1: a restart (new incarnation) of a task is accepted only once the
+  // current incarnation has sent no heartbeat for longer than this (or was
+  // declared dead, or left). Twice the clients' heartbeat interval: a live task
+  // is never this silent, and a SIGKILLed one is after a moment.
+  absl::Duration restart_silence = absl::Seconds(2);
   // Its clock (heartbeat silence, every wait's deadline); null: Env::Default().
   // A fake clock stands still, so waits check `cancelled` only as it moves.
   Env* env = nullptr;
@@ -173,7 +189,7 @@ class CoordinationService {
     PeerInfo info;
     absl::Time last_heartbeat;
     int64_t rejoined_generation = 0;  // the generation it joined the recovery of + 1
-    int recovering = 0;               // Register calls waiting in a recovery
+    int waiting = 0;                  // Register calls waiting (rendezvous or recovery)
   };
   struct BarrierState {
     std::vector<TaskId> participants;  // sorted
@@ -191,9 +207,11 @@ class CoordinationService {
   std::vector<PeerInfo> Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FirstErrorAsAbort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Step 6 for a registered task; `restarted` when it is a new incarnation.
-  absl::StatusOr<View> JoinRecovery(TaskRecord& record, bool restarted, uint64_t old_incarnation,
-                                    absl::Duration wait, const CancelledFn& cancelled)
+  absl::StatusOr<View> JoinRecovery(TaskRecord& record, bool restarted, absl::Duration wait,
+                                    const CancelledFn& cancelled)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 1's restart rule: OK if `record`'s current incarnation has stopped.
+  absl::Status CheckRestart(const TaskRecord& record) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllRejoined(int64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for `done` (or stop or the first error, which callers check) until
   // `deadline`, looking at `cancelled` every 100 ms. Returns done().

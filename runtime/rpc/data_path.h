@@ -63,6 +63,9 @@ struct DataPathContext {
   int rank = -1;              // this task's position in `group`
   uint64_t incarnation = 0;   // this task's
   const ClusterSpec* cluster = nullptr;
+  // The host this task's listening sockets bind to (MeshOptions::bind_host);
+  // "": DefaultBindHost() of this task's address.
+  std::string bind_host;
   // Per rank; equal strings mean the same host (runtime/rpc/host_identity.h).
   std::vector<std::string> host_identities;
   CoordinationClient* coordination = nullptr;  // KV store and barriers, for set-up

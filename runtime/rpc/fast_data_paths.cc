@@ -124,9 +124,16 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateShm(const DataPathContext& c) {
   return std::unique_ptr<Transport>(std::move(transport));
 }
 
+// The host this rank's listener binds to (docs/mesh.md).
+absl::StatusOr<std::string> ListenHost(const DataPathContext& c) {
+  if (!c.bind_host.empty()) return c.bind_host;
+  MESHTRAIN_ASSIGN_OR_RETURN(HostPort own, ParseHostPort(c.cluster->address(c.group[c.rank])));
+  return DefaultBindHost(own.host);
+}
+
 absl::StatusOr<std::unique_ptr<Transport>> CreateTcp(const DataPathContext& c) {
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TcpListener> listener,
-                             TcpListener::Create("0.0.0.0", 0));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string host, ListenHost(c));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TcpListener> listener, TcpListener::Create(host, 0));
   uint64_t group_id = 0;
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries,
                              Exchange(c, listener->port(), &group_id));
@@ -169,7 +176,8 @@ absl::Status AddTcpPart(const DataPathContext& c, const std::vector<int>& peers,
                         MixedParts& mixed) {
   std::unique_ptr<TcpListener> listener;
   if (!peers.empty()) {
-    MESHTRAIN_ASSIGN_OR_RETURN(listener, TcpListener::Create("0.0.0.0", 0));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string host, ListenHost(c));
+    MESHTRAIN_ASSIGN_OR_RETURN(listener, TcpListener::Create(host, 0));
   }
   uint64_t group_id = 0;
   MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries,

@@ -7,10 +7,13 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/cluster/address.h"
 #include "runtime/rpc/grpc_transport.h"
 #include "runtime/rpc/host_identity.h"
 
@@ -86,14 +89,19 @@ Mesh::~Mesh() { Stop(); }
 
 int Mesh::port() const { return server_ == nullptr ? 0 : server_->port(); }
 
+absl::StatusOr<std::string> Mesh::BindHost() const {
+  if (!options_.bind_host.empty()) return options_.bind_host;
+  // PortOf checked the address; the port may be 0 (tests), which ParseHostPort refuses.
+  absl::string_view host = cluster().address(task());
+  host = host.substr(0, host.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return DefaultBindHost(host);
+}
+
 absl::StatusOr<std::string> Mesh::BindAddress() const {
-  const std::string& address = cluster().address(task());
-  if (options_.bind_host.empty()) return address;
-  MESHTRAIN_ASSIGN_OR_RETURN(int port, PortOf(address));
-  if (options_.bind_host.find(':') != std::string::npos) {
-    return absl::StrCat("[", options_.bind_host, "]:", port);
-  }
-  return absl::StrCat(options_.bind_host, ":", port);
+  MESHTRAIN_ASSIGN_OR_RETURN(int port, PortOf(cluster().address(task())));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string host, BindHost());
+  return JoinHostPort(host, port);
 }
 
 absl::Status Mesh::Start() {
@@ -130,6 +138,7 @@ absl::Status Mesh::Serve() {
     service_options.cluster = cluster();
     service_options.chief = task();
     service_options.heartbeat_timeout = options_.heartbeat_timeout;
+    service_options.restart_silence = 2 * options_.heartbeat_interval;
     service_options.independent_tasks = options_.independent_tasks;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CoordinationService> service,
                                CoordinationService::Create(std::move(service_options)));
@@ -270,6 +279,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Mesh::CreateTransport(const std::vect
   context.rank = rank;
   context.incarnation = incarnation_;
   context.cluster = &cluster();
+  MESHTRAIN_ASSIGN_OR_RETURN(context.bind_host, BindHost());
   context.host_identities = std::move(hosts);
   context.coordination = client_.get();
   context.abort = abort_;

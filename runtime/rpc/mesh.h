@@ -6,7 +6,8 @@
 // Life of a mesh:
 //  1. Create() checks the options (no I/O).
 //  2. Start() = Serve() + Join(). Serve() listens on this task's ClusterSpec
-//     address (bound on `bind_host`, 0.0.0.0 by default) unless a Server was
+//     address (bound on `bind_host`: by default the address's own host when
+//     it is loopback, else 0.0.0.0; docs/mesh.md) unless a Server was
 //     handed in already started, and on the chief starts the coordination
 //     service. Join() registers with the chief and blocks until every expected
 //     task (all but the evaluator) has registered, or fails after
@@ -67,9 +68,10 @@ struct MeshOptions {
   // Start() creates one with `server_options` and binds the ClusterSpec address.
   std::unique_ptr<Server> server;
   ServerOptions server_options;
-  // The host part Start() binds with the ClusterSpec port; "": the ClusterSpec
-  // address as given.
-  std::string bind_host = "0.0.0.0";
+  // The host this task's listening sockets bind to (gRPC with the ClusterSpec
+  // port, the fast data paths' listeners); "": DefaultBindHost() of this
+  // task's ClusterSpec host (itself when loopback, else 0.0.0.0).
+  std::string bind_host;
   std::string host_identity;  // "": HostIdentity(); tests set it to fake hosts
   ChannelOptions channels;
   DataPathRegistry data_paths;  // fast transports, filled by the training driver
@@ -131,6 +133,8 @@ class Mesh {
  private:
   explicit Mesh(MeshOptions options);
   absl::StatusOr<std::string> BindAddress() const;
+  // MeshOptions::bind_host, or its default for this task's address.
+  absl::StatusOr<std::string> BindHost() const;
 
   MeshOptions options_;
   const uint64_t incarnation_;

@@ -282,19 +282,18 @@ absl::Status Server::AcceptChunk(const grpc::ByteBuffer& request) {
         absl::StrCat(op, ": the chunk is addressed to ", meta.destination.ToString()));
   }
   if (meta.destination_incarnation != incarnation) {
-    return absl::AbortedError(absl::StrCat(op, ": the chunk is for incarnation ",
-                                           meta.destination_incarnation, " but ", self.ToString(),
-                                           " is incarnation ", incarnation, " (it restarted)"));
+    // No incarnation in these messages: they would authorise calls to anyone.
+    return absl::AbortedError(absl::StrCat(op, ": the chunk is for another incarnation of ",
+                                           self.ToString(), " (it restarted)"));
   }
   std::optional<PeerInfo> source = peers->Find(meta.source);
   if (!source.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(op, ": unknown task ", meta.source.ToString()));
   }
   if (source->incarnation != meta.source_incarnation) {
-    return absl::AbortedError(absl::StrCat(
-        op, ": sender incarnation ", meta.source_incarnation, " is not the current incarnation ",
-        source->incarnation, " of ", meta.source.ToString(),
-        "; a message from an earlier life of that task is rejected"));
+    return absl::AbortedError(
+        absl::StrCat(op, ": stale sender incarnation of ", meta.source.ToString(),
+                     "; a message from an earlier life of that task is rejected"));
   }
   return Annotate(mailboxes_.Get(meta.transport)->Deposit(*std::move(chunk)), op);
 }

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/memory/memory.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
@@ -119,14 +120,13 @@ std::string HelloRejection(
   if (hello.magic != kHelloMagic || hello.version != kVersion) {
     return "not a meshtrain tcp transport (bad magic or version)";
   }
+  // The reason goes back to whoever dialled: it never quotes this rank's job
+  // id or incarnation, which would let anyone open a stream.
   if (hello.job_id != o.job_id || hello.world_size != o.world_size) {
-    return absl::StrCat("job '", hello.job_id, "' of ", hello.world_size, " ranks, expected job '",
-                        o.job_id, "' of ", o.world_size);
+    return absl::StrCat("job '", absl::CHexEscape(absl::string_view(hello.job_id).substr(0, 100)),
+                        "' of ", hello.world_size, " ranks is not this transport's");
   }
-  if (hello.incarnation != o.incarnation) {
-    return absl::StrCat("incarnation ", hello.incarnation, ", expected ", o.incarnation,
-                        " (a stale process)");
-  }
+  if (hello.incarnation != o.incarnation) return "stale incarnation (a stale process)";
   if (from <= o.rank || from >= o.world_size || streams[from].empty() ||
       hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
       streams[from][hello.stream] != nullptr) {
@@ -400,7 +400,9 @@ bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
   hello.job_id[sizeof(hello.job_id) - 1] = '\0';
   const int from = hello.rank;
   const std::string reason = HelloRejection(hello, o, streams_);
-  HelloReply reply{kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, o.incarnation, {}};
+  HelloReply reply{
+      kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, reason.empty() ? o.incarnation : 0,
+      {}};
   CopyString(reason, reply.reason, sizeof(reply.reason));
   absl::Status sent = WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
   if (!reason.empty()) {

@@ -64,6 +64,18 @@ TEST(ParseHostPortTest, BoundsWhatItQuotes) {
   EXPECT_LT(parsed.status().message().size(), 500u);
 }
 
+TEST(BindHostTest, LoopbackHostsBindThemselvesOthersEveryInterface) {
+  for (const char* host : {"127.0.0.1", "127.3.2.1", "localhost", "LOCALHOST", "::1"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+    EXPECT_EQ(DefaultBindHost(host), host);
+  }
+  for (const char* host : {"10.0.0.1", "128.0.0.1", "127.0.0.256", "node-3", "::2", "0.0.0.0",
+                           "localhost.example.com", "1270.0.0.1"}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+    EXPECT_EQ(DefaultBindHost(host), "0.0.0.0") << host;
+  }
+}
+
 struct BadAddress {
   const char* address;
   const char* message;

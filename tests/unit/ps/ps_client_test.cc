@@ -14,7 +14,6 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/optim/variable_store.h"
-#include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 
 namespace meshtrain {
@@ -23,7 +22,6 @@ namespace {
 using ::meshtrain::testing::Spec;
 
 using ::meshtrain::testing::PsTestCluster;
-using ::meshtrain::testing::TempDir;
 
 PsPlan TwoPsPlan() {
   PsPlan plan;
@@ -166,9 +164,8 @@ TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
   ASSERT_TRUE(other->PullDense(absl::MakeSpan(other_values)).ok());
   for (int step = 0; step < 3; ++step) DenseStep(*chief, values, 0.01f);
 
-  TempDir tmp;
   FileSystem& fs = DefaultFileSystem();
-  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 3);
+  const std::string dir = *PrepareCheckpointDir(fs, cluster.model_dir(), 3);
   absl::StatusOr<std::vector<PartRecord>> parts = chief->SaveShards(dir);
   ASSERT_TRUE(parts.ok()) << parts.status();
   ASSERT_EQ(parts->size(), 2u);
@@ -177,7 +174,7 @@ TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
   Manifest manifest;
   manifest.step = 3;
   manifest.slot_names = {"momentum"};
-  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest, *parts, 0).ok());
+  ASSERT_TRUE(CommitCheckpoint(fs, cluster.model_dir(), manifest, *parts, 0).ok());
   const std::vector<std::string> saved = Checksums(*chief);
   const Tensor saved_kernel = values[0].Clone();
 
@@ -204,7 +201,7 @@ TEST_P(PsClientTest, PsTasksSaveTheirShardsAndRestoreThem) {
   EXPECT_EQ(cluster.shards(0).version(0), 5);
 
   // Errors name the ps task and the directory.
-  const std::string missing = JoinPath(tmp.path(), "ckpt-77");
+  const std::string missing = JoinPath(cluster.model_dir(), "ckpt-77");
   absl::StatusOr<std::vector<PartRecord>> failed = chief->SaveShards(missing);
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(failed.status().message()), ::testing::HasSubstr("ps:0 ("));
@@ -224,12 +221,12 @@ TEST(PsClientRestoreTest, ASynchronousWorkerForgetsItsVersionsAfterARestoreElsew
   PsTestCluster cluster(plan);
   std::unique_ptr<PsClient> chief = cluster.Client(0, /*links=*/false);
   std::unique_ptr<PsClient> other = cluster.Client(1, /*links=*/false);
-  TempDir tmp;
   FileSystem& fs = DefaultFileSystem();
-  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 0);
+  const std::string dir = *PrepareCheckpointDir(fs, cluster.model_dir(), 0);
   absl::StatusOr<std::vector<PartRecord>> parts = chief->SaveShards(dir);
   ASSERT_TRUE(parts.ok()) << parts.status();
-  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), Manifest(), *parts, 0).ok());  // plain SGD: no slots
+  ASSERT_TRUE(CommitCheckpoint(fs, cluster.model_dir(), Manifest(), *parts, 0)
+                  .ok());  // plain SGD: no slots
   const Tensor ids = Ids({1, 2});
   std::vector<Tensor> values(1);
   auto step = [&]() -> absl::Status {
@@ -261,11 +258,11 @@ TEST_P(PsClientTest, SaveShardsRunsOnAnotherThreadWhileTheWorkerPushes) {
   std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}),
                                 Tensor(DType::kFloat32, Shape{3}), Tensor()};
   ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
-  TempDir tmp;
   FileSystem& fs = DefaultFileSystem();
   constexpr int kSaves = 5;
   std::vector<std::string> dirs;
-  for (int i = 0; i < kSaves; ++i) dirs.push_back(*PrepareCheckpointDir(fs, tmp.path(), i + 1));
+  for (int i = 0; i < kSaves; ++i)
+    dirs.push_back(*PrepareCheckpointDir(fs, cluster.model_dir(), i + 1));
   std::vector<absl::StatusOr<std::vector<PartRecord>>> saved(kSaves);
   std::thread saver([&] {
     for (int i = 0; i < kSaves; ++i) saved[i] = client->SaveShards(dirs[i]);
@@ -279,7 +276,7 @@ TEST_P(PsClientTest, SaveShardsRunsOnAnotherThreadWhileTheWorkerPushes) {
     Manifest manifest;
     manifest.step = i + 1;
     manifest.slot_names = {"momentum"};
-    ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest, *saved[i], 0).ok());
+    ASSERT_TRUE(CommitCheckpoint(fs, cluster.model_dir(), manifest, *saved[i], 0).ok());
   }
   ASSERT_TRUE(client->RestoreShards(dirs[kSaves - 1]).ok());
   ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());

@@ -1,11 +1,15 @@
 // The ParameterServer gRPC service on a real in-process gRPC server: malformed
 // requests get clear errors, change nothing, and the ps keeps serving; the ps
 // saves its shards into a checkpoint and restores them, and refuses bad file
-// names, missing directories and corrupt checkpoints.
+// names, missing directories, corrupt checkpoints and any directory that is
+// not a checkpoint of its model directory.
 #include "runtime/ps/ps_service.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -19,6 +23,7 @@
 namespace meshtrain {
 namespace {
 
+using ::meshtrain::testing::CommitShards;
 using ::meshtrain::testing::Spec;
 
 using ::meshtrain::testing::PsTestCluster;
@@ -67,6 +72,21 @@ class PsServiceTest : public ::testing::Test {
     *request.add_gradients() = g;
     proto::PushDenseResponse response;
     return Call(&proto::ParameterServer::Stub::PushDense, request, &response);
+  }
+
+  grpc::Status Save(const std::string& checkpoint_dir, const std::string& file) {
+    proto::SaveShardsRequest request;
+    request.set_checkpoint_dir(checkpoint_dir);
+    request.set_file_name(file);
+    proto::SaveShardsResponse response;
+    return Call(&proto::ParameterServer::Stub::SaveShards, request, &response);
+  }
+
+  grpc::Status Restore(const std::string& checkpoint_dir) {
+    proto::RestoreShardsRequest request;
+    request.set_checkpoint_dir(checkpoint_dir);
+    proto::RestoreShardsResponse response;
+    return Call(&proto::ParameterServer::Stub::RestoreShards, request, &response);
   }
 
   PsTestCluster cluster_;
@@ -154,11 +174,10 @@ TEST_F(PsServiceTest, MalformedRequestsGetClearErrorsAndTheServerKeepsServing) {
 }
 
 TEST_F(PsServiceTest, SavesItsShardsAndRestoresThem) {
-  TempDir tmp;
   FileSystem& fs = DefaultFileSystem();
   ASSERT_TRUE(Push(KernelGradient(1.0f)).ok());
   const std::string saved_checksum = cluster_.shards(0).Checksum();
-  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 1);
+  const std::string dir = *PrepareCheckpointDir(fs, cluster_.model_dir(), 1);
   proto::SaveShardsRequest save;
   save.set_checkpoint_dir(dir);
   save.set_file_name("ps-00000-of-00001.safetensors");
@@ -173,7 +192,7 @@ TEST_F(PsServiceTest, SavesItsShardsAndRestoresThem) {
   EXPECT_TRUE(fs.Exists(JoinPath(dir, part->file.name)));
   Manifest manifest;
   manifest.step = 1;
-  ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest, {*part}, 0).ok());
+  ASSERT_TRUE(CommitCheckpoint(fs, cluster_.model_dir(), manifest, {*part}, 0).ok());
 
   ASSERT_TRUE(Push(KernelGradient(3.0f), 1).ok());
   EXPECT_NE(cluster_.shards(0).Checksum(), saved_checksum);
@@ -188,41 +207,27 @@ TEST_F(PsServiceTest, SavesItsShardsAndRestoresThem) {
 }
 
 TEST_F(PsServiceTest, BadSaveAndRestoreRequestsGetErrorsAndTheServerKeepsServing) {
-  TempDir tmp;
   FileSystem& fs = DefaultFileSystem();
-  const std::string dir = *PrepareCheckpointDir(fs, tmp.path(), 1);
-  auto save = [&](const std::string& checkpoint_dir, const std::string& file) {
-    proto::SaveShardsRequest request;
-    request.set_checkpoint_dir(checkpoint_dir);
-    request.set_file_name(file);
-    proto::SaveShardsResponse response;
-    return Call(&proto::ParameterServer::Stub::SaveShards, request, &response);
-  };
-  auto restore = [&](const std::string& checkpoint_dir) {
-    proto::RestoreShardsRequest request;
-    request.set_checkpoint_dir(checkpoint_dir);
-    proto::RestoreShardsResponse response;
-    return Call(&proto::ParameterServer::Stub::RestoreShards, request, &response);
-  };
+  const std::string dir = *PrepareCheckpointDir(fs, cluster_.model_dir(), 1);
   for (const std::string& file : {std::string(""), std::string("../x.safetensors"),
                                   std::string("a/b.safetensors"), std::string("..")}) {
-    grpc::Status status = save(dir, file);
+    grpc::Status status = Save(dir, file);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << file;
     EXPECT_THAT(status.error_message(), HasSubstr("not a plain file name"));
   }
-  grpc::Status status = save("relative/ckpt-1", "p.safetensors");
+  grpc::Status status = Save("relative/ckpt-1", "p.safetensors");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("not an absolute path"));
-  EXPECT_EQ(save("", "p.safetensors").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(restore("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  const std::string missing = JoinPath(tmp.path(), "ckpt-9");
-  status = save(missing, "p.safetensors");
+  EXPECT_EQ(Save("", "p.safetensors").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Restore("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const std::string missing = JoinPath(cluster_.model_dir(), "ckpt-9");
+  status = Save(missing, "p.safetensors");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr(missing));
-  EXPECT_EQ(restore(missing).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Restore(missing).error_code(), grpc::StatusCode::NOT_FOUND);
   // Written but not committed (no index.json): not a checkpoint yet.
-  ASSERT_TRUE(save(dir, "p.safetensors").ok());
-  status = restore(dir);
+  ASSERT_TRUE(Save(dir, "p.safetensors").ok());
+  status = Restore(dir);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   // Committed, then one byte of the tensor file flipped: DataLoss naming the file.
   Manifest manifest;
@@ -233,7 +238,7 @@ TEST_F(PsServiceTest, BadSaveAndRestoreRequestsGetErrorsAndTheServerKeepsServing
     request.set_file_name("p.safetensors");
     proto::SaveShardsResponse response;
     ASSERT_TRUE(Call(&proto::ParameterServer::Stub::SaveShards, request, &response).ok());
-    ASSERT_TRUE(CommitCheckpoint(fs, tmp.path(), manifest,
+    ASSERT_TRUE(CommitCheckpoint(fs, cluster_.model_dir(), manifest,
                                  {*PartRecordFromJson(nlohmann::json::parse(response.part_json()))},
                                  0)
                     .ok());
@@ -251,7 +256,7 @@ TEST_F(PsServiceTest, BadSaveAndRestoreRequestsGetErrorsAndTheServerKeepsServing
   ASSERT_TRUE(Push(KernelGradient(1.0f)).ok());
   const std::string pushed = cluster_.shards(0).Checksum();
   EXPECT_NE(pushed, checksum);
-  status = restore(dir);
+  status = Restore(dir);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
   EXPECT_THAT(status.error_message(), HasSubstr("p.safetensors"));
   EXPECT_EQ(cluster_.shards(0).Checksum(), pushed);  // nothing restored
@@ -259,6 +264,57 @@ TEST_F(PsServiceTest, BadSaveAndRestoreRequestsGetErrorsAndTheServerKeepsServing
   ASSERT_TRUE(Push(KernelGradient(1.0f), 1).ok());
   EXPECT_NE(cluster_.shards(0).Checksum(), pushed);
   EXPECT_EQ(cluster_.shards(0).version(0), 2);
+}
+
+// Issue 20, item 2: a peer cannot make the ps write or read outside the job's
+// model directory, nor restore a checkpoint the chief did not commit.
+TEST_F(PsServiceTest, SavesAndRestoresStayInsideTheModelDirectory) {
+  FileSystem& fs = DefaultFileSystem();
+  TempDir elsewhere;
+  const std::string model_dir = cluster_.model_dir();
+  const std::string outside = *PrepareCheckpointDir(fs, elsewhere.path(), 1);
+  const std::string sibling = std::filesystem::path(elsewhere.path()).filename().string();
+  const std::string link = JoinPath(model_dir, "ckpt-5");
+  std::filesystem::create_directory_symlink(outside, link);
+  ASSERT_TRUE(fs.CreateDir(JoinPath(model_dir, "sub/ckpt-1")).ok());
+  const std::vector<std::string> escapes = {
+      outside,                                                       // another directory
+      JoinPath(model_dir, absl::StrCat("../", sibling, "/ckpt-1")),  // ".." out of it
+      JoinPath(model_dir, "ckpt-1/../../x"),
+      link,       // a symlink out of it
+      model_dir,  // not a checkpoint
+      JoinPath(model_dir, "sub/ckpt-1"),
+  };
+  for (const std::string& dir : escapes) {
+    grpc::Status status = Save(dir, "ps-00000-of-00001.safetensors");
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << dir;
+    EXPECT_THAT(status.error_message(), HasSubstr(dir));
+    EXPECT_THAT(status.error_message(), HasSubstr(model_dir));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(outside));  // nothing written outside
+  EXPECT_FALSE(fs.Exists(JoinPath(elsewhere.path(), "x")));
+
+  // A committed checkpoint outside, or through the symlink, is not restored.
+  ASSERT_TRUE(Push(KernelGradient(2.0f)).ok());
+  const std::string elsewhere_ckpt = CommitShards(elsewhere.path(), 2, {&cluster_.shards(0)});
+  ASSERT_TRUE(Push(KernelGradient(1.0f)).ok());
+  const std::string checksum = cluster_.shards(0).Checksum();
+  const std::string committed_link = JoinPath(model_dir, "ckpt-6");
+  std::filesystem::create_directory_symlink(elsewhere_ckpt, committed_link);
+  for (const std::string& dir : {elsewhere_ckpt, link, committed_link}) {
+    grpc::Status status = Restore(dir);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << dir;
+    EXPECT_THAT(status.error_message(), HasSubstr(model_dir));
+  }
+  EXPECT_EQ(cluster_.shards(0).Checksum(), checksum);
+
+  // Inside: no manifest forged, no committed checkpoint written again.
+  const std::string committed = CommitShards(model_dir, 3, {&cluster_.shards(0)});
+  EXPECT_EQ(Save(JoinPath(model_dir, "ckpt-4"), "index.json").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Save(committed, "ps-00000-of-00001.safetensors").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(Restore(committed).ok());
 }
 
 TEST(PsServiceUnavailableTest, AnswersUnavailableUntilActivated) {
@@ -296,6 +352,18 @@ TEST(PsServiceUnavailableTest, AnswersUnavailableUntilActivated) {
   ASSERT_TRUE(stub->Stats(&again, proto::PsStatsRequest(), &response).ok());
   EXPECT_EQ(response.partitions(), 2);
   EXPECT_EQ(response.value_bytes(), (6 + 16) * 4);
+  // Serving, but with no model directory: it saves nowhere.
+  TempDir tmp;
+  const std::string dir = *PrepareCheckpointDir(DefaultFileSystem(), tmp.path(), 1);
+  grpc::ClientContext save_context;
+  proto::SaveShardsRequest save;
+  save.set_checkpoint_dir(dir);
+  save.set_file_name("p.safetensors");
+  proto::SaveShardsResponse saved;
+  status = stub->SaveShards(&save_context, save, &saved);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("no model directory"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
   server->Stop();
 }
 

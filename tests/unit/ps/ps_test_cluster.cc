@@ -45,7 +45,7 @@ PsTestCluster::PsTestCluster(const PsPlan& plan) : plan_(plan) {
         ParameterShards::Create(plan, ps, &abort_);
     EXPECT_TRUE(shards.ok()) << shards.status();
     shards_.push_back(std::move(*shards));
-    services_.push_back(std::make_unique<PsService>());
+    services_.push_back(std::make_unique<PsService>(PsServiceOptions{.model_dir = model_dir()}));
     services_.back()->Activate(shards_.back());
     ServerOptions options;
     options.services.push_back(services_.back()->grpc_service());

@@ -1,5 +1,6 @@
 // Test support for runtime/ps: variable specs, checkpoints of shards, and the ps tasks of a plan
-// inside the test process, each a ParameterShards behind a PsService on its own gRPC server on
+// inside the test process, each a ParameterShards behind a PsService (confined to
+// the cluster's temporary model directory) on its own gRPC server on
 // 127.0.0.1 (port 0: a free one), as a ps task serves them. Clients reach them
 // over gRPC, or over in-process dense links each served by a thread, as a ps
 // task's link threads do. Not thread-safe; clients are used from any thread.
@@ -17,6 +18,7 @@
 #include "runtime/ps/ps_plan.h"
 #include "runtime/ps/ps_service.h"
 #include "runtime/rpc/server.h"
+#include "tests/unit/checkpoint/temp_dir.h"
 
 namespace meshtrain::testing {
 
@@ -35,6 +37,9 @@ class PsTestCluster {
   ~PsTestCluster();
 
   ParameterShards& shards(int ps) { return *shards_[ps]; }
+  // The model directory every ps service saves into and restores from (a
+  // fresh temporary directory, removed with the cluster).
+  const std::string& model_dir() const { return model_dir_.path(); }
   std::string address(int ps) const;
 
   // A client for training rank `worker`; dense tensors over in-process links
@@ -43,6 +48,7 @@ class PsTestCluster {
 
  private:
   PsPlan plan_;
+  TempDir model_dir_;
   AbortSignal abort_;  // raised at teardown to end link threads whose worker never left
   std::vector<std::unique_ptr<PsService>> services_;
   std::vector<std::shared_ptr<ParameterShards>> shards_;

@@ -5,7 +5,9 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/fake_env.h"
@@ -14,8 +16,12 @@ namespace meshtrain {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TaskId T(const char* job, int index) { return TaskId{job, index}; }
+
+// Longer than CoordinationServiceOptions::restart_silence (2 s by default).
+constexpr absl::Duration kPastRestartSilence = absl::Milliseconds(2100);
 
 class CoordinationServiceTest : public ::testing::Test {
  protected:
@@ -168,6 +174,7 @@ TEST_F(RecoveryTest, ASurvivorAndARestartedTaskResumeAsTheNextGeneration) {
   std::thread waiting([&] { survivor = service_->Register(Rejoin(T("worker", 0), 1), nullptr); });
   // The survivor waits for the dead task; meanwhile the error stands.
   ASSERT_TRUE(service_->first_error().has_value());
+  env_.Advance(kPastRestartSilence);
   auto restarted = service_->Register(Reg(T("worker", 1), 22), nullptr);
   waiting.join();
   ASSERT_TRUE(restarted.ok()) << restarted.status();
@@ -183,6 +190,7 @@ TEST_F(RecoveryTest, ASurvivorAndARestartedTaskResumeAsTheNextGeneration) {
 
 TEST_F(RecoveryTest, ARestartNobodyNoticedYetAbortsTheOthers) {
   Rendezvous();
+  env_.Advance(kPastRestartSilence);
   absl::StatusOr<CoordinationService::View> restarted;
   std::thread restart([&] { restarted = service_->Register(Reg(T("worker", 1), 23), nullptr); });
   // The restart itself is the cluster's first error, carried by heartbeats.
@@ -264,6 +272,7 @@ TEST_F(IndependentTaskTest, ItsRestartJoinsARecoveryUnderWay) {
   CoordinationService::Registration rejoin = Reg(T("worker", 0), 1);
   rejoin.rejoin = true;
   std::thread waiting([&] { chief = service_->Register(rejoin, nullptr); });
+  env_.Advance(kPastRestartSilence);
   auto restarted = service_->Register(Reg(T("worker", 1), 8), nullptr);
   waiting.join();
   ASSERT_TRUE(restarted.ok()) << restarted.status();
@@ -282,6 +291,113 @@ TEST_F(RecoveryTest, RejoiningANewServiceIsAResumedStartup) {
   EXPECT_EQ(view->generation, 0);
   EXPECT_TRUE(service_->resumed());
   EXPECT_FALSE(service_->first_error().has_value());
+}
+
+// Issue 20, item 1: nothing that authorises a call leaks through an error.
+TEST_F(RecoveryTest, NoErrorQuotesAnIncarnationOrTheFingerprint) {
+  constexpr uint64_t kChief = 16065585507429653769ull;
+  constexpr uint64_t kWorker = 7301234567890123ull;
+  constexpr uint64_t kRestarted = 5550123456789012ull;
+  std::thread other(
+      [&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 1), kWorker), nullptr).ok()); });
+  ASSERT_TRUE(service_->Register(Reg(T("worker", 0), kChief), nullptr).ok());
+  other.join();
+
+  std::vector<absl::Status> errors;
+  errors.push_back(service_->KvSet(T("worker", 1), 77, "k", "v"));
+  errors.push_back(service_->Heartbeat(T("worker", 0), 77, 0).status());
+  errors.push_back(service_->ReportError(T("worker", 0), 77, absl::AbortedError("x")));
+  errors.push_back(service_->KvSet(T("ps", 0), 77, "k", "v"));
+  errors.push_back(service_->Register(Reg(T("ps", 0), 77), nullptr).status());
+  CoordinationService::Registration wrong_cluster = Reg(T("worker", 1), kWorker);
+  wrong_cluster.cluster_fingerprint = "worker=10.9.9.9:1";
+  errors.push_back(service_->Register(wrong_cluster, nullptr).status());
+  errors.push_back(service_->Register(Reg(T("worker", 1), 77), nullptr).status());  // alive
+  errors.push_back(service_->Register(Reg(T("worker", 0), 77), nullptr).status());  // the chief
+  // A real restart: its first error reaches every task through heartbeats.
+  env_.Advance(kPastRestartSilence);
+  std::thread restart([&] { (void)service_->Register(Reg(T("worker", 1), kRestarted), nullptr); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!service_->first_error().has_value() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(service_->first_error().has_value());
+  errors.push_back(service_->first_error()->status);
+  errors.push_back(service_->KvSet(T("worker", 1), kWorker, "k", "v"));  // the old life
+  ASSERT_TRUE(service_->Register(Rejoin(T("worker", 0), kChief), nullptr).ok());
+  restart.join();
+
+  const std::string fingerprint = ClusterFingerprint(cluster_);
+  for (const absl::Status& error : errors) {
+    ASSERT_FALSE(error.ok());
+    const std::string message(error.message());
+    for (uint64_t incarnation : {kChief, kWorker, kRestarted}) {
+      EXPECT_THAT(message, Not(HasSubstr(absl::StrCat(incarnation)))) << message;
+      EXPECT_THAT(message, Not(HasSubstr(absl::StrCat(absl::Hex(incarnation))))) << message;
+    }
+    EXPECT_THAT(message, Not(HasSubstr(fingerprint))) << message;
+    EXPECT_THAT(message, Not(HasSubstr("10.0.0.1:1,10.0.0.2:1"))) << message;
+  }
+  EXPECT_THAT(std::string(errors[0].message()), HasSubstr("stale incarnation"));
+  EXPECT_THAT(std::string(errors[5].message()), HasSubstr("wrong cluster"));
+}
+
+TEST_F(RecoveryTest, AForgedRestartOfALiveTaskIsRefusedWithoutRecovery) {
+  Rendezvous();
+  env_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
+  env_.Advance(absl::Milliseconds(300));
+  const absl::StatusOr<CoordinationService::View> forged =
+      service_->Register(Reg(T("worker", 1), 999), nullptr);
+  ASSERT_TRUE(absl::IsUnavailable(forged.status())) << forged.status();
+  EXPECT_THAT(std::string(forged.status().message()),
+              HasSubstr("worker:1 (10.0.0.2:1) is alive (heartbeat 300ms ago)"));
+  // A forged restart of the chief, however long it was silent, is final.
+  env_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
+  const absl::Status chief = service_->Register(Reg(T("worker", 0), 998), nullptr).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(chief)) << chief;
+  // Nothing changed: no error, no recovery, both lives still work.
+  EXPECT_FALSE(service_->first_error().has_value());
+  EXPECT_TRUE(service_->incarnation_changes().empty());
+  EXPECT_EQ(service_->generation(), 0);
+  EXPECT_TRUE(service_->KvSet(T("worker", 1), 2, "k", "v").ok());
+  EXPECT_TRUE(service_->KvSet(T("worker", 0), 1, "k", "v").ok());
+  EXPECT_TRUE(absl::IsAborted(service_->KvSet(T("worker", 1), 999, "k", "v")));
+}
+
+TEST_F(RecoveryTest, ARestartOfATaskWaitingToRegisterIsRefused) {
+  std::atomic<bool> returned{false};
+  std::thread waiting([&] {
+    EXPECT_TRUE(service_->Register(Reg(T("worker", 1), 2), nullptr).ok());
+    returned = true;
+  });
+  ASSERT_TRUE(service_->WaitForRegistration({T("worker", 1)}, absl::InfiniteFuture()));
+  env_.Advance(absl::Minutes(1));  // no heartbeats before the rendezvous: its call is its pulse
+  const absl::Status forged = service_->Register(Reg(T("worker", 1), 999), nullptr).status();
+  EXPECT_TRUE(absl::IsUnavailable(forged)) << forged;
+  EXPECT_FALSE(returned);
+  ASSERT_TRUE(service_->Register(Reg(T("worker", 0), 1), nullptr).ok());
+  waiting.join();
+  EXPECT_TRUE(service_->incarnation_changes().empty());
+}
+
+TEST_F(RecoveryTest, ARestartIsAcceptedOnceItsPreviousLifeFellSilent) {
+  Rendezvous();
+  ASSERT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
+  // SIGKILLed just after that heartbeat; restarted at once, it retries.
+  env_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(absl::IsUnavailable(service_->Register(Reg(T("worker", 1), 22), nullptr).status()));
+  env_.Advance(absl::Milliseconds(1100));
+  absl::StatusOr<CoordinationService::View> restarted;
+  std::thread restart([&] { restarted = service_->Register(Reg(T("worker", 1), 22), nullptr); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!service_->first_error().has_value() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(service_->Register(Rejoin(T("worker", 0), 1), nullptr).ok());
+  restart.join();
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_EQ(restarted->generation, 1);
+  EXPECT_EQ(service_->incarnation_changes().size(), 1u);
 }
 
 }  // namespace

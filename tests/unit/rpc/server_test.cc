@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -22,6 +23,7 @@ using ::meshtrain::testing::StartAll;
 using ::meshtrain::testing::Task;
 using ::meshtrain::testing::TestCluster;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -58,6 +60,16 @@ class ServerTest : public ::testing::Test {
     return stub->SendChunk(&context, chunk, &ack);
   }
 
+  // Issue 20, item 1: no reply quotes a value that authorises a call.
+  void ExpectNoSecrets(const grpc::Status& status) const {
+    const std::string& message = status.error_message();
+    for (uint64_t incarnation : {chief_->incarnation(), worker_->incarnation()}) {
+      EXPECT_THAT(message, Not(HasSubstr(absl::StrCat(incarnation)))) << message;
+      EXPECT_THAT(message, Not(HasSubstr(absl::StrCat(absl::Hex(incarnation))))) << message;
+    }
+    EXPECT_THAT(message, Not(HasSubstr(ClusterFingerprint(cluster_.spec())))) << message;
+  }
+
   TestCluster cluster_;
   std::unique_ptr<Mesh> chief_;
   std::unique_ptr<Mesh> worker_;
@@ -79,10 +91,12 @@ TEST_F(ServerTest, BadChunksAreRejectedAndTheServerKeepsServing) {
   proto::Chunk old_destination = ValidChunk();
   old_destination.mutable_header()->set_destination_incarnation(worker_->incarnation() + 1);
   ExpectError(Send(old_destination), grpc::StatusCode::ABORTED, "(it restarted)");
+  ExpectNoSecrets(Send(old_destination));
 
   proto::Chunk old_source = ValidChunk();
   old_source.mutable_header()->set_source_incarnation(chief_->incarnation() + 1);
   ExpectError(Send(old_source), grpc::StatusCode::ABORTED, "earlier life");
+  ExpectNoSecrets(Send(old_source));
 
   proto::Chunk wrong_size = ValidChunk();
   wrong_size.mutable_header()->set_payload_bytes(5);
@@ -147,7 +161,8 @@ TEST_F(ServerTest, BadCoordinationRequestsAreRejectedAndTheChiefKeepsServing) {
   stale.mutable_task()->set_job("worker");
   stale.set_incarnation(worker_->incarnation() + 1);
   ExpectError(call(&proto::Coordination::Stub::Heartbeat, stale, &heartbeat),
-              grpc::StatusCode::ABORTED, "is stale");
+              grpc::StatusCode::ABORTED, "stale incarnation");
+  ExpectNoSecrets(call(&proto::Coordination::Stub::Heartbeat, stale, &heartbeat));
 
   proto::RegisterRequest other_cluster;
   other_cluster.mutable_task()->set_job("worker");
@@ -156,6 +171,8 @@ TEST_F(ServerTest, BadCoordinationRequestsAreRejectedAndTheChiefKeepsServing) {
   proto::RegisterResponse registered;
   ExpectError(call(&proto::Coordination::Stub::Register, other_cluster, &registered),
               grpc::StatusCode::INVALID_ARGUMENT, "give every task the same TF_CONFIG cluster");
+  ExpectNoSecrets(call(&proto::Coordination::Stub::Register, other_cluster, &registered));
+  ExpectNoSecrets(call(&proto::Coordination::Stub::Heartbeat, unknown, &heartbeat));
 
   proto::ReportErrorRequest ok_error;
   ok_error.mutable_task()->set_job("worker");
@@ -179,6 +196,31 @@ TEST_F(ServerTest, BadCoordinationRequestsAreRejectedAndTheChiefKeepsServing) {
   auto got = chief_->coordination().KvGet("k", absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, "v");
+  EXPECT_FALSE(chief_->abort_signal().aborted());
+  EXPECT_FALSE(worker_->abort_signal().aborted());
+}
+
+// A Register that claims worker:0 restarted, while it heartbeats, with the
+// right cluster fingerprint (derived from the addresses, so no secret): no
+// recovery, no task table, and the worker keeps working.
+TEST_F(ServerTest, AForgedRestartOfALiveWorkerIsRefused) {
+  auto stub = proto::Coordination::NewStub(chief_channel_);
+  proto::RegisterRequest forged;
+  forged.mutable_task()->set_job("worker");
+  forged.set_incarnation(worker_->incarnation() + 1);
+  forged.set_cluster_fingerprint(ClusterFingerprint(cluster_.spec()));
+  forged.set_wait_ms(5000);
+  proto::RegisterResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  const grpc::Status status = stub->Register(&context, forged, &response);
+  ExpectError(status, grpc::StatusCode::UNAVAILABLE, "worker:0 (");
+  EXPECT_THAT(status.error_message(), HasSubstr("is alive"));
+  ExpectNoSecrets(status);
+  EXPECT_EQ(response.tasks_size(), 0);
+  EXPECT_FALSE(chief_->coordination_service()->first_error().has_value());
+  EXPECT_TRUE(chief_->coordination_service()->incarnation_changes().empty());
+  ASSERT_TRUE(worker_->coordination().KvSet("k", "v").ok());
   EXPECT_FALSE(chief_->abort_signal().aborted());
   EXPECT_FALSE(worker_->abort_signal().aborted());
 }

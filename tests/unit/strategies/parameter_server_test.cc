@@ -18,14 +18,12 @@
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "strategies/one_device.h"
-#include "tests/unit/checkpoint/temp_dir.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 
 namespace meshtrain {
 namespace {
 
 using ::meshtrain::testing::PsTestCluster;
-using ::meshtrain::testing::TempDir;
 
 constexpr int64_t kBatch = 32;
 constexpr int kSteps = 5;
@@ -310,12 +308,11 @@ TEST(ParameterServerStrategyTest, PsTasksWriteACheckpointThatOneDeviceAndThePsTa
   int64_t value_bytes = 0;
   for (const Partition& p : plan.placement.partitions()) value_bytes += p.bytes;
   EXPECT_EQ((*prepared)->bytes(), 2 * value_bytes);  // values and momentum
-  TempDir tmp;
-  ASSERT_TRUE(Save(*ps, tmp.path(), 3).ok());
+  ASSERT_TRUE(Save(*ps, cluster.model_dir(), 3).ok());
   const std::string saved_checksum = *ps->ParameterChecksum();
   const std::vector<Tensor> saved = DenseValues(*ps, *model);
   absl::StatusOr<std::unique_ptr<CheckpointReader>> checkpoint =
-      CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(tmp.path(), 3));
+      CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(cluster.model_dir(), 3));
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   const Manifest& manifest = (*checkpoint)->manifest();
   ASSERT_EQ(manifest.files.size(), 2u);
@@ -360,7 +357,6 @@ TEST(ParameterServerStrategyTest, TheChiefRestoresThePsTasksAndTheOthersReadTheR
   ASSERT_TRUE(chief->Build().ok());
   ASSERT_TRUE(other->Build().ok());
   RunSteps(job, *chief_model, *chief, 0, 2);
-  TempDir tmp;
   // The saver writes on its own thread while the chief keeps training.
   absl::Status saved;
   absl::StatusOr<std::unique_ptr<CheckpointJob>> prepared = chief->PrepareCheckpoint();
@@ -368,14 +364,14 @@ TEST(ParameterServerStrategyTest, TheChiefRestoresThePsTasksAndTheOthersReadTheR
   std::thread saver([&] {
     Manifest manifest;
     manifest.step = 2;
-    saved = WriteCheckpoint(DefaultFileSystem(), tmp.path(), manifest, **prepared, 0);
+    saved = WriteCheckpoint(DefaultFileSystem(), cluster.model_dir(), manifest, **prepared, 0);
   });
   RunSteps(job, *chief_model, *chief, 2, 4);
   saver.join();
   ASSERT_TRUE(saved.ok()) << saved;
   RunSteps(job, *other_model, *other, 0, 1);
   absl::StatusOr<std::unique_ptr<CheckpointReader>> checkpoint =
-      CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(tmp.path(), 2));
+      CheckpointReader::Open(DefaultFileSystem(), CheckpointPath(cluster.model_dir(), 2));
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
 
   // Only the chief restores the ps tasks; the other worker forgets the

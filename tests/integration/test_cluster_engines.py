@@ -1,0 +1,72 @@
+"""Clusters that other launchers describe: a Slurm step's environment (as srun
+sets it, here for tasks on 127.0.0.1) and torchrun-style variables (RANK,
+WORLD_SIZE, MASTER_ADDR, MASTER_PORT, as torchrun and Kubeflow's PyTorchJob set
+them). Each job must train and end with identical parameters on every worker."""
+import os
+import socket
+import unittest
+
+from harness import ClusterTestCase, REFERENCE, free_ports, requires_fashion_mnist
+
+SHORT = ["--strategy", "multi_worker_mirrored", "--config", REFERENCE, "--max-steps", "60",
+         "--epochs", "1"]
+
+# Blank (unset, to meshtrain) every variable another resolver would read, so
+# that the environment the test runs in cannot pick the resolver.
+BLANK = {name: "" for name in [
+    "TF_CONFIG", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS",
+    "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_STEP_TASKS_PER_NODE",
+    "SLURM_TASKS_PER_NODE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE",
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "MESHTRAIN_HOST"]}
+
+
+def consecutive_free_ports(n):
+    """A base port such that base..base+n-1 are free on 127.0.0.1."""
+    for base in free_ports(20):
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no {n} consecutive free ports")
+
+
+@requires_fashion_mnist
+class ClusterEnginesTest(ClusterTestCase):
+
+    def assert_trained(self, tasks, model_dir, workers):
+        for task in tasks:
+            self.assert_exit(task, 0, timeout=240)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["num_workers"], workers)
+        self.assertEqual(summary["final_step"], 60)
+        checksums = summary["param_checksums"]
+        self.assertEqual(len(checksums), workers, checksums)
+        self.assertEqual(len(set(checksums.values())), 1, checksums)
+
+    def test_slurm_step_environment_trains_three_workers(self):
+        base = consecutive_free_ports(3)
+        model_dir = os.path.join(self.tmp, "slurm")
+        tasks = []
+        for rank in range(3):
+            env = dict(BLANK, SLURM_JOB_ID="7", SLURM_STEP_ID="0", SLURM_PROCID=str(rank),
+                       SLURM_LOCALID=str(rank), SLURM_NTASKS="3", SLURM_STEP_NODELIST="localhost",
+                       SLURM_JOB_NODELIST="localhost", SLURM_STEP_TASKS_PER_NODE="3",
+                       SLURM_TASKS_PER_NODE="3")
+            tasks.append(self.start(["train"] + SHORT + ["--global-batch-size", "255",
+                                                         "--port-base", str(base),
+                                                         "--model-dir", model_dir],
+                                    env=env, name=f"rank{rank}"))
+        self.assert_trained(tasks, model_dir, 3)
+        self.assertIn("cluster from Slurm (SLURM_PROCID=0", tasks[0].output())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -7,11 +7,13 @@
 #include "launcher/flag_set.h"
 #include "launcher/train_flags.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/cluster/address.h"
 #include "runtime/cluster/cluster_source.h"
 #include "runtime/cluster/env_lookup.h"
 #include "runtime/cluster/mpi_resolver.h"
 #include "runtime/cluster/slurm_resolver.h"
 #include "runtime/cluster/tf_config.h"
+#include "runtime/cluster/torchrun_resolver.h"
 
 namespace meshtrain {
 namespace {
@@ -46,7 +48,17 @@ absl::StatusOr<std::string> Describe(ClusterSource source, const EnvLookup& env,
                           "); addresses are exchanged through MPI when `meshtrain train` starts; "
                           "rank 0 is worker:0, the chief\n");
     }
-    case ClusterSource::kTorchrun:
+    case ClusterSource::kTorchrun: {
+      MESHTRAIN_ASSIGN_OR_RETURN(TorchrunPlacement placement,
+                                 TorchrunPlacementFromEnvironment(env));
+      return absl::StrCat(
+          "torchrun-style rank ", placement.rank, " of ", placement.world_size, " (local rank ",
+          placement.local_rank, "); ",
+          placement.rank == 0 ? "this task listens at " : "this task connects to ",
+          JoinHostPort(placement.master_addr, placement.rendezvous_port),
+          " when `meshtrain train` starts, and every task's address is exchanged there; rank ",
+          options.evaluator ? 1 + options.ps : options.ps, " is worker:0, the chief\n");
+    }
     case ClusterSource::kLocal:
       break;
   }

@@ -10,6 +10,7 @@
 #include "runtime/cluster/env_lookup.h"
 #include "runtime/cluster/mpi_resolver.h"
 #include "runtime/cluster/slurm_resolver.h"
+#include "runtime/cluster/torchrun_resolver.h"
 
 namespace meshtrain {
 absl::StatusOr<GpuConfig> GpuConfigFor(const GpuFlags& flags, const std::vector<Device>& devices) {
@@ -51,8 +52,12 @@ absl::Status ConfigureGpus(int64_t logical_gpus, absl::string_view memory_limit,
   flags.memory_limit = std::string(memory_limit);
   if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) flags.visible_devices = visible;
   const EnvLookup env = ProcessEnvironment();
-  if (ChooseClusterSource(env).source == ClusterSource::kSlurm) {
+  const ClusterSource source = ChooseClusterSource(env).source;
+  if (source == ClusterSource::kSlurm) {
     MESHTRAIN_ASSIGN_OR_RETURN(SlurmPlacement placement, SlurmPlacementFromEnvironment(env));
+    flags.local_rank = placement.local_rank;
+  } else if (source == ClusterSource::kTorchrun) {
+    MESHTRAIN_ASSIGN_OR_RETURN(TorchrunPlacement placement, TorchrunPlacementFromEnvironment(env));
     flags.local_rank = placement.local_rank;
   } else if (RunningUnderMpi()) {
     MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());

@@ -22,6 +22,7 @@
 #include "runtime/cluster/mpi_resolver.h"
 #include "runtime/cluster/slurm_resolver.h"
 #include "runtime/cluster/tf_config.h"
+#include "runtime/cluster/torchrun_resolver.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/rpc/fast_data_paths.h"
@@ -261,6 +262,19 @@ absl::StatusOr<ClusterConfig> ResolveSlurmCluster(const TaskOptions& options,
   return ClusterConfigFromSlurm(placement, slurm);
 }
 
+// Under torchrun-style variables: as under mpirun, but the ranks exchange
+// addresses through rank 0 at MASTER_ADDR:MASTER_PORT.
+absl::StatusOr<ClusterConfig> ResolveTorchrunCluster(const TaskOptions& options,
+                                                     const ServerOptions& server_options,
+                                                     const EnvLookup& env,
+                                                     std::unique_ptr<Server>* server) {
+  MESHTRAIN_ASSIGN_OR_RETURN(TorchrunPlacement placement, TorchrunPlacementFromEnvironment(env));
+  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create(server_options));
+  MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start("0.0.0.0:0"));
+  const RankRoles roles{static_cast<int>(options.ps), options.evaluator};
+  return ClusterConfigFromTorchrun(placement, port, roles, options.startup_timeout, env);
+}
+
 // Resolves this process's place in the order of cluster_source.h.
 absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
                                              const ServerOptions& server_options,
@@ -277,6 +291,7 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
     case ClusterSource::kMpi:
       return ResolveMpiCluster(options, server_options, server, mpi);
     case ClusterSource::kTorchrun:
+      return ResolveTorchrunCluster(options, server_options, env, server);
     case ClusterSource::kLocal:
       break;
   }

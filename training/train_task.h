@@ -3,7 +3,9 @@
 //   1. resolves its place in the cluster (runtime/cluster/cluster_source.h):
 //      TF_CONFIG, else a Slurm step (addresses computed from the step's
 //      layout), else mpirun (the server starts first, on a port of its
-//      choosing, and ranks exchange addresses), else a lone process;
+//      choosing, and ranks exchange addresses), else torchrun-style
+//      variables (likewise, the exchange going through rank 0 at
+//      MASTER_ADDR:MASTER_PORT), else a lone process;
 //   2. an evaluator (no mesh) follows the chief's checkpoints;
 //   3. every other task joins the mesh with the services and recovery rules
 //      its strategy gives (StrategyBuilder), then

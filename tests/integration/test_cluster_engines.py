@@ -67,6 +67,29 @@ class ClusterEnginesTest(ClusterTestCase):
         self.assert_trained(tasks, model_dir, 3)
         self.assertIn("cluster from Slurm (SLURM_PROCID=0", tasks[0].output())
 
+    def test_torchrun_variables_train_two_workers(self):
+        master_port = free_ports(1)[0]
+        model_dir = os.path.join(self.tmp, "torchrun")
+        tasks = []
+        for rank in range(2):
+            env = dict(BLANK, RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                       MASTER_PORT=str(master_port))
+            tasks.append(self.start(["train"] + SHORT + ["--model-dir", model_dir], env=env,
+                                    name=f"rank{rank}"))
+        self.assert_trained(tasks, model_dir, 2)
+        self.assertIn("cluster from torchrun-style variables (RANK=0, WORLD_SIZE=2",
+                      tasks[0].output())
+
+    def test_torchrun_check_config_says_where_addresses_come_from(self):
+        env = dict(BLANK, RANK="1", WORLD_SIZE="2", MASTER_ADDR="10.0.0.1", MASTER_PORT="29500")
+        task = self.start(["check-config"], env=env, name="check-config")
+        self.assert_exit(task, 0, timeout=30)
+        self.assertIn("torchrun-style rank 1 of 2 (local rank 0); this task connects to "
+                      "10.0.0.1:29500", task.output())
+        bad = self.start(["check-config"], env=dict(env, MASTER_PORT="x"), name="bad")
+        self.assert_exit(bad, 1, timeout=30)
+        self.assertIn("torchrun-style environment: MASTER_PORT='x'", bad.output())
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,10 +3,10 @@ sets it, here for tasks on 127.0.0.1) and torchrun-style variables (RANK,
 WORLD_SIZE, MASTER_ADDR, MASTER_PORT, as torchrun and Kubeflow's PyTorchJob set
 them). Each job must train and end with identical parameters on every worker."""
 import os
-import socket
 import unittest
 
-from harness import ClusterTestCase, REFERENCE, free_ports, requires_fashion_mnist
+from harness import (ClusterTestCase, REFERENCE, free_port_range, free_ports,
+                     requires_fashion_mnist)
 
 SHORT = ["--strategy", "multi_worker_mirrored", "--config", REFERENCE, "--max-steps", "60",
          "--epochs", "1"]
@@ -18,24 +18,6 @@ BLANK = {name: "" for name in [
     "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_STEP_TASKS_PER_NODE",
     "SLURM_TASKS_PER_NODE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE",
     "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "MESHTRAIN_HOST"]}
-
-
-def consecutive_free_ports(n):
-    """A base port such that base..base+n-1 are free on 127.0.0.1."""
-    for base in free_ports(20):
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError(f"no {n} consecutive free ports")
 
 
 @requires_fashion_mnist
@@ -52,7 +34,7 @@ class ClusterEnginesTest(ClusterTestCase):
         self.assertEqual(len(set(checksums.values())), 1, checksums)
 
     def test_slurm_step_environment_trains_three_workers(self):
-        base = consecutive_free_ports(3)
+        base = free_port_range(3)
         model_dir = os.path.join(self.tmp, "slurm")
         tasks = []
         for rank in range(3):

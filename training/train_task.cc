@@ -283,6 +283,12 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
   const EnvLookup env = ProcessEnvironment();
   const ClusterSourceChoice choice = ChooseClusterSource(env);
   if (choice.source != ClusterSource::kLocal) MESHTRAIN_LOG(INFO) << choice.reason;
+  if ((options.ps != 0 || options.evaluator) && choice.source != ClusterSource::kSlurm &&
+      choice.source != ClusterSource::kTorchrun) {
+    MESHTRAIN_LOG(WARNING) << "--ps and --evaluator split the ranks of Slurm and torchrun-style "
+                              "jobs only; ignored here ("
+                           << choice.reason << ")";
+  }
   switch (choice.source) {
     case ClusterSource::kTfConfig:
       return ClusterConfigFromEnvironment();

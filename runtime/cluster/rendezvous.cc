@@ -140,6 +140,8 @@ absl::StatusOr<ScopedFd> Listen(const RendezvousOptions& o) {
   return fd;
 }
 
+// Rank 0's side of the protocol (steps 1-4 of rendezvous.h). `o` must outlive
+// it. Not thread-safe: one Run() per object.
 class Master {
  public:
   Master(const RendezvousOptions& o, ScopedFd listener, std::string mine)

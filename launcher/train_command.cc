@@ -13,9 +13,10 @@ namespace {
 
 constexpr char kTrainUsage[] = "meshtrain train --config JOB.json [--model-dir DIR] [flags]";
 constexpr char kTrainDescription[] =
-    "Runs this process's task of a training job. Without TF_CONFIG (and outside mpirun) it\n"
-    "trains alone; with TF_CONFIG it joins the cluster as the task TF_CONFIG names; under\n"
-    "mpirun (no TF_CONFIG) rank 0 is the chief and ranks exchange addresses through MPI.\n"
+    "Runs this process's task of a training job. With TF_CONFIG it joins the cluster as the\n"
+    "task TF_CONFIG names; else as a task of a Slurm step (srun), of mpirun, or of a\n"
+    "torchrun-style job (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), in that order; else it\n"
+    "trains alone. `meshtrain check-config` says which and why.\n"
     "Flags override single fields of the job config.";
 
 }  // namespace
@@ -25,6 +26,7 @@ int RunTrainCommand(const std::vector<std::string>& args) {
   FlagSet flag_set("train", kTrainUsage, kTrainDescription);
   TrainFlags flags;
   RegisterTrainFlags(flag_set, flags);
+  RegisterClusterEngineFlags(flag_set, flags.task);
   if (std::optional<int> exit = ParseCommandFlags(flag_set, args)) return *exit;
   if (flags.quiet) SetMinLogSeverity(LogSeverity::kWarning);
   absl::StatusOr<JobConfig> job = LoadJobWithOverrides(flag_set, flags);

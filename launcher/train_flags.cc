@@ -125,6 +125,17 @@ void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
 
 }  // namespace
 
+void RegisterClusterEngineFlags(FlagSet& f, TaskOptions& v) {
+  const std::string group = "Slurm and torchrun-style clusters";
+  f.AddInt("ps", &v.ps,
+           "the N ranks after the evaluator are parameter servers (TensorFlow's "
+           "SlurmClusterResolver order)",
+           group);
+  f.AddBool("evaluator", &v.evaluator, "rank 0 is the evaluator", group);
+  f.AddInt("port-base", &v.port_base,
+           "under Slurm: each task listens on this port plus its local rank", group);
+}
+
 void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   RegisterJobFlags(f, v);
   RegisterStrategyFlags(f, v);

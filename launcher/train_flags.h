@@ -47,6 +47,11 @@ void RegisterTrainFlags(FlagSet& flags, TrainFlags& values);
 // The names RegisterTrainFlags declares (what launch forwards to tasks).
 std::set<std::string> TrainFlagNames();
 
+// --ps, --evaluator and --port-base: how `train` (and `check-config`) split the
+// ranks of a Slurm step or a torchrun-style job into roles. Not in
+// RegisterTrainFlags: `launch` and `compare` have their own --ps.
+void RegisterClusterEngineFlags(FlagSet& flags, TaskOptions& values);
+
 // Loads --config and applies the flags that were given. Errors name the flag.
 absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& flags, const TrainFlags& values);
 

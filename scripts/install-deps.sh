@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev
   dataset-fashion-mnist python3-numpy
   iproute2 util-linux
+  slurm-wlm munge
   chromium
 )
 if [[ "${1:-}" == "--peers" ]]; then

@@ -6,7 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/cluster/cluster_source.h"
+#include "runtime/cluster/env_lookup.h"
 #include "runtime/cluster/mpi_resolver.h"
+#include "runtime/cluster/slurm_resolver.h"
+#include "runtime/cluster/torchrun_resolver.h"
 
 namespace meshtrain {
 absl::StatusOr<GpuConfig> GpuConfigFor(const GpuFlags& flags, const std::vector<Device>& devices) {
@@ -47,7 +51,15 @@ absl::Status ConfigureGpus(int64_t logical_gpus, absl::string_view memory_limit,
   flags.logical_gpus = logical_gpus;
   flags.memory_limit = std::string(memory_limit);
   if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) flags.visible_devices = visible;
-  if (RunningUnderMpi()) {
+  const EnvLookup env = ProcessEnvironment();
+  const ClusterSource source = ChooseClusterSource(env).source;
+  if (source == ClusterSource::kSlurm) {
+    MESHTRAIN_ASSIGN_OR_RETURN(SlurmPlacement placement, SlurmPlacementFromEnvironment(env));
+    flags.local_rank = placement.local_rank;
+  } else if (source == ClusterSource::kTorchrun) {
+    MESHTRAIN_ASSIGN_OR_RETURN(TorchrunPlacement placement, TorchrunPlacementFromEnvironment(env));
+    flags.local_rank = placement.local_rank;
+  } else if (RunningUnderMpi()) {
     MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
     flags.local_rank = placement.local_rank;
   }

@@ -1,6 +1,7 @@
 // GPU set-up of a training process: its GpuConfig from --logical-gpus,
-// --gpu-memory-limit and, under mpirun, the local rank: rank k of a host takes
-// the GPUs after those of ranks 0..k-1 (OMPI_COMM_WORLD_LOCAL_RANK), so
+// --gpu-memory-limit and, under mpirun, srun or torchrun, the local rank: rank k of a host takes
+// the GPUs after those of ranks 0..k-1 (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID,
+// LOCAL_RANK), so
 // `mpirun -np 8` on an 8-GPU host gives each rank its own GPU with
 // --devices gpu:0. (The NCCL communicator across workers is the strategy's:
 // strategies/cross_worker.h.) Called from the training thread at start-up.
@@ -21,7 +22,7 @@ namespace meshtrain {
 struct GpuFlags {
   int64_t logical_gpus = 1;       // --logical-gpus
   std::string memory_limit;       // --gpu-memory-limit ("" or "0": none)
-  std::optional<int> local_rank;  // under mpirun
+  std::optional<int> local_rank;  // under mpirun, srun or torchrun
   std::string visible_devices;    // CUDA_VISIBLE_DEVICES ("" when unset)
 };
 
@@ -31,7 +32,7 @@ struct GpuFlags {
 // rank its own GPUs). kInvalidArgument names the flag.
 absl::StatusOr<GpuConfig> GpuConfigFor(const GpuFlags& flags, const std::vector<Device>& devices);
 
-// GpuFlags from the environment (mpirun's local rank, CUDA_VISIBLE_DEVICES)
+// GpuFlags from the environment (the launcher's local rank, CUDA_VISIBLE_DEVICES)
 // and the flags, applied with SetGpuConfig when `devices` include a GPU.
 absl::Status ConfigureGpus(int64_t logical_gpus, absl::string_view memory_limit,
                            const std::vector<Device>& devices);

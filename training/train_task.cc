@@ -17,9 +17,13 @@
 #include "runtime/base/trace.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
 #include "runtime/cluster/address.h"
+#include "runtime/cluster/cluster_source.h"
 #include "runtime/cluster/cluster_spec.h"
+#include "runtime/cluster/env_lookup.h"
 #include "runtime/cluster/mpi_resolver.h"
+#include "runtime/cluster/slurm_resolver.h"
 #include "runtime/cluster/tf_config.h"
+#include "runtime/cluster/torchrun_resolver.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/rpc/fast_data_paths.h"
@@ -243,14 +247,12 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   return WriteRunSummary(job, options, cluster, state.data, task.threads, run);
 }
 
-// Resolves this process's place: TF_CONFIG, else mpirun (then the server is
-// started first, on a port of its choosing), else a lone process.
-absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
-                                             const ServerOptions& server_options,
-                                             std::unique_ptr<Server>* server,
-                                             std::unique_ptr<MpiSession>* mpi) {
-  MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfigFromEnvironment());
-  if (!config.is_local() || !RunningUnderMpi()) return config;
+// Under mpirun: the server starts first, on a port of its choosing, and the
+// ranks exchange addresses through MPI.
+absl::StatusOr<ClusterConfig> ResolveMpiCluster(const TaskOptions& options,
+                                                const ServerOptions& server_options,
+                                                std::unique_ptr<Server>* server,
+                                                std::unique_ptr<MpiSession>* mpi) {
   MESHTRAIN_ASSIGN_OR_RETURN(MpiPlacement placement, MpiPlacementFromEnvironment());
   const std::string host = MpiHostForPeers(placement);
   const std::string bind_host =
@@ -260,6 +262,57 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
   MESHTRAIN_ASSIGN_OR_RETURN(*mpi, MpiSession::Init());
   const std::string address = JoinHostPort(host, port);
   return ClusterConfigFromMpi(**mpi, address, static_cast<int>(options.mpi_ps));
+}
+
+absl::StatusOr<ClusterConfig> ResolveSlurmCluster(const TaskOptions& options,
+                                                  const EnvLookup& env) {
+  MESHTRAIN_ASSIGN_OR_RETURN(SlurmPlacement placement, SlurmPlacementFromEnvironment(env));
+  SlurmOptions slurm;
+  slurm.port_base = static_cast<int>(options.port_base);
+  slurm.roles = RankRoles{static_cast<int>(options.ps), options.evaluator};
+  return ClusterConfigFromSlurm(placement, slurm);
+}
+
+// Under torchrun-style variables: as under mpirun, but the ranks exchange
+// addresses through rank 0 at MASTER_ADDR:MASTER_PORT.
+absl::StatusOr<ClusterConfig> ResolveTorchrunCluster(const TaskOptions& options,
+                                                     const ServerOptions& server_options,
+                                                     const EnvLookup& env,
+                                                     std::unique_ptr<Server>* server) {
+  MESHTRAIN_ASSIGN_OR_RETURN(TorchrunPlacement placement, TorchrunPlacementFromEnvironment(env));
+  MESHTRAIN_ASSIGN_OR_RETURN(*server, Server::Create(server_options));
+  MESHTRAIN_ASSIGN_OR_RETURN(int port, (*server)->Start("0.0.0.0:0"));
+  const RankRoles roles{static_cast<int>(options.ps), options.evaluator};
+  return ClusterConfigFromTorchrun(placement, port, roles, options.startup_timeout, env);
+}
+
+// Resolves this process's place in the order of cluster_source.h.
+absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
+                                             const ServerOptions& server_options,
+                                             std::unique_ptr<Server>* server,
+                                             std::unique_ptr<MpiSession>* mpi) {
+  const EnvLookup env = ProcessEnvironment();
+  const ClusterSourceChoice choice = ChooseClusterSource(env);
+  if (choice.source != ClusterSource::kLocal) MESHTRAIN_LOG(INFO) << choice.reason;
+  if ((options.ps != 0 || options.evaluator) && choice.source != ClusterSource::kSlurm &&
+      choice.source != ClusterSource::kTorchrun) {
+    MESHTRAIN_LOG(WARNING) << "--ps and --evaluator split the ranks of Slurm and torchrun-style "
+                              "jobs only; ignored here ("
+                           << choice.reason << ")";
+  }
+  switch (choice.source) {
+    case ClusterSource::kTfConfig:
+      return ClusterConfigFromEnvironment();
+    case ClusterSource::kSlurm:
+      return ResolveSlurmCluster(options, env);
+    case ClusterSource::kMpi:
+      return ResolveMpiCluster(options, server_options, server, mpi);
+    case ClusterSource::kTorchrun:
+      return ResolveTorchrunCluster(options, server_options, env, server);
+    case ClusterSource::kLocal:
+      break;
+  }
+  return ClusterConfig::Local();
 }
 
 absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,

@@ -1,8 +1,11 @@
 // RunTrainingTask: one process's whole part of a training job, whatever its
 // role and strategy:
-//   1. resolves its place in the cluster: TF_CONFIG, else mpirun (the server
-//      starts first, on a port of its choosing, and ranks exchange
-//      addresses), else a lone process;
+//   1. resolves its place in the cluster (runtime/cluster/cluster_source.h):
+//      TF_CONFIG, else a Slurm step (addresses computed from the step's
+//      layout), else mpirun (the server starts first, on a port of its
+//      choosing, and ranks exchange addresses), else torchrun-style
+//      variables (likewise, the exchange going through rank 0 at
+//      MASTER_ADDR:MASTER_PORT), else a lone process;
 //   2. an evaluator (no mesh) follows the chief's checkpoints;
 //   3. every other task joins the mesh with the services and recovery rules
 //      its strategy gives (StrategyBuilder), then
@@ -43,6 +46,11 @@ struct TaskOptions {
   // Host every listening socket binds to; "": this task's own host when it is
   // loopback, else every interface (MeshOptions::bind_host, docs/mesh.md).
   std::string bind_host;
+  // Under Slurm or torchrun-style variables (runtime/cluster/rank_roles.h):
+  // rank 0 the evaluator if asked for, the next `ps` ranks parameter servers.
+  int64_t ps = 0;
+  bool evaluator = false;
+  int64_t port_base = 8888;  // under Slurm: rank r listens on port_base + its local rank
   absl::Duration progress_interval = absl::Seconds(10);  // the chief's step-time lines
   // Checkpoints and recovery (docs/fault_tolerance.md).
   int64_t checkpoint_every_steps = 0;

@@ -79,6 +79,25 @@ def free_ports(n):
     return ports
 
 
+def free_port_range(n):
+    """A base port such that base..base+n-1 are free on 127.0.0.1 (a port base
+    for launchers that give local rank k the port base + k)."""
+    for base in free_ports(20):
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no {n} consecutive free ports")
+
+
 def make_cluster(workers=2, ps=0, chief=False, evaluator=False):
     jobs = {}
     ports = iter(free_ports(workers + ps + int(chief) + int(evaluator)))

@@ -245,8 +245,16 @@ def started_pid(task, name):
 
 
 def committed(line, step=None):
+    """True for the line of a committed checkpoint at `step` or later. Later:
+    a save due while the previous one is still being written is deferred to
+    the step that one ends (ckpt-111 instead of ckpt-100 on a loaded machine)."""
     m = re.search(r"checkpoint: ckpt-(\d+) committed", line)
-    return m is not None and (step is None or int(m.group(1)) == step)
+    return m is not None and (step is None or int(m.group(1)) >= step)
+
+
+def committed_steps(lines):
+    """The steps of every checkpoint committed in `lines`."""
+    return {int(m.group(1)) for l in lines for m in [re.search(r"checkpoint: ckpt-(\d+) committed", l)] if m}
 
 
 class UndisturbedBaselineTestCase(ClusterTestCase):

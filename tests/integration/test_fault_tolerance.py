@@ -22,7 +22,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (ClusterTestCase, LOG_TIME, REFERENCE, UndisturbedBaselineTestCase,
+from harness import (committed_steps, ClusterTestCase, LOG_TIME, REFERENCE, UndisturbedBaselineTestCase,
                      NUMPY_PYTHON, committed, have_numpy_python, now_of_day, requires,
                      requires_fashion_mnist, started_pid, time_of_day)
 
@@ -67,7 +67,8 @@ class FaultToleranceTest(UndisturbedBaselineTestCase):
             if task in survivors and "training failed after" in line and task not in errors:
                 errors[task] = time_of_day(line) - killed_at
         resumed = [time_of_day(l) - killed_at for l in out if "resumed training at step" in l]
-        figures = {"kill_to_error_s": errors, "kill_to_resumed_s": max(resumed) if resumed else None}
+        figures = {"kill_to_error_s": errors, "kill_to_resumed_s": max(resumed) if resumed else None,
+                   "committed_steps": sorted(committed_steps(out))}
         print(f"{self.id()}: {json.dumps(figures)} summary: restarts={summary['restarts']} "
               f"restored_from_step={summary['restored_from_step']} recoveries={json.dumps(summary['recoveries'])}",
               flush=True)
@@ -84,11 +85,12 @@ class FaultToleranceTest(UndisturbedBaselineTestCase):
         self.assert_same_result_as_undisturbed(summary)
         self.assertGreaterEqual(summary["restarts"], 1)
         self.assertGreaterEqual(summary["restored_from_step"], 50)
-        self.assertEqual(summary["restored_from_step"] % 50, 0)
+        self.assertIn(summary["restored_from_step"], figures["committed_steps"])
         record = summary["recoveries"][-1]
         self.assertIn("worker:1", record["cause"])
         self.assertGreaterEqual(record["steps_lost"], 0)
-        self.assertLess(record["steps_lost"], 50 + 2)  # a checkpoint every 50 steps
+        # A checkpoint every 50 steps, one of them deferred at most a save's length.
+        self.assertLess(record["steps_lost"], 2 * 50)
         self.assertGreater(record["recovery_seconds"], 0)
         # The survivor noticed well within the 30 s the issue allows.
         self.assertIn("worker:0", figures["kill_to_error_s"])

@@ -1,11 +1,6 @@
 #include "summaries/event_writer.h"
 
-#include <fcntl.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "proto/tensorboard_event.pb.h"
@@ -26,39 +21,34 @@ std::string HostName() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("event file: cannot create directory ", dir, ": ", ec.message()));
-  }
+absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(const std::string& dir,
+                                                                 FileSystem* fs) {
+  FileSystem& files = fs != nullptr ? *fs : DefaultFileSystem();
+  MESHTRAIN_RETURN_IF_ERROR(Annotate(files.CreateDir(dir), "event file"));
   const std::string base =
       absl::StrCat(dir, "/events.out.tfevents.", absl::ToUnixSeconds(absl::Now()), ".", HostName(),
                    ".", ::getpid());
   // A second writer in the same second and process (a test, a restart) gets ".1", ...
   for (int n = 0; n < 1000; ++n) {
     const std::string path = n == 0 ? base : absl::StrCat(base, ".", n);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("event file: cannot create ", path, ": ", std::strerror(errno)));
-    }
-    std::FILE* file = ::fdopen(fd, "wb");
-    if (file == nullptr) {
-      ::close(fd);
-      return absl::InternalError(
-          absl::StrCat("event file: fdopen ", path, ": ", std::strerror(errno)));
-    }
-    std::unique_ptr<EventWriter> writer(new EventWriter(path, file));
+    if (files.Exists(path)) continue;
+    absl::StatusOr<std::unique_ptr<WritableFile>> file = files.NewWritableFile(path);
+    if (!file.ok()) return Annotate(file.status(), "event file");
+    std::unique_ptr<EventWriter> writer(new EventWriter(path, std::move(*file)));
     tensorboard::Event event;
     event.set_wall_time(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
     event.set_file_version(kFileVersion);
+    absl::Status status;
     {
       absl::MutexLock lock(&writer->mu_);
       AppendTfRecord(event.SerializeAsString(), &writer->buffer_);
-      MESHTRAIN_RETURN_IF_ERROR(writer->FlushLocked());
+      writer->buffered_records_ = 1;
+      status = writer->FlushLocked();
+    }
+    if (!status.ok()) {
+      writer.reset();
+      (void)files.RemoveAll(path);  // an empty file would only confuse readers
+      return status;
     }
     return writer;
   }
@@ -71,7 +61,7 @@ EventWriter::~EventWriter() {
     MESHTRAIN_LOG(WARNING) << status;
   }
   absl::MutexLock lock(&mu_);
-  std::fclose(file_);
+  (void)file_->Close();
 }
 
 absl::Status EventWriter::WriteScalar(absl::string_view tag, int64_t step, double value,
@@ -85,6 +75,7 @@ absl::Status EventWriter::WriteScalar(absl::string_view tag, int64_t step, doubl
   const std::string serialized = event.SerializeAsString();
   absl::MutexLock lock(&mu_);
   AppendTfRecord(serialized, &buffer_);
+  ++buffered_records_;
   return buffer_.size() >= kFlushBytes ? FlushLocked() : absl::OkStatus();
 }
 
@@ -93,15 +84,27 @@ absl::Status EventWriter::Flush() {
   return FlushLocked();
 }
 
+int64_t EventWriter::dropped_records() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_records_;
+}
+
 absl::Status EventWriter::FlushLocked() {
-  if (!buffer_.empty() && std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) {
-    return absl::DataLossError(
-        absl::StrCat("event file ", path_, ": write failed: ", std::strerror(errno)));
+  if (buffer_.empty()) return absl::OkStatus();
+  const absl::Status status = file_->Append(
+      absl::MakeConstSpan(reinterpret_cast<const std::byte*>(buffer_.data()), buffer_.size()));
+  if (status.ok()) {
+    written_bytes_ += static_cast<int64_t>(buffer_.size());
+  } else {
+    // Keep the file a sequence of whole records: later flushes append there.
+    (void)file_->Truncate(written_bytes_);
+    dropped_records_ += buffered_records_;
   }
   buffer_.clear();
-  if (std::fflush(file_) != 0) {
-    return absl::DataLossError(
-        absl::StrCat("event file ", path_, ": flush failed: ", std::strerror(errno)));
+  buffered_records_ = 0;
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("event file ", path_, ": ", status.message(),
+                                                    " (records dropped)"));
   }
   return absl::OkStatus();
 }

@@ -11,6 +11,16 @@ namespace {
 
 double Millis(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
+// What a save that ran out of space needs: where, how much, what to do.
+absl::Status NoSpaceStatus(FileSystem& fs, const std::string& model_dir, int64_t step,
+                           int64_t bytes, const absl::Status& status) {
+  const absl::StatusOr<int64_t> free_bytes = fs.AvailableBytes(model_dir);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "checkpoint at step ", step, ": no space left in ", model_dir, ": a checkpoint needs about ",
+      bytes, " bytes", free_bytes.ok() ? absl::StrCat(", ", *free_bytes, " are free") : "",
+      "; free space there or point --model-dir elsewhere (", status.message(), ")"));
+}
+
 }  // namespace
 
 nlohmann::json CheckpointStats::ToJson() const {
@@ -110,11 +120,15 @@ absl::Status CheckpointSaver::Write(Pending& pending) {
                                         options_.max_to_keep);
   const absl::Duration took = absl::Now() - start;
   const int64_t bytes = pending.job->bytes();
-  absl::MutexLock lock(&mu_);
   if (!status.ok()) {
+    absl::MutexLock lock(&mu_);
     ++stats_.failures;
-    return Annotate(status, absl::StrCat("checkpoint at step ", step));
   }
+  if (absl::IsResourceExhausted(status)) {
+    return NoSpaceStatus(fs_, options_.model_dir, step, bytes, status);
+  }
+  if (!status.ok()) return Annotate(status, absl::StrCat("checkpoint at step ", step));
+  absl::MutexLock lock(&mu_);
   ++stats_.saves;
   stats_.write_total += took;
   stats_.last_bytes = bytes;
@@ -139,7 +153,8 @@ void CheckpointSaver::Loop() {
     const absl::Status status = Write(*pending);
     if (!status.ok()) {
       MESHTRAIN_LOG(ERROR) << status
-                           << "; training goes on and the previous checkpoint stays valid";
+                           << "; training goes on, the previous checkpoint stays valid and the "
+                              "next interval tries again";
     }
     absl::MutexLock lock(&mu_);
     writing_ = false;

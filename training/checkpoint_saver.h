@@ -10,8 +10,11 @@
 //      finished (counted as `deferred`): training never waits for a write.
 //   3. SaveNow (the final checkpoint, a preemption) waits for the write in
 //      flight, then snapshots and writes on the caller's thread.
-// A failed background write is logged and counted; the next save tries again
-// and the previous checkpoint stays the valid one. A strategy that does not
+// A failed background write is logged and counted; its partial files are
+// removed (checkpoint_commit.h); a full disk is kResourceExhausted naming the
+// model directory, the checkpoint's size in bytes and the free space. Training
+// goes on, the next interval tries again and the previous checkpoint stays the
+// valid one. A strategy that does not
 // checkpoint yet (PrepareCheckpoint is Unimplemented) trains on without.
 // Start()/Stop() own the thread. OnStepEnd/SaveNow/ResetSchedule from the
 // training thread; stats() from any thread. The strategy and file system must

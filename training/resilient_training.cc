@@ -32,6 +32,32 @@ std::string RestoreKey(int64_t generation) {
 }
 std::string InputKey(const std::string& task) { return absl::StrCat("input/", task); }
 
+// Resuming on a full disk: the restore worked, but the next save will not
+// fit. Says so up front, with what to free, instead of at the first save.
+void WarnIfNoRoomForCheckpoint(FileSystem& fs, const std::string& model_dir,
+                               const Manifest& restored) {
+  int64_t needed_bytes = 0;
+  for (const FileRecord& f : restored.files) needed_bytes += f.bytes;
+  const absl::StatusOr<int64_t> free_bytes = fs.AvailableBytes(model_dir);
+  if (!free_bytes.ok() || *free_bytes >= needed_bytes) return;
+  MESHTRAIN_LOG(WARNING) << "restore: " << model_dir << " has " << *free_bytes
+                         << " bytes free but a checkpoint needs about " << needed_bytes
+                         << ": free at least " << needed_bytes - *free_bytes
+                         << " bytes there (older checkpoints, event files, other data) or point "
+                            "--model-dir elsewhere; training goes on and saves are retried";
+}
+
+// The final save's error that ends the task now. A full disk is not one:
+// training is done and its results are worth reporting, so it goes to `run`
+// and the caller writes what it can, then exits non-zero with it
+// (docs/fault_tolerance.md, 3.1).
+absl::Status KeepFinalCheckpointStatus(absl::Status final_saved, ResilientRun& run) {
+  if (!absl::IsResourceExhausted(final_saved)) return final_saved;
+  MESHTRAIN_LOG(ERROR) << "final " << final_saved.message();
+  run.final_checkpoint = std::move(final_saved);
+  return absl::OkStatus();
+}
+
 // How many corrupt checkpoints an all-corrupt error names before "and N more".
 constexpr size_t kMaxProblemsNamed = 5;
 
@@ -297,6 +323,7 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
   MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step
                       << "; input resumes at epoch " << start.epoch + 1 << " step " << start.step
                       << ")";
+  if (chief_) WarnIfNoRoomForCheckpoint(fs_, options_.model_dir, m);
   return start;
 }
 
@@ -469,7 +496,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
     saved_up_to_ = std::max(saved_up_to_, saver->last_committed());
   }
   MESHTRAIN_RETURN_IF_ERROR(report.status());
-  MESHTRAIN_RETURN_IF_ERROR(final_saved);
+  MESHTRAIN_RETURN_IF_ERROR(KeepFinalCheckpointStatus(std::move(final_saved), run));
 
   // Every worker's parameters meet at the chief (summary.json's param_checksums).
   MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, life.strategy->ParameterChecksum());

@@ -87,6 +87,10 @@ struct ResilientRun {
   // chief: every worker's checksum, memory and rate (worker_reports.h)
   std::map<std::string, WorkerReport> reports;
   nlohmann::json fault_tolerance;  // summary.json: restarts, restored_from_step, ...
+  // Not OK when the final checkpoint did not fit (kResourceExhausted, naming
+  // the directory, the bytes needed and the fix): the task then reports the
+  // run and exits non-zero with it.
+  absl::Status final_checkpoint;
 };
 
 // Preempted: a PreemptedError (exit kPreemptedExitCode).

@@ -4,12 +4,16 @@
 //   per epoch: train/epoch_loss, train/accuracy, test/loss, test/accuracy
 //              (evaluating tasks), perf/samples_per_sec, optimizer/learning_rate
 // all at the global step the epoch ended on. Events are flushed at each epoch's
-// end. Called on the training thread; `writer` must outlive the observer.
+// end. A failed write (a full disk) is a warning, never a reason to stop
+// training: the first is logged, later ones at most once per kWarnEvery with
+// their count; the writer drops those events and writes on when it can.
+// Called on the training thread; `writer` must outlive the observer.
 #ifndef MESHTRAIN_TRAINING_TENSORBOARD_OBSERVER_H_
 #define MESHTRAIN_TRAINING_TENSORBOARD_OBSERVER_H_
 
 #include <cstdint>
 
+#include "absl/time/time.h"
 #include "summaries/event_writer.h"
 #include "training/training_loop.h"
 
@@ -21,14 +25,26 @@ class TensorBoardObserver final : public TrainingObserver {
   TensorBoardObserver(EventWriter* writer, double learning_rate, bool evaluates)
       : writer_(writer), learning_rate_(learning_rate), evaluates_(evaluates) {}
 
+  static constexpr absl::Duration kWarnEvery = absl::Minutes(1);
+
   absl::Status OnStepEnd(const StepRecord& step) override;
   absl::Status OnEpochEnd(const EpochRecord& epoch) override;
 
+  // Writes that failed so far.
+  int64_t failures() const { return failures_; }
+
  private:
+  absl::Status WriteEpoch(const EpochRecord& e);
+  // Logs `status` as a warning unless one was logged less than kWarnEvery ago.
+  void Warn(const absl::Status& status);
+
   EventWriter* const writer_;
   const double learning_rate_;
   const bool evaluates_;
   int64_t last_step_ = 0;
+  int64_t failures_ = 0;
+  int64_t unlogged_failures_ = 0;
+  absl::Time last_warning_ = absl::InfinitePast();
 };
 
 }  // namespace meshtrain

@@ -174,6 +174,8 @@ absl::Status WriteRunSummary(const JobConfig& job, const TaskOptions& options,
     std::fflush(stdout);
   }
   summary.update(run.fault_tolerance);
+  summary["final_checkpoint"] =
+      run.final_checkpoint.ok() ? "committed" : std::string(run.final_checkpoint.message());
   return WriteJsonFile(options.model_dir + "/summary.json", summary);
 }
 
@@ -210,9 +212,20 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   const bool chief = cluster.is_chief();
   if (!options.trace.empty()) state.tracer = std::make_unique<Tracer>();
   if (chief && !options.model_dir.empty()) {
-    MESHTRAIN_ASSIGN_OR_RETURN(state.events, EventWriter::Create(options.model_dir));
-    state.tensorboard = std::make_unique<TensorBoardObserver>(
-        state.events.get(), job.optimizer.learning_rate, /*evaluate=*/chief);
+    absl::StatusOr<std::unique_ptr<EventWriter>> events = EventWriter::Create(options.model_dir);
+    if (events.ok()) {
+      state.events = std::move(*events);
+      state.tensorboard = std::make_unique<TensorBoardObserver>(
+          state.events.get(), job.optimizer.learning_rate, /*evaluate=*/chief);
+    } else if (absl::IsResourceExhausted(events.status())) {
+      // A full disk (a resume on it, say): the checkpoints matter, the
+      // TensorBoard curves do not.
+      MESHTRAIN_LOG(WARNING) << events.status() << "; training goes on without TensorBoard "
+                             << "events: free space in " << options.model_dir
+                             << " or point --model-dir elsewhere";
+    } else {
+      return events.status();
+    }
   }
 
   TrainingTask task;
@@ -244,7 +257,14 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
               run.report.samples_per_sec, run.report.wall_seconds);
   std::fflush(stdout);
   if (options.model_dir.empty()) return absl::OkStatus();
-  return WriteRunSummary(job, options, cluster, state.data, task.threads, run);
+  const absl::Status summary =
+      WriteRunSummary(job, options, cluster, state.data, task.threads, run);
+  if (absl::IsResourceExhausted(summary)) {
+    MESHTRAIN_LOG(WARNING) << "summary.json: " << summary << "; the run's results are in this log";
+  } else if (!summary.ok()) {
+    return summary;
+  }
+  return run.final_checkpoint;
 }
 
 // Under mpirun: the server starts first, on a port of its choosing, and the
@@ -342,8 +362,15 @@ absl::Status RunRole(const JobConfig& job, const TaskOptions& options, const Clu
                      StrategyBuilder& strategies, Mesh& mesh, AbortSignal& abort,
                      PreemptionWatcher* preemption, absl::Time process_start) {
   if (cluster.is_training_worker()) {
-    MESHTRAIN_RETURN_IF_ERROR(
-        TrainWorker(job, options, cluster, strategies, &mesh, abort, preemption, process_start));
+    const absl::Status trained =
+        TrainWorker(job, options, cluster, strategies, &mesh, abort, preemption, process_start);
+    if (cluster.is_chief() && absl::IsResourceExhausted(trained)) {
+      // Training finished; only the final checkpoint did not fit: the others
+      // stop normally, and this task exits non-zero.
+      (void)mesh.coordination().RequestShutdown();
+      return trained;
+    }
+    MESHTRAIN_RETURN_IF_ERROR(trained);
     if (cluster.is_chief()) return mesh.coordination().RequestShutdown();
     return mesh.coordination().WaitForShutdown(absl::Now() + absl::Minutes(5));
   }

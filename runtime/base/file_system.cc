@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -52,6 +53,16 @@ class PosixWritableFile final : public WritableFile {
 
   absl::Status Sync() override {
     if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fsync", path_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(int64_t size_bytes) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size_bytes)) != 0) {
+      return ErrnoStatus(errno, "truncate", path_);
+    }
+    if (::lseek(fd_, static_cast<off_t>(size_bytes), SEEK_SET) < 0) {
+      return ErrnoStatus(errno, "seek", path_);
+    }
     return absl::OkStatus();
   }
 
@@ -142,6 +153,12 @@ class PosixFileSystem final : public FileSystem {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
   }
+
+  absl::StatusOr<int64_t> AvailableBytes(const std::string& dir) override {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return ErrnoStatus(errno, "statvfs", dir);
+    return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  }
 };
 
 }  // namespace
@@ -177,7 +194,14 @@ absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
     return fs.Rename(tmp, path);
   }();
   if (!status.ok()) {
-    fs.RemoveAll(tmp).IgnoreError();
+    // A full disk must not keep the partial file: it holds the space the
+    // next attempt needs.
+    const absl::Status removed = fs.RemoveAll(tmp);
+    if (!removed.ok()) {
+      return absl::Status(status.code(),
+                          absl::StrCat(status.message(), "; removing the partial file failed too: ",
+                                       removed.message()));
+    }
     return status;
   }
   return fs.SyncDir(DirName(path));

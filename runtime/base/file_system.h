@@ -14,6 +14,7 @@
 #define MESHTRAIN_RUNTIME_BASE_FILE_SYSTEM_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,11 @@ class WritableFile {
   // Data and size reach the disk (fsync) before this returns.
   virtual absl::Status Sync() = 0;
   virtual absl::Status Close() = 0;
+  // Cuts the file back to `size_bytes` and writes on from there: how a writer
+  // takes back a partial append (a full disk) so the file stays well formed.
+  virtual absl::Status Truncate(int64_t size_bytes) {
+    return absl::UnimplementedError("truncate: not supported by this file system");
+  }
 };
 
 class FileSystem {
@@ -55,6 +61,11 @@ class FileSystem {
   // Removes a file or a directory tree; OK if absent.
   virtual absl::Status RemoveAll(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
+  // Bytes an unprivileged writer can still add under `dir` (statvfs), for
+  // messages that say how much space is missing.
+  virtual absl::StatusOr<int64_t> AvailableBytes(const std::string& dir) {
+    return absl::UnimplementedError("available bytes: not supported by this file system");
+  }
 };
 
 // The POSIX file system. Stateless; lives for the whole process.
@@ -69,7 +80,7 @@ std::string DirName(absl::string_view path);
 // `path` (PATH.tmp.<pid>.<n>), which is fsynced and renamed over PATH, and the
 // directory is fsynced. A reader sees the old file or the whole new one; a
 // crash leaves the old PATH (and maybe a stale temporary file). On an error
-// the temporary file is removed.
+// (a full disk included) the temporary file is removed before returning.
 absl::Status WriteFileAtomically(FileSystem& fs, const std::string& path,
                                  const std::function<absl::Status(WritableFile&)>& write);
 // The same with the file's contents given as `pieces`, written in order.

@@ -46,13 +46,34 @@ absl::Status CommitCheckpoint(FileSystem& fs, const std::string& model_dir, Mani
   return WriteCheckpointPointer(fs, model_dir, manifest.step, kept);
 }
 
+absl::Status RemoveUncommittedCheckpoint(FileSystem& fs, const std::string& model_dir,
+                                         int64_t step) {
+  const std::string dir = CheckpointPath(model_dir, step);
+  if (!fs.Exists(dir) || fs.Exists(JoinPath(dir, kManifestFileName))) return absl::OkStatus();
+  MESHTRAIN_RETURN_IF_ERROR(fs.RemoveAll(dir));
+  return fs.SyncDir(model_dir);
+}
+
 absl::Status WriteCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,
                              CheckpointJob& job, int max_to_keep) {
   MESHTRAIN_RETURN_IF_ERROR(job.Capture());
-  MESHTRAIN_ASSIGN_OR_RETURN(std::string dir, PrepareCheckpointDir(fs, model_dir, manifest.step));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PartRecord> parts, job.Write(fs, dir));
-  manifest.slot_names = job.slot_names();
-  return CommitCheckpoint(fs, model_dir, std::move(manifest), parts, max_to_keep);
+  const int64_t step = manifest.step;
+  const absl::Status status = [&]() -> absl::Status {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string dir, PrepareCheckpointDir(fs, model_dir, step));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PartRecord> parts, job.Write(fs, dir));
+    manifest.slot_names = job.slot_names();
+    return CommitCheckpoint(fs, model_dir, std::move(manifest), parts, max_to_keep);
+  }();
+  if (status.ok()) return status;
+  // Failed before step 3: what the parts wrote is garbage that holds space
+  // (on a full disk, the space the next attempt needs).
+  const absl::Status removed = RemoveUncommittedCheckpoint(fs, model_dir, step);
+  if (!removed.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), "; removing ", CheckpointDirName(step),
+                                     " failed too: ", removed.message()));
+  }
+  return status;
 }
 
 }  // namespace meshtrain

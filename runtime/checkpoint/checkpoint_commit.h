@@ -96,7 +96,14 @@ absl::StatusOr<std::string> PrepareCheckpointDir(FileSystem& fs, const std::stri
 absl::Status CommitCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,
                               const std::vector<PartRecord>& parts, int max_to_keep);
 
-// job.Capture(), then steps 1 to 5 for `job`.
+// Removes MODEL_DIR/ckpt-STEP unless it is committed (has index.json).
+absl::Status RemoveUncommittedCheckpoint(FileSystem& fs, const std::string& model_dir,
+                                         int64_t step);
+
+// job.Capture(), then steps 1 to 5 for `job`. A failure before step 3 (a full
+// disk, say) removes the uncommitted directory, so no partial file stays
+// behind; after step 3 the checkpoint stands and the error is only prune's or
+// the pointer's.
 absl::Status WriteCheckpoint(FileSystem& fs, const std::string& model_dir, Manifest manifest,
                              CheckpointJob& job, int max_to_keep);
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -314,6 +316,68 @@ TEST(CheckpointTest, CrashAtAnyPointOfASaveLeavesAValidCheckpoint) {
   // pointer and the prune come after it.
   EXPECT_GT(new_seen, 0);
   EXPECT_LT(new_seen, total_ops);
+}
+
+// Every path under `dir` whose name holds ".tmp" (a partial file).
+std::vector<std::string> TempFiles(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.path().filename().string().find(".tmp") != std::string::npos) {
+      found.push_back(entry.path().string());
+    }
+  }
+  return found;
+}
+
+TEST(FullDiskTest, AFailedAtomicWriteRemovesItsPartialFile) {
+  TempDir tmp;
+  FaultInjectionFileSystem full(DefaultFileSystem(), {.free_bytes = 10});
+  const std::string big(100, 'x');
+  const absl::string_view pieces[] = {big};
+  const absl::Status status = WriteFileAtomically(full, tmp.path() + "/file", pieces);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("No space left on device"));
+  EXPECT_TRUE(TempFiles(tmp.path()).empty());
+  EXPECT_FALSE(full.Exists(tmp.path() + "/file"));
+  EXPECT_EQ(*full.AvailableBytes(tmp.path()), 10);  // the partial bytes came back
+}
+
+TEST(FullDiskTest, AFailedSaveRemovesItsPartialFilesAndKeepsThePreviousCheckpoint) {
+  TempDir tmp;
+  FaultInjectionFileSystem fs(DefaultFileSystem(), {});
+  ASSERT_TRUE(Save(fs, tmp.path(), 10).ok());
+  const int64_t checkpoint_bytes =
+      static_cast<int64_t>(std::filesystem::file_size(FirstPartFile(tmp.path(), 10)));
+  // Room for half a checkpoint: the part file fails half-way.
+  fs.SetFreeBytes(checkpoint_bytes / 2);
+  const absl::Status status = Save(fs, tmp.path(), 20);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_EQ(fs.no_space_errors(), 1);
+  EXPECT_TRUE(TempFiles(tmp.path()).empty());
+  EXPECT_FALSE(fs.Exists(CheckpointPath(tmp.path(), 20)));
+  EXPECT_EQ(*fs.AvailableBytes(tmp.path()), checkpoint_bytes / 2);
+  EXPECT_EQ(LatestValidStep(fs, tmp.path()), 10);
+  // Space freed: the next save goes through.
+  fs.SetFreeBytes(-1);
+  ASSERT_TRUE(Save(fs, tmp.path(), 30).ok());
+  EXPECT_EQ(LatestValidStep(fs, tmp.path()), 30);
+}
+
+TEST(FullDiskTest, AManifestThatDoesNotFitLeavesNoDirectoryBehind) {
+  TempDir tmp;
+  LocalSnapshotJob job(MakeSnapshot(5));
+  FaultInjectionFileSystem probe(DefaultFileSystem(), {});
+  ASSERT_TRUE(WriteCheckpoint(probe, tmp.path(), MakeManifest(5), job, 0).ok());
+  const int64_t part_bytes =
+      static_cast<int64_t>(std::filesystem::file_size(FirstPartFile(tmp.path(), 5)));
+  // The part fits, its index.json does not.
+  FaultInjectionFileSystem fs(DefaultFileSystem(), {.free_bytes = part_bytes + 10});
+  LocalSnapshotJob again(MakeSnapshot(6));
+  const absl::Status status = WriteCheckpoint(fs, tmp.path(), MakeManifest(6), again, 0);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_FALSE(fs.Exists(CheckpointPath(tmp.path(), 6)));
+  EXPECT_TRUE(TempFiles(tmp.path()).empty());
+  EXPECT_EQ(LatestValidStep(fs, tmp.path()), 5);
 }
 
 }  // namespace

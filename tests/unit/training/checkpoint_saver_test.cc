@@ -64,6 +64,44 @@ TEST(CheckpointSaverTest, DefersSavesWhileOneIsWritingAndCommitsTheFinalOne) {
   saver.Stop();
 }
 
+TEST(CheckpointSaverTest, AFullDiskIsRetriedAtTheNextIntervalWhileTrainingGoesOn) {
+  TempDir tmp;
+  auto optimizer = *Optimizer::Create({.type = "sgd", .learning_rate = 0.1f, .momentum = 0.9f});
+  auto strategy = *OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, 3);
+  auto model = *CreateModel({.type = "mlp", .hidden_units = {8}}, {4, 3}, *strategy);
+  ASSERT_TRUE(strategy->Build().ok());
+  FaultInjectionFileSystem full(DefaultFileSystem(), {.free_bytes = 100});
+  CheckpointSaverOptions options;
+  options.model_dir = tmp.path();
+  options.every_steps = 2;
+  options.fs = &full;
+  options.tasks = {"worker:0"};
+  CheckpointSaver saver(*strategy, options);
+  saver.Start();
+  ASSERT_TRUE(saver.OnStepEnd(Step(1)).ok());
+  ASSERT_TRUE(saver.OnStepEnd(Step(2)).ok());  // due: written in the background, fails
+  // SaveNow waits for that write, then fails the same way and says why.
+  const absl::Status status = saver.SaveNow(3, {0, 3}, /*final=*/false);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  const std::string message(status.message());
+  EXPECT_THAT(message, ::testing::HasSubstr("no space left in " + tmp.path()));
+  EXPECT_THAT(message, ::testing::HasSubstr("needs about"));
+  EXPECT_THAT(message, ::testing::HasSubstr("100 are free"));
+  EXPECT_THAT(message, ::testing::HasSubstr("--model-dir"));
+  EXPECT_EQ(saver.stats().failures, 2);
+  EXPECT_EQ(saver.last_committed(), -1);
+  EXPECT_FALSE(full.Exists(CheckpointPath(tmp.path(), 2)));
+  EXPECT_FALSE(full.Exists(CheckpointPath(tmp.path(), 3)));
+  // Space comes back: the next interval (step 5) commits.
+  full.SetFreeBytes(-1);
+  ASSERT_TRUE(saver.OnStepEnd(Step(4)).ok());
+  ASSERT_TRUE(saver.OnStepEnd(Step(5)).ok());
+  saver.Stop();  // the write in flight finishes
+  EXPECT_EQ(saver.last_committed(), 5);
+  EXPECT_EQ(saver.stats().saves, 1);
+  EXPECT_EQ(saver.stats().failures, 2);
+}
+
 // A strategy of another kind, not checkpointing yet.
 class NoCheckpoints final : public Strategy {
  public:

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "proto/tensorboard_event.pb.h"
+#include "runtime/checkpoint/fault_injection_file_system.h"
 #include "summaries/event_writer.h"
 #include "summaries/tfrecord.h"
 #include "tests/unit/test_files.h"
@@ -51,6 +52,57 @@ TEST(TensorBoardObserverTest, StepLossAndEpochScalars) {
     EXPECT_FLOAT_EQ(seen["optimizer/learning_rate"], 0.05f);
     EXPECT_EQ(seen.count("train/accuracy"), 1u);
   }
+}
+
+std::map<std::string, float> ReadScalars(const std::string& path) {
+  std::map<std::string, float> seen;
+  auto records = ParseTfRecords(testing::ReadWholeFile(path));
+  EXPECT_TRUE(records.ok()) << records.status();  // whole records only, even after a failure
+  if (!records.ok()) return seen;
+  for (const std::string& r : *records) {
+    tensorboard::Event e;
+    EXPECT_TRUE(e.ParseFromString(r));
+    if (e.has_summary()) seen[e.summary().value(0).tag()] = e.summary().value(0).simple_value();
+  }
+  return seen;
+}
+
+TEST(TensorBoardObserverTest, AFullDiskIsAWarningAndWritingResumesWhenThereIsRoom) {
+  const std::string dir = testing::FreshTempDir("tensorboard_observer_full_disk_test");
+  FaultInjectionFileSystem full(DefaultFileSystem(), {});
+  auto writer = EventWriter::Create(dir, &full);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  TensorBoardObserver observer(writer->get(), 0.05, /*evaluates=*/false);
+  StepResult result;
+  result.loss.loss_sum = 1;
+  result.examples = 1;
+  StepRecord step;
+  step.result = &result;
+  full.SetFreeBytes(20);  // less than one flush: the write fails part-way
+  for (int64_t s = 1; s <= 3; ++s) {
+    step.global_step = s;
+    EXPECT_TRUE(observer.OnStepEnd(step).ok());
+  }
+  EpochRecord epoch;
+  epoch.samples_per_sec = 1000;
+  EXPECT_TRUE(observer.OnEpochEnd(epoch).ok());  // the flush fails: a warning
+  EXPECT_EQ(observer.failures(), 1);
+  EXPECT_GT((*writer)->dropped_records(), 0);
+  EXPECT_TRUE(ReadScalars((*writer)->path()).empty());
+  // Room again: the next epoch's events land after the last whole record.
+  full.SetFreeBytes(-1);
+  epoch.samples_per_sec = 2000;
+  EXPECT_TRUE(observer.OnEpochEnd(epoch).ok());
+  EXPECT_EQ(observer.failures(), 1);
+  EXPECT_FLOAT_EQ(ReadScalars((*writer)->path())["perf/samples_per_sec"], 2000.0f);
+}
+
+TEST(TensorBoardObserverTest, AnEventFileThatCannotStartIsRemoved) {
+  const std::string dir = testing::FreshTempDir("tensorboard_observer_no_space_test");
+  FaultInjectionFileSystem full(DefaultFileSystem(), {.free_bytes = 0});
+  auto writer = EventWriter::Create(dir, &full);
+  EXPECT_TRUE(absl::IsResourceExhausted(writer.status())) << writer.status();
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
 }
 
 }  // namespace

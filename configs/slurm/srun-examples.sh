@@ -12,7 +12,7 @@ exit
 salloc --nodes=2 --ntasks-per-node=2 --cpus-per-task=4
 srun --distribution=block meshtrain check-config --ps 1
 srun --distribution=block meshtrain train --config configs/fashion_mnist_mlp.json \
-    --model-dir /shared/runs/fmnist-ps --strategy parameter_server --ps 1 --threads 4
+    --model-dir /shared/runs/fmnist-ps --strategy parameter_server --ps 1 --global-batch-size 252 --threads 4
 exit
 #
 # Two jobs sharing nodes need different port bases (every task of a job the same):

@@ -153,6 +153,15 @@ def flag_value(argv, flag):
     return argv[argv.index(flag) + 1] if flag in argv else None
 
 
+def global_batch(argv):
+    """The global batch `train` would use: the flag, else the reference job's."""
+    flag = flag_value(argv, "--global-batch-size")
+    if flag is not None:
+        return int(flag)
+    with open(REFERENCE) as f:
+        return json.load(f)["training"]["global_batch_size"]
+
+
 @requires_yaml
 @requires_meshtrain
 class ManifestsTest(unittest.TestCase):
@@ -219,6 +228,12 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(flag_value(argv, "--threads"), str(container["resources"]["limits"]["cpu"]),
                          f"{where}: --threads should match the CPU limit")
 
+    def check_batch_divides(self, where, argv, replicas):
+        # Otherwise every task fails at start-up ("global batch size 256 does
+        # not divide by 3 replicas in sync"), with exit 1, so it is restarted.
+        self.assertEqual(global_batch(argv) % replicas, 0,
+                         f"{where}: global batch {global_batch(argv)} does not divide by {replicas} replicas")
+
     def test_common_pieces(self):
         self.assertIn("ReadWriteMany", self.pvc["spec"]["accessModes"])
         with open(REFERENCE) as f:
@@ -277,6 +292,7 @@ class ManifestsTest(unittest.TestCase):
                 self.assertEqual(got["me"], (rtype.lower(), index), where)
                 self.assertEqual(got["keyed"]["chief"], f"chief:0 at {cluster['chief'][0]}", where)
                 self.assertTrue(got["keyed"]["training workers"].startswith("3 "), where)
+                self.check_batch_divides(where, calls[0], 3)
                 self.assertEqual(got["keyed"]["parameter servers"], "1 (ps:0)", where)
                 if not serves:
                     # Its exec readiness probe (check-config) passes in this environment.
@@ -294,7 +310,7 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(specs["Master"]["replicas"], 1)
         self.assertIn("backoffLimit", job["spec"].get("runPolicy", {}))
         world = sum(s["replicas"] for s in specs.values())
-        self.assertEqual(world, 3)
+        self.assertEqual(world, 4)
         master_port = next(p["containerPort"] for c in containers_of(specs["Master"]["template"])
                            if c["name"] == "pytorch" for p in c["ports"] if p["name"] == "pytorchjob-port")
         ranks = []
@@ -313,6 +329,7 @@ class ManifestsTest(unittest.TestCase):
                 r, calls = self.pods.run(container["command"] + container.get("args", []), env)
                 self.assertEqual(r.returncode, 0, f"{where}: {r.stdout}{r.stderr}")
                 self.check_train_argv(where, calls[0], container, "multi_worker_mirrored")
+                self.check_batch_divides(where, calls[0], world)
                 lines = r.stdout.splitlines()
                 self.assertEqual(
                     lines[0],
@@ -376,6 +393,7 @@ class ManifestsTest(unittest.TestCase):
             self.assertEqual(got["me"], ("worker", index), where)
             self.assertTrue(got["keyed"]["chief"].startswith(f"worker:0 at {expected[('worker', 0)]}"), where)
             self.assertEqual(got["keyed"]["parameter servers"], "none", where)
+            self.check_batch_divides(where, calls[0], n)
         # Without the index the wrapper refuses instead of guessing.
         env = container_env(container)
         r, calls = self.pods.run(container["command"] + container.get("args", []), env)
@@ -448,6 +466,9 @@ class SlurmScriptsTest(unittest.TestCase):
             self.assertEqual(got["tasks"][got["me"]], address, f"{path} rank {rank}")
             roles[rank] = got["me"]
         self.assertEqual(roles, expect_roles, path)
+        workers = sum(1 for role in roles.values() if role[0] in ("worker", "chief"))
+        self.assertEqual(global_batch(argv) % workers, 0,
+                         f"{path}: global batch {global_batch(argv)} does not divide by {workers} workers")
         self.assertEqual(argv[mt + 1], "train")
 
     def test_multi_worker_mirrored_sbatch(self):

@@ -14,7 +14,7 @@ packages=(
   libabsl-dev nlohmann-json3-dev libopenblas-dev zlib1g-dev
   openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev
-  dataset-fashion-mnist python3-numpy
+  dataset-fashion-mnist python3-numpy python3-yaml
   iproute2 util-linux
   slurm-wlm munge
   chromium

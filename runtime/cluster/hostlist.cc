@@ -7,23 +7,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 
 namespace meshtrain {
 namespace {
 
-// Quotes at most this many characters of a value in a message.
-constexpr size_t kMaxQuoted = 120;
-
-std::string Bounded(absl::string_view s) {
-  if (s.size() <= kMaxQuoted) return QuoteForMessage(s);
-  return absl::StrCat(QuoteForMessage(s.substr(0, kMaxQuoted)), "...");
-}
-
 absl::Status HostlistError(absl::string_view hostlist, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(
-      "hostlist ", Bounded(hostlist), ": ", what,
+      "hostlist ", QuoteForMessage(hostlist), ": ", what,
       "; write names like node07, node[01-03,7] or rack[1-2]-node[1-4], separated by commas"));
 }
 
@@ -47,12 +40,13 @@ absl::StatusOr<std::vector<std::string>> ExpandGroup(absl::string_view hostlist,
     int hi = 0;
     if (!AllDigits(lo_text) || !AllDigits(hi_text) || !absl::SimpleAtoi(lo_text, &lo) ||
         !absl::SimpleAtoi(hi_text, &hi)) {
-      return HostlistError(hostlist, absl::StrCat("[", Bounded(group), "] has ", Bounded(item),
-                                                  ", not a number or a range lo-hi of numbers"));
+      return HostlistError(
+          hostlist, absl::StrCat("[", QuoteForMessage(group), "] has ", QuoteForMessage(item),
+                                 ", not a number or a range lo-hi of numbers"));
     }
     if (hi < lo) {
       return HostlistError(hostlist,
-                           absl::StrCat("range ", Bounded(item), " ends before it starts"));
+                           absl::StrCat("range ", QuoteForMessage(item), " ends before it starts"));
     }
     if (hi - lo >= kMaxHostlistHosts - static_cast<int>(out.size())) {
       return HostlistError(hostlist, absl::StrCat("more than ", kMaxHostlistHosts, " names"));
@@ -77,17 +71,17 @@ absl::StatusOr<std::vector<std::string>> ExpandName(absl::string_view hostlist,
     const size_t open = name.find('[', pos);
     const absl::string_view literal = name.substr(pos, open - pos);
     if (literal.find(']') != absl::string_view::npos) {
-      return HostlistError(hostlist, absl::StrCat("']' without '[' in ", Bounded(name)));
+      return HostlistError(hostlist, absl::StrCat("']' without '[' in ", QuoteForMessage(name)));
     }
     for (std::string& p : partial) absl::StrAppend(&p, literal);
     if (open == absl::string_view::npos) break;
     const size_t close = name.find(']', open);
     if (close == absl::string_view::npos) {
-      return HostlistError(hostlist, absl::StrCat("'[' without ']' in ", Bounded(name)));
+      return HostlistError(hostlist, absl::StrCat("'[' without ']' in ", QuoteForMessage(name)));
     }
     const absl::string_view group = name.substr(open + 1, close - open - 1);
     if (group.find('[') != absl::string_view::npos) {
-      return HostlistError(hostlist, absl::StrCat("nested '[' in ", Bounded(name)));
+      return HostlistError(hostlist, absl::StrCat("nested '[' in ", QuoteForMessage(name)));
     }
     MESHTRAIN_ASSIGN_OR_RETURN(std::vector<std::string> numbers, ExpandGroup(hostlist, group));
     if (static_cast<int64_t>(partial.size()) * static_cast<int64_t>(numbers.size()) >
@@ -123,8 +117,8 @@ std::vector<absl::string_view> SplitNames(absl::string_view hostlist) {
 }
 
 absl::Status TasksError(absl::string_view text, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("tasks per node ", Bounded(text), ": ", what,
-                                                 "; write counts like 2,1 or 2(x3),1"));
+  return absl::InvalidArgumentError(absl::StrCat("tasks per node ", QuoteForMessage(text), ": ",
+                                                 what, "; write counts like 2,1 or 2(x3),1"));
 }
 
 }  // namespace
@@ -155,12 +149,12 @@ absl::StatusOr<std::vector<int>> ExpandTasksPerNode(absl::string_view text) {
       if (rest.size() < 4 || rest.substr(0, 2) != "(x" || rest.back() != ')' ||
           !AllDigits(rest.substr(2, rest.size() - 3)) ||
           !absl::SimpleAtoi(rest.substr(2, rest.size() - 3), &repeat) || repeat < 1) {
-        return TasksError(text, absl::StrCat(Bounded(item), " is not COUNT(xREPEAT)"));
+        return TasksError(text, absl::StrCat(QuoteForMessage(item), " is not COUNT(xREPEAT)"));
       }
     }
     int count = 0;
     if (!AllDigits(count_text) || !absl::SimpleAtoi(count_text, &count) || count < 1) {
-      return TasksError(text, absl::StrCat(Bounded(item), " is not a count of at least 1"));
+      return TasksError(text, absl::StrCat(QuoteForMessage(item), " is not a count of at least 1"));
     }
     if (repeat > kMaxHostlistHosts - static_cast<int>(counts.size())) {
       return TasksError(text, absl::StrCat("more than ", kMaxHostlistHosts, " nodes"));

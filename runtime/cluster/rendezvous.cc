@@ -217,7 +217,7 @@ class Master {
     if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &rank) ||
         !absl::SimpleAtoi(parts[1], &size)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          Where(o_), ": a task sent ", QuoteForMessage(line.substr(0, 120)),
+          Where(o_), ": a task sent ", QuoteForMessage(line),
           ", not \"<rank> <size> <payload>\"; is every task the same meshtrain version?"));
     }
     if (size != o_.size) {

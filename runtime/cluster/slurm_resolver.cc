@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 #include "runtime/cluster/hostlist.h"
@@ -18,11 +19,6 @@ constexpr absl::string_view kSetBySrun =
 
 absl::Status SlurmError(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("Slurm environment: ", what, "; ", kSetBySrun));
-}
-
-std::string Bounded(absl::string_view s) {
-  return s.size() <= 120 ? QuoteForMessage(s)
-                         : absl::StrCat(QuoteForMessage(s.substr(0, 120)), "...");
 }
 
 // The first of `names` that is set, with its name; nullopt when none is.
@@ -40,8 +36,8 @@ absl::StatusOr<int> ReadInt(const EnvLookup& env, std::initializer_list<absl::st
   if (!found) return SlurmError(absl::StrCat(*names.begin(), " is not set"));
   int value = 0;
   if (!absl::SimpleAtoi(found->second, &value) || value < 0) {
-    return SlurmError(
-        absl::StrCat(found->first, "=", Bounded(found->second), " is not a non-negative integer"));
+    return SlurmError(absl::StrCat(found->first, "=", QuoteForMessage(found->second),
+                                   " is not a non-negative integer"));
   }
   return value;
 }
@@ -63,16 +59,17 @@ absl::Status ReadLayout(const EnvLookup& env, SlurmPlacement& p) {
     return Annotate(counts.status(), absl::StrCat("Slurm environment: ", tasks->first));
   p.tasks_per_node = *std::move(counts);
   if (p.nodes.size() < p.tasks_per_node.size()) {
-    return SlurmError(absl::StrCat(tasks->first, "=", Bounded(tasks->second), " counts ",
+    return SlurmError(absl::StrCat(tasks->first, "=", QuoteForMessage(tasks->second), " counts ",
                                    p.tasks_per_node.size(), " nodes but ", nodelist->first, "=",
-                                   Bounded(nodelist->second), " names ", p.nodes.size()));
+                                   QuoteForMessage(nodelist->second), " names ", p.nodes.size()));
   }
   // Slurm lists the job's nodes; a step may use only the first of them.
   p.nodes.resize(p.tasks_per_node.size());
   const int total = std::accumulate(p.tasks_per_node.begin(), p.tasks_per_node.end(), 0);
   if (total != p.size) {
     return SlurmError(absl::StrCat("SLURM_NTASKS=", p.size, " but ", tasks->first, "=",
-                                   Bounded(tasks->second), " adds up to ", total, " tasks"));
+                                   QuoteForMessage(tasks->second), " adds up to ", total,
+                                   " tasks"));
   }
   return absl::OkStatus();
 }
@@ -113,7 +110,7 @@ absl::StatusOr<SlurmPlacement> SlurmPlacementFromEnvironment(const EnvLookup& en
   if (local != p.local_rank) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Slurm environment: SLURM_PROCID=", p.rank, " has SLURM_LOCALID=", p.local_rank,
-        " but block distribution over ", p.nodelist_variable, "=", Bounded(p.nodelist),
+        " but block distribution over ", p.nodelist_variable, "=", QuoteForMessage(p.nodelist),
         " puts it at local rank ", local, " on ", p.nodes[node],
         "; meshtrain needs Slurm's block distribution: run srun with --distribution=block"));
   }

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
 #include "runtime/cluster/rendezvous.h"
@@ -21,18 +22,13 @@ absl::Status EnvError(absl::string_view what) {
       absl::StrCat("torchrun-style environment: ", what, "; ", kSetByLauncher));
 }
 
-std::string Bounded(absl::string_view s) {
-  return s.size() <= 120 ? QuoteForMessage(s)
-                         : absl::StrCat(QuoteForMessage(s.substr(0, 120)), "...");
-}
-
 absl::StatusOr<int> ReadInt(const EnvLookup& env, absl::string_view name, int min, int max) {
   std::optional<std::string> text = env(name);
   if (!text) return EnvError(absl::StrCat(name, " is not set"));
   int value = 0;
   if (!absl::SimpleAtoi(*text, &value) || value < min || value > max) {
     return EnvError(
-        absl::StrCat(name, "=", Bounded(*text), " is not an integer in ", min, "..", max));
+        absl::StrCat(name, "=", QuoteForMessage(*text), " is not an integer in ", min, "..", max));
   }
   return value;
 }
@@ -58,7 +54,8 @@ absl::StatusOr<TorchrunPlacement> TorchrunPlacementFromEnvironment(const EnvLook
   std::optional<std::string> addr = env("MASTER_ADDR");
   if (!addr) return EnvError("MASTER_ADDR is not set");
   if (addr->find_first_of(" \t\n/") != std::string::npos) {
-    return EnvError(absl::StrCat("MASTER_ADDR=", Bounded(*addr), " is not a host name or address"));
+    return EnvError(
+        absl::StrCat("MASTER_ADDR=", QuoteForMessage(*addr), " is not a host name or address"));
   }
   p.master_addr = *addr;
   const bool agent_store = env("TORCHELASTIC_USE_AGENT_STORE") == "True";
@@ -79,7 +76,7 @@ absl::StatusOr<ClusterConfig> ClusterConfigFromTorchrunPayloads(
     if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &roles.num_ps) ||
         !absl::SimpleAtoi(parts[1], &evaluator)) {
       return absl::InternalError(absl::StrCat(
-          "torchrun cluster: rank ", r, " sent ", Bounded(payloads[r]),
+          "torchrun cluster: rank ", r, " sent ", QuoteForMessage(payloads[r]),
           ", not \"<num_ps> <evaluator> <host:port>\"; is every task the same meshtrain binary?"));
     }
     roles.evaluator = evaluator != 0;

@@ -438,6 +438,10 @@ nlohmann::json Session::FaultTolerance() const {
 absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   TrainingLife life;
   MESHTRAIN_RETURN_IF_ERROR(Build(generation, life));
+  // Before the restore's first call to the chief: each task finds a bad
+  // batch itself rather than learning of it as a peer's departure.
+  MESHTRAIN_RETURN_IF_ERROR(
+      ValidateTrainingShape(*life.strategy, task_.data->train, task_.training));
   MESHTRAIN_ASSIGN_OR_RETURN(InputPosition start, Restore(generation, *life.strategy));
   const bool independent = life.strategy->recovery_policy().independent_workers;
 

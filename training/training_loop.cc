@@ -30,6 +30,20 @@ absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model
   return total;
 }
 
+absl::Status ValidateTrainingShape(const Strategy& strategy, const Dataset& train,
+                                   const TrainingOptions& options) {
+  MESHTRAIN_RETURN_IF_ERROR(
+      ValidateShardable(options.global_batch_size, strategy.num_replicas_in_sync()));
+  if (options.global_batch_size > train.size()) {
+    // Without drop_remainder the pipeline takes it (one short batch an
+    // epoch), but it is a typo, not a plan.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "global batch size ", options.global_batch_size, " is larger than the training set (",
+        train.size(), " examples); choose a global batch of at most ", train.size()));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // One run of the loop: the input pipeline and what the epochs add up.
@@ -85,8 +99,7 @@ class Loop {
 };
 
 absl::Status Loop::Start(const Dataset& train) {
-  MESHTRAIN_RETURN_IF_ERROR(
-      ValidateShardable(options_.global_batch_size, strategy_.num_replicas_in_sync()));
+  MESHTRAIN_RETURN_IF_ERROR(ValidateTrainingShape(strategy_, train, options_));
   const InputShard shard = strategy_.input_shard();
   BatchScheduleOptions schedule;
   schedule.num_examples = train.size();
@@ -98,13 +111,6 @@ absl::Status Loop::Start(const Dataset& train) {
   schedule.shard_index = shard.shard_index;
   MESHTRAIN_ASSIGN_OR_RETURN(
       pipeline_, InputPipeline::Create(&train, schedule, options_.start, options_.prefetch_depth));
-  if (options_.global_batch_size > train.size()) {
-    // Without drop_remainder the pipeline takes it (one short batch an
-    // epoch), but it is a typo, not a plan.
-    return absl::InvalidArgumentError(absl::StrCat(
-        "global batch size ", options_.global_batch_size, " is larger than the training set (",
-        train.size(), " examples); choose a global batch of at most ", train.size()));
-  }
   steps_per_epoch_ = pipeline_->schedule().steps_per_epoch();  // >= 1: Create checked it
   last_step_ = options_.epochs * steps_per_epoch_;
   if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);

@@ -102,6 +102,14 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
                                            const Dataset& train, const Dataset* test,
                                            const TrainingOptions& options);
 
+// InvalidArgument, naming the fix, where the global batch cannot train `train`
+// under `strategy`: it does not split over the replicas in sync, or it is
+// larger than the training set. RunTraining checks it first; a cluster task
+// checks it before its first collective call, so that every task ends on the
+// same configuration error instead of some seeing a peer leave first.
+absl::Status ValidateTrainingShape(const Strategy& strategy, const Dataset& train,
+                                   const TrainingOptions& options);
+
 // Loss and accuracy of the current variables on `data` (in chunks, in order).
 absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model,
                                           const Dataset& data);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/base/file_system.h"
@@ -288,8 +289,11 @@ INSTANTIATE_TEST_SUITE_P(GrpcAndLinks, PsClientTest, ::testing::Values(false, tr
                            return info.param ? "Links" : "Grpc";
                          });
 
-// Three workers, sync_replicas = 2, worker 2 slowed by a delay before each
-// push. Returns how long the fast workers took for `steps` steps.
+// Three workers, worker 2 slowed by a delay before each push. Returns how long
+// the fast workers took for `steps` steps. The straggler pulls before the fast
+// workers start, so its first gradients are computed from version 0; with a
+// backup worker (sync_replicas < 3) it pushes them only once the fast workers
+// have made a step, so they are late however the machine schedules threads.
 absl::Duration RunSynchronousSteps(int sync_replicas, int steps, absl::Duration slow_delay,
                                    PushCounts* slow_counts, int64_t* final_version) {
   PsPlan plan;
@@ -301,8 +305,10 @@ absl::Duration RunSynchronousSteps(int sync_replicas, int steps, absl::Duration 
   PsTestCluster cluster(plan);
   std::vector<std::unique_ptr<PsClient>> clients;
   for (int w = 0; w < 3; ++w) clients.push_back(cluster.Client(w, /*links=*/true));
+  const bool backup = sync_replicas < 3;
   absl::Duration fast_time;
   absl::Mutex mu;
+  absl::Notification straggler_pulled;
   std::vector<std::thread> workers;
   for (int w = 0; w < 3; ++w) {
     workers.emplace_back([&, w] {
@@ -310,10 +316,21 @@ absl::Duration RunSynchronousSteps(int sync_replicas, int steps, absl::Duration 
       std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{64, 16})};
       std::vector<Tensor> grads = {Ramp({64, 16}, 1e-4f)};
       PushCounts counts;
+      if (w != 2) {
+        ASSERT_TRUE(straggler_pulled.WaitForNotificationWithTimeout(absl::Seconds(30)));
+      }
       const absl::Time start = absl::Now();
       ASSERT_TRUE(client.PullDense(absl::MakeSpan(values)).ok());
+      if (w == 2) straggler_pulled.Notify();
       for (int step = 0; step < steps; ++step) {
-        if (w == 2) absl::SleepFor(slow_delay);  // the straggler, slowed on purpose
+        if (w == 2) {
+          absl::SleepFor(slow_delay);  // the straggler, slowed on purpose
+          const absl::Time deadline = absl::Now() + absl::Seconds(30);
+          while (backup && step == 0 && cluster.shards(0).version(0) == 0) {
+            ASSERT_LT(absl::Now(), deadline) << "the fast workers made no step";
+            absl::SleepFor(absl::Milliseconds(1));
+          }
+        }
         absl::Status pushed = client.Push(grads, {}, absl::MakeSpan(values), &counts);
         ASSERT_TRUE(pushed.ok()) << "worker " << w << " step " << step << ": " << pushed;
       }

@@ -42,6 +42,7 @@
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/cluster/cluster_spec.h"
+#include "runtime/security/mesh_security.h"
 #include "runtime/transport/transport.h"
 
 namespace meshtrain {
@@ -71,6 +72,9 @@ struct DataPathContext {
   CoordinationClient* coordination = nullptr;  // KV store and barriers, for set-up
   AbortSignal* abort = nullptr;
   absl::Time deadline = absl::InfiniteFuture();  // for the set-up exchange
+  // The mesh's security (MeshOptions::security): a tcp link handshakes with
+  // security->data_path_tls when it is set. Never null when called by a Mesh.
+  const MeshSecurity* security = nullptr;
 };
 
 using DataPathFactory =

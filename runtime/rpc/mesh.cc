@@ -284,6 +284,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Mesh::CreateTransport(const std::vect
   context.coordination = client_.get();
   context.abort = abort_;
   context.deadline = absl::Now() + options_.startup_timeout;
+  context.security = &options_.security;
   absl::StatusOr<std::unique_ptr<Transport>> transport =
       (*options_.data_paths.Find(choice->path))(context);
   if (!transport.ok()) return Annotate(transport.status(), op);

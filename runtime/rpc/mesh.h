@@ -52,6 +52,7 @@
 #include "runtime/rpc/data_path.h"
 #include "runtime/rpc/peer_directory.h"
 #include "runtime/rpc/server.h"
+#include "runtime/security/mesh_security.h"
 #include "runtime/transport/transport.h"
 
 namespace meshtrain {
@@ -79,6 +80,10 @@ struct MeshOptions {
   // recover (parameter servers' workers; CoordinationServiceOptions).
   std::set<TaskId> independent_tasks;
   size_t grpc_max_piece_bytes = size_t{64} << 20;
+  // Mutual TLS on gRPC and the tcp data path (docs/security.md); default plain.
+  // Create() hands the credentials to `channels` and `server_options`; a
+  // server handed in must have been made with them.
+  MeshSecurity security;
 };
 
 // A random nonzero 64-bit number, different for every process start.

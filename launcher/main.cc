@@ -1,10 +1,11 @@
 // The meshtrain binary: one process of a training cluster. Subcommands:
-// train, launch, check-config, bench, compare (see `meshtrain --help`).
+// train, launch, check-config, certs, bench, compare (see `meshtrain --help`).
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "launcher/bench_command.h"
+#include "launcher/certs_command.h"
 #include "launcher/check_config_command.h"
 #include "launcher/compare_command.h"
 #include "launcher/launch_command.h"
@@ -22,6 +23,7 @@ constexpr char kUsage[] =
     "  train          run this process's task of a job (alone without TF_CONFIG)\n"
     "  launch         start a whole cluster on this machine, one process per task\n"
     "  check-config   print the cluster TF_CONFIG describes, or what is wrong with it\n"
+    "  certs          make a cluster's TLS credentials (CA and task certificates)\n"
     "  bench          benchmarks: 'meshtrain bench allreduce' (ring AllReduce between processes)\n"
     "  compare        train one job under several strategies; report with charts\n"
     "  --help         this text; 'meshtrain <command> --help' explains a command's flags\n"
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
   if (command == "launch") return meshtrain::RunLaunchCommand(args);
   if (command == "bench") return meshtrain::RunBenchCommand(args);
   if (command == "check-config") return meshtrain::RunCheckConfigCommand(args);
+  if (command == "certs") return meshtrain::RunCertsCommand(args);
   if (command == "compare") return meshtrain::RunCompareCommand(args);
   std::fprintf(stderr, "meshtrain: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;

@@ -102,6 +102,20 @@ void RegisterClusterFlags(FlagSet& f, TrainFlags& v) {
                 "within an epoch, the chief prints its step and ms/step this often", cluster);
 }
 
+void RegisterSecurityFlags(FlagSet& f, TrainFlags& v) {
+  const std::string security = "security (docs/security.md)";
+  f.AddString("tls-dir", &v.task.security.tls_dir,
+              "mutual TLS on every link of the mesh, with the credentials in DIR (made by "
+              "`meshtrain certs --out DIR`; default: $MESHTRAIN_TLS_DIR, else none)",
+              security);
+  f.AddBool("require-tls", &v.task.security.require_tls,
+            "refuse to start without credentials", security);
+  f.AddString("data-path-encryption", &v.task.security.data_path_encryption,
+              "on: the tcp data path is encrypted | off: authenticated only, for a fabric you "
+              "trust",
+              security);
+}
+
 void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
   const std::string ft = "checkpoints and recovery";
   f.AddInt("checkpoint-every-steps", &v.task.checkpoint_every_steps,
@@ -142,6 +156,7 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   RegisterGpuFlags(f, v);
   RegisterPsFlags(f, v);
   RegisterClusterFlags(f, v);
+  RegisterSecurityFlags(f, v);
   RegisterCheckpointFlags(f, v);
 }
 

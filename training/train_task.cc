@@ -267,6 +267,13 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   return run.final_checkpoint;
 }
 
+// This task's host in its cluster ("" when its address does not parse; the
+// mesh reports that).
+std::string OwnHost(const ClusterConfig& cluster) {
+  absl::StatusOr<HostPort> own = ParseHostPort(cluster.cluster.address(cluster.task));
+  return own.ok() ? own->host : std::string();
+}
+
 // Under mpirun: the server starts first, on a port of its choosing, and the
 // ranks exchange addresses through MPI.
 absl::StatusOr<ClusterConfig> ResolveMpiCluster(const TaskOptions& options,
@@ -308,11 +315,11 @@ absl::StatusOr<ClusterConfig> ResolveTorchrunCluster(const TaskOptions& options,
 
 // Resolves this process's place in the order of cluster_source.h.
 absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
+                                             const ClusterSourceChoice& choice,
+                                             const EnvLookup& env,
                                              const ServerOptions& server_options,
                                              std::unique_ptr<Server>* server,
                                              std::unique_ptr<MpiSession>* mpi) {
-  const EnvLookup env = ProcessEnvironment();
-  const ClusterSourceChoice choice = ChooseClusterSource(env);
   if (choice.source != ClusterSource::kLocal) MESHTRAIN_LOG(INFO) << choice.reason;
   if ((options.ps != 0 || options.evaluator) && choice.source != ClusterSource::kSlurm &&
       choice.source != ClusterSource::kTorchrun) {
@@ -340,9 +347,10 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,
                                                const TaskOptions& task_options,
                                                std::unique_ptr<Server> server,
                                                const ServerOptions& server_options,
-                                               AbortSignal& abort) {
+                                               MeshSecurity security, AbortSignal& abort) {
   MeshOptions options;
   options.server_options = server_options;
+  options.security = std::move(security);
   options.independent_tasks = strategies.recovery_policy().IndependentTasks(cluster.cluster);
   options.config = cluster;
   options.startup_timeout = task_options.startup_timeout;
@@ -393,10 +401,21 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
                              StrategyBuilder::Create(job.strategy, options.model_dir));
   ServerOptions server_options;
   strategies->RegisterServices(server_options);
+  const EnvLookup env = ProcessEnvironment();
+  const ClusterSourceChoice choice = ChooseClusterSource(env);
+  // Under mpirun and torchrun-style launches the server starts before the
+  // task knows its name: it serves with the shared pair.
+  const bool serves_first =
+      choice.source == ClusterSource::kMpi || choice.source == ClusterSource::kTorchrun;
+  MeshSecurity security;
+  if (serves_first) {
+    MESHTRAIN_ASSIGN_OR_RETURN(security, LoadTaskSecurity(options.security, env, ""));
+    server_options.credentials = security.credentials;
+  }
   std::unique_ptr<Server> server;
   std::unique_ptr<MpiSession> mpi;
   MESHTRAIN_ASSIGN_OR_RETURN(ClusterConfig cluster,
-                             ResolveCluster(options, server_options, &server, &mpi));
+                             ResolveCluster(options, choice, env, server_options, &server, &mpi));
   AbortSignal abort;
   if (cluster.is_local()) {
     return TrainWorker(job, options, cluster, *strategies, nullptr, abort, preemption,
@@ -412,10 +431,30 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
     evaluator.preemption = preemption;
     return RunEvaluator(job, evaluator);
   }
+  if (!serves_first) {
+    MESHTRAIN_ASSIGN_OR_RETURN(security,
+                               LoadTaskSecurity(options.security, env, cluster.task.ToString()));
+  }
+  const std::string bind_host = !options.bind_host.empty()
+                                    ? options.bind_host
+                                    : (serves_first && choice.source == ClusterSource::kTorchrun
+                                           ? std::string("0.0.0.0")
+                                           : DefaultBindHost(OwnHost(cluster)));
+  if (const std::string warning = ExposureWarning(security, bind_host); !warning.empty()) {
+    MESHTRAIN_LOG(WARNING) << warning;
+  }
+  if (security.enabled()) {
+    MESHTRAIN_LOG(INFO) << "security: mutual TLS with " << security.credentials->source
+                        << "; tcp data path between hosts "
+                        << (security.data_path_encryption ? "encrypted (" : "authenticated only (")
+                        << security.data_path_tls->cipher_suites().substr(
+                               0, security.data_path_tls->cipher_suites().find(':'))
+                        << ")";
+  }
   if (preemption != nullptr) preemption->InterruptWaits(&abort);  // start-up waits end on SIGTERM
-  MESHTRAIN_ASSIGN_OR_RETURN(
-      std::unique_ptr<Mesh> mesh,
-      JoinMesh(cluster, *strategies, options, std::move(server), server_options, abort));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh,
+                             JoinMesh(cluster, *strategies, options, std::move(server),
+                                      server_options, std::move(security), abort));
   absl::Status status =
       RunRole(job, options, cluster, *strategies, *mesh, abort, preemption, process_start);
   if (!status.ok() && !abort.aborted()) {

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "training/job_config.h"
 #include "training/preemption.h"
+#include "training/task_security.h"
 
 namespace meshtrain {
 
@@ -63,6 +64,8 @@ struct TaskOptions {
   absl::Duration eval_timeout = absl::Minutes(30);
   // Fault injection for tests: every checkpoint fsync sleeps this long.
   absl::Duration test_checkpoint_sync_delay = absl::ZeroDuration();
+  // TLS on the mesh (docs/security.md).
+  TaskSecurityOptions security;
 };
 
 // `preemption` (may be null) turns SIGTERM into a checkpoint and a

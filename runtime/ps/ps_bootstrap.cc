@@ -179,6 +179,7 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
   client.worker = mesh.config().worker_rank();
   client.abort = &mesh.abort_signal();
   client.timeout = options.request_timeout;
+  client.channels = mesh.channel_options();
   for (int ps = 0; ps < num_ps; ++ps) {
     const TaskId task{std::string(kPsJob), ps};
     absl::Status ready = coordination.KvGet(ReadyKey(mesh.generation(), ps), deadline).status();

@@ -142,7 +142,7 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Create(PsClientOptions optio
   }
   auto client = std::unique_ptr<PsClient>(new PsClient(std::move(options)));
   const PsPlan& plan = client->options_.plan;
-  ChannelCache channels{ChannelOptions{}};
+  ChannelCache channels{client->options_.channels};
   for (int ps = 0; ps < num_ps; ++ps) {
     auto c = std::make_unique<Connection>();
     c->ps = ps;

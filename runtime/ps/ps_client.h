@@ -40,6 +40,7 @@
 #include "runtime/ps/dense_link.h"
 #include "runtime/ps/parameter_shards.h"
 #include "runtime/ps/ps_plan.h"
+#include "runtime/rpc/channel_cache.h"
 #include "runtime/transport/transport.h"
 
 namespace meshtrain {
@@ -54,6 +55,8 @@ struct PsClientOptions {
   AbortSignal* abort = nullptr;
   // The longest one request may take, waits for a synchronous step included.
   absl::Duration timeout = absl::Minutes(5);
+  // The gRPC channels to the ps tasks (the mesh's: TLS when it is secure).
+  ChannelOptions channels;
 };
 
 // A sparse variable's gradient: rows `ids` (distinct, int64 [n]) and their

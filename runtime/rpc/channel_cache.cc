@@ -6,10 +6,21 @@
 
 namespace meshtrain {
 
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const ChannelOptions& options) {
+  if (options.credentials == nullptr) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.credentials->ca_pem;
+  ssl.pem_private_key = options.credentials->key_pem;
+  ssl.pem_cert_chain = options.credentials->cert_pem;
+  return grpc::SslCredentials(ssl);
+}
+
 grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options, ChannelPurpose purpose) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetMaxSendMessageSize(-1);
+  args.SetMaxReceiveMessageSize(kMaxRpcMessageBytes);
+  args.SetMaxSendMessageSize(kMaxRpcMessageBytes);
+  // Peers are named by the cluster's certificates, not by the host dialled.
+  if (options.credentials != nullptr) args.SetSslTargetNameOverride(std::string(kClusterServerName));
   const int min_ms = static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff_min));
   const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff_max));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_ms);
@@ -27,9 +38,8 @@ std::shared_ptr<grpc::Channel> ChannelCache::Get(absl::string_view address,
   auto key = std::make_pair(std::string(address), purpose);
   auto it = channels_.find(key);
   if (it != channels_.end()) return it->second;
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(),
-                                MakeChannelArguments(options_, purpose));
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      std::string(address), ChannelCredentials(options_), MakeChannelArguments(options_, purpose));
   channels_.emplace(std::move(key), channel);
   return channel;
 }

@@ -74,8 +74,19 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::Create(MeshOptions options) {
   return std::unique_ptr<Mesh>(new Mesh(std::move(options)));
 }
 
+namespace {
+
+// The security's credentials, handed to the channels and a server to be made.
+MeshOptions WithCredentials(MeshOptions options) {
+  options.channels.credentials = options.security.credentials;
+  options.server_options.credentials = options.security.credentials;
+  return options;
+}
+
+}  // namespace
+
 Mesh::Mesh(MeshOptions options)
-    : options_(std::move(options)),
+    : options_(WithCredentials(std::move(options))),
       incarnation_(options_.incarnation != 0 ? options_.incarnation : NewIncarnation()),
       owned_abort_(options_.abort == nullptr ? std::make_unique<AbortSignal>() : nullptr),
       abort_(options_.abort != nullptr ? options_.abort : owned_abort_.get()),

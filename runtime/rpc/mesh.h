@@ -96,6 +96,10 @@ class Mesh {
   Mesh(const Mesh&) = delete;
   Mesh& operator=(const Mesh&) = delete;
 
+  // The options of this task's gRPC channels (credentials included), for
+  // clients that make their own (the ps client).
+  const ChannelOptions& channel_options() const { return options_.channels; }
+
   absl::Status Start();
   absl::Status Serve();
   absl::Status Join();

@@ -188,6 +188,20 @@ struct Server::Services {
   CollectiveImpl collective;
 };
 
+namespace {
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(
+    const std::shared_ptr<const TlsCredentials>& credentials) {
+  if (credentials == nullptr) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = credentials->ca_pem;
+  ssl.pem_key_cert_pairs.push_back({credentials->key_pem, credentials->cert_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   return std::unique_ptr<Server>(new Server(options));
 }
@@ -204,10 +218,10 @@ absl::StatusOr<int> Server::Start(absl::string_view bind_address) {
   }
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(std::string(bind_address), grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(std::string(bind_address), ServerCredentials(options_.credentials),
                            &selected_port);
-  builder.SetMaxReceiveMessageSize(std::numeric_limits<int>::max());
-  builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
+  builder.SetMaxReceiveMessageSize(kMaxRpcMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxRpcMessageBytes);
   // gRPC would otherwise set SO_REUSEPORT, and a second server on a port in use
   // would start silently and receive half of the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

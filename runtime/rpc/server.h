@@ -48,6 +48,9 @@ struct ServerOptions {
   // More services to serve beside the mesh's own (a ps task's ParameterServer
   // service), registered by Start(); not owned, they must outlive the server.
   std::vector<grpc::Service*> services;
+  // Non-null: serve mutual TLS only (runtime/security): a client must present
+  // a certificate of the cluster CA, or the handshake refuses it.
+  std::shared_ptr<const TlsCredentials> credentials;
 };
 
 class Server {

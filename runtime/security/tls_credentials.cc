@@ -72,10 +72,16 @@ absl::StatusOr<TlsCredentials> LoadTlsCredentials(const std::string& dir,
   const std::string own = absl::StrCat(dir, "/", TaskCertificateStem(task_name));
   const std::string shared = absl::StrCat(dir, "/", kSharedCertificateStem);
   std::string stem;
-  if (IsFile(own + ".crt")) {
+  if (!task_name.empty() && IsFile(own + ".crt")) {
     stem = own;
   } else if (IsFile(shared + ".crt")) {
     stem = shared;
+  } else if (task_name.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "tls: ", dir, " holds no ", shared,
+        ".crt, the pair shared by every task, which a task uses when it serves before it "
+        "knows its name (mpirun, torchrun-style launches); make it with `meshtrain certs --out ",
+        dir, " --add` (without --tasks)"));
   } else {
     return absl::NotFoundError(absl::StrCat("tls: ", dir, " holds neither ", own,
                                             ".crt (this task's) nor ", shared,

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -23,9 +24,11 @@
 namespace meshtrain {
 namespace {
 
-// Steps already in eval.jsonl (a torn last line, from a crash, is ignored).
-std::set<int64_t> EvaluatedSteps(FileSystem& fs, const std::string& path, bool* ends_with_newline) {
-  std::set<int64_t> steps;
+// Steps already in eval.jsonl, each with whether its line said final (a torn
+// last line, from a crash, is ignored).
+std::map<int64_t, bool> EvaluatedSteps(FileSystem& fs, const std::string& path,
+                                       bool* ends_with_newline) {
+  std::map<int64_t, bool> steps;
   *ends_with_newline = true;
   absl::StatusOr<std::string> text = fs.ReadFile(path);
   if (!text.ok()) return steps;
@@ -33,7 +36,8 @@ std::set<int64_t> EvaluatedSteps(FileSystem& fs, const std::string& path, bool* 
   for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
     const absl::StatusOr<nlohmann::json> j = ParseJson(line);
     if (j.ok() && j->is_object() && j->contains("step") && (*j)["step"].is_number_integer()) {
-      steps.insert((*j)["step"].get<int64_t>());
+      bool& final = steps[(*j)["step"].get<int64_t>()];
+      final = final || (j->contains("final") && (*j)["final"].is_boolean() && (*j)["final"].get<bool>());
     }
   }
   return steps;
@@ -71,7 +75,8 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
 
   const std::string eval_path = JoinPath(options.model_dir, kEvalFileName);
   bool ends_with_newline = true;
-  std::set<int64_t> done = EvaluatedSteps(fs, eval_path, &ends_with_newline);
+  std::map<int64_t, bool> done = EvaluatedSteps(fs, eval_path, &ends_with_newline);
+  std::set<int64_t> unreadable;  // corrupt checkpoints, skipped once logged
   if (!ends_with_newline) MESHTRAIN_RETURN_IF_ERROR(AppendLine(eval_path, "\n"));
   MESHTRAIN_LOG(INFO) << "evaluator: watching " << options.model_dir << " (" << done.size()
                       << " checkpoint(s) evaluated before)";
@@ -84,15 +89,17 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
     MESHTRAIN_ASSIGN_OR_RETURN(std::vector<CheckpointDirEntry> entries,
                                ListCheckpointDirs(fs, options.model_dir));
     for (const CheckpointDirEntry& entry : entries) {
-      if (!entry.committed) continue;
+      if (!entry.committed || unreadable.count(entry.step) > 0) continue;
       const std::string dir = CheckpointPath(options.model_dir, entry.step);
-      if (done.count(entry.step) > 0) {
-        // Evaluated by an earlier life of this evaluator: was it the last?
+      if (auto it = done.find(entry.step); it != done.end()) {
+        if (it->second) return absl::OkStatus();  // its final line is written
+        // Evaluated when it was not final: the chief's final save may have
+        // rewritten a periodic checkpoint of the same step since. Then it is
+        // evaluated again, for the final line.
         absl::StatusOr<std::string> text = fs.ReadFile(JoinPath(dir, kManifestFileName));
         if (!text.ok()) continue;
         absl::StatusOr<Manifest> manifest = ParseManifest(*text, dir);
-        if (manifest.ok() && manifest->final) return absl::OkStatus();
-        continue;
+        if (!manifest.ok() || !manifest->final) continue;
       }
       absl::StatusOr<std::unique_ptr<CheckpointReader>> reader =
           OpenCheckpoint(fs, options.model_dir, entry.step);
@@ -100,7 +107,7 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
       last_new = absl::Now();
       if (!reader.ok()) {
         MESHTRAIN_LOG(ERROR) << "evaluator: " << reader.status().message() << "; skipping it";
-        done.insert(entry.step);
+        unreadable.insert(entry.step);
         continue;
       }
       MESHTRAIN_RETURN_IF_ERROR(strategy->Restore(**reader));
@@ -114,7 +121,7 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
                              {"final", final},
                              {"unix_time", absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())}};
       MESHTRAIN_RETURN_IF_ERROR(AppendLine(eval_path, line.dump() + "\n"));
-      done.insert(entry.step);
+      done[entry.step] = final;
       MESHTRAIN_LOG(INFO) << "evaluator: " << CheckpointDirName(entry.step) << ": loss "
                           << line["loss"].get<double>() << ", accuracy "
                           << line["accuracy"].get<double>();

@@ -23,7 +23,7 @@ import time
 import unittest
 
 from harness import (committed_steps, ClusterTestCase, LOG_TIME, REFERENCE, UndisturbedBaselineTestCase,
-                     NUMPY_PYTHON, committed, have_numpy_python, now_of_day, requires,
+                     NUMPY_PYTHON, committed, have_numpy_python, make_cluster, now_of_day, requires,
                      requires_fashion_mnist, started_pid, time_of_day)
 
 EPOCHS = 3  # 705 steps of global batch 256
@@ -163,6 +163,33 @@ class FaultToleranceTest(UndisturbedBaselineTestCase):
         self.assertFalse(any(l["final"] for l in lines[:-1]))
         # The evaluator's view of the final checkpoint is the chief's last evaluation.
         self.assertAlmostEqual(lines[-1]["accuracy"], self.summary(model_dir)["test_accuracy"], places=9)
+
+    def test_evaluator_writes_the_final_line_when_the_final_save_rewrites_its_step(self):
+        # The chief's periodic checkpoint of the last step, then the final save
+        # of that same step: the evaluator sees ckpt-N first as not final.
+        final_dir = os.path.join(self.baseline_dir, f"ckpt-{self.baseline['final_step']}")
+        model_dir = os.path.join(self.tmp, "rewrite")
+        ckpt = os.path.join(model_dir, os.path.basename(final_dir))
+        shutil.copytree(final_dir, ckpt)
+        index = os.path.join(ckpt, "index.json")
+        with open(index) as f:
+            manifest = json.load(f)
+        manifest["final"] = False
+        with open(index, "w") as f:
+            json.dump(manifest, f)
+        cluster = make_cluster(workers=1, evaluator=True)
+        evaluator = self.start_cluster_task(cluster, "evaluator", 0, JOB + ["--model-dir", model_dir])
+        self.assertTrue(evaluator.wait_for_line(lambda l: "evaluator: ckpt-" in l, 120), evaluator.output())
+        staged = os.path.join(self.tmp, "staged")
+        shutil.copytree(final_dir, staged)  # the final save: a new directory renamed over the old
+        os.rename(ckpt, os.path.join(self.tmp, "old"))
+        os.rename(staged, ckpt)
+        self.assert_exit(evaluator, 0, timeout=120)
+        with open(os.path.join(model_dir, "eval.jsonl")) as f:
+            lines = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual([(l["step"], l["final"]) for l in lines],
+                         [(self.baseline["final_step"], False), (self.baseline["final_step"], True)])
+        self.assertEqual(lines[0]["accuracy"], lines[1]["accuracy"])
 
     def test_killed_evaluator_is_noticed_by_nobody_and_resumes_where_it_was(self):
         model_dir = os.path.join(self.tmp, "eval-killed")

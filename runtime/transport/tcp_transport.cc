@@ -34,6 +34,7 @@ constexpr uint32_t kVersion = 2;              // 2: Hello::flags
 constexpr int kMaxStreams = 16;
 constexpr size_t kPartAlign = 64;
 constexpr size_t kTlsReadBufferBytes = size_t{256} << 10;
+constexpr size_t kTlsWriteBufferBytes = size_t{128} << 10;
 
 struct FrameHeader {
   uint32_t magic;
@@ -120,9 +121,10 @@ struct SendPart {
   FrameHeader header;
   const std::byte* data;
   size_t bytes;
-  size_t sent;  // header then payload bytes written
-  short wait;   // what poll() waits for: POLLOUT, or POLLIN when TLS must read
-  bool done() const { return sent == sizeof(FrameHeader) + bytes; }
+  size_t sent;   // header then payload bytes written
+  short wait;    // what poll() waits for: POLLOUT, or POLLIN when TLS must read
+  bool flushed;  // TLS: no record of it waits in the stream's write buffer
+  bool done() const { return sent == sizeof(FrameHeader) + bytes && flushed; }
 };
 
 struct RecvPart {
@@ -269,7 +271,7 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
 // until the socket is full (one record per call with partial writes).
 absl::Status PumpSendTls(SendPart& p, const SendRecvOp& op, const TcpTransport& t,
                          bool* progressed) {
-  while (!p.done()) {
+  while (p.sent < sizeof(FrameHeader) + p.bytes) {
     const std::byte* from;
     size_t n;
     if (p.sent < sizeof(FrameHeader)) {
@@ -289,6 +291,13 @@ absl::Status PumpSendTls(SendPart& p, const SendRecvOp& op, const TcpTransport& 
     p.sent += rc;
     *progressed = true;
   }
+  std::string error;
+  const int flushed = FlushTlsWrites(p.stream->ssl, &p.wait, &error);
+  if (flushed < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("tcp send to ", t.PeerName(op.send_to), ": ", error));
+  }
+  p.flushed = flushed == 1;
   return absl::OkStatus();
 }
 
@@ -427,9 +436,15 @@ absl::Status TcpTransport::Connect(TcpListener* listener) {
   if (o.tls == nullptr) return absl::OkStatus();
   if (!o.encrypt) return DropTls();
   // Only TLS records follow, so OpenSSL may read ahead of the record it
-  // decrypts: one recv for many records instead of two per record.
+  // decrypts (one recv for many records instead of two per record), and
+  // records leave in sends of many.
   for (const TcpPeerAddress& peer : o.peers) {
-    for (std::unique_ptr<Stream>& stream : streams_[peer.rank]) SSL_set_read_ahead(stream->ssl, 1);
+    for (std::unique_ptr<Stream>& stream : streams_[peer.rank]) {
+      SSL_set_read_ahead(stream->ssl, 1);
+      if (!BufferTlsWrites(stream->ssl, kTlsWriteBufferBytes)) {
+        return absl::ResourceExhaustedError("tcp connect: no memory for a TLS write buffer");
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -681,7 +696,8 @@ void TcpTransport::PlanExchange(const SendRecvOp& op, Exchange& x) {
                             op.send.data() + begin,
                             end - begin,
                             0,
-                            POLLOUT};
+                            POLLOUT,
+                            true};
     }
   }
   x.add = op.action == RecvAction::kAddFloat32;

@@ -129,6 +129,34 @@ absl::Status TlsReadAll(SSL* ssl, int fd, void* data, size_t n, absl::Time deadl
   return WholeIo(&TlsReadSome, ssl, fd, static_cast<char*>(data), n, deadline, what);
 }
 
+bool BufferTlsWrites(SSL* ssl, size_t bytes) {
+  BIO* socket = SSL_get_wbio(ssl);
+  BIO* buffer = BIO_new(BIO_f_buffer());
+  if (buffer == nullptr || BIO_set_write_buffer_size(buffer, static_cast<long>(bytes)) != 1) {
+    BIO_free(buffer);
+    return false;
+  }
+  // The chain holds a reference of its own to the socket BIO, which stays the
+  // read BIO; SSL_set0_wbio drops the SSL's write reference to it.
+  BIO_up_ref(socket);
+  BIO_push(buffer, socket);
+  SSL_set0_wbio(ssl, buffer);
+  return true;
+}
+
+int FlushTlsWrites(SSL* ssl, short* wait_events, std::string* error) {
+  BIO* buffer = SSL_get_wbio(ssl);
+  if (BIO_wpending(buffer) == 0) return 1;
+  errno = 0;
+  if (BIO_flush(buffer) == 1) return 1;
+  if (BIO_should_retry(buffer)) {
+    *wait_events = POLLOUT;
+    return 0;
+  }
+  *error = errno != 0 ? strerror(errno) : "connection closed by the peer";
+  return -1;
+}
+
 bool TlsHasBuffered(SSL* ssl) { return SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1; }
 
 }  // namespace meshtrain

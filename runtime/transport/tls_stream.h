@@ -47,6 +47,13 @@ absl::Status TlsReadAll(SSL* ssl, int fd, void* data, size_t n, absl::Time deadl
 ssize_t TlsWriteSome(SSL* ssl, const void* data, size_t n, short* wait_events, std::string* error);
 ssize_t TlsReadSome(SSL* ssl, void* data, size_t n, short* wait_events, std::string* error);
 
+// Puts a buffer of `bytes` in front of the socket for the records SSL_write
+// makes, so that many records leave in one send (TLS records carry at most 16
+// KiB). After writing, FlushTlsWrites sends them: 1 when all left, 0 when the
+// socket is full (`*wait_events` POLLOUT), -1 on an error (`*error`).
+bool BufferTlsWrites(SSL* ssl, size_t bytes);
+int FlushTlsWrites(SSL* ssl, short* wait_events, std::string* error);
+
 // Decrypted bytes or unprocessed records OpenSSL holds for `ssl`: they do not
 // make the socket readable, so a reader checks this before sleeping in poll.
 bool TlsHasBuffered(SSL* ssl);

@@ -34,7 +34,6 @@ constexpr uint32_t kVersion = 2;              // 2: Hello::flags
 constexpr int kMaxStreams = 16;
 constexpr size_t kPartAlign = 64;
 constexpr size_t kTlsReadBufferBytes = size_t{256} << 10;
-constexpr size_t kTlsWriteBufferBytes = size_t{128} << 10;
 
 struct FrameHeader {
   uint32_t magic;
@@ -441,7 +440,7 @@ absl::Status TcpTransport::Connect(TcpListener* listener) {
   for (const TcpPeerAddress& peer : o.peers) {
     for (std::unique_ptr<Stream>& stream : streams_[peer.rank]) {
       SSL_set_read_ahead(stream->ssl, 1);
-      if (!BufferTlsWrites(stream->ssl, kTlsWriteBufferBytes)) {
+      if (o.tls_write_buffer_bytes > 0 && !BufferTlsWrites(stream->ssl, o.tls_write_buffer_bytes)) {
         return absl::ResourceExhaustedError("tcp connect: no memory for a TLS write buffer");
       }
     }

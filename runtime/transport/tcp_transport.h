@@ -99,6 +99,11 @@ struct TcpTransportOptions {
   // With `tls`: encrypt every frame (true), or authenticate only and move the
   // frames in the clear (a trusted fabric).
   bool encrypt = true;
+  // With `tls` and `encrypt`: records (16 KiB at most) gather in a buffer of
+  // this size before a send; 0 sends each record on its own. 128 KiB was
+  // faster on loopback and slower across emulated 1 Gbit/s hosts at 1 MiB
+  // (docs/benchmarks.md, "TLS on the data path"), hence off by default.
+  size_t tls_write_buffer_bytes = 0;
 };
 
 class TcpTransport : public Transport {

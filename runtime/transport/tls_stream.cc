@@ -146,7 +146,7 @@ bool BufferTlsWrites(SSL* ssl, size_t bytes) {
 
 int FlushTlsWrites(SSL* ssl, short* wait_events, std::string* error) {
   BIO* buffer = SSL_get_wbio(ssl);
-  if (BIO_wpending(buffer) == 0) return 1;
+  if (BIO_method_type(buffer) != BIO_TYPE_BUFFER || BIO_wpending(buffer) == 0) return 1;
   errno = 0;
   if (BIO_flush(buffer) == 1) return 1;
   if (BIO_should_retry(buffer)) {

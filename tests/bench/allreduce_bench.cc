@@ -6,7 +6,7 @@
 //   allreduce_bench --transport shm|tcp [--nproc 2] [--min-time 2] [--sizes 4096,65536]
 //                   [--streams 1] [--ring-bytes 1048576] [--exchange-max 8192]
 //                   [--socket-buffer 4194304] [--port 29650] [--spin-us 50] [--pin 1]
-//                   [--tls off|on|auth] [--tls-dir DIR] [--tls-suites S]
+//                   [--tls off|on|auth] [--tls-dir DIR] [--tls-suites S] [--tls-write-buffer B]
 //                   [--rank R --hosts A,B,...]
 //   allreduce_bench --write-certs DIR
 //
@@ -59,7 +59,9 @@ struct Args {
   int pin = 1;  // bind rank r to CPU r mod cores, as mpirun binds ranks to cores by default
   std::string tls = "off";
   std::string tls_dir;
-  std::string tls_suites;  // overrides the context's TLS 1.3 suite order
+  std::string tls_suites;
+  size_t tls_write_buffer =
+      TcpTransportOptions().tls_write_buffer_bytes;  // overrides the context's TLS 1.3 suite order
   std::string write_certs;
   int rank = -1;                   // with hosts: the one rank this process runs
   std::vector<std::string> hosts;  // empty: every rank on 127.0.0.1, forked here
@@ -106,6 +108,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
     } else if (k == "tls") {
       args->tls = v;
       ok = v == "off" || v == "on" || v == "auth";
+    } else if (k == "tls-write-buffer") {
+      ok = absl::SimpleAtoi(v, &args->tls_write_buffer);
     } else if (k == "tls-suites") {
       args->tls_suites = v;
     } else if (k == "tls-dir") {
@@ -176,6 +180,7 @@ absl::StatusOr<std::unique_ptr<Transport>> Connect(const Args& args, int rank,
   for (int r : RingNeighbours(rank, args.nproc)) o.peers.push_back({r, host(r), port(r)});
   o.tls = args.tls_context;
   o.encrypt = args.tls == "on";
+  o.tls_write_buffer_bytes = args.tls_write_buffer;
   o.streams = args.streams;
   o.socket_buffer_bytes = args.socket_buffer;
   o.spin = absl::Microseconds(args.spin_us);
@@ -235,7 +240,8 @@ int main(int argc, char** argv) {
             "usage: allreduce_bench --transport shm|tcp [--nproc N] [--min-time S] [--sizes B,B]\n"
             "  [--streams N] [--ring-bytes B] [--piece-bytes B] [--exchange-max B]\n"
             "  [--socket-buffer B] [--port P] [--spin-us U] [--pin 0|1]\n"
-            "  [--tls off|on|auth] [--tls-dir DIR] [--tls-suites S] [--rank R --hosts A,B,...]\n"
+            "  [--tls off|on|auth] [--tls-dir DIR] [--tls-suites S] [--tls-write-buffer B]\n"
+            "  [--rank R --hosts A,B,...]\n"
             "       allreduce_bench --write-certs DIR\n");
     return 2;
   }

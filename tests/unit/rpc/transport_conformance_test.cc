@@ -84,6 +84,7 @@ class TcpGroup : public TransportGroup {
               o.encrypt = tls == Tls::kEncrypt;
               if (streams == 1) return;
               o.streams = streams;
+              o.tls_write_buffer_bytes = 8192;  // records gather; flushes meet full sockets
               o.split_min_bytes = 1000;
               o.staging_bytes = 4096;
               o.socket_buffer_bytes = 65536;  // smaller stalls in loopback silly-window avoidance

@@ -1,11 +1,17 @@
 #include "runtime/rpc/fast_data_paths.h"
 
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -24,7 +30,24 @@ namespace {
 struct PeerEntry {
   uint64_t incarnation = 0;
   int port = 0;
+  std::string secret;  // 32 hex digits: 128 random bits the rank drew
 };
+
+absl::StatusOr<std::string> DrawSecret(const DataPathContext& c) {
+  unsigned char bits[16];
+  size_t got = 0;
+  while (got < sizeof(bits)) {
+    ssize_t rc = getrandom(bits + got, sizeof(bits) - got, 0);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) {
+      return absl::InternalError(
+          absl::StrCat("data path ", c.name, ": getrandom: ", strerror(errno)));
+    }
+    got += rc;
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bits), sizeof(bits)));
+}
 
 std::string KeyFor(const DataPathContext& c, int rank) {
   return absl::StrCat("datapath/", c.name, "/", rank);
@@ -34,24 +57,27 @@ std::string KeyFor(const DataPathContext& c, int rank) {
 absl::StatusOr<std::vector<PeerEntry>> Exchange(const DataPathContext& c, int my_port,
                                                 uint64_t* group_id) {
   const int n = static_cast<int>(c.group.size());
-  MESHTRAIN_RETURN_IF_ERROR(
-      c.coordination->KvSet(KeyFor(c, c.rank), absl::StrCat(c.incarnation, ":", my_port)));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string secret, DrawSecret(c));
+  const std::string mine = absl::StrCat(c.incarnation, ":", my_port, ":", secret);
+  MESHTRAIN_RETURN_IF_ERROR(c.coordination->KvSet(KeyFor(c, c.rank), mine));
   std::vector<PeerEntry> entries(n);
   uint64_t h = 0xcbf29ce484222325ull;
   for (char ch : c.name) h = (h ^ static_cast<uint8_t>(ch)) * 0x100000001b3ull;
   for (int r = 0; r < n; ++r) {
     std::string value;
     if (r == c.rank) {
-      value = absl::StrCat(c.incarnation, ":", my_port);
+      value = mine;
     } else {
       MESHTRAIN_ASSIGN_OR_RETURN(value, c.coordination->KvGet(KeyFor(c, r), c.deadline));
     }
     std::vector<absl::string_view> parts = absl::StrSplit(value, ':');
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &entries[r].incarnation) ||
-        !absl::SimpleAtoi(parts[1], &entries[r].port)) {
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &entries[r].incarnation) ||
+        !absl::SimpleAtoi(parts[1], &entries[r].port) || parts[2].size() != 32 ||
+        !std::all_of(parts[2].begin(), parts[2].end(), absl::ascii_isxdigit)) {
       return absl::InternalError(absl::StrCat("data path ", c.name, ": malformed entry '", value,
                                               "' from ", c.group[r].ToString()));
     }
+    entries[r].secret = std::string(parts[2]);
     h = (h ^ entries[r].incarnation) * 0x100000001b3ull;
   }
   *group_id = h;
@@ -75,15 +101,17 @@ bool Oversubscribed(const DataPathContext& c, int threads_per_rank = 1) {
   return here * threads_per_rank > static_cast<int>(std::thread::hardware_concurrency());
 }
 
-// Options of a shm transport to `peers`, after the exchange gave `group_id`.
+// Options of a shm transport to `peers`, after the exchange gave `group_id`
+// and `entries` (rank 0's secret names the segments).
 ShmTransportOptions ShmOptions(const DataPathContext& c, uint64_t group_id,
-                               std::vector<int> peers) {
+                               const std::vector<PeerEntry>& entries, std::vector<int> peers) {
   ShmTransportOptions options;
   options.rank = c.rank;
   options.world_size = static_cast<int>(c.group.size());
   std::string name;
   for (char ch : c.name) name += absl::ascii_isalnum(ch) || ch == '_' || ch == '-' ? ch : '_';
-  options.job_prefix = absl::StrFormat("%s-%016x", name.substr(0, 100), group_id);
+  options.job_prefix =
+      absl::StrFormat("%s-%016x-%s", name.substr(0, 100), group_id, entries[0].secret);
   options.peer_names = PeerNames(c);
   options.peers = std::move(peers);
   if (Oversubscribed(c)) options.spin = absl::ZeroDuration();
@@ -111,16 +139,20 @@ absl::StatusOr<TcpTransportOptions> TcpOptions(const DataPathContext& c,
   if (Oversubscribed(c)) options.spin = absl::ZeroDuration();
   options.connect_deadline = c.deadline;
   options.abort = c.abort;
+  if (c.security != nullptr && c.security->data_path_tls != nullptr) {
+    options.tls = c.security->data_path_tls;
+    options.encrypt = c.security->data_path_encryption;
+  }
   return options;
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateShm(const DataPathContext& c) {
   uint64_t group_id = 0;
-  MESHTRAIN_RETURN_IF_ERROR(Exchange(c, 0, &group_id).status());
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries, Exchange(c, 0, &group_id));
   MESHTRAIN_ASSIGN_OR_RETURN(
       std::unique_ptr<ShmTransport> transport,
-      ShmTransport::Create(
-          ShmOptions(c, group_id, RingNeighbours(c.rank, static_cast<int>(c.group.size())))));
+      ShmTransport::Create(ShmOptions(c, group_id, entries,
+                                      RingNeighbours(c.rank, static_cast<int>(c.group.size())))));
   return std::unique_ptr<Transport>(std::move(transport));
 }
 
@@ -161,9 +193,9 @@ void AddPart(std::unique_ptr<Transport> part, const std::vector<int>& peers, Mix
 absl::Status AddShmPart(const DataPathContext& c, const std::vector<int>& peers, bool only_part,
                         MixedParts& mixed) {
   uint64_t group_id = 0;
-  MESHTRAIN_RETURN_IF_ERROR(Exchange(c, 0, &group_id).status());
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<PeerEntry> entries, Exchange(c, 0, &group_id));
   if (peers.empty() && !only_part) return absl::OkStatus();
-  ShmTransportOptions options = ShmOptions(c, group_id, peers);
+  ShmTransportOptions options = ShmOptions(c, group_id, entries, peers);
   if (Oversubscribed(c, /*threads_per_rank=*/2)) options.spin = absl::ZeroDuration();
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ShmTransport> shm, ShmTransport::Create(options));
   AddPart(std::move(shm), peers, mixed);

@@ -6,12 +6,16 @@
 //       group spread over hosts: ring neighbours on this host over shm, ring
 //       neighbours on other hosts over tcp.
 // Set-up protocol of a transport named N (every rank of the group, in step):
-//   1. rank r publishes its incarnation (and, for tcp, its listening port)
-//      under "datapath/N/r";
+//   1. rank r publishes its incarnation (and, for tcp, its listening port) and
+//      128 random bits it draws under "datapath/N/r";
 //   2. every rank reads every other rank's entry (waiting, up to the deadline);
 //   3. the group id = a hash of N and all incarnations: a transport built by a
 //      restarted task never attaches to a previous life's segments or sockets;
-//   4. the transport connects its ring neighbours (shm) or peers (tcp).
+//      shm segment names also carry rank 0's random bits, so that no other
+//      user of the host can guess them (the segments are mode 0600 too);
+//   4. the transport connects its ring neighbours (shm) or peers (tcp), with
+//      tcp links handshaking TLS when the mesh's security has a context
+//      (MeshSecurity::data_path_tls; encrypting as it says).
 // "shm+tcp" runs the protocol twice, as N/shm then N/tcp (distinct keys,
 // segment names and TCP job ids), and every rank takes part in both exchanges,
 // even one with no neighbour on its host (or none elsewhere), since step 2

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/reduce_kernel.h"
 
@@ -210,6 +211,7 @@ absl::StatusOr<std::unique_ptr<ShmLink>> ShmLink::Open(const ShmLinkOptions& opt
 absl::Status ShmLink::InitAsCreator(int segment_fd) {
   creator = true;
   fd = segment_fd;
+  fchmod(fd, 0600);  // exactly, whatever the umask
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
     absl::Status status = ErrnoError(absl::StrCat("ftruncate ", name));
     UnlinkIfStillNamed(fd, name.c_str());
@@ -245,6 +247,15 @@ absl::StatusOr<bool> ShmLink::TryAttach(const ShmLinkOptions& options, absl::Tim
   if (fstat(segment_fd, &st) != 0) {
     close(segment_fd);
     return ErrnoError(absl::StrCat("fstat ", name));
+  }
+  // Ours makes every segment 0600; one another user made, or opened to others,
+  // could be read or written by them.
+  if (st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
+    close(segment_fd);
+    return absl::PermissionDeniedError(
+        absl::StrCat("shm connect to ", options.peer_name, ": segment ", name, " belongs to uid ",
+                     st.st_uid, " with mode ", absl::StrFormat("%04o", st.st_mode & 0777),
+                     ", not this user's with mode 0600; refusing it"));
   }
   if (static_cast<size_t>(st.st_size) < kControlBytes) {
     // The creator has not sized it yet; if that lasts, it died doing so.

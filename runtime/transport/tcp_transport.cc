@@ -1,5 +1,7 @@
 #include "runtime/transport/tcp_transport.h"
 
+#include <netdb.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -21,15 +23,17 @@
 #include "runtime/transport/pacer.h"
 #include "runtime/transport/reduce_kernel.h"
 #include "runtime/transport/tcp_socket.h"
+#include "runtime/transport/tls_stream.h"
 
 namespace meshtrain {
 namespace {
 
 constexpr uint32_t kFrameMagic = 0x66706374;  // "tcpf"
 constexpr uint32_t kHelloMagic = 0x6c6c6568;  // "hell"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;              // 2: Hello::flags
 constexpr int kMaxStreams = 16;
 constexpr size_t kPartAlign = 64;
+constexpr size_t kTlsReadBufferBytes = size_t{256} << 10;
 
 struct FrameHeader {
   uint32_t magic;
@@ -45,9 +49,15 @@ struct Hello {
   int32_t world_size;
   uint32_t stream;
   uint32_t streams;
+  uint32_t flags;  // kHelloEncrypted
   uint64_t incarnation;
   char job_id[128];
 };
+constexpr uint32_t kHelloEncrypted = 1;  // frames inside TLS after the hello
+
+uint32_t HelloFlags(const TcpTransportOptions& o) {
+  return o.tls != nullptr && o.encrypt ? kHelloEncrypted : 0;
+}
 
 struct HelloReply {
   uint32_t magic;
@@ -59,6 +69,17 @@ struct HelloReply {
 };
 
 std::string ErrnoText(int err) { return strerror(err); }
+
+// "10.0.0.3:41234", for the log line of a refused connection.
+std::string AddressText(const sockaddr_storage& address, socklen_t length) {
+  char host[NI_MAXHOST], port[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&address), length, host, sizeof(host), port,
+                  sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    return "an unknown address";
+  }
+  return address.ss_family == AF_INET6 ? absl::StrCat("[", host, "]:", port)
+                                       : absl::StrCat(host, ":", port);
+}
 
 void CopyString(absl::string_view s, char* out, size_t cap) {
   size_t n = std::min(s.size(), cap - 1);
@@ -85,7 +106,9 @@ struct TcpTransport::Stream {
   uint32_t send_seq = 0;
   uint32_t recv_seq = 0;
   std::vector<std::byte> staging;  // kAddFloat32 receive buffer, sized once
+  SSL* ssl = nullptr;              // with options.tls (and encrypt, after Create)
   ~Stream() {
+    SSL_free(ssl);
     if (fd >= 0) close(fd);
   }
 };
@@ -97,8 +120,10 @@ struct SendPart {
   FrameHeader header;
   const std::byte* data;
   size_t bytes;
-  size_t sent;  // header then payload bytes written
-  bool done() const { return sent == sizeof(FrameHeader) + bytes; }
+  size_t sent;   // header then payload bytes written
+  short wait;    // what poll() waits for: POLLOUT, or POLLIN when TLS must read
+  bool flushed;  // TLS: no record of it waits in the stream's write buffer
+  bool done() const { return sent == sizeof(FrameHeader) + bytes && flushed; }
 };
 
 struct RecvPart {
@@ -109,6 +134,7 @@ struct RecvPart {
   size_t bytes;
   size_t done;   // payload bytes copied or added into `data`
   size_t carry;  // kAddFloat32: bytes of a partial float at the front of staging
+  short wait;    // what poll() waits for: POLLIN, or POLLOUT when TLS must write
   bool done_all() const { return header_got == sizeof(FrameHeader) && done == bytes; }
 };
 
@@ -127,6 +153,9 @@ std::string HelloRejection(
                         "' of ", hello.world_size, " ranks is not this transport's");
   }
   if (hello.incarnation != o.incarnation) return "stale incarnation (a stale process)";
+  if (hello.flags != HelloFlags(o)) {
+    return "data-path encryption differs between the ranks (set it alike on every task)";
+  }
   if (from <= o.rank || from >= o.world_size || streams[from].empty() ||
       hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
       streams[from][hello.stream] != nullptr) {
@@ -237,6 +266,78 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
   return absl::OkStatus();
 }
 
+// PumpSend inside TLS: SSL_write the rest of the header, then the payload,
+// until the socket is full (one record per call with partial writes).
+absl::Status PumpSendTls(SendPart& p, const SendRecvOp& op, const TcpTransport& t,
+                         bool* progressed) {
+  while (p.sent < sizeof(FrameHeader) + p.bytes) {
+    const std::byte* from;
+    size_t n;
+    if (p.sent < sizeof(FrameHeader)) {
+      from = reinterpret_cast<const std::byte*>(&p.header) + p.sent;
+      n = sizeof(FrameHeader) - p.sent;
+    } else {
+      from = p.data + (p.sent - sizeof(FrameHeader));
+      n = p.bytes - (p.sent - sizeof(FrameHeader));
+    }
+    std::string error;
+    const ssize_t rc = TlsWriteSome(p.stream->ssl, from, n, &p.wait, &error);
+    if (rc < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("tcp send to ", t.PeerName(op.send_to), ": ", error));
+    }
+    if (rc == 0) break;
+    p.sent += rc;
+    *progressed = true;
+  }
+  std::string error;
+  const int flushed = FlushTlsWrites(p.stream->ssl, &p.wait, &error);
+  if (flushed < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("tcp send to ", t.PeerName(op.send_to), ": ", error));
+  }
+  p.flushed = flushed == 1;
+  return absl::OkStatus();
+}
+
+// PumpRecv inside TLS: SSL_read the rest of the header, then the payload into
+// the destination or staging, until OpenSSL has no more of this part. It never
+// reads past the part, so the next frame's bytes stay buffered in OpenSSL.
+absl::Status PumpRecvTls(RecvPart& p, const SendRecvOp& op, bool add, const TcpTransport& t,
+                         bool* progressed) {
+  while (!p.done_all()) {
+    std::byte* into;
+    size_t want;
+    const bool header = p.header_got < sizeof(FrameHeader);
+    if (header) {
+      into = reinterpret_cast<std::byte*>(&p.header) + p.header_got;
+      want = sizeof(FrameHeader) - p.header_got;
+    } else if (add) {
+      into = p.stream->staging.data() + p.carry;
+      want = std::min(p.bytes - p.done - p.carry, p.stream->staging.size() - p.carry);
+    } else {
+      into = p.data + p.done;
+      want = p.bytes - p.done;
+    }
+    std::string error;
+    const ssize_t rc = TlsReadSome(p.stream->ssl, into, want, &p.wait, &error);
+    if (rc < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("tcp recv from ", t.PeerName(op.recv_from), ": ", error));
+    }
+    if (rc == 0) break;
+    *progressed = true;
+    if (header) {
+      p.header_got += rc;
+      if (p.header_got == sizeof(FrameHeader))
+        MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
+    } else {
+      AcceptPayload(p, rc, add);
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct TcpTransport::Exchange {
@@ -245,6 +346,7 @@ struct TcpTransport::Exchange {
   int num_sends = 0;
   int num_recvs = 0;
   bool add = false;
+  bool tls = false;  // frames through SSL_write/SSL_read
 };
 
 TcpTransport::TcpTransport(TcpTransportOptions options) : options_(std::move(options)) {}
@@ -329,7 +431,39 @@ absl::Status TcpTransport::Connect(TcpListener* listener) {
   if (expected_accepts > 0) {
     MESHTRAIN_RETURN_IF_ERROR(AcceptHigherRanks(*listener, expected_accepts));
   }
-  return ReadHelloReplies();
+  MESHTRAIN_RETURN_IF_ERROR(ReadHelloReplies());
+  if (o.tls == nullptr) return absl::OkStatus();
+  if (!o.encrypt) return DropTls();
+  // Only TLS records follow, so OpenSSL may read ahead of the record it
+  // decrypts (one recv for many records instead of two per record), and
+  // records leave in sends of many.
+  for (const TcpPeerAddress& peer : o.peers) {
+    for (std::unique_ptr<Stream>& stream : streams_[peer.rank]) {
+      SSL_set_read_ahead(stream->ssl, 1);
+      if (o.tls_write_buffer_bytes > 0 && !BufferTlsWrites(stream->ssl, o.tls_write_buffer_bytes)) {
+        return absl::ResourceExhaustedError("tcp connect: no memory for a TLS write buffer");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Step 4 without encryption. The peer sent its last TLS record (hello or
+// answer) before this rank read it, and both read exactly their records, so a
+// byte still inside OpenSSL would be a frame lost to the plain reads.
+absl::Status TcpTransport::DropTls() {
+  for (const TcpPeerAddress& peer : options_.peers) {
+    for (std::unique_ptr<Stream>& stream : streams_[peer.rank]) {
+      if (TlsHasBuffered(stream->ssl)) {
+        return absl::InternalError(absl::StrCat("tcp connect to ", PeerName(peer.rank),
+                                                ": TLS bytes after the hello on a stream "
+                                                "without encryption (a confused peer)"));
+      }
+      SSL_free(stream->ssl);
+      stream->ssl = nullptr;
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Step 2: dial the lower ranks and send hellos.
@@ -344,17 +478,24 @@ absl::Status TcpTransport::DialLowerRanks() {
       auto stream = std::make_unique<Stream>();
       stream->fd = fd;
       TuneSocket(fd, o.socket_buffer_bytes);
+      const std::string what = absl::StrCat("tcp hello to ", PeerName(peer.rank));
+      if (o.tls != nullptr) {
+        MESHTRAIN_RETURN_IF_ERROR(HandshakeTls(*stream, /*server=*/false, deadline, what));
+      }
       Hello hello{kHelloMagic,
                   kVersion,
                   o.rank,
                   o.world_size,
                   static_cast<uint32_t>(s),
                   static_cast<uint32_t>(o.streams),
+                  HelloFlags(o),
                   o.incarnation,
                   {}};
       CopyString(o.job_id, hello.job_id, sizeof(hello.job_id));
-      MESHTRAIN_RETURN_IF_ERROR(WriteAll(fd, &hello, sizeof(hello), deadline,
-                                         absl::StrCat("tcp hello to ", PeerName(peer.rank))));
+      MESHTRAIN_RETURN_IF_ERROR(
+          stream->ssl != nullptr
+              ? TlsWriteAll(stream->ssl, fd, &hello, sizeof(hello), deadline, what)
+              : WriteAll(fd, &hello, sizeof(hello), deadline, what));
       streams_[peer.rank][s] = std::move(stream);
     }
   }
@@ -388,15 +529,49 @@ absl::Status TcpTransport::AcceptHigherRanks(TcpListener& listener, int expected
   return absl::OkStatus();
 }
 
+absl::Status TcpTransport::HandshakeTls(Stream& stream, bool server, absl::Time deadline,
+                                        absl::string_view what) {
+  stream.ssl = options_.tls->NewConnection(stream.fd);
+  // Room for many records per read once reading ahead (set before the
+  // handshake allocates the buffer).
+  if (stream.ssl != nullptr && options_.encrypt) {
+    SSL_set_default_read_buffer_len(stream.ssl, kTlsReadBufferBytes);
+  }
+  if (stream.ssl == nullptr)
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": SSL_new failed"));
+  return TlsHandshake(stream.ssl, stream.fd, server ? TlsRole::kServer : TlsRole::kClient, deadline,
+                      options_.abort, what);
+}
+
 bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
   const TcpTransportOptions& o = options_;
-  int fd = accept4(listener.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  sockaddr_storage address{};
+  socklen_t address_length = sizeof(address);
+  int fd = accept4(listener.fd(), reinterpret_cast<sockaddr*>(&address), &address_length,
+                   SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return false;
   auto stream = std::make_unique<Stream>();
   stream->fd = fd;
   Hello hello;
   absl::Time hello_deadline = std::min(o.connect_deadline, absl::Now() + absl::Seconds(2));
-  if (!ReadAll(fd, &hello, sizeof(hello), hello_deadline, "tcp hello").ok()) return false;
+  if (o.tls != nullptr) {
+    // An outsider (no certificate of this cluster, random bytes, a stalled
+    // handshake) is refused like a wrong hello: the wait goes on.
+    absl::Status shook = HandshakeTls(*stream, /*server=*/true, hello_deadline, "tcp accept");
+    if (!shook.ok()) {
+      if (o.abort != nullptr && o.abort->aborted()) return false;
+      *rejection = absl::StrCat(AddressText(address, address_length), ": ", shook.message());
+      MESHTRAIN_LOG(WARNING) << "tcp transport rank " << o.rank << ": rejected a connection from "
+                             << *rejection;
+      return false;
+    }
+  }
+  SSL* ssl = stream->ssl;
+  if (!(ssl != nullptr ? TlsReadAll(ssl, fd, &hello, sizeof(hello), hello_deadline, "tcp hello")
+                       : ReadAll(fd, &hello, sizeof(hello), hello_deadline, "tcp hello"))
+           .ok()) {
+    return false;
+  }
   hello.job_id[sizeof(hello.job_id) - 1] = '\0';
   const int from = hello.rank;
   const std::string reason = HelloRejection(hello, o, streams_);
@@ -404,9 +579,13 @@ bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
       kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, reason.empty() ? o.incarnation : 0,
       {}};
   CopyString(reason, reply.reason, sizeof(reply.reason));
-  absl::Status sent = WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
+  absl::Status sent =
+      ssl != nullptr
+          ? TlsWriteAll(ssl, fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply")
+          : WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
   if (!reason.empty()) {
-    *rejection = absl::StrCat("rank ", from, ": ", reason);
+    *rejection =
+        absl::StrCat("rank ", from, " (", AddressText(address, address_length), "): ", reason);
     MESHTRAIN_LOG(WARNING) << "tcp transport rank " << o.rank << ": rejected a connection from "
                            << *rejection;
     return false;
@@ -437,8 +616,11 @@ absl::Status TcpTransport::ReadHelloReplies() {
     for (int s = 0; s < o.streams; ++s) {
       HelloReply reply;
       std::string what = absl::StrCat("tcp hello reply from ", PeerName(peer.rank));
+      const Stream& stream = *streams_[peer.rank][s];
       MESHTRAIN_RETURN_IF_ERROR(
-          ReadAll(streams_[peer.rank][s]->fd, &reply, sizeof(reply), o.connect_deadline, what));
+          stream.ssl != nullptr
+              ? TlsReadAll(stream.ssl, stream.fd, &reply, sizeof(reply), o.connect_deadline, what)
+              : ReadAll(stream.fd, &reply, sizeof(reply), o.connect_deadline, what));
       reply.reason[sizeof(reply.reason) - 1] = '\0';
       if (reply.magic != kHelloMagic || reply.rank != peer.rank) {
         return absl::UnavailableError(
@@ -512,23 +694,27 @@ void TcpTransport::PlanExchange(const SendRecvOp& op, Exchange& x) {
                             {kFrameMagic, stream->send_seq++, op.send.size()},
                             op.send.data() + begin,
                             end - begin,
-                            0};
+                            0,
+                            POLLOUT,
+                            true};
     }
   }
   x.add = op.action == RecvAction::kAddFloat32;
+  x.tls = options_.tls != nullptr && options_.encrypt;
   if (op.recv_from >= 0) {
     x.num_recvs = NumParts(op.recv.size(), options_);
     for (int i = 0; i < x.num_recvs; ++i) {
       auto [begin, end] = PartRange(op.recv.size(), x.num_recvs, i);
       Stream* stream = streams_[op.recv_from][i].get();
       if (x.add && stream->staging.empty()) stream->staging.resize(options_.staging_bytes);
-      x.recvs[i] = RecvPart{stream, {}, 0, op.recv.data() + begin, end - begin, 0, 0};
+      x.recvs[i] = RecvPart{stream, {}, 0, op.recv.data() + begin, end - begin, 0, 0, POLLIN};
     }
   }
 }
 
 absl::Status TcpTransport::PumpOnce(const SendRecvOp& op, Exchange& x, bool* progressed,
                                     bool* pending) {
+  if (x.tls) return PumpOnceTls(op, x, progressed, pending);
   for (int i = 0; i < x.num_sends; ++i) {
     SendPart& p = x.sends[i];
     if (p.done()) continue;
@@ -542,6 +728,24 @@ absl::Status TcpTransport::PumpOnce(const SendRecvOp& op, Exchange& x, bool* pro
     RecvPart& p = x.recvs[i];
     if (p.done_all()) continue;
     MESHTRAIN_RETURN_IF_ERROR(PumpRecv(p, op, x.add, *this, progressed));
+    *pending |= !p.done_all();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TcpTransport::PumpOnceTls(const SendRecvOp& op, Exchange& x, bool* progressed,
+                                       bool* pending) {
+  ClearTlsErrors();
+  for (int i = 0; i < x.num_sends; ++i) {
+    SendPart& p = x.sends[i];
+    if (p.done()) continue;
+    MESHTRAIN_RETURN_IF_ERROR(PumpSendTls(p, op, *this, progressed));
+    *pending |= !p.done();
+  }
+  for (int i = 0; i < x.num_recvs; ++i) {
+    RecvPart& p = x.recvs[i];
+    if (p.done_all()) continue;
+    MESHTRAIN_RETURN_IF_ERROR(PumpRecvTls(p, op, x.add, *this, progressed));
     *pending |= !p.done_all();
   }
   return absl::OkStatus();
@@ -561,12 +765,18 @@ absl::Status TcpTransport::SleepOnSockets(const SendRecvOp& op, const Exchange& 
     return absl::DeadlineExceededError(
         absl::StrCat("tcp: no progress ", what, " before the deadline"));
   }
+  // Bytes OpenSSL already decrypted do not make a socket readable.
+  if (x.tls && std::any_of(x.recvs, x.recvs + x.num_recvs, [](const RecvPart& p) {
+        return !p.done_all() && TlsHasBuffered(p.stream->ssl);
+      })) {
+    return absl::OkStatus();
+  }
   pollfds_.clear();
   for (int i = 0; i < x.num_sends; ++i) {
-    if (!x.sends[i].done()) pollfds_.push_back({x.sends[i].stream->fd, POLLOUT, 0});
+    if (!x.sends[i].done()) pollfds_.push_back({x.sends[i].stream->fd, x.sends[i].wait, 0});
   }
   for (int i = 0; i < x.num_recvs; ++i) {
-    if (!x.recvs[i].done_all()) pollfds_.push_back({x.recvs[i].stream->fd, POLLIN, 0});
+    if (!x.recvs[i].done_all()) pollfds_.push_back({x.recvs[i].stream->fd, x.recvs[i].wait, 0});
   }
   pollfds_.push_back({wake_fd_, POLLIN, 0});
   timespec timeout = absl::ToTimespec(std::min(left, absl::Seconds(1)));

@@ -8,18 +8,32 @@
 // the AbortSignal rings. kAddFloat32 receives into a per-socket staging buffer
 // (allocated once) and adds from there.
 //
+// With options.tls set, every socket runs a TLS 1.3 handshake right after
+// connect (the dialler is the client) or accept (the server), proving that
+// both sides hold a certificate of this cluster, and the hello and its answer
+// travel inside TLS. Then, with options.encrypt, every frame goes through
+// SSL_write/SSL_read in the same poll pump (kAddFloat32 decrypts into the
+// staging buffer); without it the socket goes back to plain send/recv (no
+// session tickets, so no TLS record follows the handshake).
+//
 // Connecting (TcpTransport::Create):
 //   1. Every rank listens (TcpListener) before the ports are exchanged, so a
 //      dial never races the peer's bind.
 //   2. A rank dials each connected peer of lower rank, once per stream,
-//      retrying refused connections with backoff until the deadline, and sends
-//      a hello (rank, world size, job id, incarnation, stream index).
-//   3. It accepts from each connected peer of higher rank, checks the hello and
-//      answers accept, or reject with the reason (a wrong job or a stale
-//      incarnation is refused and the wait goes on for the right peer).
-//   4. It reads the answers to its own hellos.
-// Dialling never waits on a peer's progress (the kernel completes connections
-// in the listen backlog), so no order of start-up deadlocks.
+//      retrying refused connections with backoff until the deadline, (TLS:
+//      completes the client handshake) and sends a hello (rank, world size,
+//      job id, incarnation, stream index).
+//   3. It accepts from each connected peer of higher rank, (TLS: completes the
+//      server handshake, within 2 s) checks the hello and answers accept, or
+//      reject with the reason (a failed handshake, a wrong job or a stale
+//      incarnation is refused, logged with the peer's address, and the wait
+//      goes on for the right peer).
+//   4. It reads the answers to its own hellos. (TLS without encryption: checks
+//      that OpenSSL holds no byte of the stream, then drops TLS.)
+// Without TLS, dialling never waits on a peer's progress (the kernel completes
+// connections in the listen backlog). With TLS, step 2 waits for the lower
+// rank to reach step 3, which waits only on ranks lower still, so no order of
+// start-up deadlocks either.
 //
 // Errors: EOF or a reset is kUnavailable naming the peer; deadlines and the
 // abort signal as in transport.h. Thread-safety: one thread drives SendRecv;
@@ -39,6 +53,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
+#include "runtime/security/tls_context.h"
 #include "runtime/transport/tcp_listener.h"
 #include "runtime/transport/transport.h"
 #include "runtime/transport/transport_counters.h"
@@ -78,6 +93,17 @@ struct TcpTransportOptions {
   absl::Duration spin = absl::Microseconds(50);
   absl::Time connect_deadline = absl::InfiniteFuture();
   AbortSignal* abort = nullptr;
+  // The cluster's TLS context (MeshSecurity::data_path_tls); null: plain TCP,
+  // no handshake.
+  std::shared_ptr<const TlsContext> tls;
+  // With `tls`: encrypt every frame (true), or authenticate only and move the
+  // frames in the clear (a trusted fabric).
+  bool encrypt = true;
+  // With `tls` and `encrypt`: records (16 KiB at most) gather in a buffer of
+  // this size before a send; 0 sends each record on its own. 128 KiB was
+  // faster on loopback and slower across emulated 1 Gbit/s hosts at 1 MiB
+  // (docs/benchmarks.md, "TLS on the data path"), hence off by default.
+  size_t tls_write_buffer_bytes = 0;
 };
 
 class TcpTransport : public Transport {
@@ -108,13 +134,19 @@ class TcpTransport : public Transport {
   // Accepts one connection and answers its hello; true when it is a stream this
   // rank waits for, else `*rejection` says why (or stays empty on an I/O error).
   bool AcceptOne(TcpListener& listener, std::string* rejection);
+  // Steps 2 and 3 with TLS: the handshake on a new socket.
+  absl::Status HandshakeTls(Stream& stream, bool server, absl::Time deadline,
+                            absl::string_view what);
   std::string PeersNotConnected() const;
   absl::Status ReadHelloReplies();
+  // Step 4 without encryption: back to plain sockets.
+  absl::Status DropTls();
 
   absl::Status CheckOp(const SendRecvOp& op) const;
   void PlanExchange(const SendRecvOp& op, Exchange& x);
   // One nonblocking pass over every unfinished part.
   absl::Status PumpOnce(const SendRecvOp& op, Exchange& x, bool* progressed, bool* pending);
+  absl::Status PumpOnceTls(const SendRecvOp& op, Exchange& x, bool* progressed, bool* pending);
   // Waits in ppoll() for a socket or the abort eventfd, after checking the
   // abort signal and the deadline.
   absl::Status SleepOnSockets(const SendRecvOp& op, const Exchange& x);

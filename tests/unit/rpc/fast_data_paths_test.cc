@@ -1,7 +1,8 @@
 // The fast data paths as Mesh::CreateTransport builds them, through the
 // coordination service's key-value exchange, with workers that claim fake
 // host identities so that one machine plays several hosts: "auto" then picks
-// "shm+tcp", whose shm and tcp parts both connect (real segments, real sockets).
+// "shm+tcp", whose shm and tcp parts both connect (real segments, real sockets),
+// the tcp part with TLS when the mesh has security.
 #include "runtime/rpc/fast_data_paths.h"
 
 #include <memory>
@@ -13,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/rpc/mesh.h"
+#include "runtime/security/certificates.h"
 #include "tests/unit/rpc/test_cluster.h"
 #include "tests/unit/transport/run_on_ranks.h"
 
@@ -25,15 +27,18 @@ using ::meshtrain::testing::RunOnRanks;
 using ::meshtrain::testing::Task;
 using ::meshtrain::testing::TestCluster;
 
-// Started meshes for the workers of `cluster`, worker r claiming hosts[r].
+// Started meshes for the workers of `cluster`, worker r claiming hosts[r],
+// with `security` (may be null: plain).
 std::vector<std::unique_ptr<Mesh>> StartMeshes(TestCluster& cluster,
-                                               const std::vector<std::string>& hosts) {
+                                               const std::vector<std::string>& hosts,
+                                               const MeshSecurity* security = nullptr) {
   std::vector<std::unique_ptr<Mesh>> meshes;
   std::vector<Mesh*> raw;
   for (int r = 0; r < static_cast<int>(hosts.size()); ++r) {
     cluster.ReleasePort(Task("worker", r));
     MeshOptions options = cluster.Options(Task("worker", r));
     options.host_identity = hosts[r];
+    if (security != nullptr) options.security = *security;
     EXPECT_TRUE(RegisterFastDataPaths(options.data_paths).ok());
     auto mesh = Mesh::Create(std::move(options));
     EXPECT_TRUE(mesh.ok()) << mesh.status();
@@ -92,6 +97,33 @@ TEST_P(MixedDataPathTest, AutoConnectsEachNeighbourOverItsPath) {
   for (const absl::Status& s : statuses) EXPECT_TRUE(s.ok()) << s;
   for (int r = 0; r < n; ++r) {
     EXPECT_EQ(transports[r]->stats().bytes_sent, 3 * int64_t{4} * ((1 << 18) + 3)) << "rank " << r;
+  }
+}
+
+// The mesh's security reaches the tcp part: its links handshake TLS with the
+// cluster's certificate, encrypting or not, and move the same bytes.
+TEST(FastDataPathsTlsTest, TcpPartHandshakesWithTheMeshSecurity) {
+  absl::StatusOr<PemPair> ca = MakeCertificateAuthority(1);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  absl::StatusOr<PemPair> pair = MakeTaskCertificate(*ca, {"cluster", {}}, 1);
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  for (bool encrypt : {true, false}) {
+    absl::StatusOr<MeshSecurity> security = MeshSecurity::FromCredentials(
+        {ca->cert_pem, pair->cert_pem, pair->key_pem, "test"}, encrypt);
+    ASSERT_TRUE(security.ok()) << security.status();
+    const std::vector<std::string> hosts = {"a", "a", "b", "b"};
+    TestCluster cluster({{"worker", 4}});
+    std::vector<std::unique_ptr<Mesh>> meshes = StartMeshes(cluster, hosts, &*security);
+    ASSERT_EQ(meshes.size(), hosts.size());
+    std::vector<std::unique_ptr<Transport>> transports(hosts.size());
+    auto statuses = RunOnRanks(4, [&](int r) -> absl::Status {
+      MESHTRAIN_ASSIGN_OR_RETURN(
+          transports[r],
+          meshes[r]->CreateTransport(cluster.spec().TrainingWorkers(), "auto", "gradients"));
+      return RingRounds(*transports[r]);
+    });
+    for (const absl::Status& s : statuses)
+      EXPECT_TRUE(s.ok()) << "encrypt " << encrypt << ": " << s;
   }
 }
 

@@ -1,6 +1,7 @@
 // The Transport contract (runtime/transport/transport.h), run over every
 // transport: in-process, shared memory, TCP (one stream, and three streams with
-// small buffers), gRPC, and shared memory with TCP routed by host (shm+tcp).
+// small buffers; and both with TLS, encrypting or authenticating only), gRPC,
+// and shared memory with TCP routed by host (shm+tcp).
 // Sizes include 0 bytes and messages larger than every internal chunk (the shm
 // ring, the TCP staging buffer, the gRPC piece). It lives with the rpc tests
 // because the gRPC transport needs runtime/rpc.
@@ -67,20 +68,27 @@ class ShmGroup : public TransportGroup {
   std::vector<std::unique_ptr<ShmTransport>> transports_;
 };
 
+enum class Tls { kOff, kEncrypt, kAuthenticateOnly };
+
 // With `streams` > 1: messages of 1000 bytes or more split over the streams,
 // 4 KiB staging buffers and small socket buffers, so that parts, partial reads
-// and partial floats all happen.
+// and partial floats all happen (and, with TLS, partial records).
 class TcpGroup : public TransportGroup {
  public:
-  TcpGroup(int world_size, int streams)
-      : mesh_(testing::ConnectTcp(world_size, [&](TcpTransportOptions& o) {
-          o.abort = &abort_;
-          if (streams == 1) return;
-          o.streams = streams;
-          o.split_min_bytes = 1000;
-          o.staging_bytes = 4096;
-          o.socket_buffer_bytes = 65536;  // smaller stalls in loopback silly-window avoidance
-        })) {
+  TcpGroup(int world_size, int streams, Tls tls = Tls::kOff)
+      : mesh_(testing::ConnectTcp(
+            world_size, [&, context = tls == Tls::kOff ? nullptr : testing::TestTlsContext()](
+                            TcpTransportOptions& o) {
+              o.abort = &abort_;
+              o.tls = context;
+              o.encrypt = tls == Tls::kEncrypt;
+              if (streams == 1) return;
+              o.streams = streams;
+              o.tls_write_buffer_bytes = 8192;  // records gather; flushes meet full sockets
+              o.split_min_bytes = 1000;
+              o.staging_bytes = 4096;
+              o.socket_buffer_bytes = 65536;  // smaller stalls in loopback silly-window avoidance
+            })) {
     for (const absl::Status& s : mesh_.statuses) EXPECT_TRUE(s.ok()) << s;
   }
   Transport* transport(int rank) override { return mesh_.transports[rank].get(); }
@@ -399,12 +407,18 @@ TEST_P(TransportConformanceTest, StatsCountTimeBlockedOnALatePeer) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllTransports, TransportConformanceTest,
-    ::testing::Values(Kind{"in_process", [](int n) { return std::make_unique<InProcessGroup>(n); }},
-                      Kind{"shm", [](int n) { return std::make_unique<ShmGroup>(n); }},
-                      Kind{"tcp", [](int n) { return std::make_unique<TcpGroup>(n, 1); }},
-                      Kind{"tcp_3_streams", [](int n) { return std::make_unique<TcpGroup>(n, 3); }},
-                      Kind{"grpc", [](int n) { return std::make_unique<GrpcGroup>(n); }},
-                      Kind{"shm_tcp", [](int n) { return std::make_unique<RoutedGroup>(n); }}),
+    ::testing::Values(
+        Kind{"in_process", [](int n) { return std::make_unique<InProcessGroup>(n); }},
+        Kind{"shm", [](int n) { return std::make_unique<ShmGroup>(n); }},
+        Kind{"tcp", [](int n) { return std::make_unique<TcpGroup>(n, 1); }},
+        Kind{"tcp_3_streams", [](int n) { return std::make_unique<TcpGroup>(n, 3); }},
+        Kind{"tcp_tls", [](int n) { return std::make_unique<TcpGroup>(n, 1, Tls::kEncrypt); }},
+        Kind{"tcp_tls_3_streams",
+             [](int n) { return std::make_unique<TcpGroup>(n, 3, Tls::kEncrypt); }},
+        Kind{"tcp_tls_auth_3_streams",
+             [](int n) { return std::make_unique<TcpGroup>(n, 3, Tls::kAuthenticateOnly); }},
+        Kind{"grpc", [](int n) { return std::make_unique<GrpcGroup>(n); }},
+        Kind{"shm_tcp", [](int n) { return std::make_unique<RoutedGroup>(n); }}),
     [](const ::testing::TestParamInfo<Kind>& info) { return info.param.name; });
 
 }  // namespace

@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -106,6 +109,39 @@ TEST(ShmTransportTest, EitherSideMayCreateTheSegment) {
     EXPECT_TRUE(status[1].ok()) << status[1];
     EXPECT_EQ(SegmentsLeft(prefix), std::vector<std::string>{});
   }
+}
+
+TEST(ShmTransportTest, SegmentIsPrivateToItsUser) {
+  std::string prefix = testing::UniqueShmPrefix();
+  absl::Status status[2];
+  std::thread early(
+      [&] { status[0] = ShmTransport::Create(testing::ShmTestOptions(prefix, 0, 2)).status(); });
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (SegmentsLeft(prefix).empty() && absl::Now() < give_up)
+    absl::SleepFor(absl::Microseconds(200));
+  struct stat st;
+  ASSERT_EQ(stat(absl::StrCat("/dev/shm/meshtrain-", prefix, "-0-1").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_uid, geteuid());
+  status[1] = ShmTransport::Create(testing::ShmTestOptions(prefix, 1, 2)).status();
+  early.join();
+  EXPECT_TRUE(status[0].ok()) << status[0];
+  EXPECT_TRUE(status[1].ok()) << status[1];
+}
+
+TEST(ShmTransportTest, SegmentOthersCanOpenIsRefused) {
+  std::string prefix = testing::UniqueShmPrefix();
+  std::string name = absl::StrCat("/meshtrain-", prefix, "-0-1");
+  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  fchmod(fd, 0666);  // planted by someone who wants to read the gradients
+  ShmTransportOptions o = testing::ShmTestOptions(prefix, 1, 2);
+  o.connect_deadline = absl::Now() + absl::Seconds(5);
+  auto t = ShmTransport::Create(o);
+  shm_unlink(name.c_str());
+  close(fd);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kPermissionDenied) << t.status();
+  EXPECT_TRUE(absl::StrContains(t.status().message(), "0666")) << t.status();
 }
 
 TEST(ShmTransportTest, MissingPeerIsADeadlineAndLeavesNoSegment) {

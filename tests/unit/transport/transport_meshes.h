@@ -14,6 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/security/certificates.h"
+#include "runtime/security/tls_context.h"
 #include "runtime/transport/shm_transport.h"
 #include "runtime/transport/tcp_listener.h"
 #include "runtime/transport/tcp_transport.h"
@@ -69,6 +71,25 @@ inline TcpTransportOptions TcpTestOptions(int rank, int world_size, const std::v
   }
   o.connect_deadline = absl::Now() + absl::Seconds(20);
   return o;
+}
+
+// A TLS context holding a certificate that `ca` signed for "cluster", as
+// `meshtrain certs` makes for a cluster (null, with a test failure, on error).
+inline std::shared_ptr<const TlsContext> TestTlsContext(const PemPair& ca) {
+  absl::StatusOr<PemPair> pair = MakeTaskCertificate(ca, {"cluster", {}}, 1);
+  EXPECT_TRUE(pair.ok()) << pair.status();
+  if (!pair.ok()) return nullptr;
+  absl::StatusOr<std::shared_ptr<const TlsContext>> context =
+      TlsContext::Create({ca.cert_pem, pair->cert_pem, pair->key_pem, "test"});
+  EXPECT_TRUE(context.ok()) << context.status();
+  return context.ok() ? *std::move(context) : nullptr;
+}
+
+// Of a new cluster CA.
+inline std::shared_ptr<const TlsContext> TestTlsContext() {
+  absl::StatusOr<PemPair> ca = MakeCertificateAuthority(1);
+  EXPECT_TRUE(ca.ok()) << ca.status();
+  return ca.ok() ? TestTlsContext(*ca) : nullptr;
 }
 
 struct TcpMesh {

@@ -14,49 +14,19 @@
 #include <utility>
 
 #include "absl/memory/memory.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/pacer.h"
 #include "runtime/transport/reduce_kernel.h"
 #include "runtime/transport/tcp_socket.h"
+#include "runtime/transport/tcp_wire.h"
 
 namespace meshtrain {
 namespace {
 
-constexpr uint32_t kFrameMagic = 0x66706374;  // "tcpf"
-constexpr uint32_t kHelloMagic = 0x6c6c6568;  // "hell"
-constexpr uint32_t kVersion = 1;
 constexpr int kMaxStreams = 16;
 constexpr size_t kPartAlign = 64;
-
-struct FrameHeader {
-  uint32_t magic;
-  uint32_t seq;
-  uint64_t bytes;  // the whole message's length (all parts)
-};
-static_assert(sizeof(FrameHeader) == 16);
-
-struct Hello {
-  uint32_t magic;
-  uint32_t version;
-  int32_t rank;
-  int32_t world_size;
-  uint32_t stream;
-  uint32_t streams;
-  uint64_t incarnation;
-  char job_id[128];
-};
-
-struct HelloReply {
-  uint32_t magic;
-  uint32_t version;
-  uint32_t accepted;
-  int32_t rank;
-  uint64_t incarnation;
-  char reason[192];
-};
 
 std::string ErrnoText(int err) { return strerror(err); }
 
@@ -94,57 +64,34 @@ namespace {
 
 struct SendPart {
   TcpTransport::Stream* stream;
-  FrameHeader header;
+  TcpFrameHeader header;
   const std::byte* data;
   size_t bytes;
   size_t sent;  // header then payload bytes written
-  bool done() const { return sent == sizeof(FrameHeader) + bytes; }
+  bool done() const { return sent == sizeof(TcpFrameHeader) + bytes; }
 };
 
 struct RecvPart {
   TcpTransport::Stream* stream;
-  FrameHeader header;
+  TcpFrameHeader header;
   size_t header_got;
   std::byte* data;
   size_t bytes;
   size_t done;   // payload bytes copied or added into `data`
   size_t carry;  // kAddFloat32: bytes of a partial float at the front of staging
-  bool done_all() const { return header_got == sizeof(FrameHeader) && done == bytes; }
+  bool done_all() const { return header_got == sizeof(TcpFrameHeader) && done == bytes; }
 };
-
-// Why the hello is refused; empty when it opens a stream this rank waits for.
-std::string HelloRejection(
-    const Hello& hello, const TcpTransportOptions& o,
-    const std::vector<std::vector<std::unique_ptr<TcpTransport::Stream>>>& streams) {
-  const int from = hello.rank;
-  if (hello.magic != kHelloMagic || hello.version != kVersion) {
-    return "not a meshtrain tcp transport (bad magic or version)";
-  }
-  // The reason goes back to whoever dialled: it never quotes this rank's job
-  // id or incarnation, which would let anyone open a stream.
-  if (hello.job_id != o.job_id || hello.world_size != o.world_size) {
-    return absl::StrCat("job '", absl::CHexEscape(absl::string_view(hello.job_id).substr(0, 100)),
-                        "' of ", hello.world_size, " ranks is not this transport's");
-  }
-  if (hello.incarnation != o.incarnation) return "stale incarnation (a stale process)";
-  if (from <= o.rank || from >= o.world_size || streams[from].empty() ||
-      hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
-      streams[from][hello.stream] != nullptr) {
-    return absl::StrCat("unexpected rank ", from, " stream ", hello.stream, " of ", hello.streams);
-  }
-  return "";
-}
 
 // One sendmsg for a part: the rest of its header and its payload. Returns 0, or
 // the errno of a failure other than a full socket.
 int PumpSend(SendPart& p, bool* progressed) {
   iovec iov[2];
   int iovcnt = 0;
-  if (p.sent < sizeof(FrameHeader)) {
-    iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(FrameHeader) - p.sent};
+  if (p.sent < sizeof(TcpFrameHeader)) {
+    iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(TcpFrameHeader) - p.sent};
     if (p.bytes > 0) iov[iovcnt++] = {const_cast<std::byte*>(p.data), p.bytes};
   } else {
-    size_t off = p.sent - sizeof(FrameHeader);
+    size_t off = p.sent - sizeof(TcpFrameHeader);
     iov[iovcnt++] = {const_cast<std::byte*>(p.data) + off, p.bytes - off};
   }
   msghdr msg{};
@@ -163,16 +110,8 @@ int PumpSend(SendPart& p, bool* progressed) {
 // Checks a completed frame header against the stream's sequence and the size
 // the receiver expects.
 absl::Status AcceptFrameHeader(RecvPart& p, const SendRecvOp& op, const TcpTransport& t) {
-  if (p.header.magic != kFrameMagic || p.header.seq != p.stream->recv_seq) {
-    return absl::InternalError(absl::StrCat("tcp recv from ", t.PeerName(op.recv_from),
-                                            ": corrupt frame (seq ", p.header.seq, ", expected ",
-                                            p.stream->recv_seq, ")"));
-  }
-  if (p.header.bytes != op.recv.size()) {
-    return absl::InternalError(absl::StrCat(
-        "tcp recv from ", t.PeerName(op.recv_from), ": message has ", p.header.bytes,
-        " bytes, expected ", op.recv.size(), "; the ranks issued different collectives"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(
+      CheckTcpFrameHeader(p.header, p.stream->recv_seq, op.recv.size(), t.PeerName(op.recv_from)));
   ++p.stream->recv_seq;
   return absl::OkStatus();
 }
@@ -200,9 +139,9 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
                       bool* progressed) {
   iovec iov[2];
   int iovcnt = 0;
-  if (p.header_got < sizeof(FrameHeader)) {
+  if (p.header_got < sizeof(TcpFrameHeader)) {
     iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.header_got,
-                     sizeof(FrameHeader) - p.header_got};
+                     sizeof(TcpFrameHeader) - p.header_got};
   }
   size_t want = p.bytes - p.done - p.carry;
   if (want > 0) {
@@ -227,11 +166,12 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
   }
   *progressed = true;
   size_t got = rc;
-  if (p.header_got < sizeof(FrameHeader)) {
-    size_t h = std::min(got, sizeof(FrameHeader) - p.header_got);
+  if (p.header_got < sizeof(TcpFrameHeader)) {
+    size_t h = std::min(got, sizeof(TcpFrameHeader) - p.header_got);
     p.header_got += h;
     got -= h;
-    if (p.header_got == sizeof(FrameHeader)) MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
+    if (p.header_got == sizeof(TcpFrameHeader))
+      MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
   }
   if (got > 0) AcceptPayload(p, got, add);
   return absl::OkStatus();
@@ -274,9 +214,9 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("tcp transport: streams ", options.streams, " must be 1 to ", kMaxStreams));
   }
-  if (options.job_id.size() >= sizeof(Hello::job_id)) {
+  if (options.job_id.size() >= sizeof(TcpHello::job_id)) {
     return absl::InvalidArgumentError(absl::StrCat("tcp transport: job_id longer than ",
-                                                   sizeof(Hello::job_id) - 1, " characters"));
+                                                   sizeof(TcpHello::job_id) - 1, " characters"));
   }
   if (options.staging_bytes < 4096 || options.staging_bytes % kPartAlign != 0) {
     return absl::InvalidArgumentError(
@@ -344,14 +284,14 @@ absl::Status TcpTransport::DialLowerRanks() {
       auto stream = std::make_unique<Stream>();
       stream->fd = fd;
       TuneSocket(fd, o.socket_buffer_bytes);
-      Hello hello{kHelloMagic,
-                  kVersion,
-                  o.rank,
-                  o.world_size,
-                  static_cast<uint32_t>(s),
-                  static_cast<uint32_t>(o.streams),
-                  o.incarnation,
-                  {}};
+      TcpHello hello{kTcpHelloMagic,
+                     kTcpWireVersion,
+                     o.rank,
+                     o.world_size,
+                     static_cast<uint32_t>(s),
+                     static_cast<uint32_t>(o.streams),
+                     o.incarnation,
+                     {}};
       CopyString(o.job_id, hello.job_id, sizeof(hello.job_id));
       MESHTRAIN_RETURN_IF_ERROR(WriteAll(fd, &hello, sizeof(hello), deadline,
                                          absl::StrCat("tcp hello to ", PeerName(peer.rank))));
@@ -394,15 +334,19 @@ bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
   if (fd < 0) return false;
   auto stream = std::make_unique<Stream>();
   stream->fd = fd;
-  Hello hello;
+  TcpHello hello;
   absl::Time hello_deadline = std::min(o.connect_deadline, absl::Now() + absl::Seconds(2));
   if (!ReadAll(fd, &hello, sizeof(hello), hello_deadline, "tcp hello").ok()) return false;
-  hello.job_id[sizeof(hello.job_id) - 1] = '\0';
   const int from = hello.rank;
-  const std::string reason = HelloRejection(hello, o, streams_);
-  HelloReply reply{
-      kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, reason.empty() ? o.incarnation : 0,
-      {}};
+  const std::string reason = TcpHelloRejection(hello, o, [&](int rank, uint32_t s) {
+    return !streams_[rank].empty() && streams_[rank][s] == nullptr;
+  });
+  TcpHelloReply reply{kTcpHelloMagic,
+                      kTcpWireVersion,
+                      reason.empty() ? 1u : 0u,
+                      o.rank,
+                      reason.empty() ? o.incarnation : 0,
+                      {}};
   CopyString(reason, reply.reason, sizeof(reply.reason));
   absl::Status sent = WriteAll(fd, &reply, sizeof(reply), hello_deadline, "tcp hello reply");
   if (!reason.empty()) {
@@ -435,19 +379,11 @@ absl::Status TcpTransport::ReadHelloReplies() {
   for (const TcpPeerAddress& peer : o.peers) {
     if (peer.rank > o.rank) continue;
     for (int s = 0; s < o.streams; ++s) {
-      HelloReply reply;
+      TcpHelloReply reply;
       std::string what = absl::StrCat("tcp hello reply from ", PeerName(peer.rank));
       MESHTRAIN_RETURN_IF_ERROR(
           ReadAll(streams_[peer.rank][s]->fd, &reply, sizeof(reply), o.connect_deadline, what));
-      reply.reason[sizeof(reply.reason) - 1] = '\0';
-      if (reply.magic != kHelloMagic || reply.rank != peer.rank) {
-        return absl::UnavailableError(
-            absl::StrCat(what, ": not the expected peer (rank ", reply.rank, ")"));
-      }
-      if (!reply.accepted) {
-        return absl::UnavailableError(
-            absl::StrCat(PeerName(peer.rank), " rejected rank ", o.rank, ": ", reply.reason));
-      }
+      MESHTRAIN_RETURN_IF_ERROR(CheckTcpHelloReply(reply, peer.rank, o.rank, PeerName(peer.rank)));
     }
   }
   return absl::OkStatus();
@@ -509,7 +445,7 @@ void TcpTransport::PlanExchange(const SendRecvOp& op, Exchange& x) {
       auto [begin, end] = PartRange(op.send.size(), x.num_sends, i);
       Stream* stream = streams_[op.send_to][i].get();
       x.sends[i] = SendPart{stream,
-                            {kFrameMagic, stream->send_seq++, op.send.size()},
+                            {kTcpFrameMagic, stream->send_seq++, op.send.size()},
                             op.send.data() + begin,
                             end - begin,
                             0};

@@ -356,6 +356,8 @@ def rpc_requests():
     write(t, "push-rows-repeated-id.bin", call(PUSH_ROWS, field_varint(1, 1) + table +
                                                field_varint(3, 2) + field_varint(3, 2) +
                                                field_bytes(4, rows)))
+    # Regression: no rows once reached memcpy with a null pointer (UBSan).
+    write(t, "push-rows-empty.bin", call(PUSH_ROWS, field_varint(1, 1) + table))
     write(t, "leave-stats.bin", call(LEAVE, field_varint(1, 1)) + call(STATS, b"") +
           call(LEAVE, field_varint(1, 2**31 - 1)))
     write(t, "save-shards.bin", call(SAVE_SHARDS, field_bytes(1, "/tmp/x/ckpt-1") +

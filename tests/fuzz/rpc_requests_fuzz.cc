@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/coordination.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
@@ -101,6 +102,9 @@ struct Harness {
 
 Harness& GetHarness() {
   static Harness* harness = [] {
+    // Protobuf logs every string field with invalid UTF-8 it parses: noise.
+    google::protobuf::SetLogHandler(
+        [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
     auto* h = new Harness;
     std::string dir_template =
         (std::filesystem::temp_directory_path() / "meshtrain-fuzz-XXXXXX").string();

@@ -81,7 +81,10 @@ void Hello(Reader& in) {
   const absl::string_view sent(hello.job_id, strnlen(hello.job_id, sizeof(hello.job_id)));
   const bool sent_job_id = sent.find(kJobId) != absl::string_view::npos;
   MESHTRAIN_CHECK(sent_job_id || reason.find(kJobId) == std::string::npos) << reason;
-  MESHTRAIN_CHECK(reason.find(absl::StrCat(kIncarnation)) == std::string::npos) << reason;
+  const std::string incarnation = absl::StrCat(kIncarnation);
+  MESHTRAIN_CHECK(sent.find(incarnation) != absl::string_view::npos ||
+                  reason.find(incarnation) == std::string::npos)
+      << reason;
   MESHTRAIN_CHECK(reason.find('\n') == std::string::npos) << reason;
 }
 

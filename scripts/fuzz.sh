@@ -71,14 +71,14 @@ for target in "${targets[@]}"; do
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" >"$work/fuzz.log" 2>&1
   rc=$?
   set -e
-  grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec" \
+  grep -aE "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec" \
     "$work/fuzz.log" | sed "s/^/  /" || true
   echo "  corpus: $(ls "$work/corpus" | wc -l) inputs"
   if [[ $rc -ne 0 ]]; then
     status=1
     echo "fuzz.sh: $target FAILED (exit $rc); the input is in:" >&2
     ls "$work/artifacts/" | sed "s|^|  $work/artifacts/|" >&2
-    grep -E "ERROR: |SUMMARY: |Check failed" "$work/fuzz.log" | head -5 | sed "s/^/  /" >&2
+    grep -aE "ERROR: |SUMMARY: |check failed|runtime error" "$work/fuzz.log" | head -5 | sed "s/^/  /" >&2
   fi
 done
 exit $status

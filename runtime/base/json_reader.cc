@@ -58,6 +58,20 @@ int64_t FindTooDeep(absl::string_view text, int max_depth) {
   return -1;
 }
 
+// An exception's what() without its "[json.exception...] " tag. Its "last
+// read: '...'" may hold a whole 100 KB token: keep a prefix, printable ASCII only.
+std::string ExceptionDetail(const Json::exception& e) {
+  absl::string_view detail = e.what();
+  const size_t bracket = detail.find("] ");
+  if (bracket != absl::string_view::npos) detail.remove_prefix(bracket + 2);
+  std::string bounded(detail.substr(0, kMaxDetailBytes));
+  for (char& c : bounded) {
+    if (!IsPlainForMessage(absl::string_view(&c, 1)) && c != '\'' && c != '"') c = '?';
+  }
+  if (detail.size() > kMaxDetailBytes) bounded += "...";
+  return bounded;
+}
+
 }  // namespace
 
 std::string JsonFieldMessage(absl::string_view field, absl::string_view problem) {
@@ -81,18 +95,12 @@ absl::StatusOr<Json> ParseJson(absl::string_view text, int max_depth) {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::parse_error& e) {
     // what() is "[json.exception.parse_error.101] parse error at line 1, column 7: ...".
-    absl::string_view detail = e.what();
-    const size_t bracket = detail.find("] ");
-    if (bracket != absl::string_view::npos) detail.remove_prefix(bracket + 2);
-    // Its "last read: '...'" may hold a whole 100 KB token: keep a prefix,
-    // printable ASCII only.
-    std::string bounded(detail.substr(0, kMaxDetailBytes));
-    for (char& c : bounded) {
-      if (!IsPlainForMessage(absl::string_view(&c, 1)) && c != '\'' && c != '"') c = '?';
-    }
-    if (detail.size() > kMaxDetailBytes) bounded += "...";
     return absl::InvalidArgumentError(
-        absl::StrCat("not valid JSON at byte ", e.byte, ": ", bounded));
+        absl::StrCat("not valid JSON at byte ", e.byte, ": ", ExceptionDetail(e)));
+  } catch (const Json::exception& e) {
+    // A number beyond a double's range: "[json.exception.out_of_range.406]
+    // number overflow parsing '1e400'".
+    return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", ExceptionDetail(e)));
   }
 }
 

@@ -5,39 +5,16 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/base/check.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/ps/dense_link_wire.h"
 
 namespace meshtrain {
 namespace {
 
-constexpr uint32_t kRequestMagic = 0x4b4e4c44;  // "DLNK"
-constexpr uint32_t kReplyMagic = 0x594c5044;    // "DPLY"
-
-enum Kind : uint32_t { kPull = 1, kPushPull = 2, kLeave = 3 };
-
-struct RequestHeader {
-  uint32_t magic = kRequestMagic;
-  uint32_t kind = 0;
-  int32_t worker = 0;
-  int32_t partitions = 0;
-  int64_t min_version = 0;
-  int64_t timeout_ms = 0;
-  uint8_t reserved[32] = {};
-};
-static_assert(sizeof(RequestHeader) == 64);
-
-struct ReplyHeader {
-  uint32_t magic = kReplyMagic;
-  int32_t code = 0;
-  int32_t error_bytes = 0;
-  int32_t partitions = 0;
-  int64_t pushes = 0;
-  int64_t applied = 0;
-  int64_t dropped_stale = 0;
-  int64_t dropped_warmup = 0;
-  int64_t scaled = 0;
-  int64_t staleness_sum = 0;
-};
-static_assert(sizeof(ReplyHeader) == 64);
+using dense_link::kLeave;
+using dense_link::kPull;
+using dense_link::kPushPull;
+using dense_link::ReplyHeader;
+using dense_link::RequestHeader;
 
 // A header's bytes.
 template <typename T>
@@ -93,13 +70,7 @@ absl::Status DenseLinkServer::Serve() {
     absl::Status received =
         transport_->Recv(kDenseLinkWorkerRank, HeaderBytes(header), absl::InfiniteFuture());
     if (!received.ok()) return Annotate(received, absl::StrCat(name_, ": waiting for a request"));
-    if (header.magic != kRequestMagic || header.worker != worker_ || header.partitions != n ||
-        header.kind < kPull || header.kind > kLeave) {
-      return absl::InternalError(
-          absl::StrCat(name_, ": malformed request header (kind ", header.kind, ", worker ",
-                       header.worker, ", ", header.partitions, " partitions; expected worker ",
-                       worker_, " and ", n, "): the two sides disagree on the plan"));
-    }
+    MESHTRAIN_RETURN_IF_ERROR(dense_link::CheckRequestHeader(header, worker_, n, name_));
     if (header.kind == kLeave) {
       shards_->WorkerLeft(worker_);
       return absl::OkStatus();
@@ -207,10 +178,7 @@ absl::Status DenseLinkClient::ReceiveReply(absl::Span<const absl::Span<float>> v
   const std::string peer = transport_->PeerName(kDenseLinkPsRank);
   ReplyHeader header;
   MESHTRAIN_RETURN_IF_ERROR(transport_->Recv(kDenseLinkPsRank, HeaderBytes(header), deadline));
-  if (header.magic != kReplyMagic || header.partitions != num_partitions() ||
-      header.error_bytes < 0) {
-    return absl::InternalError(absl::StrCat("dense link to ", peer, ": malformed reply header"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(dense_link::CheckReplyHeader(header, num_partitions(), peer));
   if (header.code != 0) {
     std::string error(static_cast<size_t>(header.error_bytes), '\0');
     MESHTRAIN_RETURN_IF_ERROR(transport_->Recv(

@@ -159,26 +159,26 @@ class ParameterShards {
   int64_t version(int slot) const;
 
  private:
+  // Defined in the .cc, so the methods below cannot name slot.mu in lock
+  // annotations (clang refuses a member of an incomplete type there).
   struct Slot;
   ParameterShards(const PsPlan& plan, int ps_index, AbortSignal* abort);
 
   // Waits until the slot's version reaches `min_version`; the caller holds slot.mu.
   absl::Status AwaitVersion(Slot& slot, int64_t min_version, absl::Time deadline,
-                            absl::string_view op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(slot.mu);
+                            absl::string_view op);
   absl::Status CheckWorker(int worker, const Slot& slot, absl::string_view op) const;
   // Async rules 2-4, or sync rules 1-2; the caller holds slot.mu.
-  PushOutcome Judge(Slot& slot, int worker, int64_t read_version)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(slot.mu);
+  PushOutcome Judge(Slot& slot, int worker, int64_t read_version);
   // The rules and the bookkeeping of every push: `apply` updates the value
   // now (with a learning-rate scale), `accumulate` adds the gradient to the
   // synchronous step. The caller holds slot.mu.
   absl::StatusOr<PushOutcome> Admit(Slot& slot, int worker, int64_t read_version,
                                     absl::string_view kind,
                                     const std::function<absl::Status(float)>& apply,
-                                    const std::function<void()>& accumulate)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(slot.mu);
+                                    const std::function<void()>& accumulate);
   // Sync rule 3 if enough gradients are in; the caller holds slot.mu.
-  void MaybeApplyAccumulated(Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(slot.mu);
+  void MaybeApplyAccumulated(Slot& slot);
   int SyncThreshold() const;
   void WakeAll();
 

@@ -220,7 +220,8 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       }
       // Copied so the floats are aligned whatever protobuf did with the bytes.
       std::vector<float> rows(request->rows().size() / sizeof(float));
-      std::memcpy(rows.data(), request->rows().data(), request->rows().size());
+      // memcpy with the null data() of an empty vector is undefined.
+      if (!rows.empty()) std::memcpy(rows.data(), request->rows().data(), request->rows().size());
       absl::Span<const int64_t> ids(request->ids().data(),
                                     static_cast<size_t>(request->ids_size()));
       MESHTRAIN_ASSIGN_OR_RETURN(PushOutcome outcome, shards.PushRows(request->worker(), slot, ids,

@@ -16,57 +16,21 @@
 #include <utility>
 
 #include "absl/memory/memory.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/pacer.h"
 #include "runtime/transport/reduce_kernel.h"
 #include "runtime/transport/tcp_socket.h"
+#include "runtime/transport/tcp_wire.h"
 #include "runtime/transport/tls_stream.h"
 
 namespace meshtrain {
 namespace {
 
-constexpr uint32_t kFrameMagic = 0x66706374;  // "tcpf"
-constexpr uint32_t kHelloMagic = 0x6c6c6568;  // "hell"
-constexpr uint32_t kVersion = 2;              // 2: Hello::flags
 constexpr int kMaxStreams = 16;
 constexpr size_t kPartAlign = 64;
 constexpr size_t kTlsReadBufferBytes = size_t{256} << 10;
-
-struct FrameHeader {
-  uint32_t magic;
-  uint32_t seq;
-  uint64_t bytes;  // the whole message's length (all parts)
-};
-static_assert(sizeof(FrameHeader) == 16);
-
-struct Hello {
-  uint32_t magic;
-  uint32_t version;
-  int32_t rank;
-  int32_t world_size;
-  uint32_t stream;
-  uint32_t streams;
-  uint32_t flags;  // kHelloEncrypted
-  uint64_t incarnation;
-  char job_id[128];
-};
-constexpr uint32_t kHelloEncrypted = 1;  // frames inside TLS after the hello
-
-uint32_t HelloFlags(const TcpTransportOptions& o) {
-  return o.tls != nullptr && o.encrypt ? kHelloEncrypted : 0;
-}
-
-struct HelloReply {
-  uint32_t magic;
-  uint32_t version;
-  uint32_t accepted;
-  int32_t rank;
-  uint64_t incarnation;
-  char reason[192];
-};
 
 std::string ErrnoText(int err) { return strerror(err); }
 
@@ -117,63 +81,37 @@ namespace {
 
 struct SendPart {
   TcpTransport::Stream* stream;
-  FrameHeader header;
+  TcpFrameHeader header;
   const std::byte* data;
   size_t bytes;
   size_t sent;   // header then payload bytes written
   short wait;    // what poll() waits for: POLLOUT, or POLLIN when TLS must read
   bool flushed;  // TLS: no record of it waits in the stream's write buffer
-  bool done() const { return sent == sizeof(FrameHeader) + bytes && flushed; }
+  bool done() const { return sent == sizeof(TcpFrameHeader) + bytes && flushed; }
 };
 
 struct RecvPart {
   TcpTransport::Stream* stream;
-  FrameHeader header;
+  TcpFrameHeader header;
   size_t header_got;
   std::byte* data;
   size_t bytes;
   size_t done;   // payload bytes copied or added into `data`
   size_t carry;  // kAddFloat32: bytes of a partial float at the front of staging
   short wait;    // what poll() waits for: POLLIN, or POLLOUT when TLS must write
-  bool done_all() const { return header_got == sizeof(FrameHeader) && done == bytes; }
+  bool done_all() const { return header_got == sizeof(TcpFrameHeader) && done == bytes; }
 };
-
-// Why the hello is refused; empty when it opens a stream this rank waits for.
-std::string HelloRejection(
-    const Hello& hello, const TcpTransportOptions& o,
-    const std::vector<std::vector<std::unique_ptr<TcpTransport::Stream>>>& streams) {
-  const int from = hello.rank;
-  if (hello.magic != kHelloMagic || hello.version != kVersion) {
-    return "not a meshtrain tcp transport (bad magic or version)";
-  }
-  // The reason goes back to whoever dialled: it never quotes this rank's job
-  // id or incarnation, which would let anyone open a stream.
-  if (hello.job_id != o.job_id || hello.world_size != o.world_size) {
-    return absl::StrCat("job '", absl::CHexEscape(absl::string_view(hello.job_id).substr(0, 100)),
-                        "' of ", hello.world_size, " ranks is not this transport's");
-  }
-  if (hello.incarnation != o.incarnation) return "stale incarnation (a stale process)";
-  if (hello.flags != HelloFlags(o)) {
-    return "data-path encryption differs between the ranks (set it alike on every task)";
-  }
-  if (from <= o.rank || from >= o.world_size || streams[from].empty() ||
-      hello.streams != static_cast<uint32_t>(o.streams) || hello.stream >= hello.streams ||
-      streams[from][hello.stream] != nullptr) {
-    return absl::StrCat("unexpected rank ", from, " stream ", hello.stream, " of ", hello.streams);
-  }
-  return "";
-}
 
 // One sendmsg for a part: the rest of its header and its payload. Returns 0, or
 // the errno of a failure other than a full socket.
 int PumpSend(SendPart& p, bool* progressed) {
   iovec iov[2];
   int iovcnt = 0;
-  if (p.sent < sizeof(FrameHeader)) {
-    iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(FrameHeader) - p.sent};
+  if (p.sent < sizeof(TcpFrameHeader)) {
+    iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.sent, sizeof(TcpFrameHeader) - p.sent};
     if (p.bytes > 0) iov[iovcnt++] = {const_cast<std::byte*>(p.data), p.bytes};
   } else {
-    size_t off = p.sent - sizeof(FrameHeader);
+    size_t off = p.sent - sizeof(TcpFrameHeader);
     iov[iovcnt++] = {const_cast<std::byte*>(p.data) + off, p.bytes - off};
   }
   msghdr msg{};
@@ -192,16 +130,8 @@ int PumpSend(SendPart& p, bool* progressed) {
 // Checks a completed frame header against the stream's sequence and the size
 // the receiver expects.
 absl::Status AcceptFrameHeader(RecvPart& p, const SendRecvOp& op, const TcpTransport& t) {
-  if (p.header.magic != kFrameMagic || p.header.seq != p.stream->recv_seq) {
-    return absl::InternalError(absl::StrCat("tcp recv from ", t.PeerName(op.recv_from),
-                                            ": corrupt frame (seq ", p.header.seq, ", expected ",
-                                            p.stream->recv_seq, ")"));
-  }
-  if (p.header.bytes != op.recv.size()) {
-    return absl::InternalError(absl::StrCat(
-        "tcp recv from ", t.PeerName(op.recv_from), ": message has ", p.header.bytes,
-        " bytes, expected ", op.recv.size(), "; the ranks issued different collectives"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(
+      CheckTcpFrameHeader(p.header, p.stream->recv_seq, op.recv.size(), t.PeerName(op.recv_from)));
   ++p.stream->recv_seq;
   return absl::OkStatus();
 }
@@ -229,9 +159,9 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
                       bool* progressed) {
   iovec iov[2];
   int iovcnt = 0;
-  if (p.header_got < sizeof(FrameHeader)) {
+  if (p.header_got < sizeof(TcpFrameHeader)) {
     iov[iovcnt++] = {reinterpret_cast<char*>(&p.header) + p.header_got,
-                     sizeof(FrameHeader) - p.header_got};
+                     sizeof(TcpFrameHeader) - p.header_got};
   }
   size_t want = p.bytes - p.done - p.carry;
   if (want > 0) {
@@ -256,11 +186,11 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
   }
   *progressed = true;
   size_t got = rc;
-  if (p.header_got < sizeof(FrameHeader)) {
-    size_t h = std::min(got, sizeof(FrameHeader) - p.header_got);
+  if (p.header_got < sizeof(TcpFrameHeader)) {
+    size_t h = std::min(got, sizeof(TcpFrameHeader) - p.header_got);
     p.header_got += h;
     got -= h;
-    if (p.header_got == sizeof(FrameHeader)) MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
+    if (p.header_got == sizeof(TcpFrameHeader)) MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
   }
   if (got > 0) AcceptPayload(p, got, add);
   return absl::OkStatus();
@@ -270,15 +200,15 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
 // until the socket is full (one record per call with partial writes).
 absl::Status PumpSendTls(SendPart& p, const SendRecvOp& op, const TcpTransport& t,
                          bool* progressed) {
-  while (p.sent < sizeof(FrameHeader) + p.bytes) {
+  while (p.sent < sizeof(TcpFrameHeader) + p.bytes) {
     const std::byte* from;
     size_t n;
-    if (p.sent < sizeof(FrameHeader)) {
+    if (p.sent < sizeof(TcpFrameHeader)) {
       from = reinterpret_cast<const std::byte*>(&p.header) + p.sent;
-      n = sizeof(FrameHeader) - p.sent;
+      n = sizeof(TcpFrameHeader) - p.sent;
     } else {
-      from = p.data + (p.sent - sizeof(FrameHeader));
-      n = p.bytes - (p.sent - sizeof(FrameHeader));
+      from = p.data + (p.sent - sizeof(TcpFrameHeader));
+      n = p.bytes - (p.sent - sizeof(TcpFrameHeader));
     }
     std::string error;
     const ssize_t rc = TlsWriteSome(p.stream->ssl, from, n, &p.wait, &error);
@@ -308,10 +238,10 @@ absl::Status PumpRecvTls(RecvPart& p, const SendRecvOp& op, bool add, const TcpT
   while (!p.done_all()) {
     std::byte* into;
     size_t want;
-    const bool header = p.header_got < sizeof(FrameHeader);
+    const bool header = p.header_got < sizeof(TcpFrameHeader);
     if (header) {
       into = reinterpret_cast<std::byte*>(&p.header) + p.header_got;
-      want = sizeof(FrameHeader) - p.header_got;
+      want = sizeof(TcpFrameHeader) - p.header_got;
     } else if (add) {
       into = p.stream->staging.data() + p.carry;
       want = std::min(p.bytes - p.done - p.carry, p.stream->staging.size() - p.carry);
@@ -329,7 +259,7 @@ absl::Status PumpRecvTls(RecvPart& p, const SendRecvOp& op, bool add, const TcpT
     *progressed = true;
     if (header) {
       p.header_got += rc;
-      if (p.header_got == sizeof(FrameHeader))
+      if (p.header_got == sizeof(TcpFrameHeader))
         MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
     } else {
       AcceptPayload(p, rc, add);
@@ -376,9 +306,9 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("tcp transport: streams ", options.streams, " must be 1 to ", kMaxStreams));
   }
-  if (options.job_id.size() >= sizeof(Hello::job_id)) {
+  if (options.job_id.size() >= sizeof(TcpHello::job_id)) {
     return absl::InvalidArgumentError(absl::StrCat("tcp transport: job_id longer than ",
-                                                   sizeof(Hello::job_id) - 1, " characters"));
+                                                   sizeof(TcpHello::job_id) - 1, " characters"));
   }
   if (options.staging_bytes < 4096 || options.staging_bytes % kPartAlign != 0) {
     return absl::InvalidArgumentError(
@@ -482,13 +412,13 @@ absl::Status TcpTransport::DialLowerRanks() {
       if (o.tls != nullptr) {
         MESHTRAIN_RETURN_IF_ERROR(HandshakeTls(*stream, /*server=*/false, deadline, what));
       }
-      Hello hello{kHelloMagic,
-                  kVersion,
+      TcpHello hello{kTcpHelloMagic,
+                  kTcpWireVersion,
                   o.rank,
                   o.world_size,
                   static_cast<uint32_t>(s),
                   static_cast<uint32_t>(o.streams),
-                  HelloFlags(o),
+                  TcpHelloFlags(o),
                   o.incarnation,
                   {}};
       CopyString(o.job_id, hello.job_id, sizeof(hello.job_id));
@@ -552,7 +482,7 @@ bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
   if (fd < 0) return false;
   auto stream = std::make_unique<Stream>();
   stream->fd = fd;
-  Hello hello;
+  TcpHello hello;
   absl::Time hello_deadline = std::min(o.connect_deadline, absl::Now() + absl::Seconds(2));
   if (o.tls != nullptr) {
     // An outsider (no certificate of this cluster, random bytes, a stalled
@@ -572,12 +502,16 @@ bool TcpTransport::AcceptOne(TcpListener& listener, std::string* rejection) {
            .ok()) {
     return false;
   }
-  hello.job_id[sizeof(hello.job_id) - 1] = '\0';
   const int from = hello.rank;
-  const std::string reason = HelloRejection(hello, o, streams_);
-  HelloReply reply{
-      kHelloMagic, kVersion, reason.empty() ? 1u : 0u, o.rank, reason.empty() ? o.incarnation : 0,
-      {}};
+  const std::string reason = TcpHelloRejection(hello, o, [&](int rank, uint32_t s) {
+    return !streams_[rank].empty() && streams_[rank][s] == nullptr;
+  });
+  TcpHelloReply reply{kTcpHelloMagic,
+                      kTcpWireVersion,
+                      reason.empty() ? 1u : 0u,
+                      o.rank,
+                      reason.empty() ? o.incarnation : 0,
+                      {}};
   CopyString(reason, reply.reason, sizeof(reply.reason));
   absl::Status sent =
       ssl != nullptr
@@ -614,22 +548,14 @@ absl::Status TcpTransport::ReadHelloReplies() {
   for (const TcpPeerAddress& peer : o.peers) {
     if (peer.rank > o.rank) continue;
     for (int s = 0; s < o.streams; ++s) {
-      HelloReply reply;
+      TcpHelloReply reply;
       std::string what = absl::StrCat("tcp hello reply from ", PeerName(peer.rank));
       const Stream& stream = *streams_[peer.rank][s];
       MESHTRAIN_RETURN_IF_ERROR(
           stream.ssl != nullptr
               ? TlsReadAll(stream.ssl, stream.fd, &reply, sizeof(reply), o.connect_deadline, what)
               : ReadAll(stream.fd, &reply, sizeof(reply), o.connect_deadline, what));
-      reply.reason[sizeof(reply.reason) - 1] = '\0';
-      if (reply.magic != kHelloMagic || reply.rank != peer.rank) {
-        return absl::UnavailableError(
-            absl::StrCat(what, ": not the expected peer (rank ", reply.rank, ")"));
-      }
-      if (!reply.accepted) {
-        return absl::UnavailableError(
-            absl::StrCat(PeerName(peer.rank), " rejected rank ", o.rank, ": ", reply.reason));
-      }
+      MESHTRAIN_RETURN_IF_ERROR(CheckTcpHelloReply(reply, peer.rank, o.rank, PeerName(peer.rank)));
     }
   }
   return absl::OkStatus();
@@ -691,7 +617,7 @@ void TcpTransport::PlanExchange(const SendRecvOp& op, Exchange& x) {
       auto [begin, end] = PartRange(op.send.size(), x.num_sends, i);
       Stream* stream = streams_[op.send_to][i].get();
       x.sends[i] = SendPart{stream,
-                            {kFrameMagic, stream->send_seq++, op.send.size()},
+                            {kTcpFrameMagic, stream->send_seq++, op.send.size()},
                             op.send.data() + begin,
                             end - begin,
                             0,

@@ -375,8 +375,10 @@ INCARNATION = 0x5EED5EED5EED5EED
 
 
 def hello(rank=2, world=4, stream=0, streams=4, job=JOB_ID, incarnation=INCARNATION,
-          magic=0x6C6C6568, version=1):
-    return struct.pack("<IIiiIIQ", magic, version, rank, world, stream, streams,
+          magic=0x6C6C6568, version=2, flags=0):
+    # struct TcpHello (runtime/transport/tcp_wire.h): 4 bytes of padding align
+    # the incarnation after the flags.
+    return struct.pack("<IIiiIIIxxxxQ", magic, version, rank, world, stream, streams, flags,
                        incarnation) + job.ljust(128, b"\0")[:128]
 
 
@@ -392,6 +394,8 @@ def tcp_frame():
     awaited = struct.pack("<H", 0xFFFF)
     write(t, "hello.bin", bytes([HELLO]) + hello() + awaited)
     write(t, "hello-stale.bin", bytes([HELLO]) + hello(incarnation=1) + awaited)
+    write(t, "hello-encryption-differs.bin", bytes([HELLO]) + hello(flags=1) + awaited)
+    write(t, "hello-version-1.bin", bytes([HELLO]) + hello(version=1) + awaited)
     write(t, "hello-wrong-job.bin", bytes([HELLO]) + hello(job=b"job-\x1b[31m\xff\n") + awaited)
     write(t, "hello-unterminated-job.bin", bytes([HELLO]) + hello(job=b"J" * 128) + awaited)
     write(t, "hello-rank-negative.bin", bytes([HELLO]) + hello(rank=-2**31) + awaited)

@@ -130,7 +130,8 @@ absl::Status DenseLinkServer::Reply(const absl::Status& status, const PushCounts
   header.dropped_warmup = counts.dropped_warmup;
   header.scaled = counts.scaled;
   header.staleness_sum = counts.staleness_sum;
-  const std::string error = std::string(status.message());
+  const std::string error =
+      std::string(status.message().substr(0, static_cast<size_t>(dense_link::kMaxErrorBytes)));
   header.error_bytes = static_cast<int32_t>(error.size());
   MESHTRAIN_RETURN_IF_ERROR(transport_->Send(kDenseLinkWorkerRank, HeaderBytes(header), deadline));
   if (!status.ok()) {

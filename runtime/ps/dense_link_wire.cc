@@ -17,7 +17,8 @@ absl::Status CheckRequestHeader(const RequestHeader& header, int worker, int par
 }
 
 absl::Status CheckReplyHeader(const ReplyHeader& header, int partitions, absl::string_view peer) {
-  if (header.magic != kReplyMagic || header.partitions != partitions || header.error_bytes < 0) {
+  if (header.magic != kReplyMagic || header.partitions != partitions || header.error_bytes < 0 ||
+      header.error_bytes > kMaxErrorBytes) {
     return absl::InternalError(absl::StrCat("dense link to ", peer, ": malformed reply header"));
   }
   return absl::OkStatus();

@@ -18,6 +18,10 @@ inline constexpr uint32_t kReplyMagic = 0x594c5044;    // "DPLY"
 
 enum Kind : uint32_t { kPull = 1, kPushPull = 2, kLeave = 3 };
 
+// The longest error text a reply carries (the ps cuts its message there), so a
+// worker never allocates more for one than this.
+inline constexpr int32_t kMaxErrorBytes = 64 << 10;
+
 struct RequestHeader {
   uint32_t magic = kRequestMagic;
   uint32_t kind = 0;
@@ -50,7 +54,8 @@ absl::Status CheckRequestHeader(const RequestHeader& header, int worker, int par
                                 absl::string_view link);
 
 // OK when `header` is a reply a worker expecting `partitions` partitions can
-// read on; Internal naming `peer` otherwise.
+// read on (an error text of 0 to kMaxErrorBytes); Internal naming `peer`
+// otherwise.
 absl::Status CheckReplyHeader(const ReplyHeader& header, int partitions, absl::string_view peer);
 
 }  // namespace meshtrain::dense_link

@@ -59,9 +59,8 @@ struct Args {
   int pin = 1;  // bind rank r to CPU r mod cores, as mpirun binds ranks to cores by default
   std::string tls = "off";
   std::string tls_dir;
-  std::string tls_suites;
-  size_t tls_write_buffer =
-      TcpTransportOptions().tls_write_buffer_bytes;  // overrides the context's TLS 1.3 suite order
+  std::string tls_suites;  // overrides the context's TLS 1.3 suite order
+  size_t tls_write_buffer = TcpTransportOptions().tls_write_buffer_bytes;
   std::string write_certs;
   int rank = -1;                   // with hosts: the one rank this process runs
   std::vector<std::string> hosts;  // empty: every rank on 127.0.0.1, forked here

@@ -1,5 +1,5 @@
 // The meshtrain binary: one process of a training cluster. Subcommands:
-// train, launch, check-config, certs, bench, compare (see `meshtrain --help`).
+// train, launch, check-config, certs, data, bench, compare (see `meshtrain --help`).
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -8,6 +8,7 @@
 #include "launcher/certs_command.h"
 #include "launcher/check_config_command.h"
 #include "launcher/compare_command.h"
+#include "launcher/data_command.h"
 #include "launcher/launch_command.h"
 #include "launcher/train_command.h"
 
@@ -24,6 +25,7 @@ constexpr char kUsage[] =
     "  launch         start a whole cluster on this machine, one process per task\n"
     "  check-config   print the cluster TF_CONFIG describes, or what is wrong with it\n"
     "  certs          make a cluster's TLS credentials (CA and task certificates)\n"
+    "  data           data tools: 'convert' (IDX to TFRecord shards), 'inspect' (a TFRecord file)\n"
     "  bench          benchmarks: 'meshtrain bench allreduce' (ring AllReduce between processes)\n"
     "  compare        train one job under several strategies; report with charts\n"
     "  --help         this text; 'meshtrain <command> --help' explains a command's flags\n"
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   if (command == "bench") return meshtrain::RunBenchCommand(args);
   if (command == "check-config") return meshtrain::RunCheckConfigCommand(args);
   if (command == "certs") return meshtrain::RunCertsCommand(args);
+  if (command == "data") return meshtrain::RunDataCommand(args);
   if (command == "compare") return meshtrain::RunCompareCommand(args);
   std::fprintf(stderr, "meshtrain: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;

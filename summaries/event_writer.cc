@@ -6,7 +6,7 @@
 #include "proto/tensorboard_event.pb.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
-#include "summaries/tfrecord.h"
+#include "runtime/data/tfrecord.h"
 
 namespace meshtrain {
 namespace {

@@ -1,6 +1,6 @@
 // EventWriter: a TensorBoard event file, so that `tensorboard --logdir DIR`
 // shows a run's scalars. The file is DIR/events.out.tfevents.<seconds>.<host>.<pid>
-// (".<n>" added if that name exists), a sequence of TFRecords (tfrecord.h)
+// (".<n>" added if that name exists), a sequence of TFRecords (runtime/data/tfrecord.h)
 // holding Event protos (proto/tensorboard_event.proto): first the file version
 // "brain.Event:2", then one Event per WriteScalar with a Summary of one
 // simple_value. The chief writes MODEL_DIR, the evaluator MODEL_DIR/eval.

@@ -41,6 +41,11 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     DataConfig& d = c.data;
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("dataset", &d.dataset));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("dir", &d.dir));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_files", &d.train_files));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("test_files", &d.test_files));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("input_feature", &d.input_feature));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("label_feature", &d.label_feature));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("divisor", &d.divisor));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("shuffle", &d.shuffle));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("drop_remainder", &d.drop_remainder));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_examples", &d.train_examples));

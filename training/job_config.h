@@ -19,15 +19,24 @@
 namespace meshtrain {
 
 struct DataConfig {
-  std::string dataset = "fashion_mnist";  // fashion_mnist | synthetic | synthetic_ctr
+  std::string dataset = "fashion_mnist";  // fashion_mnist | tfrecord | synthetic | synthetic_ctr
   std::string dir;                        // fashion_mnist: IDX files ("" = the Debian path)
+  // tfrecord: globs of files of tf.train.Example (GZIP or not), the feature
+  // holding the input (bytes of uint8 values, or a float or int64 list) and
+  // the one holding the class label (int64), and what inputs are divided by
+  // (255 for pixel bytes); num_classes below says how many classes.
+  std::string train_files;
+  std::string test_files;
+  std::string input_feature = "image";
+  std::string label_feature = "label";
+  double divisor = 1.0;
   bool shuffle = true;
   bool drop_remainder = false;
   // synthetic datasets
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;
   int64_t features = 32;           // synthetic: input features; synthetic_ctr: categorical fields
-  int num_classes = 4;             // synthetic only
+  int num_classes = 4;             // synthetic and tfrecord
   int64_t vocabulary = 10000;      // synthetic_ctr: values per field
   int64_t hash_buckets = 1 << 20;  // synthetic_ctr: ids are hashed into [0, hash_buckets)
 };

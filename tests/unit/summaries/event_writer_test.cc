@@ -9,7 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "proto/tensorboard_event.pb.h"
-#include "summaries/tfrecord.h"
+#include "runtime/data/tfrecord.h"
 #include "tests/unit/test_files.h"
 
 namespace meshtrain {

@@ -10,7 +10,7 @@
 #include "proto/tensorboard_event.pb.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
 #include "summaries/event_writer.h"
-#include "summaries/tfrecord.h"
+#include "runtime/data/tfrecord.h"
 #include "tests/unit/test_files.h"
 
 namespace meshtrain {

@@ -1,0 +1,221 @@
+#include "runtime/data/tfrecord_dataset.h"
+
+#include <glob.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "proto/example.pb.h"
+#include "runtime/base/quote.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/data/tfrecord.h"
+
+namespace meshtrain {
+namespace {
+
+using example::Example;
+using example::Feature;
+
+// The feature `name` of `example`, or an error naming the file and record.
+absl::StatusOr<const Feature*> FindFeature(const Example& example, const std::string& name,
+                                           const std::string& where) {
+  const auto& features = example.features().feature();
+  auto it = features.find(name);
+  if (it == features.end()) {
+    std::string held;
+    for (const auto& [key, value] : features) {
+      if (held.size() > 80) break;
+      absl::StrAppend(&held, held.empty() ? "" : ", ", QuoteForMessage(key));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": no feature ", QuoteForMessage(name), " (it has: ", held.empty() ? "none" : held,
+        "); name the right one in data.input_feature / data.label_feature"));
+  }
+  return &it->second;
+}
+
+// How many input values `feature` holds (a bytes feature: the bytes of its
+// one string; -1 for several strings).
+int64_t ValueCount(const Feature& feature) {
+  switch (feature.kind_case()) {
+    case Feature::kBytesList:
+      return feature.bytes_list().value_size() == 1
+                 ? static_cast<int64_t>(feature.bytes_list().value(0).size())
+                 : -1;
+    case Feature::kFloatList:
+      return feature.float_list().value_size();
+    case Feature::kInt64List:
+      return feature.int64_list().value_size();
+    default:
+      return 0;
+  }
+}
+
+// Appends the input values of one example (value / divisor) to `out`.
+absl::Status AppendInput(const Feature& feature, const ExampleSpec& spec, const std::string& where,
+                         std::vector<float>& out) {
+  const size_t start = out.size();
+  switch (feature.kind_case()) {
+    case Feature::kBytesList: {
+      if (feature.bytes_list().value_size() != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": feature ", QuoteForMessage(spec.input_feature), " holds ",
+            feature.bytes_list().value_size(), " byte strings; the input is one (its uint8 values)"));
+      }
+      const std::string& bytes = feature.bytes_list().value(0);
+      for (unsigned char c : bytes) out.push_back(static_cast<float>(c) / spec.divisor);
+      break;
+    }
+    case Feature::kFloatList:
+      for (float v : feature.float_list().value()) out.push_back(v / spec.divisor);
+      break;
+    case Feature::kInt64List:
+      for (int64_t v : feature.int64_list().value()) {
+        out.push_back(static_cast<float>(v) / spec.divisor);
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(where, ": feature ",
+                                                     QuoteForMessage(spec.input_feature),
+                                                     " is empty (no bytes, float or int64 list)"));
+  }
+  const int64_t got = static_cast<int64_t>(out.size() - start);
+  if (got != spec.input_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": feature ", QuoteForMessage(spec.input_feature), " holds ", got,
+        " values; the earlier records (or data.input_size) hold ", spec.input_size));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int32_t> ReadLabel(const Feature& feature, const ExampleSpec& spec,
+                                  const std::string& where) {
+  if (feature.kind_case() != Feature::kInt64List || feature.int64_list().value_size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": feature ", QuoteForMessage(spec.label_feature),
+                     " is not an int64 list of one value (the class label)"));
+  }
+  const int64_t label = feature.int64_list().value(0);
+  if (label < 0 || label >= spec.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": label ", label,
+                                                   " is not a class in [0, ", spec.num_classes,
+                                                   "); set data.num_classes"));
+  }
+  return static_cast<int32_t>(label);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ExpandFilePattern(const std::string& pattern) {
+  glob_t matches{};
+  const int rc = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &matches);
+  std::vector<std::string> files;
+  if (rc == 0) {
+    for (size_t i = 0; i < matches.gl_pathc; ++i) files.emplace_back(matches.gl_pathv[i]);
+  }
+  ::globfree(&matches);
+  if (files.empty()) {
+    return absl::NotFoundError(absl::StrCat("no file matches ", QuoteForMessage(pattern),
+                                            "; check the path (a glob such as "
+                                            "/data/train-*.tfrecord)"));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
+                                            const ExampleSpec& spec, const std::string& name) {
+  if (spec.num_classes < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": data.num_classes ", spec.num_classes, " must be at least 2 for TFRecord data"));
+  }
+  if (spec.divisor <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
+  }
+  ExampleSpec shape = spec;
+  std::vector<float> inputs;
+  std::vector<int32_t> labels;
+  std::string record;
+  Example example;
+  for (const std::string& file : files) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TfRecordFileReader> reader,
+                               TfRecordFileReader::Open(file));
+    while (true) {
+      MESHTRAIN_ASSIGN_OR_RETURN(bool more, reader->Next(&record));
+      if (!more) break;
+      const std::string where = absl::StrCat(file, ": record ", reader->records_read() - 1);
+      if (!example.ParseFromString(record)) {
+        return absl::DataLossError(
+            absl::StrCat(where, ": not a tf.train.Example (the protobuf does not parse)"));
+      }
+      MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
+                                 FindFeature(example, shape.input_feature, where));
+      MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
+                                 FindFeature(example, shape.label_feature, where));
+      if (shape.input_size == 0) {
+        // The first record sets the size the others must have.
+        shape.input_size = ValueCount(*input);
+        if (shape.input_size <= 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              where, ": feature ", QuoteForMessage(shape.input_feature),
+              " holds no values (or several byte strings); the input is one list of values"));
+        }
+      }
+      MESHTRAIN_RETURN_IF_ERROR(AppendInput(*input, shape, where, inputs));
+      MESHTRAIN_ASSIGN_OR_RETURN(int32_t value, ReadLabel(*label, shape, where));
+      labels.push_back(value);
+    }
+  }
+  const int64_t n = static_cast<int64_t>(labels.size());
+  if (n == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": the ", files.size(), " file(s) hold no record"));
+  }
+  Dataset dataset;
+  dataset.name = name;
+  dataset.num_classes = spec.num_classes;
+  dataset.inputs = Tensor(DType::kFloat32, Shape{n, shape.input_size});
+  std::copy(inputs.begin(), inputs.end(), dataset.inputs.data<float>());
+  dataset.labels = Tensor(DType::kInt32, Shape{n});
+  std::copy(labels.begin(), labels.end(), dataset.labels.data<int32_t>());
+  return dataset;
+}
+
+absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(
+    absl::Span<const uint8_t> inputs, absl::Span<const int32_t> labels, int64_t row_size,
+    const ExampleSpec& spec, const std::string& prefix, int shards, bool gzip) {
+  const int64_t n = static_cast<int64_t>(labels.size());
+  if (shards < 1 || shards > 99999 || row_size < 1 ||
+      static_cast<int64_t>(inputs.size()) != n * row_size) {
+    return absl::InvalidArgumentError(absl::StrCat("tfrecord shards: ", shards, " shards of ", n,
+                                                   " rows of ", row_size, " values (",
+                                                   inputs.size(), " given)"));
+  }
+  std::vector<std::string> paths;
+  std::vector<std::unique_ptr<TfRecordFileWriter>> writers;
+  for (int s = 0; s < shards; ++s) {
+    paths.push_back(absl::StrFormat("%s-%05d-of-%05d.tfrecord%s", prefix, s, shards,
+                                    gzip ? ".gz" : ""));
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TfRecordFileWriter> writer,
+                               TfRecordFileWriter::Open(paths.back(), gzip));
+    writers.push_back(std::move(writer));
+  }
+  Example example;
+  auto& features = *example.mutable_features()->mutable_feature();
+  std::string record;
+  for (int64_t e = 0; e < n; ++e) {
+    features[spec.input_feature].mutable_bytes_list()->Clear();
+    features[spec.input_feature].mutable_bytes_list()->add_value(
+        reinterpret_cast<const char*>(inputs.data() + e * row_size), row_size);
+    features[spec.label_feature].mutable_int64_list()->Clear();
+    features[spec.label_feature].mutable_int64_list()->add_value(labels[e]);
+    record.clear();
+    example.SerializeToString(&record);
+    MESHTRAIN_RETURN_IF_ERROR(writers[e * shards / n]->Write(record));
+  }
+  for (auto& writer : writers) MESHTRAIN_RETURN_IF_ERROR(writer->Close());
+  return paths;
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,74 @@
+"""Data a user has (docs/data.md): `meshtrain data convert` turns Fashion-MNIST's
+IDX files into 8 TFRecord shards of tf.train.Example, `meshtrain data inspect`
+shows their features, and the reference job trained from the shards under
+multi_worker_mirrored with 2 workers ends with the very parameters of the run
+from the IDX files; a corrupt shard stops the run with the file and record."""
+import json
+import os
+import subprocess
+import unittest
+
+from harness import BIN, FASHION_MNIST_DIR, REFERENCE, ClusterTestCase, requires_fashion_mnist
+
+
+@requires_fashion_mnist
+class TfRecordTest(ClusterTestCase):
+
+    def convert(self, out, *extra):
+        return subprocess.run([BIN, "data", "convert", "--from", "idx", "--dir", FASHION_MNIST_DIR,
+                               "--out", out] + list(extra), capture_output=True, text=True, timeout=120)
+
+    def config(self, shards):
+        with open(REFERENCE) as f:
+            job = json.load(f)
+        job["data"] = {"dataset": "tfrecord", "train_files": os.path.join(shards, "train-*.tfrecord*"),
+                       "test_files": os.path.join(shards, "test-*.tfrecord*"), "input_feature": "image",
+                       "label_feature": "label", "divisor": 255, "num_classes": 10, "shuffle": True}
+        path = os.path.join(self.tmp, "tfrecord.json")
+        with open(path, "w") as f:
+            json.dump(job, f)
+        return path
+
+    def train(self, name, config):
+        model_dir = os.path.join(self.tmp, name)
+        task = self.start(["launch", "--workers", "2", "--strategy", "multi_worker_mirrored", "--config", config,
+                           "--epochs", "1", "--model-dir", model_dir], name=name)
+        self.assert_exit(task, 0, timeout=240)
+        return self.summary(model_dir)
+
+    def test_eight_shards_train_to_the_parameters_of_the_idx_files(self):
+        shards = os.path.join(self.tmp, "shards")
+        made = self.convert(shards, "--shards", "8", "--gzip")
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertIn("train: 60000 examples into 8 shards", made.stdout)
+        self.assertEqual(len([f for f in os.listdir(shards) if f.startswith("train-")]), 8)
+        inspected = subprocess.run([BIN, "data", "inspect", os.path.join(shards, "test-00007-of-00008.tfrecord.gz"),
+                                    "--records", "1"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(inspected.returncode, 0, inspected.stderr)
+        self.assertIn("'image': bytes x1 (first: 784 bytes)", inspected.stdout)
+        self.assertIn("1250 records", inspected.stdout)
+        from_tfrecord = self.train("tfrecord", self.config(shards))
+        from_idx = self.train("idx", REFERENCE)
+        self.assertEqual(from_tfrecord["param_checksums"], from_idx["param_checksums"])
+        self.assertEqual(from_tfrecord["test_accuracy"], from_idx["test_accuracy"])
+
+    def test_a_corrupt_shard_names_the_file_and_record(self):
+        shards = os.path.join(self.tmp, "shards")
+        self.assertEqual(self.convert(shards, "--shards", "2").returncode, 0)
+        victim = os.path.join(shards, "train-00001-of-00002.tfrecord")
+        with open(victim, "r+b") as f:
+            f.seek(5000)
+            byte = f.read(1)
+            f.seek(5000)
+            f.write(bytes([byte[0] ^ 0x40]))
+        task = self.start(["train", "--config", self.config(shards), "--epochs", "1"], name="corrupt")
+        self.assert_exit(task, 1, timeout=120)
+        self.assertRegex(task.output(), r"train-00001-of-00002\.tfrecord: record 5 \(at byte 4190\): the data's CRC "
+                                        r"does not match")
+        bad = self.convert(os.path.join(self.tmp, "x"), "--shards", "0")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("--shards 0", bad.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,8 +1,9 @@
 """Every strategy across emulated hosts (1 Gbit/s links, one hostname per host):
 multi_worker_mirrored on 2, 3 and 4 hosts over the tcp and grpc data paths ends
-with the parameters of a one-host run of the same job; 2 hosts x 2 workers mix
-shared memory inside a host with tcp between hosts; parameter_server with 2
-workers and 2 ps on 4 hosts; an evaluator on a host of its own."""
+with the parameters of a one-host run of the same job, also with TLS on every
+link; 2 hosts x 2 workers mix shared memory inside a host with tcp between
+hosts; parameter_server with 2 workers and 2 ps on 4 hosts, and with TLS on 3;
+an evaluator on a host of its own."""
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import unittest
 
-from harness import REFERENCE, SOURCE_DIR, requires_fashion_mnist
+from harness import BIN, REFERENCE, SOURCE_DIR, requires_fashion_mnist
 from multihost import MultiHostTestCase, requires_hosts
 from emulated_hosts import SCRIPT, reap_stale
 
@@ -18,6 +19,14 @@ from emulated_hosts import SCRIPT, reap_stale
 # BLAS blocking, and so the last bits of the sums, depend on the thread count.
 SHORT = ["--config", REFERENCE, "--max-steps", "60", "--epochs", "1", "--threads", "1"]
 MWMS = ["--strategy", "multi_worker_mirrored"]
+
+
+def make_credentials(tmp):
+    """A cluster CA and the pair every task shares, in tmp/tls."""
+    out = os.path.join(tmp, "tls")
+    if not os.path.exists(out):
+        subprocess.run([BIN, "certs", "--out", out], check=True, capture_output=True, timeout=60)
+    return out
 
 
 def namespaces():
@@ -148,6 +157,17 @@ class MultiWorkerAcrossHostsTest(MultiHostTestCase):
     def test_two_hosts_with_two_workers_each_mix_shared_memory_and_tcp(self):
         self.assert_matches_one_host([1, 1, 2, 2], layers=("auto", "tcp"), expected_path="shm+tcp")
 
+    def test_two_hosts_with_tls_on_every_link(self):
+        creds = make_credentials(self.tmp)
+        reference = self.one_host_run(2, [])
+        for encryption in ("on", "off"):
+            with self.subTest(data_path_encryption=encryption):
+                summary, chief = self.run_across(self.cluster(worker=[1, 2]), [
+                    "--tls-dir", creds, "--require-tls", "--data-path-encryption", encryption])
+                self.assertIn("security: mutual TLS with", chief)
+                self.assertEqual(summary["communication"], "ring over tcp")
+                self.assertEqual(summary["param_checksums"], reference["param_checksums"])
+
 
 @requires_fashion_mnist
 @requires_hosts
@@ -172,6 +192,20 @@ class ParameterServerAcrossHostsTest(MultiHostTestCase):
         self.assertGreater(summary["pushes"]["applied"], summary["chief_pushes"]["applied"])
         # 150 asynchronous steps of the reference job: far above chance (0.10).
         self.assertGreater(summary["test_accuracy"], 0.70, summary["history"])
+
+
+    def test_two_workers_and_a_ps_on_three_hosts_with_tls(self):
+        cluster = self.cluster(worker=[1, 2], ps=[3])
+        model_dir = os.path.join(self.tmp, "ps-tls")
+        tasks = self.start_all(cluster, ["--config", REFERENCE, "--epochs", "1", "--max-steps", "60",
+                                         "--strategy", "parameter_server", "--model-dir", model_dir,
+                                         "--tls-dir", make_credentials(self.tmp), "--require-tls"])
+        for task in tasks.values():
+            self.assert_exit(task, 0, timeout=180)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["data_path"], "tcp")
+        self.assertGreater(summary["ps_bytes"][0], 0)
+        self.assertIn("security: mutual TLS with", tasks["ps:0"].output())
 
 
 @requires_fashion_mnist

@@ -3,6 +3,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -52,39 +53,50 @@ int64_t ValueCount(const Feature& feature) {
   }
 }
 
-// Appends the input values of one example (value / divisor) to `out`.
-absl::Status AppendInput(const Feature& feature, const ExampleSpec& spec, const std::string& where,
-                         std::vector<float>& out) {
-  const size_t start = out.size();
+// Writes the input_size values of one example (value / divisor) to `out`.
+absl::Status DecodeInput(const Feature& feature, const ExampleSpec& spec, const std::string& where,
+                         float* out) {
+  const int64_t count = ValueCount(feature);
+  if (count != spec.input_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": feature ", QuoteForMessage(spec.input_feature), " holds ",
+        count < 0 ? "several byte strings" : absl::StrCat(count, " values"),
+        "; the first record holds ", spec.input_size));
+  }
   switch (feature.kind_case()) {
-    case Feature::kBytesList: {
-      if (feature.bytes_list().value_size() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": feature ", QuoteForMessage(spec.input_feature), " holds ",
-            feature.bytes_list().value_size(), " byte strings; the input is one (its uint8 values)"));
-      }
-      const std::string& bytes = feature.bytes_list().value(0);
-      for (unsigned char c : bytes) out.push_back(static_cast<float>(c) / spec.divisor);
+    case Feature::kBytesList:
+      for (unsigned char c : feature.bytes_list().value(0)) *out++ = static_cast<float>(c) / spec.divisor;
       break;
-    }
     case Feature::kFloatList:
-      for (float v : feature.float_list().value()) out.push_back(v / spec.divisor);
+      for (float v : feature.float_list().value()) *out++ = v / spec.divisor;
       break;
     case Feature::kInt64List:
-      for (int64_t v : feature.int64_list().value()) {
-        out.push_back(static_cast<float>(v) / spec.divisor);
-      }
+      for (int64_t v : feature.int64_list().value()) *out++ = static_cast<float>(v) / spec.divisor;
       break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(where, ": feature ",
-                                                     QuoteForMessage(spec.input_feature),
-                                                     " is empty (no bytes, float or int64 list)"));
+      break;  // count 0 never matches a positive input_size
   }
-  const int64_t got = static_cast<int64_t>(out.size() - start);
-  if (got != spec.input_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": feature ", QuoteForMessage(spec.input_feature), " holds ", got,
-        " values; the earlier records (or data.input_size) hold ", spec.input_size));
+  return absl::OkStatus();
+}
+
+// Reads `files` record by record: `fn(example, where)` for each parsed one.
+absl::Status ForEachExample(absl::Span<const std::string> files,
+                            const std::function<absl::Status(const Example&, const std::string&)>& fn) {
+  std::string record;
+  Example example;
+  for (const std::string& file : files) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TfRecordFileReader> reader,
+                               TfRecordFileReader::Open(file));
+    while (true) {
+      MESHTRAIN_ASSIGN_OR_RETURN(bool more, reader->Next(&record));
+      if (!more) break;
+      const std::string where = absl::StrCat(file, ": record ", reader->records_read() - 1);
+      if (!example.ParseFromString(record)) {
+        return absl::DataLossError(
+            absl::StrCat(where, ": not a tf.train.Example (the protobuf does not parse)"));
+      }
+      MESHTRAIN_RETURN_IF_ERROR(fn(example, where));
+    }
   }
   return absl::OkStatus();
 }
@@ -133,41 +145,26 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
   if (spec.divisor <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
   }
+  // Pass 1 counts the records (and takes the input size from the first), so
+  // that pass 2 decodes straight into tensors of the final size: the dataset
+  // is held once, not twice.
   ExampleSpec shape = spec;
-  std::vector<float> inputs;
-  std::vector<int32_t> labels;
-  std::string record;
-  Example example;
-  for (const std::string& file : files) {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TfRecordFileReader> reader,
-                               TfRecordFileReader::Open(file));
-    while (true) {
-      MESHTRAIN_ASSIGN_OR_RETURN(bool more, reader->Next(&record));
-      if (!more) break;
-      const std::string where = absl::StrCat(file, ": record ", reader->records_read() - 1);
-      if (!example.ParseFromString(record)) {
-        return absl::DataLossError(
-            absl::StrCat(where, ": not a tf.train.Example (the protobuf does not parse)"));
-      }
-      MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
-                                 FindFeature(example, shape.input_feature, where));
-      MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
-                                 FindFeature(example, shape.label_feature, where));
-      if (shape.input_size == 0) {
-        // The first record sets the size the others must have.
-        shape.input_size = ValueCount(*input);
-        if (shape.input_size <= 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              where, ": feature ", QuoteForMessage(shape.input_feature),
-              " holds no values (or several byte strings); the input is one list of values"));
+  int64_t n = 0;
+  MESHTRAIN_RETURN_IF_ERROR(
+      ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
+        if (shape.input_size == 0) {
+          MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
+                                     FindFeature(example, shape.input_feature, where));
+          shape.input_size = ValueCount(*input);
+          if (shape.input_size <= 0) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                where, ": feature ", QuoteForMessage(shape.input_feature),
+                " holds no values (or several byte strings); the input is one list of values"));
+          }
         }
-      }
-      MESHTRAIN_RETURN_IF_ERROR(AppendInput(*input, shape, where, inputs));
-      MESHTRAIN_ASSIGN_OR_RETURN(int32_t value, ReadLabel(*label, shape, where));
-      labels.push_back(value);
-    }
-  }
-  const int64_t n = static_cast<int64_t>(labels.size());
+        ++n;
+        return absl::OkStatus();
+      }));
   if (n == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": the ", files.size(), " file(s) hold no record"));
@@ -176,9 +173,27 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
   dataset.name = name;
   dataset.num_classes = spec.num_classes;
   dataset.inputs = Tensor(DType::kFloat32, Shape{n, shape.input_size});
-  std::copy(inputs.begin(), inputs.end(), dataset.inputs.data<float>());
   dataset.labels = Tensor(DType::kInt32, Shape{n});
-  std::copy(labels.begin(), labels.end(), dataset.labels.data<int32_t>());
+  float* inputs = dataset.inputs.data<float>();
+  int32_t* labels = dataset.labels.data<int32_t>();
+  int64_t row = 0;
+  MESHTRAIN_RETURN_IF_ERROR(
+      ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
+        if (row == n) {
+          return absl::DataLossError(absl::StrCat(where, ": the files changed while being read"));
+        }
+        MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
+                                   FindFeature(example, shape.input_feature, where));
+        MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
+                                   FindFeature(example, shape.label_feature, where));
+        MESHTRAIN_RETURN_IF_ERROR(DecodeInput(*input, shape, where, inputs + row * shape.input_size));
+        MESHTRAIN_ASSIGN_OR_RETURN(labels[row], ReadLabel(*label, shape, where));
+        ++row;
+        return absl::OkStatus();
+      }));
+  if (row != n) {
+    return absl::DataLossError(absl::StrCat(name, ": the files changed while being read"));
+  }
   return dataset;
 }
 

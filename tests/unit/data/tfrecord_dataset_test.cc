@@ -132,7 +132,7 @@ TEST(TfRecordDatasetTest, EveryCorruptionNamesTheFileAndRecord) {
   EXPECT_THAT(ErrorOf(TensorFlowFrame(ExampleBytes("abc", 10))),
               HasSubstr("label 10 is not a class in [0, 10)"));
   EXPECT_THAT(ErrorOf(good + TensorFlowFrame(ExampleBytes("abcd", 1))),
-              HasSubstr("record 1: feature 'image' holds 4 values; the earlier records"));
+              HasSubstr("record 1: feature 'image' holds 4 values; the first record holds 3"));
   EXPECT_THAT(ErrorOf(""), HasSubstr("hold no record"));
 }
 

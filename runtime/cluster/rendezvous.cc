@@ -18,7 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/base/tcp_socket.h"
 #include "runtime/cluster/address.h"
 
 namespace meshtrain {
@@ -59,23 +61,6 @@ int MillisUntil(absl::Time deadline) {
   const absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
-}
-
-absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline) {
-  while (!data.empty()) {
-    const ssize_t sent = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (sent > 0) {
-      data.remove_prefix(static_cast<size_t>(sent));
-      continue;
-    }
-    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      return absl::UnavailableError(absl::StrCat("send failed: ", std::strerror(errno)));
-    }
-    if (absl::Now() >= deadline) return absl::DeadlineExceededError("send timed out");
-    pollfd p = {fd, POLLOUT, 0};
-    poll(&p, 1, MillisUntil(deadline));
-  }
-  return absl::OkStatus();
 }
 
 // "ok <n>\n" and the payloads, one per line.
@@ -170,7 +155,7 @@ class Master {
     listener_.Reset();
     const std::string reply = FormatReply(payloads_);
     for (Conn& c : conns_) {
-      if (c.rank >= 0) (void)SendAll(c.fd.get(), reply, deadline);  // a lost rank fails alone
+      if (c.rank >= 0) (void)WriteAll(c.fd.get(), reply.data(), reply.size(), deadline, "rendezvous reply");  // a lost rank fails alone
     }
     return payloads_;
   }
@@ -253,7 +238,7 @@ class Master {
     const std::string line = absl::StrCat("error ", error.message(), "\n");
     const absl::Time deadline = absl::Now() + absl::Seconds(5);
     for (Conn& c : conns_) {
-      if (c.fd.get() >= 0) (void)SendAll(c.fd.get(), line, deadline);
+      if (c.fd.get() >= 0) (void)WriteAll(c.fd.get(), line.data(), line.size(), deadline, "rendezvous reply");
     }
     return error;
   }
@@ -353,8 +338,7 @@ absl::StatusOr<std::string> ReadToEnd(int fd, absl::Time deadline, const Rendezv
           absl::StrCat(Where(o), ": the other ranks did not all join within ",
                        absl::FormatDuration(o.timeout), "; see rank 0's log for the missing ones"));
     }
-    pollfd p = {fd, POLLIN, 0};
-    poll(&p, 1, MillisUntil(deadline));
+    PollUntil(fd, POLLIN, deadline);
   }
 }
 
@@ -366,8 +350,10 @@ absl::StatusOr<std::vector<std::string>> RunRank(const RendezvousOptions& o,
   if (mine.find('\n') != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(Where(o), ": a payload may not hold a newline"));
   }
+  const std::string hello = absl::StrCat(kMagic, o.rank, " ", o.size, " ", mine, "\n");
   MESHTRAIN_RETURN_IF_ERROR(
-      SendAll(fd.get(), absl::StrCat(kMagic, o.rank, " ", o.size, " ", mine, "\n"), deadline));
+      Annotate(WriteAll(fd.get(), hello.data(), hello.size(), deadline, "sending this rank's entry"),
+               Where(o)));
   MESHTRAIN_ASSIGN_OR_RETURN(std::string reply, ReadToEnd(fd.get(), deadline, o));
   return ParseReply(reply, o.size, o);
 }

@@ -21,7 +21,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/transport/pacer.h"
 #include "runtime/transport/reduce_kernel.h"
-#include "runtime/transport/tcp_socket.h"
+#include "runtime/base/tcp_socket.h"
 #include "runtime/transport/tcp_wire.h"
 #include "runtime/transport/tls_stream.h"
 

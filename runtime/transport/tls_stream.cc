@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/transport/tcp_socket.h"
+#include "runtime/base/tcp_socket.h"
 
 namespace meshtrain {
 namespace {

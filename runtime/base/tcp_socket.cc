@@ -1,4 +1,4 @@
-#include "runtime/transport/tcp_socket.h"
+#include "runtime/base/tcp_socket.h"
 
 #include <netdb.h>
 #include <netinet/in.h>

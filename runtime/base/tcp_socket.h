@@ -1,14 +1,14 @@
-// Socket calls for setting up TCP connections (TcpTransport's handshake), each
-// bounded by a deadline: dialling with retry and backoff, and whole writes and
-// reads on a nonblocking socket. Not the data path: TcpTransport::SendRecv
-// drives its sockets itself.
+// Socket calls for setting up TCP connections (TcpTransport's handshake, the
+// torchrun-style rendezvous), each bounded by a deadline: dialling with retry
+// and backoff, and whole writes and reads on a nonblocking socket. Not the data
+// path: TcpTransport::SendRecv drives its sockets itself.
 //
 // Errors: kDeadlineExceeded at the deadline, kUnavailable for a closed or reset
 // connection, the abort signal's status once it fired (Dial only).
 // Thread-safety: free functions on sockets the caller owns; the abort signal
 // may fire from any thread.
-#ifndef MESHTRAIN_RUNTIME_TRANSPORT_TCP_SOCKET_H_
-#define MESHTRAIN_RUNTIME_TRANSPORT_TCP_SOCKET_H_
+#ifndef MESHTRAIN_RUNTIME_BASE_TCP_SOCKET_H_
+#define MESHTRAIN_RUNTIME_BASE_TCP_SOCKET_H_
 
 #include <cstddef>
 #include <string>
@@ -40,4 +40,4 @@ absl::StatusOr<int> Dial(const std::string& host, int port, const std::string& p
 
 }  // namespace meshtrain
 
-#endif  // MESHTRAIN_RUNTIME_TRANSPORT_TCP_SOCKET_H_
+#endif  // MESHTRAIN_RUNTIME_BASE_TCP_SOCKET_H_

@@ -13,6 +13,10 @@ system alike), on hosts that each run one task in a namespace of their own:
   mwms H         the reference job, multi_worker_mirrored, one worker per host,
                  beside PyTorch DDP over gloo (scripts/peers/torch_mlp.py with
                  RANK, WORLD_SIZE, MASTER_ADDR and GLOO_SOCKET_IFNAME per host);
+  tls H          the reference job, multi_worker_mirrored on H hosts (the
+                 first of --hosts), plain, then with TLS on every link (a
+                 cluster certificate from `meshtrain certs`), data path
+                 encrypted, then authenticated only (docs/security.md);
   ps P           the reference job, parameter_server, --ps-workers workers (4)
                  and P ps tasks, one task per host, variables partitioned over
                  the ps tasks by size (--placement greedy --max-shard-bytes
@@ -26,7 +30,7 @@ Every host shares this machine's cores: compute competes for them as the number
 of hosts grows, so the figures show the network's share only where it dominates.
 
   scripts/bench-hosts.sh [--rates 1gbit,10gbit] [--hosts 2,4,8] [--ps 1,2,4] [--ps-workers 4]
-                         [--repeat 2] [--epochs 2] [--only line,allreduce,mwms,ps]
+                         [--repeat 2] [--epochs 2] [--only line,allreduce,mwms,tls,ps]
 """
 import argparse
 import json
@@ -229,6 +233,17 @@ def measure_rate(args, rate, results):
                     t = torch_train(hosts, n, args.epochs)
                     r.setdefault(f"ddp_{n}", []).append({"samples_per_sec": t["samples_per_sec"],
                                                          "test_accuracy": t["test_accuracy"]})
+            if "tls" in only:
+                n = args.hosts[0]
+                creds = os.path.join(tmp, "tls")
+                if not os.path.exists(creds):
+                    subprocess.run([args.meshtrain, "certs", "--out", creds], check=True, capture_output=True)
+                for mode, extra in (("plain", []), ("tls", ["--tls-dir", creds]),
+                                    ("auth", ["--tls-dir", creds, "--data-path-encryption", "off"])):
+                    s = meshtrain_train(args.meshtrain, hosts, {"worker": n}, "multi_worker_mirrored",
+                                        args.epochs, tmp, extra)
+                    r.setdefault(f"tls_{mode}", []).append({"samples_per_sec": s["samples_per_sec"],
+                                                            "test_accuracy": s["test_accuracy"]})
             if "ps" in only:
                 for p in args.ps:
                     s = meshtrain_train(args.meshtrain, hosts, {"worker": args.ps_workers, "ps": p},
@@ -267,6 +282,13 @@ def report(args, results):
                 m, p = med(mt, "samples_per_sec"), med(pt, "samples_per_sec")
                 print(f"  mwms {n} hosts {'':>12} {m:10.0f} {p:8.0f} {m / p:5.2f}x {limit:10.0f} "
                       f"{m / limit:8.2f} {p / limit:9.2f}")
+        if "tls_plain" in r:
+            plain = med(r["tls_plain"], "samples_per_sec")
+            tls, auth = med(r["tls_tls"], "samples_per_sec"), med(r["tls_auth"], "samples_per_sec")
+            runs = lambda k: ", ".join(f"{x['samples_per_sec']:.0f}" for x in r[k])
+            print(f"\nreference job, mwms {args.hosts[0]} hosts, samples/s: plain {plain:.0f} ({runs('tls_plain')}), "
+                  f"TLS {tls:.0f} ({runs('tls_tls')}) = {tls / plain:.2f}x, "
+                  f"authenticated only {auth:.0f} ({runs('tls_auth')}) = {auth / plain:.2f}x")
         for p in args.ps:
             if f"ps_{p}" in r:
                 runs = r[f"ps_{p}"]

@@ -19,16 +19,20 @@
 namespace meshtrain {
 
 struct DataConfig {
-  std::string dataset = "fashion_mnist";  // fashion_mnist | tfrecord | synthetic | synthetic_ctr
-  std::string dir;                        // fashion_mnist: IDX files ("" = the Debian path)
+  std::string dataset =
+      "fashion_mnist";  // fashion_mnist | tfrecord | csv | synthetic | synthetic_ctr
+  std::string dir;      // fashion_mnist: IDX files ("" = the Debian path)
   // tfrecord: globs of files of tf.train.Example (GZIP or not), the feature
   // holding the input (bytes of uint8 values, or a float or int64 list) and
   // the one holding the class label (int64), and what inputs are divided by
   // (255 for pixel bytes); num_classes below says how many classes.
+  // csv: the same globs, of CSV files with a header; label_column names the
+  // class column, every other column is an input (divided by `divisor`).
   std::string train_files;
   std::string test_files;
   std::string input_feature = "image";
   std::string label_feature = "label";
+  std::string label_column = "label";
   double divisor = 1.0;
   bool shuffle = true;
   bool drop_remainder = false;
@@ -36,7 +40,7 @@ struct DataConfig {
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;
   int64_t features = 32;           // synthetic: input features; synthetic_ctr: categorical fields
-  int num_classes = 4;             // synthetic and tfrecord
+  int num_classes = 4;             // synthetic, tfrecord and csv
   int64_t vocabulary = 10000;      // synthetic_ctr: values per field
   int64_t hash_buckets = 1 << 20;  // synthetic_ctr: ids are hashed into [0, hash_buckets)
 };

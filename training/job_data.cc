@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/data/csv_dataset.h"
 #include "runtime/data/fashion_mnist.h"
 #include "runtime/data/synthetic.h"
 #include "runtime/data/tfrecord_dataset.h"
@@ -9,24 +10,32 @@
 namespace meshtrain {
 namespace {
 
-// One split of a tfrecord dataset: data.train_files or data.test_files.
-absl::StatusOr<Dataset> LoadTfRecordSplit(const DataConfig& config, Split split) {
+// One split of a dataset of files (tfrecord, csv): data.train_files or
+// data.test_files.
+absl::StatusOr<Dataset> LoadFileSplit(const DataConfig& config, Split split) {
   const bool train = split == Split::kTrain;
   const std::string& pattern = train ? config.train_files : config.test_files;
   const char* key = train ? "data.train_files" : "data.test_files";
   if (pattern.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.dataset tfrecord needs ", key,
-        ": a glob of TFRecord files of tf.train.Example (meshtrain data convert makes them)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.dataset ", config.dataset, " needs ", key, ": a glob of its files"));
   }
   absl::StatusOr<std::vector<std::string>> files = ExpandFilePattern(pattern);
   if (!files.ok()) return Annotate(files.status(), key);
+  const std::string name = absl::StrCat(config.dataset, "/", SplitName(split));
+  if (config.dataset == "csv") {
+    CsvSpec spec;
+    spec.label_column = config.label_column;
+    spec.divisor = static_cast<float>(config.divisor);
+    spec.num_classes = config.num_classes;
+    return LoadCsvDataset(*files, spec, name);
+  }
   ExampleSpec spec;
   spec.input_feature = config.input_feature;
   spec.label_feature = config.label_feature;
   spec.divisor = static_cast<float>(config.divisor);
   spec.num_classes = config.num_classes;
-  return LoadTfRecordDataset(*files, spec, absl::StrCat("tfrecord/", SplitName(split)));
+  return LoadTfRecordDataset(*files, spec, name);
 }
 
 }  // namespace
@@ -37,9 +46,9 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed) {
     const std::string dir = config.dir.empty() ? std::string(kFashionMnistDir) : config.dir;
     MESHTRAIN_ASSIGN_OR_RETURN(data.train, LoadFashionMnist(dir, Split::kTrain));
     MESHTRAIN_ASSIGN_OR_RETURN(data.test, LoadFashionMnist(dir, Split::kTest));
-  } else if (config.dataset == "tfrecord") {
-    MESHTRAIN_ASSIGN_OR_RETURN(data.train, LoadTfRecordSplit(config, Split::kTrain));
-    MESHTRAIN_ASSIGN_OR_RETURN(data.test, LoadTfRecordSplit(config, Split::kTest));
+  } else if (config.dataset == "tfrecord" || config.dataset == "csv") {
+    MESHTRAIN_ASSIGN_OR_RETURN(data.train, LoadFileSplit(config, Split::kTrain));
+    MESHTRAIN_ASSIGN_OR_RETURN(data.test, LoadFileSplit(config, Split::kTest));
   } else if (config.dataset == "synthetic") {
     SyntheticOptions options;
     options.num_examples = config.train_examples + config.test_examples;
@@ -64,9 +73,10 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed) {
     options.split = Split::kTest;
     data.test = MakeSyntheticCtr(options);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("data.dataset '", config.dataset,
-                                                   "' is unknown: use fashion_mnist, tfrecord, "
-                                                   "synthetic or synthetic_ctr"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.dataset '", config.dataset,
+                     "' is unknown: use fashion_mnist, tfrecord, csv, "
+                     "synthetic or synthetic_ctr"));
   }
   data.shape.input_features = data.train.inputs.shape().row_elements();
   data.shape.num_classes = data.train.num_classes;

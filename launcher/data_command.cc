@@ -59,8 +59,7 @@ absl::Status ConvertIdxSplit(const std::string& dir, const std::string& prefix,
       WriteTfRecordShards(images.span(), label_values, n == 0 ? 1 : images.num_values / n, spec,
                           absl::StrCat(out, "/", split), shards, gzip));
   std::printf("%s: %lld examples into %zu shards (%s ... %s)\n", split.c_str(),
-              static_cast<long long>(n), paths.size(), paths.front().c_str(),
-              paths.back().c_str());
+              static_cast<long long>(n), paths.size(), paths.front().c_str(), paths.back().c_str());
   return absl::OkStatus();
 }
 
@@ -70,13 +69,13 @@ int Convert(const std::vector<std::string>& args) {
   std::string out;
   int64_t shards = 8;
   bool gzip = false;
-  FlagSet flags("data convert",
-                "meshtrain data convert --from idx --dir DIR --out DIR [--shards N] [--gzip]",
-                "Writes the train and test splits of MNIST-like IDX files (train-images-idx3-ubyte,\n"
-                "train-labels-idx1-ubyte, t10k-...; gzipped or not) as TFRecord files of\n"
-                "tf.train.Example: the pixels as the bytes feature \"image\", the class as the int64\n"
-                "feature \"label\", each shard a contiguous run of examples. Train on them with\n"
-                "data.dataset \"tfrecord\" (docs/data.md).");
+  FlagSet flags(
+      "data convert", "meshtrain data convert --from idx --dir DIR --out DIR [--shards N] [--gzip]",
+      "Writes the train and test splits of MNIST-like IDX files (train-images-idx3-ubyte,\n"
+      "train-labels-idx1-ubyte, t10k-...; gzipped or not) as TFRecord files of\n"
+      "tf.train.Example: the pixels as the bytes feature \"image\", the class as the int64\n"
+      "feature \"label\", each shard a contiguous run of examples. Train on them with\n"
+      "data.dataset \"tfrecord\" (docs/data.md).");
   flags.AddString("from", &from, "the input format: idx");
   flags.AddString("dir", &dir, "the folder of the IDX files");
   flags.AddString("out", &out, "the folder to write the shards into (made if absent)");
@@ -157,8 +156,8 @@ int Inspect(const std::vector<std::string>& args) {
     const int64_t index = (*reader)->records_read() - 1;
     if (index >= records) continue;
     if (!example.ParseFromString(record)) {
-      std::printf("record %lld: %zu bytes, not a tf.train.Example\n",
-                  static_cast<long long>(index), record.size());
+      std::printf("record %lld: %zu bytes, not a tf.train.Example\n", static_cast<long long>(index),
+                  record.size());
       continue;
     }
     std::printf("record %lld:\n", static_cast<long long>(index));

@@ -108,8 +108,8 @@ void RegisterSecurityFlags(FlagSet& f, TrainFlags& v) {
               "mutual TLS on every link of the mesh, with the credentials in DIR (made by "
               "`meshtrain certs --out DIR`; default: $MESHTRAIN_TLS_DIR, else none)",
               security);
-  f.AddBool("require-tls", &v.task.security.require_tls,
-            "refuse to start without credentials", security);
+  f.AddBool("require-tls", &v.task.security.require_tls, "refuse to start without credentials",
+            security);
   f.AddString("data-path-encryption", &v.task.security.data_path_encryption,
               "on: the tcp data path is encrypted | off: authenticated only, for a fabric you "
               "trust",

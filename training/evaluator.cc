@@ -37,7 +37,8 @@ std::map<int64_t, bool> EvaluatedSteps(FileSystem& fs, const std::string& path,
     const absl::StatusOr<nlohmann::json> j = ParseJson(line);
     if (j.ok() && j->is_object() && j->contains("step") && (*j)["step"].is_number_integer()) {
       bool& final = steps[(*j)["step"].get<int64_t>()];
-      final = final || (j->contains("final") && (*j)["final"].is_boolean() && (*j)["final"].get<bool>());
+      final = final ||
+              (j->contains("final") && (*j)["final"].is_boolean() && (*j)["final"].get<bool>());
     }
   }
   return steps;

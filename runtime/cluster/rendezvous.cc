@@ -155,7 +155,9 @@ class Master {
     listener_.Reset();
     const std::string reply = FormatReply(payloads_);
     for (Conn& c : conns_) {
-      if (c.rank >= 0) (void)WriteAll(c.fd.get(), reply.data(), reply.size(), deadline, "rendezvous reply");  // a lost rank fails alone
+      if (c.rank >= 0)
+        (void)WriteAll(c.fd.get(), reply.data(), reply.size(), deadline,
+                       "rendezvous reply");  // a lost rank fails alone
     }
     return payloads_;
   }
@@ -238,7 +240,8 @@ class Master {
     const std::string line = absl::StrCat("error ", error.message(), "\n");
     const absl::Time deadline = absl::Now() + absl::Seconds(5);
     for (Conn& c : conns_) {
-      if (c.fd.get() >= 0) (void)WriteAll(c.fd.get(), line.data(), line.size(), deadline, "rendezvous reply");
+      if (c.fd.get() >= 0)
+        (void)WriteAll(c.fd.get(), line.data(), line.size(), deadline, "rendezvous reply");
     }
     return error;
   }
@@ -351,9 +354,9 @@ absl::StatusOr<std::vector<std::string>> RunRank(const RendezvousOptions& o,
     return absl::InvalidArgumentError(absl::StrCat(Where(o), ": a payload may not hold a newline"));
   }
   const std::string hello = absl::StrCat(kMagic, o.rank, " ", o.size, " ", mine, "\n");
-  MESHTRAIN_RETURN_IF_ERROR(
-      Annotate(WriteAll(fd.get(), hello.data(), hello.size(), deadline, "sending this rank's entry"),
-               Where(o)));
+  MESHTRAIN_RETURN_IF_ERROR(Annotate(
+      WriteAll(fd.get(), hello.data(), hello.size(), deadline, "sending this rank's entry"),
+      Where(o)));
   MESHTRAIN_ASSIGN_OR_RETURN(std::string reply, ReadToEnd(fd.get(), deadline, o));
   return ParseReply(reply, o.size, o);
 }

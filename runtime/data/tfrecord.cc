@@ -116,16 +116,16 @@ absl::StatusOr<bool> TfRecordFileReader::Next(std::string* record) {
     return Corrupt("the length's CRC does not match");
   }
   if (length > kMaxTfRecordBytes) {
-    return Corrupt(absl::StrCat("a record of ", length, " bytes is over the limit of ",
-                                kMaxTfRecordBytes));
+    return Corrupt(
+        absl::StrCat("a record of ", length, " bytes is over the limit of ", kMaxTfRecordBytes));
   }
   record->resize(length + 4);
   MESHTRAIN_ASSIGN_OR_RETURN(got, Read(record->data(), length + 4));
   if (got < length + 4) {
     return Corrupt(absl::StrCat("the file ends ", got, " bytes into a record of ", length));
   }
-  const uint32_t crc = static_cast<uint32_t>(
-      ReadLittleEndian(absl::string_view(record->data() + length, 4), 4));
+  const uint32_t crc =
+      static_cast<uint32_t>(ReadLittleEndian(absl::string_view(record->data() + length, 4), 4));
   record->resize(length);
   if (crc != MaskedCrc(*record)) return Corrupt("the data's CRC does not match");
   ++index_;

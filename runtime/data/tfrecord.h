@@ -61,7 +61,7 @@ class TfRecordFileReader {
 class TfRecordFileWriter {
  public:
   static absl::StatusOr<std::unique_ptr<TfRecordFileWriter>> Open(const std::string& path,
-                                                                   bool gzip);
+                                                                  bool gzip);
   ~TfRecordFileWriter();
   TfRecordFileWriter(const TfRecordFileWriter&) = delete;
   TfRecordFileWriter& operator=(const TfRecordFileWriter&) = delete;

@@ -58,14 +58,15 @@ absl::Status DecodeInput(const Feature& feature, const ExampleSpec& spec, const 
                          float* out) {
   const int64_t count = ValueCount(feature);
   if (count != spec.input_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": feature ", QuoteForMessage(spec.input_feature), " holds ",
-        count < 0 ? "several byte strings" : absl::StrCat(count, " values"),
-        "; the first record holds ", spec.input_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": feature ", QuoteForMessage(spec.input_feature), " holds ",
+                     count < 0 ? "several byte strings" : absl::StrCat(count, " values"),
+                     "; the first record holds ", spec.input_size));
   }
   switch (feature.kind_case()) {
     case Feature::kBytesList:
-      for (unsigned char c : feature.bytes_list().value(0)) *out++ = static_cast<float>(c) / spec.divisor;
+      for (unsigned char c : feature.bytes_list().value(0))
+        *out++ = static_cast<float>(c) / spec.divisor;
       break;
     case Feature::kFloatList:
       for (float v : feature.float_list().value()) *out++ = v / spec.divisor;
@@ -80,8 +81,9 @@ absl::Status DecodeInput(const Feature& feature, const ExampleSpec& spec, const 
 }
 
 // Reads `files` record by record: `fn(example, where)` for each parsed one.
-absl::Status ForEachExample(absl::Span<const std::string> files,
-                            const std::function<absl::Status(const Example&, const std::string&)>& fn) {
+absl::Status ForEachExample(
+    absl::Span<const std::string> files,
+    const std::function<absl::Status(const Example&, const std::string&)>& fn) {
   std::string record;
   Example example;
   for (const std::string& file : files) {
@@ -139,8 +141,8 @@ absl::StatusOr<std::vector<std::string>> ExpandFilePattern(const std::string& pa
 absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
                                             const ExampleSpec& spec, const std::string& name) {
   if (spec.num_classes < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, ": data.num_classes ", spec.num_classes, " must be at least 2 for TFRecord data"));
+    return absl::InvalidArgumentError(absl::StrCat(name, ": data.num_classes ", spec.num_classes,
+                                                   " must be at least 2 for TFRecord data"));
   }
   if (spec.divisor <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
@@ -186,7 +188,8 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
                                    FindFeature(example, shape.input_feature, where));
         MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
                                    FindFeature(example, shape.label_feature, where));
-        MESHTRAIN_RETURN_IF_ERROR(DecodeInput(*input, shape, where, inputs + row * shape.input_size));
+        MESHTRAIN_RETURN_IF_ERROR(
+            DecodeInput(*input, shape, where, inputs + row * shape.input_size));
         MESHTRAIN_ASSIGN_OR_RETURN(labels[row], ReadLabel(*label, shape, where));
         ++row;
         return absl::OkStatus();
@@ -210,8 +213,8 @@ absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(
   std::vector<std::string> paths;
   std::vector<std::unique_ptr<TfRecordFileWriter>> writers;
   for (int s = 0; s < shards; ++s) {
-    paths.push_back(absl::StrFormat("%s-%05d-of-%05d.tfrecord%s", prefix, s, shards,
-                                    gzip ? ".gz" : ""));
+    paths.push_back(
+        absl::StrFormat("%s-%05d-of-%05d.tfrecord%s", prefix, s, shards, gzip ? ".gz" : ""));
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<TfRecordFileWriter> writer,
                                TfRecordFileWriter::Open(paths.back(), gzip));
     writers.push_back(std::move(writer));

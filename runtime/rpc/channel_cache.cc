@@ -20,7 +20,8 @@ grpc::ChannelArguments MakeChannelArguments(const ChannelOptions& options, Chann
   args.SetMaxReceiveMessageSize(kMaxRpcMessageBytes);
   args.SetMaxSendMessageSize(kMaxRpcMessageBytes);
   // Peers are named by the cluster's certificates, not by the host dialled.
-  if (options.credentials != nullptr) args.SetSslTargetNameOverride(std::string(kClusterServerName));
+  if (options.credentials != nullptr)
+    args.SetSslTargetNameOverride(std::string(kClusterServerName));
   const int min_ms = static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff_min));
   const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff_max));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_ms);

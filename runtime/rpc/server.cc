@@ -193,8 +193,7 @@ namespace {
 std::shared_ptr<grpc::ServerCredentials> ServerCredentials(
     const std::shared_ptr<const TlsCredentials>& credentials) {
   if (credentials == nullptr) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions ssl(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = credentials->ca_pem;
   ssl.pem_key_cert_pairs.push_back({credentials->key_pem, credentials->cert_pem});
   return grpc::SslServerCredentials(ssl);

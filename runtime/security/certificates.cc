@@ -45,7 +45,8 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& 
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-  if (ext == nullptr) return OpenSslFailure(absl::StrCat("extension ", OBJ_nid2sn(nid), "=", value));
+  if (ext == nullptr)
+    return OpenSslFailure(absl::StrCat("extension ", OBJ_nid2sn(nid), "=", value));
   const int added = X509_add_ext(cert, ext, -1);
   X509_EXTENSION_free(ext);
   if (added != 1) return OpenSslFailure("adding an extension");
@@ -64,7 +65,8 @@ absl::StatusOr<OpenSslPtr<X509>> NewCertificate(EVP_PKEY* key, const std::string
   if (RAND_bytes(serial, sizeof(serial)) != 1) return OpenSslFailure("a random serial number");
   serial[0] &= 0x7f;  // positive
   BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
-  const bool serial_set = bn != nullptr && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  const bool serial_set =
+      bn != nullptr && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
   BN_free(bn);
   if (!serial_set) return OpenSslFailure("setting the serial number");
   // An hour of slack for clocks that differ between hosts.
@@ -95,11 +97,11 @@ bool IsIpAddress(const std::string& host) {
 // Host names as a certificate may carry them: letters, digits, '-', '.', and
 // ':' (IPv6); anything else would also break the extension's syntax.
 absl::Status CheckHost(const std::string& host) {
-  const bool ok = !host.empty() && host.size() <= 253 &&
-                  std::all_of(host.begin(), host.end(), [](char c) {
-                    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-                           c == '.' || c == ':';
-                  });
+  const bool ok =
+      !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+               c == ':';
+      });
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("host ", QuoteForMessage(host),
@@ -107,15 +109,15 @@ absl::Status CheckHost(const std::string& host) {
 }
 
 absl::Status CheckSubjectName(const std::string& name) {
-  const bool ok = !name.empty() && name.size() <= 64 &&
-                  std::all_of(name.begin(), name.end(), [](char c) {
-                    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                           c == ':' || c == '-';
-                  });
+  const bool ok =
+      !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+               c == '-';
+      });
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "certificate subject ", QuoteForMessage(name),
-      " is not a task name (\"worker:0\") or \"cluster\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("certificate subject ", QuoteForMessage(name),
+                   " is not a task name (\"worker:0\") or \"cluster\""));
 }
 
 // Writes `contents` to `path` with `mode`, through a temporary file and a
@@ -168,8 +170,8 @@ bool Exists(const std::string& path) {
 
 absl::StatusOr<PemPair> MakeCertificateAuthority(int days) {
   if (days < 1 || days > kMaxDays) {
-    return absl::InvalidArgumentError(absl::StrCat("certs: validity of ", days,
-                                                   " days; choose 1 to ", kMaxDays));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certs: validity of ", days, " days; choose 1 to ", kMaxDays));
   }
   MESHTRAIN_ASSIGN_OR_RETURN(OpenSslPtr<EVP_PKEY> key, NewKey());
   MESHTRAIN_ASSIGN_OR_RETURN(
@@ -191,8 +193,8 @@ absl::StatusOr<PemPair> MakeCertificateAuthority(int days) {
 absl::StatusOr<PemPair> MakeTaskCertificate(const PemPair& ca, const CertificateSubject& subject,
                                             int days) {
   if (days < 1 || days > kMaxDays) {
-    return absl::InvalidArgumentError(absl::StrCat("certs: validity of ", days,
-                                                   " days; choose 1 to ", kMaxDays));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certs: validity of ", days, " days; choose 1 to ", kMaxDays));
   }
   MESHTRAIN_RETURN_IF_ERROR(CheckSubjectName(subject.name));
   std::vector<std::string> alt_names = {absl::StrCat("DNS:", kClusterServerName)};
@@ -239,8 +241,8 @@ absl::StatusOr<std::vector<std::string>> WriteClusterCertificates(
     return absl::InvalidArgumentError("certs: no task to make a certificate for");
   }
   if (options.days < 1 || options.days > kMaxDays) {
-    return absl::InvalidArgumentError(absl::StrCat("certs: validity of ", options.days,
-                                                   " days; choose 1 to ", kMaxDays));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certs: validity of ", options.days, " days; choose 1 to ", kMaxDays));
   }
   // Everything is checked before the first file is written.
   std::set<std::string> stems;
@@ -255,8 +257,8 @@ absl::StatusOr<std::vector<std::string>> WriteClusterCertificates(
   struct stat st;
   if (::stat(options.out_dir.c_str(), &st) != 0) {
     if (::mkdir(options.out_dir.c_str(), 0700) != 0) {
-      return absl::PermissionDeniedError(absl::StrCat("certs: cannot create ", options.out_dir,
-                                                      ": ", std::strerror(errno)));
+      return absl::PermissionDeniedError(
+          absl::StrCat("certs: cannot create ", options.out_dir, ": ", std::strerror(errno)));
     }
   } else if (!S_ISDIR(st.st_mode)) {
     return absl::InvalidArgumentError(
@@ -284,8 +286,7 @@ absl::StatusOr<std::vector<std::string>> WriteClusterCertificates(
   }
   for (const CertificateSubject& subject : options.subjects) {
     MESHTRAIN_ASSIGN_OR_RETURN(PemPair pair, MakeTaskCertificate(ca, subject, options.days));
-    const std::string stem =
-        absl::StrCat(options.out_dir, "/", TaskCertificateStem(subject.name));
+    const std::string stem = absl::StrCat(options.out_dir, "/", TaskCertificateStem(subject.name));
     MESHTRAIN_RETURN_IF_ERROR(WriteWithMode(stem + ".key", pair.key_pem, 0600));
     MESHTRAIN_RETURN_IF_ERROR(WriteWithMode(stem + ".crt", pair.cert_pem, 0644));
     written.push_back(stem + ".crt");

@@ -37,7 +37,8 @@ struct PemPair {
 
 // The CA (ca.crt, ca.key) and each subject's <stem>.crt/.key under out_dir,
 // keys written with mode 0600. Returns the paths written.
-absl::StatusOr<std::vector<std::string>> WriteClusterCertificates(const CertificateOptions& options);
+absl::StatusOr<std::vector<std::string>> WriteClusterCertificates(
+    const CertificateOptions& options);
 
 // In memory, for tests: a new CA, and a certificate for `subject` signed by it.
 absl::StatusOr<PemPair> MakeCertificateAuthority(int days);

@@ -34,7 +34,7 @@ std::string DrainOpenSslErrors() {
 }
 
 absl::StatusOr<std::vector<OpenSslPtr<X509>>> ParseCertificates(absl::string_view pem,
-                                                                 absl::string_view what) {
+                                                                absl::string_view what) {
   OpenSslPtr<BIO> bio = MemoryBio(pem);
   std::vector<OpenSslPtr<X509>> certs;
   while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
@@ -43,8 +43,9 @@ absl::StatusOr<std::vector<OpenSslPtr<X509>>> ParseCertificates(absl::string_vie
   ERR_clear_error();  // the read that ended the loop failed on purpose
   if (certs.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": no PEM certificate in it (\"-----BEGIN CERTIFICATE-----\"); "
-                           "make credentials with `meshtrain certs --out DIR`"));
+        absl::StrCat(what,
+                     ": no PEM certificate in it (\"-----BEGIN CERTIFICATE-----\"); "
+                     "make credentials with `meshtrain certs --out DIR`"));
   }
   return certs;
 }
@@ -64,8 +65,8 @@ absl::StatusOr<OpenSslPtr<EVP_PKEY>> ParsePrivateKey(absl::string_view pem,
 absl::StatusOr<std::string> CertificateToPem(X509* cert) {
   OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
   if (bio == nullptr || PEM_write_bio_X509(bio.get(), cert) != 1) {
-    return absl::InternalError(absl::StrCat("openssl: writing a certificate: ",
-                                            DrainOpenSslErrors()));
+    return absl::InternalError(
+        absl::StrCat("openssl: writing a certificate: ", DrainOpenSslErrors()));
   }
   return BioContents(bio.get());
 }

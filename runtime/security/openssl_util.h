@@ -34,9 +34,8 @@ std::string DrainOpenSslErrors();
 // Every certificate in `pem` (at least one), and the one private key in `pem`.
 // `what` names the source in errors ("ca.crt").
 absl::StatusOr<std::vector<OpenSslPtr<X509>>> ParseCertificates(absl::string_view pem,
-                                                                 absl::string_view what);
-absl::StatusOr<OpenSslPtr<EVP_PKEY>> ParsePrivateKey(absl::string_view pem,
-                                                     absl::string_view what);
+                                                                absl::string_view what);
+absl::StatusOr<OpenSslPtr<EVP_PKEY>> ParsePrivateKey(absl::string_view pem, absl::string_view what);
 absl::StatusOr<std::string> CertificateToPem(X509* cert);
 absl::StatusOr<std::string> PrivateKeyToPem(EVP_PKEY* key);
 

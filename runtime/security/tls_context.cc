@@ -2,8 +2,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -79,9 +79,9 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsCr
   ok = ok && X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx.get()), kClusterServerName.data(),
                                          kClusterServerName.size()) == 1;
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat("tls: credentials from ", creds.source,
-                                                   " do not make a TLS context: ",
-                                                   DrainOpenSslErrors()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls: credentials from ", creds.source,
+                     " do not make a TLS context: ", DrainOpenSslErrors()));
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   SSL_CTX_set_num_tickets(ctx.get(), 0);

@@ -29,9 +29,8 @@ absl::StatusOr<std::string> ReadPem(const std::string& path) {
     return absl::NotFoundError(absl::StrCat(path, ": no such file"));
   }
   if (st.st_size > kMaxPemBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.st_size,
-                                                   " bytes is no PEM credential (at most ",
-                                                   kMaxPemBytes, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", st.st_size, " bytes is no PEM credential (at most ", kMaxPemBytes, ")"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -55,13 +54,13 @@ std::string TaskCertificateStem(absl::string_view task_name) {
 
 absl::StatusOr<TlsCredentials> LoadTlsCredentials(const std::string& dir,
                                                   absl::string_view task_name) {
-  const std::string fix = absl::StrCat(
-      "; make credentials with `meshtrain certs --out ", dir,
-      "` (or mount the cluster's), then pass --tls-dir or MESHTRAIN_TLS_DIR");
+  const std::string fix =
+      absl::StrCat("; make credentials with `meshtrain certs --out ", dir,
+                   "` (or mount the cluster's), then pass --tls-dir or MESHTRAIN_TLS_DIR");
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::NotFoundError(absl::StrCat("tls: credentials directory ", dir,
-                                            " does not exist", fix));
+    return absl::NotFoundError(
+        absl::StrCat("tls: credentials directory ", dir, " does not exist", fix));
   }
   TlsCredentials creds;
   const std::string ca_path = absl::StrCat(dir, "/ca.crt");
@@ -114,15 +113,14 @@ absl::StatusOr<TlsCredentials> LoadTlsCredentials(const std::string& dir,
   sk_X509_free(untrusted);
   ERR_clear_error();
   if (!verified) {
-    return absl::InvalidArgumentError(absl::StrCat("tls: ", creds.source,
-                                                   " does not verify against ", ca_path, " (",
-                                                   reason, ")", fix));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tls: ", creds.source, " does not verify against ", ca_path, " (", reason, ")", fix));
   }
   if (X509_check_host(chain[0].get(), kClusterServerName.data(), kClusterServerName.size(), 0,
                       nullptr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tls: ", creds.source, " does not carry the DNS name \"", kClusterServerName,
-        "\" that peers check; add it to the certificate's subjectAltName", fix));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls: ", creds.source, " does not carry the DNS name \"", kClusterServerName,
+                     "\" that peers check; add it to the certificate's subjectAltName", fix));
   }
   return creds;
 }

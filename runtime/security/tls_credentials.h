@@ -38,8 +38,8 @@ std::string TaskCertificateStem(absl::string_view task_name);
 inline constexpr absl::string_view kSharedCertificateStem = "cluster";
 
 // Reads `dir` for `task_name` ("worker:0"; "" for the shared pair only):
-// ca.crt, then the task's own pair or the shared one. Checks that the key matches the certificate and that the
-// certificate is signed by the CA and valid now, so that a wrong mount fails at
+// ca.crt, then the task's own pair or the shared one. Checks that the key matches the certificate
+// and that the certificate is signed by the CA and valid now, so that a wrong mount fails at
 // start-up with its reason instead of every handshake failing later.
 absl::StatusOr<TlsCredentials> LoadTlsCredentials(const std::string& dir,
                                                   absl::string_view task_name);

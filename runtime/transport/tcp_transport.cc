@@ -19,9 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/base/tcp_socket.h"
 #include "runtime/transport/pacer.h"
 #include "runtime/transport/reduce_kernel.h"
-#include "runtime/base/tcp_socket.h"
 #include "runtime/transport/tcp_wire.h"
 #include "runtime/transport/tls_stream.h"
 
@@ -190,7 +190,8 @@ absl::Status PumpRecv(RecvPart& p, const SendRecvOp& op, bool add, const TcpTran
     size_t h = std::min(got, sizeof(TcpFrameHeader) - p.header_got);
     p.header_got += h;
     got -= h;
-    if (p.header_got == sizeof(TcpFrameHeader)) MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
+    if (p.header_got == sizeof(TcpFrameHeader))
+      MESHTRAIN_RETURN_IF_ERROR(AcceptFrameHeader(p, op, t));
   }
   if (got > 0) AcceptPayload(p, got, add);
   return absl::OkStatus();
@@ -413,14 +414,14 @@ absl::Status TcpTransport::DialLowerRanks() {
         MESHTRAIN_RETURN_IF_ERROR(HandshakeTls(*stream, /*server=*/false, deadline, what));
       }
       TcpHello hello{kTcpHelloMagic,
-                  kTcpWireVersion,
-                  o.rank,
-                  o.world_size,
-                  static_cast<uint32_t>(s),
-                  static_cast<uint32_t>(o.streams),
-                  TcpHelloFlags(o),
-                  o.incarnation,
-                  {}};
+                     kTcpWireVersion,
+                     o.rank,
+                     o.world_size,
+                     static_cast<uint32_t>(s),
+                     static_cast<uint32_t>(o.streams),
+                     TcpHelloFlags(o),
+                     o.incarnation,
+                     {}};
       CopyString(o.job_id, hello.job_id, sizeof(hello.job_id));
       MESHTRAIN_RETURN_IF_ERROR(
           stream->ssl != nullptr

@@ -19,8 +19,8 @@ namespace meshtrain {
 
 inline constexpr uint32_t kTcpFrameMagic = 0x66706374;  // "tcpf"
 inline constexpr uint32_t kTcpHelloMagic = 0x6c6c6568;  // "hell"
-inline constexpr uint32_t kTcpWireVersion = 2;  // 2: TcpHello::flags
-inline constexpr uint32_t kTcpHelloEncrypted = 1;  // frames travel inside TLS after the hello
+inline constexpr uint32_t kTcpWireVersion = 2;          // 2: TcpHello::flags
+inline constexpr uint32_t kTcpHelloEncrypted = 1;       // frames travel inside TLS after the hello
 
 struct TcpFrameHeader {
   uint32_t magic;

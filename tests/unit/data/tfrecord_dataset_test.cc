@@ -84,7 +84,8 @@ TEST(TfRecordDatasetTest, ShardsReadBackInTheirFirstOrder) {
                                      dir.File(gzip ? "gz" : "plain"), 5, gzip);
     ASSERT_TRUE(paths.ok()) << paths.status();
     ASSERT_EQ(paths->size(), 5u);
-    EXPECT_THAT((*paths)[2], HasSubstr(gzip ? "-00002-of-00005.tfrecord.gz" : "-00002-of-00005.tfrecord"));
+    EXPECT_THAT((*paths)[2],
+                HasSubstr(gzip ? "-00002-of-00005.tfrecord.gz" : "-00002-of-00005.tfrecord"));
     auto files = ExpandFilePattern(dir.File(gzip ? "gz-*" : "plain-*"));
     ASSERT_TRUE(files.ok());
     EXPECT_EQ(*files, *paths);
@@ -112,16 +113,20 @@ TEST(TfRecordDatasetTest, EveryCorruptionNamesTheFileAndRecord) {
   const std::string good = TensorFlowFrame(ExampleBytes("abc", 1));
   std::string bad_data_crc = good + good;
   bad_data_crc[bad_data_crc.size() - 1] ^= 1;
-  EXPECT_THAT(ErrorOf(bad_data_crc), HasSubstr("f.tfrecord: record 1 (at byte 52): the data's CRC"));
+  EXPECT_THAT(ErrorOf(bad_data_crc),
+              HasSubstr("f.tfrecord: record 1 (at byte 52): the data's CRC"));
   std::string bad_length_crc = good;
   bad_length_crc[9] ^= 1;
   EXPECT_THAT(ErrorOf(bad_length_crc), HasSubstr("record 0 (at byte 0): the length's CRC"));
-  EXPECT_THAT(ErrorOf(good + good.substr(0, 20)), HasSubstr("record 1 (at byte 52): the file ends"));
+  EXPECT_THAT(ErrorOf(good + good.substr(0, 20)),
+              HasSubstr("record 1 (at byte 52): the file ends"));
   EXPECT_THAT(ErrorOf(good.substr(0, 5)), HasSubstr("into the record's 12-byte header"));
-  EXPECT_THAT(ErrorOf(TensorFlowFrame("\xff\xff\xff")), HasSubstr("record 0: not a tf.train.Example"));
+  EXPECT_THAT(ErrorOf(TensorFlowFrame("\xff\xff\xff")),
+              HasSubstr("record 0: not a tf.train.Example"));
 
   example::Example wrong_type;
-  (*wrong_type.mutable_features()->mutable_feature())["image"].mutable_bytes_list()->add_value("abc");
+  (*wrong_type.mutable_features()->mutable_feature())["image"].mutable_bytes_list()->add_value(
+      "abc");
   (*wrong_type.mutable_features()->mutable_feature())["label"].mutable_float_list()->add_value(1);
   EXPECT_THAT(ErrorOf(TensorFlowFrame(wrong_type.SerializeAsString())),
               HasSubstr("feature 'label' is not an int64 list of one value"));

@@ -105,8 +105,7 @@ TEST_F(CertificatesTest, BadSubjectsAndHostsAreRefused) {
   EXPECT_THAT(injected.status().message(), HasSubstr("cannot be a certificate name"));
   options.subjects[0].hosts = {};
   options.days = 0;
-  EXPECT_EQ(WriteClusterCertificates(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteClusterCertificates(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(CertificatesTest, LoadingRefusesWrongMountsWithTheirReason) {

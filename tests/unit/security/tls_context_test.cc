@@ -31,8 +31,8 @@ bool Handshake(const TlsContext* client, const TlsContext* server) {
   std::thread accept([&] {
     SSL* ssl = server->NewConnection(fds[1]);
     char buffer[5] = {};
-    server_ok = SSL_accept(ssl) == 1 && SSL_read(ssl, buffer, 5) == 5 &&
-                std::string(buffer, 5) == "hello";
+    server_ok =
+        SSL_accept(ssl) == 1 && SSL_read(ssl, buffer, 5) == 5 && std::string(buffer, 5) == "hello";
     SSL_free(ssl);
     ::close(fds[1]);  // a failed accept unblocks the client
   });

@@ -9,8 +9,8 @@
 #include "gtest/gtest.h"
 #include "proto/tensorboard_event.pb.h"
 #include "runtime/checkpoint/fault_injection_file_system.h"
-#include "summaries/event_writer.h"
 #include "runtime/data/tfrecord.h"
+#include "summaries/event_writer.h"
 #include "tests/unit/test_files.h"
 
 namespace meshtrain {

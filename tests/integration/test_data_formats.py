@@ -2,7 +2,8 @@
 IDX files into 8 TFRecord shards of tf.train.Example, `meshtrain data inspect`
 shows their features, and the reference job trained from the shards under
 multi_worker_mirrored with 2 workers ends with the very parameters of the run
-from the IDX files; a corrupt shard stops the run with the file and record."""
+from the IDX files; a corrupt shard stops the run with the file and record;
+two workers learn from CSV files, and a short line is named."""
 import json
 import os
 import subprocess
@@ -68,6 +69,41 @@ class TfRecordTest(ClusterTestCase):
         bad = self.convert(os.path.join(self.tmp, "x"), "--shards", "0")
         self.assertEqual(bad.returncode, 1)
         self.assertIn("--shards 0", bad.stderr)
+
+
+class CsvTest(ClusterTestCase):
+
+    def test_two_workers_learn_from_csv_files(self):
+        # Two gaussian blobs a user might have in a spreadsheet export.
+        import random
+        rng = random.Random(7)
+        for split, rows in (("train", 2048), ("test", 512)):
+            with open(os.path.join(self.tmp, f"{split}.csv"), "w") as f:
+                f.write("a,b,label,c\n")
+                for _ in range(rows):
+                    label = rng.randrange(2)
+                    centre = 2.0 if label else -2.0
+                    f.write(f"{rng.gauss(centre, 1):.4f},{rng.gauss(-centre, 1):.4f},{label},"
+                            f"{rng.gauss(0, 1):.4f}\n")
+        job = {"name": "csv", "data": {"dataset": "csv", "train_files": os.path.join(self.tmp, "train.csv"),
+                                       "test_files": os.path.join(self.tmp, "test.csv"), "num_classes": 2},
+               "model": {"type": "mlp", "hidden_units": [16]},
+               "optimizer": {"type": "sgd", "learning_rate": 0.1},
+               "training": {"global_batch_size": 64, "epochs": 3}}
+        config = os.path.join(self.tmp, "csv.json")
+        with open(config, "w") as f:
+            json.dump(job, f)
+        model_dir = os.path.join(self.tmp, "run")
+        task = self.start(["launch", "--workers", "2", "--strategy", "multi_worker_mirrored", "--config", config,
+                           "--model-dir", model_dir], name="csv")
+        self.assert_exit(task, 0, timeout=120)
+        summary = self.summary(model_dir)
+        self.assertGreater(summary["test_accuracy"], 0.95)  # the blobs are 4 sigma apart
+        with open(os.path.join(self.tmp, "train.csv"), "a") as f:
+            f.write("1.0,2.0,1\n")
+        bad = self.start(["train", "--config", config], name="bad")
+        self.assert_exit(bad, 1, timeout=60)
+        self.assertIn("train.csv: line 2050: 3 fields, the header names 4", bad.output())
 
 
 if __name__ == "__main__":

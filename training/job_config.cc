@@ -46,6 +46,10 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("input_feature", &d.input_feature));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("label_feature", &d.label_feature));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("label_column", &d.label_column));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_inputs", &d.train_inputs));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_labels", &d.train_labels));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("test_inputs", &d.test_inputs));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("test_labels", &d.test_labels));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("divisor", &d.divisor));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("shuffle", &d.shuffle));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("drop_remainder", &d.drop_remainder));

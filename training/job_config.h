@@ -20,7 +20,7 @@ namespace meshtrain {
 
 struct DataConfig {
   std::string dataset =
-      "fashion_mnist";  // fashion_mnist | tfrecord | csv | synthetic | synthetic_ctr
+      "fashion_mnist";  // fashion_mnist | tfrecord | csv | npy | synthetic | synthetic_ctr
   std::string dir;      // fashion_mnist: IDX files ("" = the Debian path)
   // tfrecord: globs of files of tf.train.Example (GZIP or not), the feature
   // holding the input (bytes of uint8 values, or a float or int64 list) and
@@ -33,6 +33,11 @@ struct DataConfig {
   std::string input_feature = "image";
   std::string label_feature = "label";
   std::string label_column = "label";
+  // npy: the inputs and labels arrays of each split (x_train.npy, y_train.npy).
+  std::string train_inputs;
+  std::string train_labels;
+  std::string test_inputs;
+  std::string test_labels;
   double divisor = 1.0;
   bool shuffle = true;
   bool drop_remainder = false;
@@ -40,7 +45,7 @@ struct DataConfig {
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;
   int64_t features = 32;           // synthetic: input features; synthetic_ctr: categorical fields
-  int num_classes = 4;             // synthetic, tfrecord and csv
+  int num_classes = 4;             // synthetic, tfrecord, csv and npy
   int64_t vocabulary = 10000;      // synthetic_ctr: values per field
   int64_t hash_buckets = 1 << 20;  // synthetic_ctr: ids are hashed into [0, hash_buckets)
 };

@@ -4,6 +4,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/data/csv_dataset.h"
 #include "runtime/data/fashion_mnist.h"
+#include "runtime/data/npy_file.h"
 #include "runtime/data/synthetic.h"
 #include "runtime/data/tfrecord_dataset.h"
 
@@ -49,6 +50,23 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed) {
   } else if (config.dataset == "tfrecord" || config.dataset == "csv") {
     MESHTRAIN_ASSIGN_OR_RETURN(data.train, LoadFileSplit(config, Split::kTrain));
     MESHTRAIN_ASSIGN_OR_RETURN(data.test, LoadFileSplit(config, Split::kTest));
+  } else if (config.dataset == "npy") {
+    for (const auto& [key, value] : {std::pair{"train_inputs", &config.train_inputs},
+                                     {"train_labels", &config.train_labels},
+                                     {"test_inputs", &config.test_inputs},
+                                     {"test_labels", &config.test_labels}}) {
+      if (value->empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data.dataset npy needs data.", key,
+            ": the .npy files of each split's inputs and labels (x_train.npy, y_train.npy, ...)"));
+      }
+    }
+    const float divisor = static_cast<float>(config.divisor);
+    MESHTRAIN_ASSIGN_OR_RETURN(data.train,
+                               LoadNpyDataset(config.train_inputs, config.train_labels, divisor,
+                                              config.num_classes, "npy/train"));
+    MESHTRAIN_ASSIGN_OR_RETURN(data.test, LoadNpyDataset(config.test_inputs, config.test_labels,
+                                                         divisor, config.num_classes, "npy/test"));
   } else if (config.dataset == "synthetic") {
     SyntheticOptions options;
     options.num_examples = config.train_examples + config.test_examples;
@@ -75,7 +93,7 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed) {
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("data.dataset '", config.dataset,
-                     "' is unknown: use fashion_mnist, tfrecord, csv, "
+                     "' is unknown: use fashion_mnist, tfrecord, csv, npy, "
                      "synthetic or synthetic_ctr"));
   }
   data.shape.input_features = data.train.inputs.shape().row_elements();

@@ -3,13 +3,15 @@ IDX files into 8 TFRecord shards of tf.train.Example, `meshtrain data inspect`
 shows their features, and the reference job trained from the shards under
 multi_worker_mirrored with 2 workers ends with the very parameters of the run
 from the IDX files; a corrupt shard stops the run with the file and record;
-two workers learn from CSV files, and a short line is named."""
+arrays saved by NumPy train to those parameters too (a .npz is refused with
+the fix); two workers learn from CSV files, and a short line is named."""
 import json
 import os
 import subprocess
 import unittest
 
-from harness import BIN, FASHION_MNIST_DIR, REFERENCE, ClusterTestCase, requires_fashion_mnist
+from harness import (BIN, FASHION_MNIST_DIR, NUMPY_PYTHON, REFERENCE, ClusterTestCase, have_numpy_python,
+                     requires, requires_fashion_mnist)
 
 
 @requires_fashion_mnist
@@ -69,6 +71,49 @@ class TfRecordTest(ClusterTestCase):
         bad = self.convert(os.path.join(self.tmp, "x"), "--shards", "0")
         self.assertEqual(bad.returncode, 1)
         self.assertIn("--shards 0", bad.stderr)
+
+
+@requires_fashion_mnist
+@requires(have_numpy_python(), "Debian's python3-numpy writes the .npy files")
+class NpyTest(ClusterTestCase):
+
+    def test_arrays_saved_by_numpy_train_to_the_parameters_of_the_idx_files(self):
+        # np.save of the IDX arrays, as a Keras user has x_train.npy and friends.
+        script = f"""
+import gzip, numpy as np, os
+d, out = {FASHION_MNIST_DIR!r}, {self.tmp!r}
+def idx(name, skip):
+    with gzip.open(os.path.join(d, name + ".gz")) as f:
+        return np.frombuffer(f.read()[skip:], dtype=np.uint8)
+np.save(os.path.join(out, "x_train.npy"), idx("train-images-idx3-ubyte", 16).reshape(-1, 28, 28))
+np.save(os.path.join(out, "y_train.npy"), idx("train-labels-idx1-ubyte", 8).astype(np.int64))
+np.save(os.path.join(out, "x_test.npy"), idx("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28))
+np.save(os.path.join(out, "y_test.npy"), idx("t10k-labels-idx1-ubyte", 8).astype(np.int64))
+np.savez(os.path.join(out, "both.npz"), x=np.zeros(3))
+"""
+        subprocess.run([NUMPY_PYTHON, "-c", script], check=True, timeout=120)
+        with open(REFERENCE) as f:
+            job = json.load(f)
+        job["data"] = {"dataset": "npy", "divisor": 255, "num_classes": 10, "shuffle": True,
+                       **{f"{split}_{part}": os.path.join(self.tmp, f"{'x' if part == 'inputs' else 'y'}_{split}.npy")
+                          for split in ("train", "test") for part in ("inputs", "labels")}}
+        config = os.path.join(self.tmp, "npy.json")
+        with open(config, "w") as f:
+            json.dump(job, f)
+        runs = {}
+        for name, cfg in (("npy", config), ("idx", REFERENCE)):
+            model_dir = os.path.join(self.tmp, name)
+            task = self.start(["launch", "--workers", "2", "--strategy", "multi_worker_mirrored", "--config", cfg,
+                               "--epochs", "1", "--model-dir", model_dir], name=name)
+            self.assert_exit(task, 0, timeout=240)
+            runs[name] = self.summary(model_dir)
+        self.assertEqual(runs["npy"]["param_checksums"], runs["idx"]["param_checksums"])
+        job["data"]["train_inputs"] = os.path.join(self.tmp, "both.npz")
+        with open(config, "w") as f:
+            json.dump(job, f)
+        bad = self.start(["train", "--config", config], name="npz")
+        self.assert_exit(bad, 1, timeout=60)
+        self.assertIn("it is a zip archive (.npz?); extract it with unzip", bad.output())
 
 
 class CsvTest(ClusterTestCase):

@@ -1,0 +1,245 @@
+#include "runtime/data/npy_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "runtime/base/quote.h"
+#include "runtime/base/status_macros.h"
+
+namespace meshtrain {
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+
+// The text after 'key': in a header dict literal, up to the next top-level
+// comma (a shape's tuple counts as one value).
+bool DictValue(absl::string_view header, absl::string_view key, absl::string_view* value) {
+  for (const char quote : {'\'', '"'}) {
+    const std::string quoted = absl::StrCat(std::string(1, quote), key, std::string(1, quote));
+    size_t at = header.find(quoted);
+    if (at == absl::string_view::npos) continue;
+    at = header.find(':', at + quoted.size());
+    if (at == absl::string_view::npos) return false;
+    absl::string_view rest = header.substr(at + 1);
+    int depth = 0;
+    size_t end = 0;
+    for (; end < rest.size(); ++end) {
+      const char c = rest[end];
+      if (c == '(' || c == '[') ++depth;
+      if (c == ')' || c == ']') --depth;
+      if ((c == ',' && depth == 0) || c == '}') break;
+    }
+    *value = absl::StripAsciiWhitespace(rest.substr(0, end));
+    return true;
+  }
+  return false;
+}
+
+size_t ItemSize(absl::string_view dtype) {
+  if (dtype.size() != 2) return 0;
+  const char kind = dtype[0];
+  const char bytes = dtype[1];
+  if (kind == 'b' && bytes == '1') return 1;
+  if (kind == 'u' || kind == 'i') {
+    return bytes == '1' || bytes == '2' || bytes == '4' || bytes == '8' ? bytes - '0' : 0;
+  }
+  if (kind == 'f') return bytes == '4' || bytes == '8' ? bytes - '0' : 0;
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NpyFile>> NpyFile::Open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open it (", std::strerror(errno), "); check the path"));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || st.st_size < 10) {
+    ::close(fd);
+    return absl::DataLossError(absl::StrCat(path, ": too short for a .npy file"));
+  }
+  auto file = std::unique_ptr<NpyFile>(new NpyFile());
+  file->path_ = path;
+  file->map_bytes_ = static_cast<size_t>(st.st_size);
+  file->map_ = ::mmap(nullptr, file->map_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (file->map_ == MAP_FAILED) {
+    file->map_ = nullptr;
+    return absl::DataLossError(absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));
+  }
+  const auto* bytes = static_cast<const unsigned char*>(file->map_);
+  auto bad = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat(path, ": not a .npy file we read: ", why));
+  };
+  if (std::memcmp(bytes, kMagic, 6) != 0) {
+    return bad(
+        std::memcmp(bytes, "PK", 2) == 0
+            ? "it is a zip archive (.npz?); extract it with unzip and name the .npy files inside"
+            : "no \\x93NUMPY magic");
+  }
+  const int major = bytes[6];
+  size_t header_len = 0;
+  size_t header_start = 0;
+  if (major == 1) {
+    header_len = bytes[8] | (bytes[9] << 8);
+    header_start = 10;
+  } else if (major == 2 || major == 3) {
+    if (file->map_bytes_ < 12) return bad("truncated header");
+    header_len = static_cast<size_t>(bytes[8]) | (static_cast<size_t>(bytes[9]) << 8) |
+                 (static_cast<size_t>(bytes[10]) << 16) | (static_cast<size_t>(bytes[11]) << 24);
+    header_start = 12;
+  } else {
+    return bad(absl::StrCat("format version ", major, " (1 to 3 are read)"));
+  }
+  if (header_len > file->map_bytes_ - header_start) return bad("the header runs past the end");
+  const absl::string_view header(reinterpret_cast<const char*>(bytes) + header_start, header_len);
+  absl::string_view descr, fortran, shape;
+  if (!DictValue(header, "descr", &descr) || !DictValue(header, "fortran_order", &fortran) ||
+      !DictValue(header, "shape", &shape)) {
+    return bad(absl::StrCat("the header ", QuoteForMessage(header),
+                            " lacks descr, fortran_order or shape"));
+  }
+  if (fortran != "False") return bad("Fortran order (save it with np.ascontiguousarray)");
+  descr = absl::StripPrefix(absl::StripSuffix(descr, "'"), "'");
+  descr = absl::StripPrefix(absl::StripSuffix(descr, "\""), "\"");
+  if (descr.size() != 3 || (descr[0] != '<' && descr[0] != '|' && descr[0] != '=')) {
+    return bad(absl::StrCat("dtype ", QuoteForMessage(descr),
+                            " (little-endian or single-byte numbers only)"));
+  }
+  file->dtype_ = std::string(descr.substr(1));
+  const size_t item = ItemSize(file->dtype_);
+  if (item == 0) return bad(absl::StrCat("dtype ", QuoteForMessage(descr), " is not numeric"));
+  if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') {
+    return bad(absl::StrCat("shape ", QuoteForMessage(shape)));
+  }
+  int64_t count = 1;
+  for (absl::string_view dim :
+       absl::StrSplit(shape.substr(1, shape.size() - 2), ',', absl::SkipWhitespace())) {
+    int64_t d = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(dim), &d) || d < 0 ||
+        (d > 0 && count > (int64_t{1} << 40) / d)) {
+      return bad(absl::StrCat("shape ", QuoteForMessage(shape)));
+    }
+    file->shape_.push_back(d);
+    count *= d;
+  }
+  const size_t data_start = header_start + header_len;
+  if (static_cast<size_t>(count) * item != file->map_bytes_ - data_start) {
+    return bad(absl::StrCat("the shape ", QuoteForMessage(shape), " of ", file->dtype_, " needs ",
+                            static_cast<size_t>(count) * item, " bytes, the file holds ",
+                            file->map_bytes_ - data_start));
+  }
+  file->num_values_ = count;
+  file->data_ = bytes + data_start;
+  return file;
+}
+
+NpyFile::~NpyFile() {
+  if (map_ != nullptr) ::munmap(map_, map_bytes_);
+}
+
+namespace {
+
+template <typename T>
+T Load(const unsigned char* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+}  // namespace
+
+float NpyFile::FloatAt(int64_t i) const {
+  const char kind = dtype_[0];
+  const int bytes = dtype_[1] - '0';
+  const unsigned char* p = data_ + i * bytes;
+  if (kind == 'f') return bytes == 4 ? Load<float>(p) : static_cast<float>(Load<double>(p));
+  int64_t value = 0;
+  IntegerAt(i, &value);
+  if (kind == 'u' && bytes == 8) return static_cast<float>(Load<uint64_t>(p));
+  return static_cast<float>(value);
+}
+
+bool NpyFile::IntegerAt(int64_t i, int64_t* out) const {
+  const char kind = dtype_[0];
+  const int bytes = dtype_[1] - '0';
+  const unsigned char* p = data_ + i * bytes;
+  switch (kind) {
+    case 'b':
+    case 'u':
+      *out = bytes == 1   ? p[0]
+             : bytes == 2 ? Load<uint16_t>(p)
+             : bytes == 4 ? Load<uint32_t>(p)
+                          : static_cast<int64_t>(Load<uint64_t>(p));
+      return true;
+    case 'i':
+      *out = bytes == 1   ? Load<int8_t>(p)
+             : bytes == 2 ? Load<int16_t>(p)
+             : bytes == 4 ? Load<int32_t>(p)
+                          : Load<int64_t>(p);
+      return true;
+    default: {
+      const double v = bytes == 4 ? Load<float>(p) : Load<double>(p);
+      *out = static_cast<int64_t>(v);
+      return static_cast<double>(*out) == v;
+    }
+  }
+}
+
+absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
+                                       const std::string& labels_path, float divisor,
+                                       int num_classes, const std::string& name) {
+  if (num_classes < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": data.num_classes ", num_classes, " must be at least 2"));
+  }
+  if (!(divisor > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NpyFile> inputs, NpyFile::Open(inputs_path));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NpyFile> labels, NpyFile::Open(labels_path));
+  if (inputs->shape().empty() || labels->shape().size() != 1 ||
+      inputs->shape()[0] != labels->shape()[0] || inputs->shape()[0] == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": ", inputs_path, " [", absl::StrJoin(inputs->shape(), ", "), "] and ", labels_path,
+        " [", absl::StrJoin(labels->shape(), ", "), "] are not n examples and n labels (n > 0)"));
+  }
+  const int64_t n = inputs->shape()[0];
+  const int64_t width = inputs->num_values() / n;
+  if (width == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": ", inputs_path, " holds no values"));
+  }
+  Dataset dataset;
+  dataset.name = name;
+  dataset.num_classes = num_classes;
+  dataset.inputs = Tensor(DType::kFloat32, Shape{n, width});
+  dataset.labels = Tensor(DType::kInt32, Shape{n});
+  float* x = dataset.inputs.data<float>();
+  for (int64_t i = 0; i < n * width; ++i) x[i] = inputs->FloatAt(i) / divisor;
+  int32_t* y = dataset.labels.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t label = 0;
+    if (!labels->IntegerAt(i, &label) || label < 0 || label >= num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(labels_path, ": label ", i, " (",
+                                                     labels->FloatAt(i), ") is not a class in [0, ",
+                                                     num_classes, "); set data.num_classes"));
+    }
+    y[i] = static_cast<int32_t>(label);
+  }
+  return dataset;
+}
+
+}  // namespace meshtrain

@@ -1,0 +1,58 @@
+// NumPy's .npy files (format versions 1 to 3): the header (magic, version, a
+// dict literal giving 'descr', 'fortran_order' and 'shape') and the array,
+// memory-mapped, never copied whole. Little-endian or single-byte numeric
+// dtypes in C order: u1 i1 u2 i2 u4 i4 u8 i8 f4 f8 (and bool). A .npz is a zip
+// of .npy files: extract it (`unzip`) and name the .npy files.
+// Errors name the file: NotFound, or DataLoss for a malformed header, a
+// shape that does not match the file's size, or an unsupported dtype.
+#ifndef MESHTRAIN_RUNTIME_DATA_NPY_FILE_H_
+#define MESHTRAIN_RUNTIME_DATA_NPY_FILE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/data/dataset.h"
+
+namespace meshtrain {
+
+class NpyFile {
+ public:
+  static absl::StatusOr<std::unique_ptr<NpyFile>> Open(const std::string& path);
+  ~NpyFile();
+  NpyFile(const NpyFile&) = delete;
+  NpyFile& operator=(const NpyFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t num_values() const { return num_values_; }
+  const std::string& dtype() const { return dtype_; }  // "f4", "u1", ... ("b1": bool)
+  // Value i as float (i < num_values()).
+  float FloatAt(int64_t i) const;
+  // Value i as an integer; false for a float that is not integral.
+  bool IntegerAt(int64_t i, int64_t* out) const;
+
+ private:
+  NpyFile() = default;
+  std::string path_;
+  std::vector<int64_t> shape_;
+  int64_t num_values_ = 0;
+  std::string dtype_;
+  void* map_ = nullptr;
+  size_t map_bytes_ = 0;
+  const unsigned char* data_ = nullptr;
+};
+
+// A Dataset from an inputs array [n, ...] (each example flattened, value /
+// divisor as float32) and a labels array [n] of integers in [0, num_classes),
+// as x_train.npy and y_train.npy are saved.
+absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
+                                       const std::string& labels_path, float divisor,
+                                       int num_classes, const std::string& name);
+
+}  // namespace meshtrain
+
+#endif  // MESHTRAIN_RUNTIME_DATA_NPY_FILE_H_

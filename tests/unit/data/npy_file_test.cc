@@ -1,0 +1,116 @@
+// .npy files as NumPy writes them (format 1 and 2 headers, C order), read
+// memory-mapped into a Dataset; each malformation names the file and what
+// to do.
+#include "runtime/data/npy_file.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/data/test_files.h"
+
+namespace meshtrain {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TempDir;
+using testing::WritePlainFile;
+
+// A file as np.save writes it: magic, version, header length, the dict
+// padded with spaces to a multiple of 64 bytes and ended by a newline, data.
+std::string Npy(const std::string& dict, absl::string_view data, int major = 1) {
+  std::string header = dict;
+  const size_t prefix = major == 1 ? 10 : 12;
+  while ((prefix + header.size() + 1) % 64 != 0) header.push_back(' ');
+  header.push_back('\n');
+  std::string out = "\x93NUMPY";
+  out.push_back(static_cast<char>(major));
+  out.push_back(0);
+  for (size_t i = 0; i < prefix - 8; ++i)
+    out.push_back(static_cast<char>(header.size() >> (8 * i)));
+  return out + header + std::string(data);
+}
+
+template <typename T>
+std::string Bytes(std::initializer_list<T> values) {
+  std::string out;
+  for (T v : values) out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  return out;
+}
+
+TEST(NpyFileTest, ReadsImagesAndLabelsAsNumPySavesThem) {
+  TempDir dir;
+  WritePlainFile(dir.File("x.npy"),
+                 Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }",
+                     Bytes<uint8_t>({0, 255, 51, 102, 1, 2, 3, 4})));
+  WritePlainFile(dir.File("y.npy"), Npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+                                        Bytes<int64_t>({9, 0}), 2));
+  auto data = LoadNpyDataset(dir.File("x.npy"), dir.File("y.npy"), 255.0f, 10, "npy/train");
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_EQ(data->size(), 2);
+  ASSERT_EQ(data->inputs.shape().row_elements(), 4);
+  EXPECT_EQ(data->inputs.data<float>()[1], 1.0f);
+  EXPECT_EQ(data->inputs.data<float>()[2], 51.0f / 255.0f);
+  EXPECT_EQ(data->labels.data<int32_t>()[0], 9);
+
+  WritePlainFile(dir.File("f.npy"),
+                 Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }",
+                     Bytes<float>({0.5f, -2.0f})));
+  WritePlainFile(
+      dir.File("fy.npy"),
+      Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", Bytes<double>({1.0, 0.0})));
+  auto floats = LoadNpyDataset(dir.File("f.npy"), dir.File("fy.npy"), 1.0f, 2, "npy/test");
+  ASSERT_TRUE(floats.ok()) << floats.status();
+  EXPECT_EQ(floats->inputs.data<float>()[1], -2.0f);
+  EXPECT_EQ(floats->labels.data<int32_t>()[0], 1);
+}
+
+std::string OpenError(const std::string& bytes) {
+  TempDir dir;
+  WritePlainFile(dir.File("a.npy"), bytes);
+  auto file = NpyFile::Open(dir.File("a.npy"));
+  EXPECT_FALSE(file.ok());
+  return std::string(file.status().message());
+}
+
+TEST(NpyFileTest, MalformedFilesNameTheProblem) {
+  const std::string u8 = Bytes<uint8_t>({1, 2});
+  EXPECT_THAT(OpenError(Npy("{'descr': '|u1', 'fortran_order': True, 'shape': (2,), }", u8)),
+              HasSubstr("Fortran order"));
+  EXPECT_THAT(OpenError(Npy("{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
+                            Bytes<int32_t>({1, 2}))),
+              HasSubstr("little-endian or single-byte"));
+  EXPECT_THAT(OpenError(Npy("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }", u8)),
+              HasSubstr("is not numeric"));
+  EXPECT_THAT(OpenError(Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", u8)),
+              HasSubstr("needs 3 bytes, the file holds 2"));
+  EXPECT_THAT(OpenError(Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (-1,), }", u8)),
+              HasSubstr("shape '(-1,)'"));
+  EXPECT_THAT(OpenError(Npy("{'descr': '|u1', 'shape': (2,), }", u8)),
+              HasSubstr("lacks descr, fortran_order or shape"));
+  EXPECT_THAT(OpenError(std::string("PK\x03\x04") + std::string(40, '\0')),
+              HasSubstr("zip archive (.npz?); extract it"));
+  EXPECT_THAT(OpenError(std::string(40, 'x')), HasSubstr("no \\x93NUMPY magic"));
+  std::string runs_past = Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", u8);
+  runs_past[8] = '\xff';
+  runs_past[9] = '\x7f';
+  EXPECT_THAT(OpenError(runs_past), HasSubstr("the header runs past the end"));
+}
+
+TEST(NpyFileTest, LabelsMustBeClassesOfTheInputsRows) {
+  TempDir dir;
+  const std::string x =
+      Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1), }", Bytes<uint8_t>({1, 2}));
+  WritePlainFile(dir.File("x.npy"), x);
+  WritePlainFile(
+      dir.File("y3.npy"),
+      Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", Bytes<uint8_t>({0, 1, 1})));
+  WritePlainFile(
+      dir.File("yf.npy"),
+      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", Bytes<float>({0.5f, 1.0f})));
+  EXPECT_THAT(LoadNpyDataset(dir.File("x.npy"), dir.File("y3.npy"), 1, 2, "n").status().message(),
+              HasSubstr("are not n examples and n labels"));
+  EXPECT_THAT(LoadNpyDataset(dir.File("x.npy"), dir.File("yf.npy"), 1, 2, "n").status().message(),
+              HasSubstr("label 0 (0.5) is not a class in [0, 2)"));
+}
+
+}  // namespace
+}  // namespace meshtrain

@@ -24,6 +24,9 @@ struct CoordinationClient::State {
   absl::Mutex mu;
   bool stop ABSL_GUARDED_BY(mu) = false;
   bool shutdown ABSL_GUARDED_BY(mu) = false;
+  // The error this task is reporting: a heartbeat that brings it back as the
+  // cluster's first error before ReportError returns aborts with it as given.
+  absl::Status own_error ABSL_GUARDED_BY(mu);
 };
 
 namespace {
@@ -213,7 +216,14 @@ bool CoordinationClient::HeartbeatOnce(absl::Time* last_success) {
     if (response.has_first_error() && !abort->aborted()) {
       const proto::ErrorInfo& error = response.first_error();
       if (FromProto(error.source()) == options_.task) {
-        abort->Abort(absl::Status(static_cast<absl::StatusCode>(error.code()), error.message()));
+        absl::Status own;
+        {
+          absl::MutexLock lock(&state_->mu);
+          own = state_->own_error;
+        }
+        abort->Abort(
+            !own.ok() ? own
+                      : absl::Status(static_cast<absl::StatusCode>(error.code()), error.message()));
       } else {
         abort->Abort(absl::AbortedError(error.message()));
       }
@@ -322,6 +332,10 @@ absl::Status CoordinationClient::ReportError(const absl::Status& error) {
   request.set_code(static_cast<int>(error.code()));
   request.set_message(std::string(error.message()));
   proto::ReportErrorResponse response;
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->own_error = error;
+  }
   // Sent before aborting locally: an aborted task's calls are cancelled.
   absl::Status sent =
       Invoke(nullptr, "report error", chief_name_, absl::Now() + options_.rpc_timeout,

@@ -196,7 +196,7 @@ TEST(TrainingLoopTest, TooFewExamplesForOneBatchWithDropRemainderIsRefused) {
   auto report = RunTraining(*job.strategy, *job.model, job.train, &job.test, options);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(report.status().message()),
-              HasSubstr("600 examples in global batches of 601 with drop_remainder"));
+              HasSubstr("global batch size 601 is larger than the training set (600 examples)"));
 }
 
 // --global-batch-size 1000000000000 was once accepted silently.

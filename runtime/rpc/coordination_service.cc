@@ -364,12 +364,19 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
       missing.push_back(t);
     }
   }
-  return absl::DeadlineExceededError(absl::StrCat(
+  absl::Status gave_up = absl::DeadlineExceededError(absl::StrCat(
       "recovery: ", ListTasks(options_.cluster, missing),
       missing.size() == 1 ? " did not come back" : " did not all come back", " within ",
       absl::FormatDuration(wait),
       "; restart failed tasks (meshtrain launch --max-restarts, Kubernetes, systemd, Slurm) or "
       "raise --recovery-timeout"));
+  if (task == options_.chief) {
+    // The chief gives up and stops its service: the recovery failed for
+    // everyone. Tasks still waiting learn why now, not by losing the chief.
+    first_error_ = ClusterError{task, gave_up, /*recoverable=*/false};
+    ++version_;
+  }
+  return gave_up;
 }
 
 absl::StatusOr<CoordinationService::HeartbeatReply> CoordinationService::Heartbeat(

@@ -236,6 +236,48 @@ TEST_F(RecoveryTest, AnUnrecoverableFirstErrorEndsTheCluster) {
   EXPECT_THAT(std::string(view.status().message()), HasSubstr("bad config"));
 }
 
+class ThreeWorkerRecoveryTest : public RecoveryTest {
+ protected:
+  ThreeWorkerRecoveryTest() {
+    cluster_ = ClusterSpec({{"worker", {"10.0.0.1:1", "10.0.0.2:1", "10.0.0.4:1"}}});
+    StartService(absl::Seconds(30));
+  }
+};
+
+TEST_F(ThreeWorkerRecoveryTest, TheChiefGivingUpTellsEveryTaskStillWaitingWhy) {
+  std::thread one([&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 1), 2), nullptr).ok()); });
+  std::thread two([&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 2), 3), nullptr).ok()); });
+  ASSERT_TRUE(service_->Register(Reg(T("worker", 0), 1), nullptr).ok());
+  one.join();
+  two.join();
+  ASSERT_TRUE(service_->ReportError(T("worker", 1), 2, absl::UnavailableError("peer died")).ok());
+  // A survivor that waits longer than the chief (it noticed later).
+  std::atomic<bool> survivor_returned{false};
+  absl::StatusOr<CoordinationService::View> survivor;
+  std::thread waiting([&] {
+    survivor = service_->Register(Rejoin(T("worker", 1), 2, absl::Hours(1)), nullptr);
+    survivor_returned = true;
+  });
+  std::atomic<bool> chief_returned{false};
+  absl::StatusOr<CoordinationService::View> chief;
+  std::thread chief_waiting([&] {
+    chief = service_->Register(Rejoin(T("worker", 0), 1, absl::Seconds(5)), nullptr);
+    chief_returned = true;
+  });
+  AdvanceUntil(chief_returned, absl::Seconds(1));
+  chief_waiting.join();
+  ASSERT_TRUE(absl::IsDeadlineExceeded(chief.status())) << chief.status();
+  // The fake clock stands still now: only the chief's giving up ends the wait.
+  const absl::Time real_deadline = absl::Now() + absl::Seconds(10);
+  while (!survivor_returned && absl::Now() < real_deadline) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_TRUE(survivor_returned) << "the survivor still waits for a chief that gave up";
+  if (!survivor_returned) service_->Stop();  // ends the wait, so the thread joins
+  waiting.join();
+  ASSERT_TRUE(absl::IsFailedPrecondition(survivor.status())) << survivor.status();
+  EXPECT_THAT(std::string(survivor.status().message()),
+              HasSubstr("worker:2 (10.0.0.4:1) did not come back within 5s"));
+}
+
 // Parameter servers' workers train on their own: one that dies or restarts
 // concerns nobody, unless a recovery is under way, which it then joins.
 class IndependentTaskTest : public CoordinationServiceTest {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/base/json_reader.h"
+#include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 
 namespace meshtrain {
@@ -46,11 +47,12 @@ absl::Status ReadFile(JsonReader& r, FileRecord* out) {
   MESHTRAIN_RETURN_IF_ERROR(r.Read("crc32c", &crc));
   if (out->name.empty() || out->name.find('/') != std::string::npos || out->name == "." ||
       out->name == "..") {
-    return r.Error(r.PathOf("name"), absl::StrCat("'", out->name, "' is not a plain file name"));
+    return r.Error(r.PathOf("name"),
+                   absl::StrCat(QuoteForMessage(out->name), " is not a plain file name"));
   }
   uint32_t value = 0;
   if (crc.size() != 8 || !absl::SimpleHexAtoi(crc, &value)) {
-    return r.Error(r.PathOf("crc32c"), absl::StrCat("'", crc, "' is not 8 hex digits"));
+    return r.Error(r.PathOf("crc32c"), absl::StrCat(QuoteForMessage(crc), " is not 8 hex digits"));
   }
   out->crc32c = value;
   return absl::OkStatus();
@@ -73,7 +75,8 @@ absl::Status ReadVariable(JsonReader& r, VariableRecord* out) {
   MESHTRAIN_RETURN_IF_ERROR(r.Read("dtype", &dtype));
   MESHTRAIN_RETURN_IF_ERROR(r.ReadDimensions("shape", &out->shape));
   absl::StatusOr<DType> parsed = ParseDType(dtype);
-  if (!parsed.ok()) return r.Error(r.PathOf("dtype"), absl::StrCat("'", dtype, "' is unknown"));
+  if (!parsed.ok())
+    return r.Error(r.PathOf("dtype"), absl::StrCat(QuoteForMessage(dtype), " is unknown"));
   out->dtype = *parsed;
   return r.ForEach("partitions", [&](JsonReader& p) {
     MESHTRAIN_RETURN_IF_ERROR(ReadPartition(p, &out->partitions.emplace_back()));
@@ -92,14 +95,14 @@ std::string CheckCoverage(VariableRecord& v) {
   for (const PartitionRecord& p : v.partitions) {
     if (p.row_offset != covered || p.rows < 0) {
       return absl::StrCat(
-          "variable ", v.name, ": partition at row ", p.row_offset,
+          "variable ", QuoteForMessage(v.name), ": partition at row ", p.row_offset,
           p.row_offset < covered ? " overlaps rows before " : " leaves rows unheld from ", covered);
     }
     covered += p.rows;
   }
   if (covered != rows) {
-    return absl::StrCat("variable ", v.name, ": partitions hold ", covered, " of its ", rows,
-                        " rows");
+    return absl::StrCat("variable ", QuoteForMessage(v.name), ": partitions hold ", covered,
+                        " of its ", rows, " rows");
   }
   return "";
 }
@@ -112,8 +115,8 @@ absl::Status CheckFormat(JsonReader& r) {
   MESHTRAIN_RETURN_IF_ERROR(r.Read("format", &format));
   MESHTRAIN_RETURN_IF_ERROR(r.ReadAtLeast("version", 0, &version));
   if (format != kManifestFormat || version != kManifestVersion) {
-    return r.Error("", absl::StrCat("has format ", format, " version ", version, ", not ",
-                                    kManifestFormat, " version ", kManifestVersion));
+    return r.Error("", absl::StrCat("has format ", QuoteForMessage(format), " version ", version,
+                                    ", not ", kManifestFormat, " version ", kManifestVersion));
   }
   return absl::OkStatus();
 }
@@ -158,13 +161,13 @@ std::string CheckVariable(const Manifest& m, VariableRecord& v) {
     const bool listed = std::any_of(m.files.begin(), m.files.end(),
                                     [&](const FileRecord& f) { return f.name == p.file; });
     if (!listed) {
-      return absl::StrCat("variable ", v.name, " names file ", p.file,
-                          ", which the manifest does not list");
+      return absl::StrCat("variable ", QuoteForMessage(v.name), " names file ",
+                          QuoteForMessage(p.file), ", which the manifest does not list");
     }
     for (const std::string& slot : m.slot_names) {
       if (p.slots.count(slot) == 0) {
-        return absl::StrCat("variable ", v.name, " rows from ", p.row_offset, " have no '", slot,
-                            "' slot");
+        return absl::StrCat("variable ", QuoteForMessage(v.name), " rows from ", p.row_offset,
+                            " have no ", QuoteForMessage(slot), " slot");
       }
     }
   }
@@ -257,8 +260,9 @@ absl::StatusOr<std::vector<VariableRecord>> MergeParts(const std::vector<PartRec
       VariableRecord& m = it->second;
       if (m.dtype != v.dtype || m.shape != v.shape) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "checkpoint: variable ", v.name, " is ", DTypeName(v.dtype), " in ", part.file.name,
-            " but another part has it as ", DTypeName(m.dtype), " with another shape"));
+            "checkpoint: variable ", QuoteForMessage(v.name), " is ", DTypeName(v.dtype), " in ",
+            QuoteForMessage(part.file.name), " but another part has it as ", DTypeName(m.dtype),
+            " with another shape"));
       }
       m.partitions.insert(m.partitions.end(), v.partitions.begin(), v.partitions.end());
     }

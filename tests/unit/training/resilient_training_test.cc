@@ -34,7 +34,11 @@ constexpr char kJob[] = R"({
 
 class ResilientTrainingTest : public ::testing::Test {
  protected:
-  ResilientTrainingTest() : model_dir_(::testing::TempDir() + "/resilient_training_test") {
+  // A directory of this test's own: ctest runs the cases of this binary in
+  // parallel processes, which must not share one.
+  ResilientTrainingTest()
+      : model_dir_(::testing::TempDir() + "/resilient_training_test_" +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name()) {
     std::filesystem::remove_all(model_dir_);
     job_ = *ParseJobConfig(kJob, "test job");
     data_ = *LoadJobData(job_.data, job_.training.seed);

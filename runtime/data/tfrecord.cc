@@ -41,32 +41,14 @@ void AppendTfRecord(absl::string_view data, std::string* out) {
 }
 
 absl::StatusOr<std::vector<std::string>> ParseTfRecords(absl::string_view bytes) {
-  constexpr size_t kFraming = 8 + 4 + 4;
+  TfRecordFileReader reader(bytes, "TFRecord bytes");
   std::vector<std::string> records;
-  size_t at = 0;
-  while (at < bytes.size()) {
-    const absl::string_view rest = bytes.substr(at);
-    if (rest.size() < kFraming) {
-      return absl::DataLossError(absl::StrCat("TFRecord truncated at byte ", at, ": ", rest.size(),
-                                              " bytes left, a record needs at least ", kFraming));
-    }
-    const uint64_t length = ReadLittleEndian(rest, 8);
-    if (ReadLittleEndian(rest.substr(8), 4) != MaskedCrc(rest.substr(0, 8))) {
-      return absl::DataLossError(absl::StrCat("TFRecord length CRC mismatch at byte ", at));
-    }
-    if (length > rest.size() - kFraming) {
-      return absl::DataLossError(absl::StrCat("TFRecord truncated at byte ", at,
-                                              ": the record holds ", length, " bytes, the file ",
-                                              rest.size() - kFraming));
-    }
-    const absl::string_view data = rest.substr(12, length);
-    if (ReadLittleEndian(rest.substr(12 + length), 4) != MaskedCrc(data)) {
-      return absl::DataLossError(absl::StrCat("TFRecord data CRC mismatch at byte ", at));
-    }
-    records.emplace_back(data);
-    at += kFraming + length;
+  std::string record;
+  while (true) {
+    MESHTRAIN_ASSIGN_OR_RETURN(bool more, reader.Next(&record));
+    if (!more) return records;
+    records.push_back(std::move(record));
   }
-  return records;
 }
 
 absl::StatusOr<std::unique_ptr<TfRecordFileReader>> TfRecordFileReader::Open(
@@ -80,7 +62,9 @@ absl::StatusOr<std::unique_ptr<TfRecordFileReader>> TfRecordFileReader::Open(
   return std::unique_ptr<TfRecordFileReader>(new TfRecordFileReader(path, file));
 }
 
-TfRecordFileReader::~TfRecordFileReader() { gzclose(static_cast<gzFile>(file_)); }
+TfRecordFileReader::~TfRecordFileReader() {
+  if (file_ != nullptr) gzclose(static_cast<gzFile>(file_));
+}
 
 absl::Status TfRecordFileReader::Corrupt(absl::string_view what) const {
   return absl::DataLossError(absl::StrCat(path_, ": record ", index_, " (at byte ", offset_,
@@ -88,6 +72,12 @@ absl::Status TfRecordFileReader::Corrupt(absl::string_view what) const {
 }
 
 absl::StatusOr<size_t> TfRecordFileReader::Read(char* out, size_t n) {
+  if (file_ == nullptr) {
+    const size_t got = std::min(n, memory_.size());
+    std::memcpy(out, memory_.data(), got);
+    memory_.remove_prefix(got);
+    return got;
+  }
   size_t got = 0;
   while (got < n) {
     const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, 1u << 30));

@@ -23,20 +23,20 @@ namespace meshtrain {
 // Appends one framed record holding `data` to `out`.
 void AppendTfRecord(absl::string_view data, std::string* out);
 
-// The records framed in `bytes` (a whole TFRecord file), both CRCs of each
-// checked. DataLossError naming the offset on a truncated or corrupt record.
-absl::StatusOr<std::vector<std::string>> ParseTfRecords(absl::string_view bytes);
-
 // The largest record a reader accepts (a length beyond it is a corrupt or
 // hostile file, refused before anything is allocated).
 inline constexpr uint64_t kMaxTfRecordBytes = uint64_t{1} << 30;
 
-// Reads the records of one file in order, GZIP or not (zlib tells). Errors
-// are DataLoss naming the file, the record's index and its byte offset in the
-// uncompressed stream: a truncated record, a CRC mismatch, a bad GZIP stream.
+// Reads the records of one file in order, GZIP or not (zlib tells), or of
+// bytes in memory. Errors are DataLoss naming the file, the record's index and
+// its byte offset in the uncompressed stream: a truncated record, a CRC
+// mismatch, a bad GZIP stream.
 class TfRecordFileReader {
  public:
   static absl::StatusOr<std::unique_ptr<TfRecordFileReader>> Open(const std::string& path);
+  // Over `bytes` (which must outlive the reader), called `name` in errors.
+  TfRecordFileReader(absl::string_view bytes, std::string name)
+      : path_(std::move(name)), file_(nullptr), memory_(bytes) {}
   ~TfRecordFileReader();
   TfRecordFileReader(const TfRecordFileReader&) = delete;
   TfRecordFileReader& operator=(const TfRecordFileReader&) = delete;
@@ -52,10 +52,14 @@ class TfRecordFileReader {
   absl::Status Corrupt(absl::string_view what) const;
 
   const std::string path_;
-  void* const file_;  // gzFile
+  void* const file_;          // gzFile; null when reading `memory_`
+  absl::string_view memory_;  // what is left to read of the bytes given
   int64_t index_ = 0;
   uint64_t offset_ = 0;
 };
+
+// The records framed in `bytes` (a whole TFRecord file), read as above.
+absl::StatusOr<std::vector<std::string>> ParseTfRecords(absl::string_view bytes);
 
 // Writes records to a new file (replacing one), GZIP-compressed when `gzip`.
 class TfRecordFileWriter {

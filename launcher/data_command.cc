@@ -31,19 +31,14 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-// DIR/NAME.gz if present, else DIR/NAME.
-std::string IdxPath(const std::string& dir, const std::string& name) {
-  struct stat st;
-  const std::string gz = absl::StrCat(dir, "/", name, ".gz");
-  return ::stat(gz.c_str(), &st) == 0 ? gz : absl::StrCat(dir, "/", name);
-}
-
 // One split's images and labels into `shards` files "OUT/<split>-i-of-N".
 absl::Status ConvertIdxSplit(const std::string& dir, const std::string& prefix,
                              const std::string& split, const std::string& out, int shards,
                              bool gzip) {
-  const std::string images_path = IdxPath(dir, prefix + "-images-idx3-ubyte");
-  const std::string labels_path = IdxPath(dir, prefix + "-labels-idx1-ubyte");
+  MESHTRAIN_ASSIGN_OR_RETURN(const std::string images_path,
+                             FindIdxFile(dir, prefix + "-images-idx3-ubyte"));
+  MESHTRAIN_ASSIGN_OR_RETURN(const std::string labels_path,
+                             FindIdxFile(dir, prefix + "-labels-idx1-ubyte"));
   MESHTRAIN_ASSIGN_OR_RETURN(IdxArray images, ReadIdxFile(images_path));
   MESHTRAIN_ASSIGN_OR_RETURN(IdxArray labels, ReadIdxFile(labels_path));
   if (images.dims.empty() || labels.dims.size() != 1 || images.dims[0] != labels.dims[0]) {

@@ -1,7 +1,5 @@
 #include "runtime/data/fashion_mnist.h"
 
-#include <unistd.h>
-
 #include <cstdint>
 #include <string>
 
@@ -15,16 +13,14 @@ namespace {
 
 constexpr int kSide = 28;
 
-// The path of `name` in `dir`: NAME.gz if present, else NAME, else NotFound.
+// FindIdxFile, with what to do when the dataset is missing.
 absl::StatusOr<std::string> FindFile(absl::string_view dir, absl::string_view name,
                                      absl::string_view what) {
-  const std::string plain = absl::StrCat(dir, "/", name);
-  const std::string gz = absl::StrCat(plain, ".gz");
-  if (::access(gz.c_str(), F_OK) == 0) return gz;
-  if (::access(plain.c_str(), F_OK) == 0) return plain;
+  absl::StatusOr<std::string> path = FindIdxFile(dir, name);
+  if (path.ok()) return path;
   return absl::NotFoundError(
-      absl::StrCat("loading Fashion-MNIST ", what, ": ", gz, " not found (nor ", plain,
-                   "); install it with: apt-get install dataset-fashion-mnist, or point the data "
+      absl::StrCat("loading Fashion-MNIST ", what, ": ", path.status().message(),
+                   "; install it with: apt-get install dataset-fashion-mnist, or point the data "
                    "directory at a folder holding the four IDX files"));
 }
 

@@ -143,4 +143,12 @@ std::string EncodeIdx(absl::Span<const int64_t> dims, absl::Span<const uint8_t> 
   return out;
 }
 
+absl::StatusOr<std::string> FindIdxFile(absl::string_view dir, absl::string_view name) {
+  const std::string plain = absl::StrCat(dir, "/", name);
+  const std::string gz = absl::StrCat(plain, ".gz");
+  if (::access(gz.c_str(), F_OK) == 0) return gz;
+  if (::access(plain.c_str(), F_OK) == 0) return plain;
+  return absl::NotFoundError(absl::StrCat(gz, " not found (nor ", plain, ")"));
+}
+
 }  // namespace meshtrain

@@ -35,6 +35,10 @@ inline constexpr int64_t kMaxIdxBytes = int64_t{1} << 30;
 // corrupt.
 absl::StatusOr<IdxArray> ReadIdxFile(absl::string_view path);
 
+// The path of the IDX file `name` in `dir`: DIR/NAME.gz if present, else
+// DIR/NAME, else NotFound naming both.
+absl::StatusOr<std::string> FindIdxFile(absl::string_view dir, absl::string_view name);
+
 // An IDX file's bytes for `dims` and `values` (uncompressed): for tests and tools.
 std::string EncodeIdx(absl::Span<const int64_t> dims, absl::Span<const uint8_t> values);
 

@@ -97,13 +97,7 @@ absl::StatusOr<Header> ParseHeader(absl::string_view line, const std::string& pa
 
 absl::StatusOr<Dataset> LoadCsvDataset(absl::Span<const std::string> files, const CsvSpec& spec,
                                        const std::string& name) {
-  if (spec.num_classes < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": data.num_classes ", spec.num_classes, " must be at least 2"));
-  }
-  if (!(spec.divisor > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckClassesAndDivisor(name, spec.num_classes, spec.divisor));
   // Pass 1: the header of each file (all alike) and the number of examples.
   std::optional<Header> header;
   int64_t n = 0;

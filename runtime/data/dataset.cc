@@ -83,4 +83,15 @@ void GatherBatchInto(const Dataset& dataset, absl::Span<const int64_t> indices, 
   GatherRows(dataset.labels, indices, batch.labels);
 }
 
+absl::Status CheckClassesAndDivisor(absl::string_view name, int num_classes, float divisor) {
+  if (num_classes < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": data.num_classes ", num_classes, " must be at least 2"));
+  }
+  if (!(divisor > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace meshtrain

@@ -36,6 +36,11 @@ struct Dataset {
 // dataset and the field otherwise. Label values are not scanned.
 absl::Status ValidateDataset(const Dataset& dataset);
 
+// What a dataset read from files (TFRecord, CSV, NumPy) is told by the job
+// config: at least 2 classes, and a positive divisor for its inputs.
+// InvalidArgument naming `name` and the data.* key otherwise.
+absl::Status CheckClassesAndDivisor(absl::string_view name, int num_classes, float divisor);
+
 // A host batch with room for `rows` examples of `dataset`'s layout (uninitialised).
 Batch AllocateBatch(const Dataset& dataset, int64_t rows);
 

@@ -202,13 +202,7 @@ bool NpyFile::IntegerAt(int64_t i, int64_t* out) const {
 absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
                                        const std::string& labels_path, float divisor,
                                        int num_classes, const std::string& name) {
-  if (num_classes < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": data.num_classes ", num_classes, " must be at least 2"));
-  }
-  if (!(divisor > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckClassesAndDivisor(name, num_classes, divisor));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NpyFile> inputs, NpyFile::Open(inputs_path));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NpyFile> labels, NpyFile::Open(labels_path));
   if (inputs->shape().empty() || labels->shape().size() != 1 ||

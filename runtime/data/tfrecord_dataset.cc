@@ -140,13 +140,7 @@ absl::StatusOr<std::vector<std::string>> ExpandFilePattern(const std::string& pa
 
 absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
                                             const ExampleSpec& spec, const std::string& name) {
-  if (spec.num_classes < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": data.num_classes ", spec.num_classes,
-                                                   " must be at least 2 for TFRecord data"));
-  }
-  if (spec.divisor <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": data.divisor must be positive"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckClassesAndDivisor(name, spec.num_classes, spec.divisor));
   // Pass 1 counts the records (and takes the input size from the first), so
   // that pass 2 decodes straight into tensors of the final size: the dataset
   // is held once, not twice.

@@ -13,13 +13,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/base/file_system.h"
 #include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/security/openssl_util.h"
@@ -153,14 +152,6 @@ absl::Status WriteWithMode(const std::string& path, const std::string& contents,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
@@ -275,8 +266,8 @@ absl::StatusOr<std::vector<std::string>> WriteClusterCertificates(
           " already holds a cluster CA (ca.crt); pass --add to sign more task certificates "
           "with it, or choose an empty directory for a new cluster"));
     }
-    MESHTRAIN_ASSIGN_OR_RETURN(ca.cert_pem, ReadSmallFile(ca_crt));
-    MESHTRAIN_ASSIGN_OR_RETURN(ca.key_pem, ReadSmallFile(ca_key));
+    MESHTRAIN_ASSIGN_OR_RETURN(ca.cert_pem, DefaultFileSystem().ReadFile(ca_crt));
+    MESHTRAIN_ASSIGN_OR_RETURN(ca.key_pem, DefaultFileSystem().ReadFile(ca_key));
   } else {
     MESHTRAIN_ASSIGN_OR_RETURN(ca, MakeCertificateAuthority(std::min(kMaxDays, options.days * 10)));
     MESHTRAIN_RETURN_IF_ERROR(WriteWithMode(ca_key, ca.key_pem, 0600));

@@ -4,12 +4,10 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "runtime/base/file_system.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/security/openssl_util.h"
 
@@ -32,14 +30,13 @@ absl::StatusOr<std::string> ReadPem(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": ", st.st_size, " bytes is no PEM credential (at most ", kMaxPemBytes, ")"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(path, ": cannot read it; check the file's owner and mode"));
+  absl::StatusOr<std::string> contents = DefaultFileSystem().ReadFile(path);
+  if (!contents.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot read it (",
+                                                    contents.status().message(),
+                                                    "); check the file's owner and mode"));
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
+  return contents;
 }
 
 std::string CertificateText(X509_STORE_CTX* ctx) {

@@ -67,7 +67,7 @@ absl::StatusOr<BinaryMetrics> EvaluateBinary(Strategy& strategy, const Model& mo
   MESHTRAIN_RETURN_IF_ERROR(strategy.Read([&](ReplicaContext& ctx) -> absl::Status {
     for (int64_t begin = 0; begin < test.size(); begin += kEvalChunk) {
       const int64_t end = std::min(test.size(), begin + kEvalChunk);
-      Batch chunk{test.inputs.Slice(begin, end), test.labels.Slice(begin, end)};
+      const Batch chunk = DatasetRows(test, begin, end);
       Tensor probabilities = scores.Slice(begin, end);
       MESHTRAIN_RETURN_IF_ERROR(model.Evaluate(ctx, chunk, &probabilities).status());
     }

@@ -20,7 +20,7 @@ absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model
   MESHTRAIN_RETURN_IF_ERROR(strategy.Read([&](ReplicaContext& ctx) -> absl::Status {
     for (int64_t begin = 0; begin < data.size(); begin += kEvalChunk) {
       const int64_t end = std::min(data.size(), begin + kEvalChunk);
-      Batch chunk{data.inputs.Slice(begin, end), data.labels.Slice(begin, end)};
+      const Batch chunk = DatasetRows(data, begin, end);
       MESHTRAIN_ASSIGN_OR_RETURN(LossStats stats, model.Evaluate(ctx, chunk, nullptr));
       total.loss_sum += stats.loss_sum;
       total.correct += stats.correct;

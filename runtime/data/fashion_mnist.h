@@ -1,8 +1,9 @@
 // Fashion-MNIST (Xiao et al., 2017): 28x28 grey images of 10 clothing classes,
 // 60000 for training and 10000 for testing, as the four IDX files of the
 // distribution ({train,t10k}-{images-idx3,labels-idx1}-ubyte, gzip-compressed or
-// not). The loader returns inputs float32 [n, 784] with pixels scaled to [0, 1]
-// (value / 255, as torchvision's ToTensor) and labels int32 [n] in [0, 10).
+// not). The loader returns inputs uint8 [n, 784], the pixels as stored, with
+// input_divisor 255: a batch holds them scaled to [0, 1] (value / 255, as
+// torchvision's ToTensor). Labels are int32 [n] in [0, 10).
 // Stateless; safe to call from any thread.
 #ifndef MESHTRAIN_RUNTIME_DATA_FASHION_MNIST_H_
 #define MESHTRAIN_RUNTIME_DATA_FASHION_MNIST_H_

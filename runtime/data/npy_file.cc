@@ -203,7 +203,7 @@ absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
                                        const std::string& labels_path, float divisor,
                                        int num_classes, const std::string& name) {
   MESHTRAIN_RETURN_IF_ERROR(CheckClassesAndDivisor(name, num_classes, divisor));
-  MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NpyFile> inputs, NpyFile::Open(inputs_path));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::shared_ptr<NpyFile> inputs, NpyFile::Open(inputs_path));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<NpyFile> labels, NpyFile::Open(labels_path));
   if (inputs->shape().empty() || labels->shape().size() != 1 ||
       inputs->shape()[0] != labels->shape()[0] || inputs->shape()[0] == 0) {
@@ -219,10 +219,18 @@ absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
   Dataset dataset;
   dataset.name = name;
   dataset.num_classes = num_classes;
-  dataset.inputs = Tensor(DType::kFloat32, Shape{n, width});
+  if (inputs->dtype() == "u1") {
+    // Bytes (pixels) are trained from the mapping itself: nothing is copied,
+    // and pages the kernel drops are read again from the file. A batch
+    // divides them (Dataset::input_divisor).
+    dataset.inputs = Tensor::WrapHost(DType::kUInt8, Shape{n, width}, inputs->data(), inputs);
+    dataset.input_divisor = divisor;
+  } else {
+    dataset.inputs = Tensor(DType::kFloat32, Shape{n, width});
+    float* x = dataset.inputs.data<float>();
+    for (int64_t i = 0; i < n * width; ++i) x[i] = inputs->FloatAt(i) / divisor;
+  }
   dataset.labels = Tensor(DType::kInt32, Shape{n});
-  float* x = dataset.inputs.data<float>();
-  for (int64_t i = 0; i < n * width; ++i) x[i] = inputs->FloatAt(i) / divisor;
   int32_t* y = dataset.labels.data<int32_t>();
   for (int64_t i = 0; i < n; ++i) {
     int64_t label = 0;

@@ -30,6 +30,8 @@ class NpyFile {
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t num_values() const { return num_values_; }
   const std::string& dtype() const { return dtype_; }  // "f4", "u1", ... ("b1": bool)
+  // The values as stored (num_values() of dtype()), valid while this lives.
+  const void* data() const { return data_; }
   // Value i as float (i < num_values()).
   float FloatAt(int64_t i) const;
   // Value i as an integer; false for a float that is not integral.
@@ -46,9 +48,11 @@ class NpyFile {
   const unsigned char* data_ = nullptr;
 };
 
-// A Dataset from an inputs array [n, ...] (each example flattened, value /
-// divisor as float32) and a labels array [n] of integers in [0, num_classes),
-// as x_train.npy and y_train.npy are saved.
+// A Dataset from an inputs array [n, ...] (each example flattened) and a
+// labels array [n] of integers in [0, num_classes), as x_train.npy and
+// y_train.npy are saved. uint8 inputs stay in the mapped file (the dataset
+// keeps it mapped) and are divided per batch; other dtypes are converted to
+// value / divisor as float32.
 absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
                                        const std::string& labels_path, float divisor,
                                        int num_classes, const std::string& name);

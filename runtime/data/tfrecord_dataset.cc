@@ -3,6 +3,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -53,9 +54,12 @@ int64_t ValueCount(const Feature& feature) {
   }
 }
 
-// Writes the input_size values of one example (value / divisor) to `out`.
+// Writes the input_size values of one example to row `row` of `inputs`: the
+// bytes as they are into uint8 inputs (a batch divides them), value / divisor
+// into float32 ones. The first record decided the dtype; a record whose input
+// is of another kind is an error naming it.
 absl::Status DecodeInput(const Feature& feature, const ExampleSpec& spec, const std::string& where,
-                         float* out) {
+                         Tensor& inputs, int64_t row) {
   const int64_t count = ValueCount(feature);
   if (count != spec.input_size) {
     return absl::InvalidArgumentError(
@@ -63,19 +67,23 @@ absl::Status DecodeInput(const Feature& feature, const ExampleSpec& spec, const 
                      count < 0 ? "several byte strings" : absl::StrCat(count, " values"),
                      "; the first record holds ", spec.input_size));
   }
-  switch (feature.kind_case()) {
-    case Feature::kBytesList:
-      for (unsigned char c : feature.bytes_list().value(0))
-        *out++ = static_cast<float>(c) / spec.divisor;
-      break;
-    case Feature::kFloatList:
-      for (float v : feature.float_list().value()) *out++ = v / spec.divisor;
-      break;
-    case Feature::kInt64List:
-      for (int64_t v : feature.int64_list().value()) *out++ = static_cast<float>(v) / spec.divisor;
-      break;
-    default:
-      break;  // count 0 never matches a positive input_size
+  const bool bytes = feature.kind_case() == Feature::kBytesList;
+  if (bytes != (inputs.dtype() == DType::kUInt8)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": feature ", QuoteForMessage(spec.input_feature), " is ",
+        bytes ? "a bytes" : "a number list", " feature, but in the first record it is ",
+        bytes ? "a number list" : "a bytes feature", "; every record must hold the same kind"));
+  }
+  if (bytes) {
+    const std::string& values = feature.bytes_list().value(0);
+    std::memcpy(inputs.data<uint8_t>() + row * spec.input_size, values.data(), values.size());
+    return absl::OkStatus();
+  }
+  float* out = inputs.data<float>() + row * spec.input_size;
+  if (feature.kind_case() == Feature::kFloatList) {
+    for (float v : feature.float_list().value()) *out++ = v / spec.divisor;
+  } else {
+    for (int64_t v : feature.int64_list().value()) *out++ = static_cast<float>(v) / spec.divisor;
   }
   return absl::OkStatus();
 }
@@ -146,12 +154,14 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
   // is held once, not twice.
   ExampleSpec shape = spec;
   int64_t n = 0;
+  bool bytes_input = false;
   MESHTRAIN_RETURN_IF_ERROR(
       ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
         if (shape.input_size == 0) {
           MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
                                      FindFeature(example, shape.input_feature, where));
           shape.input_size = ValueCount(*input);
+          bytes_input = input->kind_case() == Feature::kBytesList;
           if (shape.input_size <= 0) {
             return absl::InvalidArgumentError(absl::StrCat(
                 where, ": feature ", QuoteForMessage(shape.input_feature),
@@ -168,9 +178,11 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
   Dataset dataset;
   dataset.name = name;
   dataset.num_classes = spec.num_classes;
-  dataset.inputs = Tensor(DType::kFloat32, Shape{n, shape.input_size});
+  // Pixel bytes stay bytes (a quarter of float32's memory); a batch divides them.
+  dataset.inputs =
+      Tensor(bytes_input ? DType::kUInt8 : DType::kFloat32, Shape{n, shape.input_size});
+  dataset.input_divisor = spec.divisor;
   dataset.labels = Tensor(DType::kInt32, Shape{n});
-  float* inputs = dataset.inputs.data<float>();
   int32_t* labels = dataset.labels.data<int32_t>();
   int64_t row = 0;
   MESHTRAIN_RETURN_IF_ERROR(
@@ -182,8 +194,7 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
                                    FindFeature(example, shape.input_feature, where));
         MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
                                    FindFeature(example, shape.label_feature, where));
-        MESHTRAIN_RETURN_IF_ERROR(
-            DecodeInput(*input, shape, where, inputs + row * shape.input_size));
+        MESHTRAIN_RETURN_IF_ERROR(DecodeInput(*input, shape, where, dataset.inputs, row));
         MESHTRAIN_ASSIGN_OR_RETURN(labels[row], ReadLabel(*label, shape, where));
         ++row;
         return absl::OkStatus();

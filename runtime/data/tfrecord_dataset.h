@@ -25,7 +25,8 @@ struct ExampleSpec {
   std::string label_feature = "label";
   int64_t input_size = 0;  // values per example; 0: the first record's
   // Inputs are value / divisor as float32 (255 turns pixel bytes into [0, 1],
-  // exactly as the IDX loader does).
+  // exactly as the IDX loader does). A bytes feature is kept as uint8 and
+  // divided per batch (Dataset::input_divisor); number lists are divided here.
   float divisor = 1.0f;
   int num_classes = 0;  // labels must lie in [0, num_classes); required
 };

@@ -8,16 +8,22 @@
 
 namespace meshtrain {
 
+// Memory from an allocator, returned to it; or host memory someone else owns
+// (allocator null), kept alive by `owner`.
 struct Tensor::Buffer {
   Buffer(Allocator& allocator, void* ptr, size_t bytes)
-      : allocator(allocator), ptr(ptr), bytes(bytes) {}
+      : allocator(&allocator), ptr(ptr), bytes(bytes) {}
+  explicit Buffer(std::shared_ptr<const void> owner) : owner(std::move(owner)) {}
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { allocator.Deallocate(ptr, bytes); }
+  ~Buffer() {
+    if (allocator != nullptr) allocator->Deallocate(ptr, bytes);
+  }
 
-  Allocator& allocator;
-  void* ptr;
-  size_t bytes;
+  Allocator* allocator = nullptr;
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  std::shared_ptr<const void> owner;
 };
 
 Tensor::Tensor() : shape_({0}) {}
@@ -39,13 +45,22 @@ absl::StatusOr<Tensor> Tensor::Allocate(Allocator& allocator, DType dtype, Shape
   return Tensor(dtype, std::move(shape), std::move(buffer), *ptr);
 }
 
+Tensor Tensor::WrapHost(DType dtype, Shape shape, const void* data,
+                        std::shared_ptr<const void> owner) {
+  auto buffer = std::make_shared<Buffer>(std::move(owner));
+  return Tensor(dtype, std::move(shape), std::move(buffer), const_cast<void*>(data));
+}
+
 Tensor Tensor::Zeros(DType dtype, Shape shape) {
   Tensor t(dtype, std::move(shape));
   std::memset(t.raw_data(), 0, t.bytes());
   return t;
 }
 
-Device Tensor::device() const { return buffer_ ? buffer_->allocator.device() : Device::Cpu(0); }
+Device Tensor::device() const {
+  return buffer_ != nullptr && buffer_->allocator != nullptr ? buffer_->allocator->device()
+                                                             : Device::Cpu(0);
+}
 
 Tensor Tensor::Slice(int64_t begin, int64_t end) const {
   MESHTRAIN_CHECK(shape_.rank() >= 1 && 0 <= begin && begin <= end && end <= shape_.dim(0))

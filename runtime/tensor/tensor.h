@@ -30,6 +30,12 @@ class Tensor {
   static absl::StatusOr<Tensor> Allocate(Allocator& allocator, DType dtype, Shape shape);
   // A host tensor filled with zeros.
   static Tensor Zeros(DType dtype, Shape shape);
+  // A host tensor over memory that `owner` keeps alive (a memory-mapped file,
+  // say): no copy, and the memory is released when the owner's last
+  // reference goes, after the last handle to the tensor. Read-only memory may
+  // be wrapped; then no holder may write through the tensor.
+  static Tensor WrapHost(DType dtype, Shape shape, const void* data,
+                         std::shared_ptr<const void> owner);
 
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }

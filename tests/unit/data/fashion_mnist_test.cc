@@ -46,10 +46,13 @@ void ExpectSmallSplit(const Dataset& d) {
   ASSERT_EQ(d.labels.shape(), (Shape{kExamples}));
   EXPECT_EQ(d.num_classes, 10);
   EXPECT_TRUE(ValidateDataset(d).ok());
+  // Stored as the file's bytes; a batch holds them scaled to [0, 1].
+  EXPECT_EQ(d.inputs.dtype(), DType::kUInt8);
   const std::vector<uint8_t> pixels = Pixels(kExamples);
-  const float* inputs = d.inputs.data<float>();
+  const Batch batch = DatasetRows(d, 0, d.size());
+  const float* inputs = batch.inputs.data<float>();
   for (size_t i = 0; i < pixels.size(); ++i) {
-    ASSERT_FLOAT_EQ(inputs[i], pixels[i] / 255.0f) << "pixel " << i;
+    ASSERT_EQ(inputs[i], pixels[i] / 255.0f) << "pixel " << i;
   }
   EXPECT_EQ(inputs[255], 1.0f);
   EXPECT_EQ(inputs[0], 0.0f);
@@ -148,10 +151,11 @@ TEST(FashionMnistTest, RealDatasetHasTheDocumentedShape) {
     MESHTRAIN_LOG(INFO) << "loaded " << d->name << " in " << absl::FormatDuration(took);
     ASSERT_EQ(d->inputs.shape(), (Shape{e.examples, 784}));
     ASSERT_EQ(d->labels.shape(), (Shape{e.examples}));
-    const auto pixels = d->inputs.flat<float>();
+    const auto pixels = d->inputs.flat<uint8_t>();
     const auto [low, high] = std::minmax_element(pixels.begin(), pixels.end());
-    EXPECT_EQ(*low, 0.0f);
-    EXPECT_EQ(*high, 1.0f);
+    EXPECT_EQ(*low, 0);
+    EXPECT_EQ(*high, 255);
+    EXPECT_EQ(d->input_divisor, 255.0f);
     std::array<int64_t, 10> histogram{};
     for (int32_t label : d->labels.flat<int32_t>()) {
       ASSERT_TRUE(label >= 0 && label < 10) << label;

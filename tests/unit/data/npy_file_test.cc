@@ -47,8 +47,12 @@ TEST(NpyFileTest, ReadsImagesAndLabelsAsNumPySavesThem) {
   ASSERT_TRUE(data.ok()) << data.status();
   ASSERT_EQ(data->size(), 2);
   ASSERT_EQ(data->inputs.shape().row_elements(), 4);
-  EXPECT_EQ(data->inputs.data<float>()[1], 1.0f);
-  EXPECT_EQ(data->inputs.data<float>()[2], 51.0f / 255.0f);
+  // Bytes stay in the mapped file; a batch divides them.
+  EXPECT_EQ(data->inputs.dtype(), DType::kUInt8);
+  const Batch batch = DatasetRows(*data, 0, data->size());
+  EXPECT_EQ(batch.inputs.data<float>()[1], 1.0f);
+  EXPECT_EQ(batch.inputs.data<float>()[2], 51.0f / 255.0f);
+  EXPECT_EQ(batch.inputs.data<float>()[7], 4.0f / 255.0f);
   EXPECT_EQ(data->labels.data<int32_t>()[0], 9);
 
   WritePlainFile(dir.File("f.npy"),
@@ -59,6 +63,7 @@ TEST(NpyFileTest, ReadsImagesAndLabelsAsNumPySavesThem) {
       Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", Bytes<double>({1.0, 0.0})));
   auto floats = LoadNpyDataset(dir.File("f.npy"), dir.File("fy.npy"), 1.0f, 2, "npy/test");
   ASSERT_TRUE(floats.ok()) << floats.status();
+  EXPECT_EQ(floats->inputs.dtype(), DType::kFloat32);
   EXPECT_EQ(floats->inputs.data<float>()[1], -2.0f);
   EXPECT_EQ(floats->labels.data<int32_t>()[0], 1);
 }

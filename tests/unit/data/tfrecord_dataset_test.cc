@@ -62,7 +62,9 @@ TEST(TfRecordDatasetTest, ReadsRecordsFramedAsTensorFlowFramesThemPlainOrGzip) {
     ASSERT_TRUE(data.ok()) << data.status();
     ASSERT_EQ(data->size(), 2);
     EXPECT_EQ(data->inputs.shape().row_elements(), 3);
-    const float* x = data->inputs.data<float>();
+    EXPECT_EQ(data->inputs.dtype(), DType::kUInt8);  // bytes stay bytes
+    const Batch batch = DatasetRows(*data, 0, data->size());
+    const float* x = batch.inputs.data<float>();
     EXPECT_EQ(x[0], 0.0f);
     EXPECT_EQ(x[1], 1.0f);
     EXPECT_EQ(x[2], static_cast<float>(0x33) / 255.0f);
@@ -93,7 +95,7 @@ TEST(TfRecordDatasetTest, ShardsReadBackInTheirFirstOrder) {
     ASSERT_TRUE(data.ok()) << data.status();
     ASSERT_EQ(data->size(), kRows);
     for (int i = 0; i < kRows * kWidth; ++i) {
-      ASSERT_EQ(data->inputs.data<float>()[i], static_cast<float>(inputs[i]) / 255.0f) << i;
+      ASSERT_EQ(data->inputs.data<uint8_t>()[i], inputs[i]) << i;
     }
     for (int i = 0; i < kRows; ++i) ASSERT_EQ(data->labels.data<int32_t>()[i], labels[i]);
   }
@@ -138,6 +140,13 @@ TEST(TfRecordDatasetTest, EveryCorruptionNamesTheFileAndRecord) {
               HasSubstr("label 10 is not a class in [0, 10)"));
   EXPECT_THAT(ErrorOf(good + TensorFlowFrame(ExampleBytes("abcd", 1))),
               HasSubstr("record 1: feature 'image' holds 4 values; the first record holds 3"));
+  example::Example floats;
+  auto& float_features = *floats.mutable_features()->mutable_feature();
+  for (float v : {1.0f, 2.0f, 3.0f}) float_features["image"].mutable_float_list()->add_value(v);
+  float_features["label"].mutable_int64_list()->add_value(1);
+  EXPECT_THAT(ErrorOf(good + TensorFlowFrame(floats.SerializeAsString())),
+              HasSubstr("record 1: feature 'image' is a number list feature, but in the first "
+                        "record it is a bytes feature"));
   EXPECT_THAT(ErrorOf(""), HasSubstr("hold no record"));
 }
 

@@ -25,7 +25,9 @@ void RegisterJobFlags(FlagSet& f, TrainFlags& v) {
               "collectives to FILE (none if empty)",
               job);
   f.AddInt("prefetch", &v.task.prefetch,
-           "batches prepared ahead by the input thread (0: on the training thread)", job);
+           "batches prepared ahead by the input threads (0: on the training thread)", job);
+  f.AddInt("input-threads", &v.task.input_threads,
+           "threads that gather and convert batches ahead of the step (with --prefetch > 0)", job);
 }
 
 void RegisterStrategyFlags(FlagSet& f, TrainFlags& v) {

@@ -69,7 +69,8 @@ nlohmann::json CompareRow(const CompareRun& run) {
         {"time_fractions",
          {{"compute", JsonNumber(fractions, "compute", 0)},
           {"communicate", JsonNumber(fractions, "communicate", 0)},
-          {"wait", JsonNumber(fractions, "wait", 0)}}},
+          {"wait", JsonNumber(fractions, "wait", 0)},
+          {"input", JsonNumber(fractions, "input", 0)}}},
         {"num_replicas", JsonField(s, "num_replicas")},
         {"num_workers", JsonField(s, "num_workers")},
         {"num_ps", JsonField(s, "num_ps")},
@@ -99,9 +100,9 @@ std::string RenderCompareTable(const nlohmann::json& report) {
   const nlohmann::json& rows = JsonField(report, "strategies");
   const double target = JsonNumber(JsonField(report, "job"), "target_accuracy", 0);
   const std::string to_target = target > 0 ? absl::StrFormat("to %.2f", target) : "to target";
-  std::string out = absl::StrFormat("%-22s %10s %8s %8s %8s %11s %8s %6s %6s %9s\n", "strategy",
+  std::string out = absl::StrFormat("%-22s %10s %8s %8s %8s %11s %8s %6s %6s %6s %9s\n", "strategy",
                                     "samples/s", "wall", to_target, "test acc", "bytes/step",
-                                    "compute", "comm", "wait", "peak RSS");
+                                    "compute", "comm", "wait", "input", "peak RSS");
   if (!rows.is_array()) return out;
   for (const nlohmann::json& row : rows) {
     const std::string name = JsonString(row, "strategy", "?");
@@ -117,7 +118,7 @@ std::string RenderCompareTable(const nlohmann::json& report) {
     const nlohmann::json& f = JsonField(s, "time_fractions");
     const nlohmann::json& to = JsonField(s, "seconds_to_target");
     absl::StrAppend(
-        &out, absl::StrFormat("%-22s %10s %8s %8s %8.4f %11s %8s %6s %6s %9s\n", name,
+        &out, absl::StrFormat("%-22s %10s %8s %8s %8.4f %11s %8s %6s %6s %6s %9s\n", name,
                               FormatThousands(JsonNumber(s, "samples_per_sec", 0)),
                               FormatSeconds(JsonNumber(s, "wall_seconds", 0)),
                               to.is_number() ? FormatSeconds(to.get<double>()) : "-",
@@ -126,6 +127,7 @@ std::string RenderCompareTable(const nlohmann::json& report) {
                               FormatPercent(JsonNumber(f, "compute", 0)),
                               FormatPercent(JsonNumber(f, "communicate", 0)),
                               FormatPercent(JsonNumber(f, "wait", 0)),
+                              FormatPercent(JsonNumber(f, "input", 0)),
                               FormatBytes(JsonNumber(JsonField(s, "peak_rss_bytes"), "max", 0))));
   }
   return out;

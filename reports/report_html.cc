@@ -17,6 +17,7 @@ namespace {
 
 constexpr char kComputeColor[] = "#3b82f6";
 constexpr char kCommunicateColor[] = "#f59e0b";
+constexpr char kInputColor[] = "#10b981";
 constexpr char kWaitColor[] = "#9ca3af";
 constexpr char kSentColor[] = "#0ea5e9";
 constexpr char kReceivedColor[] = "#6366f1";
@@ -278,12 +279,14 @@ std::string TimeSplitChart(const std::vector<Row>& rows) {
         BarRow row;
         row.segments = {{"compute", JsonNumber(f, "compute", 0), kComputeColor},
                         {"communicate", JsonNumber(f, "communicate", 0), kCommunicateColor},
-                        {"wait", JsonNumber(f, "wait", 0), kWaitColor}};
+                        {"wait", JsonNumber(f, "wait", 0), kWaitColor},
+                        {"input", JsonNumber(f, "input", 0), kInputColor}};
         return row;
       });
   chart.legend = {{"compute", kComputeColor},
                   {"communicate", kCommunicateColor},
-                  {"wait for peers", kWaitColor}};
+                  {"wait for peers", kWaitColor},
+                  {"wait for input", kInputColor}};
   chart.x_max = 1;
   chart.format_x = [](double v) { return absl::StrFormat("%.0f%%", v * 100); };
   chart.label_segments = true;
@@ -335,7 +338,7 @@ std::string Table(const std::vector<Row>& rows, double target) {
       "<th>Samples/s</th><th>Wall time</th><th>Training time</th><th>Time to ",
       target > 0 ? absl::StrFormat("%g%%", target * 100) : "target",
       "</th><th>Final test acc.</th><th>Bytes/step sent · recv.</th><th>Compute</th>"
-      "<th>Comm.</th><th>Wait</th><th>Peak RSS max · total</th>"
+      "<th>Comm.</th><th>Wait</th><th>Input</th><th>Peak RSS max · total</th>"
       "</tr></thead><tbody>");
   for (const Row& r : rows) {
     const nlohmann::json& row = *r.json;
@@ -349,7 +352,7 @@ std::string Table(const std::vector<Row>& rows, double target) {
                     Html(JsonString(JsonField(row, "launch"), "description")), "</td>");
     if (!r.ok) {
       absl::StrAppend(&out,
-                      "<td class=\"failed\" colspan=\"10\"><strong>did not finish</strong> after ",
+                      "<td class=\"failed\" colspan=\"11\"><strong>did not finish</strong> after ",
                       FormatSeconds(JsonNumber(row, "wall_seconds", 0)), "<pre>",
                       Html(JsonString(row, "error", "unknown error")), "</pre></td></tr>");
       continue;
@@ -368,6 +371,7 @@ std::string Table(const std::vector<Row>& rows, double target) {
                     FormatPercent(JsonNumber(f, "compute", 0)), "</td><td>",
                     FormatPercent(JsonNumber(f, "communicate", 0)), "</td><td>",
                     FormatPercent(JsonNumber(f, "wait", 0)), "</td><td>",
+                    FormatPercent(JsonNumber(f, "input", 0)), "</td><td>",
                     FormatBytes(JsonNumber(rss, "max", 0)), " · ",
                     FormatBytes(JsonNumber(rss, "total", 0)), "</td></tr>");
   }

@@ -31,14 +31,16 @@ nlohmann::json MakeSummary(const JobConfig& job, const TrainingReport& report, i
     s["seconds_to_target"] =
         report.seconds_to_target ? nlohmann::json(*report.seconds_to_target) : nlohmann::json();
   }
-  const double total =
-      absl::ToDoubleSeconds(report.timing.compute + report.timing.communicate + report.timing.wait);
+  const double total = absl::ToDoubleSeconds(report.timing.compute + report.timing.communicate +
+                                             report.timing.wait + report.input_wait);
   auto fraction = [total](absl::Duration d) {
     return total > 0 ? absl::ToDoubleSeconds(d) / total : 0.0;
   };
   s["time_fractions"] = {{"compute", fraction(report.timing.compute)},
                          {"communicate", fraction(report.timing.communicate)},
-                         {"wait", fraction(report.timing.wait)}};
+                         {"wait", fraction(report.timing.wait)},
+                         {"input", fraction(report.input_wait)}};
+  s["input_wait_seconds"] = absl::ToDoubleSeconds(report.input_wait);
   const double steps = std::max<double>(1, static_cast<double>(report.final_step));
   s["bytes_sent_per_step"] = static_cast<double>(report.timing.bytes_sent) / steps;
   s["bytes_received_per_step"] = static_cast<double>(report.timing.bytes_received) / steps;

@@ -56,11 +56,12 @@ void PrintEpoch(const EpochRecord& e, int64_t total_epochs) {
 }
 
 void PrintProgress(const ProgressRecord& p) {
-  std::printf("  epoch %lld: step %lld/%lld  loss %.4f  %.1f ms/step (%.1f communicating)\n",
-              static_cast<long long>(p.epoch), static_cast<long long>(p.step),
-              static_cast<long long>(p.steps_per_epoch), p.loss,
-              absl::ToDoubleMilliseconds(p.step_time),
-              absl::ToDoubleMilliseconds(p.communicate_time));
+  std::printf(
+      "  epoch %lld: step %lld/%lld  loss %.4f  %.1f ms/step (%.1f communicating, %.1f waiting "
+      "for input)\n",
+      static_cast<long long>(p.epoch), static_cast<long long>(p.step),
+      static_cast<long long>(p.steps_per_epoch), p.loss, absl::ToDoubleMilliseconds(p.step_time),
+      absl::ToDoubleMilliseconds(p.communicate_time), absl::ToDoubleMilliseconds(p.input_time));
   std::fflush(stdout);
 }
 
@@ -120,6 +121,7 @@ TrainingOptions MakeLoopOptions(const JobConfig& job, const TaskOptions& options
   loop.evaluate = chief;
   loop.target_accuracy = job.training.target_accuracy;
   loop.prefetch_depth = static_cast<int>(options.prefetch);
+  loop.input_threads = static_cast<int>(options.input_threads);
   loop.progress_interval = options.progress_interval;
   loop.tracer = tracer;
   if (tensorboard != nullptr) loop.observers.push_back(tensorboard);

@@ -33,12 +33,13 @@ namespace meshtrain {
 
 // How this process runs its task (the job config says what it trains).
 struct TaskOptions {
-  std::string model_dir;  // summary.json, checkpoints, events; "": none written
-  std::string trace;      // Chrome trace file (summaries/trace_files.h); "": off
-  std::string job_label;  // names the job in logs when the config has no name
-  int64_t threads = 0;    // CPU threads for compute; 0: the host's cores over its tasks
-  std::string rpc_layer;  // "": TF_CONFIG's, then the fastest (runtime/rpc/data_path.h)
-  int64_t prefetch = 2;   // batches prepared ahead by the input thread
+  std::string model_dir;      // summary.json, checkpoints, events; "": none written
+  std::string trace;          // Chrome trace file (summaries/trace_files.h); "": off
+  std::string job_label;      // names the job in logs when the config has no name
+  int64_t threads = 0;        // CPU threads for compute; 0: the host's cores over its tasks
+  std::string rpc_layer;      // "": TF_CONFIG's, then the fastest (runtime/rpc/data_path.h)
+  int64_t prefetch = 2;       // batches prepared ahead by the input threads
+  int64_t input_threads = 1;  // threads gathering them (InputPipeline)
   int64_t logical_gpus = 1;
   std::string gpu_memory_limit;
   absl::Duration startup_timeout = absl::Seconds(300);

@@ -74,6 +74,7 @@ class Loop {
     int64_t steps = 0;
     absl::Duration train;
     absl::Duration communicate;
+    absl::Duration input;
   };
 
   absl::Status RunEpoch(int64_t epoch, int64_t epoch_end);
@@ -110,7 +111,8 @@ absl::Status Loop::Start(const Dataset& train) {
   schedule.num_shards = shard.num_shards;
   schedule.shard_index = shard.shard_index;
   MESHTRAIN_ASSIGN_OR_RETURN(
-      pipeline_, InputPipeline::Create(&train, schedule, options_.start, options_.prefetch_depth));
+      pipeline_, InputPipeline::Create(&train, schedule, options_.start, options_.prefetch_depth,
+                                       options_.input_threads));
   steps_per_epoch_ = pipeline_->schedule().steps_per_epoch();  // >= 1: Create checked it
   last_step_ = options_.epochs * steps_per_epoch_;
   if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);
@@ -164,6 +166,9 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& p
     next = pipeline_->Next(step_start + options_.step_timeout);
   }
   if (!next.ok()) return next.status();
+  const absl::Duration input_wait = absl::Now() - step_start;
+  report_.input_wait += input_wait;
+  progress.input += input_wait;
   const Batch& batch = next->first;
   const int64_t step_in_epoch = next->second.step;
   const int64_t global_batch = pipeline_->schedule().GlobalBatchSize(step_in_epoch);
@@ -210,6 +215,7 @@ void Loop::ReportProgress(int64_t epoch, int64_t step_in_epoch, const EpochTotal
   record.window_steps = progress.steps;
   record.step_time = progress.train / std::max<int64_t>(1, progress.steps);
   record.communicate_time = progress.communicate / std::max<int64_t>(1, progress.steps);
+  record.input_time = progress.input / std::max<int64_t>(1, progress.steps);
   options_.on_progress(record);
   progress = ProgressWindow{absl::Now() + options_.progress_interval};
 }

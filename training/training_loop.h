@@ -52,6 +52,7 @@ struct ProgressRecord {
   int64_t window_steps = 0;         // steps since the previous report
   absl::Duration step_time;         // their mean wall time
   absl::Duration communicate_time;  // of which moving and reducing (mean per step)
+  absl::Duration input_time;        // of which waiting for the batch (mean per step)
 };
 
 // Hooks into the loop: checkpoint savers, summary writers, tracers. A hook's
@@ -73,7 +74,8 @@ struct TrainingOptions {
   bool evaluate = true;  // the chief evaluates; other workers do not
   double target_accuracy = 0;
   int prefetch_depth = 2;
-  InputPosition start;                             // resume here (epoch, step within epoch)
+  int input_threads = 1;  // InputPipeline's producer threads (prefetch_depth > 0)
+  InputPosition start;    // resume here (epoch, step within epoch)
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
   std::vector<TrainingObserver*> observers;  // not owned; outlive the call
@@ -96,6 +98,9 @@ struct TrainingReport {
   int64_t samples = 0;   // global samples, counted as global batches of this process's steps
   int64_t examples = 0;  // examples this process trained on (its shards)
   StepTiming timing;     // summed over steps
+  // Time the steps waited for their batch (summed): near zero when the input
+  // pipeline keeps up, the whole shortfall when it does not.
+  absl::Duration input_wait;
 };
 
 absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& model,

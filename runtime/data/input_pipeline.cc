@@ -17,7 +17,8 @@ constexpr int kHeldByConsumer = 2;
 absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Dataset* dataset,
                                                                      BatchScheduleOptions options,
                                                                      InputPosition start,
-                                                                     int prefetch_depth) {
+                                                                     int prefetch_depth,
+                                                                     int num_threads) {
   MESHTRAIN_CHECK(dataset != nullptr) << "InputPipeline::Create: null dataset";
   const auto error = [&](auto... what) {
     return absl::InvalidArgumentError(
@@ -29,6 +30,7 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Datas
                  dataset->size());
   }
   if (prefetch_depth < 0) return error("prefetch_depth ", prefetch_depth, " < 0");
+  if (num_threads < 1) return error("num_threads ", num_threads, " < 1");
   MESHTRAIN_ASSIGN_OR_RETURN(BatchSchedule schedule, BatchSchedule::Create(options));
   if (schedule.steps_per_epoch() == 0) {
     return error("no step per epoch: ", options.num_examples, " examples in global batches of ",
@@ -37,19 +39,21 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Datas
   }
   MESHTRAIN_RETURN_IF_ERROR(schedule.ValidatePosition(start));
   return std::unique_ptr<InputPipeline>(
-      new InputPipeline(dataset, std::move(schedule), start, prefetch_depth));
+      new InputPipeline(dataset, std::move(schedule), start, prefetch_depth, num_threads));
 }
 
 InputPipeline::InputPipeline(const Dataset* dataset, BatchSchedule schedule, InputPosition start,
-                             int prefetch_depth)
+                             int prefetch_depth, int num_threads)
     : dataset_(dataset),
       schedule_(std::move(schedule)),
       prefetch_depth_(prefetch_depth),
+      num_threads_(prefetch_depth == 0 ? 1 : num_threads),
       produce_position_(start),
       consume_position_(start) {
   // Synchronous: the two the consumer holds. Prefetching: those, the ready
-  // queue, and the one the producer fills.
-  const int pool = prefetch_depth_ == 0 ? kHeldByConsumer : prefetch_depth_ + kHeldByConsumer + 1;
+  // batches, and one being gathered by each thread.
+  const int pool =
+      prefetch_depth_ == 0 ? kHeldByConsumer : prefetch_depth_ + kHeldByConsumer + num_threads_;
   const int64_t capacity = schedule_.MaxShardBatchSize();
   absl::MutexLock lock(&mu_);
   for (int i = 0; i < pool; ++i) {
@@ -65,7 +69,7 @@ void InputPipeline::Start() {
   absl::MutexLock lock(&mu_);
   if (started_ || stopping_) return;
   started_ = true;
-  producer_ = std::thread([this] { ProduceLoop(); });
+  for (int i = 0; i < num_threads_; ++i) producers_.emplace_back([this] { ProduceLoop(); });
 }
 
 void InputPipeline::Stop() {
@@ -73,7 +77,9 @@ void InputPipeline::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (producer_.joinable()) producer_.join();
+  for (std::thread& producer : producers_) {
+    if (producer.joinable()) producer.join();
+  }
 }
 
 InputPosition InputPipeline::next_position() const {
@@ -81,17 +87,20 @@ InputPosition InputPipeline::next_position() const {
   return consume_position_;
 }
 
+int64_t InputPipeline::Sequence(InputPosition position) const {
+  return position.epoch * schedule_.steps_per_epoch() + position.step;
+}
+
 Batch InputPipeline::View(int buffer, InputPosition position) const {
   return buffers_[buffer].Slice(0, schedule_.ShardRows(position.step).size());
 }
 
-Batch InputPipeline::Fill(int buffer, InputPosition position) {
-  if (permutation_epoch_ != position.epoch) {
-    permutation_ = schedule_.Permutation(position.epoch);
-    permutation_epoch_ = position.epoch;
-  }
+Batch InputPipeline::Fill(int buffer, InputPosition position) const {
+  // The schedule caches the epoch's permutation: one lock per batch.
+  const std::shared_ptr<const std::vector<int64_t>> permutation =
+      schedule_.Permutation(position.epoch);
   Batch batch = View(buffer, position);
-  GatherBatchInto(*dataset_, schedule_.ShardSlice(*permutation_, position.step), batch);
+  GatherBatchInto(*dataset_, schedule_.ShardSlice(*permutation, position.step), batch);
   return batch;
 }
 
@@ -104,21 +113,30 @@ void InputPipeline::RecycleOldestHeld() {
 void InputPipeline::ProduceLoop() {
   for (;;) {
     int buffer;
+    InputPosition position;
     {
       absl::MutexLock lock(&mu_);
+      // Up to prefetch_depth batches ready, plus one being gathered per
+      // thread: one thread behaves as a single producer that keeps
+      // prefetch_depth ready.
       const auto can_fill = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || (static_cast<int>(ready_.size()) < prefetch_depth_ && !free_.empty());
+        return stopping_ ||
+               (static_cast<int>(ready_.size()) + filling_ < prefetch_depth_ + num_threads_ - 1 &&
+                !free_.empty());
       };
       mu_.Await(absl::Condition(&can_fill));
       if (stopping_) return;
       buffer = free_.back();
       free_.pop_back();
+      position = produce_position_;
+      produce_position_ = schedule_.Advance(produce_position_);
+      ++filling_;
     }
-    // The gather runs unlocked: the consumer keeps taking ready batches meanwhile.
-    Fill(buffer, produce_position_);
+    // The gather runs unlocked: the consumer and the other producers go on.
+    Fill(buffer, position);
     absl::MutexLock lock(&mu_);
-    ready_.push_back(Ready{buffer, produce_position_});
-    produce_position_ = schedule_.Advance(produce_position_);
+    --filling_;
+    ready_.emplace(Sequence(position), buffer);
   }
 }
 
@@ -149,26 +167,26 @@ absl::StatusOr<std::pair<Batch, InputPosition>> InputPipeline::Next(absl::Time d
     return absl::FailedPreconditionError(
         absl::StrCat(where(), ": Next() before Start(); call Start() once after Create()"));
   }
-  const auto ready_or_stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !ready_.empty();
+  const int64_t wanted = Sequence(consume_position_);
+  const auto ready_or_stopping = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || (!ready_.empty() && ready_.begin()->first == wanted);
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready_or_stopping), deadline);
   if (stopping_) {
     return absl::CancelledError(absl::StrCat(where(), ": stopped while waiting for the batch"));
   }
-  if (ready_.empty()) {
+  if (ready_.empty() || ready_.begin()->first != wanted) {
     return absl::DeadlineExceededError(
-        absl::StrCat(where(),
-                     ": the batch was not ready by the deadline (the producer thread is behind; "
-                     "raise prefetch_depth, or use prefetch_depth 0 to gather on this thread)"));
+        absl::StrCat(where(), ": the batch was not ready by the deadline (the ", num_threads_,
+                     " input thread(s) are behind; raise --input-threads or prefetch_depth, or use "
+                     "prefetch_depth 0 to gather on this thread)"));
   }
-  const Ready ready = ready_.front();
-  ready_.pop_front();
-  MESHTRAIN_CHECK(ready.position == consume_position_)
-      << "producer at epoch " << ready.position.epoch << " step " << ready.position.step;
-  held_.push_back(ready.buffer);
-  consume_position_ = schedule_.Advance(ready.position);
-  return std::make_pair(View(ready.buffer, ready.position), ready.position);
+  const int buffer = ready_.begin()->second;
+  ready_.erase(ready_.begin());
+  const InputPosition position = consume_position_;
+  held_.push_back(buffer);
+  consume_position_ = schedule_.Advance(position);
+  return std::make_pair(View(buffer, position), position);
 }
 
 }  // namespace meshtrain

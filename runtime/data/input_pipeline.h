@@ -1,7 +1,10 @@
 // InputPipeline: this shard's batches of a Dataset in BatchSchedule order,
-// gathered ahead of the training loop by one producer thread, or on the
-// caller's thread in synchronous mode (prefetch_depth 0: on a 2-core machine a
-// producer thread can steal more compute than the gather costs).
+// gathered ahead of the training loop by producer threads (tf.data's
+// map(num_parallel_calls) + prefetch: each thread gathers and converts whole
+// batches, and the batches are handed out in schedule order whichever thread
+// finishes first), or on the caller's thread in synchronous mode
+// (prefetch_depth 0: on a 2-core machine a producer thread can steal more
+// compute than the gather costs).
 //
 // Batches live in a fixed pool of buffers sized for the largest shard batch,
 // so a step allocates nothing. Lifetime: the Batch returned by Next() stays
@@ -18,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -37,19 +41,22 @@ class InputPipeline {
  public:
   // InvalidArgument when the dataset is malformed, options.num_examples differs
   // from dataset->size(), the schedule is invalid or has no step per epoch, the
-  // start position is outside it, or prefetch_depth < 0. prefetch_depth 0 means
-  // synchronous: Next() gathers on the caller's thread and Start() does nothing.
+  // start position is outside it, prefetch_depth < 0 or num_threads < 1.
+  // prefetch_depth 0 means synchronous: Next() gathers on the caller's thread
+  // and Start() does nothing. Otherwise up to prefetch_depth batches wait
+  // ready while num_threads more are being gathered.
   static absl::StatusOr<std::unique_ptr<InputPipeline>> Create(const Dataset* dataset,
                                                                BatchScheduleOptions options,
                                                                InputPosition start,
-                                                               int prefetch_depth = 2);
+                                                               int prefetch_depth = 2,
+                                                               int num_threads = 1);
 
   InputPipeline(const InputPipeline&) = delete;
   InputPipeline& operator=(const InputPipeline&) = delete;
   ~InputPipeline();  // Stop()s
 
-  // Starts the producer thread, which keeps up to prefetch_depth batches ready
-  // and blocks (no spinning) when they are. Idempotent; a no-op after Stop().
+  // Starts the producer threads, which keep up to prefetch_depth batches ready
+  // and block (no spinning) when they are. Idempotent; a no-op after Stop().
   void Start();
 
   // The next batch of this shard and its position; past an epoch's last step
@@ -58,28 +65,25 @@ class InputPipeline {
   // Cancelled after Stop(); FailedPrecondition before Start() unless synchronous.
   absl::StatusOr<std::pair<Batch, InputPosition>> Next(absl::Time deadline);
 
-  // Stops and joins the producer; wakes a waiting Next(). Idempotent.
+  // Stops and joins the producers; wakes a waiting Next(). Idempotent.
   void Stop();
 
   const BatchSchedule& schedule() const { return schedule_; }
   bool synchronous() const { return prefetch_depth_ == 0; }
+  int num_threads() const { return num_threads_; }
   // The position of the batch the next successful Next() returns: what a
   // checkpoint records to resume the input stream.
   InputPosition next_position() const;
 
  private:
-  // A gathered batch waiting in the queue.
-  struct Ready {
-    int buffer;
-    InputPosition position;
-  };
-
   InputPipeline(const Dataset* dataset, BatchSchedule schedule, InputPosition start,
-                int prefetch_depth);
+                int prefetch_depth, int num_threads);
 
+  // The batch's place in the stream: global step from the start of training.
+  int64_t Sequence(InputPosition position) const;
   // Gathers the batch at `position` into buffer `buffer`; returns its view.
-  // Called by one thread at a time (the producer, or the caller when synchronous).
-  Batch Fill(int buffer, InputPosition position);
+  // Any number of threads at once, each into its own buffer.
+  Batch Fill(int buffer, InputPosition position) const;
   void ProduceLoop();
   // Returns the oldest batch the consumer holds to the pool once it holds two.
   void RecycleOldestHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -88,24 +92,23 @@ class InputPipeline {
   const Dataset* const dataset_;
   const BatchSchedule schedule_;
   const int prefetch_depth_;
+  const int num_threads_;
   // Full-capacity buffers; a batch is a Slice of one.
   std::vector<Batch> buffers_;
 
-  // The permutation of the epoch being gathered (filling thread only).
-  int64_t permutation_epoch_ = -1;
-  std::shared_ptr<const std::vector<int64_t>> permutation_;
-  // Where the producer gathers next (producer thread only).
-  InputPosition produce_position_;
-
   mutable absl::Mutex mu_;
-  std::deque<Ready> ready_ ABSL_GUARDED_BY(mu_);
+  // Gathered batches by Sequence(), handed out in that order.
+  std::map<int64_t, int> ready_ ABSL_GUARDED_BY(mu_);
+  int filling_ ABSL_GUARDED_BY(mu_) = 0;  // batches being gathered now
   std::vector<int> free_ ABSL_GUARDED_BY(mu_);
   std::deque<int> held_ ABSL_GUARDED_BY(mu_);  // returned by Next(), oldest first
+  // Where the next producer to claim a batch gathers.
+  InputPosition produce_position_ ABSL_GUARDED_BY(mu_);
   InputPosition consume_position_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
-  std::thread producer_;
+  std::vector<std::thread> producers_;
 };
 
 }  // namespace meshtrain

@@ -97,7 +97,8 @@ class CompareTest(unittest.TestCase):
                 self.assertGreater(s["wall_seconds"], 0)
                 self.assertTrue(0.7 < s["final_test_accuracy"] <= 1, s["final_test_accuracy"])
                 f = s["time_fractions"]
-                self.assertAlmostEqual(f["compute"] + f["communicate"] + f["wait"], 1.0, delta=0.05)
+                self.assertAlmostEqual(f["compute"] + f["communicate"] + f["wait"] + f["input"], 1.0,
+                                       delta=0.05)
                 self.assertGreater(f["compute"], 0)
                 self.assertGreater(s["peak_rss_bytes"]["max"], 10 << 20)
                 self.assertEqual(len(row["curves"]), EPOCHS)

@@ -22,9 +22,9 @@ absl::Time Soon() { return absl::Now() + absl::Seconds(30); }
 
 std::unique_ptr<InputPipeline> MakePipeline(const Dataset* dataset,
                                             const BatchScheduleOptions& options,
-                                            InputPosition start, int depth) {
+                                            InputPosition start, int depth, int threads = 1) {
   absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline =
-      InputPipeline::Create(dataset, options, start, depth);
+      InputPipeline::Create(dataset, options, start, depth, threads);
   EXPECT_TRUE(pipeline.ok()) << pipeline.status();
   if (!pipeline.ok()) return nullptr;
   (*pipeline)->Start();
@@ -58,9 +58,11 @@ void ExpectScheduleOrder(InputPipeline& pipeline, InputPosition start, int count
 
 TEST(InputPipelineTest, YieldsTheScheduleInOrderWithAndWithoutPrefetch) {
   const Dataset dataset = IndexedDataset(50, 3);
-  for (int depth : {0, 1, 2, 4}) {
+  for (const auto [depth, threads] :
+       std::vector<std::pair<int, int>>{{0, 1}, {1, 1}, {2, 1}, {4, 1}, {1, 3}, {4, 3}}) {
     for (int shard : {0, 2}) {
-      SCOPED_TRACE(::testing::Message() << "prefetch " << depth << " shard " << shard);
+      SCOPED_TRACE(::testing::Message()
+                   << "prefetch " << depth << " threads " << threads << " shard " << shard);
       // 50 examples in global batches of 8 over 3 shards: 7 steps per epoch,
       // shard sizes 3/3/2, and a last step of 2 (1/1/0).
       const BatchScheduleOptions options{.num_examples = 50,
@@ -68,9 +70,10 @@ TEST(InputPipelineTest, YieldsTheScheduleInOrderWithAndWithoutPrefetch) {
                                          .seed = 4,
                                          .num_shards = 3,
                                          .shard_index = shard};
-      std::unique_ptr<InputPipeline> pipeline = MakePipeline(&dataset, options, {}, depth);
+      std::unique_ptr<InputPipeline> pipeline = MakePipeline(&dataset, options, {}, depth, threads);
       ASSERT_NE(pipeline, nullptr);
       EXPECT_EQ(pipeline->synchronous(), depth == 0);
+      EXPECT_EQ(pipeline->num_threads(), threads);
       ExpectScheduleOrder(*pipeline, {0, 0}, 3 * 7 + 2);
     }
   }
@@ -80,7 +83,8 @@ TEST(InputPipelineTest, ResumesAtAPosition) {
   const Dataset dataset = IndexedDataset(40, 2);
   const BatchScheduleOptions options{.num_examples = 40, .global_batch_size = 6, .seed = 8};
   for (int depth : {0, 2}) {
-    std::unique_ptr<InputPipeline> pipeline = MakePipeline(&dataset, options, {3, 5}, depth);
+    std::unique_ptr<InputPipeline> pipeline =
+        MakePipeline(&dataset, options, {3, 5}, depth, depth == 0 ? 1 : 4);
     ASSERT_NE(pipeline, nullptr);
     ExpectScheduleOrder(*pipeline, {3, 5}, 10);
   }
@@ -98,6 +102,25 @@ TEST(InputPipelineTest, FullShardsReuseTheirBuffers) {
     buffers.insert(next->first.inputs.raw_data());
   }
   EXPECT_LE(buffers.size(), 5u) << "prefetch 2 + 2 held + 1 being filled";
+}
+
+// Several threads gather out of order; the batches still come in schedule
+// order, none lost or repeated, and a missed deadline loses nothing.
+TEST(InputPipelineTest, ParallelThreadsDeliverInScheduleOrder) {
+  const Dataset dataset = IndexedDataset(97, 5);
+  const BatchScheduleOptions options{
+      .num_examples = 97, .global_batch_size = 6, .seed = 3, .num_shards = 2, .shard_index = 1};
+  std::unique_ptr<InputPipeline> pipeline = MakePipeline(&dataset, options, {}, 2, 4);
+  ASSERT_NE(pipeline, nullptr);
+  ExpectScheduleOrder(*pipeline, {0, 0}, 5 * 17);
+  std::set<const void*> buffers;
+  for (int i = 0; i < 40; ++i) {
+    absl::StatusOr<std::pair<Batch, InputPosition>> next = pipeline->Next(absl::InfinitePast());
+    if (!next.ok()) next = pipeline->Next(Soon());
+    ASSERT_TRUE(next.ok()) << next.status();
+    buffers.insert(next->first.inputs.raw_data());
+  }
+  EXPECT_LE(buffers.size(), 8u) << "prefetch 2 + 2 held + 4 being filled";
 }
 
 TEST(InputPipelineTest, MissedDeadlinesLoseNoBatch) {
@@ -172,6 +195,7 @@ TEST(InputPipelineTest, CreateRejectsInconsistentArguments) {
     InputPosition start;
     int depth;
     std::string fault;
+    int threads = 1;
   };
   for (const Case& c : std::vector<Case>{
            {{.num_examples = 9, .global_batch_size = 4}, {}, 2, "dataset has 10"},
@@ -182,9 +206,10 @@ TEST(InputPipelineTest, CreateRejectsInconsistentArguments) {
            {{.num_examples = 10, .global_batch_size = 4}, {0, 3}, 2, "epoch 0 step 3"},
            {{.num_examples = 10, .global_batch_size = 4}, {}, -1, "prefetch_depth -1"},
            {{.num_examples = 10, .global_batch_size = 0}, {}, 2, "global_batch_size 0"},
+           {{.num_examples = 10, .global_batch_size = 4}, {}, 2, "num_threads 0", 0},
        }) {
     absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline =
-        InputPipeline::Create(&dataset, c.options, c.start, c.depth);
+        InputPipeline::Create(&dataset, c.options, c.start, c.depth, c.threads);
     EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kInvalidArgument) << c.fault;
     EXPECT_THAT(pipeline.status().message(), HasSubstr(c.fault));
   }

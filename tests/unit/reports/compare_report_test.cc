@@ -14,21 +14,22 @@ namespace {
 
 // A summary.json as the chief writes it (the fields the report reads).
 nlohmann::json Summary(double samples_per_sec, double accuracy, nlohmann::json to_target) {
-  return {{"samples_per_sec", samples_per_sec},
-          {"train_seconds", 4.5},
-          {"test_accuracy", accuracy},
-          {"train_loss", 0.31},
-          {"target_accuracy", 0.87},
-          {"seconds_to_target", to_target},
-          {"bytes_sent_per_step", 1066440.0},
-          {"bytes_received_per_step", 1066440.0},
-          {"time_fractions", {{"compute", 0.7}, {"communicate", 0.1}, {"wait", 0.2}}},
-          {"num_replicas", 2},
-          {"final_step", 470},
-          {"epochs", 2},
-          {"history",
-           {{{"epoch", 1}, {"elapsed_seconds", 1.5}, {"test_accuracy", 0.84}},
-            {{"epoch", 2}, {"elapsed_seconds", 3.0}, {"test_accuracy", accuracy}}}}};
+  return {
+      {"samples_per_sec", samples_per_sec},
+      {"train_seconds", 4.5},
+      {"test_accuracy", accuracy},
+      {"train_loss", 0.31},
+      {"target_accuracy", 0.87},
+      {"seconds_to_target", to_target},
+      {"bytes_sent_per_step", 1066440.0},
+      {"bytes_received_per_step", 1066440.0},
+      {"time_fractions", {{"compute", 0.7}, {"communicate", 0.1}, {"wait", 0.15}, {"input", 0.05}}},
+      {"num_replicas", 2},
+      {"final_step", 470},
+      {"epochs", 2},
+      {"history",
+       {{{"epoch", 1}, {"elapsed_seconds", 1.5}, {"test_accuracy", 0.84}},
+        {{"epoch", 2}, {"elapsed_seconds", 3.0}, {"test_accuracy", accuracy}}}}};
 }
 
 nlohmann::json Header() {
@@ -84,7 +85,8 @@ TEST(CompareReportTest, RowsCarryTheSummaryFiguresAndCurves) {
   EXPECT_EQ(s["bytes_per_step"], 2 * 1066440.0);
   EXPECT_DOUBLE_EQ(s["time_fractions"]["compute"].get<double>() +
                        s["time_fractions"]["communicate"].get<double>() +
-                       s["time_fractions"]["wait"].get<double>(),
+                       s["time_fractions"]["wait"].get<double>() +
+                       s["time_fractions"]["input"].get<double>(),
                    1.0);
   EXPECT_EQ(s["peak_rss_bytes"]["max"], 120 << 20);
   EXPECT_EQ(s["peak_rss_bytes"]["total"], 220 << 20);

@@ -7,6 +7,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/data/file_sharding.h"
 
 namespace meshtrain {
 namespace {
@@ -53,6 +54,7 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("divisor", &d.divisor));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("shuffle", &d.shuffle));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("drop_remainder", &d.drop_remainder));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("auto_shard", &d.auto_shard));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_examples", &d.train_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("test_examples", &d.test_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("features", &d.features));
@@ -116,6 +118,9 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text, absl::string_vi
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", root.status().message()));
   JobConfig config;
   MESHTRAIN_RETURN_IF_ERROR(ParseSections(*root, source, config));
+  if (absl::Status policy = ParseAutoShardPolicy(config.data.auto_shard).status(); !policy.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", policy.message()));
+  }
   if (config.training.global_batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": training.global_batch_size must be at least 1 (the reference job uses 256)"));

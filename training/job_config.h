@@ -41,6 +41,9 @@ struct DataConfig {
   double divisor = 1.0;
   bool shuffle = true;
   bool drop_remainder = false;
+  // How input workers split the train set (runtime/data/file_sharding.h):
+  // auto | file | data.
+  std::string auto_shard = "auto";
   // synthetic datasets
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;

@@ -16,6 +16,7 @@
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/rpc/coordination_service.h"
 #include "training/checkpoint_saver.h"
+#include "training/step_agreement.h"
 
 namespace meshtrain {
 namespace {
@@ -474,6 +475,12 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   Observer observer(*this, saver.get(), start);
   TrainingOptions training = task_.training;
   training.start = start;
+  if (training.own_files.has_value() && !independent && task_.mesh != nullptr) {
+    training.own_files->agree_steps_per_epoch = [this, generation](int64_t full_batches) {
+      return AgreeStepsPerEpoch(task_.mesh, *task_.cluster, generation, full_batches,
+                                absl::Now() + options_.startup_timeout);
+    };
+  }
   training.observers.push_back(&observer);
 
   SetInterrupt(false);  // step boundaries poll SIGTERM now

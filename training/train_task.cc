@@ -81,6 +81,13 @@ int CoresFor(const TaskOptions& options, const ClusterConfig& cluster) {
   return std::max(1, cores / std::max(1, here));
 }
 
+// Every training worker reads input: each worker of a synchronous strategy
+// (its replicas split its batch) and each parameter-server worker.
+InputWorker InputWorkerOf(const ClusterConfig& cluster) {
+  if (cluster.is_local()) return InputWorker{};
+  return InputWorker{cluster.cluster.num_training_workers(), cluster.worker_rank()};
+}
+
 // Where checkpoints are written, and how the task survives failures.
 absl::StatusOr<ResilienceOptions> MakeResilienceOptions(const TaskOptions& options,
                                                         PreemptionWatcher* preemption) {
@@ -110,8 +117,12 @@ absl::StatusOr<ResilienceOptions> MakeResilienceOptions(const TaskOptions& optio
 // The loop's options for this task: the chief evaluates, prints progress and
 // writes TensorBoard events (`tensorboard`, may be null).
 TrainingOptions MakeLoopOptions(const JobConfig& job, const TaskOptions& options, bool chief,
-                                Tracer* tracer, TensorBoardObserver* tensorboard) {
+                                const TrainSharding& sharding, Tracer* tracer,
+                                TensorBoardObserver* tensorboard) {
   TrainingOptions loop;
+  if (sharding.decision.policy == AutoShardPolicy::kFile) {
+    loop.own_files = OwnFilesOptions{sharding.worker.num_workers, sharding.worker.index};
+  }
   loop.epochs = job.training.epochs;
   loop.max_steps = job.training.max_steps;
   loop.global_batch_size = job.training.global_batch_size;
@@ -198,7 +209,9 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
                          AbortSignal& abort, PreemptionWatcher* preemption,
                          absl::Time process_start) {
   WorkerState state;
-  MESHTRAIN_ASSIGN_OR_RETURN(state.data, LoadJobData(job.data, job.training.seed));
+  MESHTRAIN_ASSIGN_OR_RETURN(state.data,
+                             LoadJobData(job.data, job.training.seed, InputWorkerOf(cluster)));
+  MESHTRAIN_LOG(INFO) << state.data.sharding.Describe(state.data.train.size());
   MESHTRAIN_ASSIGN_OR_RETURN(state.optimizer, Optimizer::Create(job.optimizer));
   MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices,
                              ParseDeviceList(job.strategy.devices));
@@ -242,7 +255,8 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   task.rpc_layer = options.rpc_layer.empty() ? cluster.rpc_layer : options.rpc_layer;
   task.process_start = process_start;
   task.tracer = state.tracer.get();
-  task.training = MakeLoopOptions(job, options, chief, state.tracer.get(), state.tensorboard.get());
+  task.training = MakeLoopOptions(job, options, chief, state.data.sharding, state.tracer.get(),
+                                  state.tensorboard.get());
   MESHTRAIN_LOG(INFO) << "training " << (job.name.empty() ? options.job_label : job.name) << " ("
                       << job.model.type << ", " << job.strategy.name << ", global batch "
                       << job.training.global_batch_size << ", " << task.threads << " thread(s))";

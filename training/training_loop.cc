@@ -4,8 +4,10 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/data/batch_schedule.h"
+#include "runtime/data/file_sharding.h"
 
 namespace meshtrain {
 namespace {
@@ -34,6 +36,14 @@ absl::Status ValidateTrainingShape(const Strategy& strategy, const Dataset& trai
                                    const TrainingOptions& options) {
   MESHTRAIN_RETURN_IF_ERROR(
       ValidateShardable(options.global_batch_size, strategy.num_replicas_in_sync()));
+  if (options.own_files.has_value()) {
+    const OwnFilesOptions& own = *options.own_files;
+    return OwnFilesSchedule({.num_examples = train.size(),
+                             .global_batch_size = options.global_batch_size,
+                             .num_input_workers = own.num_input_workers,
+                             .worker_index = own.worker_index})
+        .status();
+  }
   if (options.global_batch_size > train.size()) {
     // Without drop_remainder the pipeline takes it (one short batch an
     // epoch), but it is a typo, not a plan.
@@ -57,6 +67,9 @@ class Loop {
   }
 
   absl::Status Start(const Dataset& train);
+  // The schedule of a worker reading its own files, its steps agreed with
+  // the other workers where they step together.
+  absl::StatusOr<BatchScheduleOptions> OwnFilesScheduleFor(const Dataset& train);
   absl::StatusOr<TrainingReport> Run();
 
  private:
@@ -92,6 +105,9 @@ class Loop {
   StepFn step_fn_;
   std::unique_ptr<InputPipeline> pipeline_;
   int64_t steps_per_epoch_ = 0;
+  // A step's global batch is the schedule's batch times this: the input
+  // workers' batches under the file policy, 1 under the data policy.
+  int64_t batches_per_global_batch_ = 1;
   int64_t last_step_ = 0;
   int64_t global_step_ = 0;
   absl::Time start_;
@@ -101,15 +117,20 @@ class Loop {
 
 absl::Status Loop::Start(const Dataset& train) {
   MESHTRAIN_RETURN_IF_ERROR(ValidateTrainingShape(strategy_, train, options_));
-  const InputShard shard = strategy_.input_shard();
   BatchScheduleOptions schedule;
-  schedule.num_examples = train.size();
-  schedule.global_batch_size = options_.global_batch_size;
-  schedule.seed = options_.seed;
-  schedule.shuffle = options_.shuffle;
-  schedule.drop_remainder = options_.drop_remainder;
-  schedule.num_shards = shard.num_shards;
-  schedule.shard_index = shard.shard_index;
+  if (options_.own_files.has_value()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(schedule, OwnFilesScheduleFor(train));
+    batches_per_global_batch_ = options_.own_files->num_input_workers;
+  } else {
+    const InputShard shard = strategy_.input_shard();
+    schedule.num_examples = train.size();
+    schedule.global_batch_size = options_.global_batch_size;
+    schedule.seed = options_.seed;
+    schedule.shuffle = options_.shuffle;
+    schedule.drop_remainder = options_.drop_remainder;
+    schedule.num_shards = shard.num_shards;
+    schedule.shard_index = shard.shard_index;
+  }
   MESHTRAIN_ASSIGN_OR_RETURN(
       pipeline_, InputPipeline::Create(&train, schedule, options_.start, options_.prefetch_depth,
                                        options_.input_threads));
@@ -117,6 +138,47 @@ absl::Status Loop::Start(const Dataset& train) {
   last_step_ = options_.epochs * steps_per_epoch_;
   if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);
   return absl::OkStatus();
+}
+
+absl::StatusOr<BatchScheduleOptions> Loop::OwnFilesScheduleFor(const Dataset& train) {
+  const OwnFilesOptions& own = *options_.own_files;
+  const InputShard shard = strategy_.input_shard();
+  if (shard.num_shards != own.num_input_workers || shard.shard_index != own.worker_index) {
+    return absl::InternalError(absl::StrCat(
+        "auto_shard file: the train files were chosen for input worker ", own.worker_index, " of ",
+        own.num_input_workers, " but the strategy reads input shard ", shard.shard_index, " of ",
+        shard.num_shards));
+  }
+  OwnFilesInput input{.num_examples = train.size(),
+                      .global_batch_size = options_.global_batch_size,
+                      .seed = options_.seed,
+                      .shuffle = options_.shuffle,
+                      .num_input_workers = own.num_input_workers,
+                      .worker_index = own.worker_index};
+  const int64_t full_batches =
+      FullBatches(train.size(), options_.global_batch_size, own.num_input_workers);
+  if (own.agree_steps_per_epoch) {
+    MESHTRAIN_ASSIGN_OR_RETURN(input.steps_per_epoch, own.agree_steps_per_epoch(full_batches));
+    if (input.steps_per_epoch < 1 || input.steps_per_epoch > full_batches) {
+      return absl::InternalError(absl::StrCat("auto_shard file: the workers agreed on ",
+                                              input.steps_per_epoch,
+                                              " steps an epoch, but this "
+                                              "worker holds ",
+                                              full_batches, " full batches"));
+    }
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(BatchScheduleOptions schedule, OwnFilesSchedule(input));
+  const int64_t steps = input.steps_per_epoch > 0 ? input.steps_per_epoch : full_batches;
+  const int64_t skipped = train.size() - steps * schedule.global_batch_size;
+  MESHTRAIN_LOG(INFO) << "data: auto_shard file: " << steps << " steps an epoch of "
+                      << schedule.global_batch_size << " examples from each of "
+                      << own.num_input_workers << " input worker(s)"
+                      << (own.agree_steps_per_epoch ? " (the fewest full batches of any worker)"
+                                                    : " (this worker's full batches)")
+                      << "; this worker reads " << steps * schedule.global_batch_size << " of its "
+                      << train.size() << " examples each epoch, " << skipped
+                      << " are skipped each epoch (drawn anew each epoch when shuffling)";
+  return schedule;
 }
 
 absl::StatusOr<TrainingReport> Loop::Run() {
@@ -171,7 +233,8 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& p
   progress.input += input_wait;
   const Batch& batch = next->first;
   const int64_t step_in_epoch = next->second.step;
-  const int64_t global_batch = pipeline_->schedule().GlobalBatchSize(step_in_epoch);
+  const int64_t global_batch =
+      pipeline_->schedule().GlobalBatchSize(step_in_epoch) * batches_per_global_batch_;
   absl::StatusOr<StepResult> result = strategy_.Run(step_fn_, batch, global_batch);
   if (!result.ok()) return Annotate(result.status(), absl::StrCat("step ", global_step_));
   const absl::Duration step_time = absl::Now() - step_start;

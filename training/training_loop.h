@@ -64,6 +64,18 @@ class TrainingObserver {
   virtual absl::Status OnEpochEnd(const EpochRecord& epoch) { return absl::OkStatus(); }
 };
 
+// Under the file policy (runtime/data/file_sharding.h) the training set is
+// this input worker's own files: it walks its own permutation of them in
+// batches of global_batch_size / num_input_workers, whole batches only.
+struct OwnFilesOptions {
+  int num_input_workers = 1;
+  int worker_index = 0;  // must be the strategy's input_shard()
+  // Workers that step together must run the same steps an epoch: given this
+  // worker's full batches, returns the count every worker runs (the fewest
+  // any holds). Empty: its own count (workers that step independently).
+  std::function<absl::StatusOr<int64_t>(int64_t full_batches)> agree_steps_per_epoch;
+};
+
 struct TrainingOptions {
   int64_t epochs = 1;
   int64_t max_steps = 0;  // 0: no limit
@@ -75,7 +87,8 @@ struct TrainingOptions {
   double target_accuracy = 0;
   int prefetch_depth = 2;
   int input_threads = 1;  // InputPipeline's producer threads (prefetch_depth > 0)
-  InputPosition start;    // resume here (epoch, step within epoch)
+  std::optional<OwnFilesOptions> own_files;  // nullopt: the data policy
+  InputPosition start;                       // resume here (epoch, step within epoch)
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
   std::vector<TrainingObserver*> observers;  // not owned; outlive the call
@@ -109,7 +122,8 @@ absl::StatusOr<TrainingReport> RunTraining(Strategy& strategy, const Model& mode
 
 // InvalidArgument, naming the fix, where the global batch cannot train `train`
 // under `strategy`: it does not split over the replicas in sync, or it is
-// larger than the training set. RunTraining checks it first; a cluster task
+// larger than the training set (under the file policy: this worker's batch is
+// larger than its own files hold). RunTraining checks it first; a cluster task
 // checks it before its first collective call, so that every task ends on the
 // same configuration error instead of some seeing a peer leave first.
 absl::Status ValidateTrainingShape(const Strategy& strategy, const Dataset& train,

@@ -27,13 +27,17 @@ absl::StatusOr<BatchSchedule> BatchSchedule::Create(const BatchScheduleOptions& 
     return error("global_batch_size ", options.global_batch_size, " must be at least 1");
   }
   if (options.num_shards < 1) return error("num_shards ", options.num_shards, " < 1");
+  if (options.max_steps_per_epoch < 0) {
+    return error("max_steps_per_epoch ", options.max_steps_per_epoch, " < 0");
+  }
   if (options.shard_index < 0 || options.shard_index >= options.num_shards) {
     return error("shard_index ", options.shard_index, " out of range for ", options.num_shards,
                  " shards");
   }
   const int64_t n = options.num_examples;
   const int64_t g = options.global_batch_size;
-  const int64_t steps = options.drop_remainder ? n / g : n / g + (n % g != 0 ? 1 : 0);
+  int64_t steps = options.drop_remainder ? n / g : n / g + (n % g != 0 ? 1 : 0);
+  if (options.max_steps_per_epoch > 0) steps = std::min(steps, options.max_steps_per_epoch);
   return BatchSchedule(options, steps);
 }
 

@@ -2,7 +2,9 @@
 // deterministic across processes and platforms, so every task of a cluster
 // derives the same plan from the same options without talking:
 //
-//   steps_per_epoch = ceil(n / G), or floor(n / G) with drop_remainder.
+//   steps_per_epoch = ceil(n / G), or floor(n / G) with drop_remainder, at
+//   most max_steps_per_epoch when that is set (the examples past them are not
+//   read that epoch).
 //   Epoch e visits permutation P_e: a Fisher-Yates shuffle of 0..n-1 drawn from
 //   std::mt19937_64 seeded with DeriveSeed(seed, e) (identity when !shuffle).
 //   Global step s of epoch e covers P_e[s*G, min((s+1)*G, n)).
@@ -37,6 +39,9 @@ struct BatchScheduleOptions {
   bool drop_remainder = false;
   int num_shards = 1;
   int shard_index = 0;
+  // 0: no limit. Workers that read their own files (file_sharding.h) run the
+  // same number of steps, the fewest any of them holds.
+  int64_t max_steps_per_epoch = 0;
 };
 
 // A point in the input stream: the step within its epoch, as a checkpoint
@@ -59,7 +64,7 @@ struct RowRange {
 class BatchSchedule {
  public:
   // InvalidArgument unless num_examples >= 0, global_batch_size >= 1,
-  // num_shards >= 1 and 0 <= shard_index < num_shards.
+  // num_shards >= 1, 0 <= shard_index < num_shards and max_steps_per_epoch >= 0.
   static absl::StatusOr<BatchSchedule> Create(const BatchScheduleOptions& options);
 
   const BatchScheduleOptions& options() const { return options_; }

@@ -38,6 +38,24 @@ TEST(BatchScheduleTest, StepsPerEpochAndLastBatchSize) {
   EXPECT_EQ(MakeSchedule({.num_examples = 16, .global_batch_size = 8}).steps_per_epoch(), 2);
 }
 
+// A cap on the steps of an epoch keeps the permutation and the batch sizes:
+// the examples past the cap are not read that epoch.
+TEST(BatchScheduleTest, MaxStepsPerEpochCapsTheEpoch) {
+  BatchScheduleOptions o{.num_examples = 1000, .global_batch_size = 64, .seed = 3};
+  BatchSchedule whole = MakeSchedule(o);
+  o.max_steps_per_epoch = 10;
+  BatchSchedule capped = MakeSchedule(o);
+  EXPECT_EQ(whole.steps_per_epoch(), 16);
+  EXPECT_EQ(capped.steps_per_epoch(), 10);
+  EXPECT_EQ(capped.GlobalBatchSize(9), 64);
+  EXPECT_EQ(capped.ShardIndices(2, 9), whole.ShardIndices(2, 9));
+  EXPECT_EQ(capped.Advance({2, 9}), (InputPosition{3, 0}));
+  o.max_steps_per_epoch = 100;  // above what the epoch holds: no effect
+  EXPECT_EQ(MakeSchedule(o).steps_per_epoch(), 16);
+  o.max_steps_per_epoch = -1;
+  EXPECT_THAT(BatchSchedule::Create(o).status().message(), HasSubstr("max_steps_per_epoch -1"));
+}
+
 // Over one epoch, all shards' batches together hold each example once; each
 // shard's part is contiguous in the global batch, sizes differ by at most one,
 // and earlier shards take the extra rows.

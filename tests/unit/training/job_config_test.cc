@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -45,6 +46,26 @@ TEST(JobConfigTest, WrongTypeAndMalformedJson) {
   EXPECT_THAT(std::string(malformed.status().message()), HasSubstr("j.json"));
   auto batch = ParseJobConfig(R"({"training": {"global_batch_size": 0}})", "j.json");
   EXPECT_THAT(std::string(batch.status().message()), HasSubstr("global_batch_size"));
+}
+
+TEST(JobConfigTest, AutoShardIsOneOfThePolicies) {
+  auto default_policy = ParseJobConfig(R"({"data": {"dataset": "tfrecord"}})", "j.json");
+  ASSERT_TRUE(default_policy.ok()) << default_policy.status();
+  EXPECT_EQ(default_policy->data.auto_shard, "auto");
+  for (const char* policy : {"auto", "file", "data"}) {
+    auto job =
+        ParseJobConfig(absl::StrCat(R"({"data": {"auto_shard": ")", policy, R"("}})"), "j.json");
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->data.auto_shard, policy);
+  }
+  auto typo = ParseJobConfig(R"({"data": {"auto_shard": "files"}})", "j.json");
+  EXPECT_EQ(typo.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(typo.status().message()),
+              HasSubstr("j.json: data.auto_shard 'files' is not one of auto, file, data"));
+  auto number = ParseJobConfig(R"({"data": {"auto_shard": 1}})", "j.json");
+  EXPECT_THAT(std::string(number.status().message()), HasSubstr("data.auto_shard"));
+  auto misspelt = ParseJobConfig(R"({"data": {"autoshard": "file"}})", "j.json");
+  EXPECT_THAT(std::string(misspelt.status().message()), HasSubstr("data.autoshard"));
 }
 
 TEST(JobConfigTest, ReferenceConfigIsTheReferenceJob) {

@@ -214,5 +214,63 @@ TEST(TrainingLoopTest, GlobalBatchLargerThanTheDatasetIsRefusedNamingBoth) {
   EXPECT_TRUE(RunTraining(*job.strategy, *job.model, job.train, &job.test, options).ok());
 }
 
+// Under the file policy a worker walks its own examples in whole batches; the
+// agreed count caps its epoch, and each step reports the global batch.
+TEST(TrainingLoopTest, OwnFilesRunTheAgreedWholeBatches) {
+  Job job;
+  Recorder recorder;
+  TrainingOptions options;
+  options.epochs = 2;
+  options.observers = {&recorder};
+  options.own_files = OwnFilesOptions{};  // one input worker: 600 / 64 = 9 whole batches
+  auto report = job.Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->final_step, 18);
+  EXPECT_EQ(report->examples, 18 * kBatch);
+  for (int64_t size : recorder.batch_sizes) EXPECT_EQ(size, kBatch);
+
+  Job agreed;
+  int64_t offered = -1;
+  options.own_files->agree_steps_per_epoch = [&](int64_t full_batches) -> absl::StatusOr<int64_t> {
+    offered = full_batches;
+    return 7;  // another worker holds fewer
+  };
+  recorder = Recorder();
+  options.observers = {&recorder};
+  report = agreed.Run(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(offered, 9);
+  EXPECT_EQ(report->final_step, 14);
+  EXPECT_EQ(recorder.last_next, (InputPosition{2, 0}));
+  EXPECT_GT(report->test_accuracy, 0.5);
+}
+
+TEST(TrainingLoopTest, OwnFilesMustBeTheStrategysInputShard) {
+  Job job;
+  TrainingOptions options;
+  options.own_files = OwnFilesOptions{.num_input_workers = 2, .worker_index = 1};
+  auto report = job.Run(options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(
+      std::string(report.status().message()),
+      HasSubstr("chosen for input worker 1 of 2 but the strategy reads input shard 0 of 1"));
+  Job agreed;
+  options.own_files = OwnFilesOptions{};
+  options.own_files->agree_steps_per_epoch = [](int64_t) -> absl::StatusOr<int64_t> {
+    return absl::DeadlineExceededError("no count from worker:1");
+  };
+  report = agreed.Run(options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(TrainingLoopTest, OwnFilesSmallerThanAWorkersBatchAreRefused) {
+  Job job;
+  TrainingOptions options;
+  options.global_batch_size = kExamples + 1;
+  options.own_files = OwnFilesOptions{};
+  EXPECT_THAT(std::string(ValidateTrainingShape(*job.strategy, job.train, options).message()),
+              HasSubstr("holds 600 examples, less than its batch of 601"));
+}
+
 }  // namespace
 }  // namespace meshtrain

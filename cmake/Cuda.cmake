@@ -21,9 +21,10 @@ if(NOT MESHTRAIN_CUDA STREQUAL "OFF")
     find_library(MESHTRAIN_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
     find_path(MESHTRAIN_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
     if(MESHTRAIN_NCCL_LIBRARY AND MESHTRAIN_NCCL_INCLUDE)
+      # nccl.h only: runtime/collective/nccl/nccl_library.cc opens libnccl on
+      # first use.
       add_library(meshtrain_nccl_dep INTERFACE)
-      target_link_libraries(meshtrain_nccl_dep INTERFACE ${MESHTRAIN_NCCL_LIBRARY})
-      target_include_directories(meshtrain_nccl_dep INTERFACE ${MESHTRAIN_NCCL_INCLUDE})
+      target_include_directories(meshtrain_nccl_dep SYSTEM INTERFACE ${MESHTRAIN_NCCL_INCLUDE})
       set(MESHTRAIN_HAVE_CUDA ON)
     elseif(MESHTRAIN_CUDA STREQUAL "ON")
       message(FATAL_ERROR "MESHTRAIN_CUDA=ON but NCCL (nccl.h, libnccl) was not found under ${CUDAToolkit_LIBRARY_DIR}")

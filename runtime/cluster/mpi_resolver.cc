@@ -1,10 +1,5 @@
 #include "runtime/cluster/mpi_resolver.h"
 
-// The C API only: without these, mpi.h in C++ pulls in the deprecated C++
-// bindings, whose symbols live in a library we do not link.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +13,7 @@
 #include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/cluster/address.h"
+#include "runtime/cluster/mpi_library.h"
 
 namespace meshtrain {
 namespace {
@@ -169,7 +165,8 @@ std::string MpiHostForPeers(const MpiPlacement& placement) {
 }
 
 struct MpiSession::State {
-  MPI_Comm comm = MPI_COMM_NULL;
+  MpiHandles mpi;
+  MPI_Comm comm{};  // this session's duplicate of MPI_COMM_WORLD
   // Buffers of the latest collective: they outlive a collective that timed out,
   // which MPI may still write into.
   std::string send;
@@ -182,6 +179,8 @@ MpiSession::MpiSession(std::unique_ptr<State> state, int rank, int size)
     : state_(std::move(state)), rank_(rank), size_(size) {}
 
 absl::StatusOr<std::unique_ptr<MpiSession>> MpiSession::Init() {
+  absl::StatusOr<MpiHandles> mpi = LoadMpi();
+  if (!mpi.ok()) return Annotate(mpi.status(), "MPI session");
   int initialized = 0;
   int finalized = 0;
   MPI_Initialized(&initialized);
@@ -195,12 +194,13 @@ absl::StatusOr<std::unique_ptr<MpiSession>> MpiSession::Init() {
   int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
   if (rc != MPI_SUCCESS) return MpiError("MPI_Init_thread", rc);
   auto state = std::make_unique<State>();
-  rc = MPI_Comm_dup(MPI_COMM_WORLD, &state->comm);
+  state->mpi = *mpi;
+  rc = MPI_Comm_dup(mpi->comm_world, &state->comm);
   if (rc != MPI_SUCCESS) {
     MPI_Finalize();
     return MpiError("MPI_Comm_dup", rc);
   }
-  MPI_Comm_set_errhandler(state->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(state->comm, mpi->errors_return);
   int rank = 0;
   int size = 0;
   MPI_Comm_rank(state->comm, &rank);
@@ -240,7 +240,8 @@ absl::StatusOr<std::vector<std::string>> MpiSession::AllGather(const std::string
 
   // 1. Every rank learns every length; 2. every rank gathers the bytes.
   MPI_Request request;
-  int rc = MPI_Iallgather(&my_length, 1, MPI_INT, s.lengths.data(), 1, MPI_INT, s.comm, &request);
+  int rc = MPI_Iallgather(&my_length, 1, s.mpi.int_type, s.lengths.data(), 1, s.mpi.int_type,
+                          s.comm, &request);
   if (rc != MPI_SUCCESS) return MpiError("MPI allgather of lengths", rc);
   absl::Status waited = Wait(&request, start, timeout, "MPI allgather of lengths", rank_, size_);
   if (!waited.ok()) {
@@ -258,8 +259,8 @@ absl::StatusOr<std::vector<std::string>> MpiSession::AllGather(const std::string
         absl::StrCat("MPI allgather: ", total, " bytes in all, more than MPI's 2^31-1"));
   }
   s.received.assign(static_cast<size_t>(total), '\0');
-  rc = MPI_Iallgatherv(s.send.data(), my_length, MPI_CHAR, s.received.data(), s.lengths.data(),
-                       s.offsets.data(), MPI_CHAR, s.comm, &request);
+  rc = MPI_Iallgatherv(s.send.data(), my_length, s.mpi.char_type, s.received.data(),
+                       s.lengths.data(), s.offsets.data(), s.mpi.char_type, s.comm, &request);
   if (rc != MPI_SUCCESS) return MpiError("MPI allgather of strings", rc);
   waited = Wait(&request, start, timeout, "MPI allgather of strings", rank_, size_);
   if (!waited.ok()) {

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/collective/nccl/nccl_library.h"
 #include "runtime/tensor/cuda/cuda_status.h"
 
 namespace meshtrain {
@@ -18,6 +19,10 @@ constexpr absl::Duration kMaxSleep = absl::Milliseconds(1);
 
 absl::Status NcclStatus(ncclResult_t result, absl::string_view what, ncclComm_t comm) {
   if (result == ncclSuccess) return absl::OkStatus();
+  // Not a peer's failure, whatever code the shim returned.
+  if (const absl::Status& load = LoadNccl(); !load.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", load.message()));
+  }
   absl::StatusCode code = absl::StatusCode::kInternal;
   const char* fix = "";
   switch (result) {

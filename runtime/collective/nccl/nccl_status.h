@@ -4,7 +4,9 @@
 // Codes say what to do: a peer that died or whose network failed
 // (ncclRemoteError, ncclSystemError) -> kUnavailable (the cluster recovers from
 // its last checkpoint); duplicate devices or a call out of order
-// (ncclInvalidUsage) -> kFailedPrecondition; the rest -> kInternal.
+// (ncclInvalidUsage) -> kFailedPrecondition; libnccl missing (it is opened on
+// first use) -> kFailedPrecondition naming the file and what to install; the
+// rest -> kInternal.
 //
 // WaitForNccl never hangs: it polls the communicator's asynchronous error, the
 // completion event, the task's AbortSignal and the deadline, sleeping briefly

@@ -1,9 +1,16 @@
 #include "runtime/tensor/cuda/cuda_status.h"
 
 #include "absl/strings/str_cat.h"
+#include "runtime/tensor/cuda/cublas_library.h"
+#include "runtime/tensor/cuda/cuda_runtime_library.h"
 
 namespace meshtrain {
 namespace {
+
+// A library that could not be loaded explains every error of its calls.
+absl::Status Unloaded(const absl::Status& load, absl::string_view what) {
+  return absl::FailedPreconditionError(absl::StrCat(what, ": ", load.message()));
+}
 
 absl::StatusCode CudaCode(cudaError_t error) {
   switch (error) {
@@ -27,6 +34,7 @@ absl::StatusCode CudaCode(cudaError_t error) {
 
 absl::Status CudaStatus(cudaError_t error, absl::string_view what) {
   if (error == cudaSuccess) return absl::OkStatus();
+  if (const absl::Status& load = LoadCudaRuntime(); !load.ok()) return Unloaded(load, what);
   std::string message =
       absl::StrCat(what, ": ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ")");
   if (error == cudaErrorMemoryAllocation) {
@@ -45,6 +53,7 @@ absl::Status CudaStatus(cudaError_t error, absl::string_view what) {
 
 absl::Status CublasStatus(cublasStatus_t status, absl::string_view what) {
   if (status == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
+  if (const absl::Status& load = LoadCublas(); !load.ok()) return Unloaded(load, what);
   const absl::StatusCode code =
       status == CUBLAS_STATUS_ALLOC_FAILED ? absl::StatusCode::kResourceExhausted
       : status == CUBLAS_STATUS_NOT_INITIALIZED || status == CUBLAS_STATUS_ARCH_MISMATCH

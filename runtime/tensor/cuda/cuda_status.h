@@ -4,7 +4,9 @@
 // Codes say what to do: out of memory -> kResourceExhausted; no device or a
 // driver too old -> kFailedPrecondition; a bad launch or argument (our bug) ->
 // kInternal; a device fault (illegal address, ECC) -> kInternal, and the
-// context is then unusable. Thread-safe (pure functions).
+// context is then unusable; libcudart or libcublas missing (they are opened
+// on first use) -> kFailedPrecondition naming the file and what to install.
+// Thread-safe.
 #ifndef MESHTRAIN_RUNTIME_TENSOR_CUDA_CUDA_STATUS_H_
 #define MESHTRAIN_RUNTIME_TENSOR_CUDA_CUDA_STATUS_H_
 

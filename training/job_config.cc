@@ -55,6 +55,7 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("shuffle", &d.shuffle));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("drop_remainder", &d.drop_remainder));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("auto_shard", &d.auto_shard));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("cache_dir", &d.cache_dir));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_examples", &d.train_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("test_examples", &d.test_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("features", &d.features));

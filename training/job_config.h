@@ -44,6 +44,10 @@ struct DataConfig {
   // How input workers split the train set (runtime/data/file_sharding.h):
   // auto | file | data.
   std::string auto_shard = "auto";
+  // tfrecord: "" decodes the files into memory; a directory decodes them once
+  // into a cache there and trains from the mapped arrays
+  // (runtime/data/dataset_cache.h): for sets larger than memory.
+  std::string cache_dir;
   // synthetic datasets
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;

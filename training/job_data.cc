@@ -47,6 +47,7 @@ absl::StatusOr<Dataset> LoadFiles(const DataConfig& config, absl::Span<const std
   spec.label_feature = config.label_feature;
   spec.divisor = static_cast<float>(config.divisor);
   spec.num_classes = config.num_classes;
+  spec.cache_dir = config.cache_dir;
   return LoadTfRecordDataset(files, spec, name);
 }
 
@@ -98,6 +99,12 @@ std::string TrainSharding::Describe(int64_t train_examples) const {
 absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed, InputWorker worker) {
   MESHTRAIN_ASSIGN_OR_RETURN(const AutoShardPolicy requested,
                              ParseAutoShardPolicy(config.auto_shard));
+  if (!config.cache_dir.empty() && config.dataset != "tfrecord") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.cache_dir: the ", config.dataset,
+        " dataset has no cache (tfrecord has; .npy arrays are mapped already); convert the data "
+        "to TFRecord (meshtrain data convert) or remove data.cache_dir"));
+  }
   JobData data;
   data.sharding.worker = worker;
   if (config.dataset == "fashion_mnist") {

@@ -199,6 +199,23 @@ bool NpyFile::IntegerAt(int64_t i, int64_t* out) const {
   }
 }
 
+std::string EncodeNpyHeader(absl::string_view descr, absl::Span<const int64_t> shape) {
+  std::string dims = absl::StrJoin(shape, ", ");
+  if (shape.size() == 1) dims += ",";
+  std::string header =
+      absl::StrCat("{'descr': '", descr, "', 'fortran_order': False, 'shape': (", dims, "), }");
+  // Magic (6) + version (2) + length (2) + header + '\n', a multiple of 64.
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string out(kMagic, 6);
+  out.push_back(1);
+  out.push_back(0);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  return out + header;
+}
+
 absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
                                        const std::string& labels_path, float divisor,
                                        int num_classes, const std::string& name) {
@@ -225,6 +242,9 @@ absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
     // divides them (Dataset::input_divisor).
     dataset.inputs = Tensor::WrapHost(DType::kUInt8, Shape{n, width}, inputs->data(), inputs);
     dataset.input_divisor = divisor;
+  } else if (inputs->dtype() == "f4" && divisor == 1.0f) {
+    // Already what a batch holds (a dataset cache's float inputs).
+    dataset.inputs = Tensor::WrapHost(DType::kFloat32, Shape{n, width}, inputs->data(), inputs);
   } else {
     dataset.inputs = Tensor(DType::kFloat32, Shape{n, width});
     float* x = dataset.inputs.data<float>();

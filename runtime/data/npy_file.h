@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "runtime/data/dataset.h"
 
 namespace meshtrain {
@@ -48,11 +50,15 @@ class NpyFile {
   const unsigned char* data_ = nullptr;
 };
 
+// A version 1.0 .npy header for `descr` ("|u1", "<f4", "<i4") and `shape`
+// (C order), padded so the data that follows starts 64-byte aligned.
+std::string EncodeNpyHeader(absl::string_view descr, absl::Span<const int64_t> shape);
+
 // A Dataset from an inputs array [n, ...] (each example flattened) and a
 // labels array [n] of integers in [0, num_classes), as x_train.npy and
-// y_train.npy are saved. uint8 inputs stay in the mapped file (the dataset
-// keeps it mapped) and are divided per batch; other dtypes are converted to
-// value / divisor as float32.
+// y_train.npy are saved. uint8 inputs, and float32 ones with divisor 1, stay
+// in the mapped file (the dataset keeps it mapped; uint8 is divided per
+// batch); other dtypes are converted to value / divisor as float32.
 absl::StatusOr<Dataset> LoadNpyDataset(const std::string& inputs_path,
                                        const std::string& labels_path, float divisor,
                                        int num_classes, const std::string& name);

@@ -5,12 +5,16 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "proto/example.pb.h"
+#include "runtime/base/logging.h"
 #include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/data/dataset_cache.h"
 #include "runtime/data/tfrecord.h"
 
 namespace meshtrain {
@@ -127,6 +131,73 @@ absl::StatusOr<int32_t> ReadLabel(const Feature& feature, const ExampleSpec& spe
   return static_cast<int32_t>(label);
 }
 
+// What pass 1 learns: the record count and the input's size and kind.
+struct Layout {
+  ExampleSpec spec;  // input_size filled in
+  int64_t n = 0;
+  bool bytes_input = false;
+};
+
+absl::StatusOr<Layout> CountRecords(absl::Span<const std::string> files, const ExampleSpec& spec,
+                                    const std::string& name) {
+  Layout layout{spec};
+  MESHTRAIN_RETURN_IF_ERROR(
+      ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
+        if (layout.spec.input_size == 0) {
+          MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
+                                     FindFeature(example, layout.spec.input_feature, where));
+          layout.spec.input_size = ValueCount(*input);
+          layout.bytes_input = input->kind_case() == Feature::kBytesList;
+          if (layout.spec.input_size <= 0) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                where, ": feature ", QuoteForMessage(layout.spec.input_feature),
+                " holds no values (or several byte strings); the input is one list of values"));
+          }
+        }
+        ++layout.n;
+        return absl::OkStatus();
+      }));
+  if (layout.n == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": the ", files.size(), " file(s) hold no record"));
+  }
+  return layout;
+}
+
+// Pass 2: decodes each record's input into `row` (one row of the input
+// dtype) and hands it on with its index and label.
+absl::Status DecodeRecords(absl::Span<const std::string> files, const Layout& layout, Tensor& row,
+                           const std::function<absl::Status(int64_t, int32_t)>& take) {
+  int64_t index = 0;
+  MESHTRAIN_RETURN_IF_ERROR(
+      ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
+        if (index == layout.n) {
+          return absl::DataLossError(absl::StrCat(where, ": the files changed while being read"));
+        }
+        MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
+                                   FindFeature(example, layout.spec.input_feature, where));
+        MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
+                                   FindFeature(example, layout.spec.label_feature, where));
+        MESHTRAIN_RETURN_IF_ERROR(DecodeInput(*input, layout.spec, where, row, 0));
+        MESHTRAIN_ASSIGN_OR_RETURN(const int32_t value, ReadLabel(*label, layout.spec, where));
+        MESHTRAIN_RETURN_IF_ERROR(take(index, value));
+        ++index;
+        return absl::OkStatus();
+      }));
+  if (index != layout.n) {
+    return absl::DataLossError(
+        absl::StrCat(files.empty() ? "" : files.front(), ": the files changed while being read"));
+  }
+  return absl::OkStatus();
+}
+
+// The settings that change what a cache holds (DatasetCache's spec).
+std::string DescribeSpec(const ExampleSpec& spec) {
+  return absl::StrCat("tfrecord input_feature=", spec.input_feature,
+                      " label_feature=", spec.label_feature, " input_size=", spec.input_size,
+                      " divisor=", spec.divisor, " num_classes=", spec.num_classes);
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> ExpandFilePattern(const std::string& pattern) {
@@ -149,59 +220,53 @@ absl::StatusOr<std::vector<std::string>> ExpandFilePattern(const std::string& pa
 absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
                                             const ExampleSpec& spec, const std::string& name) {
   MESHTRAIN_RETURN_IF_ERROR(CheckClassesAndDivisor(name, spec.num_classes, spec.divisor));
-  // Pass 1 counts the records (and takes the input size from the first), so
-  // that pass 2 decodes straight into tensors of the final size: the dataset
-  // is held once, not twice.
-  ExampleSpec shape = spec;
-  int64_t n = 0;
-  bool bytes_input = false;
-  MESHTRAIN_RETURN_IF_ERROR(
-      ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
-        if (shape.input_size == 0) {
-          MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
-                                     FindFeature(example, shape.input_feature, where));
-          shape.input_size = ValueCount(*input);
-          bytes_input = input->kind_case() == Feature::kBytesList;
-          if (shape.input_size <= 0) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                where, ": feature ", QuoteForMessage(shape.input_feature),
-                " holds no values (or several byte strings); the input is one list of values"));
-          }
-        }
-        ++n;
-        return absl::OkStatus();
-      }));
-  if (n == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": the ", files.size(), " file(s) hold no record"));
+  std::optional<DatasetCache> cache;
+  if (!spec.cache_dir.empty()) {
+    MESHTRAIN_ASSIGN_OR_RETURN(cache,
+                               DatasetCache::Open(spec.cache_dir, name, files, DescribeSpec(spec)));
+    if (cache->complete()) {
+      MESHTRAIN_LOG(INFO) << "data: " << name << " trains from its cache " << cache->inputs_path();
+      return cache->Load(spec.divisor, spec.num_classes);
+    }
+  }
+  // Pass 1 counts the records (and takes the input size and kind from the
+  // first), so that pass 2 decodes straight into arrays of the final size:
+  // the dataset is held once, not twice (or, with a cache, not at all).
+  MESHTRAIN_ASSIGN_OR_RETURN(const Layout layout, CountRecords(files, spec, name));
+  const DType input_dtype = layout.bytes_input ? DType::kUInt8 : DType::kFloat32;
+  if (cache.has_value()) {
+    const absl::Time begin = absl::Now();
+    MESHTRAIN_RETURN_IF_ERROR(
+        cache->Build(input_dtype, layout.n, layout.spec.input_size, [&](CacheRowWriter& writer) {
+          Tensor row(input_dtype, Shape{1, layout.spec.input_size});
+          return DecodeRecords(files, layout, row, [&](int64_t, int32_t label) {
+            return writer.Append(row.raw_data(), label);
+          });
+        }));
+    MESHTRAIN_LOG(INFO) << "data: " << name << ": " << layout.n << " records of " << files.size()
+                        << " file(s) decoded into the cache " << cache->inputs_path() << " in "
+                        << absl::FormatDuration(
+                               absl::Trunc(absl::Now() - begin, absl::Milliseconds(1)));
+    return cache->Load(spec.divisor, spec.num_classes);
   }
   Dataset dataset;
   dataset.name = name;
   dataset.num_classes = spec.num_classes;
   // Pixel bytes stay bytes (a quarter of float32's memory); a batch divides them.
-  dataset.inputs =
-      Tensor(bytes_input ? DType::kUInt8 : DType::kFloat32, Shape{n, shape.input_size});
+  dataset.inputs = Tensor(input_dtype, Shape{layout.n, layout.spec.input_size});
   dataset.input_divisor = spec.divisor;
-  dataset.labels = Tensor(DType::kInt32, Shape{n});
+  dataset.labels = Tensor(DType::kInt32, Shape{layout.n});
   int32_t* labels = dataset.labels.data<int32_t>();
-  int64_t row = 0;
+  const int64_t width = layout.spec.input_size;
+  const size_t row_bytes = static_cast<size_t>(width) * DTypeSize(input_dtype);
+  Tensor row(input_dtype, Shape{1, width});
   MESHTRAIN_RETURN_IF_ERROR(
-      ForEachExample(files, [&](const Example& example, const std::string& where) -> absl::Status {
-        if (row == n) {
-          return absl::DataLossError(absl::StrCat(where, ": the files changed while being read"));
-        }
-        MESHTRAIN_ASSIGN_OR_RETURN(const Feature* input,
-                                   FindFeature(example, shape.input_feature, where));
-        MESHTRAIN_ASSIGN_OR_RETURN(const Feature* label,
-                                   FindFeature(example, shape.label_feature, where));
-        MESHTRAIN_RETURN_IF_ERROR(DecodeInput(*input, shape, where, dataset.inputs, row));
-        MESHTRAIN_ASSIGN_OR_RETURN(labels[row], ReadLabel(*label, shape, where));
-        ++row;
+      DecodeRecords(files, layout, row, [&](int64_t index, int32_t label) -> absl::Status {
+        std::memcpy(static_cast<char*>(dataset.inputs.raw_data()) + index * row_bytes,
+                    row.raw_data(), row_bytes);
+        labels[index] = label;
         return absl::OkStatus();
       }));
-  if (row != n) {
-    return absl::DataLossError(absl::StrCat(name, ": the files changed while being read"));
-  }
   return dataset;
 }
 

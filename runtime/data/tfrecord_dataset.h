@@ -29,6 +29,10 @@ struct ExampleSpec {
   // divided per batch (Dataset::input_divisor); number lists are divided here.
   float divisor = 1.0f;
   int num_classes = 0;  // labels must lie in [0, num_classes); required
+  // "": decode into memory. Otherwise decode once into a DatasetCache in this
+  // directory (dataset_cache.h) and train from the mapped arrays: for sets
+  // larger than memory, and to skip decoding on later runs.
+  std::string cache_dir;
 };
 
 // The files `pattern` names (a glob; sorted), or NotFound naming the pattern.

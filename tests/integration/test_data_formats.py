@@ -6,12 +6,17 @@ from the IDX files (auto_shard data), and with auto_shard file each worker
 reads only its 4 shards and the job reaches the accuracy of the IDX files; a
 corrupt shard stops the run with the file and record;
 arrays saved by NumPy train to those parameters too (a .npz is refused with
-the fix); two workers learn from CSV files, and a short line is named."""
+the fix); two workers learn from CSV files, and a short line is named; a
+training set larger than the memory limit of its process trains from the
+dataset cache to the parameters of a run from memory."""
+import gzip
 import json
 import os
 import re
 import subprocess
 import unittest
+
+import memory_limit
 
 from harness import (BIN, FASHION_MNIST_DIR, NUMPY_PYTHON, REFERENCE, ClusterTestCase, have_numpy_python,
                      requires, requires_fashion_mnist)
@@ -195,3 +200,80 @@ class CsvTest(ClusterTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def write_repeated_idx(out_dir, copies):
+    """Fashion-MNIST's train split repeated `copies` times as plain IDX files in
+    `out_dir` (the test split as it is): a set as large as we like."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name, header_bytes in (("train-images-idx3-ubyte", 16), ("train-labels-idx1-ubyte", 8)):
+        with gzip.open(os.path.join(FASHION_MNIST_DIR, name + ".gz")) as f:
+            data = f.read()
+        header = bytearray(data[:header_bytes])
+        header[4:8] = (int.from_bytes(data[4:8], "big") * copies).to_bytes(4, "big")
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(header)
+            for _ in range(copies):
+                f.write(memoryview(data)[header_bytes:])
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        os.symlink(os.path.join(FASHION_MNIST_DIR, name), os.path.join(out_dir, name))
+
+
+MEMORY_CGROUP, MEMORY_CGROUP_REASON = memory_limit.available()
+
+
+@requires_fashion_mnist
+@requires(MEMORY_CGROUP, MEMORY_CGROUP_REASON)
+class LargerThanMemoryTest(ClusterTestCase):
+    """480,000 examples (376 MB of pixels) under a 256 MiB limit: loaded into
+    memory the task is killed; from data.cache_dir it trains, twice (building
+    the cache, then from it), to the parameters of an unlimited run from memory."""
+
+    LIMIT_BYTES = 256 << 20
+    STEPS = "150"
+
+    def config(self, shards, cache_dir):
+        with open(REFERENCE) as f:
+            job = json.load(f)
+        job["data"] = {"dataset": "tfrecord", "train_files": os.path.join(shards, "train-*"),
+                       "test_files": os.path.join(shards, "test-*"), "divisor": 255, "num_classes": 10,
+                       "auto_shard": "data"}
+        if cache_dir:
+            job["data"]["cache_dir"] = cache_dir
+        path = os.path.join(self.tmp, "cached.json" if cache_dir else "memory.json")
+        with open(path, "w") as f:
+            json.dump(job, f)
+        return path
+
+    def train(self, config, name, limit=None):
+        model_dir = os.path.join(self.tmp, name)
+        run = subprocess.run([BIN, "train", "--config", config, "--max-steps", self.STEPS, "--epochs", "1",
+                              "--model-dir", model_dir],
+                             capture_output=True, text=True, timeout=180,
+                             preexec_fn=limit.enter if limit else None)
+        return run, model_dir
+
+    def test_a_set_larger_than_the_memory_limit_trains_from_the_cache(self):
+        idx_dir = os.path.join(self.tmp, "idx")
+        write_repeated_idx(idx_dir, 8)
+        shards = os.path.join(self.tmp, "shards")
+        made = subprocess.run([BIN, "data", "convert", "--from", "idx", "--dir", idx_dir, "--out", shards,
+                               "--shards", "8"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertIn("train: 480000 examples into 8 shards", made.stdout)
+        os.remove(os.path.join(idx_dir, "train-images-idx3-ubyte"))  # 376 MB less on disk
+        cache = os.path.join(self.tmp, "cache")
+        with memory_limit.MemoryLimit(self.LIMIT_BYTES) as limit:
+            in_memory, _ = self.train(self.config(shards, None), "memory-limited", limit)
+            self.assertEqual(in_memory.returncode, -9, "the set should not fit the limit:\n" + in_memory.stderr)
+            built, built_dir = self.train(self.config(shards, cache), "built", limit)
+            self.assertEqual(built.returncode, 0, built.stderr)
+            self.assertIn("480000 records of 8 file(s) decoded into the cache", built.stderr)
+            reused, reused_dir = self.train(self.config(shards, cache), "reused", limit)
+            self.assertEqual(reused.returncode, 0, reused.stderr)
+            self.assertIn("data: tfrecord/train trains from its cache", reused.stderr)
+        unlimited, unlimited_dir = self.train(self.config(shards, None), "unlimited")
+        self.assertEqual(unlimited.returncode, 0, unlimited.stderr)
+        expected = self.summary(unlimited_dir)["param_checksums"]
+        self.assertEqual(self.summary(built_dir)["param_checksums"], expected)
+        self.assertEqual(self.summary(reused_dir)["param_checksums"], expected)

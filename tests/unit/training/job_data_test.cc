@@ -86,5 +86,15 @@ TEST_F(JobDataTest, FilePolicyErrorsNameTheProblemAndTheFix) {
   EXPECT_EQ(data->sharding.decision.policy, AutoShardPolicy::kData);
 }
 
+TEST_F(JobDataTest, OnlyTfRecordTakesACacheDirectory) {
+  DataConfig csv;
+  csv.dataset = "csv";
+  csv.cache_dir = "/tmp/cache";
+  absl::Status status = LoadJobData(csv, 1).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("data.cache_dir: the csv dataset has no cache"));
+  EXPECT_THAT(status.message(), HasSubstr("meshtrain data convert"));
+}
+
 }  // namespace
 }  // namespace meshtrain

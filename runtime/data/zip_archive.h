@@ -10,6 +10,10 @@
 // InvalidArgument for what we do not read (encryption, spanned archives,
 // methods other than stored and deflate).
 //
+// Our own reader, on zlib (already a dependency): libzip hides where a
+// member's data lies, so it cannot serve stored members in place, and
+// minizip's headers are not among the build's packages.
+//
 // Immutable once opened: Find and Read may be called from any thread.
 #ifndef MESHTRAIN_RUNTIME_DATA_ZIP_ARCHIVE_H_
 #define MESHTRAIN_RUNTIME_DATA_ZIP_ARCHIVE_H_

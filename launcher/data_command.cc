@@ -1,9 +1,8 @@
 #include "launcher/data_command.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -13,17 +12,16 @@
 #include "proto/example.pb.h"
 #include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
-#include "runtime/data/idx_file.h"
 #include "runtime/data/tfrecord.h"
-#include "runtime/data/tfrecord_dataset.h"
+#include "runtime/data/tfrecord_conversion.h"
 
 namespace meshtrain {
 namespace {
 
 constexpr char kUsage[] =
     "usage: meshtrain data <convert|inspect> [flags]\n"
-    "  convert  --from idx --dir DIR --out DIR [--shards N] [--gzip]\n"
-    "           MNIST-like IDX files to TFRecord shards of tf.train.Example\n"
+    "  convert  --from idx|csv|npy ... --to tfrecord --out DIR [--shards N] [--gzip]\n"
+    "           IDX, CSV or NumPy (.npy/.npz) data to TFRecord shards of tf.train.Example\n"
     "  inspect  FILE [--records N]: the features of a TFRecord file's first records\n";
 
 int Fail(const absl::Status& status) {
@@ -31,67 +29,59 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-// One split's images and labels into `shards` files "OUT/<split>-i-of-N".
-absl::Status ConvertIdxSplit(const std::string& dir, const std::string& prefix,
-                             const std::string& split, const std::string& out, int shards,
-                             bool gzip) {
-  MESHTRAIN_ASSIGN_OR_RETURN(const std::string images_path,
-                             FindIdxFile(dir, prefix + "-images-idx3-ubyte"));
-  MESHTRAIN_ASSIGN_OR_RETURN(const std::string labels_path,
-                             FindIdxFile(dir, prefix + "-labels-idx1-ubyte"));
-  MESHTRAIN_ASSIGN_OR_RETURN(IdxArray images, ReadIdxFile(images_path));
-  MESHTRAIN_ASSIGN_OR_RETURN(IdxArray labels, ReadIdxFile(labels_path));
-  if (images.dims.empty() || labels.dims.size() != 1 || images.dims[0] != labels.dims[0]) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        images_path, " [", absl::StrJoin(images.dims, ", "), "] and ", labels_path, " [",
-        absl::StrJoin(labels.dims, ", "), "] do not hold one label per example"));
-  }
-  const int64_t n = images.dims[0];
-  std::vector<int32_t> label_values(labels.values.get(), labels.values.get() + n);
-  ExampleSpec spec;
-  MESHTRAIN_ASSIGN_OR_RETURN(
-      std::vector<std::string> paths,
-      WriteTfRecordShards(images.span(), label_values, n == 0 ? 1 : images.num_values / n, spec,
-                          absl::StrCat(out, "/", split), shards, gzip));
-  std::printf("%s: %lld examples into %zu shards (%s ... %s)\n", split.c_str(),
-              static_cast<long long>(n), paths.size(), paths.front().c_str(), paths.back().c_str());
-  return absl::OkStatus();
-}
-
 int Convert(const std::vector<std::string>& args) {
-  std::string from;
-  std::string dir;
-  std::string out;
-  int64_t shards = 8;
-  bool gzip = false;
+  ConversionSource source;
+  std::string to = "tfrecord";
+  TfRecordOutput output;
+  int64_t shards = output.shards;
+  int64_t num_classes = 0;
   FlagSet flags(
-      "data convert", "meshtrain data convert --from idx --dir DIR --out DIR [--shards N] [--gzip]",
-      "Writes the train and test splits of MNIST-like IDX files (train-images-idx3-ubyte,\n"
-      "train-labels-idx1-ubyte, t10k-...; gzipped or not) as TFRecord files of\n"
-      "tf.train.Example: the pixels as the bytes feature \"image\", the class as the int64\n"
-      "feature \"label\", each shard a contiguous run of examples. Train on them with\n"
-      "data.dataset \"tfrecord\" (docs/data.md).");
-  flags.AddString("from", &from, "the input format: idx");
-  flags.AddString("dir", &dir, "the folder of the IDX files");
-  flags.AddString("out", &out, "the folder to write the shards into (made if absent)");
+      "data convert",
+      "meshtrain data convert --from idx|csv|npy [source flags] --to tfrecord --out DIR "
+      "[--shards N] [--gzip]",
+      "Writes a dataset's train and test splits as TFRecord files of tf.train.Example: the\n"
+      "inputs as the feature \"image\" (one bytes value for uint8 data: IDX pixels, u1 arrays,\n"
+      "CSV whose inputs are all integers in 0..255; else a float list of the raw values), the\n"
+      "class as the int64 feature \"label\", each shard a contiguous run of examples. Train on\n"
+      "them with data.dataset \"tfrecord\" and the source's divisor (docs/data.md).");
+  flags.AddString("from", &source.format, "the input format: idx, csv or npy");
+  flags.AddString("to", &to, "the output format: tfrecord");
+  flags.AddString("dir", &source.dir, "idx: the folder of the IDX files");
+  flags.AddString("train-files", &source.train_files, "csv: the train files (a glob)");
+  flags.AddString("test-files", &source.test_files, "csv: the test files (a glob; optional)");
+  flags.AddString("label-column", &source.label_column, "csv: the label column's name");
+  flags.AddString("train-inputs", &source.train_inputs,
+                  "npy: the train inputs, a .npy file or ARCHIVE.npz:NAME");
+  flags.AddString("train-labels", &source.train_labels, "npy: the train labels");
+  flags.AddString("test-inputs", &source.test_inputs, "npy: the test inputs (optional)");
+  flags.AddString("test-labels", &source.test_labels, "npy: the test labels (optional)");
+  flags.AddInt("num-classes", &num_classes,
+               "csv, npy: labels must lie in [0, N) (0: any non-negative label)");
+  flags.AddString("out", &output.dir, "the folder to write the shards into (made if absent)");
   flags.AddInt("shards", &shards, "files per split");
-  flags.AddBool("gzip", &gzip, "GZIP-compress the files (TFRecordOptions(compression_type=GZIP))");
+  flags.AddBool("gzip", &output.gzip,
+                "GZIP-compress the files (TFRecordOptions(compression_type=GZIP))");
   if (std::optional<int> exit = ParseCommandFlags(flags, args)) return *exit;
-  if (from != "idx") {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--from ", QuoteForMessage(from), ": the converter reads idx (MNIST-like IDX files)")));
-  }
-  if (dir.empty() || out.empty()) {
-    return Fail(absl::InvalidArgumentError("--dir (the IDX files) and --out are required"));
+  if (to != "tfrecord") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--to ", QuoteForMessage(to), ": the converter writes tfrecord")));
   }
   if (shards < 1 || shards > 99999) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("--shards ", shards, ": 1 to 99999")));
   }
-  ::mkdir(out.c_str(), 0755);
-  for (const auto& [prefix, split] : {std::pair{"train", "train"}, std::pair{"t10k", "test"}}) {
-    absl::Status converted =
-        ConvertIdxSplit(dir, prefix, split, out, static_cast<int>(shards), gzip);
-    if (!converted.ok()) return Fail(converted);
+  if (num_classes < 0 || num_classes > std::numeric_limits<int32_t>::max()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--num-classes ", num_classes, ": 0 (any) or a class count")));
+  }
+  output.shards = static_cast<int>(shards);
+  source.num_classes = static_cast<int>(num_classes);
+  absl::StatusOr<std::vector<ConvertedSplit>> converted = ConvertToTfRecord(source, output);
+  if (!converted.ok()) return Fail(converted.status());
+  for (const ConvertedSplit& split : *converted) {
+    std::printf("%s: %lld examples into %zu shards, input as %s (%s ... %s)\n",
+                std::string(SplitName(split.split)).c_str(), static_cast<long long>(split.examples),
+                split.paths.size(), split.bytes_input ? "bytes" : "float list",
+                split.paths.front().c_str(), split.paths.back().c_str());
   }
   return 0;
 }

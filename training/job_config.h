@@ -33,7 +33,8 @@ struct DataConfig {
   std::string input_feature = "image";
   std::string label_feature = "label";
   std::string label_column = "label";
-  // npy: the inputs and labels arrays of each split (x_train.npy, y_train.npy).
+  // npy: the inputs and labels arrays of each split: .npy files or members of a
+  // .npz as "ARCHIVE.npz:NAME" (x_train.npy, mnist.npz:x_train).
   std::string train_inputs;
   std::string train_labels;
   std::string test_inputs;

@@ -119,9 +119,10 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed, Inp
                                      {"test_inputs", &config.test_inputs},
                                      {"test_labels", &config.test_labels}}) {
       if (value->empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "data.dataset npy needs data.", key,
-            ": the .npy files of each split's inputs and labels (x_train.npy, y_train.npy, ...)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("data.dataset npy needs data.", key,
+                         ": the .npy files (or ARCHIVE.npz:NAME members) of each split's inputs "
+                         "and labels (x_train.npy, mnist.npz:x_train, ...)"));
       }
     }
     const float divisor = static_cast<float>(config.divisor);

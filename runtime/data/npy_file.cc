@@ -1,14 +1,10 @@
 #include "runtime/data/npy_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +12,8 @@
 #include "absl/strings/strip.h"
 #include "runtime/base/quote.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/data/mapped_file.h"
+#include "runtime/data/zip_archive.h"
 
 namespace meshtrain {
 namespace {
@@ -58,38 +56,58 @@ size_t ItemSize(absl::string_view dtype) {
   return 0;
 }
 
+// "ARCHIVE.npz:MEMBER" names a member of a .npz; the last ".npz:" splits it
+// (a member name holds no ".npz:", a directory might).
+bool SplitArchivePath(const std::string& path, std::string* archive, std::string* member) {
+  const size_t at = path.rfind(".npz:");
+  if (at == std::string::npos) return false;
+  *archive = path.substr(0, at + 4);
+  *member = path.substr(at + 5);
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NpyFile>> NpyFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open it (", std::strerror(errno), "); check the path"));
+  std::string archive_path, member;
+  if (SplitArchivePath(path, &archive_path, &member)) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ZipArchive> archive, ZipArchive::Open(archive_path));
+    // np.savez stores array `x` as member "x.npy"; either spelling names it.
+    const ZipEntry* entry = archive->Find(absl::StrCat(member, ".npy"));
+    if (entry == nullptr) entry = archive->Find(member);
+    if (entry == nullptr) {
+      return absl::NotFoundError(absl::StrCat(archive_path, ": no array ", QuoteForMessage(member),
+                                              " (members: ", archive->MemberNames(),
+                                              "); name one as ", archive_path, ":NAME"));
+    }
+    MESHTRAIN_ASSIGN_OR_RETURN(ZipMemberBytes bytes, archive->Read(*entry));
+    return Parse(path, bytes.bytes, std::move(bytes.owner));
   }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_size < 10) {
-    ::close(fd);
-    return absl::DataLossError(absl::StrCat(path, ": too short for a .npy file"));
+  MESHTRAIN_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> file, MappedFile::Open(path));
+  const absl::Span<const uint8_t> bytes = file->bytes();
+  if (bytes.size() >= 2 && std::memcmp(bytes.data(), "PK", 2) == 0) {
+    absl::StatusOr<std::unique_ptr<ZipArchive>> archive = ZipArchive::Open(path);
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": it is a zip archive (.npz)",
+                     archive.ok() ? absl::StrCat(" of ", (*archive)->MemberNames()) : "",
+                     "; name an array inside as ", path,
+                     absl::EndsWith(path, ".npz") ? "" : " (renamed to end in .npz)", ":NAME"));
   }
-  auto file = std::unique_ptr<NpyFile>(new NpyFile());
-  file->path_ = path;
-  file->map_bytes_ = static_cast<size_t>(st.st_size);
-  file->map_ = ::mmap(nullptr, file->map_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (file->map_ == MAP_FAILED) {
-    file->map_ = nullptr;
-    return absl::DataLossError(absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));
-  }
-  const auto* bytes = static_cast<const unsigned char*>(file->map_);
+  return Parse(path, bytes, std::move(file));
+}
+
+absl::StatusOr<std::unique_ptr<NpyFile>> NpyFile::Parse(const std::string& name,
+                                                        absl::Span<const uint8_t> data,
+                                                        std::shared_ptr<const void> owner) {
   auto bad = [&](absl::string_view why) {
-    return absl::DataLossError(absl::StrCat(path, ": not a .npy file we read: ", why));
+    return absl::DataLossError(absl::StrCat(name, ": not a .npy file we read: ", why));
   };
-  if (std::memcmp(bytes, kMagic, 6) != 0) {
-    return bad(
-        std::memcmp(bytes, "PK", 2) == 0
-            ? "it is a zip archive (.npz?); extract it with unzip and name the .npy files inside"
-            : "no \\x93NUMPY magic");
-  }
+  if (data.size() < 10) return bad("too short for a .npy header");
+  const unsigned char* bytes = data.data();
+  if (std::memcmp(bytes, kMagic, 6) != 0) return bad("no \\x93NUMPY magic");
+  auto file = std::unique_ptr<NpyFile>(new NpyFile());
+  file->path_ = name;
+  file->owner_ = std::move(owner);
   const int major = bytes[6];
   size_t header_len = 0;
   size_t header_start = 0;
@@ -97,14 +115,14 @@ absl::StatusOr<std::unique_ptr<NpyFile>> NpyFile::Open(const std::string& path) 
     header_len = bytes[8] | (bytes[9] << 8);
     header_start = 10;
   } else if (major == 2 || major == 3) {
-    if (file->map_bytes_ < 12) return bad("truncated header");
+    if (data.size() < 12) return bad("truncated header");
     header_len = static_cast<size_t>(bytes[8]) | (static_cast<size_t>(bytes[9]) << 8) |
                  (static_cast<size_t>(bytes[10]) << 16) | (static_cast<size_t>(bytes[11]) << 24);
     header_start = 12;
   } else {
     return bad(absl::StrCat("format version ", major, " (1 to 3 are read)"));
   }
-  if (header_len > file->map_bytes_ - header_start) return bad("the header runs past the end");
+  if (header_len > data.size() - header_start) return bad("the header runs past the end");
   const absl::string_view header(reinterpret_cast<const char*>(bytes) + header_start, header_len);
   absl::string_view descr, fortran, shape;
   if (!DictValue(header, "descr", &descr) || !DictValue(header, "fortran_order", &fortran) ||
@@ -137,18 +155,14 @@ absl::StatusOr<std::unique_ptr<NpyFile>> NpyFile::Open(const std::string& path) 
     count *= d;
   }
   const size_t data_start = header_start + header_len;
-  if (static_cast<size_t>(count) * item != file->map_bytes_ - data_start) {
+  if (static_cast<size_t>(count) * item != data.size() - data_start) {
     return bad(absl::StrCat("the shape ", QuoteForMessage(shape), " of ", file->dtype_, " needs ",
                             static_cast<size_t>(count) * item, " bytes, the file holds ",
-                            file->map_bytes_ - data_start));
+                            data.size() - data_start));
   }
   file->num_values_ = count;
   file->data_ = bytes + data_start;
   return file;
-}
-
-NpyFile::~NpyFile() {
-  if (map_ != nullptr) ::munmap(map_, map_bytes_);
 }
 
 namespace {

@@ -270,15 +270,20 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
   return dataset;
 }
 
-absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(
-    absl::Span<const uint8_t> inputs, absl::Span<const int32_t> labels, int64_t row_size,
-    const ExampleSpec& spec, const std::string& prefix, int shards, bool gzip) {
-  const int64_t n = static_cast<int64_t>(labels.size());
-  if (shards < 1 || shards > 99999 || row_size < 1 ||
-      static_cast<int64_t>(inputs.size()) != n * row_size) {
-    return absl::InvalidArgumentError(absl::StrCat("tfrecord shards: ", shards, " shards of ", n,
-                                                   " rows of ", row_size, " values (",
-                                                   inputs.size(), " given)"));
+absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(const Dataset& dataset,
+                                                             const ExampleSpec& spec,
+                                                             const std::string& prefix, int shards,
+                                                             bool gzip) {
+  const Tensor& inputs = dataset.inputs;
+  const int64_t n = dataset.size();
+  const int64_t width = inputs.shape().row_elements();
+  const bool bytes = inputs.dtype() == DType::kUInt8;
+  if (shards < 1 || shards > 99999 || n < 1 || width < 1 || inputs.rows() != n ||
+      dataset.labels.dtype() != DType::kInt32 || (!bytes && inputs.dtype() != DType::kFloat32)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dataset.name, ": ", shards, " TFRecord shards of ", inputs.DebugString(), " and labels ",
+        dataset.labels.DebugString(), ": need 1 to 99999 shards, n > 0 rows of uint8 or float32 ",
+        "inputs and n int32 class labels"));
   }
   std::vector<std::string> paths;
   std::vector<std::unique_ptr<TfRecordFileWriter>> writers;
@@ -291,13 +296,21 @@ absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(
   }
   Example example;
   auto& features = *example.mutable_features()->mutable_feature();
+  Feature& input = features[spec.input_feature];
+  Feature& label = features[spec.label_feature];
+  const int32_t* labels = dataset.labels.data<int32_t>();
   std::string record;
   for (int64_t e = 0; e < n; ++e) {
-    features[spec.input_feature].mutable_bytes_list()->Clear();
-    features[spec.input_feature].mutable_bytes_list()->add_value(
-        reinterpret_cast<const char*>(inputs.data() + e * row_size), row_size);
-    features[spec.label_feature].mutable_int64_list()->Clear();
-    features[spec.label_feature].mutable_int64_list()->add_value(labels[e]);
+    if (bytes) {
+      input.mutable_bytes_list()->Clear();
+      input.mutable_bytes_list()->add_value(static_cast<const char*>(inputs.raw_data()) + e * width,
+                                            width);
+    } else {
+      const float* row = inputs.data<float>() + e * width;
+      input.mutable_float_list()->mutable_value()->Assign(row, row + width);
+    }
+    label.mutable_int64_list()->Clear();
+    label.mutable_int64_list()->add_value(labels[e]);
     record.clear();
     example.SerializeToString(&record);
     MESHTRAIN_RETURN_IF_ERROR(writers[e * shards / n]->Write(record));

@@ -5,8 +5,8 @@
 // CRCs, that it parses, that the features are there with the kind and size
 // the spec says; errors name the file, the record and the fix.
 //
-// The writer side is the converter's (`meshtrain data convert`): uint8 rows
-// and labels into N shards, named as tf.data users name them.
+// The writer side is the converter's (`meshtrain data convert`): a dataset's
+// rows and labels into N shards, named as tf.data users name them.
 #ifndef MESHTRAIN_RUNTIME_DATA_TFRECORD_DATASET_H_
 #define MESHTRAIN_RUNTIME_DATA_TFRECORD_DATASET_H_
 
@@ -42,14 +42,18 @@ absl::StatusOr<std::vector<std::string>> ExpandFilePattern(const std::string& pa
 absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
                                             const ExampleSpec& spec, const std::string& name);
 
-// Writes `n` examples (rows of `row_size` uint8 input values, and labels) as
-// Examples with spec's feature names into `shards` files
-// "<prefix>-<i>-of-<shards>.tfrecord[.gz]" (i and shards five digits), each a
-// contiguous run of examples, so that reading the shards in name order gives
-// the examples in their first order. Returns the paths.
-absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(
-    absl::Span<const uint8_t> inputs, absl::Span<const int32_t> labels, int64_t row_size,
-    const ExampleSpec& spec, const std::string& prefix, int shards, bool gzip);
+// Writes the examples of `dataset` as Examples with spec's feature names into
+// `shards` files "<prefix>-<i>-of-<shards>.tfrecord[.gz]" (i and shards five
+// digits), each a contiguous run of examples, so that reading the shards in
+// name order gives the examples in their first order: uint8 inputs as one
+// bytes value, float32 inputs as a float list (the values as they are: spec's
+// divisor is the reader's), int32 labels as an int64 list of one value. The
+// dataset read back (with a divisor d) holds the very batches of `dataset`
+// loaded with d. Returns the paths.
+absl::StatusOr<std::vector<std::string>> WriteTfRecordShards(const Dataset& dataset,
+                                                             const ExampleSpec& spec,
+                                                             const std::string& prefix, int shards,
+                                                             bool gzip);
 
 }  // namespace meshtrain
 

@@ -5,10 +5,13 @@ multi_worker_mirrored with 2 workers ends with the very parameters of the run
 from the IDX files (auto_shard data), and with auto_shard file each worker
 reads only its 4 shards and the job reaches the accuracy of the IDX files; a
 corrupt shard stops the run with the file and record;
-arrays saved by NumPy train to those parameters too (a .npz is refused with
-the fix); two workers learn from CSV files, and a short line is named; a
-training set larger than the memory limit of its process trains from the
-dataset cache to the parameters of a run from memory."""
+arrays saved by NumPy, as .npy files or as members of .npz archives (stored
+and deflated), train to those parameters too, and so do they converted to
+TFRecord shards (a whole .npz or a missing member is named); two workers learn
+from CSV files, converted to TFRecord shards they train to the same
+parameters, and a short line is named; a training set larger than the
+memory limit of its process trains from the dataset cache to the parameters
+of a run from memory."""
 import gzip
 import json
 import os
@@ -136,31 +139,62 @@ np.save(os.path.join(out, "x_train.npy"), idx("train-images-idx3-ubyte", 16).res
 np.save(os.path.join(out, "y_train.npy"), idx("train-labels-idx1-ubyte", 8).astype(np.int64))
 np.save(os.path.join(out, "x_test.npy"), idx("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28))
 np.save(os.path.join(out, "y_test.npy"), idx("t10k-labels-idx1-ubyte", 8).astype(np.int64))
-np.savez(os.path.join(out, "both.npz"), x=np.zeros(3))
+# keras' mnist.npz layout: the train split stored (np.savez, read in place),
+# the test split deflated (np.savez_compressed, inflated).
+np.savez(os.path.join(out, "train.npz"), x_train=np.load(os.path.join(out, "x_train.npy")),
+         y_train=np.load(os.path.join(out, "y_train.npy")))
+np.savez_compressed(os.path.join(out, "test.npz"), x_test=np.load(os.path.join(out, "x_test.npy")),
+                    y_test=np.load(os.path.join(out, "y_test.npy")))
 """
         subprocess.run([NUMPY_PYTHON, "-c", script], check=True, timeout=120)
         with open(REFERENCE) as f:
             job = json.load(f)
-        job["data"] = {"dataset": "npy", "divisor": 255, "num_classes": 10, "shuffle": True,
-                       **{f"{split}_{part}": os.path.join(self.tmp, f"{'x' if part == 'inputs' else 'y'}_{split}.npy")
-                          for split in ("train", "test") for part in ("inputs", "labels")}}
-        config = os.path.join(self.tmp, "npy.json")
-        with open(config, "w") as f:
-            json.dump(job, f)
+
+        def config(name, data):
+            job["data"] = {"divisor": 255, "num_classes": 10, "shuffle": True, **data}
+            path = os.path.join(self.tmp, f"{name}.json")
+            with open(path, "w") as f:
+                json.dump(job, f)
+            return path
+
+        npy = config("npy", {"dataset": "npy", **{
+            f"{split}_{part}": os.path.join(self.tmp, f"{'x' if part == 'inputs' else 'y'}_{split}.npy")
+            for split in ("train", "test") for part in ("inputs", "labels")}})
+        members = {f"{split}_{part}": os.path.join(self.tmp, f"{split}.npz:{'x' if part == 'inputs' else 'y'}_{split}")
+                   for split in ("train", "test") for part in ("inputs", "labels")}
+        npz = config("npz", {"dataset": "npy", **members})
+        # The .npz members converted to TFRecord shards train to the same
+        # parameters under auto_shard data (the one global order).
+        shards = os.path.join(self.tmp, "shards")
+        made = subprocess.run([BIN, "data", "convert", "--from", "npy", "--to", "tfrecord", "--out", shards,
+                               "--shards", "4", "--num-classes", "10"] +
+                              [a for key, value in members.items() for a in ("--" + key.replace("_", "-"), value)],
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertIn("train: 60000 examples into 4 shards, input as bytes", made.stdout)
+        tfrecord = config("tfrecord", {"dataset": "tfrecord", "train_files": os.path.join(shards, "train-*"),
+                                       "test_files": os.path.join(shards, "test-*"), "auto_shard": "data"})
         runs = {}
-        for name, cfg in (("npy", config), ("idx", REFERENCE)):
+        for name, cfg in (("npy", npy), ("idx", REFERENCE), ("npz", npz), ("tfrecord", tfrecord)):
             model_dir = os.path.join(self.tmp, name)
             task = self.start(["launch", "--workers", "2", "--strategy", "multi_worker_mirrored", "--config", cfg,
                                "--epochs", "1", "--model-dir", model_dir], name=name)
             self.assert_exit(task, 0, timeout=240)
             runs[name] = self.summary(model_dir)
-        self.assertEqual(runs["npy"]["param_checksums"], runs["idx"]["param_checksums"])
-        job["data"]["train_inputs"] = os.path.join(self.tmp, "both.npz")
-        with open(config, "w") as f:
-            json.dump(job, f)
-        bad = self.start(["train", "--config", config], name="npz")
+        for name in ("npy", "npz", "tfrecord"):
+            self.assertEqual(runs[name]["param_checksums"], runs["idx"]["param_checksums"], name)
+        self.assertEqual(runs["npz"]["test_accuracy"], runs["idx"]["test_accuracy"])
+        bad = self.start(["train", "--config", config("bad", {"dataset": "npy", **members,
+                                                              "train_inputs": os.path.join(self.tmp, "train.npz")})],
+                         name="npz-whole")
         self.assert_exit(bad, 1, timeout=60)
-        self.assertIn("it is a zip archive (.npz?); extract it with unzip", bad.output())
+        self.assertIn("train.npz: it is a zip archive (.npz) of x_train.npy, y_train.npy; name an array inside as",
+                      bad.output())
+        missing = self.start(["train", "--config", config("bad", {"dataset": "npy", **members, "train_inputs":
+                                                                  os.path.join(self.tmp, "train.npz:x")})],
+                             name="npz-missing")
+        self.assert_exit(missing, 1, timeout=60)
+        self.assertIn("train.npz: no array 'x' (members: x_train.npy, y_train.npy)", missing.output())
 
 
 class CsvTest(ClusterTestCase):
@@ -191,6 +225,24 @@ class CsvTest(ClusterTestCase):
         self.assert_exit(task, 0, timeout=120)
         summary = self.summary(model_dir)
         self.assertGreater(summary["test_accuracy"], 0.95)  # the blobs are 4 sigma apart
+        # Converted to 3 TFRecord shards (a float list: the values are not
+        # bytes), the same job under auto_shard data ends with the very parameters.
+        shards = os.path.join(self.tmp, "shards")
+        made = subprocess.run([BIN, "data", "convert", "--from", "csv", "--train-files", job["data"]["train_files"],
+                               "--test-files", job["data"]["test_files"], "--out", shards, "--shards", "3"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertIn("train: 2048 examples into 3 shards, input as float list", made.stdout)
+        job["data"] = {"dataset": "tfrecord", "train_files": os.path.join(shards, "train-*"),
+                       "test_files": os.path.join(shards, "test-*"), "num_classes": 2, "auto_shard": "data"}
+        converted = os.path.join(self.tmp, "tfrecord.json")
+        with open(converted, "w") as f:
+            json.dump(job, f)
+        task = self.start(["launch", "--workers", "2", "--strategy", "multi_worker_mirrored", "--config", converted,
+                           "--model-dir", os.path.join(self.tmp, "tfrecord")], name="tfrecord")
+        self.assert_exit(task, 0, timeout=120)
+        from_tfrecord = self.summary(os.path.join(self.tmp, "tfrecord"))
+        self.assertEqual(from_tfrecord["param_checksums"], summary["param_checksums"])
         with open(os.path.join(self.tmp, "train.csv"), "a") as f:
             f.write("1.0,2.0,1\n")
         bad = self.start(["train", "--config", config], name="bad")

@@ -33,11 +33,14 @@ ExampleSpec Spec(const std::string& cache_dir) {
 }
 
 std::vector<std::string> WriteShards(const TempDir& dir, int salt) {
-  std::vector<uint8_t> inputs(kRows * kWidth);
-  std::vector<int32_t> labels(kRows);
-  for (int i = 0; i < kRows * kWidth; ++i) inputs[i] = static_cast<uint8_t>(i * 11 + salt);
-  for (int i = 0; i < kRows; ++i) labels[i] = (i + salt) % 10;
-  auto paths = WriteTfRecordShards(inputs, labels, kWidth, Spec(""), dir.File("s"), 3, false);
+  Dataset source{.name = "source", .num_classes = 10, .input_divisor = 255.0f};
+  source.inputs = Tensor(DType::kUInt8, Shape{kRows, kWidth});
+  source.labels = Tensor(DType::kInt32, Shape{kRows});
+  for (int i = 0; i < kRows * kWidth; ++i) {
+    source.inputs.data<uint8_t>()[i] = static_cast<uint8_t>(i * 11 + salt);
+  }
+  for (int i = 0; i < kRows; ++i) source.labels.data<int32_t>()[i] = (i + salt) % 10;
+  auto paths = WriteTfRecordShards(source, Spec(""), dir.File("s"), 3, false);
   EXPECT_TRUE(paths.ok()) << paths.status();
   return paths.ok() ? *paths : std::vector<std::string>{};
 }

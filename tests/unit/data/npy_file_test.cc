@@ -5,36 +5,19 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/data/npy_files.h"
 #include "tests/unit/data/test_files.h"
+#include "tests/unit/data/zip_files.h"
 
 namespace meshtrain {
 namespace {
 
+using testing::Bytes;
 using ::testing::HasSubstr;
+using testing::Npy;
 using testing::TempDir;
 using testing::WritePlainFile;
-
-// A file as np.save writes it: magic, version, header length, the dict
-// padded with spaces to a multiple of 64 bytes and ended by a newline, data.
-std::string Npy(const std::string& dict, absl::string_view data, int major = 1) {
-  std::string header = dict;
-  const size_t prefix = major == 1 ? 10 : 12;
-  while ((prefix + header.size() + 1) % 64 != 0) header.push_back(' ');
-  header.push_back('\n');
-  std::string out = "\x93NUMPY";
-  out.push_back(static_cast<char>(major));
-  out.push_back(0);
-  for (size_t i = 0; i < prefix - 8; ++i)
-    out.push_back(static_cast<char>(header.size() >> (8 * i)));
-  return out + header + std::string(data);
-}
-
-template <typename T>
-std::string Bytes(std::initializer_list<T> values) {
-  std::string out;
-  for (T v : values) out.append(reinterpret_cast<const char*>(&v), sizeof(T));
-  return out;
-}
+using testing::Zip;
 
 TEST(NpyFileTest, ReadsImagesAndLabelsAsNumPySavesThem) {
   TempDir dir;
@@ -92,7 +75,7 @@ TEST(NpyFileTest, MalformedFilesNameTheProblem) {
   EXPECT_THAT(OpenError(Npy("{'descr': '|u1', 'shape': (2,), }", u8)),
               HasSubstr("lacks descr, fortran_order or shape"));
   EXPECT_THAT(OpenError(std::string("PK\x03\x04") + std::string(40, '\0')),
-              HasSubstr("zip archive (.npz?); extract it"));
+              HasSubstr("a.npy: it is a zip archive (.npz); name an array inside as"));
   EXPECT_THAT(OpenError(std::string(40, 'x')), HasSubstr("no \\x93NUMPY magic"));
   std::string runs_past = Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", u8);
   runs_past[8] = '\xff';
@@ -115,6 +98,44 @@ TEST(NpyFileTest, LabelsMustBeClassesOfTheInputsRows) {
               HasSubstr("are not n examples and n labels"));
   EXPECT_THAT(LoadNpyDataset(dir.File("x.npy"), dir.File("yf.npy"), 1, 2, "n").status().message(),
               HasSubstr("label 0 (0.5) is not a class in [0, 2)"));
+}
+
+TEST(NpyFileTest, NpzMembersAreArraysStoredInPlaceOrInflated) {
+  TempDir dir;
+  const std::string x = Npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }",
+                            Bytes<uint8_t>({0, 255, 51, 102}));
+  const std::string f = Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1), }",
+                            Bytes<double>({0.25, -3.0}));
+  const std::string y =
+      Npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", Bytes<int64_t>({3, 1}));
+  // Stored, as np.savez writes (x_train, y_train: keras' mnist.npz), and
+  // deflated, as np.savez_compressed does.
+  WritePlainFile(dir.File("mnist.npz"), Zip({{"x_train.npy", x}, {"y_train.npy", y}}));
+  WritePlainFile(dir.File("c.npz"), Zip({{"f.npy", f, true}, {"y.npy", y, true}}, true));
+  auto stored = LoadNpyDataset(dir.File("mnist.npz:x_train"), dir.File("mnist.npz:y_train.npy"),
+                               255.0f, 4, "npz/train");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  // Bytes stay where they lie: in the archive's mapping.
+  EXPECT_EQ(stored->inputs.dtype(), DType::kUInt8);
+  EXPECT_EQ(stored->inputs.data<uint8_t>()[1], 255);
+  EXPECT_EQ(DatasetRows(*stored, 0, 2).inputs.data<float>()[2], 51.0f / 255.0f);
+  EXPECT_EQ(stored->labels.data<int32_t>()[0], 3);
+  auto deflated = LoadNpyDataset(dir.File("c.npz:f"), dir.File("c.npz:y"), 1.0f, 4, "npz/test");
+  ASSERT_TRUE(deflated.ok()) << deflated.status();
+  EXPECT_EQ(deflated->inputs.dtype(), DType::kFloat32);
+  EXPECT_EQ(deflated->inputs.data<float>()[1], -3.0f);
+
+  const absl::Status missing = NpyFile::Open(dir.File("mnist.npz:x_test")).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.message(), HasSubstr("mnist.npz: no array 'x_test' (members: x_train.npy, "
+                                           "y_train.npy); name one as "));
+  EXPECT_THAT(NpyFile::Open(dir.File("mnist.npz")).status().message(),
+              HasSubstr("mnist.npz: it is a zip archive (.npz) of x_train.npy, y_train.npy; name "
+                        "an array inside as "));
+  // A member that is no .npy names the archive and the member.
+  WritePlainFile(dir.File("bad.npz"), Zip({{"x.npy", "not an array"}}));
+  EXPECT_THAT(NpyFile::Open(dir.File("bad.npz:x")).status().message(),
+              HasSubstr("bad.npz:x: not a .npy file we read: no \\x93NUMPY magic"));
 }
 
 }  // namespace

@@ -77,13 +77,16 @@ TEST(TfRecordDatasetTest, ShardsReadBackInTheirFirstOrder) {
   TempDir dir;
   constexpr int kRows = 23;
   constexpr int kWidth = 4;
-  std::vector<uint8_t> inputs(kRows * kWidth);
-  std::vector<int32_t> labels(kRows);
+  Dataset source;
+  source.name = "source";
+  source.inputs = Tensor(DType::kUInt8, Shape{kRows, kWidth});
+  source.labels = Tensor(DType::kInt32, Shape{kRows});
+  uint8_t* inputs = source.inputs.data<uint8_t>();
+  int32_t* labels = source.labels.data<int32_t>();
   for (int i = 0; i < kRows * kWidth; ++i) inputs[i] = static_cast<uint8_t>(i * 7);
   for (int i = 0; i < kRows; ++i) labels[i] = i % 10;
   for (bool gzip : {false, true}) {
-    auto paths = WriteTfRecordShards(inputs, labels, kWidth, Spec(),
-                                     dir.File(gzip ? "gz" : "plain"), 5, gzip);
+    auto paths = WriteTfRecordShards(source, Spec(), dir.File(gzip ? "gz" : "plain"), 5, gzip);
     ASSERT_TRUE(paths.ok()) << paths.status();
     ASSERT_EQ(paths->size(), 5u);
     EXPECT_THAT((*paths)[2],

@@ -44,9 +44,7 @@ void LazyLibrary::Open() {
         absl::StrCat(options_.soname, " could not be loaded (", errors,
                      "): ", options_.install_hint, ", or add its lib folder to LD_LIBRARY_PATH"));
     MESHTRAIN_LOG(WARNING) << status_.message();
-    return;
   }
-  if (options_.on_load != nullptr) options_.on_load(handle_);
 }
 
 void* LazyLibrary::Symbol(const char* name) {

@@ -1,5 +1,5 @@
 // LazyLibrary: a shared library opened with dlopen on first use, so that a
-// process pays for CUDA, cuBLAS, NCCL or MPI (hundreds of megabytes mapped and
+// process pays for cuBLAS, NCCL or MPI (hundreds of megabytes mapped and
 // relocated, most of a second) only when it asks for a GPU or runs under mpirun,
 // as TensorFlow's DSO loader does. Each such library has a shim beside the code
 // that converts its errors (runtime/tensor/cuda, runtime/collective/nccl,
@@ -29,7 +29,7 @@ class LazyLibrary {
  public:
   struct Options {
     // What dlopen is given first, through the loader's search path
-    // (LD_LIBRARY_PATH, ld.so.cache): "libcudart.so.13".
+    // (LD_LIBRARY_PATH, ld.so.cache): "libcublas.so.13".
     std::string soname;
     // Tried next: the folder the build found the library in ("" for none), so
     // a toolkit outside the search path still loads, as when it was linked.
@@ -39,10 +39,6 @@ class LazyLibrary {
     // RTLD_GLOBAL: the library opens plugins that need its symbols (Open MPI's
     // components); otherwise RTLD_LOCAL.
     bool global = false;
-    // Called once the library is open, before any Load() or Symbol() returns,
-    // with the dlopen handle (for dlsym; it must not call this LazyLibrary):
-    // the CUDA runtime's shim registers the kernels here.
-    void (*on_load)(void* handle) = nullptr;
   };
 
   explicit LazyLibrary(Options options) : options_(std::move(options)) {}
@@ -50,8 +46,8 @@ class LazyLibrary {
   LazyLibrary& operator=(const LazyLibrary&) = delete;
 
   // OK once the library is loaded; else kFailedPrecondition, e.g.
-  // "libcudart.so.13 could not be loaded (<dlerror>): install the CUDA
-  // toolkit's runtime, or add its lib folder to LD_LIBRARY_PATH". The first
+  // "libcublas.so.13 could not be loaded (<dlerror>): install the CUDA
+  // toolkit's cuBLAS, or add its lib folder to LD_LIBRARY_PATH". The first
   // call opens the library.
   const absl::Status& Load();
 

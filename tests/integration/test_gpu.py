@@ -23,14 +23,22 @@ def probe_gpu(index):
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
+# Why the whole module skips (None: it runs). setUpModule raises the skip, not
+# the import, so that `python3 -m unittest test_gpu` skips as discovery does.
 if not have_fashion_mnist():
     print("MESHTRAIN_GPU_TESTS_SKIPPED: Fashion-MNIST is not installed")
-    raise unittest.SkipTest("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-NO_GPU = probe_gpu(0)
-if NO_GPU is not None:
+    SKIP_REASON = "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+elif (NO_GPU := probe_gpu(0)) is not None:
     print(f"MESHTRAIN_GPU_TESTS_SKIPPED: {NO_GPU}")
-    raise unittest.SkipTest(f"no usable GPU: {NO_GPU}")
-NO_SECOND_GPU = probe_gpu(1)
+    SKIP_REASON = f"no usable GPU: {NO_GPU}"
+else:
+    SKIP_REASON = None
+NO_SECOND_GPU = probe_gpu(1) if SKIP_REASON is None else SKIP_REASON
+
+
+def setUpModule():
+    if SKIP_REASON is not None:
+        raise unittest.SkipTest(SKIP_REASON)
 
 
 class GpuTest(ClusterTestCase):

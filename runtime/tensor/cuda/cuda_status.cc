@@ -2,12 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/tensor/cuda/cublas_library.h"
-#include "runtime/tensor/cuda/cuda_runtime_library.h"
 
 namespace meshtrain {
 namespace {
 
-// A library that could not be loaded explains every error of its calls.
+// cuBLAS, opened on first use: when it could not be loaded, that explains
+// every error of its calls.
 absl::Status Unloaded(const absl::Status& load, absl::string_view what) {
   return absl::FailedPreconditionError(absl::StrCat(what, ": ", load.message()));
 }
@@ -34,7 +34,6 @@ absl::StatusCode CudaCode(cudaError_t error) {
 
 absl::Status CudaStatus(cudaError_t error, absl::string_view what) {
   if (error == cudaSuccess) return absl::OkStatus();
-  if (const absl::Status& load = LoadCudaRuntime(); !load.ok()) return Unloaded(load, what);
   std::string message =
       absl::StrCat(what, ": ", cudaGetErrorName(error), " (", cudaGetErrorString(error), ")");
   if (error == cudaErrorMemoryAllocation) {

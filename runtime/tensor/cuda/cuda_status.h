@@ -4,8 +4,8 @@
 // Codes say what to do: out of memory -> kResourceExhausted; no device or a
 // driver too old -> kFailedPrecondition; a bad launch or argument (our bug) ->
 // kInternal; a device fault (illegal address, ECC) -> kInternal, and the
-// context is then unusable; libcudart or libcublas missing (they are opened
-// on first use) -> kFailedPrecondition naming the file and what to install.
+// context is then unusable; libcublas missing (it is opened on first use) ->
+// kFailedPrecondition naming the file and what to install.
 // Thread-safe.
 #ifndef MESHTRAIN_RUNTIME_TENSOR_CUDA_CUDA_STATUS_H_
 #define MESHTRAIN_RUNTIME_TENSOR_CUDA_CUDA_STATUS_H_

@@ -57,30 +57,7 @@ TEST(LazyLibraryTest, FallsBackToTheFolderTheBuildFoundItIn) {
   EXPECT_EQ(*value, 7);
 }
 
-int on_load_calls = 0;
-void* on_load_handle = nullptr;
-
-TEST(LazyLibraryTest, OnLoadRunsOnceWithTheHandleBeforeLoadReturns) {
-  LazyLibrary::Options options{kTestLibrary, MESHTRAIN_TEST_DSO_DIR, "build the tests"};
-  options.on_load = [](void* handle) {
-    ++on_load_calls;
-    on_load_handle = handle;
-  };
-  LazyLibrary library(options);
-  EXPECT_EQ(on_load_calls, 0);  // nothing opens before the first use
-  ASSERT_TRUE(library.Load().ok());
-  EXPECT_EQ(on_load_calls, 1);
-  EXPECT_NE(on_load_handle, nullptr);
-  EXPECT_NE(library.Symbol("MeshtrainLazyTestAdd"), nullptr);
-  EXPECT_EQ(on_load_calls, 1);
-  // Not called for a library that did not load.
-  LazyLibrary::Options missing = MissingOptions();
-  missing.on_load = options.on_load;
-  EXPECT_FALSE(LazyLibrary(missing).Load().ok());
-  EXPECT_EQ(on_load_calls, 1);
-}
-
-// Shims as the CUDA, NCCL and MPI ones are written, over the test library and
+// Shims as the cuBLAS, NCCL and MPI ones are written, over the test library and
 // over a missing one.
 LazyLibrary& Present() {
   static LazyLibrary* const library =

@@ -24,6 +24,24 @@ absl::Status ReadSection(JsonReader& top, const char* key, Fn fn) {
   return reader.CheckNoUnknownKeys();
 }
 
+// data.augment: {"image_shape": [h, w, c], "flip_left_right": bool,
+// "crop_padding": n}; checked against the inputs when the pipeline starts.
+absl::Status ReadAugment(JsonReader& r, AugmentOptions* out) {
+  std::vector<int64_t> shape;
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("image_shape", &shape));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("flip_left_right", &out->flip_left_right));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("crop_padding", &out->crop_padding));
+  if (shape.size() != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.augment.image_shape: give the images' [height, width, channels] (3 numbers), got ",
+        shape.size()));
+  }
+  out->height = shape[0];
+  out->width = shape[1];
+  out->channels = shape[2];
+  return absl::OkStatus();
+}
+
 // strategy.devices: a list ("cpu:0,cpu:1") or a count, which may be written as a number.
 absl::Status ReadDevices(JsonReader& r, std::string* out) {
   const json* devices = r.Find("devices");
@@ -56,6 +74,8 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("drop_remainder", &d.drop_remainder));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("auto_shard", &d.auto_shard));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("cache_dir", &d.cache_dir));
+    MESHTRAIN_RETURN_IF_ERROR(
+        ReadSection(r, "augment", [&](JsonReader& a) { return ReadAugment(a, &d.augment); }));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("train_examples", &d.train_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("test_examples", &d.test_examples));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("features", &d.features));

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "runtime/data/image_augment.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
 #include "strategies/strategy_config.h"
@@ -49,6 +50,8 @@ struct DataConfig {
   // into a cache there and trains from the mapped arrays
   // (runtime/data/dataset_cache.h): for sets larger than memory.
   std::string cache_dir;
+  // Random flips and crops of the training images (runtime/data/image_augment.h).
+  AugmentOptions augment;
   // synthetic datasets
   int64_t train_examples = 6000;
   int64_t test_examples = 1000;

@@ -133,6 +133,7 @@ TrainingOptions MakeLoopOptions(const JobConfig& job, const TaskOptions& options
   loop.target_accuracy = job.training.target_accuracy;
   loop.prefetch_depth = static_cast<int>(options.prefetch);
   loop.input_threads = static_cast<int>(options.input_threads);
+  loop.augment = job.data.augment;
   loop.progress_interval = options.progress_interval;
   loop.tracer = tracer;
   if (tensorboard != nullptr) loop.observers.push_back(tensorboard);

@@ -131,9 +131,11 @@ absl::Status Loop::Start(const Dataset& train) {
     schedule.num_shards = shard.num_shards;
     schedule.shard_index = shard.shard_index;
   }
-  MESHTRAIN_ASSIGN_OR_RETURN(
-      pipeline_, InputPipeline::Create(&train, schedule, options_.start, options_.prefetch_depth,
-                                       options_.input_threads));
+  MESHTRAIN_ASSIGN_OR_RETURN(pipeline_,
+                             InputPipeline::Create(&train, schedule, options_.start,
+                                                   {.prefetch_depth = options_.prefetch_depth,
+                                                    .num_threads = options_.input_threads,
+                                                    .augment = options_.augment}));
   steps_per_epoch_ = pipeline_->schedule().steps_per_epoch();  // >= 1: Create checked it
   last_step_ = options_.epochs * steps_per_epoch_;
   if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);

@@ -86,9 +86,10 @@ struct TrainingOptions {
   bool evaluate = true;  // the chief evaluates; other workers do not
   double target_accuracy = 0;
   int prefetch_depth = 2;
-  int input_threads = 1;  // InputPipeline's producer threads (prefetch_depth > 0)
-  std::optional<OwnFilesOptions> own_files;  // nullopt: the data policy
-  InputPosition start;                       // resume here (epoch, step within epoch)
+  int input_threads = 1;   // InputPipeline's producer threads (prefetch_depth > 0)
+  AugmentOptions augment;  // random flips and crops of training images
+  std::optional<OwnFilesOptions> own_files;        // nullopt: the data policy
+  InputPosition start;                             // resume here (epoch, step within epoch)
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
   std::vector<TrainingObserver*> observers;  // not owned; outlive the call

@@ -1,6 +1,7 @@
 #include "runtime/data/input_pipeline.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/check.h"
@@ -14,11 +15,9 @@ constexpr int kHeldByConsumer = 2;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Dataset* dataset,
-                                                                     BatchScheduleOptions options,
-                                                                     InputPosition start,
-                                                                     int prefetch_depth,
-                                                                     int num_threads) {
+absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(
+    const Dataset* dataset, BatchScheduleOptions options, InputPosition start,
+    const InputPipelineOptions& pipeline) {
   MESHTRAIN_CHECK(dataset != nullptr) << "InputPipeline::Create: null dataset";
   const auto error = [&](auto... what) {
     return absl::InvalidArgumentError(
@@ -29,8 +28,17 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Datas
     return error("the schedule is for ", options.num_examples, " examples but the dataset has ",
                  dataset->size());
   }
-  if (prefetch_depth < 0) return error("prefetch_depth ", prefetch_depth, " < 0");
-  if (num_threads < 1) return error("num_threads ", num_threads, " < 1");
+  if (pipeline.prefetch_depth < 0) {
+    return error("prefetch_depth ", pipeline.prefetch_depth, " < 0");
+  }
+  if (pipeline.num_threads < 1) return error("num_threads ", pipeline.num_threads, " < 1");
+  if (pipeline.augment.enabled()) {
+    if (BatchInputDType(*dataset) != DType::kFloat32) {
+      return error("data.augment needs image inputs (float32 or uint8 pixels)");
+    }
+    MESHTRAIN_RETURN_IF_ERROR(
+        ValidateAugment(pipeline.augment, dataset->inputs.shape().row_elements()));
+  }
   MESHTRAIN_ASSIGN_OR_RETURN(BatchSchedule schedule, BatchSchedule::Create(options));
   if (schedule.steps_per_epoch() == 0) {
     return error("no step per epoch: ", options.num_examples, " examples in global batches of ",
@@ -39,15 +47,16 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(const Datas
   }
   MESHTRAIN_RETURN_IF_ERROR(schedule.ValidatePosition(start));
   return std::unique_ptr<InputPipeline>(
-      new InputPipeline(dataset, std::move(schedule), start, prefetch_depth, num_threads));
+      new InputPipeline(dataset, std::move(schedule), start, pipeline));
 }
 
 InputPipeline::InputPipeline(const Dataset* dataset, BatchSchedule schedule, InputPosition start,
-                             int prefetch_depth, int num_threads)
+                             const InputPipelineOptions& options)
     : dataset_(dataset),
       schedule_(std::move(schedule)),
-      prefetch_depth_(prefetch_depth),
-      num_threads_(prefetch_depth == 0 ? 1 : num_threads),
+      prefetch_depth_(options.prefetch_depth),
+      num_threads_(options.prefetch_depth == 0 ? 1 : options.num_threads),
+      augment_(options.augment),
       produce_position_(start),
       consume_position_(start) {
   // Synchronous: the two the consumer holds. Prefetching: those, the ready
@@ -101,7 +110,22 @@ Batch InputPipeline::Fill(int buffer, InputPosition position) const {
       schedule_.Permutation(position.epoch);
   Batch batch = View(buffer, position);
   GatherBatchInto(*dataset_, schedule_.ShardSlice(*permutation, position.step), batch);
+  if (augment_.enabled()) Augment(position, batch);
   return batch;
+}
+
+void InputPipeline::Augment(InputPosition position, Batch& batch) const {
+  const int64_t width = batch.inputs.shape().row_elements();
+  // Draws follow the example's row in the global batch, not this shard's.
+  const int64_t first_row = schedule_.ShardRows(position.step).begin;
+  std::vector<float> scratch(static_cast<size_t>(width));
+  float* inputs = batch.inputs.data<float>();
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const uint64_t seed =
+        AugmentSeed(schedule_.options().seed, position.epoch, position.step, first_row + i);
+    AugmentImage(augment_, seed, absl::MakeSpan(inputs + i * width, width),
+                 absl::MakeSpan(scratch));
+  }
 }
 
 void InputPipeline::RecycleOldestHeld() {

@@ -33,23 +33,32 @@
 #include "absl/time/time.h"
 #include "runtime/data/batch_schedule.h"
 #include "runtime/data/dataset.h"
+#include "runtime/data/image_augment.h"
 #include "runtime/tensor/batch.h"
 
 namespace meshtrain {
+
+struct InputPipelineOptions {
+  // Batches kept ready ahead of the consumer; 0: synchronous (Next() gathers
+  // on the caller's thread).
+  int prefetch_depth = 2;
+  int num_threads = 1;  // producer threads (prefetch_depth > 0)
+  // Applied to each batch as it is gathered (training input only).
+  AugmentOptions augment;
+};
 
 class InputPipeline {
  public:
   // InvalidArgument when the dataset is malformed, options.num_examples differs
   // from dataset->size(), the schedule is invalid or has no step per epoch, the
-  // start position is outside it, prefetch_depth < 0 or num_threads < 1.
-  // prefetch_depth 0 means synchronous: Next() gathers on the caller's thread
-  // and Start() does nothing. Otherwise up to prefetch_depth batches wait
-  // ready while num_threads more are being gathered.
-  static absl::StatusOr<std::unique_ptr<InputPipeline>> Create(const Dataset* dataset,
-                                                               BatchScheduleOptions options,
-                                                               InputPosition start,
-                                                               int prefetch_depth = 2,
-                                                               int num_threads = 1);
+  // start position is outside it, prefetch_depth < 0, num_threads < 1, or
+  // the augmentation does not fit the inputs (ValidateAugment). prefetch_depth
+  // 0 means synchronous: Next() gathers on the caller's thread and Start()
+  // does nothing. Otherwise up to prefetch_depth batches wait ready while
+  // num_threads more are being gathered.
+  static absl::StatusOr<std::unique_ptr<InputPipeline>> Create(
+      const Dataset* dataset, BatchScheduleOptions options, InputPosition start,
+      const InputPipelineOptions& pipeline = {});
 
   InputPipeline(const InputPipeline&) = delete;
   InputPipeline& operator=(const InputPipeline&) = delete;
@@ -77,13 +86,15 @@ class InputPipeline {
 
  private:
   InputPipeline(const Dataset* dataset, BatchSchedule schedule, InputPosition start,
-                int prefetch_depth, int num_threads);
+                const InputPipelineOptions& options);
 
   // The batch's place in the stream: global step from the start of training.
   int64_t Sequence(InputPosition position) const;
   // Gathers the batch at `position` into buffer `buffer`; returns its view.
   // Any number of threads at once, each into its own buffer.
   Batch Fill(int buffer, InputPosition position) const;
+  // Applies augment_ to a gathered batch of `position`.
+  void Augment(InputPosition position, Batch& batch) const;
   void ProduceLoop();
   // Returns the oldest batch the consumer holds to the pool once it holds two.
   void RecycleOldestHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -93,6 +104,7 @@ class InputPipeline {
   const BatchSchedule schedule_;
   const int prefetch_depth_;
   const int num_threads_;
+  const AugmentOptions augment_;
   // Full-capacity buffers; a batch is a Slice of one.
   std::vector<Batch> buffers_;
 

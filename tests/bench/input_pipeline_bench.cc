@@ -68,8 +68,8 @@ Dataset AsFloat32(const Dataset& bytes) {
 int Run(const Dataset& dataset, const char* layout, const Args& args, int threads) {
   const BatchScheduleOptions options{
       .num_examples = dataset.size(), .global_batch_size = args.batch, .seed = 1234};
-  absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline =
-      InputPipeline::Create(&dataset, options, {}, args.prefetch, threads);
+  absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline = InputPipeline::Create(
+      &dataset, options, {}, {.prefetch_depth = args.prefetch, .num_threads = threads});
   if (!pipeline.ok()) {
     std::fprintf(stderr, "input_pipeline_bench: %s\n", pipeline.status().ToString().c_str());
     return 1;

@@ -329,3 +329,49 @@ class LargerThanMemoryTest(ClusterTestCase):
         expected = self.summary(unlimited_dir)["param_checksums"]
         self.assertEqual(self.summary(built_dir)["param_checksums"], expected)
         self.assertEqual(self.summary(reused_dir)["param_checksums"], expected)
+
+
+@requires_fashion_mnist
+class AugmentTest(ClusterTestCase):
+    """Random flips and crops of the training images (data.augment) draw per
+    example of the global batch: two replicas in one process and two workers
+    train to the same parameters, which differ from a run without it."""
+
+    def config(self, augment):
+        with open(REFERENCE) as f:
+            job = json.load(f)
+        if augment:
+            job["data"]["augment"] = {"image_shape": [28, 28, 1], "flip_left_right": True, "crop_padding": 2}
+        path = os.path.join(self.tmp, "augment.json" if augment else "plain.json")
+        with open(path, "w") as f:
+            json.dump(job, f)
+        return path
+
+    def run_job(self, name, config, *launch):
+        model_dir = os.path.join(self.tmp, name)
+        task = self.start(list(launch) + ["--config", config, "--max-steps", "120", "--epochs", "1",
+                                          "--model-dir", model_dir], name=name)
+        self.assert_exit(task, 0, timeout=180)
+        return self.summary(model_dir)
+
+    def test_augmented_batches_are_the_same_for_two_replicas_and_two_workers(self):
+        augmented = self.config(True)
+        one = self.run_job("one", augmented, "train", "--strategy", "mirrored", "--devices", "2")
+        two = self.run_job("two", augmented, "launch", "--workers", "2", "--strategy", "multi_worker_mirrored")
+        plain = self.run_job("plain", self.config(False), "train", "--strategy", "mirrored", "--devices", "2")
+        self.assertEqual(set(two["param_checksums"].values()), {one["param_checksums"]["worker:0"]})
+        self.assertNotEqual(one["param_checksums"], plain["param_checksums"])
+        bad = subprocess.run([BIN, "train", "--config", self.write_bad_shape(), "--max-steps", "1"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("data.augment.image_shape [28, 28, 3] holds 2352 values but each input has 784",
+                      bad.stderr)
+
+    def write_bad_shape(self):
+        with open(REFERENCE) as f:
+            job = json.load(f)
+        job["data"]["augment"] = {"image_shape": [28, 28, 3], "flip_left_right": True}
+        path = os.path.join(self.tmp, "bad.json")
+        with open(path, "w") as f:
+            json.dump(job, f)
+        return path

@@ -1,5 +1,6 @@
 #include "runtime/data/input_pipeline.h"
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -23,8 +24,8 @@ absl::Time Soon() { return absl::Now() + absl::Seconds(30); }
 std::unique_ptr<InputPipeline> MakePipeline(const Dataset* dataset,
                                             const BatchScheduleOptions& options,
                                             InputPosition start, int depth, int threads = 1) {
-  absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline =
-      InputPipeline::Create(dataset, options, start, depth, threads);
+  absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline = InputPipeline::Create(
+      dataset, options, start, {.prefetch_depth = depth, .num_threads = threads});
   EXPECT_TRUE(pipeline.ok()) << pipeline.status();
   if (!pipeline.ok()) return nullptr;
   (*pipeline)->Start();
@@ -123,6 +124,53 @@ TEST(InputPipelineTest, ParallelThreadsDeliverInScheduleOrder) {
   EXPECT_LE(buffers.size(), 8u) << "prefetch 2 + 2 held + 4 being filled";
 }
 
+// Augmentation follows an example's row in the global batch: two shards'
+// batches put together are the one-shard batch, whatever the thread count.
+TEST(InputPipelineTest, AugmentedBatchesAreTheSameForEveryShardingAndThreadCount) {
+  const Dataset dataset = IndexedDataset(40, 6);  // images [2, 3, 1]
+  const AugmentOptions augment{
+      .height = 2, .width = 3, .channels = 1, .flip_left_right = true, .crop_padding = 1};
+  const BatchScheduleOptions whole{.num_examples = 40, .global_batch_size = 8, .seed = 5};
+  std::unique_ptr<InputPipeline> one = MakePipeline(&dataset, whole, {}, 0);
+  ASSERT_NE(one, nullptr);
+  absl::StatusOr<std::unique_ptr<InputPipeline>> augmented =
+      InputPipeline::Create(&dataset, whole, {}, {.prefetch_depth = 0, .augment = augment});
+  ASSERT_TRUE(augmented.ok()) << augmented.status();
+  std::vector<std::unique_ptr<InputPipeline>> shards;
+  for (int shard : {0, 1}) {
+    BatchScheduleOptions half = whole;
+    half.num_shards = 2;
+    half.shard_index = shard;
+    auto pipeline = InputPipeline::Create(
+        &dataset, half, {}, {.prefetch_depth = 2, .num_threads = 3, .augment = augment});
+    ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+    (*pipeline)->Start();
+    shards.push_back(*std::move(pipeline));
+  }
+  int changed = 0;
+  for (int step = 0; step < 12; ++step) {
+    auto plain = one->Next(Soon());
+    auto full = (*augmented)->Next(Soon());
+    ASSERT_TRUE(plain.ok() && full.ok());
+    std::vector<float> joined;
+    for (auto& shard : shards) {
+      auto part = shard->Next(Soon());
+      ASSERT_TRUE(part.ok()) << part.status();
+      const auto values = part->first.inputs.flat<float>();
+      joined.insert(joined.end(), values.begin(), values.end());
+    }
+    const auto values = full->first.inputs.flat<float>();
+    ASSERT_EQ(joined, std::vector<float>(values.begin(), values.end())) << "step " << step;
+    const auto before = plain->first.inputs.flat<float>();
+    if (!std::equal(before.begin(), before.end(), values.begin())) ++changed;
+  }
+  EXPECT_GT(changed, 0) << "augmentation changed no batch";
+  BatchScheduleOptions wrong = whole;
+  auto mismatch = InputPipeline::Create(
+      &dataset, wrong, {}, {.augment = {.height = 3, .width = 3, .flip_left_right = true}});
+  EXPECT_THAT(mismatch.status().message(), HasSubstr("holds 9 values but each input has 6"));
+}
+
 TEST(InputPipelineTest, MissedDeadlinesLoseNoBatch) {
   const Dataset dataset = IndexedDataset(30, 2);
   const BatchScheduleOptions options{.num_examples = 30, .global_batch_size = 4, .seed = 2};
@@ -157,7 +205,7 @@ TEST(InputPipelineTest, StopWakesAWaitingConsumer) {
   dataset.labels = Tensor::Zeros(DType::kInt32, Shape{16});
   const BatchScheduleOptions options{.num_examples = 16, .global_batch_size = 16, .seed = 1};
   absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline =
-      InputPipeline::Create(&dataset, options, {}, 2);
+      InputPipeline::Create(&dataset, options, {}, {.prefetch_depth = 2});
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   (*pipeline)->Start();
   std::thread stopper([&] { (*pipeline)->Stop(); });
@@ -174,14 +222,14 @@ TEST(InputPipelineTest, NextBeforeStartIsAnErrorUnlessSynchronous) {
   const Dataset dataset = IndexedDataset(10, 2);
   const BatchScheduleOptions options{.num_examples = 10, .global_batch_size = 4};
   absl::StatusOr<std::unique_ptr<InputPipeline>> prefetching =
-      InputPipeline::Create(&dataset, options, {}, 2);
+      InputPipeline::Create(&dataset, options, {}, {.prefetch_depth = 2});
   ASSERT_TRUE(prefetching.ok());
   absl::Status status = (*prefetching)->Next(Soon()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), HasSubstr("call Start()"));
 
   absl::StatusOr<std::unique_ptr<InputPipeline>> synchronous =
-      InputPipeline::Create(&dataset, options, {}, 0);
+      InputPipeline::Create(&dataset, options, {}, {.prefetch_depth = 0});
   ASSERT_TRUE(synchronous.ok());
   EXPECT_TRUE((*synchronous)->Next(Soon()).ok());
   (*synchronous)->Stop();
@@ -208,8 +256,8 @@ TEST(InputPipelineTest, CreateRejectsInconsistentArguments) {
            {{.num_examples = 10, .global_batch_size = 0}, {}, 2, "global_batch_size 0"},
            {{.num_examples = 10, .global_batch_size = 4}, {}, 2, "num_threads 0", 0},
        }) {
-    absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline =
-        InputPipeline::Create(&dataset, c.options, c.start, c.depth, c.threads);
+    absl::StatusOr<std::unique_ptr<InputPipeline>> pipeline = InputPipeline::Create(
+        &dataset, c.options, c.start, {.prefetch_depth = c.depth, .num_threads = c.threads});
     EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kInvalidArgument) << c.fault;
     EXPECT_THAT(pipeline.status().message(), HasSubstr(c.fault));
   }

@@ -160,6 +160,7 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed, Inp
   }
   data.shape.input_features = data.train.inputs.shape().row_elements();
   data.shape.num_classes = data.train.num_classes;
+  data.shape.input_dtype = data.train.inputs.dtype();
   return data;
 }
 

@@ -43,7 +43,7 @@ struct ModelConfig {
 struct ModelShape {
   int64_t input_features = 0;  // dense: columns of inputs; categorical: fields
   int num_classes = 0;         // 0: a binary target (logistic loss)
-  DType input_dtype = DType::kFloat32;
+  DType input_dtype = DType::kFloat32;  // of a batch: float32, or int64 ids
 };
 
 class Model {

@@ -8,6 +8,8 @@ import unittest
 from harness import (CONFIGS, ClusterTestCase, REFERENCE, requires_fashion_mnist)
 
 SEQUENTIAL_MLP = os.path.join(CONFIGS, "fashion_mnist_mlp_sequential.json")
+SOFTMAX = os.path.join(CONFIGS, "fashion_mnist_softmax.json")
+SEQUENTIAL_SOFTMAX = os.path.join(CONFIGS, "fashion_mnist_softmax_sequential.json")
 
 # A small job touching every layer with no data files: synthetic examples of
 # 32 features seen as [4, 8].
@@ -111,6 +113,15 @@ class SequentialModelTest(ClusterTestCase):
         self.assertEqual(mlp["param_checksums"], layers["param_checksums"])
         self.assertEqual(mlp["train_loss"], layers["train_loss"])
         self.assertEqual(mlp["test_accuracy"], layers["test_accuracy"])
+
+    @requires_fashion_mnist
+    def test_softmax_regression_as_layers_trains_exactly_as_softmax_regression(self):
+        # Written over [28, 28, 1] images: flatten is a view, dense_0 the same variables.
+        short = ["--max-steps", "30", "--epochs", "1"]
+        plain = self.run_task("softmax", ["train", "--config", SOFTMAX] + short)
+        layers = self.run_task("softmax_layers", ["train", "--config", SEQUENTIAL_SOFTMAX] + short)
+        self.assertEqual(plain["param_checksums"], layers["param_checksums"])
+        self.assertEqual(plain["train_loss"], layers["train_loss"])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
 #include "runtime/base/json_reader.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/data/file_sharding.h"
+#include "runtime/model/layer_registry.h"
+#include "runtime/model/sequential_model.h"
 
 namespace meshtrain {
 namespace {
@@ -90,7 +92,12 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("kernel_initializer", &m.kernel_initializer));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("bias_initializer", &m.bias_initializer));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("embedding_rows", &m.embedding_rows));
-    return r.ReadOptional("embedding_dim", &m.embedding_dim);
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("embedding_dim", &m.embedding_dim));
+    // sequential: the layers are checked as a whole once the section is read.
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("input_shape", &m.input_shape));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("input_dtype", &m.input_dtype));
+    if (const json* layers = r.Find("layers"); layers != nullptr) m.layers = *layers;
+    return r.ReadOptional("loss", &m.loss);
   }));
   MESHTRAIN_RETURN_IF_ERROR(ReadSection(top, "optimizer", [&](JsonReader& r) {
     OptimizerConfig& o = c.optimizer;
@@ -141,6 +148,20 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text, absl::string_vi
   MESHTRAIN_RETURN_IF_ERROR(ParseSections(*root, source, config));
   if (absl::Status policy = ParseAutoShardPolicy(config.data.auto_shard).status(); !policy.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", policy.message()));
+  }
+  // A layer list's shapes are inferred now, before any data is read.
+  if (config.model.type == "sequential") {
+    if (absl::Status layers = CheckSequentialConfig(config.model, LayerRegistry::Global());
+        !layers.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": ", layers.message()));
+    }
+  } else if (!config.model.layers.is_null() || !config.model.input_shape.empty() ||
+             !config.model.loss.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source,
+                     ": model.layers, input_shape and loss are for model.type "
+                     "\"sequential\", not \"",
+                     config.model.type, "\""));
   }
   if (config.training.global_batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat(

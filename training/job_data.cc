@@ -168,6 +168,9 @@ absl::StatusOr<JobData> LoadJobData(const DataConfig& config, uint64_t seed, Inp
   }
   data.shape.input_features = data.train.inputs.shape().row_elements();
   data.shape.num_classes = data.train.num_classes;
+  // What a batch holds: uint8 pixels arrive as float32 (dataset.h).
+  data.shape.input_dtype =
+      data.train.inputs.dtype() == DType::kInt64 ? DType::kInt64 : DType::kFloat32;
   return data;
 }
 

@@ -61,8 +61,15 @@ class Loop {
  public:
   Loop(Strategy& strategy, const Model& model, const Dataset* test, const TrainingOptions& options)
       : strategy_(strategy), model_(model), test_(test), options_(options) {
-    step_fn_ = [&model](ReplicaContext& ctx, const Batch& slice, float grad_scale) {
-      return model.ComputeGradients(ctx, slice, grad_scale);
+    // A replica's random draws (dropout) depend on the seed, the step and
+    // which replica in sync it is: this process's input shard and its local
+    // replica. (A replica's step_fn runs on its own thread, reading
+    // global_step_, which changes only between steps.)
+    step_fn_ = [this](ReplicaContext& ctx, const Batch& slice, float grad_scale) {
+      const uint64_t shard = static_cast<uint64_t>(strategy_.input_shard().shard_index);
+      ctx.set_step_randomness(StepRandomness{
+          options_.seed, global_step_, (shard << 32) | static_cast<uint32_t>(ctx.replica_id())});
+      return model_.ComputeGradients(ctx, slice, grad_scale);
     };
   }
 

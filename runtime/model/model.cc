@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/model/dense_network.h"
 #include "runtime/model/embedding_ctr.h"
+#include "runtime/model/layer_registry.h"
+#include "runtime/model/sequential_model.h"
 
 namespace meshtrain {
 
@@ -20,8 +22,12 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config,
   if (config.type == "embedding_ctr") {
     return EmbeddingCtr::Create(config, shape, creator);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "model.type '", config.type, "' is unknown: use mlp, softmax_regression or embedding_ctr"));
+  if (config.type == "sequential") {
+    return SequentialModel::Create(config, shape, creator, LayerRegistry::Global());
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("model.type '", config.type,
+                   "' is unknown: use mlp, softmax_regression, embedding_ctr or sequential"));
 }
 
 }  // namespace meshtrain

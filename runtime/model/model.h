@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "runtime/model/replica_context.h"
 #include "runtime/model/variable.h"
 #include "runtime/tensor/batch.h"
@@ -20,19 +21,29 @@
 namespace meshtrain {
 
 struct ModelConfig {
-  std::string type = "mlp";  // mlp | softmax_regression | embedding_ctr
+  std::string type = "mlp";  // mlp | softmax_regression | embedding_ctr | sequential
   std::vector<int64_t> hidden_units = {300, 100};
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";
   // embedding_ctr only.
   int64_t embedding_rows = 1 << 20;
   int64_t embedding_dim = 16;
+  // sequential only (sequential_model.h, docs/models.md). The shape of one
+  // example (empty: [the data's input features]) and its dtype.
+  std::vector<int64_t> input_shape;
+  std::string input_dtype = "float32";  // float32 | int64
+  // The config's array of layer objects ({"type": "dense", "units": 10, ...}).
+  nlohmann::json layers;
+  // sparse_categorical_crossentropy | binary_crossentropy | mse; empty: by the
+  // data (sparse_categorical_crossentropy with classes, else binary_crossentropy).
+  std::string loss;
 };
 
 // What the data says about the model's ends.
 struct ModelShape {
   int64_t input_features = 0;  // dense: columns of inputs; categorical: fields
   int num_classes = 0;         // 0: a binary target (logistic loss)
+  DType input_dtype = DType::kFloat32;  // of a batch: float32, or int64 ids
 };
 
 class Model {
@@ -55,7 +66,8 @@ class Model {
                                              Tensor* probabilities) const = 0;
 };
 
-// Builds the model named by `config.type`, declaring its variables on `creator`.
+// Builds the model named by `config.type`, declaring its variables on `creator`
+// (a sequential model's layers come from LayerRegistry::Global()).
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config,
                                                    const ModelShape& shape,
                                                    VariableCreator& creator);

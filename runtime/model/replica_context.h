@@ -12,9 +12,21 @@
 
 namespace meshtrain {
 
+// What a step's random draws (dropout masks) depend on. The training loop sets
+// it on each replica before the replica's forward pass; `replica` tells apart
+// every replica in sync (input shard and local replica).
+struct StepRandomness {
+  uint64_t seed = 0;
+  int64_t step = 0;
+  uint64_t replica = 0;
+};
+
 class ReplicaContext {
  public:
   virtual ~ReplicaContext() = default;
+
+  const StepRandomness& step_randomness() const { return step_randomness_; }
+  void set_step_randomness(const StepRandomness& randomness) { step_randomness_ = randomness; }
 
   virtual int replica_id() const = 0;
   virtual Kernels& kernels() = 0;
@@ -33,6 +45,9 @@ class ReplicaContext {
   // The gradient of rows `ids` (distinct), as [n, cols]. Both tensors are handed
   // over; the strategy keeps them until the step's update is applied.
   virtual void SetSparseGradient(VariableId id, Tensor ids, Tensor rows) = 0;
+
+ private:
+  StepRandomness step_randomness_;
 };
 
 }  // namespace meshtrain

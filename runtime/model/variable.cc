@@ -55,10 +55,16 @@ absl::StatusOr<Initializer> Initializer::Parse(absl::string_view text) {
   Initializer init;
   if (parts[0] == "zeros") {
     init.kind = Kind::kZeros;
+  } else if (parts[0] == "ones") {
+    init.kind = Kind::kOnes;
   } else if (parts[0] == "glorot_uniform") {
     init.kind = Kind::kGlorotUniform;
+  } else if (parts[0] == "glorot_normal") {
+    init.kind = Kind::kGlorotNormal;
   } else if (parts[0] == "he_normal") {
     init.kind = Kind::kHeNormal;
+  } else if (parts[0] == "he_uniform") {
+    init.kind = Kind::kHeUniform;
   } else if (parts[0] == "normal" || parts[0] == "uniform") {
     init.kind = parts[0] == "normal" ? Kind::kNormal : Kind::kUniform;
     if (parts.size() != 2 || !absl::SimpleAtof(parts[1], &init.scale) || !(init.scale > 0)) {
@@ -69,7 +75,8 @@ absl::StatusOr<Initializer> Initializer::Parse(absl::string_view text) {
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown initializer '", text,
-                     "': use zeros, glorot_uniform, he_normal, normal:STDDEV or uniform:LIMIT"));
+                     "': use zeros, ones, glorot_uniform, glorot_normal, he_normal, he_uniform, "
+                     "normal:STDDEV or uniform:LIMIT"));
   }
   if (parts.size() != 1) {
     return absl::InvalidArgumentError(
@@ -86,6 +93,12 @@ std::string Initializer::ToString() const {
       return "glorot_uniform";
     case Kind::kHeNormal:
       return "he_normal";
+    case Kind::kOnes:
+      return "ones";
+    case Kind::kGlorotNormal:
+      return "glorot_normal";
+    case Kind::kHeUniform:
+      return "he_uniform";
     case Kind::kNormal:
       return absl::StrCat("normal:", scale);
     case Kind::kUniform:
@@ -110,12 +123,18 @@ void InitializeVariable(const VariableSpec& spec, uint64_t seed, int64_t row_beg
   Fans(spec.shape, &fan_in, &fan_out);
   switch (spec.initializer.kind) {
     case Initializer::Kind::kZeros:
-      for (int64_t i = 0; i < n; ++i) v[i] = 0.0f;
+    case Initializer::Kind::kOnes: {
+      const float value = spec.initializer.kind == Initializer::Kind::kOnes ? 1.0f : 0.0f;
+      for (int64_t i = 0; i < n; ++i) v[i] = value;
       break;
+    }
     case Initializer::Kind::kGlorotUniform:
+    case Initializer::Kind::kHeUniform:
     case Initializer::Kind::kUniform: {
-      const double limit = spec.initializer.kind == Initializer::Kind::kUniform
-                               ? spec.initializer.scale
+      const Initializer::Kind kind = spec.initializer.kind;
+      const double limit = kind == Initializer::Kind::kUniform ? spec.initializer.scale
+                           : kind == Initializer::Kind::kHeUniform
+                               ? std::sqrt(6.0 / fan_in)
                                : std::sqrt(6.0 / (fan_in + fan_out));
       for (int64_t i = 0; i < n; ++i) {
         v[i] = static_cast<float>((2.0 * Uniform(key, first + i) - 1.0) * limit);
@@ -123,10 +142,13 @@ void InitializeVariable(const VariableSpec& spec, uint64_t seed, int64_t row_beg
       break;
     }
     case Initializer::Kind::kHeNormal:
+    case Initializer::Kind::kGlorotNormal:
     case Initializer::Kind::kNormal: {
-      const double stddev = spec.initializer.kind == Initializer::Kind::kNormal
-                                ? spec.initializer.scale
-                                : std::sqrt(2.0 / fan_in);
+      const Initializer::Kind kind = spec.initializer.kind;
+      const double stddev = kind == Initializer::Kind::kNormal ? spec.initializer.scale
+                            : kind == Initializer::Kind::kHeNormal
+                                ? std::sqrt(2.0 / fan_in)
+                                : std::sqrt(2.0 / (fan_in + fan_out));
       for (int64_t i = 0; i < n; ++i) {
         v[i] = static_cast<float>(StandardNormal(key, first + i) * stddev);
       }

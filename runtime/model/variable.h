@@ -17,10 +17,21 @@
 namespace meshtrain {
 
 struct Initializer {
-  enum class Kind { kZeros, kGlorotUniform, kHeNormal, kNormal, kUniform };
+  enum class Kind {
+    kZeros,
+    kGlorotUniform,
+    kHeNormal,
+    kNormal,
+    kUniform,
+    kOnes,
+    kGlorotNormal,
+    kHeUniform
+  };
   Kind kind = Kind::kZeros;
   float scale = 0.0f;  // kNormal: stddev; kUniform: half-width
-  // Parsed from "zeros", "glorot_uniform", "he_normal", "normal:0.01", "uniform:0.05".
+  // Parsed from "zeros", "ones", "glorot_uniform", "glorot_normal", "he_normal",
+  // "he_uniform", "normal:0.01", "uniform:0.05". The normal ones are plain
+  // (not truncated) normal draws.
   static absl::StatusOr<Initializer> Parse(absl::string_view text);
   std::string ToString() const;
 };

@@ -8,6 +8,7 @@
 
 #include "runtime/base/check.h"
 #include "runtime/base/vectorize.h"
+#include "runtime/tensor/layer_math.h"
 
 namespace meshtrain {
 namespace {
@@ -82,6 +83,33 @@ void AdamLoop(const float* __restrict g, float lr_t, float beta1, float beta2, f
     v[i] = vi;
     w[i] -= lr_t * mi / (std::sqrt(vi) + eps_hat);
   }
+}
+
+// Element-wise activations in one loop per function (the switch inside
+// layer_math::Activate is hoisted by the compiler); softmax row by row.
+void ActivateLoop(ActivationFn fn, const float* x, float* y, RowDims d) {
+  const int code = static_cast<int>(fn);
+  if (fn == ActivationFn::kSoftmax) {
+    for (int64_t r = 0; r < d.rows; ++r)
+      layer_math::SoftmaxRow(x + r * d.cols, y + r * d.cols, d.cols);
+    return;
+  }
+  const int64_t n = d.rows * d.cols;
+  for (int64_t i = 0; i < n; ++i) y[i] = layer_math::Activate(code, x[i]);
+}
+
+void ActivateGradLoop(ActivationFn fn, const float* x, const float* y, const float* dy, float* dx,
+                      RowDims d) {
+  const int code = static_cast<int>(fn);
+  if (fn == ActivationFn::kSoftmax) {
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const int64_t o = r * d.cols;
+      layer_math::SoftmaxGradRow(y + o, dy + o, dx + o, d.cols);
+    }
+    return;
+  }
+  const int64_t n = d.rows * d.cols;
+  for (int64_t i = 0; i < n; ++i) dx[i] = layer_math::ActivateGrad(code, x[i], y[i], dy[i]);
 }
 
 class CpuKernels final : public Kernels {
@@ -200,6 +228,70 @@ class CpuKernels final : public Kernels {
     ForEachScatteredRow(rows, ids, out, [](const float* src, float* dst, int64_t d) {
       std::memcpy(dst, src, static_cast<size_t>(d) * sizeof(float));
     });
+  }
+
+  void Activate(ActivationFn fn, const Tensor& x, Tensor& y) override {
+    ActivateLoop(fn, x.data<float>(), y.data<float>(), CheckActivate(x, y));
+  }
+
+  void ActivateGrad(ActivationFn fn, const Tensor& x, const Tensor& y, const Tensor& dy,
+                    Tensor& dx) override {
+    ActivateGradLoop(fn, x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
+                     CheckActivateGrad(x, y, dy, dx));
+  }
+
+  void Dropout(float rate, uint64_t key, const Tensor& x, Tensor& y) override {
+    CheckDropout(rate, x, y);
+    const float scale = 1.0f / (1.0f - rate);
+    const float* in = x.data<float>();
+    float* out = y.data<float>();
+    const int64_t n = x.num_elements();
+    for (int64_t i = 0; i < n; ++i) out[i] = layer_math::DropoutValue(rate, scale, key, i, in[i]);
+  }
+
+  void LayerNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon, Tensor& y,
+                 Tensor& mean, Tensor& rstd) override {
+    const RowDims d = CheckLayerNorm(x, gamma, beta, y, mean, rstd);
+    for (int64_t r = 0; r < d.rows; ++r) {
+      layer_math::LayerNormRow(x.data<float>() + r * d.cols, gamma.data<float>(),
+                               beta.data<float>(), epsilon, d.cols, y.data<float>() + r * d.cols,
+                               mean.data<float>() + r, rstd.data<float>() + r);
+    }
+  }
+
+  void LayerNormGrad(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                     const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta) override {
+    const RowDims d = CheckLayerNormGrad(x, mean, dy, dx, dgamma, dbeta);
+    float* dg = dgamma.data<float>();
+    float* db = dbeta.data<float>();
+    std::fill(dg, dg + d.cols, 0.0f);
+    std::fill(db, db + d.cols, 0.0f);
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const float* xr = x.data<float>() + r * d.cols;
+      const float* dyr = dy.data<float>() + r * d.cols;
+      const float mu = mean.data<float>()[r], inv = rstd.data<float>()[r];
+      for (int64_t c = 0; c < d.cols; ++c) {
+        dg[c] += dyr[c] * ((xr[c] - mu) * inv);
+        db[c] += dyr[c];
+      }
+      layer_math::LayerNormInputGradRow(xr, gamma.data<float>(), mu, inv, dyr, d.cols,
+                                        dx.data<float>() + r * d.cols);
+    }
+  }
+
+  LossStats MeanSquaredError(const Tensor& predictions, const Tensor& targets, float grad_scale,
+                             Tensor* dpredictions) override {
+    const RowDims d = CheckMeanSquaredError(predictions, targets);
+    LossStats stats;
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const int64_t o = r * d.cols;
+      bool hit = false;
+      stats.loss_sum += static_cast<double>(layer_math::SquaredErrorRow(
+          predictions.data<float>() + o, targets.data<float>() + o, d.cols, grad_scale,
+          dpredictions ? dpredictions->data<float>() + o : nullptr, &hit));
+      stats.correct += hit;
+    }
+    return stats;
   }
 
   void Fill(float value, Tensor& x) override {

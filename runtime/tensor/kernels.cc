@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/base/check.h"
 #include "runtime/tensor/cpu_kernels.h"
+#include "runtime/tensor/layer_math.h"
 #if MESHTRAIN_HAVE_CUDA
 #include "runtime/tensor/cuda/cuda_kernels.h"
 #endif
@@ -36,6 +37,70 @@ AdamStep CheckAdamUpdate(const Tensor& grad, const AdamParams& p, int64_t step, 
   const double correction2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
   return AdamStep{static_cast<float>(p.learning_rate * std::sqrt(correction2) / correction1),
                   p.epsilon * static_cast<float>(std::sqrt(correction2))};
+}
+
+static_assert(static_cast<int>(ActivationFn::kLinear) == layer_math::kLinear &&
+              static_cast<int>(ActivationFn::kRelu) == layer_math::kRelu &&
+              static_cast<int>(ActivationFn::kGelu) == layer_math::kGelu &&
+              static_cast<int>(ActivationFn::kTanh) == layer_math::kTanh &&
+              static_cast<int>(ActivationFn::kSigmoid) == layer_math::kSigmoid &&
+              static_cast<int>(ActivationFn::kSoftmax) == layer_math::kSoftmax);
+
+namespace {
+
+RowDims RowsOf(const Tensor& x) {
+  RowDims dims;
+  dims.cols = x.shape().rank() == 0 ? 1 : x.shape().dim(x.shape().rank() - 1);
+  dims.rows = dims.cols == 0 ? 0 : x.num_elements() / dims.cols;
+  return dims;
+}
+
+}  // namespace
+
+RowDims CheckActivate(const Tensor& x, const Tensor& y) {
+  MESHTRAIN_CHECK(x.num_elements() == y.num_elements())
+      << x.DebugString() << " -> " << y.DebugString();
+  return RowsOf(x);
+}
+
+RowDims CheckActivateGrad(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  MESHTRAIN_CHECK(x.num_elements() == dy.num_elements() && y.num_elements() == dy.num_elements() &&
+                  dx.num_elements() == dy.num_elements())
+      << x.DebugString() << ", " << y.DebugString() << ", " << dy.DebugString() << " -> "
+      << dx.DebugString();
+  return RowsOf(dy);
+}
+
+void CheckDropout(float rate, const Tensor& x, const Tensor& y) {
+  MESHTRAIN_CHECK(x.num_elements() == y.num_elements() && rate >= 0.0f && rate < 1.0f)
+      << "dropout " << rate << " of " << x.DebugString() << " -> " << y.DebugString();
+}
+
+RowDims CheckLayerNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                       const Tensor& mean, const Tensor& rstd) {
+  const RowDims d = RowsOf(x);
+  MESHTRAIN_CHECK(y.num_elements() == x.num_elements() && gamma.num_elements() == d.cols &&
+                  beta.num_elements() == d.cols && mean.num_elements() == d.rows &&
+                  rstd.num_elements() == d.rows)
+      << "layer norm of " << x.DebugString() << " with " << gamma.DebugString();
+  return d;
+}
+
+RowDims CheckLayerNormGrad(const Tensor& x, const Tensor& mean, const Tensor& dy, const Tensor& dx,
+                           const Tensor& dgamma, const Tensor& dbeta) {
+  const RowDims d = RowsOf(x);
+  MESHTRAIN_CHECK(dy.num_elements() == x.num_elements() && dx.num_elements() == x.num_elements() &&
+                  mean.num_elements() == d.rows && dgamma.num_elements() == d.cols &&
+                  dbeta.num_elements() == d.cols)
+      << "layer norm gradient of " << x.DebugString() << " with " << dgamma.DebugString();
+  return d;
+}
+
+RowDims CheckMeanSquaredError(const Tensor& predictions, const Tensor& targets) {
+  MESHTRAIN_CHECK(targets.dtype() == DType::kFloat32 &&
+                  targets.num_elements() == predictions.num_elements())
+      << predictions.DebugString() << " vs targets " << targets.DebugString();
+  return RowsOf(predictions);
 }
 
 absl::StatusOr<std::unique_ptr<Kernels>> CreateKernels(Device device) {

@@ -24,6 +24,11 @@ namespace meshtrain {
 
 enum class Activation { kNone, kRelu };
 
+// The activations of the layer framework, in Keras's names (runtime/model/layer.h).
+// kGelu is the exact form x * Phi(x) (Keras's approximate=False); kSoftmax
+// normalises each row over the last dimension.
+enum class ActivationFn { kLinear, kRelu, kGelu, kTanh, kSigmoid, kSoftmax };
+
 // Per-batch sums, so replicas and workers can add them before dividing.
 struct LossStats {
   double loss_sum = 0;
@@ -81,6 +86,31 @@ class Kernels {
   // out[ids[i]] = rows[i] for distinct int64 ids.
   virtual void ScatterRows(const Tensor& rows, const Tensor& ids, Tensor& out) = 0;
 
+  // y = f(x) for rows x [n, k] (any rank: the last dimension is k); y may be x.
+  virtual void Activate(ActivationFn fn, const Tensor& x, Tensor& y) = 0;
+  // dx = dy * f'(x), given x and y = f(x) (softmax: dx = y * (dy - sum(dy * y))
+  // per row); dx may be dy.
+  virtual void ActivateGrad(ActivationFn fn, const Tensor& x, const Tensor& y, const Tensor& dy,
+                            Tensor& dx) = 0;
+  // Inverted dropout: y[i] = x[i] / (1 - rate) where DropoutKeeps(key, i, rate),
+  // else 0 (runtime/tensor/counter_random.h), so the backward pass is the same
+  // call on the gradient with the same key. y may be x. 0 <= rate < 1.
+  virtual void Dropout(float rate, uint64_t key, const Tensor& x, Tensor& y) = 0;
+  // Layer normalisation of each row of x [n, k]: y = (x - mean) * rstd * gamma
+  // + beta with rstd = 1 / sqrt(var + epsilon); mean and rstd [n] are kept for
+  // the gradient.
+  virtual void LayerNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon,
+                         Tensor& y, Tensor& mean, Tensor& rstd) = 0;
+  // Its backward: dx [n, k], dgamma and dbeta [k] (overwritten).
+  virtual void LayerNormGrad(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                             const Tensor& rstd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
+                             Tensor& dbeta) = 0;
+  // Mean squared error of predictions [n, k] against float32 targets with n * k
+  // elements: loss_sum = sum over rows of the row's mean of (p - t)^2; hits are
+  // rows whose every |p - t| < 0.5. dpredictions = 2 (p - t) / k * grad_scale.
+  virtual LossStats MeanSquaredError(const Tensor& predictions, const Tensor& targets,
+                                     float grad_scale, Tensor* dpredictions) = 0;
+
   virtual void Fill(float value, Tensor& x) = 0;
   // Any dtype; src and dst have the same byte size; either may be on the host.
   virtual void Copy(const Tensor& src, Tensor& dst) = 0;
@@ -126,6 +156,22 @@ struct AdamStep {
 };
 AdamStep CheckAdamUpdate(const Tensor& grad, const AdamParams& params, int64_t step,
                          const Tensor& var, const Tensor& m, const Tensor& v);
+
+// The layer kernels' shapes, checked alike by the CPU and CUDA kernels
+// (CHECK: a mismatch is a programmer bug). Each returns x seen as
+// [rows, cols], cols being its last dimension.
+struct RowDims {
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+RowDims CheckActivate(const Tensor& x, const Tensor& y);
+RowDims CheckActivateGrad(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx);
+void CheckDropout(float rate, const Tensor& x, const Tensor& y);
+RowDims CheckLayerNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                       const Tensor& mean, const Tensor& rstd);
+RowDims CheckLayerNormGrad(const Tensor& x, const Tensor& mean, const Tensor& dy, const Tensor& dx,
+                           const Tensor& dgamma, const Tensor& dbeta);
+RowDims CheckMeanSquaredError(const Tensor& predictions, const Tensor& targets);
 
 // Kernels for `device`: CPU kernels for cpu:N, CUDA kernels for gpu:N (an error
 // names the missing support where the build has no CUDA or the GPU is absent).

@@ -125,6 +125,11 @@ def job_config():
     write(t, "huge-batch.json", json.dumps(small).replace('"global_batch_size": 8',
                                                           '"global_batch_size": 1e30'))
     write(t, "typo.json", json.dumps(dict(small, optimizer={"type": "sgd", "learning_rat": 1})))
+    layers = {"type": "sequential", "input_shape": [3, 1],
+              "layers": [{"type": "reshape", "target_shape": [-1]}, {"type": "dense", "units": 2}]}
+    write(t, "sequential.json", json.dumps(dict(small, model=layers)))
+    write(t, "sequential-huge.json", json.dumps(dict(small, model=dict(
+        layers, input_shape=[4611686018427387904, 4], layers=[{"type": "dense", "units": 1 << 62}]))))
     hostile_json(t, lambda v: '{"name": ' + v + "}")
 
 

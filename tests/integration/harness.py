@@ -119,16 +119,16 @@ def tf_config(cluster, job, index):
 class Task:
     """One meshtrain process whose output is collected line by line."""
 
-    def __init__(self, args, env=None, name="task", wrapper=()):
-        """Runs `BIN args`; `wrapper` (a command prefix that execs its
-        arguments, such as EmulatedHosts.command) keeps the pid BIN's."""
+    def __init__(self, args, env=None, name="task", wrapper=(), binary=None):
+        """Runs `BIN args` (or `binary args`); `wrapper` (a command prefix that
+        execs its arguments, such as EmulatedHosts.command) keeps the pid BIN's."""
         self.name = name
         self.lines = []
         self._cond = threading.Condition()
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(list(wrapper) + [BIN] + list(args), stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(list(wrapper) + [binary or BIN] + list(args), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=full_env, text=True,
                                      start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -199,8 +199,8 @@ class ClusterTestCase(unittest.TestCase):
                 pass
         self._tmp.cleanup()
 
-    def start(self, args, env=None, name="task", wrapper=()):
-        task = Task(args, env=env, name=name, wrapper=wrapper)
+    def start(self, args, env=None, name="task", wrapper=(), binary=None):
+        task = Task(args, env=env, name=name, wrapper=wrapper, binary=binary)
         self.tasks.append(task)
         return task
 

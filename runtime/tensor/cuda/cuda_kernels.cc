@@ -152,6 +152,62 @@ class CudaKernels final : public Kernels {
     Scatter(rows, ids, out, /*accumulate=*/false);
   }
 
+  void Activate(ActivationFn fn, const Tensor& x, Tensor& y) override {
+    const RowDims d = CheckActivate(x, y);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::Activate(static_cast<int>(fn), x.data<float>(), y.data<float>(), d.rows, d.cols,
+                        stream_),
+           "activation");
+  }
+
+  void ActivateGrad(ActivationFn fn, const Tensor& x, const Tensor& y, const Tensor& dy,
+                    Tensor& dx) override {
+    const RowDims d = CheckActivateGrad(x, y, dy, dx);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::ActivateGrad(static_cast<int>(fn), x.data<float>(), y.data<float>(),
+                            dy.data<float>(), dx.data<float>(), d.rows, d.cols, stream_),
+           "activation gradient");
+  }
+
+  void Dropout(float rate, uint64_t key, const Tensor& x, Tensor& y) override {
+    CheckDropout(rate, x, y);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::Dropout(rate, key, x.data<float>(), y.data<float>(), x.num_elements(), stream_),
+           "dropout");
+  }
+
+  void LayerNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon, Tensor& y,
+                 Tensor& mean, Tensor& rstd) override {
+    const RowDims d = CheckLayerNorm(x, gamma, beta, y, mean, rstd);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::LayerNorm(x.data<float>(), gamma.data<float>(), beta.data<float>(), epsilon,
+                         y.data<float>(), mean.data<float>(), rstd.data<float>(), d.rows, d.cols,
+                         stream_),
+           "layer norm");
+  }
+
+  void LayerNormGrad(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                     const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta) override {
+    const RowDims d = CheckLayerNormGrad(x, mean, dy, dx, dgamma, dbeta);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::LayerNormGrad(x.data<float>(), gamma.data<float>(), mean.data<float>(),
+                             rstd.data<float>(), dy.data<float>(), dx.data<float>(),
+                             dgamma.data<float>(), dbeta.data<float>(), d.rows, d.cols, stream_),
+           "layer norm gradient");
+  }
+
+  LossStats MeanSquaredError(const Tensor& predictions, const Tensor& targets, float grad_scale,
+                             Tensor* dpredictions) override {
+    const RowDims d = CheckMeanSquaredError(predictions, targets);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    if (!ReserveScratch(d.rows).ok()) return {};
+    Record(dk::MeanSquaredError(predictions.data<float>(), targets.data<float>(), d.rows, d.cols,
+                                grad_scale, dpredictions ? dpredictions->data<float>() : nullptr,
+                                Partials(), &Head()->total, stream_),
+           "mean squared error");
+    return ReadLoss("mean squared error");
+  }
+
   void Fill(float value, Tensor& x) override {
     ScopedCudaDevice scoped(cuda_.ordinal());
     Record(dk::Fill(value, x.data<float>(), x.num_elements(), stream_), "fill");

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "runtime/tensor/cuda/device_kernels.h"
+#include "runtime/tensor/layer_math.h"
 
 namespace meshtrain::device_kernels {
 namespace {
@@ -124,6 +125,80 @@ __global__ void BiasActivationGradKernel(const float* y, float* dy, float* db, i
   }
 }
 
+// The formulas of layer_math.h, as the CPU kernels run them; row operations
+// one thread per row.
+__global__ void ActivateKernel(int fn, const float* x, float* y, int64_t rows, int64_t cols) {
+  if (fn == layer_math::kSoftmax) {
+    MESHTRAIN_GRID_STRIDE(r, rows) layer_math::SoftmaxRow(x + r * cols, y + r * cols, cols);
+    return;
+  }
+  MESHTRAIN_GRID_STRIDE(i, rows * cols) y[i] = layer_math::Activate(fn, x[i]);
+}
+
+__global__ void ActivateGradKernel(int fn, const float* x, const float* y, const float* dy,
+                                   float* dx, int64_t rows, int64_t cols) {
+  if (fn == layer_math::kSoftmax) {
+    MESHTRAIN_GRID_STRIDE(r, rows) {
+      layer_math::SoftmaxGradRow(y + r * cols, dy + r * cols, dx + r * cols, cols);
+    }
+    return;
+  }
+  MESHTRAIN_GRID_STRIDE(i, rows * cols) dx[i] = layer_math::ActivateGrad(fn, x[i], y[i], dy[i]);
+}
+
+__global__ void DropoutKernel(float rate, uint64_t key, const float* x, float* y, int64_t n) {
+  const float scale = 1.0f / (1.0f - rate);
+  MESHTRAIN_GRID_STRIDE(i, n) y[i] = layer_math::DropoutValue(rate, scale, key, i, x[i]);
+}
+
+__global__ void LayerNormKernel(const float* x, const float* gamma, const float* beta,
+                                float epsilon, float* y, float* mean, float* rstd, int64_t rows,
+                                int64_t cols) {
+  MESHTRAIN_GRID_STRIDE(r, rows) {
+    layer_math::LayerNormRow(x + r * cols, gamma, beta, epsilon, cols, y + r * cols, mean + r,
+                             rstd + r);
+  }
+}
+
+__global__ void LayerNormInputGradKernel(const float* x, const float* gamma, const float* mean,
+                                         const float* rstd, const float* dy, float* dx,
+                                         int64_t rows, int64_t cols) {
+  MESHTRAIN_GRID_STRIDE(r, rows) {
+    layer_math::LayerNormInputGradRow(x + r * cols, gamma, mean[r], rstd[r], dy + r * cols, cols,
+                                      dx + r * cols);
+  }
+}
+
+// One thread per column, rows in order: the CPU kernel's sums.
+__global__ void LayerNormParamGradKernel(const float* x, const float* mean, const float* rstd,
+                                         const float* dy, float* dgamma, float* dbeta, int64_t rows,
+                                         int64_t cols) {
+  MESHTRAIN_GRID_STRIDE(c, cols) {
+    float g = 0.0f, b = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r * cols + c;
+      g += dy[i] * ((x[i] - mean[r]) * rstd[r]);
+      b += dy[i];
+    }
+    dgamma[c] = g;
+    dbeta[c] = b;
+  }
+}
+
+__global__ void MeanSquaredErrorKernel(const float* p, const float* t, int64_t rows, int64_t cols,
+                                       float scale, float* d, LossSums* partials) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  double loss = 0;
+  long long correct = 0;
+  if (r < rows) {
+    bool hit = false;
+    loss = static_cast<double>(layer_math::SquaredErrorRow(
+        p + r * cols, t + r * cols, cols, scale, d != nullptr ? d + r * cols : nullptr, &hit));
+    correct = hit;
+  }
+  BlockSum(loss, correct, &partials[blockIdx.x]);
+}
+
 __global__ void GatherRowsKernel(const float* table, int64_t table_rows, const int64_t* ids,
                                  int64_t n, int64_t d, float* out, DeviceFault* fault) {
   MESHTRAIN_GRID_STRIDE(i, n * d) {
@@ -238,6 +313,59 @@ cudaError_t BiasActivationGrad(const float* y, float* dy, float* bias_grad, int6
   if (cols == 0) return cudaSuccess;
   BiasActivationGradKernel<<<Blocks(cols), kThreads, 0, stream>>>(y, dy, bias_grad, rows, cols,
                                                                   relu);
+  return Launched();
+}
+
+cudaError_t Activate(int fn, const float* x, float* y, int64_t rows, int64_t cols,
+                     cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  ActivateKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(fn, x, y, rows, cols);
+  return Launched();
+}
+
+cudaError_t ActivateGrad(int fn, const float* x, const float* y, const float* dy, float* dx,
+                         int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  ActivateGradKernel<<<Blocks(rows * cols), kThreads, 0, stream>>>(fn, x, y, dy, dx, rows, cols);
+  return Launched();
+}
+
+cudaError_t Dropout(float rate, uint64_t key, const float* x, float* y, int64_t n,
+                    cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  DropoutKernel<<<Blocks(n), kThreads, 0, stream>>>(rate, key, x, y, n);
+  return Launched();
+}
+
+cudaError_t LayerNorm(const float* x, const float* gamma, const float* beta, float epsilon,
+                      float* y, float* mean, float* rstd, int64_t rows, int64_t cols,
+                      cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  LayerNormKernel<<<Blocks(rows), kThreads, 0, stream>>>(x, gamma, beta, epsilon, y, mean, rstd,
+                                                         rows, cols);
+  return Launched();
+}
+
+cudaError_t LayerNormGrad(const float* x, const float* gamma, const float* mean, const float* rstd,
+                          const float* dy, float* dx, float* dgamma, float* dbeta, int64_t rows,
+                          int64_t cols, cudaStream_t stream) {
+  if (cols == 0) return cudaSuccess;
+  if (rows > 0) {
+    LayerNormInputGradKernel<<<Blocks(rows), kThreads, 0, stream>>>(x, gamma, mean, rstd, dy, dx,
+                                                                    rows, cols);
+  }
+  LayerNormParamGradKernel<<<Blocks(cols), kThreads, 0, stream>>>(x, mean, rstd, dy, dgamma, dbeta,
+                                                                  rows, cols);
+  return Launched();
+}
+
+cudaError_t MeanSquaredError(const float* predictions, const float* targets, int64_t rows,
+                             int64_t cols, float grad_scale, float* dpredictions,
+                             LossSums* partials, LossSums* total, cudaStream_t stream) {
+  const int blocks = LossBlocks(rows);
+  MeanSquaredErrorKernel<<<blocks, kThreads, 0, stream>>>(predictions, targets, rows, cols,
+                                                          grad_scale, dpredictions, partials);
+  ReduceLossPartialsKernel<<<1, kThreads, 0, stream>>>(partials, blocks, total);
   return Launched();
 }
 

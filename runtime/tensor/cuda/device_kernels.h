@@ -47,6 +47,26 @@ cudaError_t BiasActivation(const float* bias, float* y, int64_t rows, int64_t co
 cudaError_t BiasActivationGrad(const float* y, float* dy, float* bias_grad, int64_t rows,
                                int64_t cols, bool relu, cudaStream_t stream);
 
+// The layer framework's kernels (runtime/tensor/layer_math.h's formulas).
+// `fn` numbers ActivationFn (layer_math::ActivationCode); rows [rows, cols];
+// y may be x, dx may be dy.
+cudaError_t Activate(int fn, const float* x, float* y, int64_t rows, int64_t cols,
+                     cudaStream_t stream);
+cudaError_t ActivateGrad(int fn, const float* x, const float* y, const float* dy, float* dx,
+                         int64_t rows, int64_t cols, cudaStream_t stream);
+cudaError_t Dropout(float rate, uint64_t key, const float* x, float* y, int64_t n,
+                    cudaStream_t stream);
+cudaError_t LayerNorm(const float* x, const float* gamma, const float* beta, float epsilon,
+                      float* y, float* mean, float* rstd, int64_t rows, int64_t cols,
+                      cudaStream_t stream);
+cudaError_t LayerNormGrad(const float* x, const float* gamma, const float* mean, const float* rstd,
+                          const float* dy, float* dx, float* dgamma, float* dbeta, int64_t rows,
+                          int64_t cols, cudaStream_t stream);
+// Row losses as SoftmaxCrossEntropy's; dpredictions nullable.
+cudaError_t MeanSquaredError(const float* predictions, const float* targets, int64_t rows,
+                             int64_t cols, float grad_scale, float* dpredictions,
+                             LossSums* partials, LossSums* total, cudaStream_t stream);
+
 cudaError_t GatherRows(const float* table, int64_t table_rows, const int64_t* ids, int64_t n,
                        int64_t d, float* out, DeviceFault* fault, cudaStream_t stream);
 // accumulate: out[ids[i]] += rows[i] (atomic, ids may repeat); else out[ids[i]] = rows[i].

@@ -96,6 +96,46 @@ TEST(JobConfigTest, SparseCtrConfigIsTheSparseJob) {
             job->model.embedding_rows * job->model.embedding_dim * 4);
 }
 
+TEST(JobConfigTest, SequentialLayersAreShapeCheckedWhenLoaded) {
+  auto job = ParseJobConfig(R"({
+    "model": {"type": "sequential", "input_shape": [28, 28, 1], "loss": "sparse_categorical_crossentropy",
+              "layers": [{"type": "flatten"}, {"type": "dense", "units": 32, "activation": "relu"},
+                         {"type": "dropout", "rate": 0.2}, {"type": "dense", "units": 10}]}
+  })",
+                            "seq.json");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.layers.size(), 4u);
+  EXPECT_THAT(job->model.input_shape, ::testing::ElementsAre(28, 28, 1));
+
+  auto bad = ParseJobConfig(R"({
+    "model": {"type": "sequential", "input_shape": [28, 28, 1],
+              "layers": [{"type": "dense", "units": 32}, {"type": "flatten"},
+                         {"type": "reshape", "target_shape": [5, 5]}, {"type": "dense", "units": 10}]}
+  })",
+                            "seq.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("seq.json: model.layers[2] (reshape): target_shape [5, 5] cannot hold the "
+                        "input [25088]"));
+
+  auto unknown = ParseJobConfig(
+      R"({"model": {"type": "sequential", "layers": [{"type": "dense", "unit": 3}]}})", "seq.json");
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("model.layers[0].unit"));
+
+  auto misplaced =
+      ParseJobConfig(R"({"model": {"type": "mlp", "layers": [{"type": "flatten"}]}})", "m.json");
+  EXPECT_THAT(std::string(misplaced.status().message()),
+              HasSubstr("for model.type \"sequential\""));
+}
+
+TEST(JobConfigTest, SequentialReferenceConfigIsTheMlp) {
+  auto job = LoadJobConfig(
+      absl::StrCat(MESHTRAIN_SOURCE_DIR, "/configs/fashion_mnist_mlp_sequential.json"));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model.type, "sequential");
+  EXPECT_EQ(job->model.layers.size(), 3u);
+}
+
 TEST(JobConfigTest, MissingFileSaysWhatToPass) {
   auto job = LoadJobConfig("/nonexistent/job.json");
   EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);

@@ -1,0 +1,128 @@
+"""Layer-list models (model.type "sequential"): every strategy trains one
+unchanged, the mlp written as layers trains exactly as the mlp, dropout runs
+repeat, and a layer list that does not fit is refused when the config loads."""
+import json
+import os
+import unittest
+
+from harness import (CONFIGS, ClusterTestCase, REFERENCE, requires_fashion_mnist)
+
+SEQUENTIAL_MLP = os.path.join(CONFIGS, "fashion_mnist_mlp_sequential.json")
+SOFTMAX = os.path.join(CONFIGS, "fashion_mnist_softmax.json")
+SEQUENTIAL_SOFTMAX = os.path.join(CONFIGS, "fashion_mnist_softmax_sequential.json")
+
+# A small job touching every layer with no data files: synthetic examples of
+# 32 features seen as [4, 8].
+SMALL = {
+    "name": "sequential_small",
+    "data": {"dataset": "synthetic", "train_examples": 2048, "test_examples": 512, "features": 32,
+             "num_classes": 4},
+    "model": {
+        "type": "sequential",
+        "input_shape": [4, 8],
+        "layers": [
+            {"type": "dense", "units": 16, "activation": "gelu"},
+            {"type": "layer_normalization"},
+            {"type": "flatten"},
+            {"type": "dropout", "rate": 0.1},
+            {"type": "dense", "units": 32, "activation": "relu"},
+            {"type": "reshape", "target_shape": [4, 8]},
+            {"type": "activation", "activation": "tanh"},
+            {"type": "flatten"},
+            {"type": "dense", "units": 4, "activation": "softmax"},
+        ],
+        "loss": "sparse_categorical_crossentropy",
+    },
+    "optimizer": {"type": "sgd", "learning_rate": 0.05, "momentum": 0.9},
+    "training": {"global_batch_size": 64, "epochs": 2, "seed": 3},
+    "strategy": {"name": "one_device"},
+}
+STEPS = 2 * 2048 // 64
+
+
+class SequentialModelTest(ClusterTestCase):
+
+    def write_config(self, config, name="job.json"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return path
+
+    def run_task(self, name, args, timeout=240):
+        model_dir = os.path.join(self.tmp, name)
+        task = self.start(list(args) + ["--model-dir", model_dir], name=name)
+        self.assert_exit(task, 0, timeout=timeout)
+        return self.summary(model_dir)
+
+    def test_every_strategy_trains_a_layer_list_unchanged(self):
+        config = ["--config", self.write_config(SMALL)]
+        runs = {
+            "one_device": ["train"],
+            "mirrored": ["train", "--strategy", "mirrored", "--devices", "cpu:0,cpu:1"],
+            "central_storage": ["train", "--strategy", "central_storage", "--devices", "2"],
+            "multi_worker_mirrored": ["launch", "--workers", "2", "--strategy", "multi_worker_mirrored"],
+            "parameter_server": ["launch", "--workers", "2", "--ps", "1"],
+        }
+        summaries = {name: self.run_task(name, args + config) for name, args in runs.items()}
+        for name, s in summaries.items():
+            self.assertEqual(s["strategy"], name)
+            self.assertGreater(s["test_accuracy"], 0.5, (name, s["test_accuracy"]))
+        # Synchronous strategies step together over the same global batches.
+        for name in ["one_device", "mirrored", "central_storage", "multi_worker_mirrored"]:
+            self.assertEqual(summaries[name]["final_step"], STEPS, name)
+        # The workers of multi_worker_mirrored end with identical parameters.
+        checksums = summaries["multi_worker_mirrored"]["param_checksums"]
+        self.assertEqual(len(checksums), 2)
+        self.assertEqual(len(set(checksums.values())), 1, checksums)
+        # Replicas split each batch and sum in another order (and draw other
+        # dropout masks), so their results agree with one_device within noise.
+        one = summaries["one_device"]["test_accuracy"]
+        for name in ["mirrored", "central_storage", "multi_worker_mirrored"]:
+            self.assertLess(abs(summaries[name]["test_accuracy"] - one), 0.05, name)
+
+    def test_runs_with_dropout_repeat_exactly(self):
+        config = ["--config", self.write_config(SMALL)]
+        first = self.run_task("first", ["train"] + config)
+        second = self.run_task("second", ["train"] + config)
+        self.assertEqual(first["param_checksums"], second["param_checksums"])
+        self.assertEqual(first["train_loss"], second["train_loss"])
+        # Another seed draws other masks (and other initial values).
+        other = dict(SMALL, training=dict(SMALL["training"], seed=4))
+        third = self.run_task("third", ["train", "--config", self.write_config(other, "other.json")])
+        self.assertNotEqual(first["param_checksums"], third["param_checksums"])
+
+    def test_a_layer_list_that_does_not_fit_is_refused_when_loaded(self):
+        bad = json.loads(json.dumps(SMALL))
+        bad["model"]["layers"][4] = {"type": "dense", "units": 30, "activation": "relu"}
+        task = self.start(["train", "--config", self.write_config(bad), "--model-dir",
+                           os.path.join(self.tmp, "bad")], name="bad")
+        code = task.wait(60)
+        self.assertNotEqual(code, 0)
+        out = task.output()
+        self.assertIn("model.layers[5] (reshape)", out)
+        self.assertIn("cannot hold the input [30]", out)
+        self.assertNotIn("epoch", out)
+
+    @requires_fashion_mnist
+    def test_mlp_as_layers_trains_exactly_as_mlp(self):
+        short = ["--max-steps", "60", "--epochs", "1"]
+        mlp = self.run_task("mlp", ["train", "--config", REFERENCE] + short)
+        layers = self.run_task("layers", ["train", "--config", SEQUENTIAL_MLP] + short)
+        self.assertEqual(mlp["final_step"], 60)
+        self.assertEqual(layers["final_step"], 60)
+        self.assertEqual(mlp["param_checksums"], layers["param_checksums"])
+        self.assertEqual(mlp["train_loss"], layers["train_loss"])
+        self.assertEqual(mlp["test_accuracy"], layers["test_accuracy"])
+
+    @requires_fashion_mnist
+    def test_softmax_regression_as_layers_trains_exactly_as_softmax_regression(self):
+        # Written over [28, 28, 1] images: flatten is a view, dense_0 the same variables.
+        short = ["--max-steps", "30", "--epochs", "1"]
+        plain = self.run_task("softmax", ["train", "--config", SOFTMAX] + short)
+        layers = self.run_task("softmax_layers", ["train", "--config", SEQUENTIAL_SOFTMAX] + short)
+        self.assertEqual(plain["param_checksums"], layers["param_checksums"])
+        self.assertEqual(plain["train_loss"], layers["train_loss"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -225,8 +225,16 @@ absl::StatusOr<Dataset> LoadTfRecordDataset(absl::Span<const std::string> files,
     MESHTRAIN_ASSIGN_OR_RETURN(cache,
                                DatasetCache::Open(spec.cache_dir, name, files, DescribeSpec(spec)));
     if (cache->complete()) {
-      MESHTRAIN_LOG(INFO) << "data: " << name << " trains from its cache " << cache->inputs_path();
-      return cache->Load(spec.divisor, spec.num_classes);
+      absl::StatusOr<Dataset> cached = cache->Load(spec.divisor, spec.num_classes);
+      if (cached.ok()) {
+        MESHTRAIN_LOG(INFO) << "data: " << name << " trains from its cache "
+                            << cache->inputs_path();
+        return cached;
+      }
+      // A damaged cache (a truncated or overwritten array) is rebuilt from
+      // the files, which are the truth.
+      MESHTRAIN_LOG(WARNING) << "data: " << name << ": the cache cannot be read ("
+                             << cached.status().message() << "); decoding the files again";
     }
   }
   // Pass 1 counts the records (and takes the input size and kind from the

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -95,6 +96,26 @@ TEST(DatasetCacheTest, AChangedFileRebuildsTheCache) {
   auto cached = LoadTfRecordDataset(files, Spec(dir.File("cache")), "t/train");
   ASSERT_TRUE(cached.ok()) << cached.status();
   ExpectSameBatches(*memory, *cached);
+}
+
+TEST(DatasetCacheTest, ADamagedCacheIsRebuiltFromTheFiles) {
+  TempDir dir;
+  const std::vector<std::string> files = WriteShards(dir, 0);
+  auto memory = LoadTfRecordDataset(files, Spec(""), "t/train");
+  ASSERT_TRUE(memory.ok()) << memory.status();
+  ASSERT_TRUE(LoadTfRecordDataset(files, Spec(dir.File("cache")), "t/train").ok());
+  // Truncate the cached inputs array: its header no longer fits the size.
+  int truncated = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.File("cache"))) {
+    if (entry.path().string().ends_with(".inputs.npy")) {
+      std::filesystem::resize_file(entry.path(), 100);
+      ++truncated;
+    }
+  }
+  ASSERT_EQ(truncated, 1);
+  auto rebuilt = LoadTfRecordDataset(files, Spec(dir.File("cache")), "t/train");
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  ExpectSameBatches(*memory, *rebuilt);
 }
 
 TEST(DatasetCacheTest, EncodedHeadersReadBackAndFloatArraysMapAsTheyAre) {

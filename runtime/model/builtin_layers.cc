@@ -1,14 +1,24 @@
 #include "runtime/model/builtin_layers.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "runtime/base/status_macros.h"
 
 namespace meshtrain {
 
 std::vector<std::pair<std::string, LayerFactory>> BuiltinLayerFactories() {
   return {
-      {"activation", CreateActivationLayer}, {"dense", CreateDenseLayer},
-      {"dropout", CreateDropoutLayer},       {"embedding", CreateEmbeddingLayer},
-      {"flatten", CreateFlattenLayer},       {"layer_normalization", CreateLayerNormalizationLayer},
+      {"activation", CreateActivationLayer},
+      {"average_pool2d", CreateAveragePool2DLayer},
+      {"conv2d", CreateConv2DLayer},
+      {"dense", CreateDenseLayer},
+      {"dropout", CreateDropoutLayer},
+      {"embedding", CreateEmbeddingLayer},
+      {"flatten", CreateFlattenLayer},
+      {"layer_normalization", CreateLayerNormalizationLayer},
+      {"max_pool2d", CreateMaxPool2DLayer},
       {"reshape", CreateReshapeLayer},
   };
 }
@@ -63,6 +73,48 @@ absl::Status ReadInitializer(JsonReader& args, absl::string_view key, absl::stri
     return args.Error(args.PathOf(key), absl::StrCat("is invalid: ", init.status().message()));
   }
   *out = *init;
+  return absl::OkStatus();
+}
+
+}  // namespace meshtrain
+
+namespace meshtrain {
+
+absl::Status ReadPair(JsonReader& args, absl::string_view key, bool required, int64_t out[2]) {
+  const nlohmann::json* value = args.Find(key);
+  if (value == nullptr || value->is_null()) {
+    return required ? args.Error(args.PathOf(key), "is missing: give a number or [height, width]")
+                    : absl::OkStatus();
+  }
+  std::vector<int64_t> pair;
+  if (value->is_number_integer()) {
+    pair = {value->get<int64_t>(), value->get<int64_t>()};
+  } else if (value->is_array() && value->size() == 2 && (*value)[0].is_number_integer() &&
+             (*value)[1].is_number_integer()) {
+    pair = {(*value)[0].get<int64_t>(), (*value)[1].get<int64_t>()};
+  }
+  if (pair.size() != 2 || pair[0] < 1 || pair[1] < 1 || pair[0] > kMaxWindow ||
+      pair[1] > kMaxWindow) {
+    return args.Error(args.PathOf(key),
+                      absl::StrCat("must be a number or [height, width], each in [1, ", kMaxWindow,
+                                   "], got ", value->dump()));
+  }
+  out[0] = pair[0];
+  out[1] = pair[1];
+  return absl::OkStatus();
+}
+
+absl::Status ReadPadding(JsonReader& args, Padding* out) {
+  std::string padding = "valid";
+  MESHTRAIN_RETURN_IF_ERROR(args.ReadOptional("padding", &padding));
+  if (padding == "valid") {
+    *out = Padding::kValid;
+  } else if (padding == "same") {
+    *out = Padding::kSame;
+  } else {
+    return args.Error(args.PathOf("padding"),
+                      absl::StrCat("is '", padding, "': use valid or same"));
+  }
   return absl::OkStatus();
 }
 

@@ -15,6 +15,7 @@
 #include "runtime/base/json_reader.h"
 #include "runtime/model/layer.h"
 #include "runtime/model/layer_registry.h"
+#include "runtime/tensor/conv_params.h"
 
 namespace meshtrain {
 
@@ -33,6 +34,27 @@ absl::StatusOr<std::unique_ptr<Layer>> CreateDropoutLayer(JsonReader& args);
 absl::StatusOr<std::unique_ptr<Layer>> CreateLayerNormalizationLayer(JsonReader& args);
 // embedding_layer.cc
 absl::StatusOr<std::unique_ptr<Layer>> CreateEmbeddingLayer(JsonReader& args);
+// conv2d_layer.cc
+absl::StatusOr<std::unique_ptr<Layer>> CreateConv2DLayer(JsonReader& args);
+// pooling_layers.cc
+absl::StatusOr<std::unique_ptr<Layer>> CreateMaxPool2DLayer(JsonReader& args);
+absl::StatusOr<std::unique_ptr<Layer>> CreateAveragePool2DLayer(JsonReader& args);
+
+// A window over images (conv2d's kernel, a pooling window): size, strides
+// and padding, each [height, width].
+struct WindowArgs {
+  int64_t size[2] = {1, 1};
+  int64_t strides[2] = {1, 1};
+  Padding padding = Padding::kValid;
+};
+// The largest window or stride a layer list may give.
+inline constexpr int64_t kMaxWindow = 1 << 16;
+// Argument `key` as Keras takes kernel_size, strides and pool_size: a number
+// (both dimensions) or [height, width], each in [1, kMaxWindow]; absent
+// leaves `out` as it is unless `required`.
+absl::Status ReadPair(JsonReader& args, absl::string_view key, bool required, int64_t out[2]);
+// Argument `padding`: "valid" (the default) or "same".
+absl::Status ReadPadding(JsonReader& args, Padding* out);
 
 // Keras's activation names: relu, gelu, tanh, sigmoid, softmax, linear.
 absl::StatusOr<ActivationFn> ParseActivation(absl::string_view name);

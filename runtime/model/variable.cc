@@ -35,16 +35,18 @@ double StandardNormal(uint64_t key, uint64_t index) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
-// Fans as Keras computes them for a 2-D kernel [in, out]; other ranks use the
-// last dimension as fan_out and the rest as fan_in.
+// Fans as Keras computes them: a 2-D kernel [in, out]; a convolution kernel
+// [kh, kw, in, out] counts its receptive field kh * kw on both sides.
 void Fans(const Shape& shape, double* fan_in, double* fan_out) {
   if (shape.rank() == 0) {
     *fan_in = *fan_out = 1;
   } else if (shape.rank() == 1) {
     *fan_in = *fan_out = static_cast<double>(shape.dim(0));
   } else {
-    *fan_out = static_cast<double>(shape.dim(shape.rank() - 1));
-    *fan_in = static_cast<double>(shape.num_elements()) / *fan_out;
+    double receptive_field = 1;
+    for (int i = 0; i + 2 < shape.rank(); ++i) receptive_field *= static_cast<double>(shape.dim(i));
+    *fan_in = receptive_field * static_cast<double>(shape.dim(shape.rank() - 2));
+    *fan_out = receptive_field * static_cast<double>(shape.dim(shape.rank() - 1));
   }
 }
 

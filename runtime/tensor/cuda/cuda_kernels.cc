@@ -213,6 +213,33 @@ class CudaKernels final : public Kernels {
         "adam update");
   }
 
+  // Convolution and pooling are not on the GPU yet: the step fails at its
+  // Synchronize() with this error.
+  void Conv2DForward(const Conv2DGeometry&, const Tensor&, const Tensor&, const Tensor*, Activation,
+                     Tensor&) override {
+    Unimplemented("conv2d");
+  }
+  void Conv2DBackwardData(const Conv2DGeometry&, const Tensor&, const Tensor&, Tensor&) override {
+    Unimplemented("conv2d");
+  }
+  void Conv2DBackwardFilter(const Conv2DGeometry&, const Tensor&, const Tensor&, Tensor&,
+                            Tensor*) override {
+    Unimplemented("conv2d");
+  }
+  void MaxPool2DForward(const Pool2DGeometry&, const Tensor&, Tensor&) override {
+    Unimplemented("max_pool2d");
+  }
+  void MaxPool2DBackward(const Pool2DGeometry&, const Tensor&, const Tensor&, const Tensor&,
+                         Tensor&) override {
+    Unimplemented("max_pool2d");
+  }
+  void AvgPool2DForward(const Pool2DGeometry&, const Tensor&, Tensor&) override {
+    Unimplemented("average_pool2d");
+  }
+  void AvgPool2DBackward(const Pool2DGeometry&, const Tensor&, Tensor&) override {
+    Unimplemented("average_pool2d");
+  }
+
   absl::StatusOr<Batch> UploadBatch(const Batch& batch) override {
     const Device here = device();
     const bool inputs_here = batch.inputs.device() == here || batch.inputs.empty();
@@ -246,6 +273,9 @@ class CudaKernels final : public Kernels {
 
   void RecordStatus(absl::Status status) {
     if (!status.ok() && error_.ok()) error_ = Annotate(status, cuda_.description());
+  }
+  void Unimplemented(const char* op) {
+    RecordStatus(absl::UnimplementedError(absl::StrCat(op, " has no CUDA kernel yet")));
   }
   void Record(cudaError_t error, const char* op) {
     if (error != cudaSuccess) RecordStatus(CudaStatus(error, op));

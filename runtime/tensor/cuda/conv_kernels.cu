@@ -2,22 +2,10 @@
 #include <cfloat>
 
 #include "runtime/tensor/cuda/conv_kernels.h"
+#include "runtime/tensor/cuda/launch.h"
 
 namespace meshtrain::device_kernels {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 4096;  // grid-stride beyond this
-
-int Blocks(int64_t n) {
-  return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-
-cudaError_t Launched() { return cudaGetLastError(); }
-
-#define MESHTRAIN_CONV_GRID_STRIDE(i, n)                                                 \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 // The output rows (or columns) whose windows cover input row `i`: [first, last].
 __device__ void Covering(int64_t i, int64_t pad, int64_t window, int64_t stride, int64_t out,
@@ -30,7 +18,7 @@ __device__ void Covering(int64_t i, int64_t pad, int64_t window, int64_t stride,
 __global__ void ConvForwardKernel(WindowGeometry g, const float* x, const float* w,
                                   const float* bias, bool relu, float* y) {
   const int64_t total = g.batch * g.out_height * g.out_width * g.out_channels;
-  MESHTRAIN_CONV_GRID_STRIDE(i, total) {
+  MESHTRAIN_GRID_STRIDE(i, total) {
     const int64_t o = i % g.out_channels;
     const int64_t ow = i / g.out_channels % g.out_width;
     const int64_t oh = i / (g.out_channels * g.out_width) % g.out_height;
@@ -55,7 +43,7 @@ __global__ void ConvForwardKernel(WindowGeometry g, const float* x, const float*
 __global__ void ConvBackwardDataKernel(WindowGeometry g, const float* dy, const float* w,
                                        float* dx) {
   const int64_t total = g.batch * g.height * g.width * g.in_channels;
-  MESHTRAIN_CONV_GRID_STRIDE(i, total) {
+  MESHTRAIN_GRID_STRIDE(i, total) {
     const int64_t c = i % g.in_channels;
     const int64_t iw = i / g.in_channels % g.width;
     const int64_t ih = i / (g.in_channels * g.width) % g.height;
@@ -112,7 +100,7 @@ __global__ void ConvBackwardFilterKernel(WindowGeometry g, const float* x, const
 }
 
 __global__ void ColumnSumKernel(const float* dy, int64_t rows, int64_t cols, float* out) {
-  MESHTRAIN_CONV_GRID_STRIDE(c, cols) {
+  MESHTRAIN_GRID_STRIDE(c, cols) {
     float sum = 0.0f;
     for (int64_t r = 0; r < rows; ++r) sum += dy[r * cols + c];
     out[c] = sum;
@@ -152,7 +140,7 @@ __device__ int64_t Argmax(const WindowGeometry& g, const float* x, int64_t n, co
 
 __global__ void PoolForwardKernel(WindowGeometry g, const float* x, bool max_pool, float* y) {
   const int64_t total = g.batch * g.out_height * g.out_width * g.in_channels;
-  MESHTRAIN_CONV_GRID_STRIDE(i, total) {
+  MESHTRAIN_GRID_STRIDE(i, total) {
     const int64_t c = i % g.in_channels;
     const int64_t ow = i / g.in_channels % g.out_width;
     const int64_t oh = i / (g.in_channels * g.out_width) % g.out_height;
@@ -175,7 +163,7 @@ __global__ void PoolForwardKernel(WindowGeometry g, const float* x, bool max_poo
 // x is null for the average pool.
 __global__ void PoolBackwardKernel(WindowGeometry g, const float* x, const float* dy, float* dx) {
   const int64_t total = g.batch * g.height * g.width * g.in_channels;
-  MESHTRAIN_CONV_GRID_STRIDE(i, total) {
+  MESHTRAIN_GRID_STRIDE(i, total) {
     const int64_t c = i % g.in_channels;
     const int64_t iw = i / g.in_channels % g.width;
     const int64_t ih = i / (g.in_channels * g.width) % g.height;
@@ -199,22 +187,30 @@ __global__ void PoolBackwardKernel(WindowGeometry g, const float* x, const float
   }
 }
 
+// Launches `kernel` over `total` elements; nothing to do for none.
+template <typename... Params, typename... Args>
+cudaError_t LaunchOver(int64_t total, cudaStream_t stream, void (*kernel)(Params...),
+                       Args... args) {
+  if (total == 0) return cudaSuccess;
+  kernel<<<Blocks(total), kThreads, 0, stream>>>(args...);
+  return Launched();
+}
+
+int64_t Inputs(const WindowGeometry& g) { return g.batch * g.height * g.width * g.in_channels; }
+int64_t Outputs(const WindowGeometry& g, int64_t channels) {
+  return g.batch * g.out_height * g.out_width * channels;
+}
+
 }  // namespace
 
 cudaError_t Conv2DForward(const WindowGeometry& g, const float* x, const float* w,
                           const float* bias, bool relu, float* y, cudaStream_t stream) {
-  const int64_t total = g.batch * g.out_height * g.out_width * g.out_channels;
-  if (total == 0) return cudaSuccess;
-  ConvForwardKernel<<<Blocks(total), kThreads, 0, stream>>>(g, x, w, bias, relu, y);
-  return Launched();
+  return LaunchOver(Outputs(g, g.out_channels), stream, ConvForwardKernel, g, x, w, bias, relu, y);
 }
 
 cudaError_t Conv2DBackwardData(const WindowGeometry& g, const float* dy, const float* w, float* dx,
                                cudaStream_t stream) {
-  const int64_t total = g.batch * g.height * g.width * g.in_channels;
-  if (total == 0) return cudaSuccess;
-  ConvBackwardDataKernel<<<Blocks(total), kThreads, 0, stream>>>(g, dy, w, dx);
-  return Launched();
+  return LaunchOver(Inputs(g), stream, ConvBackwardDataKernel, g, dy, w, dx);
 }
 
 cudaError_t Conv2DBackwardFilter(const WindowGeometry& g, const float* x, const float* dy,
@@ -222,43 +218,30 @@ cudaError_t Conv2DBackwardFilter(const WindowGeometry& g, const float* x, const 
   const int64_t elements = g.window_height * g.window_width * g.in_channels * g.out_channels;
   ConvBackwardFilterKernel<<<static_cast<int>(std::min<int64_t>(elements, kMaxBlocks)), kThreads, 0,
                              stream>>>(g, x, dy, dw);
-  if (bias_grad != nullptr) {
-    ColumnSumKernel<<<Blocks(g.out_channels), kThreads, 0, stream>>>(
-        dy, g.batch * g.out_height * g.out_width, g.out_channels, bias_grad);
-  }
-  return Launched();
+  if (bias_grad == nullptr) return Launched();
+  return LaunchOver(g.out_channels, stream, ColumnSumKernel, dy,
+                    g.batch * g.out_height * g.out_width, g.out_channels, bias_grad);
 }
 
 cudaError_t MaxPool2DForward(const WindowGeometry& g, const float* x, float* y,
                              cudaStream_t stream) {
-  const int64_t total = g.batch * g.out_height * g.out_width * g.in_channels;
-  if (total == 0) return cudaSuccess;
-  PoolForwardKernel<<<Blocks(total), kThreads, 0, stream>>>(g, x, true, y);
-  return Launched();
+  return LaunchOver(Outputs(g, g.in_channels), stream, PoolForwardKernel, g, x, true, y);
 }
 
 cudaError_t MaxPool2DBackward(const WindowGeometry& g, const float* x, const float* dy, float* dx,
                               cudaStream_t stream) {
-  const int64_t total = g.batch * g.height * g.width * g.in_channels;
-  if (total == 0) return cudaSuccess;
-  PoolBackwardKernel<<<Blocks(total), kThreads, 0, stream>>>(g, x, dy, dx);
-  return Launched();
+  return LaunchOver(Inputs(g), stream, PoolBackwardKernel, g, x, dy, dx);
 }
 
 cudaError_t AvgPool2DForward(const WindowGeometry& g, const float* x, float* y,
                              cudaStream_t stream) {
-  const int64_t total = g.batch * g.out_height * g.out_width * g.in_channels;
-  if (total == 0) return cudaSuccess;
-  PoolForwardKernel<<<Blocks(total), kThreads, 0, stream>>>(g, x, false, y);
-  return Launched();
+  return LaunchOver(Outputs(g, g.in_channels), stream, PoolForwardKernel, g, x, false, y);
 }
 
 cudaError_t AvgPool2DBackward(const WindowGeometry& g, const float* dy, float* dx,
                               cudaStream_t stream) {
-  const int64_t total = g.batch * g.height * g.width * g.in_channels;
-  if (total == 0) return cudaSuccess;
-  PoolBackwardKernel<<<Blocks(total), kThreads, 0, stream>>>(g, nullptr, dy, dx);
-  return Launched();
+  return LaunchOver(Inputs(g), stream, PoolBackwardKernel, g, static_cast<const float*>(nullptr),
+                    dy, dx);
 }
 
 }  // namespace meshtrain::device_kernels

@@ -24,13 +24,7 @@ using testing::RefConv2DForward;
 using testing::RefMaxPool2DBackward;
 using testing::RefMaxPool2DForward;
 
-Tensor Random(const Shape& shape, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  Tensor t(DType::kFloat32, shape);
-  for (float& v : t.flat<float>()) v = u(rng);
-  return t;
-}
+Tensor Random(const Shape& shape, uint32_t seed) { return testing::UniformTensor(shape, seed); }
 
 // Filled with NaN, so an element a kernel forgets to write fails the test.
 Tensor Garbage(const Shape& shape) {

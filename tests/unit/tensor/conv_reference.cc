@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace meshtrain::testing {
@@ -44,6 +45,14 @@ Tensor FromDoubles(const Shape& shape, const std::vector<double>& values) {
 }
 
 }  // namespace
+
+Tensor UniformTensor(const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Tensor t(DType::kFloat32, shape);
+  for (float& v : t.flat<float>()) v = u(rng);
+  return t;
+}
 
 Tensor RefConv2DForward(const Conv2DGeometry& g, const Tensor& x, const Tensor& filter,
                         const Tensor* bias, Activation act) {

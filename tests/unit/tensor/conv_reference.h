@@ -4,11 +4,16 @@
 #ifndef MESHTRAIN_TESTS_UNIT_TENSOR_CONV_REFERENCE_H_
 #define MESHTRAIN_TESTS_UNIT_TENSOR_CONV_REFERENCE_H_
 
+#include <cstdint>
+
 #include "runtime/tensor/conv_params.h"
 #include "runtime/tensor/kernels.h"
 #include "runtime/tensor/tensor.h"
 
 namespace meshtrain::testing {
+
+// Inputs for the comparisons: uniform in [-1, 1), a function of the seed.
+Tensor UniformTensor(const Shape& shape, uint32_t seed);
 
 Tensor RefConv2DForward(const Conv2DGeometry& g, const Tensor& x, const Tensor& filter,
                         const Tensor* bias, Activation act);

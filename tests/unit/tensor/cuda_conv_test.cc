@@ -15,13 +15,7 @@ namespace {
 
 constexpr double kTolerance = 1e-5;
 
-Tensor Random(const Shape& shape, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  Tensor t(DType::kFloat32, shape);
-  for (float& v : t.flat<float>()) v = u(rng);
-  return t;
-}
+Tensor Random(const Shape& shape, uint32_t seed) { return testing::UniformTensor(shape, seed); }
 
 class CudaConvTest : public ::testing::Test {
  protected:

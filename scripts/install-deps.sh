@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config ccache git python3 clang
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev nlohmann-json3-dev libopenblas-dev zlib1g-dev libssl-dev
+  libabsl-dev nlohmann-json3-dev libopenblas-dev libdnnl-dev zlib1g-dev libssl-dev
   openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev
   dataset-fashion-mnist python3-numpy python3-yaml

@@ -8,6 +8,8 @@
 
 #include "runtime/base/check.h"
 #include "runtime/base/vectorize.h"
+#include "runtime/tensor/cpu_pool.h"
+#include "runtime/tensor/dnnl_conv.h"
 #include "runtime/tensor/layer_math.h"
 
 namespace meshtrain {
@@ -114,7 +116,7 @@ void ActivateGradLoop(ActivationFn fn, const float* x, const float* y, const flo
 
 class CpuKernels final : public Kernels {
  public:
-  explicit CpuKernels(Device device) : device_(device) {}
+  explicit CpuKernels(Device device) : device_(device), conv_(DnnlConv2D::Options{}) {}
 
   Device device() const override { return device_; }
   Allocator& allocator() override { return CpuAllocator(); }
@@ -315,6 +317,46 @@ class CpuKernels final : public Kernels {
     ScaleLoop(alpha, x.data<float>(), x.num_elements());
   }
 
+  void Conv2DForward(const Conv2DGeometry& g, const Tensor& x, const Tensor& filter,
+                     const Tensor* bias, Activation act, Tensor& y) override {
+    CheckConv2DForward(g, x, filter, bias, y);
+    conv_.Forward(g, x, filter, bias, act, y);
+  }
+
+  void Conv2DBackwardData(const Conv2DGeometry& g, const Tensor& dy, const Tensor& filter,
+                          Tensor& dx) override {
+    CheckConv2DForward(g, dx, filter, nullptr, dy);
+    conv_.BackwardData(g, dy, filter, dx);
+  }
+
+  void Conv2DBackwardFilter(const Conv2DGeometry& g, const Tensor& x, const Tensor& dy,
+                            Tensor& dfilter, Tensor* bias_grad) override {
+    CheckConv2DForward(g, x, dfilter, bias_grad, dy);
+    conv_.BackwardFilter(g, x, dy, dfilter, bias_grad);
+  }
+
+  void MaxPool2DForward(const Pool2DGeometry& g, const Tensor& x, Tensor& y) override {
+    CheckPool2D(g, x, y);
+    CpuMaxPool2DForward(g, x.data<float>(), y.data<float>());
+  }
+
+  void MaxPool2DBackward(const Pool2DGeometry& g, const Tensor& x, const Tensor& y,
+                         const Tensor& dy, Tensor& dx) override {
+    CheckPool2D(g, x, y);
+    CheckPool2D(g, dx, dy);
+    CpuMaxPool2DBackward(g, x.data<float>(), dy.data<float>(), dx.data<float>());
+  }
+
+  void AvgPool2DForward(const Pool2DGeometry& g, const Tensor& x, Tensor& y) override {
+    CheckPool2D(g, x, y);
+    CpuAvgPool2DForward(g, x.data<float>(), y.data<float>());
+  }
+
+  void AvgPool2DBackward(const Pool2DGeometry& g, const Tensor& dy, Tensor& dx) override {
+    CheckPool2D(g, dx, dy);
+    CpuAvgPool2DBackward(g, dy.data<float>(), dx.data<float>());
+  }
+
   void SgdUpdate(const Tensor& grad, float learning_rate, float momentum, bool nesterov,
                  Tensor& var, Tensor& velocity) override {
     MESHTRAIN_CHECK(grad.num_elements() == var.num_elements())
@@ -354,6 +396,7 @@ class CpuKernels final : public Kernels {
   }
 
   Device device_;
+  DnnlConv2D conv_;
 };
 
 }  // namespace

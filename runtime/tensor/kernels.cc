@@ -27,6 +27,23 @@ MatMulDims CheckMatMulDims(const Tensor& a, bool transpose_a, const Tensor& b, b
   return dims;
 }
 
+void CheckConv2DForward(const Conv2DGeometry& g, const Tensor& x, const Tensor& filter,
+                        const Tensor* bias, const Tensor& y) {
+  MESHTRAIN_CHECK(x.shape() == g.input_shape() && filter.shape() == g.filter_shape() &&
+                  y.shape() == g.output_shape() &&
+                  (bias == nullptr || bias->shape() == g.bias_shape()))
+      << "conv2d " << x.DebugString() << " * " << filter.DebugString() << " + "
+      << (bias ? bias->DebugString() : "no bias") << " -> " << y.DebugString() << "; expected "
+      << g.input_shape().ToString() << " * " << g.filter_shape().ToString() << " -> "
+      << g.output_shape().ToString();
+}
+
+void CheckPool2D(const Pool2DGeometry& g, const Tensor& x, const Tensor& y) {
+  MESHTRAIN_CHECK(x.shape() == g.input_shape() && y.shape() == g.output_shape())
+      << "pool2d " << x.DebugString() << " -> " << y.DebugString() << "; expected "
+      << g.input_shape().ToString() << " -> " << g.output_shape().ToString();
+}
+
 AdamStep CheckAdamUpdate(const Tensor& grad, const AdamParams& p, int64_t step, const Tensor& var,
                          const Tensor& m, const Tensor& v) {
   MESHTRAIN_CHECK(grad.num_elements() == var.num_elements() &&

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/tensor/allocator.h"
 #include "runtime/tensor/batch.h"
+#include "runtime/tensor/conv_params.h"
 #include "runtime/tensor/device.h"
 #include "runtime/tensor/tensor.h"
 
@@ -118,6 +119,32 @@ class Kernels {
   virtual void Axpy(float alpha, const Tensor& x, Tensor& y) = 0;
   virtual void Scale(float alpha, Tensor& x) = 0;
 
+  // Convolution and pooling over NHWC activations with HWIO filters
+  // (conv_params.h); the geometry comes from InferConv2D/InferPool2D and the
+  // tensors have its shapes (CHECKed). Outputs are overwritten. Each kernel
+  // picks its own internal layout; callers see only NHWC.
+  //
+  // y = act(conv(x, filter) + bias); `bias` [out_channels] may be null.
+  virtual void Conv2DForward(const Conv2DGeometry& geometry, const Tensor& x, const Tensor& filter,
+                             const Tensor* bias, Activation act, Tensor& y) = 0;
+  // dx = the gradient of conv(x, filter) with respect to x, given dy (already
+  // through the activation's gradient, e.g. BiasActivationGrad on dy seen as
+  // [batch * height * width, channels]).
+  virtual void Conv2DBackwardData(const Conv2DGeometry& geometry, const Tensor& dy,
+                                  const Tensor& filter, Tensor& dx) = 0;
+  // dfilter = the gradient with respect to the filter; `bias_grad` (may be
+  // null) = dy summed over batch, height and width.
+  virtual void Conv2DBackwardFilter(const Conv2DGeometry& geometry, const Tensor& x,
+                                    const Tensor& dy, Tensor& dfilter, Tensor* bias_grad) = 0;
+  virtual void MaxPool2DForward(const Pool2DGeometry& geometry, const Tensor& x, Tensor& y) = 0;
+  // From the forward's input x and output y: each dy goes to a maximum of its
+  // window (the first in row-major order on the CPU), the rest of dx is 0.
+  virtual void MaxPool2DBackward(const Pool2DGeometry& geometry, const Tensor& x, const Tensor& y,
+                                 const Tensor& dy, Tensor& dx) = 0;
+  // The mean over the window's unpadded positions.
+  virtual void AvgPool2DForward(const Pool2DGeometry& geometry, const Tensor& x, Tensor& y) = 0;
+  virtual void AvgPool2DBackward(const Pool2DGeometry& geometry, const Tensor& dy, Tensor& dx) = 0;
+
   // Optimizer updates, in place on the variable and its slots.
   // Momentum as PyTorch defines it: v = momentum * v + g; var -= lr * v
   // (nesterov: var -= lr * (g + momentum * v)). momentum == 0 is plain SGD and
@@ -146,6 +173,11 @@ struct MatMulDims {
 };
 MatMulDims CheckMatMulDims(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b,
                            const Tensor& c);
+// Shapes of the convolution and pooling kernels' tensors against their
+// geometry; a mismatch is a programmer bug (CHECK).
+void CheckConv2DForward(const Conv2DGeometry& geometry, const Tensor& x, const Tensor& filter,
+                        const Tensor* bias, const Tensor& y);
+void CheckPool2D(const Pool2DGeometry& geometry, const Tensor& x, const Tensor& y);
 // Adam with bias correction in PyTorch's form, var -= lr / c1 * m / (sqrt(v / c2) + eps)
 // with c_i = 1 - beta_i^step, rewritten so the per-element loop does one
 // division: var -= lr_t * m / (sqrt(v) + epsilon_hat). Shapes CHECKed as in

@@ -9,6 +9,7 @@
 #include "runtime/base/check.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/tensor/cuda/conv_kernels.h"
 #include "runtime/tensor/cuda/cuda_device.h"
 #include "runtime/tensor/cuda/cuda_status.h"
 #include "runtime/tensor/cuda/device_kernels.h"
@@ -269,6 +270,66 @@ class CudaKernels final : public Kernels {
         "adam update");
   }
 
+  void Conv2DForward(const Conv2DGeometry& g, const Tensor& x, const Tensor& filter,
+                     const Tensor* bias, Activation act, Tensor& y) override {
+    CheckConv2DForward(g, x, filter, bias, y);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::Conv2DForward(Window(g), x.data<float>(), filter.data<float>(),
+                             bias ? bias->data<float>() : nullptr, act == Activation::kRelu,
+                             y.data<float>(), stream_),
+           "conv2d forward");
+  }
+
+  void Conv2DBackwardData(const Conv2DGeometry& g, const Tensor& dy, const Tensor& filter,
+                          Tensor& dx) override {
+    CheckConv2DForward(g, dx, filter, nullptr, dy);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::Conv2DBackwardData(Window(g), dy.data<float>(), filter.data<float>(),
+                                  dx.data<float>(), stream_),
+           "conv2d backward data");
+  }
+
+  void Conv2DBackwardFilter(const Conv2DGeometry& g, const Tensor& x, const Tensor& dy,
+                            Tensor& dfilter, Tensor* bias_grad) override {
+    CheckConv2DForward(g, x, dfilter, bias_grad, dy);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::Conv2DBackwardFilter(Window(g), x.data<float>(), dy.data<float>(),
+                                    dfilter.data<float>(),
+                                    bias_grad ? bias_grad->data<float>() : nullptr, stream_),
+           "conv2d backward filter");
+  }
+
+  void MaxPool2DForward(const Pool2DGeometry& g, const Tensor& x, Tensor& y) override {
+    CheckPool2D(g, x, y);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::MaxPool2DForward(Window(g), x.data<float>(), y.data<float>(), stream_),
+           "max_pool2d forward");
+  }
+
+  void MaxPool2DBackward(const Pool2DGeometry& g, const Tensor& x, const Tensor& y,
+                         const Tensor& dy, Tensor& dx) override {
+    CheckPool2D(g, x, y);
+    CheckPool2D(g, dx, dy);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::MaxPool2DBackward(Window(g), x.data<float>(), dy.data<float>(), dx.data<float>(),
+                                 stream_),
+           "max_pool2d backward");
+  }
+
+  void AvgPool2DForward(const Pool2DGeometry& g, const Tensor& x, Tensor& y) override {
+    CheckPool2D(g, x, y);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::AvgPool2DForward(Window(g), x.data<float>(), y.data<float>(), stream_),
+           "average_pool2d forward");
+  }
+
+  void AvgPool2DBackward(const Pool2DGeometry& g, const Tensor& dy, Tensor& dx) override {
+    CheckPool2D(g, dx, dy);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::AvgPool2DBackward(Window(g), dy.data<float>(), dx.data<float>(), stream_),
+           "average_pool2d backward");
+  }
+
   absl::StatusOr<Batch> UploadBatch(const Batch& batch) override {
     const Device here = device();
     const bool inputs_here = batch.inputs.device() == here || batch.inputs.empty();
@@ -302,6 +363,18 @@ class CudaKernels final : public Kernels {
 
   void RecordStatus(absl::Status status) {
     if (!status.ok() && error_.ok()) error_ = Annotate(status, cuda_.description());
+  }
+  static dk::WindowGeometry Window(const Conv2DGeometry& g) {
+    const Conv2DParams& p = g.params;
+    return {p.batch,           p.height,       p.width,         p.in_channels,  p.out_channels,
+            p.filter_height,   p.filter_width, p.stride_height, p.stride_width, g.rows.pad_before,
+            g.cols.pad_before, g.rows.out,     g.cols.out};
+  }
+  static dk::WindowGeometry Window(const Pool2DGeometry& g) {
+    const Pool2DParams& p = g.params;
+    return {p.batch,           p.height,       p.width,         p.channels,     p.channels,
+            p.window_height,   p.window_width, p.stride_height, p.stride_width, g.rows.pad_before,
+            g.cols.pad_before, g.rows.out,     g.cols.out};
   }
   void Record(cudaError_t error, const char* op) {
     if (error != cudaSuccess) RecordStatus(CudaStatus(error, op));

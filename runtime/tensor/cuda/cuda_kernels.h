@@ -1,6 +1,7 @@
 // Kernels for a GPU replica: matrix products through cuBLAS (row-major handled
 // by swapping the operands: C = A.B is C^T = B^T.A^T in cuBLAS's column-major
-// view), element-wise work in the CUDA kernels of device_kernels.cu, all queued
+// view), element-wise work in the CUDA kernels of device_kernels.cu,
+// convolution and pooling in the direct kernels of conv_kernels.cu, all queued
 // on the logical device's compute stream (CudaDevice). Memory comes from the
 // device's caching allocator; batches arrive through an InputStager (pinned
 // buffers, upload stream).

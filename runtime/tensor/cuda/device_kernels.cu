@@ -1,21 +1,11 @@
 #include <algorithm>
 
 #include "runtime/tensor/cuda/device_kernels.h"
+#include "runtime/tensor/cuda/launch.h"
 #include "runtime/tensor/layer_math.h"
 
 namespace meshtrain::device_kernels {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 4096;  // grid-stride beyond this
-
-int Blocks(int64_t n) {
-  return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-
-#define MESHTRAIN_GRID_STRIDE(i, n)                                                      \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 __device__ void RecordFault(DeviceFault* fault, int kind, long long value, long long limit) {
   if (atomicCAS(&fault->kind, kNoFault, kind) == kNoFault) {
@@ -272,8 +262,6 @@ __global__ void SumBuffersKernel(float* dst, Sources sources, int count, int64_t
     dst[i] = sum;
   }
 }
-
-cudaError_t Launched() { return cudaGetLastError(); }
 
 }  // namespace
 

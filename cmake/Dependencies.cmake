@@ -9,25 +9,18 @@ find_package(OpenSSL 3 REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
-# oneDNN (convolution and pooling on the CPU). Debian ships no dnnl.pc, and its
-# dnnl-config.cmake drags in OpenCL, so the header and library are found directly.
+# oneDNN (convolutions on the CPU). Debian ships no dnnl.pc, and its
+# dnnl-config.cmake drags in OpenCL, so the header and library are found
+# directly. Headers only: runtime/tensor/dnnl_library.cc opens libdnnl on the
+# first convolution.
 find_path(MESHTRAIN_DNNL_INCLUDE oneapi/dnnl/dnnl.hpp)
 find_library(MESHTRAIN_DNNL_LIBRARY dnnl)
 if(NOT MESHTRAIN_DNNL_INCLUDE OR NOT MESHTRAIN_DNNL_LIBRARY)
   message(FATAL_ERROR "oneDNN (oneapi/dnnl/dnnl.hpp, libdnnl) was not found: install Debian's "
                       "libdnnl-dev (scripts/install-deps.sh)")
 endif()
-# Debian's libdnnl runs on GNU OpenMP; runtime/tensor/dnnl_conv.cc sizes its
-# teams with omp_set_num_threads, so libgomp is linked by name (with clang too,
-# whose own OpenMP runtime is not the one libdnnl uses).
-find_library(MESHTRAIN_GOMP_LIBRARY NAMES libgomp.so.1 gomp)
-if(NOT MESHTRAIN_GOMP_LIBRARY)
-  message(FATAL_ERROR "libgomp.so.1 (GNU OpenMP, which libdnnl uses) was not found: install libgomp1")
-endif()
 add_library(meshtrain_dnnl_dep INTERFACE)
 target_include_directories(meshtrain_dnnl_dep SYSTEM INTERFACE ${MESHTRAIN_DNNL_INCLUDE})
-target_link_libraries(meshtrain_dnnl_dep INTERFACE ${MESHTRAIN_DNNL_LIBRARY}
-                                                   ${MESHTRAIN_GOMP_LIBRARY})
 
 find_program(MESHTRAIN_PROTOC protoc REQUIRED)
 find_program(MESHTRAIN_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)

@@ -1,7 +1,5 @@
 #include "runtime/tensor/dnnl_conv.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
@@ -13,6 +11,7 @@
 #include "oneapi/dnnl/dnnl.hpp"
 #include "runtime/base/check.h"
 #include "runtime/tensor/cpu_kernels.h"
+#include "runtime/tensor/dnnl_library.h"
 
 namespace meshtrain {
 namespace {
@@ -109,7 +108,7 @@ struct DnnlConv2D::Impl {
 
   Entry& Find(const Conv2DGeometry& g) {
     const int threads = BlasThreads();
-    omp_set_num_threads(threads);
+    SetDnnlThreads(threads);
     for (auto& e : entries) {
       if (e->g == g && e->threads == threads) return *e;
     }
@@ -227,10 +226,20 @@ struct DnnlConv2D::Impl {
   }
 };
 
-DnnlConv2D::DnnlConv2D(Options options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = options;
-}
+DnnlConv2D::DnnlConv2D(Options options) : options_(options) {}
 DnnlConv2D::~DnnlConv2D() = default;
+
+DnnlConv2D::Impl& DnnlConv2D::impl() {
+  if (impl_ == nullptr) {
+    // libdnnl is a dependency of the build (libdnnl-dev brings libdnnl2):
+    // without it the installation is broken.
+    const absl::Status& loaded = LoadDnnl();
+    MESHTRAIN_CHECK(loaded.ok()) << "conv2d on the CPU: " << loaded.message();
+    impl_ = std::make_unique<Impl>();
+    impl_->options = options_;
+  }
+  return *impl_;
+}
 
 namespace {
 
@@ -252,9 +261,9 @@ void DnnlConv2D::Forward(const Conv2DGeometry& g, const Tensor& x, const Tensor&
                          const Tensor* bias, Activation act, Tensor& y) {
   if (g.params.batch == 0) return;
   CallDnnl("conv2d forward", g, [&] {
-    Entry& e = impl_->Find(g);
-    ForwardPrims& f = impl_->GetForward(e, bias != nullptr, act);
-    dnnl::stream& s = impl_->stream;
+    Entry& e = impl().Find(g);
+    ForwardPrims& f = impl().GetForward(e, bias != nullptr, act);
+    dnnl::stream& s = impl().stream;
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, f.src.In(x.raw_data(), s)},
                                             {DNNL_ARG_WEIGHTS, f.weights.In(filter.raw_data(), s)},
                                             {DNNL_ARG_DST, f.dst.Out(y.raw_data())}};
@@ -269,9 +278,9 @@ void DnnlConv2D::BackwardData(const Conv2DGeometry& g, const Tensor& dy, const T
                               Tensor& dx) {
   if (g.params.batch == 0) return;
   CallDnnl("conv2d backward data", g, [&] {
-    Entry& e = impl_->Find(g);
-    BackwardDataPrims& b = impl_->GetBackwardData(e);
-    dnnl::stream& s = impl_->stream;
+    Entry& e = impl().Find(g);
+    BackwardDataPrims& b = impl().GetBackwardData(e);
+    dnnl::stream& s = impl().stream;
     b.primitive.execute(s, {{DNNL_ARG_DIFF_DST, b.diff_dst.In(dy.raw_data(), s)},
                             {DNNL_ARG_WEIGHTS, b.weights.In(filter.raw_data(), s)},
                             {DNNL_ARG_DIFF_SRC, b.diff_src.Out(dx.raw_data())}});
@@ -289,9 +298,9 @@ void DnnlConv2D::BackwardFilter(const Conv2DGeometry& g, const Tensor& x, const 
     return;
   }
   CallDnnl("conv2d backward filter", g, [&] {
-    Entry& e = impl_->Find(g);
-    BackwardFilterPrims& b = impl_->GetBackwardFilter(e);
-    dnnl::stream& s = impl_->stream;
+    Entry& e = impl().Find(g);
+    BackwardFilterPrims& b = impl().GetBackwardFilter(e);
+    dnnl::stream& s = impl().stream;
     void* db = bias_grad != nullptr ? bias_grad->raw_data() : b.unused_bias_grad.data();
     b.primitive.execute(s, {{DNNL_ARG_SRC, b.src.In(x.raw_data(), s)},
                             {DNNL_ARG_DIFF_DST, b.diff_dst.In(dy.raw_data(), s)},
@@ -306,10 +315,10 @@ void DnnlConv2D::BackwardFilter(const Conv2DGeometry& g, const Tensor& x, const 
 std::string DnnlConv2D::Describe(const Conv2DGeometry& g) {
   std::string out;
   CallDnnl("describe", g, [&] {
-    Entry& e = impl_->Find(g);
-    ForwardPrims& f = impl_->GetForward(e, true, Activation::kRelu);
-    BackwardDataPrims& d = impl_->GetBackwardData(e);
-    BackwardFilterPrims& w = impl_->GetBackwardFilter(e);
+    Entry& e = impl().Find(g);
+    ForwardPrims& f = impl().GetForward(e, true, Activation::kRelu);
+    BackwardDataPrims& d = impl().GetBackwardData(e);
+    BackwardFilterPrims& w = impl().GetBackwardFilter(e);
     auto reorders = [](std::initializer_list<const Operand*> ops) {
       int n = 0;
       for (const Operand* op : ops) n += op->reorders();

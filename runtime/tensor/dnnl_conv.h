@@ -9,7 +9,8 @@
 // measures them). Filters are always reordered to the primitive's layout: they
 // are small.
 // Threads: oneDNN runs OpenMP teams of BlasThreads() threads (the cores of one
-// replica), set on the calling thread before each call.
+// replica), set on the calling thread before each call; libdnnl is opened on
+// the first call (dnnl_library.h).
 // Not thread-safe: one object per replica.
 #ifndef MESHTRAIN_RUNTIME_TENSOR_DNNL_CONV_H_
 #define MESHTRAIN_RUNTIME_TENSOR_DNNL_CONV_H_
@@ -49,6 +50,11 @@ class DnnlConv2D final : public CpuConv2D {
 
  private:
   struct Impl;
+  // Created on first use: creating oneDNN's engine opens libdnnl
+  // (dnnl_library.h), which a process without convolutions never does.
+  Impl& impl();
+
+  Options options_;
   std::unique_ptr<Impl> impl_;
 };
 

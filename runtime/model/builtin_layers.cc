@@ -10,16 +10,11 @@ namespace meshtrain {
 
 std::vector<std::pair<std::string, LayerFactory>> BuiltinLayerFactories() {
   return {
-      {"activation", CreateActivationLayer},
-      {"average_pool2d", CreateAveragePool2DLayer},
-      {"conv2d", CreateConv2DLayer},
-      {"dense", CreateDenseLayer},
-      {"dropout", CreateDropoutLayer},
-      {"embedding", CreateEmbeddingLayer},
-      {"flatten", CreateFlattenLayer},
-      {"layer_normalization", CreateLayerNormalizationLayer},
-      {"max_pool2d", CreateMaxPool2DLayer},
-      {"reshape", CreateReshapeLayer},
+      {"activation", CreateActivationLayer}, {"average_pool2d", CreateAveragePool2DLayer},
+      {"conv2d", CreateConv2DLayer},         {"dense", CreateDenseLayer},
+      {"dropout", CreateDropoutLayer},       {"embedding", CreateEmbeddingLayer},
+      {"flatten", CreateFlattenLayer},       {"layer_normalization", CreateLayerNormalizationLayer},
+      {"max_pool2d", CreateMaxPool2DLayer},  {"reshape", CreateReshapeLayer},
   };
 }
 

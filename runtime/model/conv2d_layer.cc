@@ -32,9 +32,9 @@ class Conv2DLayer final : public Layer {
 
   absl::StatusOr<ExampleShape> Build(const ExampleShape& input, LayerBuilder& builder) override {
     if (input.dtype != DType::kFloat32 || input.dims.size() != 3) {
-      return builder.Error(absl::StrCat(
-          "conv2d takes images [height, width, channels], got ", input.ToString(),
-          "; give model.input_shape as [h, w, c] or put a reshape layer first"));
+      return builder.Error(
+          absl::StrCat("conv2d takes images [height, width, channels], got ", input.ToString(),
+                       "; give model.input_shape as [h, w, c] or put a reshape layer first"));
     }
     params_ = Conv2DParams{.batch = 1,
                            .height = input.dims[0],
@@ -51,8 +51,8 @@ class Conv2DLayer final : public Layer {
       return builder.Error(absl::StrCat(geometry.status().message(), " (input ", input.ToString(),
                                         "); choose a smaller kernel_size or padding same"));
     }
-    MESHTRAIN_ASSIGN_OR_RETURN(kernel_,
-                               builder.AddVariable("kernel", geometry->filter_shape(), kernel_init_));
+    MESHTRAIN_ASSIGN_OR_RETURN(
+        kernel_, builder.AddVariable("kernel", geometry->filter_shape(), kernel_init_));
     if (use_bias_) {
       MESHTRAIN_ASSIGN_OR_RETURN(bias_, builder.AddVariable("bias", Shape{filters_}, bias_init_));
     }

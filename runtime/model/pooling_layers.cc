@@ -41,7 +41,8 @@ class Pool2DLayer final : public Layer {
       return builder.Error(absl::StrCat(geometry.status().message(), " (input ", input.ToString(),
                                         "); choose a smaller pool_size or padding same"));
     }
-    return ExampleShape{DType::kFloat32, {geometry->rows.out, geometry->cols.out, params_.channels}};
+    return ExampleShape{DType::kFloat32,
+                        {geometry->rows.out, geometry->cols.out, params_.channels}};
   }
 
   int workspace_buffers() const override { return kBuffers; }

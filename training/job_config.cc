@@ -47,15 +47,8 @@ absl::Status ReadAugment(JsonReader& r, AugmentOptions* out) {
 // optimizer.learning_rate as an object: {"schedule": ..., "initial": rate, ...};
 // the values are checked when the optimizer is made (LearningRateSchedule).
 absl::Status ReadSchedule(JsonReader& r, OptimizerConfig* out) {
-  LearningRateScheduleConfig& s = out->schedule;
   MESHTRAIN_RETURN_IF_ERROR(r.Read("initial", &out->learning_rate));
-  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("schedule", &s.schedule));
-  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("decay_steps", &s.decay_steps));
-  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("decay_rate", &s.decay_rate));
-  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("staircase", &s.staircase));
-  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("alpha", &s.alpha));
-  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("warmup_steps", &s.warmup_steps));
-  return r.ReadOptional("warmup_initial", &s.warmup_initial);
+  return ReadLearningRateScheduleFields(r, &out->schedule);
 }
 
 // strategy.devices: a list ("cpu:0,cpu:1") or a count, which may be written as a number.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/status_macros.h"
 
 namespace meshtrain {
 namespace {
@@ -15,6 +16,16 @@ absl::Status Invalid(absl::string_view field, absl::string_view problem) {
 }
 
 }  // namespace
+
+absl::Status ReadLearningRateScheduleFields(JsonReader& r, LearningRateScheduleConfig* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("schedule", &out->schedule));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("decay_steps", &out->decay_steps));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("decay_rate", &out->decay_rate));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("staircase", &out->staircase));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("alpha", &out->alpha));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("warmup_steps", &out->warmup_steps));
+  return r.ReadOptional("warmup_initial", &out->warmup_initial);
+}
 
 absl::StatusOr<LearningRateSchedule> LearningRateSchedule::Create(
     double initial, const LearningRateScheduleConfig& config) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "runtime/base/json_reader.h"
 
 namespace meshtrain {
 
@@ -31,6 +32,10 @@ struct LearningRateScheduleConfig {
   int64_t warmup_steps = 0;
   double warmup_initial = 0.0;
 };
+
+// Reads the optional fields above from `r` (a job config's learning_rate
+// object, a ps plan's schedule); values are checked by LearningRateSchedule::Create.
+absl::Status ReadLearningRateScheduleFields(JsonReader& r, LearningRateScheduleConfig* out);
 
 class LearningRateSchedule {
  public:

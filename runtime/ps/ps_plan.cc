@@ -60,14 +60,7 @@ absl::Status ReadOptimizer(JsonReader& o, OptimizerConfig* out) {
     out->weight_decay = weight_decay;
   }
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader s, o.Object("schedule"));
-  LearningRateScheduleConfig& c = out->schedule;
-  MESHTRAIN_RETURN_IF_ERROR(s.Read("schedule", &c.schedule));
-  MESHTRAIN_RETURN_IF_ERROR(s.Read("decay_steps", &c.decay_steps));
-  MESHTRAIN_RETURN_IF_ERROR(s.Read("decay_rate", &c.decay_rate));
-  MESHTRAIN_RETURN_IF_ERROR(s.Read("staircase", &c.staircase));
-  MESHTRAIN_RETURN_IF_ERROR(s.Read("alpha", &c.alpha));
-  MESHTRAIN_RETURN_IF_ERROR(s.Read("warmup_steps", &c.warmup_steps));
-  return s.Read("warmup_initial", &c.warmup_initial);
+  return ReadLearningRateScheduleFields(s, &out->schedule);
 }
 
 absl::Status ReadRules(JsonReader& r, UpdateRules* out) {

@@ -65,8 +65,11 @@ absl::Status RunEvaluator(const JobConfig& job, const EvaluatorOptions& options)
   }
   FileSystem& fs = options.fs != nullptr ? *options.fs : DefaultFileSystem();
   MESHTRAIN_ASSIGN_OR_RETURN(JobData data, LoadJobData(job.data, job.training.seed));
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      const OptimizerConfig optimizer_config,
+      ScaleLearningRateForBatch(job.optimizer, job.training.global_batch_size));
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
-                             Optimizer::Create(job.optimizer));
+                             Optimizer::Create(optimizer_config));
   MESHTRAIN_ASSIGN_OR_RETURN(
       std::unique_ptr<OneDeviceStrategy> strategy,
       OneDeviceStrategy::Create(Device::Cpu(0), *optimizer, job.training.seed));

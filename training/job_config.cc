@@ -44,6 +44,13 @@ absl::Status ReadAugment(JsonReader& r, AugmentOptions* out) {
   return absl::OkStatus();
 }
 
+// optimizer.learning_rate as an object: {"schedule": ..., "initial": rate, ...};
+// the values are checked when the optimizer is made (LearningRateSchedule).
+absl::Status ReadSchedule(JsonReader& r, OptimizerConfig* out) {
+  MESHTRAIN_RETURN_IF_ERROR(r.Read("initial", &out->learning_rate));
+  return ReadLearningRateScheduleFields(r, &out->schedule);
+}
+
 // strategy.devices: a list ("cpu:0,cpu:1") or a count, which may be written as a number.
 absl::Status ReadDevices(JsonReader& r, std::string* out) {
   const json* devices = r.Find("devices");
@@ -52,6 +59,13 @@ absl::Status ReadDevices(JsonReader& r, std::string* out) {
     return absl::OkStatus();
   }
   return r.ReadOptional("devices", out);
+}
+
+absl::Status CheckOptimizer(const JobConfig& job) {
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      const OptimizerConfig scaled,
+      ScaleLearningRateForBatch(job.optimizer, job.training.global_batch_size));
+  return Optimizer::Create(scaled).status();
 }
 
 absl::Status ParseSections(const json& root, absl::string_view source, JobConfig& c) {
@@ -102,12 +116,27 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
   MESHTRAIN_RETURN_IF_ERROR(ReadSection(top, "optimizer", [&](JsonReader& r) {
     OptimizerConfig& o = c.optimizer;
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("type", &o.type));
-    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("learning_rate", &o.learning_rate));
+    if (const json* lr = r.Find("learning_rate"); lr != nullptr && lr->is_object()) {
+      MESHTRAIN_RETURN_IF_ERROR(
+          ReadSection(r, "learning_rate", [&](JsonReader& s) { return ReadSchedule(s, &o); }));
+    } else {
+      MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("learning_rate", &o.learning_rate));
+    }
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("momentum", &o.momentum));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("nesterov", &o.nesterov));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("beta1", &o.beta1));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("beta2", &o.beta2));
-    return r.ReadOptional("epsilon", &o.epsilon);
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("epsilon", &o.epsilon));
+    if (const json* wd = r.Find("weight_decay"); wd != nullptr && !wd->is_null()) {
+      float weight_decay = 0.0f;
+      MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("weight_decay", &weight_decay));
+      o.weight_decay = weight_decay;
+    }
+    MESHTRAIN_RETURN_IF_ERROR(
+        r.ReadOptional("exclude_from_weight_decay", &o.exclude_from_weight_decay));
+    return ReadSection(r, "scale_learning_rate_with_batch", [&](JsonReader& s) {
+      return s.Read("reference_batch", &o.reference_batch);
+    });
   }));
   MESHTRAIN_RETURN_IF_ERROR(ReadSection(top, "training", [&](JsonReader& r) {
     TrainingConfig& t = c.training;
@@ -166,6 +195,11 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text, absl::string_vi
   if (config.training.global_batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": training.global_batch_size must be at least 1 (the reference job uses 256)"));
+  }
+  // The optimizer's fields are checked now, so a bad schedule fails before any
+  // data is read (and again, with flag overrides, when training makes it).
+  if (absl::Status optimizer = CheckOptimizer(config); !optimizer.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", optimizer.message()));
   }
   if (config.training.epochs < 1 && config.training.max_steps < 1) {
     return absl::InvalidArgumentError(

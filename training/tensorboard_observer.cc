@@ -11,7 +11,12 @@ absl::Status TensorBoardObserver::OnStepEnd(const StepRecord& step) {
   last_step_ = step.global_step;
   const StepResult& r = *step.result;
   const double loss = r.loss.loss_sum / static_cast<double>(std::max<int64_t>(1, r.examples));
-  const absl::Status status = writer_->WriteScalar("train/loss", step.global_step, loss, step.end);
+  absl::Status status = writer_->WriteScalar("train/loss", step.global_step, loss, step.end);
+  // global_step counts this step's update, the schedule the ones before it.
+  if (status.ok()) {
+    status = writer_->WriteScalar("optimizer/learning_rate", step.global_step,
+                                  schedule_.Value(step.global_step - 1), step.end);
+  }
   if (!status.ok()) Warn(status);
   return absl::OkStatus();
 }
@@ -48,8 +53,6 @@ absl::Status TensorBoardObserver::WriteEpoch(const EpochRecord& e) {
   }
   MESHTRAIN_RETURN_IF_ERROR(
       writer_->WriteScalar("perf/samples_per_sec", last_step_, e.samples_per_sec, now));
-  MESHTRAIN_RETURN_IF_ERROR(
-      writer_->WriteScalar("optimizer/learning_rate", last_step_, learning_rate_, now));
   return writer_->Flush();
 }
 

@@ -1,8 +1,10 @@
 // TensorBoardObserver: the chief's training scalars as TensorBoard events
 // (event_writer.h), so `tensorboard --logdir MODEL_DIR` shows the run. Tags:
-//   per step:  train/loss (mean loss of the step's batch on this process)
+//   per step:  train/loss (mean loss of the step's batch on this process),
+//              optimizer/learning_rate (the schedule's rate of that step's
+//              update; a parameter server's staleness damping is not in it)
 //   per epoch: train/epoch_loss, train/accuracy, test/loss, test/accuracy
-//              (evaluating tasks), perf/samples_per_sec, optimizer/learning_rate
+//              (evaluating tasks), perf/samples_per_sec
 // all at the global step the epoch ended on. Events are flushed at each epoch's
 // end. A failed write (a full disk) is a warning, never a reason to stop
 // training: the first is logged, later ones at most once per kWarnEvery with
@@ -12,8 +14,10 @@
 #define MESHTRAIN_TRAINING_TENSORBOARD_OBSERVER_H_
 
 #include <cstdint>
+#include <utility>
 
 #include "absl/time/time.h"
+#include "runtime/optim/learning_rate_schedule.h"
 #include "summaries/event_writer.h"
 #include "training/training_loop.h"
 
@@ -22,8 +26,8 @@ namespace meshtrain {
 class TensorBoardObserver final : public TrainingObserver {
  public:
   // `evaluates`: whether epochs carry test figures (the chief's do).
-  TensorBoardObserver(EventWriter* writer, double learning_rate, bool evaluates)
-      : writer_(writer), learning_rate_(learning_rate), evaluates_(evaluates) {}
+  TensorBoardObserver(EventWriter* writer, LearningRateSchedule schedule, bool evaluates)
+      : writer_(writer), schedule_(std::move(schedule)), evaluates_(evaluates) {}
 
   static constexpr absl::Duration kWarnEvery = absl::Minutes(1);
 
@@ -39,7 +43,7 @@ class TensorBoardObserver final : public TrainingObserver {
   void Warn(const absl::Status& status);
 
   EventWriter* const writer_;
-  const double learning_rate_;
+  const LearningRateSchedule schedule_;
   const bool evaluates_;
   int64_t last_step_ = 0;
   int64_t failures_ = 0;

@@ -213,7 +213,13 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   MESHTRAIN_ASSIGN_OR_RETURN(state.data,
                              LoadJobData(job.data, job.training.seed, InputWorkerOf(cluster)));
   MESHTRAIN_LOG(INFO) << state.data.sharding.Describe(state.data.train.size());
-  MESHTRAIN_ASSIGN_OR_RETURN(state.optimizer, Optimizer::Create(job.optimizer));
+  // The linear scaling rule is resolved here, where the global batch is final,
+  // so every strategy (and the parameter servers, through the plan) gets the
+  // scaled rate.
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      const OptimizerConfig optimizer,
+      ScaleLearningRateForBatch(job.optimizer, job.training.global_batch_size));
+  MESHTRAIN_ASSIGN_OR_RETURN(state.optimizer, Optimizer::Create(optimizer));
   MESHTRAIN_ASSIGN_OR_RETURN(const std::vector<Device> devices,
                              ParseDeviceList(job.strategy.devices));
   MESHTRAIN_RETURN_IF_ERROR(ConfigureGpus(options.logical_gpus, options.gpu_memory_limit, devices));
@@ -232,7 +238,7 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
     if (events.ok()) {
       state.events = std::move(*events);
       state.tensorboard = std::make_unique<TensorBoardObserver>(
-          state.events.get(), job.optimizer.learning_rate, /*evaluate=*/chief);
+          state.events.get(), state.optimizer->schedule(), /*evaluate=*/chief);
     } else if (absl::IsResourceExhausted(events.status())) {
       // A full disk (a resume on it, say): the checkpoints matter, the
       // TensorBoard curves do not.

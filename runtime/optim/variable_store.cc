@@ -52,7 +52,8 @@ absl::Status VariableStore::Initialize(uint64_t seed) {
 void VariableStore::Apply(int i, const Tensor& grad, float lr_scale) {
   Entry& e = entries_[i];
   ++e.updates;
-  optimizer_.ApplyDense(kernels_, grad, e.updates, lr_scale, e.value, absl::MakeSpan(e.slots));
+  optimizer_.ApplyDense(kernels_, e.spec.name, grad, e.updates, lr_scale, e.value,
+                        absl::MakeSpan(e.slots));
 }
 
 absl::Status VariableStore::ApplySparse(int i, const Tensor& ids, const Tensor& grad_rows,
@@ -73,8 +74,8 @@ absl::Status VariableStore::ApplySparse(int i, const Tensor& ids, const Tensor& 
     }
   }
   ++e.updates;
-  return optimizer_.ApplySparse(kernels_, *local_ids, grad_rows, e.updates, lr_scale, e.value,
-                                absl::MakeSpan(e.slots));
+  return optimizer_.ApplySparse(kernels_, e.spec.name, *local_ids, grad_rows, e.updates, lr_scale,
+                                e.value, absl::MakeSpan(e.slots));
 }
 
 std::string VariableStore::Checksum() const {

@@ -52,7 +52,15 @@ absl::Status ReadOptimizer(JsonReader& o, OptimizerConfig* out) {
   MESHTRAIN_RETURN_IF_ERROR(o.Read("nesterov", &out->nesterov));
   MESHTRAIN_RETURN_IF_ERROR(o.Read("beta1", &out->beta1));
   MESHTRAIN_RETURN_IF_ERROR(o.Read("beta2", &out->beta2));
-  return o.Read("epsilon", &out->epsilon);
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("epsilon", &out->epsilon));
+  MESHTRAIN_RETURN_IF_ERROR(o.Read("exclude_from_weight_decay", &out->exclude_from_weight_decay));
+  if (const json* wd = o.Find("weight_decay"); wd != nullptr && !wd->is_null()) {
+    float weight_decay = 0.0f;
+    MESHTRAIN_RETURN_IF_ERROR(o.Read("weight_decay", &weight_decay));
+    out->weight_decay = weight_decay;
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(JsonReader s, o.Object("schedule"));
+  return ReadLearningRateScheduleFields(s, &out->schedule);
 }
 
 absl::Status ReadRules(JsonReader& r, UpdateRules* out) {
@@ -135,7 +143,18 @@ std::string PsPlan::ToJson() const {
                  {"nesterov", optimizer.nesterov},
                  {"beta1", optimizer.beta1},
                  {"beta2", optimizer.beta2},
-                 {"epsilon", optimizer.epsilon}}},
+                 {"epsilon", optimizer.epsilon},
+                 {"weight_decay",
+                  optimizer.weight_decay.has_value() ? json(*optimizer.weight_decay) : json()},
+                 {"exclude_from_weight_decay", optimizer.exclude_from_weight_decay},
+                 {"schedule",
+                  {{"schedule", optimizer.schedule.schedule},
+                   {"decay_steps", optimizer.schedule.decay_steps},
+                   {"decay_rate", optimizer.schedule.decay_rate},
+                   {"staircase", optimizer.schedule.staircase},
+                   {"alpha", optimizer.schedule.alpha},
+                   {"warmup_steps", optimizer.schedule.warmup_steps},
+                   {"warmup_initial", optimizer.schedule.warmup_initial}}}}},
                {"seed", seed},
                {"data_path", data_path},
                {"rules",

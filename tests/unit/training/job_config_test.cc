@@ -142,5 +142,53 @@ TEST(JobConfigTest, MissingFileSaysWhatToPass) {
   EXPECT_THAT(std::string(job.status().message()), HasSubstr("--config"));
 }
 
+TEST(JobConfigTest, ReadsAScheduleWeightDecayAndTheScalingRule) {
+  auto job = ParseJobConfig(R"({
+    "optimizer": {"type": "adamw", "weight_decay": 0.01, "exclude_from_weight_decay": ["bias"],
+                  "learning_rate": {"schedule": "cosine", "initial": 0.1, "decay_steps": 500,
+                                    "alpha": 0.1, "warmup_steps": 50, "warmup_initial": 0.01},
+                  "scale_learning_rate_with_batch": {"reference_batch": 128}}
+  })",
+                            "job.json");
+  ASSERT_TRUE(job.ok()) << job.status();
+  const OptimizerConfig& o = job->optimizer;
+  EXPECT_EQ(o.type, "adamw");
+  EXPECT_FLOAT_EQ(o.learning_rate, 0.1f);
+  EXPECT_EQ(o.schedule.schedule, "cosine");
+  EXPECT_EQ(o.schedule.decay_steps, 500);
+  EXPECT_DOUBLE_EQ(o.schedule.alpha, 0.1);
+  EXPECT_EQ(o.schedule.warmup_steps, 50);
+  EXPECT_DOUBLE_EQ(o.schedule.warmup_initial, 0.01);
+  EXPECT_FLOAT_EQ(o.weight_decay.value_or(-1), 0.01f);
+  EXPECT_THAT(o.exclude_from_weight_decay, ::testing::ElementsAre("bias"));
+  EXPECT_EQ(o.reference_batch, 128);
+  auto plain = ParseJobConfig(R"({"optimizer": {"learning_rate": 0.2}})", "job.json");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->optimizer.schedule.schedule, "constant");
+  EXPECT_FALSE(plain->optimizer.weight_decay.has_value());
+}
+
+TEST(JobConfigTest, ScheduleErrorsNameTheFileTheFieldAndTheFix) {
+  auto error = [](const std::string& optimizer) {
+    return std::string(ParseJobConfig(absl::StrCat(R"({"optimizer": )", optimizer, "}"), "job.json")
+                           .status()
+                           .message());
+  };
+  EXPECT_THAT(error(R"({"learning_rate": {"schedule": "cosine", "initial": 0.1}})"),
+              HasSubstr("job.json: optimizer.learning_rate.decay_steps: 0 is out of range"));
+  EXPECT_THAT(error(R"({"learning_rate": {"schedule": "cosine"}})"),
+              HasSubstr("optimizer.learning_rate.initial is missing"));
+  EXPECT_THAT(error(R"({"learning_rate": {"initial": 0.1, "warmup": 5}})"),
+              HasSubstr("optimizer.learning_rate.warmup is not a known key"));
+  EXPECT_THAT(error(R"({"learning_rate": {"schedule": "linear", "initial": 0.1}})"),
+              HasSubstr("use constant, step or cosine"));
+  EXPECT_THAT(error(R"({"weight_decay": -1})"),
+              HasSubstr("job.json: optimizer.weight_decay: -1 is out of range"));
+  EXPECT_THAT(error(R"({"scale_learning_rate_with_batch": {"reference_batch": -8}})"),
+              HasSubstr("reference_batch: -8 is negative"));
+  EXPECT_THAT(error(R"({"scale_learning_rate_with_batch": {"batch": 8}})"),
+              HasSubstr("optimizer.scale_learning_rate_with_batch.reference_batch is missing"));
+}
+
 }  // namespace
 }  // namespace meshtrain

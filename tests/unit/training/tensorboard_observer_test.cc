@@ -23,7 +23,8 @@ TEST(TensorBoardObserverTest, StepLossAndEpochScalars) {
     auto writer = EventWriter::Create(dir);
     ASSERT_TRUE(writer.ok());
     path = (*writer)->path();
-    TensorBoardObserver observer(writer->get(), 0.05, /*evaluates=*/true);
+    TensorBoardObserver observer(writer->get(), *LearningRateSchedule::Create(0.05, {}),
+                                 /*evaluates=*/true);
     StepResult result;
     result.loss.loss_sum = 12.8;
     result.examples = 256;
@@ -72,7 +73,8 @@ TEST(TensorBoardObserverTest, AFullDiskIsAWarningAndWritingResumesWhenThereIsRoo
   FaultInjectionFileSystem full(DefaultFileSystem(), {});
   auto writer = EventWriter::Create(dir, &full);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  TensorBoardObserver observer(writer->get(), 0.05, /*evaluates=*/false);
+  TensorBoardObserver observer(writer->get(), *LearningRateSchedule::Create(0.05, {}),
+                               /*evaluates=*/false);
   StepResult result;
   result.loss.loss_sum = 1;
   result.examples = 1;

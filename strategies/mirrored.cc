@@ -218,6 +218,7 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   result.timing.compute = lead.compute;
   result.timing.communicate = lead.exposed - lead.wait;
   result.timing.wait = lead.wait;
+  result.timing.hidden = std::max(absl::ZeroDuration(), lead.combining - lead.exposed);
   if (cross_worker() != nullptr) {
     const TransportStats wire = cross_worker()->stats() - wire_before;
     result.timing.bytes_sent = wire.bytes_sent;

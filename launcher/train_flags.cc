@@ -43,7 +43,9 @@ void RegisterStrategyFlags(FlagSet& f, TrainFlags& v) {
   f.AddString("cross-device-ops", &v.cross_device_ops,
               "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)",
               strategy);
-  f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl",
+  f.AddString("communication", &v.communication,
+              "multi_worker_mirrored: auto | ring | hierarchical | nccl (auto: hierarchical across "
+              "hosts that hold several workers)",
               strategy);
   f.AddInt("bytes-per-pack", &v.bytes_per_pack,
            "gradient bucket size in bytes (-1: config, default 64 KiB; 0: one pack, as TensorFlow; "

@@ -217,9 +217,11 @@ absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
         ": use a byte count (0: one pack of every gradient, as TensorFlow; 1: one per variable)"));
   }
   if (n == kMultiWorkerMirrored && config.communication != "auto" &&
-      config.communication != "ring" && config.communication != "nccl") {
-    return absl::InvalidArgumentError(absl::StrCat("communication '", config.communication,
-                                                   "' is unknown: use auto, ring or nccl"));
+      config.communication != "ring" && config.communication != "hierarchical" &&
+      config.communication != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("communication '", config.communication,
+                     "' is unknown: use auto, ring, hierarchical or nccl"));
   }
   auto builder = std::unique_ptr<StrategyBuilder>(new StrategyBuilder(config));
   if (n == kParameterServer) {

@@ -19,7 +19,7 @@ struct StrategyConfig {
   std::string devices = "cpu:0";  // a list ("cpu:0,cpu:1") or a count
   std::string cross_device_ops =
       "auto";  // auto | reduce_to_one_device | hierarchical_copy | ring | nccl
-  std::string communication = "auto";  // auto | ring | nccl (multi_worker_mirrored)
+  std::string communication = "auto";  // auto | ring | hierarchical | nccl (multi_worker_mirrored)
   int64_t bytes_per_pack =
       kDefaultBytesPerPack;      // 0: one pack (as TensorFlow); 1: a bucket per variable
   std::string overlap = "auto";  // auto | thread | inline | off (mirrored.h GradientOverlap)

@@ -61,7 +61,10 @@ def run_meshtrain(binary, args, model, epochs, tmp):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     with open(os.path.join(model_dir, "summary.json")) as f:
         s = json.load(f)
-    return s["samples_per_sec"], s["test_accuracy"]
+    history = [round(e["test_accuracy"], 4) for e in s.get("history", [])]
+    if len(history) > 1:
+        print(f"  test accuracy by epoch: {', '.join(f'{a:.4f}' for a in history)}", flush=True)
+    return s["samples_per_sec"], s["test_accuracy"], history
 
 
 def run_torch(args, model, epochs):

@@ -120,6 +120,11 @@ absl::Status Malformed(absl::string_view what) {
 }  // namespace
 
 grpc::ByteBuffer EncodeChunk(ChunkMeta meta, absl::Span<const std::byte> payload) {
+  return EncodeChunk(std::move(meta),
+                     payload.empty() ? grpc::Slice() : grpc::Slice(payload.data(), payload.size()));
+}
+
+grpc::ByteBuffer EncodeChunk(ChunkMeta meta, grpc::Slice payload) {
   meta.payload_bytes = payload.size();
   proto::ChunkHeader header;
   header.set_transport(meta.transport);
@@ -139,13 +144,13 @@ grpc::ByteBuffer EncodeChunk(ChunkMeta meta, absl::Span<const std::byte> payload
   prefix.push_back(static_cast<char>(kHeaderTag));
   AppendVarint(header_bytes.size(), &prefix);
   prefix.append(header_bytes);
-  if (payload.empty()) {
+  if (payload.size() == 0) {
     grpc::Slice slice(prefix);
     return grpc::ByteBuffer(&slice, 1);
   }
   prefix.push_back(static_cast<char>(kPayloadTag));
   AppendVarint(payload.size(), &prefix);
-  grpc::Slice slices[2] = {grpc::Slice(prefix), grpc::Slice(payload.data(), payload.size())};
+  grpc::Slice slices[2] = {grpc::Slice(prefix), std::move(payload)};
   return grpc::ByteBuffer(slices, 2);
 }
 

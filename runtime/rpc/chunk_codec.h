@@ -4,7 +4,8 @@
 //
 // Encoding copies the payload once, into the gRPC slice that goes on the wire
 // (the caller's buffer may be reused as soon as SendRecv returns, whatever the
-// RPC's fate). Decoding keeps the payload in the slices gRPC received it in;
+// RPC's fate), or takes a slice the caller filled (the gRPC transport's pooled
+// buffers). Decoding keeps the payload in the slices gRPC received it in;
 // ApplyPayload then copies or adds it straight into the destination tensor.
 // Pure functions; a ReceivedChunk is a value (slices are reference-counted).
 #ifndef MESHTRAIN_RUNTIME_RPC_CHUNK_CODEC_H_
@@ -46,6 +47,8 @@ struct ReceivedChunk {
 
 // `meta.payload_bytes` is set from `payload`.
 grpc::ByteBuffer EncodeChunk(ChunkMeta meta, absl::Span<const std::byte> payload);
+// As above with the payload already in a slice (SendBufferPool), not copied again.
+grpc::ByteBuffer EncodeChunk(ChunkMeta meta, grpc::Slice payload);
 
 // InvalidArgument for anything but a header followed by a payload of exactly
 // header.payload_bytes bytes lying within [0, total_bytes).

@@ -11,6 +11,8 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/rpc/chunk_codec.h"
 #include "runtime/rpc/grpc_status.h"
+#include "runtime/rpc/malloc_policy.h"
+#include "runtime/rpc/send_buffer_pool.h"
 
 namespace meshtrain {
 namespace {
@@ -30,10 +32,25 @@ struct GrpcTransport::Links {
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs;  // null for this rank
 };
 
+// The outgoing message of the SendRecv in progress. Set by IssueSends; the
+// calls' callbacks read `payload` only while `in_flight` > 0, and SendRecv
+// returns only once it is 0 and no piece will start, so the caller's buffer
+// outlives every read of it.
 struct GrpcTransport::SendState {
+  std::shared_ptr<SendBufferPool> pool;
   absl::Mutex mu;
-  int outstanding ABSL_GUARDED_BY(mu) = 0;
-  absl::Status error ABSL_GUARDED_BY(mu);  // the first failed chunk's
+  grpc::GenericStub* stub ABSL_GUARDED_BY(mu) = nullptr;
+  ChunkMeta meta ABSL_GUARDED_BY(mu);  // seq and offset: of the next piece
+  absl::Span<const std::byte> payload ABSL_GUARDED_BY(mu);
+  size_t piece_bytes ABSL_GUARDED_BY(mu) = 0;
+  int window ABSL_GUARDED_BY(mu) = 1;
+  absl::Time deadline ABSL_GUARDED_BY(mu);
+  std::string send_op ABSL_GUARDED_BY(mu);  // names the send in errors
+  size_t pieces_left ABSL_GUARDED_BY(mu) = 0;
+  int in_flight ABSL_GUARDED_BY(mu) = 0;
+  bool stopped ABSL_GUARDED_BY(mu) = false;  // a piece failed, or cancelled
+  absl::Status error ABSL_GUARDED_BY(mu);    // the first failed piece's
+  std::vector<std::unique_ptr<ChunkCall>> calls ABSL_GUARDED_BY(mu);  // of this SendRecv
 };
 
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTransportOptions options) {
@@ -53,6 +70,10 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTranspo
     return absl::InvalidArgumentError(
         absl::StrCat(op, ": max_piece_bytes must be a positive multiple of 4"));
   }
+  if (options.max_pieces_in_flight < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": max_pieces_in_flight must be at least 1"));
+  }
   std::set<TaskId> seen;
   for (const TaskId& task : options.group) {
     if (!options.peers->Find(task).has_value()) {
@@ -66,6 +87,7 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTranspo
   }
   MESHTRAIN_ASSIGN_OR_RETURN(std::shared_ptr<Mailbox> mailbox,
                              options.mailboxes->Claim(options.name));
+  KeepFreedMemoryMapped();
   return std::unique_ptr<GrpcTransport>(new GrpcTransport(std::move(options), std::move(mailbox)));
 }
 
@@ -76,6 +98,9 @@ GrpcTransport::GrpcTransport(GrpcTransportOptions options, std::shared_ptr<Mailb
       send_state_(std::make_shared<SendState>()),
       next_send_seq_(options_.group.size(), 0),
       next_recv_seq_(options_.group.size(), 0) {
+  // Enough for the window's pieces (and one more whose buffer gRPC still holds).
+  send_state_->pool = SendBufferPool::Create(
+      options_.max_piece_bytes * static_cast<size_t>(options_.max_pieces_in_flight + 1));
   for (int r = 0; r < world_size(); ++r) {
     if (r == options_.rank) {
       links_->stubs.push_back(nullptr);
@@ -108,17 +133,20 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
   MESHTRAIN_RETURN_IF_ERROR(CheckOp(op, name));
   if (options_.abort->aborted()) return Annotate(options_.abort->status(), name);
 
-  // 1. Issue every chunk of the outgoing message without waiting.
-  std::vector<std::unique_ptr<ChunkCall>> calls;
+  // 1. Start the outgoing message's first pieces; acknowledgements start the rest.
   absl::Status send_status;
-  if (op.send_to >= 0) MESHTRAIN_RETURN_IF_ERROR(IssueSends(op, name, &calls, &send_status));
+  bool sending = false;
+  if (op.send_to >= 0) {
+    MESHTRAIN_RETURN_IF_ERROR(IssueSends(op, name, &send_status));
+    sending = op.send_to != options_.rank;
+  }
 
-  // 2. Take the incoming chunks as they arrive, into the destination.
+  // 2. Take the incoming pieces as they arrive, into the destination.
   absl::Status recv_status;
   if (op.recv_from >= 0) recv_status = Receive(op);
 
-  // 3. Wait until every chunk sent is stored at the receiver.
-  if (!calls.empty()) send_status.Update(AwaitAcknowledgements(op, name, calls));
+  // 3. Wait until every piece sent is stored at the receiver.
+  if (sending) send_status.Update(AwaitAcknowledgements(op, name));
   // A receive error usually explains the send's (an abort); report it first.
   if (!recv_status.ok()) return recv_status;
   if (send_status.ok()) counters_.CountCompleted(op);
@@ -140,7 +168,6 @@ absl::Status GrpcTransport::CheckOp(const SendRecvOp& op, const std::string& nam
 }
 
 absl::Status GrpcTransport::IssueSends(const SendRecvOp& op, const std::string& name,
-                                       std::vector<std::unique_ptr<ChunkCall>>* calls,
                                        absl::Status* deposited) {
   const TaskId& to = options_.group[op.send_to];
   const std::string send_op =
@@ -157,79 +184,132 @@ absl::Status GrpcTransport::IssueSends(const SendRecvOp& op, const std::string& 
     return absl::FailedPreconditionError(
         absl::StrCat(send_op, ": the peer has not registered with the coordination service"));
   }
-  size_t offset = 0;
-  do {
-    const size_t n = std::min(options_.max_piece_bytes, op.send.size() - offset);
-    meta.seq = next_send_seq_[op.send_to]++;
-    meta.offset = offset;
-    if (op.send_to == options_.rank) {
-      // To itself: straight into the mailbox, as the service would.
+  const size_t piece = options_.max_piece_bytes;
+  // A zero-length message is still one (empty) piece.
+  const size_t pieces = std::max<size_t>(1, (op.send.size() + piece - 1) / piece);
+  meta.seq = next_send_seq_[op.send_to];
+  next_send_seq_[op.send_to] += pieces;
+  if (op.send_to == options_.rank) {
+    // To itself: straight into the mailbox, as the service would.
+    for (size_t i = 0; i < pieces; ++i, ++meta.seq) {
+      meta.offset = i * piece;
+      const size_t n = std::min(piece, op.send.size() - meta.offset);
       ReceivedChunk chunk;
       chunk.meta = meta;
       chunk.meta.payload_bytes = n;
-      chunk.slices.emplace_back(op.send.data() + offset, n);
+      chunk.slices.emplace_back(op.send.data() + meta.offset, n);
       deposited->Update(mailbox_->Deposit(std::move(chunk)));
-    } else {
-      calls->push_back(StartChunkCall(op, meta, op.send.subspan(offset, n), send_op));
     }
-    offset += n;
-  } while (offset < op.send.size());
+    return absl::OkStatus();
+  }
+  {
+    absl::MutexLock lock(&send_state_->mu);
+    SendState& state = *send_state_;
+    state.stub = links_->stubs[op.send_to].get();
+    meta.offset = 0;
+    state.meta = std::move(meta);
+    state.payload = op.send;
+    state.piece_bytes = piece;
+    state.window = options_.max_pieces_in_flight;
+    state.deadline = op.deadline;
+    state.send_op = send_op;
+    state.pieces_left = pieces;
+    state.in_flight = 0;
+    state.stopped = false;
+    state.error = absl::OkStatus();
+    state.calls.clear();
+  }
+  StartPieces(send_state_);
   return absl::OkStatus();
 }
 
-std::unique_ptr<GrpcTransport::ChunkCall> GrpcTransport::StartChunkCall(
-    const SendRecvOp& op, const ChunkMeta& meta, absl::Span<const std::byte> payload,
-    const std::string& send_op) {
-  auto call = std::make_unique<ChunkCall>();
-  call->request = EncodeChunk(meta, payload);
-  call->context.set_deadline(absl::ToChronoTime(op.deadline));
-  call->context.set_wait_for_ready(true);
-  {
-    absl::MutexLock lock(&send_state_->mu);
-    ++send_state_->outstanding;
+void GrpcTransport::StartPieces(const std::shared_ptr<SendState>& state) {
+  while (true) {
+    ChunkCall* call;
+    ChunkMeta meta;
+    absl::Span<const std::byte> payload;
+    grpc::GenericStub* stub;
+    std::string send_op;
+    {
+      absl::MutexLock lock(&state->mu);
+      if (state->stopped || state->pieces_left == 0 || state->in_flight >= state->window) return;
+      // Reserve the piece: from here SendRecv waits for its callback.
+      meta = state->meta;
+      const size_t n = std::min(state->piece_bytes, state->payload.size() - meta.offset);
+      payload = state->payload.subspan(meta.offset, n);
+      ++state->meta.seq;
+      state->meta.offset += n;
+      --state->pieces_left;
+      ++state->in_flight;
+      state->calls.push_back(std::make_unique<ChunkCall>());
+      call = state->calls.back().get();
+      call->context.set_deadline(absl::ToChronoTime(state->deadline));
+      call->context.set_wait_for_ready(true);
+      stub = state->stub;
+      send_op = state->send_op;
+    }
+    // Outside the lock: the copy takes time, and gRPC may run a callback inline.
+    call->request = EncodeChunk(meta, payload.empty() ? grpc::Slice() : state->pool->Copy(payload));
+    stub->UnaryCall(&call->context, kSendChunkMethod, grpc::StubOptions(), &call->request,
+                    &call->response, [state, call, send_op, seq = meta.seq](grpc::Status status) {
+                      call->request.Clear();  // the pooled buffer may go back now
+                      {
+                        absl::MutexLock lock(&state->mu);
+                        if (!status.ok()) {
+                          state->stopped = true;
+                          if (state->error.ok()) {
+                            state->error =
+                                FromGrpcStatus(status, absl::StrCat(send_op, " (chunk ", seq, ")"));
+                          }
+                        }
+                        --state->in_flight;
+                      }
+                      StartPieces(state);
+                    });
   }
-  links_->stubs[op.send_to]->UnaryCall(
-      &call->context, kSendChunkMethod, grpc::StubOptions(), &call->request, &call->response,
-      [state = send_state_, send_op, seq = meta.seq](grpc::Status status) {
-        absl::MutexLock lock(&state->mu);
-        if (!status.ok() && state->error.ok()) {
-          state->error = FromGrpcStatus(status, absl::StrCat(send_op, " (chunk ", seq, ")"));
-        }
-        --state->outstanding;
-      });
-  return call;
 }
 
 // On deadline or abort, cancels the calls still outstanding; gRPC then
 // completes them promptly. Returns the first error, and clears the calls' one.
-absl::Status GrpcTransport::AwaitAcknowledgements(
-    const SendRecvOp& op, const std::string& name,
-    const std::vector<std::unique_ptr<ChunkCall>>& calls) {
-  absl::Status status;
+absl::Status GrpcTransport::AwaitAcknowledgements(const SendRecvOp& op, const std::string& name) {
   AbortSignal* abort = options_.abort;
-  absl::MutexLock lock(&send_state_->mu);
-  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
-    return send_state_->outstanding == 0 || abort->aborted();
+  SendState& state = *send_state_;
+  auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    return state.in_flight == 0 && (state.pieces_left == 0 || state.stopped);
   };
-  const absl::Time waiting = absl::Now();
-  send_state_->mu.AwaitWithDeadline(absl::Condition(&done), op.deadline);
-  counters_.AddBlocked(absl::Now() - waiting);
-  if (send_state_->outstanding > 0) {
-    for (auto& call : calls) call->context.TryCancel();
-    auto finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_state_->mu) {
-      return send_state_->outstanding == 0;
-    };
-    send_state_->mu.Await(absl::Condition(&finished));
-    if (abort->aborted()) {
-      status.Update(Annotate(abort->status(), name));
-    } else {
-      status.Update(absl::DeadlineExceededError(
-          absl::StrCat(name, ": ", PeerName(op.send_to), " did not acknowledge ", op.send.size(),
-                       " bytes before the deadline")));
+  auto done = [&]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) { return settled() || abort->aborted(); };
+  std::vector<ChunkCall*> to_cancel;
+  {
+    absl::MutexLock lock(&state.mu);
+    const absl::Time waiting = absl::Now();
+    state.mu.AwaitWithDeadline(absl::Condition(&done), op.deadline);
+    counters_.AddBlocked(absl::Now() - waiting);
+    if (!settled()) {
+      state.stopped = true;  // no piece starts any more
+      for (auto& call : state.calls) to_cancel.push_back(call.get());
     }
   }
-  status.Update(send_state_->error);
-  send_state_->error = absl::OkStatus();
+  absl::Status status;
+  if (!to_cancel.empty()) {
+    // Outside the lock, since gRPC may run a cancelled call's callback inline;
+    // the calls stay alive in state.calls until the end of this function.
+    for (ChunkCall* call : to_cancel) call->context.TryCancel();
+    if (abort->aborted()) {
+      status = Annotate(abort->status(), name);
+    } else {
+      status = absl::DeadlineExceededError(absl::StrCat(name, ": ", PeerName(op.send_to),
+                                                        " did not acknowledge ", op.send.size(),
+                                                        " bytes before the deadline"));
+    }
+  }
+  absl::MutexLock lock(&state.mu);
+  // After TryCancel gRPC completes every call promptly.
+  state.mu.Await(absl::Condition(&settled));
+  status.Update(state.error);
+  state.error = absl::OkStatus();
+  state.calls.clear();
+  state.payload = {};
   return status;
 }
 

@@ -50,6 +50,7 @@
 #include "runtime/rpc/coordination_client.h"
 #include "runtime/rpc/coordination_service.h"
 #include "runtime/rpc/data_path.h"
+#include "runtime/rpc/grpc_transport.h"
 #include "runtime/rpc/peer_directory.h"
 #include "runtime/rpc/server.h"
 #include "runtime/security/mesh_security.h"
@@ -79,7 +80,9 @@ struct MeshOptions {
   // On the chief: tasks whose death or restart does not make every task
   // recover (parameter servers' workers; CoordinationServiceOptions).
   std::set<TaskId> independent_tasks;
-  size_t grpc_max_piece_bytes = size_t{64} << 20;
+  // The gRPC transport's pieces and window (GrpcTransportOptions).
+  size_t grpc_max_piece_bytes = kDefaultGrpcPieceBytes;
+  int grpc_max_pieces_in_flight = kDefaultGrpcPiecesInFlight;
   // Mutual TLS on gRPC and the tcp data path (docs/security.md); default plain.
   // Create() hands the credentials to `channels` and `server_options`; a
   // server handed in must have been made with them.

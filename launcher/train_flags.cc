@@ -137,6 +137,10 @@ void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
                 "the evaluator gives up after this long without a new checkpoint", ft);
   f.AddDuration("test-checkpoint-sync-delay", &v.task.test_checkpoint_sync_delay,
                 "fault injection for tests: every checkpoint fsync sleeps this long", ft);
+  f.AddString("test-record-examples", &v.task.test_record_examples,
+              "debugging and tests: each training task appends a line per step (global step, "
+              "epoch, the example indices it trained) to DIR/examples-JOB-INDEX.txt",
+              ft);
 }
 
 }  // namespace

@@ -264,6 +264,10 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   task.tracer = state.tracer.get();
   task.training = MakeLoopOptions(job, options, chief, state.data.sharding, state.tracer.get(),
                                   state.tensorboard.get());
+  if (!options.test_record_examples.empty()) {
+    task.training.record_examples = absl::StrCat(options.test_record_examples, "/examples-",
+                                                 cluster.task.job, "-", cluster.task.index, ".txt");
+  }
   MESHTRAIN_LOG(INFO) << "training " << (job.name.empty() ? options.job_label : job.name) << " ("
                       << job.model.type << ", " << job.strategy.name << ", global batch "
                       << job.training.global_batch_size << ", " << task.threads << " thread(s))";

@@ -65,6 +65,9 @@ struct TaskOptions {
   absl::Duration eval_timeout = absl::Minutes(30);
   // Fault injection for tests: every checkpoint fsync sleeps this long.
   absl::Duration test_checkpoint_sync_delay = absl::ZeroDuration();
+  // Debugging and tests: each training task appends the example indices of
+  // every step it trains to DIR/examples-JOB-INDEX.txt (training_loop.h).
+  std::string test_record_examples;
   // TLS on the mesh (docs/security.md).
   TaskSecurityOptions security;
 };

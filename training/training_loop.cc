@@ -222,6 +222,9 @@ absl::StatusOr<TrainingReport> Loop::Run() {
     MESHTRAIN_RETURN_IF_ERROR(RunEpoch(at.epoch, epoch_end));
   }
   pipeline_->Stop();
+  for (TrainingObserver* observer : options_.observers) {
+    MESHTRAIN_RETURN_IF_ERROR(observer->OnTrainingEnd(pipeline_->next_position()));
+  }
   MESHTRAIN_RETURN_IF_ERROR(Finish());
   return std::move(report_);
 }

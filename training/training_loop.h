@@ -64,6 +64,9 @@ class TrainingObserver {
   virtual ~TrainingObserver() = default;
   virtual absl::Status OnStepEnd(const StepRecord& step) { return absl::OkStatus(); }
   virtual absl::Status OnEpochEnd(const EpochRecord& epoch) { return absl::OkStatus(); }
+  // After this process's last step, before Strategy::Finish (which may wait
+  // for the other workers): `next` is where its input stands.
+  virtual absl::Status OnTrainingEnd(InputPosition next) { return absl::OkStatus(); }
 };
 
 // Under the file policy (runtime/data/file_sharding.h) the training set is

@@ -70,7 +70,7 @@ bool GlobalInputPosition::operator==(const GlobalInputPosition& o) const {
 }
 
 bool InputLayout::operator==(const InputLayout& o) const {
-  return own_files == o.own_files && num_shards == o.num_shards &&
+  return own_files == o.own_files && num_shards == o.num_shards && tasks == o.tasks &&
          global_batch_size == o.global_batch_size && base == o.base;
 }
 
@@ -142,7 +142,10 @@ nlohmann::json GlobalPositionToJson(const GlobalInputPosition& position) {
   nlohmann::json examples = nlohmann::json::object();
   for (const auto& [e, ranges] : position.trained) {
     nlohmann::json list = nlohmann::json::array();
-    for (const RowRange& r : ranges) list.push_back({r.begin, r.end});
+    for (const RowRange& r : ranges) {
+      list.push_back(r.begin);
+      list.push_back(r.end);
+    }
     trained[absl::StrCat(e)] = std::move(list);
     examples[absl::StrCat(e)] = position.TrainedIn(e);
   }
@@ -173,14 +176,15 @@ absl::StatusOr<GlobalInputPosition> GlobalPositionFromJson(const nlohmann::json&
     if (!absl::SimpleAtoi(key, &e) || e < p.epoch) {
       return Malformed(absl::StrCat("epoch '", key, "' is not a number at least ", p.epoch));
     }
-    if (!list.is_array()) return Malformed(absl::StrCat("epoch ", e, ": not a list of ranges"));
+    if (!list.is_array() || list.size() % 2 != 0) {
+      return Malformed(absl::StrCat("epoch ", e, ": not a list of begin, end pairs"));
+    }
     std::vector<RowRange>& ranges = p.trained[e];
-    for (const nlohmann::json& r : list) {
-      if (!r.is_array() || r.size() != 2 || !r[0].is_number_integer() ||
-          !r[1].is_number_integer()) {
-        return Malformed(absl::StrCat("epoch ", e, ": a range is not [begin, end]"));
+    for (size_t i = 0; i < list.size(); i += 2) {
+      if (!list[i].is_number_integer() || !list[i + 1].is_number_integer()) {
+        return Malformed(absl::StrCat("epoch ", e, ": a range bound is not an integer"));
       }
-      const RowRange range{r[0].get<int64_t>(), r[1].get<int64_t>()};
+      const RowRange range{list[i].get<int64_t>(), list[i + 1].get<int64_t>()};
       const int64_t previous_end = ranges.empty() ? -1 : ranges.back().end;
       if (range.begin <= previous_end || range.begin >= range.end || range.end > p.num_examples) {
         return Malformed(absl::StrCat("epoch ", e, ": range [", range.begin, ", ", range.end,
@@ -197,6 +201,7 @@ absl::StatusOr<GlobalInputPosition> GlobalPositionFromJson(const nlohmann::json&
 nlohmann::json InputLayoutToJson(const InputLayout& layout) {
   return {{"policy", layout.own_files ? "file" : "data"},
           {"shards", layout.num_shards},
+          {"tasks", layout.tasks},
           {"global_batch_size", layout.global_batch_size},
           {"base", GlobalPositionToJson(layout.base)}};
 }
@@ -217,6 +222,13 @@ absl::StatusOr<InputLayout> InputLayoutFromJson(const nlohmann::json& json) {
   layout.own_files = policy == "file";
   layout.num_shards = json["shards"].get<int>();
   layout.global_batch_size = json["global_batch_size"].get<int64_t>();
+  if (json.contains("tasks")) {
+    if (!json["tasks"].is_array()) return bad("tasks is not a list");
+    for (const nlohmann::json& t : json["tasks"]) {
+      if (!t.is_string()) return bad("tasks holds a non-string");
+      layout.tasks.push_back(t.get<std::string>());
+    }
+  }
   if (layout.num_shards < 1 || layout.global_batch_size < 1) {
     return bad("shards and global_batch_size must be at least 1");
   }

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -58,6 +59,7 @@ absl::StatusOr<GlobalInputPosition> AdvanceGlobalPosition(
 struct InputLayout {
   bool own_files = false;  // the file auto-shard policy (file_sharding.h)
   int num_shards = 1;
+  std::vector<std::string> tasks;  // the shards' tasks, shard order (may be empty)
   int64_t global_batch_size = 0;
   GlobalInputPosition base;  // where the layout's schedule started
 
@@ -65,9 +67,10 @@ struct InputLayout {
 };
 
 // JSON, as index.json stores them under input.global and input.layout:
-//   {"num_examples": n, "epoch": e, "trained": {"E": [[begin, end], ...]},
+//   {"num_examples": n, "epoch": e, "trained": {"E": [begin, end, begin, end, ...]},
 //    "examples": {"E": count}}   ("examples" is informative: recomputed on read)
-//   {"policy": "data"|"file", "shards": W, "global_batch_size": G, "base": {...}}
+//   {"policy": "data"|"file", "shards": W, "tasks": [...], "global_batch_size": G,
+//    "base": {...}}
 // The parsers return DataLoss naming what is malformed (a range out of
 // [0, n), unsorted or overlapping ranges, an epoch before `epoch`).
 nlohmann::json GlobalPositionToJson(const GlobalInputPosition& position);

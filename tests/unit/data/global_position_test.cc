@@ -184,20 +184,24 @@ TEST(GlobalPositionTest, JsonRoundTripAndMalformed) {
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(*back == p);
 
-  InputLayout layout{.own_files = false, .num_shards = 3, .global_batch_size = 96, .base = p};
+  InputLayout layout{.own_files = false,
+                     .num_shards = 3,
+                     .tasks = {"worker:0", "worker:1", "worker:2"},
+                     .global_batch_size = 96,
+                     .base = p};
   absl::StatusOr<InputLayout> layout_back = InputLayoutFromJson(InputLayoutToJson(layout));
   ASSERT_TRUE(layout_back.ok()) << layout_back.status();
   EXPECT_TRUE(*layout_back == layout);
 
   nlohmann::json overlap = j;
-  overlap["trained"]["2"] = {{0, 10}, {5, 12}};
+  overlap["trained"]["2"] = {0, 10, 5, 12};
   EXPECT_THAT(GlobalPositionFromJson(overlap).status().message(),
               HasSubstr("not after the previous one"));
   nlohmann::json outside = j;
-  outside["trained"]["3"] = {{40, 51}};
+  outside["trained"]["3"] = {40, 51};
   EXPECT_EQ(GlobalPositionFromJson(outside).status().code(), absl::StatusCode::kDataLoss);
   nlohmann::json early = j;
-  early["trained"]["1"] = {{0, 1}};
+  early["trained"]["1"] = {0, 1};
   EXPECT_THAT(GlobalPositionFromJson(early).status().message(), HasSubstr("epoch '1'"));
   EXPECT_EQ(GlobalPositionFromJson(nlohmann::json::object()).status().code(),
             absl::StatusCode::kDataLoss);

@@ -93,6 +93,10 @@ void RegisterClusterFlags(FlagSet& f, TrainFlags& v) {
                 "how long the first tasks wait for the others", cluster);
   f.AddDuration("heartbeat-timeout", &v.task.heartbeat_timeout,
                 "a task silent this long is declared dead", cluster);
+  f.AddDuration("stuck-timeout", &v.task.stuck_timeout,
+                "while training, a task silent for longer than max(this, 10 x the median step "
+                "time) is stuck, not gone, and treated as dead (0: off)",
+                cluster);
   f.AddString("bind-host", &v.task.bind_host,
               "host the listening sockets bind to (default: the task's TF_CONFIG host when it is "
               "loopback, else every interface)",

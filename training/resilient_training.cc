@@ -28,6 +28,36 @@ constexpr absl::Duration kReportWait = absl::Minutes(2);
 // their input position this often, under InputKey; the chief's checkpoints
 // record it, and a worker that restarts alone resumes from there.
 constexpr absl::Duration kPositionPublishPeriod = absl::Seconds(1);
+// The chief tells its coordination service the median of its last
+// kStepWindow step times every kStepReportEvery steps (the stuck rule's bound).
+constexpr size_t kStepWindow = 31;
+constexpr int64_t kStepReportEvery = 8;
+
+// The median of the recent step times, for the stuck rule. Training thread only.
+class StepTimeMedian {
+ public:
+  void Add(absl::Duration step) {
+    if (window_.size() < kStepWindow) {
+      window_.push_back(step);
+    } else {
+      window_[next_] = step;
+    }
+    next_ = (next_ + 1) % kStepWindow;
+    ++added_;
+  }
+  // The median once a report is due (every kStepReportEvery steps), else nullopt.
+  std::optional<absl::Duration> Due() const {
+    if (added_ % kStepReportEvery != 0) return std::nullopt;
+    std::vector<absl::Duration> sorted = window_;
+    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+    return sorted[sorted.size() / 2];
+  }
+
+ private:
+  std::vector<absl::Duration> window_;
+  size_t next_ = 0;
+  int64_t added_ = 0;
+};
 
 std::string RestoreKey(int64_t generation) {
   return absl::StrCat("checkpoint/restore/g", generation);
@@ -138,6 +168,9 @@ class Session {
   // The chief's view of the independent workers' positions (the saver's own_positions).
   std::map<std::string, InputRecord> WorkerPositions() const;
   bool CanRecover(const absl::Status& status) const;
+  // The chief: feeds the stuck rule the median step time (zero: training stopped).
+  void ReportStepTime(absl::Duration step);
+  void StopStuckRule();
   void Resumed(absl::Time at);
   int64_t Restarts() const;
   nlohmann::json Meta() const;
@@ -173,7 +206,9 @@ class Session {
   InputShape shape_;
   std::shared_ptr<const GlobalInputPosition> base_;
   std::map<std::string, InputPosition> life_start_;
-  int64_t saved_up_to_ = -1;  // the newest step this process's savers committed
+  int64_t saved_up_to_ = -1;   // the newest step this process's savers committed
+  StepTimeMedian step_times_;  // this life's
+  bool stuck_rule_logged_ = false;
 };
 
 // The loop's hooks for one life: progress across lives, checkpoints,
@@ -188,6 +223,7 @@ class Session::Observer final : public TrainingObserver {
     session_.last_step_end_ = step.end;
     next_ = step.next;
     if (session_.recovering_.has_value()) session_.Resumed(step.end);
+    session_.ReportStepTime(step.end - step.start);
     if (saver_ != nullptr) MESHTRAIN_RETURN_IF_ERROR(saver_->OnStepEnd(step));
     MESHTRAIN_RETURN_IF_ERROR(session_.PublishPosition(step.next, /*now=*/false));
     return session_.CheckPreemption(step.global_step, step.next, saver_);
@@ -555,6 +591,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   SetInterrupt(false);  // step boundaries poll SIGTERM now
   absl::StatusOr<TrainingReport> report =
       RunTraining(*life.strategy, *life.model, task_.data->train, &task_.data->test, training);
+  StopStuckRule();  // the final save and the reports are no steps
   SetInterrupt(true);
   if (!report.ok() && task_.mesh != nullptr && !task_.abort->aborted() &&
       !IsPreempted(report.status()) &&
@@ -589,6 +626,34 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   for (const auto& [epoch, record] : history_) run.report.epochs.push_back(record);
   run.life = std::move(life);
   return absl::OkStatus();
+}
+
+void Session::ReportStepTime(absl::Duration step) {
+  CoordinationService* service =
+      task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service == nullptr) return;
+  step_times_.Add(step);
+  const std::optional<absl::Duration> median = step_times_.Due();
+  if (!median.has_value()) return;
+  const absl::Duration bound = service->SetTrainingStepTime(*median);
+  if (!stuck_rule_logged_ && bound > absl::ZeroDuration()) {
+    stuck_rule_logged_ = true;
+    MESHTRAIN_LOG(INFO) << "stuck rule: a task silent for "
+                        << absl::FormatDuration(service->StuckSilence(*median))
+                        << " while training is stuck; every task knows within "
+                        << absl::FormatDuration(bound) << " (max(2s or --stuck-timeout, 10 x the "
+                        << "median step time "
+                        << absl::FormatDuration(absl::Trunc(*median, absl::Microseconds(100)))
+                        << "))";
+  }
+}
+
+void Session::StopStuckRule() {
+  step_times_ = StepTimeMedian();
+  stuck_rule_logged_ = false;
+  CoordinationService* service =
+      task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service != nullptr) service->SetTrainingStepTime(absl::ZeroDuration());
 }
 
 bool Session::CanRecover(const absl::Status& status) const {

@@ -382,7 +382,11 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,
   options.config = cluster;
   options.startup_timeout = task_options.startup_timeout;
   options.heartbeat_timeout = task_options.heartbeat_timeout;
-  options.heartbeat_interval = std::min(absl::Seconds(1), task_options.heartbeat_timeout / 4);
+  options.stuck_floor = task_options.stuck_timeout;
+  // Four a second: the stuck rule (docs/fault_tolerance.md) must hear of a
+  // silent task within 2 s and tell every other task with the next reply.
+  options.heartbeat_interval =
+      std::min(absl::Milliseconds(250), task_options.heartbeat_timeout / 4);
   options.abort = &abort;
   options.bind_host = task_options.bind_host;
   options.server = std::move(server);

@@ -44,6 +44,9 @@ struct TaskOptions {
   std::string gpu_memory_limit;
   absl::Duration startup_timeout = absl::Seconds(300);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
+  // While training, a task silent for longer than max(this, 10 x the median
+  // step time) is stuck and treated as dead; zero: off.
+  absl::Duration stuck_timeout = absl::Seconds(2);
   int64_t mpi_ps = 0;  // under mpirun: the last N ranks are parameter servers
   // Host every listening socket binds to; "": this task's own host when it is
   // loopback, else every interface (MeshOptions::bind_host, docs/mesh.md).

@@ -408,7 +408,6 @@ absl::StatusOr<InputResume> Session::Restore(int64_t generation, Strategy& strat
       life_start_[task] = theirs.start;
     }
   }
-  const InputPosition start = resume.start;
   if (chief_ && first_restore_) {
     // The history this process does not remember: the checkpoint's.
     if (m.meta.contains("restarts") && m.meta["restarts"].is_number_integer()) {

@@ -96,8 +96,9 @@ struct CoordinationServiceOptions {
   std::set<TaskId> independent_tasks;
   // Step 1: a restart (new incarnation) of a task is accepted only once the
   // current incarnation has sent no heartbeat for longer than this (or was
-  // declared dead, or left). Twice the clients' heartbeat interval: a live task
-  // is never this silent, and a SIGKILLed one is after a moment.
+  // declared dead, or left). The mesh uses 2 s or twice the clients' heartbeat
+  // interval if longer: a live task is never this silent, and a SIGKILLed one
+  // is after a moment.
   absl::Duration restart_silence = absl::Seconds(2);
   // The clients' heartbeat interval: the stuck rule leaves room for one
   // heartbeat in flight and one reply to carry the news.

@@ -95,6 +95,10 @@ void RegisterClusterFlags(FlagSet& f, TrainFlags& v) {
                 "how long the first tasks wait for the others", cluster);
   f.AddDuration("heartbeat-timeout", &v.task.heartbeat_timeout,
                 "a task silent this long is declared dead", cluster);
+  f.AddDuration("stuck-timeout", &v.task.stuck_timeout,
+                "while training, a task silent for longer than max(this, 10 x the median step "
+                "time) is stuck, not gone, and treated as dead (0: off)",
+                cluster);
   f.AddString("bind-host", &v.task.bind_host,
               "host the listening sockets bind to (default: the task's TF_CONFIG host when it is "
               "loopback, else every interface)",
@@ -139,6 +143,10 @@ void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
                 "the evaluator gives up after this long without a new checkpoint", ft);
   f.AddDuration("test-checkpoint-sync-delay", &v.task.test_checkpoint_sync_delay,
                 "fault injection for tests: every checkpoint fsync sleeps this long", ft);
+  f.AddString("test-record-examples", &v.task.test_record_examples,
+              "debugging and tests: each training task appends a line per step (global step, "
+              "epoch, the example indices it trained) to DIR/examples-JOB-INDEX.txt",
+              ft);
 }
 
 }  // namespace

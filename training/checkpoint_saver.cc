@@ -74,7 +74,8 @@ void CheckpointSaver::ResetSchedule(int64_t step) {
   scheduled_from_time_ = absl::Now();
 }
 
-Manifest CheckpointSaver::MakeManifest(int64_t step, InputPosition next, bool final) const {
+absl::StatusOr<Manifest> CheckpointSaver::MakeManifest(int64_t step, InputPosition next,
+                                                       bool final) const {
   Manifest m = options_.base;
   m.step = step;
   m.final = final;
@@ -83,6 +84,7 @@ Manifest CheckpointSaver::MakeManifest(int64_t step, InputPosition next, bool fi
   if (options_.own_positions) {
     for (const auto& [task, position] : options_.own_positions()) m.task_inputs[task] = position;
   }
+  if (options_.input_positions) MESHTRAIN_RETURN_IF_ERROR(options_.input_positions(m));
   if (options_.meta) m.meta = options_.meta();
   return m;
 }
@@ -103,7 +105,7 @@ absl::StatusOr<CheckpointSaver::Pending> CheckpointSaver::Snapshot(int64_t step,
   }
   MESHTRAIN_RETURN_IF_ERROR(job.status());
   pending.job = std::move(*job);
-  pending.manifest = MakeManifest(step, next, final);
+  MESHTRAIN_ASSIGN_OR_RETURN(pending.manifest, MakeManifest(step, next, final));
   const absl::Duration took = absl::Now() - start;
   absl::MutexLock lock(&mu_);
   stats_.snapshot_total += took;

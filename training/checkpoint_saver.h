@@ -57,6 +57,9 @@ struct CheckpointSaverOptions {
   // training thread at each snapshot: their own positions, which replace the
   // chief's for the tasks it names.
   std::function<std::map<std::string, InputRecord>()> own_positions;
+  // Called on the training thread at each snapshot, after the positions above:
+  // records the global input position and layout (training/input_resume.h).
+  std::function<absl::Status(Manifest&)> input_positions;
   // Called on the training thread at each snapshot: the manifest's "meta".
   std::function<nlohmann::json()> meta;
 };
@@ -107,7 +110,7 @@ class CheckpointSaver final : public TrainingObserver {
     Manifest manifest;
   };
 
-  Manifest MakeManifest(int64_t step, InputPosition next, bool final) const;
+  absl::StatusOr<Manifest> MakeManifest(int64_t step, InputPosition next, bool final) const;
   // Step 1: snapshot on the calling thread, timed.
   absl::StatusOr<Pending> Snapshot(int64_t step, InputPosition next, bool final);
   absl::Status Write(Pending& pending);

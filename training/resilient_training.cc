@@ -16,6 +16,7 @@
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/rpc/coordination_service.h"
 #include "training/checkpoint_saver.h"
+#include "training/input_resume.h"
 #include "training/step_agreement.h"
 
 namespace meshtrain {
@@ -27,6 +28,36 @@ constexpr absl::Duration kReportWait = absl::Minutes(2);
 // their input position this often, under InputKey; the chief's checkpoints
 // record it, and a worker that restarts alone resumes from there.
 constexpr absl::Duration kPositionPublishPeriod = absl::Seconds(1);
+// The chief tells its coordination service the median of its last
+// kStepWindow step times every kStepReportEvery steps (the stuck rule's bound).
+constexpr size_t kStepWindow = 31;
+constexpr int64_t kStepReportEvery = 8;
+
+// The median of the recent step times, for the stuck rule. Training thread only.
+class StepTimeMedian {
+ public:
+  void Add(absl::Duration step) {
+    if (window_.size() < kStepWindow) {
+      window_.push_back(step);
+    } else {
+      window_[next_] = step;
+    }
+    next_ = (next_ + 1) % kStepWindow;
+    ++added_;
+  }
+  // The median once a report is due (every kStepReportEvery steps), else nullopt.
+  std::optional<absl::Duration> Due() const {
+    if (added_ % kStepReportEvery != 0) return std::nullopt;
+    std::vector<absl::Duration> sorted = window_;
+    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+    return sorted[sorted.size() / 2];
+  }
+
+ private:
+  std::vector<absl::Duration> window_;
+  size_t next_ = 0;
+  int64_t added_ = 0;
+};
 
 std::string RestoreKey(int64_t generation) {
   return absl::StrCat("checkpoint/restore/g", generation);
@@ -125,7 +156,11 @@ class Session {
   // The chief's choice: OpenLatest, or (--restore none) nothing at first and
   // then only what this run saved.
   absl::StatusOr<std::unique_ptr<CheckpointReader>> ChooseCheckpoint();
-  absl::StatusOr<InputPosition> Restore(int64_t generation, Strategy& strategy);
+  absl::StatusOr<InputResume> Restore(int64_t generation, Strategy& strategy);
+  // This life's input shards and batching (input_resume.h).
+  InputShape ShapeOf(const Strategy& strategy) const;
+  // The chief's save hook: every shard's position and the global position.
+  absl::Status RecordInput(bool independent, Manifest& m) const;
   absl::Status Live(int64_t generation, ResilientRun& run);
   absl::Status CheckPreemption(int64_t step, InputPosition next, CheckpointSaver* saver);
   // An independent worker's position, published at most every kPositionPublishPeriod.
@@ -133,6 +168,9 @@ class Session {
   // The chief's view of the independent workers' positions (the saver's own_positions).
   std::map<std::string, InputRecord> WorkerPositions() const;
   bool CanRecover(const absl::Status& status) const;
+  // The chief: feeds the stuck rule the median step time (zero: training stopped).
+  void ReportStepTime(absl::Duration step);
+  void StopStuckRule();
   void Resumed(absl::Time at);
   int64_t Restarts() const;
   nlohmann::json Meta() const;
@@ -163,7 +201,14 @@ class Session {
   bool publish_position_ = false;  // this life's strategy has independent workers, not the chief
   absl::Time last_publish_ = absl::InfinitePast();
   std::optional<CheckpointStats> checkpoint_stats_;
-  int64_t saved_up_to_ = -1;  // the newest step this process's savers committed
+  // This life's input: its shape, the examples its schedule leaves out, and
+  // where each task started (the chief's record of a worker not yet heard from).
+  InputShape shape_;
+  std::shared_ptr<const GlobalInputPosition> base_;
+  std::map<std::string, InputPosition> life_start_;
+  int64_t saved_up_to_ = -1;   // the newest step this process's savers committed
+  StepTimeMedian step_times_;  // this life's
+  bool stuck_rule_logged_ = false;
 };
 
 // The loop's hooks for one life: progress across lives, checkpoints,
@@ -178,6 +223,7 @@ class Session::Observer final : public TrainingObserver {
     session_.last_step_end_ = step.end;
     next_ = step.next;
     if (session_.recovering_.has_value()) session_.Resumed(step.end);
+    session_.ReportStepTime(step.end - step.start);
     if (saver_ != nullptr) MESHTRAIN_RETURN_IF_ERROR(saver_->OnStepEnd(step));
     MESHTRAIN_RETURN_IF_ERROR(session_.PublishPosition(step.next, /*now=*/false));
     return session_.CheckPreemption(step.global_step, step.next, saver_);
@@ -186,6 +232,12 @@ class Session::Observer final : public TrainingObserver {
   absl::Status OnEpochEnd(const EpochRecord& epoch) override {
     session_.history_[epoch.epoch] = epoch;
     return absl::OkStatus();
+  }
+
+  // A worker on its own stream publishes where it ended before it tells the
+  // ps it is done: the chief's final checkpoint records it.
+  absl::Status OnTrainingEnd(InputPosition next) override {
+    return session_.PublishPosition(next, /*now=*/true);
   }
 
   InputPosition next() const { return next_; }
@@ -250,8 +302,50 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::ChooseCheckpoint() {
   return std::unique_ptr<CheckpointReader>();
 }
 
-absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& strategy) {
-  if (options_.model_dir.empty()) return InputPosition{};
+InputShape Session::ShapeOf(const Strategy& strategy) const {
+  const TrainingOptions& t = task_.training;
+  InputShape shape{.own_files = t.own_files.has_value(),
+                   .global_batch_size = t.global_batch_size,
+                   .num_examples = task_.data->train.size(),
+                   .seed = t.seed,
+                   .shuffle = t.shuffle,
+                   .drop_remainder = t.drop_remainder};
+  const int shards = strategy.input_shard().num_shards;
+  const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
+  if (static_cast<int>(workers.size()) == shards) {
+    for (const TaskId& w : workers) shape.tasks.push_back(w.ToString());
+  } else if (shards == 1) {
+    shape.tasks.push_back(me_);
+  } else {
+    for (int i = 0; i < shards; ++i) shape.tasks.push_back(absl::StrCat("shard:", i));
+  }
+  return shape;
+}
+
+absl::Status Session::RecordInput(bool independent, Manifest& m) const {
+  std::map<std::string, InputRecord> published;
+  if (independent) published = WorkerPositions();
+  std::vector<InputPosition> next;
+  for (const std::string& task : shape_.tasks) {
+    InputPosition p{m.input.epoch, m.input.step};
+    if (independent && task != me_) {
+      // A worker not heard from in this life is where it started.
+      auto it = published.find(task);
+      if (it != published.end()) {
+        p = {it->second.epoch, it->second.step};
+      } else {
+        auto s = life_start_.find(task);
+        p = s != life_start_.end() ? s->second : InputPosition{};  // none: a fresh start
+        m.task_inputs[task] = {p.epoch, p.step};
+      }
+    }
+    next.push_back(p);
+  }
+  return RecordInputPositions(shape_, base_, next, m);
+}
+
+absl::StatusOr<InputResume> Session::Restore(int64_t generation, Strategy& strategy) {
+  if (options_.model_dir.empty()) return InputResume{};
   Mesh* mesh = task_.mesh;
   std::unique_ptr<CheckpointReader> reader;
   if (chief_) {
@@ -303,12 +397,16 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
     restored_from_step_.reset();
     restored_final_ = false;
     first_restore_ = false;
-    return InputPosition{};
+    return InputResume{};
   }
   const Manifest& m = reader->manifest();
-  InputPosition start{m.input.epoch, m.input.step};
-  if (auto it = m.task_inputs.find(me_); it != m.task_inputs.end()) {
-    start = {it->second.epoch, it->second.step};
+  const bool independent = strategy.recovery_policy().independent_workers;
+  MESHTRAIN_ASSIGN_OR_RETURN(InputResume resume, PlanInputResume(m, shape_, me_, independent));
+  if (chief_) {
+    for (const std::string& task : shape_.tasks) {
+      MESHTRAIN_ASSIGN_OR_RETURN(InputResume theirs, PlanInputResume(m, shape_, task, independent));
+      life_start_[task] = theirs.start;
+    }
   }
   if (chief_ && first_restore_) {
     // The history this process does not remember: the checkpoint's.
@@ -321,11 +419,10 @@ absl::StatusOr<InputPosition> Session::Restore(int64_t generation, Strategy& str
   first_restore_ = false;
   restored_from_step_ = m.step;
   restored_final_ = m.final;
-  MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step
-                      << "; input resumes at epoch " << start.epoch + 1 << " step " << start.step
-                      << ")";
+  MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step << "; "
+                      << resume.summary << ")";
   if (chief_) WarnIfNoRoomForCheckpoint(fs_, options_.model_dir, m);
-  return start;
+  return resume;
 }
 
 absl::Status Session::PublishPosition(InputPosition next, bool now) {
@@ -443,7 +540,11 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   // batch itself rather than learning of it as a peer's departure.
   MESHTRAIN_RETURN_IF_ERROR(
       ValidateTrainingShape(*life.strategy, task_.data->train, task_.training));
-  MESHTRAIN_ASSIGN_OR_RETURN(InputPosition start, Restore(generation, *life.strategy));
+  shape_ = ShapeOf(*life.strategy);
+  life_start_.clear();
+  MESHTRAIN_ASSIGN_OR_RETURN(InputResume resume, Restore(generation, *life.strategy));
+  base_ = resume.base;
+  const InputPosition start = resume.start;
   const bool independent = life.strategy->recovery_policy().independent_workers;
 
   std::unique_ptr<CheckpointSaver> saver;
@@ -465,6 +566,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
     if (so.tasks.empty()) so.tasks.push_back(me_);
     so.meta = [this] { return Meta(); };
     if (independent) so.own_positions = [this] { return WorkerPositions(); };
+    so.input_positions = [this, independent](Manifest& m) { return RecordInput(independent, m); };
     saver = std::make_unique<CheckpointSaver>(*life.strategy, std::move(so));
     saver->Start();
     saver->ResetSchedule(restored_from_step_.value_or(0));
@@ -475,6 +577,8 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   Observer observer(*this, saver.get(), start);
   TrainingOptions training = task_.training;
   training.start = start;
+  training.start_step = resume.start_step;
+  training.resume_from = resume.base;
   if (training.own_files.has_value() && !independent && task_.mesh != nullptr) {
     training.own_files->agree_steps_per_epoch = [this, generation](int64_t full_batches) {
       return AgreeStepsPerEpoch(task_.mesh, *task_.cluster, generation, full_batches,
@@ -486,6 +590,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   SetInterrupt(false);  // step boundaries poll SIGTERM now
   absl::StatusOr<TrainingReport> report =
       RunTraining(*life.strategy, *life.model, task_.data->train, &task_.data->test, training);
+  StopStuckRule();  // the final save and the reports are no steps
   SetInterrupt(true);
   if (!report.ok() && task_.mesh != nullptr && !task_.abort->aborted() &&
       !IsPreempted(report.status()) &&
@@ -520,6 +625,34 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   for (const auto& [epoch, record] : history_) run.report.epochs.push_back(record);
   run.life = std::move(life);
   return absl::OkStatus();
+}
+
+void Session::ReportStepTime(absl::Duration step) {
+  CoordinationService* service =
+      task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service == nullptr) return;
+  step_times_.Add(step);
+  const std::optional<absl::Duration> median = step_times_.Due();
+  if (!median.has_value()) return;
+  const absl::Duration bound = service->SetTrainingStepTime(*median);
+  if (!stuck_rule_logged_ && bound > absl::ZeroDuration()) {
+    stuck_rule_logged_ = true;
+    MESHTRAIN_LOG(INFO) << "stuck rule: a task silent for "
+                        << absl::FormatDuration(service->StuckSilence(*median))
+                        << " while training is stuck; every task knows within "
+                        << absl::FormatDuration(bound) << " (max(2s or --stuck-timeout, 10 x the "
+                        << "median step time "
+                        << absl::FormatDuration(absl::Trunc(*median, absl::Microseconds(100)))
+                        << "))";
+  }
+}
+
+void Session::StopStuckRule() {
+  step_times_ = StepTimeMedian();
+  stuck_rule_logged_ = false;
+  CoordinationService* service =
+      task_.mesh != nullptr ? task_.mesh->coordination_service() : nullptr;
+  if (service != nullptr) service->SetTrainingStepTime(absl::ZeroDuration());
 }
 
 bool Session::CanRecover(const absl::Status& status) const {

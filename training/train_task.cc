@@ -264,6 +264,10 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   task.tracer = state.tracer.get();
   task.training = MakeLoopOptions(job, options, chief, state.data.sharding, state.tracer.get(),
                                   state.tensorboard.get());
+  if (!options.test_record_examples.empty()) {
+    task.training.record_examples = absl::StrCat(options.test_record_examples, "/examples-",
+                                                 cluster.task.job, "-", cluster.task.index, ".txt");
+  }
   MESHTRAIN_LOG(INFO) << "training " << (job.name.empty() ? options.job_label : job.name) << " ("
                       << job.model.type << ", " << job.strategy.name << ", global batch "
                       << job.training.global_batch_size << ", " << task.threads << " thread(s))";
@@ -378,7 +382,11 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,
   options.config = cluster;
   options.startup_timeout = task_options.startup_timeout;
   options.heartbeat_timeout = task_options.heartbeat_timeout;
-  options.heartbeat_interval = std::min(absl::Seconds(1), task_options.heartbeat_timeout / 4);
+  options.stuck_floor = task_options.stuck_timeout;
+  // Four a second: the stuck rule (docs/fault_tolerance.md) must hear of a
+  // silent task within 2 s and tell every other task with the next reply.
+  options.heartbeat_interval =
+      std::min(absl::Milliseconds(250), task_options.heartbeat_timeout / 4);
   options.abort = &abort;
   options.bind_host = task_options.bind_host;
   options.server = std::move(server);

@@ -44,6 +44,9 @@ struct TaskOptions {
   std::string gpu_memory_limit;
   absl::Duration startup_timeout = absl::Seconds(300);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
+  // While training, a task silent for longer than max(this, 10 x the median
+  // step time) is stuck and treated as dead; zero: off.
+  absl::Duration stuck_timeout = absl::Seconds(2);
   int64_t mpi_ps = 0;  // under mpirun: the last N ranks are parameter servers
   // Host every listening socket binds to; "": this task's own host when it is
   // loopback, else every interface (MeshOptions::bind_host, docs/mesh.md).
@@ -65,6 +68,9 @@ struct TaskOptions {
   absl::Duration eval_timeout = absl::Minutes(30);
   // Fault injection for tests: every checkpoint fsync sleeps this long.
   absl::Duration test_checkpoint_sync_delay = absl::ZeroDuration();
+  // Debugging and tests: each training task appends the example indices of
+  // every step it trains to DIR/examples-JOB-INDEX.txt (training_loop.h).
+  std::string test_record_examples;
   // TLS on the mesh (docs/security.md).
   TaskSecurityOptions security;
 };

@@ -1,6 +1,7 @@
 #include "training/training_loop.h"
 
 #include <algorithm>
+#include <fstream>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -102,6 +103,8 @@ class Loop {
   };
 
   absl::Status RunEpoch(int64_t epoch, int64_t epoch_end);
+  // --test-record-examples: one line per step, flushed (a killed task keeps its lines).
+  void RecordExamples(InputPosition position);
   absl::Status RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& progress);
   void ReportProgress(int64_t epoch, int64_t step_in_epoch, const EpochTotals& totals,
                       ProgressWindow& progress);
@@ -119,8 +122,8 @@ class Loop {
   // A step's global batch is the schedule's batch times this: the input
   // workers' batches under the file policy, 1 under the data policy.
   int64_t batches_per_global_batch_ = 1;
-  int64_t last_step_ = 0;
   int64_t global_step_ = 0;
+  std::ofstream record_;  // --test-record-examples
   absl::Time start_;
   absl::Duration train_time_;
   TrainingReport report_;
@@ -141,6 +144,7 @@ absl::Status Loop::Start(const Dataset& train) {
     schedule.drop_remainder = options_.drop_remainder;
     schedule.num_shards = shard.num_shards;
     schedule.shard_index = shard.shard_index;
+    schedule.resume_from = options_.resume_from;
   }
   MESHTRAIN_ASSIGN_OR_RETURN(pipeline_,
                              InputPipeline::Create(&train, schedule, options_.start,
@@ -148,8 +152,13 @@ absl::Status Loop::Start(const Dataset& train) {
                                                     .num_threads = options_.input_threads,
                                                     .augment = options_.augment}));
   steps_per_epoch_ = pipeline_->schedule().steps_per_epoch();  // >= 1: Create checked it
-  last_step_ = options_.epochs * steps_per_epoch_;
-  if (options_.max_steps > 0) last_step_ = std::min(last_step_, options_.max_steps);
+  if (!options_.record_examples.empty()) {
+    record_.open(options_.record_examples, std::ios::app);
+    if (!record_) {
+      return absl::InvalidArgumentError(absl::StrCat("--test-record-examples: cannot open ",
+                                                     options_.record_examples, " for appending"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -196,15 +205,26 @@ absl::StatusOr<BatchScheduleOptions> Loop::OwnFilesScheduleFor(const Dataset& tr
 
 absl::StatusOr<TrainingReport> Loop::Run() {
   start_ = absl::Now();
-  global_step_ = options_.start.epoch * steps_per_epoch_ + options_.start.step;
+  const InputPosition start = pipeline_->next_position();  // normalized
+  global_step_ =
+      options_.start_step.value_or(options_.start.epoch * steps_per_epoch_ + options_.start.step);
   pipeline_->Start();
   if (options_.tracer != nullptr) options_.tracer->NameThread("training loop");
-  while (global_step_ < last_step_) {
-    const int64_t epoch = global_step_ / steps_per_epoch_;
-    MESHTRAIN_RETURN_IF_ERROR(
-        RunEpoch(epoch, std::min(last_step_, (epoch + 1) * steps_per_epoch_)));
+  const auto more_steps = [this] {
+    return options_.max_steps <= 0 || global_step_ < options_.max_steps;
+  };
+  // Epochs may differ in steps (a resumed one holds only what is left of it):
+  // each runs from the input's position to its end, or to max_steps.
+  for (InputPosition at = start; at.epoch < options_.epochs && more_steps();
+       at = pipeline_->next_position()) {
+    int64_t epoch_end = global_step_ + pipeline_->schedule().StepsInEpoch(at.epoch) - at.step;
+    if (options_.max_steps > 0) epoch_end = std::min(epoch_end, options_.max_steps);
+    MESHTRAIN_RETURN_IF_ERROR(RunEpoch(at.epoch, epoch_end));
   }
   pipeline_->Stop();
+  for (TrainingObserver* observer : options_.observers) {
+    MESHTRAIN_RETURN_IF_ERROR(observer->OnTrainingEnd(pipeline_->next_position()));
+  }
   MESHTRAIN_RETURN_IF_ERROR(Finish());
   return std::move(report_);
 }
@@ -247,7 +267,8 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& p
   const Batch& batch = next->first;
   const int64_t step_in_epoch = next->second.step;
   const int64_t global_batch =
-      pipeline_->schedule().GlobalBatchSize(step_in_epoch) * batches_per_global_batch_;
+      pipeline_->schedule().GlobalBatchSize(next->second.epoch, step_in_epoch) *
+      batches_per_global_batch_;
   absl::StatusOr<StepResult> result = strategy_.Run(step_fn_, batch, global_batch);
   if (!result.ok()) return Annotate(result.status(), absl::StrCat("step ", global_step_));
   const absl::Duration step_time = absl::Now() - step_start;
@@ -268,6 +289,7 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& p
   timing.bytes_received += result->timing.bytes_received;
   ++global_step_;
   ++totals.steps;
+  if (record_.is_open()) RecordExamples(next->second);
   if (!options_.observers.empty()) {
     StepRecord record{global_step_, pipeline_->schedule().Advance(next->second),
                       global_batch, &*result,
@@ -282,12 +304,19 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& p
   return absl::OkStatus();
 }
 
+void Loop::RecordExamples(InputPosition position) {
+  record_ << global_step_ << ' ' << position.epoch;
+  for (int64_t i : pipeline_->ExampleIndices(position)) record_ << ' ' << i;
+  record_ << '\n';
+  record_.flush();
+}
+
 void Loop::ReportProgress(int64_t epoch, int64_t step_in_epoch, const EpochTotals& totals,
                           ProgressWindow& progress) {
   ProgressRecord record;
   record.epoch = epoch + 1;
   record.step = step_in_epoch + 1;
-  record.steps_per_epoch = steps_per_epoch_;
+  record.steps_per_epoch = pipeline_->schedule().StepsInEpoch(epoch);
   record.loss = totals.loss.loss_sum / std::max<int64_t>(1, totals.examples);
   record.window_steps = progress.steps;
   record.step_time = progress.train / std::max<int64_t>(1, progress.steps);

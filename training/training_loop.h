@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/time/time.h"
 #include "runtime/base/trace.h"
 #include "runtime/data/dataset.h"
+#include "runtime/data/global_position.h"
 #include "runtime/data/input_pipeline.h"
 #include "runtime/model/model.h"
 #include "strategies/strategy.h"
@@ -62,6 +64,9 @@ class TrainingObserver {
   virtual ~TrainingObserver() = default;
   virtual absl::Status OnStepEnd(const StepRecord& step) { return absl::OkStatus(); }
   virtual absl::Status OnEpochEnd(const EpochRecord& epoch) { return absl::OkStatus(); }
+  // After this process's last step, before Strategy::Finish (which may wait
+  // for the other workers): `next` is where its input stands.
+  virtual absl::Status OnTrainingEnd(InputPosition next) { return absl::OkStatus(); }
 };
 
 // Under the file policy (runtime/data/file_sharding.h) the training set is
@@ -88,8 +93,19 @@ struct TrainingOptions {
   int prefetch_depth = 2;
   int input_threads = 1;   // InputPipeline's producer threads (prefetch_depth > 0)
   AugmentOptions augment;  // random flips and crops of training images
-  std::optional<OwnFilesOptions> own_files;        // nullopt: the data policy
-  InputPosition start;                             // resume here (epoch, step within epoch)
+  std::optional<OwnFilesOptions> own_files;  // nullopt: the data policy
+  InputPosition start;                       // resume here (epoch, step within epoch)
+  // Null: the schedule is the job's from its beginning. Otherwise the
+  // examples trained before this run (another cluster shape's checkpoint):
+  // the schedule leaves them out and `start` is a position in it.
+  std::shared_ptr<const GlobalInputPosition> resume_from;
+  // Global steps done before `start`; unset: start.epoch x steps_per_epoch +
+  // start.step (a schedule that never changed).
+  std::optional<int64_t> start_step;
+  // Debugging and tests (--test-record-examples): after each step, appends a
+  // line "STEP EPOCH INDEX..." (the global step done, the 0-based epoch, the
+  // example indices this process trained) to this file. Empty: nothing.
+  std::string record_examples;
   absl::Duration step_timeout = absl::Minutes(5);  // longest wait for a batch
   absl::Duration progress_interval = absl::Seconds(10);
   std::vector<TrainingObserver*> observers;  // not owned; outlive the call

@@ -130,6 +130,8 @@ absl::Status ReadProgress(JsonReader& r, Manifest* m) {
   MESHTRAIN_RETURN_IF_ERROR(input.ForEachMember(
       "tasks",
       [&](const std::string& task, JsonReader& t) { return ReadInput(t, &m->task_inputs[task]); }));
+  if (const Json* global = input.Find("global"); global != nullptr) m->input_global = *global;
+  if (const Json* layout = input.Find("layout"); layout != nullptr) m->input_layout = *layout;
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader rng, r.Object("rng"));
   int64_t seed = 0;
   MESHTRAIN_RETURN_IF_ERROR(rng.ReadAtLeast("seed", 0, &seed));
@@ -182,6 +184,9 @@ std::string ManifestToJson(const Manifest& m) {
   Json tasks = Json::object();
   for (const auto& [task, input] : m.task_inputs)
     tasks[task] = {{"epoch", input.epoch}, {"step", input.step}};
+  Json input = {{"epoch", m.input.epoch}, {"step", m.input.step}, {"tasks", tasks}};
+  if (!m.input_global.is_null()) input["global"] = m.input_global;
+  if (!m.input_layout.is_null()) input["layout"] = m.input_layout;
   Json variables = Json::array();
   for (const VariableRecord& v : m.variables) variables.push_back(VariableToJson(v));
   Json files = Json::array();
@@ -191,7 +196,7 @@ std::string ManifestToJson(const Manifest& m) {
       {"version", kManifestVersion},
       {"step", m.step},
       {"final", m.final},
-      {"input", {{"epoch", m.input.epoch}, {"step", m.input.step}, {"tasks", tasks}}},
+      {"input", std::move(input)},
       {"rng",
        {{"seed", m.seed},
         {"data_order", "per epoch a Fisher-Yates shuffle from mt19937_64(DeriveSeed(seed, epoch))"},

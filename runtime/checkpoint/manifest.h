@@ -70,6 +70,12 @@ struct Manifest {
   bool final = false;  // written at the end of training (the evaluator stops after it)
   InputRecord input;   // where the chief's input resumes
   std::map<std::string, InputRecord> task_inputs;  // "worker:1" -> its shard's position
+  // The global input position and the layout the positions above are
+  // relative to (runtime/data/global_position.h parses them; null in
+  // checkpoints written before them): what lets a checkpoint resume on any
+  // number of workers without training an example of an epoch twice.
+  nlohmann::json input_global;
+  nlohmann::json input_layout;
   // Data order and initial values are pure functions of the seed (and the
   // position), so the seed is the whole RNG state.
   uint64_t seed = 0;

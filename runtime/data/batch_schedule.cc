@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/base/check.h"
+#include "runtime/data/global_position.h"
 #include "runtime/data/portable_random.h"
 
 namespace meshtrain {
@@ -34,31 +35,67 @@ absl::StatusOr<BatchSchedule> BatchSchedule::Create(const BatchScheduleOptions& 
     return error("shard_index ", options.shard_index, " out of range for ", options.num_shards,
                  " shards");
   }
-  const int64_t n = options.num_examples;
-  const int64_t g = options.global_batch_size;
-  int64_t steps = options.drop_remainder ? n / g : n / g + (n % g != 0 ? 1 : 0);
-  if (options.max_steps_per_epoch > 0) steps = std::min(steps, options.max_steps_per_epoch);
-  return BatchSchedule(options, steps);
+  if (options.resume_from != nullptr && options.resume_from->num_examples != options.num_examples) {
+    return error("resuming from a position over ", options.resume_from->num_examples,
+                 " examples, but the training set has ", options.num_examples);
+  }
+  BatchSchedule schedule(options, 0);
+  schedule.steps_per_epoch_ = schedule.StepsFor(options.num_examples);
+  return schedule;
 }
 
 BatchSchedule::BatchSchedule(const BatchScheduleOptions& options, int64_t steps_per_epoch)
     : options_(options), steps_per_epoch_(steps_per_epoch), cache_(std::make_shared<Cache>()) {}
 
-int64_t BatchSchedule::GlobalBatchSize(int64_t step) const {
-  MESHTRAIN_CHECK(step >= 0 && step < steps_per_epoch_)
-      << "step " << step << " of " << steps_per_epoch_;
+int64_t BatchSchedule::StepsFor(int64_t examples) const {
   const int64_t g = options_.global_batch_size;
-  return std::min(g, options_.num_examples - step * g);
+  int64_t steps = options_.drop_remainder ? examples / g : examples / g + (examples % g != 0);
+  if (options_.max_steps_per_epoch > 0) steps = std::min(steps, options_.max_steps_per_epoch);
+  return steps;
 }
 
-RowRange BatchSchedule::ShardRows(int64_t step) const {
-  const int64_t global = GlobalBatchSize(step);
+int64_t BatchSchedule::ExamplesInEpoch(int64_t epoch) const {
+  const GlobalInputPosition* resume = options_.resume_from.get();
+  if (resume == nullptr) return options_.num_examples;
+  return options_.num_examples - resume->TrainedIn(epoch);
+}
+
+int64_t BatchSchedule::StepsInEpoch(int64_t epoch) const {
+  if (options_.resume_from == nullptr) return steps_per_epoch_;
+  return StepsFor(ExamplesInEpoch(epoch));
+}
+
+int64_t BatchSchedule::GlobalBatchOf(int64_t examples, int64_t step) const {
+  MESHTRAIN_CHECK(step >= 0 && step < StepsFor(examples))
+      << "step " << step << " of " << StepsFor(examples);
+  const int64_t g = options_.global_batch_size;
+  return std::min(g, examples - step * g);
+}
+
+RowRange BatchSchedule::ShardRowsOf(int64_t examples, int64_t step) const {
+  const int64_t global = GlobalBatchOf(examples, step);
   const int64_t shards = options_.num_shards;
   const int64_t w = options_.shard_index;
   const int64_t base = global / shards;
   const int64_t extra = global % shards;
   const int64_t begin = w * base + std::min(w, extra);
   return RowRange{begin, begin + base + (w < extra ? 1 : 0)};
+}
+
+int64_t BatchSchedule::GlobalBatchSize(int64_t step) const {
+  return GlobalBatchOf(options_.num_examples, step);
+}
+
+int64_t BatchSchedule::GlobalBatchSize(int64_t epoch, int64_t step) const {
+  return GlobalBatchOf(ExamplesInEpoch(epoch), step);
+}
+
+RowRange BatchSchedule::ShardRows(int64_t step) const {
+  return ShardRowsOf(options_.num_examples, step);
+}
+
+RowRange BatchSchedule::ShardRows(int64_t epoch, int64_t step) const {
+  return ShardRowsOf(ExamplesInEpoch(epoch), step);
 }
 
 int64_t BatchSchedule::MaxShardBatchSize() const {
@@ -83,6 +120,12 @@ std::shared_ptr<const std::vector<int64_t>> BatchSchedule::Permutation(int64_t e
     PortableRandom random(DeriveSeed(options_.seed, static_cast<uint64_t>(epoch)));
     random.Shuffle(absl::MakeSpan(*permutation));
   }
+  if (ExamplesInEpoch(epoch) != options_.num_examples) {
+    // A partly trained epoch: P_e's untrained positions, in P_e order.
+    const std::vector<int64_t> positions = EpochPositions(epoch);
+    for (size_t i = 0; i < positions.size(); ++i) (*permutation)[i] = (*permutation)[positions[i]];
+    permutation->resize(positions.size());
+  }
   absl::MutexLock lock(&cache_->mu);
   cache_->epoch = epoch;
   cache_->permutation = permutation;
@@ -91,9 +134,9 @@ std::shared_ptr<const std::vector<int64_t>> BatchSchedule::Permutation(int64_t e
 
 absl::Span<const int64_t> BatchSchedule::ShardSlice(absl::Span<const int64_t> permutation,
                                                     int64_t step) const {
-  MESHTRAIN_CHECK(static_cast<int64_t>(permutation.size()) == options_.num_examples)
+  MESHTRAIN_CHECK(static_cast<int64_t>(permutation.size()) <= options_.num_examples)
       << "permutation of " << permutation.size() << " for " << options_.num_examples << " examples";
-  const RowRange rows = ShardRows(step);
+  const RowRange rows = ShardRowsOf(static_cast<int64_t>(permutation.size()), step);
   return permutation.subspan(static_cast<size_t>(step * options_.global_batch_size + rows.begin),
                              static_cast<size_t>(rows.size()));
 }
@@ -107,19 +150,45 @@ std::vector<int64_t> BatchSchedule::ShardIndices(int64_t epoch, int64_t step) co
 std::vector<int64_t> BatchSchedule::GlobalIndices(int64_t epoch, int64_t step) const {
   const std::shared_ptr<const std::vector<int64_t>> permutation = Permutation(epoch);
   const auto first = permutation->begin() + step * options_.global_batch_size;
-  return std::vector<int64_t>(first, first + GlobalBatchSize(step));
+  return std::vector<int64_t>(
+      first, first + GlobalBatchOf(static_cast<int64_t>(permutation->size()), step));
+}
+
+std::vector<int64_t> BatchSchedule::EpochPositions(int64_t epoch) const {
+  std::vector<int64_t> positions;
+  const GlobalInputPosition* resume = options_.resume_from.get();
+  if (resume != nullptr && epoch < resume->epoch) return positions;
+  positions.reserve(static_cast<size_t>(ExamplesInEpoch(epoch)));
+  for (int64_t p = 0; p < options_.num_examples; ++p) {
+    if (resume == nullptr || !resume->IsTrained(epoch, p)) positions.push_back(p);
+  }
+  return positions;
+}
+
+InputPosition BatchSchedule::Normalize(InputPosition position) const {
+  // Whole epochs have a step (Create's callers check steps_per_epoch >= 1), so
+  // this ends within the resumed epochs.
+  while (steps_per_epoch_ > 0 && position.step >= StepsInEpoch(position.epoch)) {
+    position = {position.epoch + 1, 0};
+  }
+  return position;
+}
+
+InputPosition BatchSchedule::FirstPosition() const {
+  const GlobalInputPosition* resume = options_.resume_from.get();
+  return Normalize({resume != nullptr ? resume->epoch : 0, 0});
 }
 
 InputPosition BatchSchedule::Advance(InputPosition position) const {
-  if (position.step + 1 < steps_per_epoch_) return {position.epoch, position.step + 1};
-  return {position.epoch + 1, 0};
+  return Normalize({position.epoch, position.step + 1});
 }
 
 absl::Status BatchSchedule::ValidatePosition(InputPosition position) const {
-  if (position.epoch < 0 || position.step < 0 || position.step >= steps_per_epoch_) {
+  if (position.epoch < 0 || position.step < 0 || position.step >= StepsInEpoch(position.epoch)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input position epoch ", position.epoch, " step ", position.step,
-        " is outside the schedule (", steps_per_epoch_, " steps per epoch, epochs from 0)"));
+        " is outside the schedule (", StepsInEpoch(std::max<int64_t>(position.epoch, 0)),
+        " steps in that epoch, ", steps_per_epoch_, " in a whole one, epochs from 0)"));
   }
   return absl::OkStatus();
 }

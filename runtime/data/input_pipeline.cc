@@ -45,6 +45,8 @@ absl::StatusOr<std::unique_ptr<InputPipeline>> InputPipeline::Create(
                  options.global_batch_size, options.drop_remainder ? " with drop_remainder" : "",
                  "; use fewer replicas or a smaller global batch");
   }
+  // A resumed epoch may have no step left at `start`: begin after it.
+  if (options.resume_from != nullptr) start = schedule.Normalize(start);
   MESHTRAIN_RETURN_IF_ERROR(schedule.ValidatePosition(start));
   return std::unique_ptr<InputPipeline>(
       new InputPipeline(dataset, std::move(schedule), start, pipeline));
@@ -96,12 +98,12 @@ InputPosition InputPipeline::next_position() const {
   return consume_position_;
 }
 
-int64_t InputPipeline::Sequence(InputPosition position) const {
-  return position.epoch * schedule_.steps_per_epoch() + position.step;
+std::vector<int64_t> InputPipeline::ExampleIndices(InputPosition position) const {
+  return schedule_.ShardIndices(position.epoch, position.step);
 }
 
 Batch InputPipeline::View(int buffer, InputPosition position) const {
-  return buffers_[buffer].Slice(0, schedule_.ShardRows(position.step).size());
+  return buffers_[buffer].Slice(0, schedule_.ShardRows(position.epoch, position.step).size());
 }
 
 Batch InputPipeline::Fill(int buffer, InputPosition position) const {
@@ -117,7 +119,7 @@ Batch InputPipeline::Fill(int buffer, InputPosition position) const {
 void InputPipeline::Augment(InputPosition position, Batch& batch) const {
   const int64_t width = batch.inputs.shape().row_elements();
   // Draws follow the example's row in the global batch, not this shard's.
-  const int64_t first_row = schedule_.ShardRows(position.step).begin;
+  const int64_t first_row = schedule_.ShardRows(position.epoch, position.step).begin;
   std::vector<float> scratch(static_cast<size_t>(width));
   float* inputs = batch.inputs.data<float>();
   for (int64_t i = 0; i < batch.size(); ++i) {
@@ -160,7 +162,7 @@ void InputPipeline::ProduceLoop() {
     Fill(buffer, position);
     absl::MutexLock lock(&mu_);
     --filling_;
-    ready_.emplace(Sequence(position), buffer);
+    ready_.emplace(SequenceOf(position), buffer);
   }
 }
 
@@ -191,7 +193,7 @@ absl::StatusOr<std::pair<Batch, InputPosition>> InputPipeline::Next(absl::Time d
     return absl::FailedPreconditionError(
         absl::StrCat(where(), ": Next() before Start(); call Start() once after Create()"));
   }
-  const int64_t wanted = Sequence(consume_position_);
+  const Sequence wanted = SequenceOf(consume_position_);
   const auto ready_or_stopping = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || (!ready_.empty() && ready_.begin()->first == wanted);
   };

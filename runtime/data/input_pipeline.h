@@ -83,13 +83,17 @@ class InputPipeline {
   // The position of the batch the next successful Next() returns: what a
   // checkpoint records to resume the input stream.
   InputPosition next_position() const;
+  // The example indices of the batch at `position` (a position Next() returned),
+  // in batch row order: what --test-record-examples writes.
+  std::vector<int64_t> ExampleIndices(InputPosition position) const;
 
  private:
   InputPipeline(const Dataset* dataset, BatchSchedule schedule, InputPosition start,
                 const InputPipelineOptions& options);
 
-  // The batch's place in the stream: global step from the start of training.
-  int64_t Sequence(InputPosition position) const;
+  // The batch's place in the stream (epochs may differ in steps).
+  using Sequence = std::pair<int64_t, int64_t>;
+  static Sequence SequenceOf(InputPosition position) { return {position.epoch, position.step}; }
   // Gathers the batch at `position` into buffer `buffer`; returns its view.
   // Any number of threads at once, each into its own buffer.
   Batch Fill(int buffer, InputPosition position) const;
@@ -110,7 +114,7 @@ class InputPipeline {
 
   mutable absl::Mutex mu_;
   // Gathered batches by Sequence(), handed out in that order.
-  std::map<int64_t, int> ready_ ABSL_GUARDED_BY(mu_);
+  std::map<Sequence, int> ready_ ABSL_GUARDED_BY(mu_);
   int filling_ ABSL_GUARDED_BY(mu_) = 0;  // batches being gathered now
   std::vector<int> free_ ABSL_GUARDED_BY(mu_);
   std::deque<int> held_ ABSL_GUARDED_BY(mu_);  // returned by Next(), oldest first

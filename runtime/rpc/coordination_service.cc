@@ -89,8 +89,30 @@ void CoordinationService::Stop() {
   if (monitor_.joinable()) monitor_.join();
 }
 
+absl::Duration CoordinationService::MonitorPeriod() const {
+  return std::max(std::min(options_.heartbeat_timeout, options_.heartbeat_interval) / 4,
+                  absl::Milliseconds(10));
+}
+
+absl::Duration CoordinationService::StuckBound(absl::Duration median_step) const {
+  return std::max(options_.stuck_floor, options_.stuck_step_multiple * median_step);
+}
+
+absl::Duration CoordinationService::StuckSilence(absl::Duration median_step) const {
+  return std::max(StuckBound(median_step) - options_.heartbeat_interval - MonitorPeriod(),
+                  3 * options_.heartbeat_interval);
+}
+
+absl::Duration CoordinationService::SetTrainingStepTime(absl::Duration median_step) {
+  absl::MutexLock lock(&mu_);
+  median_step_ = options_.stuck_floor > absl::ZeroDuration()
+                     ? std::max(median_step, absl::ZeroDuration())
+                     : absl::ZeroDuration();
+  return median_step_ > absl::ZeroDuration() ? StuckBound(median_step_) : absl::ZeroDuration();
+}
+
 void CoordinationService::MonitorLoop() {
-  const absl::Duration period = std::max(options_.heartbeat_timeout / 4, absl::Milliseconds(10));
+  const absl::Duration period = MonitorPeriod();
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     env_.AwaitWithDeadline(mu_, absl::Condition(&stopping_), env_.Now() + period);
@@ -108,6 +130,9 @@ void CoordinationService::CheckLiveness() {
   // Register and send no heartbeats. After a shutdown request, silence is normal.
   if (!rendezvous_done_ || shutdown_requested_) return;
   const absl::Time now = env_.Now();
+  const bool training = median_step_ > absl::ZeroDuration();
+  const absl::Duration stuck_silence =
+      training ? StuckSilence(median_step_) : absl::InfiniteDuration();
   for (auto& [task, record] : tasks_) {
     // Tasks waiting in a recovery send no heartbeats; their call is their pulse.
     if (task == options_.chief || record.info.state != TaskState::kConnected ||
@@ -115,14 +140,29 @@ void CoordinationService::CheckLiveness() {
       continue;
     }
     const absl::Duration silent = now - record.last_heartbeat;
-    if (silent <= options_.heartbeat_timeout) continue;
+    if (silent <= std::min(options_.heartbeat_timeout, stuck_silence)) continue;
     record.info.state = TaskState::kDead;
     ++version_;
+    const std::string silent_text =
+        absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(1)));
+    // Stuck: no other task saw it exit (that would already be the first
+    // error), yet it has stopped. Dead: silent past the heartbeat timeout.
+    const bool stuck = silent <= options_.heartbeat_timeout && !first_error_.has_value();
     const std::string message =
-        absl::StrCat("heartbeat: ", Describe(task), " sent no heartbeat for ",
-                     absl::FormatDuration(absl::Trunc(silent, absl::Milliseconds(1))), " (timeout ",
-                     absl::FormatDuration(options_.heartbeat_timeout),
-                     ") and is presumed dead; restart it and recover from the last checkpoint");
+        stuck ? absl::StrCat(
+                    "heartbeat: ", Describe(task), " is stuck, not gone: no heartbeat for ",
+                    silent_text, " while training, though no task saw it exit (the stuck bound is ",
+                    absl::FormatDuration(StuckBound(median_step_)), ": max(",
+                    absl::FormatDuration(options_.stuck_floor), ", ", options_.stuck_step_multiple,
+                    " x the median step time ",
+                    absl::FormatDuration(absl::Trunc(median_step_, absl::Microseconds(100))),
+                    ")); it is alive but makes no progress (stopped by SIGSTOP or a debugger, a "
+                    "frozen host, a cut link); treating it as dead: restart it and recover from "
+                    "the last checkpoint")
+              : absl::StrCat("heartbeat: ", Describe(task), " sent no heartbeat for ", silent_text,
+                             " (timeout ", absl::FormatDuration(options_.heartbeat_timeout),
+                             ") and is presumed dead; restart it and recover from the last "
+                             "checkpoint");
     MESHTRAIN_LOG(ERROR) << message;
     if (task.job != kEvaluatorJob && !options_.independent_tasks.contains(task) &&
         !first_error_.has_value()) {

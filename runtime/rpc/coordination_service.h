@@ -23,7 +23,14 @@
 //  2. After the rendezvous every task sends heartbeats. A task silent for
 //     longer than `heartbeat_timeout` is marked dead; unless it is the
 //     evaluator or an independent task, that becomes the cluster's first
-//     error.
+//     error. While training runs (SetTrainingStepTime), the stuck rule
+//     tightens this: a task is *stuck* when it is silent for longer than
+//     StuckSilence(): alive as far as the network shows (a task that exited
+//     would have reset its connections and been reported at once) but making
+//     no progress (SIGSTOP, a frozen host or VM). It is marked dead the same
+//     way, with a message that says it is stuck, not gone, so that every task
+//     knows within StuckBound() = max(stuck_floor, stuck_step_multiple x the
+//     median step time) of the moment it stopped.
 //  3. ReportError records the first error of the cluster (later ones are
 //     logged only). Heartbeat replies carry it, so every task aborts
 //     ("first error wins and aborts the peers").
@@ -89,9 +96,17 @@ struct CoordinationServiceOptions {
   std::set<TaskId> independent_tasks;
   // Step 1: a restart (new incarnation) of a task is accepted only once the
   // current incarnation has sent no heartbeat for longer than this (or was
-  // declared dead, or left). Twice the clients' heartbeat interval: a live task
-  // is never this silent, and a SIGKILLed one is after a moment.
+  // declared dead, or left). The mesh uses 2 s or twice the clients' heartbeat
+  // interval if longer: a live task is never this silent, and a SIGKILLed one
+  // is after a moment.
   absl::Duration restart_silence = absl::Seconds(2);
+  // The clients' heartbeat interval: the stuck rule leaves room for one
+  // heartbeat in flight and one reply to carry the news.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // The stuck rule's bound: max(stuck_floor, stuck_step_multiple x median
+  // step). A zero floor turns the rule off.
+  absl::Duration stuck_floor = absl::Seconds(2);
+  int stuck_step_multiple = 10;
   // Its clock (heartbeat silence, every wait's deadline); null: Env::Default().
   // A fake clock stands still, so waits check `cancelled` only as it moves.
   Env* env = nullptr;
@@ -164,9 +179,22 @@ class CoordinationService {
   absl::Status RequestShutdown(const TaskId& task, uint64_t incarnation);
   absl::Status Disconnect(const TaskId& task, uint64_t incarnation);
 
-  // Declares dead every task silent for longer than heartbeat_timeout by the
-  // Env's clock, as the monitor thread does every heartbeat_timeout / 4.
+  // Declares dead every task silent for longer than heartbeat_timeout (or,
+  // while training, StuckSilence()) by the Env's clock, as the monitor thread
+  // does every min(heartbeat_timeout, heartbeat_interval) / 4.
   void CheckHeartbeats();
+
+  // The chief's training loop reports its median step time while training
+  // runs; zero (the default, and at the end of each life) turns the stuck
+  // rule off. Returns the bound now in force (zero: off).
+  absl::Duration SetTrainingStepTime(absl::Duration median_step);
+  // max(stuck_floor, stuck_step_multiple x median_step): how soon every task
+  // learns of a stuck task, from its last heartbeat.
+  absl::Duration StuckBound(absl::Duration median_step) const;
+  // The silence that marks a task stuck: the bound less one heartbeat
+  // interval (the reply that tells the others) and one monitor period, at
+  // least three heartbeat intervals.
+  absl::Duration StuckSilence(absl::Duration median_step) const;
 
   // Observers, for the chief's Stop, diagnostics and tests.
   std::optional<ClusterError> first_error() const;
@@ -200,6 +228,7 @@ class CoordinationService {
   explicit CoordinationService(CoordinationServiceOptions options);
 
   void MonitorLoop();
+  absl::Duration MonitorPeriod() const;
   void CheckLiveness() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckSender(const TaskId& task, uint64_t incarnation) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -237,6 +266,7 @@ class CoordinationService {
   std::vector<IncarnationChange> changes_ ABSL_GUARDED_BY(mu_);
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool resumed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration median_step_ ABSL_GUARDED_BY(mu_);  // zero: the stuck rule is off
 };
 
 }  // namespace meshtrain

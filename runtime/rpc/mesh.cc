@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <set>
@@ -149,7 +150,10 @@ absl::Status Mesh::Serve() {
     service_options.cluster = cluster();
     service_options.chief = task();
     service_options.heartbeat_timeout = options_.heartbeat_timeout;
-    service_options.restart_silence = 2 * options_.heartbeat_interval;
+    // A live task is never silent this long; at least 2 s whatever the interval.
+    service_options.restart_silence = std::max(absl::Seconds(2), 2 * options_.heartbeat_interval);
+    service_options.heartbeat_interval = options_.heartbeat_interval;
+    service_options.stuck_floor = options_.stuck_floor;
     service_options.independent_tasks = options_.independent_tasks;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CoordinationService> service,
                                CoordinationService::Create(std::move(service_options)));

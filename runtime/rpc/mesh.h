@@ -64,8 +64,10 @@ struct MeshOptions {
   absl::Duration startup_timeout = absl::Seconds(300);
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration heartbeat_timeout = absl::Seconds(5);  // silent this long = dead
-  absl::Duration rpc_timeout = absl::Seconds(30);       // calls that wait for nobody
-  AbortSignal* abort = nullptr;  // must outlive the Mesh; null: the Mesh owns one
+  // The stuck rule's floor (CoordinationServiceOptions::stuck_floor); zero: off.
+  absl::Duration stuck_floor = absl::Seconds(2);
+  absl::Duration rpc_timeout = absl::Seconds(30);  // calls that wait for nobody
+  AbortSignal* abort = nullptr;                    // must outlive the Mesh; null: the Mesh owns one
   // A server already listening on this task's port (two-phase start); null:
   // Start() creates one with `server_options` and binds the ClusterSpec address.
   std::unique_ptr<Server> server;

@@ -151,6 +151,77 @@ TEST_F(CoordinationServiceTest, ASilentWorkerBecomesTheFirstErrorButASilentEvalu
   EXPECT_THAT(std::string(error->status.message()), HasSubstr("presumed dead"));
 }
 
+// The stuck rule: while training runs, a task silent for longer than the
+// stuck bound less one heartbeat and one monitor period is stuck, not gone.
+class StuckRuleTest : public CoordinationServiceTest {
+ protected:
+  void StartWithInterval(absl::Duration stuck_floor) {
+    service_->Stop();
+    CoordinationServiceOptions options;
+    options.cluster = cluster_;
+    options.chief = T("worker", 0);
+    options.heartbeat_timeout = absl::Seconds(5);
+    options.heartbeat_interval = absl::Milliseconds(250);
+    options.stuck_floor = stuck_floor;
+    options.env = &env_;
+    service_ = std::move(*CoordinationService::Create(options));
+    service_->Start();
+  }
+
+  // Both workers heartbeat `beats` times, 250 ms apart.
+  void Beat(int beats) {
+    for (int i = 0; i < beats; ++i) {
+      env_.Advance(absl::Milliseconds(250));
+      ASSERT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
+      ASSERT_TRUE(service_->Heartbeat(T("worker", 0), 1, 0).ok());
+      service_->CheckHeartbeats();
+    }
+  }
+};
+
+TEST_F(StuckRuleTest, BoundIsTwoSecondsOrTenMedianSteps) {
+  StartWithInterval(absl::Seconds(2));
+  EXPECT_EQ(service_->StuckBound(absl::Milliseconds(1)), absl::Seconds(2));
+  EXPECT_EQ(service_->StuckBound(absl::Milliseconds(500)), absl::Seconds(5));
+  // Less one heartbeat interval and one monitor period (interval / 4).
+  EXPECT_EQ(service_->StuckSilence(absl::Milliseconds(1)), absl::Milliseconds(1687.5));
+  EXPECT_EQ(service_->StuckSilence(absl::Seconds(1)), absl::Milliseconds(9687.5));
+  EXPECT_EQ(service_->SetTrainingStepTime(absl::Milliseconds(300)), absl::Seconds(3));
+  EXPECT_EQ(service_->SetTrainingStepTime(absl::ZeroDuration()), absl::ZeroDuration());
+  StartWithInterval(absl::ZeroDuration());  // --stuck-timeout 0: off
+  EXPECT_EQ(service_->SetTrainingStepTime(absl::Milliseconds(300)), absl::ZeroDuration());
+}
+
+TEST_F(StuckRuleTest, SilentTaskIsStuckWithinTheBoundOnlyWhileTraining) {
+  StartWithInterval(absl::Seconds(2));
+  Rendezvous();
+  Beat(4);
+  // Not training: 3 s of silence is below the 5 s heartbeat timeout.
+  env_.Advance(absl::Seconds(3));
+  service_->CheckHeartbeats();
+  EXPECT_FALSE(service_->first_error().has_value());
+  Beat(1);
+  ASSERT_EQ(service_->SetTrainingStepTime(absl::Milliseconds(20)), absl::Seconds(2));
+  Beat(8);  // heartbeats on time: nobody is stuck
+  EXPECT_FALSE(service_->first_error().has_value());
+  // worker:1 stops; the chief goes on heartbeating.
+  for (int i = 0; i < 6; ++i) {
+    env_.Advance(absl::Milliseconds(250));
+    ASSERT_TRUE(service_->Heartbeat(T("worker", 0), 1, 0).ok());
+    service_->CheckHeartbeats();
+  }
+  EXPECT_FALSE(service_->first_error().has_value());  // 1.5 s < 1.6875 s
+  env_.Advance(absl::Milliseconds(250));
+  service_->CheckHeartbeats();
+  const std::optional<ClusterError> error = service_->first_error();
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->source, T("worker", 1));
+  EXPECT_TRUE(absl::IsUnavailable(error->status));
+  EXPECT_THAT(std::string(error->status.message()),
+              HasSubstr("worker:1 (10.0.0.2:1) is stuck, not gone: no heartbeat for 1.75s"));
+  EXPECT_THAT(std::string(error->status.message()), HasSubstr("the stuck bound is 2s"));
+}
+
 // Recovery (protocol step 6), on the service alone.
 class RecoveryTest : public CoordinationServiceTest {
  protected:

@@ -71,7 +71,13 @@ absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& a
   const std::string name =
       absl::StrFormat("gradients-%08x-g%d", static_cast<uint32_t>(chief), options.generation);
   CrossWorkerLink link;
+  MESHTRAIN_ASSIGN_OR_RETURN(const WireDtype wire_dtype, ParseWireDtype(config.wire_dtype));
   if (UseNcclAcrossWorkers(config, options.devices)) {
+    if (wire_dtype != WireDtype::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "wire_dtype ", config.wire_dtype,
+          " is for the ring: NCCL sums in the dtype it is given; use --communication ring"));
+    }
     MESHTRAIN_ASSIGN_OR_RETURN(link.communicator,
                                CreateNcclAcrossWorkers(mesh, workers, options.devices.at(0), name,
                                                        abort, options.timeout));
@@ -80,8 +86,12 @@ absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& a
   }
   MESHTRAIN_ASSIGN_OR_RETURN(link.transport,
                              mesh.CreateTransport(workers, options.rpc_layer, name));
-  link.communicator = std::make_unique<RingCommunicator>(link.transport.get());
+  link.communicator =
+      std::make_unique<RingCommunicator>(link.transport.get(), RingCommunicatorOptions{
+                                                                   .wire_dtype = wire_dtype,
+                                                               });
   link.description = absl::StrCat("ring over ", link.transport->kind());
+  link.wire_dtype = wire_dtype;
   return link;
 }
 

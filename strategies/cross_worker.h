@@ -18,6 +18,7 @@
 #include "runtime/rpc/mesh.h"
 #include "runtime/tensor/device.h"
 #include "runtime/transport/transport.h"
+#include "runtime/transport/wire_codec.h"
 #include "strategies/strategy_config.h"
 
 namespace meshtrain {
@@ -39,7 +40,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
 struct CrossWorkerLink {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<Communicator> communicator;
-  std::string description;  // "nccl", "ring over shm", ... (summary.json)
+  std::string description;                     // "nccl", "ring over shm", ... (summary.json)
+  WireDtype wire_dtype = WireDtype::kFloat32;  // how the ring's chunks travel
 };
 
 struct CrossWorkerOptions {

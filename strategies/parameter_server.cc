@@ -9,6 +9,7 @@
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/optim/optimizer.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 
@@ -258,6 +259,7 @@ void ParameterServerStrategy::Describe(nlohmann::json& summary) const {
   if (client_ == nullptr) return;
   const PsPlan& plan = client_->plan();
   summary["data_path"] = client_->data_path();
+  summary["wire_dtype"] = WireDtypeName(plan.wire_dtype);
   summary["ps_bytes"] = plan.placement.ps_bytes();
   nlohmann::json placement = nlohmann::json::object();
   for (int v = 0; v < static_cast<int>(plan.specs.size()); ++v) {

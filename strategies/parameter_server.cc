@@ -114,7 +114,15 @@ absl::Status ParameterServerStrategy::Build() {
     if (specs_[id].sparse) continue;
     values_[id] = Tensor(DType::kFloat32, specs_[id].shape);
     gradients_[id] = replica_->Gradient(id);
-    dense_bytes_ += static_cast<int64_t>(specs_[id].bytes());
+  }
+  // What a step's dense push (and the values after it) moves: one message per
+  // partition in the plan's wire dtype.
+  const PsPlan& plan = client_->plan();
+  for (const Partition& p : plan.placement.partitions()) {
+    const VariableSpec& spec = plan.specs[p.variable];
+    if (spec.sparse) continue;
+    dense_bytes_ += static_cast<int64_t>(
+        WireBytes(plan.wire_dtype, static_cast<size_t>(p.rows * spec.shape.row_elements())));
   }
   replica_->BindValues(values_);
   context_ = std::make_unique<Context>(*replica_, *client_);

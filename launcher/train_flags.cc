@@ -43,7 +43,9 @@ void RegisterStrategyFlags(FlagSet& f, TrainFlags& v) {
   f.AddString("cross-device-ops", &v.cross_device_ops,
               "mirrored: reduce_to_one_device | hierarchical_copy | ring | nccl (default: config)",
               strategy);
-  f.AddString("communication", &v.communication, "multi_worker_mirrored: auto | ring | nccl",
+  f.AddString("communication", &v.communication,
+              "multi_worker_mirrored: auto | ring | hierarchical | nccl (auto: hierarchical across "
+              "hosts that hold several workers)",
               strategy);
   f.AddString("wire-dtype", &v.wire_dtype,
               "float32 | bfloat16 | float16: gradients between workers (multi_worker_mirrored's "

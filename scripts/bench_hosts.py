@@ -17,6 +17,16 @@ system alike), on hosts that each run one task in a namespace of their own:
                  first of --hosts), plain, then with TLS on every link (a
                  cluster certificate from `meshtrain certs`), data path
                  encrypted, then authenticated only (docs/security.md);
+  hier           the reference job, multi_worker_mirrored, 2 hosts x 2 workers:
+                 the flat ring (--communication ring: shared memory between
+                 the neighbours of a host, TCP between hosts) beside the
+                 hierarchical AllReduce (--communication hierarchical: a sum
+                 on each host, a ring between the two hosts' leaders);
+  overlap        the reference job, multi_worker_mirrored, 2 hosts x 1 worker,
+                 gradient buckets summed inline after each bucket's backward
+                 (--overlap inline, the default with one thread per worker)
+                 beside a combiner thread that sums them while backward goes on
+                 (--overlap thread), with summary.json's communication_overlap;
   ps P           the reference job, parameter_server, --ps-workers workers (4)
                  and P ps tasks, one task per host, variables partitioned over
                  the ps tasks by size (--placement greedy --max-shard-bytes
@@ -30,7 +40,7 @@ Every host shares this machine's cores: compute competes for them as the number
 of hosts grows, so the figures show the network's share only where it dominates.
 
   scripts/bench-hosts.sh [--rates 1gbit,10gbit] [--hosts 2,4,8] [--ps 1,2,4] [--ps-workers 4]
-                         [--repeat 2] [--epochs 2] [--only line,allreduce,mwms,tls,ps]
+                         [--repeat 2] [--epochs 2] [--only line,allreduce,mwms,tls,hier,overlap,ps]
 """
 import argparse
 import json
@@ -190,6 +200,20 @@ def meshtrain_train(binary, hosts, jobs, strategy, epochs, tmp, extra=()):
     return s
 
 
+def meshtrain_train_placed(binary, worker_hosts, hosts, epochs, tmp, extra=()):
+    """multi_worker_mirrored with worker i on host worker_hosts[i] (several per host)."""
+    model_dir = tempfile.mkdtemp(dir=tmp)
+    cluster = {"worker": [f"{hosts.address(h)}:{PORT + i}" for i, h in enumerate(worker_hosts)]}
+    args = ["train", "--config", CONFIG, "--epochs", str(epochs), "--threads", "1", "--strategy",
+            "multi_worker_mirrored", "--model-dir", model_dir, "--quiet"] + list(extra)
+    run_on_hosts(hosts, [(h, [binary] + args, {"TF_CONFIG": tf_config(cluster, "worker", i)})
+                         for i, h in enumerate(worker_hosts)])
+    with open(os.path.join(model_dir, "summary.json")) as f:
+        s = json.load(f)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    return s
+
+
 def torch_train(hosts, n, epochs):
     script = os.path.join(ROOT, "scripts/peers/torch_mlp.py")
     outs = run_on_hosts(hosts, [(r + 1, [TORCH, script, "--epochs", str(epochs), "--threads", "1"],
@@ -244,6 +268,19 @@ def measure_rate(args, rate, results):
                                         args.epochs, tmp, extra)
                     r.setdefault(f"tls_{mode}", []).append({"samples_per_sec": s["samples_per_sec"],
                                                             "test_accuracy": s["test_accuracy"]})
+            if "hier" in only:
+                for comm in ("ring", "hierarchical"):
+                    s = meshtrain_train_placed(args.meshtrain, [1, 1, 2, 2], hosts, args.epochs, tmp,
+                                               ["--communication", comm])
+                    r.setdefault(f"hier_{comm}", []).append(
+                        {"samples_per_sec": s["samples_per_sec"], "test_accuracy": s["test_accuracy"],
+                         "bytes_sent_per_step": s["bytes_sent_per_step"], "communication": s["communication"]})
+            if "overlap" in only:
+                for mode in ("inline", "thread"):
+                    s = meshtrain_train_placed(args.meshtrain, [1, 2], hosts, args.epochs, tmp,
+                                               ["--overlap", mode])
+                    r.setdefault(f"overlap_{mode}", []).append(
+                        {"samples_per_sec": s["samples_per_sec"], "hidden": s["communication_overlap"]})
             if "ps" in only:
                 for p in args.ps:
                     s = meshtrain_train(args.meshtrain, hosts, {"worker": args.ps_workers, "ps": p},
@@ -289,6 +326,17 @@ def report(args, results):
             print(f"\nreference job, mwms {args.hosts[0]} hosts, samples/s: plain {plain:.0f} ({runs('tls_plain')}), "
                   f"TLS {tls:.0f} ({runs('tls_tls')}) = {tls / plain:.2f}x, "
                   f"authenticated only {auth:.0f} ({runs('tls_auth')}) = {auth / plain:.2f}x")
+        if "hier_ring" in r:
+            ring, hier = med(r["hier_ring"], "samples_per_sec"), med(r["hier_hierarchical"], "samples_per_sec")
+            runs = lambda k: ", ".join(f"{x['samples_per_sec']:.0f}" for x in r[k])
+            print(f"\nreference job, mwms 2 hosts x 2 workers, samples/s: flat ring {ring:.0f} ({runs('hier_ring')}), "
+                  f"hierarchical {hier:.0f} ({runs('hier_hierarchical')}) = {hier / ring:.2f}x; test accuracy "
+                  f"{r['hier_ring'][-1]['test_accuracy']:.4f} / {r['hier_hierarchical'][-1]['test_accuracy']:.4f}")
+        if "overlap_inline" in r:
+            for mode in ("inline", "thread"):
+                runs = r[f"overlap_{mode}"]
+                print(f"  mwms 2 hosts, --overlap {mode}: {med(runs, 'samples_per_sec'):.0f} samples/s, "
+                      f"communication hidden {med([x['hidden']['hidden_fraction'] for x in runs]):.0%}")
         for p in args.ps:
             if f"ps_{p}" in r:
                 runs = r[f"ps_{p}"]

@@ -62,6 +62,17 @@ absl::Status CentralStorageStrategy::Build() {
   replica_done_.resize(n);
   thread_named_.assign(n, 0);
   barrier_ = std::make_unique<ReplicaBarrier>(n, options_.abort);
+  if (n > 1) {
+    MESHTRAIN_ASSIGN_OR_RETURN(
+        statistics_ops_, CreateCrossDeviceOps("reduce_to_one_device", n, nullptr, options_.abort));
+    for (int i = 0; i < n; ++i) {
+      replicas_[i]->SetSumOverReplicas([this, i](Tensor& values) {
+        CollectiveContext ctx{step_, "layer statistics", absl::Now() + absl::Seconds(60)};
+        return statistics_ops_->AllReduce(
+            i, absl::MakeSpan(values.data<float>(), values.num_elements()), ctx);
+      });
+    }
+  }
   pool_ = std::make_unique<ForkJoinPool>(n, ForkJoinPool::Options{.pin = true});
   return absl::OkStatus();
 }
@@ -111,6 +122,7 @@ absl::StatusOr<StepResult> CentralStorageStrategy::Run(const StepFn& step, const
   const std::vector<Batch> slices = SplitBatch(batch, n);
   const int64_t rows = batch.size();
   const absl::Time start = absl::Now();
+  ++step_;
   MESHTRAIN_RETURN_IF_ERROR(
       pool_->Run([&](int i) { return ReplicaStep(i, step, slices[i], grad_scale); }));
   const absl::Time all_done = absl::Now();

@@ -20,6 +20,7 @@
 #include "runtime/base/abort_signal.h"
 #include "runtime/base/fork_join_pool.h"
 #include "runtime/base/trace.h"
+#include "runtime/collective/cross_device_ops.h"
 #include "runtime/collective/replica_barrier.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/optim/variable_store.h"
@@ -75,6 +76,10 @@ class CentralStorageStrategy final : public Strategy {
   std::vector<absl::Time> replica_done_;
   std::vector<char> thread_named_;  // element i touched by replica i's thread only
   std::unique_ptr<ReplicaBarrier> barrier_;
+  // Sums of layer statistics across the replicas (ReplicaContext::
+  // SumOverReplicas); null with one replica.
+  std::unique_ptr<CrossDeviceOps> statistics_ops_;
+  int64_t step_ = 0;
   std::unique_ptr<ForkJoinPool> pool_;
   std::shared_ptr<SnapshotBuffers> snapshot_buffers_ = std::make_shared<SnapshotBuffers>();
 };

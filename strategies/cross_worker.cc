@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/collective/hierarchical_communicator.h"
 #include "runtime/collective/ring_communicator.h"
 #if MESHTRAIN_HAVE_CUDA
 #include "runtime/collective/nccl/nccl_communicator.h"
@@ -16,6 +17,63 @@ bool UseNcclAcrossWorkers(const StrategyConfig& config, const std::vector<Device
   if (config.communication == "nccl") return true;
   return config.communication == "auto" && MESHTRAIN_HAVE_CUDA && AllGpus(devices);
 }
+
+bool UseHierarchyAcrossWorkers(const StrategyConfig& config,
+                               const std::vector<std::string>& host_identities) {
+  if (config.communication == "hierarchical") return true;
+  return config.communication == "auto" && HierarchyPays(host_identities);
+}
+
+namespace {
+
+// The tasks at `ranks` of `workers`.
+std::vector<TaskId> Pick(const std::vector<TaskId>& workers, const std::vector<int>& ranks) {
+  std::vector<TaskId> out;
+  for (int r : ranks) out.push_back(workers[r]);
+  return out;
+}
+
+// The hierarchical AllReduce's links: the flat ring's transport is made by
+// the caller; here the host's and (on leaders) the leaders' ones. Every
+// worker makes its host's link, then the leaders theirs: each group's
+// members call CreateTransport in the same order. `wire_dtype` applies to the
+// leaders' ring, the bytes that cross hosts; within a host (shared memory,
+// memory speed) 16 bits cost more in conversions than they save.
+absl::Status CreateHierarchy(Mesh& mesh, const std::vector<TaskId>& workers,
+                             const std::vector<std::string>& hosts, const std::string& rpc_layer,
+                             WireDtype wire_dtype, const std::string& name, CrossWorkerLink& link) {
+  const int rank =
+      static_cast<int>(std::find(workers.begin(), workers.end(), mesh.task()) - workers.begin());
+  const HostLayout layout = LayOutHosts(hosts, rank);
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      std::unique_ptr<Transport> local,
+      mesh.CreateTransport(Pick(workers, layout.local_ranks), rpc_layer,
+                           absl::StrCat(name, "-host", layout.local_ranks.front())));
+  std::unique_ptr<Transport> leaders;
+  if (layout.leader) {
+    MESHTRAIN_ASSIGN_OR_RETURN(leaders,
+                               mesh.CreateTransport(Pick(workers, layout.leaders), rpc_layer,
+                                                    absl::StrCat(name, "-leaders")));
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      std::unique_ptr<HierarchicalCommunicator> comm,
+      HierarchicalCommunicator::Create(
+          std::make_unique<RingCommunicator>(link.transport.get()),
+          std::make_unique<RingCommunicator>(local.get()),
+          leaders != nullptr ? std::make_unique<RingCommunicator>(
+                                   leaders.get(), RingCommunicatorOptions{.wire_dtype = wire_dtype})
+                             : nullptr));
+  link.description =
+      absl::StrCat("hierarchical: ring over ", local->kind(), " on each of ", layout.num_hosts(),
+                   " hosts, ring over ", leaders != nullptr ? leaders->kind() : "the leaders' link",
+                   " between their leaders");
+  link.host_transports.push_back(std::move(local));
+  if (leaders != nullptr) link.host_transports.push_back(std::move(leaders));
+  link.communicator = std::move(comm);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
     Mesh& mesh, const std::vector<TaskId>& workers, Device device, absl::string_view name,
@@ -86,10 +144,19 @@ absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& a
   }
   MESHTRAIN_ASSIGN_OR_RETURN(link.transport,
                              mesh.CreateTransport(workers, options.rpc_layer, name));
-  link.communicator =
-      std::make_unique<RingCommunicator>(link.transport.get(), RingCommunicatorOptions{
-                                                                   .wire_dtype = wire_dtype,
-                                                               });
+  std::vector<std::string> hosts;
+  for (const TaskId& worker : workers) {
+    std::optional<PeerInfo> peer = mesh.peers().Find(worker);
+    hosts.push_back(peer.has_value() ? peer->host_identity : worker.ToString());
+  }
+  if (UseHierarchyAcrossWorkers(config, hosts)) {
+    MESHTRAIN_RETURN_IF_ERROR(
+        CreateHierarchy(mesh, workers, hosts, options.rpc_layer, wire_dtype, name, link));
+    link.wire_dtype = wire_dtype;
+    return link;
+  }
+  link.communicator = std::make_unique<RingCommunicator>(
+      link.transport.get(), RingCommunicatorOptions{.wire_dtype = wire_dtype});
   link.description = absl::StrCat("ring over ", link.transport->kind());
   link.wire_dtype = wire_dtype;
   return link;

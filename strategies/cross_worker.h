@@ -27,6 +27,13 @@ namespace meshtrain {
 // communication is "nccl", or "auto" with every device a GPU in a CUDA build.
 bool UseNcclAcrossWorkers(const StrategyConfig& config, const std::vector<Device>& devices);
 
+// Else over a hierarchical AllReduce (runtime/collective/
+// hierarchical_communicator.h) when communication is "hierarchical", or
+// "auto" where it moves fewer bytes between hosts (HierarchyPays: several
+// hosts, one with two workers or more); else over the flat ring ("ring").
+bool UseHierarchyAcrossWorkers(const StrategyConfig& config,
+                               const std::vector<std::string>& host_identities);
+
 // The NCCL communicator over `workers` (rank order) for this task, on
 // `device`: worker 0 draws the unique id and publishes it under
 // "nccl/<name>", the others read it; every wait ends at `timeout` or on abort.
@@ -39,8 +46,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
 // before its transport.
 struct CrossWorkerLink {
   std::unique_ptr<Transport> transport;
+  // A hierarchical AllReduce's links within this host and between the hosts'
+  // leaders (the latter on leaders only).
+  std::vector<std::unique_ptr<Transport>> host_transports;
   std::unique_ptr<Communicator> communicator;
-  std::string description;                     // "nccl", "ring over shm", ... (summary.json)
+  std::string description;  // "nccl", "ring over shm", "hierarchical: ..." (summary.json)
   WireDtype wire_dtype = WireDtype::kFloat32;  // how the ring's chunks travel
 };
 

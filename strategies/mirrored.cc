@@ -85,8 +85,32 @@ absl::Status MirroredStrategy::Build() {
       });
     }
   }
+  for (int i = 0; combine && i < n; ++i) {
+    replicas_[i].replica->SetSumOverReplicas(
+        [this, i](Tensor& values) { return SumOverReplicas(i, values); });
+  }
   pool_ = std::make_unique<ForkJoinPool>(n, ForkJoinPool::Options{.pin = true});
   return absl::OkStatus();
+}
+
+absl::Status MirroredStrategy::SumOverReplicas(int replica, Tensor& values) {
+  ReplicaState& r = replicas_[replica];
+  const absl::Time start = absl::Now();
+  // The collective's calls must come in the same order on every replica: with
+  // a combiner thread, the buckets handed to it so far go first.
+  if (r.combiner != nullptr) {
+    absl::Duration busy;
+    absl::Status waited = r.combiner->WaitAll(&busy);
+    r.early_combining += busy;
+    MESHTRAIN_RETURN_IF_ERROR(waited);
+  }
+  TraceSpan trace(options_.tracer, "allreduce", "collective");
+  trace.SetArg(0, "bytes", static_cast<int64_t>(values.bytes()));
+  CollectiveContext ctx{step_, "layer statistics", absl::Now() + options_.collective_timeout};
+  absl::Status status = cross_device_ops_->AllReduce(
+      replica, absl::MakeSpan(values.data<float>(), values.num_elements()), ctx);
+  r.inline_time += absl::Now() - start;
+  return status;
 }
 
 absl::Status MirroredStrategy::CombineBucket(int replica, int bucket) {
@@ -122,6 +146,7 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
   r.buckets->Reset();
   r.inline_status = absl::OkStatus();
   r.inline_time = absl::ZeroDuration();
+  r.early_combining = absl::ZeroDuration();
   const absl::Duration blocked_before = Blocked(i);
   absl::StatusOr<LossStats> loss;
   {
@@ -140,6 +165,7 @@ absl::Status MirroredStrategy::ReplicaStep(int i, const StepFn& step, const Batc
       for (int bucket : r.buckets->TakeIncomplete()) r.combiner->Enqueue(bucket);
       absl::Status waited = r.combiner->WaitAll(&r.combining);
       if (combined.ok()) combined = std::move(waited);
+      r.combining += r.early_combining;
     } else {
       // kAfterBackward: every bucket; kInline: those backward did not finish.
       for (int b : r.buckets->TakeIncomplete()) {
@@ -192,6 +218,7 @@ absl::StatusOr<StepResult> MirroredStrategy::Run(const StepFn& step, const Batch
   result.timing.compute = lead.compute;
   result.timing.communicate = lead.exposed - lead.wait;
   result.timing.wait = lead.wait;
+  result.timing.hidden = std::max(absl::ZeroDuration(), lead.combining - lead.exposed);
   if (cross_worker() != nullptr) {
     const TransportStats wire = cross_worker()->stats() - wire_before;
     result.timing.bytes_sent = wire.bytes_sent;

@@ -100,7 +100,10 @@ class MirroredStrategy final : public Strategy {
     std::unique_ptr<GradientBuckets> buckets;
     std::unique_ptr<BucketCombiner> combiner;  // GradientOverlap::kThread only
     absl::Status inline_status;                // kInline: first error of this step
-    absl::Duration inline_time;                // kInline: combining inside backward
+    absl::Duration inline_time;      // combining inside forward and backward (kInline, sums of
+                                     // layer statistics)
+    absl::Duration early_combining;  // kThread: the combiner's busy time before a
+                                     // SumOverReplicas
     LossStats loss;
     absl::Duration compute;
     absl::Duration exposed;  // waiting for or doing combining after backward
@@ -114,6 +117,8 @@ class MirroredStrategy final : public Strategy {
   // Null on one worker.
   Communicator* cross_worker() const { return options_.cross_worker.communicator.get(); }
   absl::Status CombineBucket(int replica, int bucket);
+  // ReplicaContext::SumOverReplicas of `replica`: over every replica and worker.
+  absl::Status SumOverReplicas(int replica, Tensor& values);
   absl::Status ReplicaStep(int replica, const StepFn& step, const Batch& slice, float grad_scale);
   // Time `replica` has spent blocked on peers so far (replicas and workers).
   absl::Duration Blocked(int replica) const;

@@ -34,6 +34,8 @@ class ParameterServerStrategy::Context final : public ReplicaContext {
   void SetSparseGradient(VariableId id, Tensor ids, Tensor rows) override {
     replica_.SetSparseGradient(id, std::move(ids), std::move(rows));
   }
+  // Workers step asynchronously: no other replica shares this step.
+  absl::Status SumOverReplicas(Tensor& values) override { return replica_.SumOverReplicas(values); }
 
  private:
   Replica& replica_;

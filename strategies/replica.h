@@ -55,6 +55,10 @@ class Replica final : public ReplicaContext {
     on_ready_ = std::move(callback);
   }
 
+  // Sums a SumOverReplicas call's values over the replicas in sync, on the
+  // replica's thread. Unset: this replica trains alone (values unchanged).
+  void SetSumOverReplicas(std::function<absl::Status(Tensor&)> sum) { sum_ = std::move(sum); }
+
   const GradientLayout& layout() const { return layout_; }
   // All dense gradients, flat, in layout order.
   absl::Span<float> flat_gradients() { return flat_gradients_.flat<float>(); }
@@ -72,6 +76,9 @@ class Replica final : public ReplicaContext {
   }
   absl::StatusOr<Tensor> ReadRows(VariableId id, const Tensor& ids) override;
   void SetSparseGradient(VariableId id, Tensor ids, Tensor rows) override;
+  absl::Status SumOverReplicas(Tensor& values) override {
+    return sum_ ? sum_(values) : absl::OkStatus();
+  }
 
  private:
   Replica(int id, Device device, std::unique_ptr<Kernels> kernels,
@@ -88,6 +95,7 @@ class Replica final : public ReplicaContext {
   std::vector<Tensor> gradients_;       // views into flat_gradients_ (empty for sparse)
   std::vector<SparseGradient> sparse_;  // per VariableId
   std::function<void(VariableId)> on_ready_;
+  std::function<absl::Status(Tensor&)> sum_;
 };
 
 }  // namespace meshtrain

@@ -49,6 +49,10 @@ struct StepTiming {
   absl::Duration compute;      // forward, backward, optimizer
   absl::Duration communicate;  // moving and reducing gradients or variables
   absl::Duration wait;         // blocked on peers (or a ps) with nothing to do
+  // Communication that ran while backward computed (gradient buckets summed
+  // on a combiner thread): not part of the step's time, and not counted in
+  // communicate or wait.
+  absl::Duration hidden;
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
 };

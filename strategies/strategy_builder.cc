@@ -219,9 +219,11 @@ absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
         ": use a byte count (0: one pack of every gradient, as TensorFlow; 1: one per variable)"));
   }
   if (n == kMultiWorkerMirrored && config.communication != "auto" &&
-      config.communication != "ring" && config.communication != "nccl") {
-    return absl::InvalidArgumentError(absl::StrCat("communication '", config.communication,
-                                                   "' is unknown: use auto, ring or nccl"));
+      config.communication != "ring" && config.communication != "hierarchical" &&
+      config.communication != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("communication '", config.communication,
+                     "' is unknown: use auto, ring, hierarchical or nccl"));
   }
   MESHTRAIN_ASSIGN_OR_RETURN(const WireDtype wire_dtype, ParseWireDtype(config.wire_dtype));
   if (wire_dtype != WireDtype::kFloat32 && n != kMultiWorkerMirrored && n != kParameterServer) {

@@ -19,7 +19,7 @@ struct StrategyConfig {
   std::string devices = "cpu:0";  // a list ("cpu:0,cpu:1") or a count
   std::string cross_device_ops =
       "auto";  // auto | reduce_to_one_device | hierarchical_copy | ring | nccl
-  std::string communication = "auto";  // auto | ring | nccl (multi_worker_mirrored)
+  std::string communication = "auto";  // auto | ring | hierarchical | nccl (multi_worker_mirrored)
   // How gradients (and parameter-server values) travel between tasks:
   // float32 | bfloat16 | float16 (runtime/transport/wire_codec.h). Read from
   // strategy.communication.wire_dtype; multi_worker_mirrored's ring and

@@ -41,6 +41,14 @@ nlohmann::json MakeSummary(const JobConfig& job, const TrainingReport& report, i
                          {"wait", fraction(report.timing.wait)},
                          {"input", fraction(report.input_wait)}};
   s["input_wait_seconds"] = absl::ToDoubleSeconds(report.input_wait);
+  // How much of the communication backward hid (a combiner thread summing
+  // buckets while earlier layers computed), against what the steps waited for.
+  const double exposed = absl::ToDoubleSeconds(report.timing.communicate + report.timing.wait);
+  const double hidden = absl::ToDoubleSeconds(report.timing.hidden);
+  s["communication_overlap"] = {
+      {"hidden_seconds", hidden},
+      {"exposed_seconds", exposed},
+      {"hidden_fraction", hidden + exposed > 0 ? hidden / (hidden + exposed) : 0.0}};
   const double steps = std::max<double>(1, static_cast<double>(report.final_step));
   s["bytes_sent_per_step"] = static_cast<double>(report.timing.bytes_sent) / steps;
   s["bytes_received_per_step"] = static_cast<double>(report.timing.bytes_received) / steps;

@@ -263,6 +263,7 @@ absl::Status Loop::RunStep(int64_t epoch, EpochTotals& totals, ProgressWindow& p
   timing.compute += result->timing.compute;
   timing.communicate += result->timing.communicate;
   timing.wait += result->timing.wait;
+  timing.hidden += result->timing.hidden;
   timing.bytes_sent += result->timing.bytes_sent;
   timing.bytes_received += result->timing.bytes_received;
   ++global_step_;

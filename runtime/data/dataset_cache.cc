@@ -61,6 +61,10 @@ absl::StatusOr<nlohmann::json> DescribeSource(absl::Span<const std::string> file
   return nlohmann::json{{"spec", spec}, {"files", std::move(described)}};
 }
 
+absl::Span<const std::byte> AsBytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
 // Buffers rows of both arrays and hands them to the files in large pieces.
 class RowWriter : public CacheRowWriter {
  public:
@@ -93,10 +97,6 @@ class RowWriter : public CacheRowWriter {
   int64_t rows() const { return rows_; }
 
  private:
-  static absl::Span<const std::byte> AsBytes(const std::string& s) {
-    return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-  }
-
   WritableFile& inputs_;
   WritableFile& labels_;
   const size_t row_bytes_;
@@ -105,10 +105,6 @@ class RowWriter : public CacheRowWriter {
   int64_t rows_ = 0;
   int64_t unsynced_bytes_ = 0;
 };
-
-absl::Status AppendString(WritableFile& file, const std::string& s) {
-  return file.Append({reinterpret_cast<const std::byte*>(s.data()), s.size()});
-}
 
 }  // namespace
 
@@ -152,8 +148,8 @@ absl::Status DatasetCache::Build(DType input_dtype, int64_t n, int64_t width,
   MESHTRAIN_RETURN_IF_ERROR(
       WriteFileAtomically(fs, inputs_path_, [&](WritableFile& inputs) -> absl::Status {
         return WriteFileAtomically(fs, labels_path_, [&](WritableFile& labels) -> absl::Status {
-          MESHTRAIN_RETURN_IF_ERROR(AppendString(inputs, input_header));
-          MESHTRAIN_RETURN_IF_ERROR(AppendString(labels, label_header));
+          MESHTRAIN_RETURN_IF_ERROR(inputs.Append(AsBytes(input_header)));
+          MESHTRAIN_RETURN_IF_ERROR(labels.Append(AsBytes(label_header)));
           RowWriter writer(inputs, labels, row_bytes);
           MESHTRAIN_RETURN_IF_ERROR(decode(writer));
           if (writer.rows() != n) {

@@ -10,11 +10,17 @@ namespace meshtrain {
 
 std::vector<std::pair<std::string, LayerFactory>> BuiltinLayerFactories() {
   return {
-      {"activation", CreateActivationLayer}, {"average_pool2d", CreateAveragePool2DLayer},
-      {"conv2d", CreateConv2DLayer},         {"dense", CreateDenseLayer},
-      {"dropout", CreateDropoutLayer},       {"embedding", CreateEmbeddingLayer},
-      {"flatten", CreateFlattenLayer},       {"layer_normalization", CreateLayerNormalizationLayer},
-      {"max_pool2d", CreateMaxPool2DLayer},  {"reshape", CreateReshapeLayer},
+      {"activation", CreateActivationLayer},
+      {"average_pool2d", CreateAveragePool2DLayer},
+      {"batch_normalization", CreateBatchNormalizationLayer},
+      {"conv2d", CreateConv2DLayer},
+      {"dense", CreateDenseLayer},
+      {"dropout", CreateDropoutLayer},
+      {"embedding", CreateEmbeddingLayer},
+      {"flatten", CreateFlattenLayer},
+      {"layer_normalization", CreateLayerNormalizationLayer},
+      {"max_pool2d", CreateMaxPool2DLayer},
+      {"reshape", CreateReshapeLayer},
   };
 }
 
@@ -109,6 +115,21 @@ absl::Status ReadPadding(JsonReader& args, Padding* out) {
   } else {
     return args.Error(args.PathOf("padding"),
                       absl::StrCat("is '", padding, "': use valid or same"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadNormalizationArgs(JsonReader& args, float* epsilon) {
+  MESHTRAIN_RETURN_IF_ERROR(args.ReadOptional("epsilon", epsilon));
+  if (!(*epsilon > 0.0f)) {
+    return args.Error(args.PathOf("epsilon"), absl::StrCat("must be > 0, got ", *epsilon));
+  }
+  int64_t axis = -1;
+  MESHTRAIN_RETURN_IF_ERROR(args.ReadOptional("axis", &axis));
+  if (axis != -1) {
+    return args.Error(args.PathOf("axis"),
+                      absl::StrCat("must be -1 (the last dimension), got ", axis,
+                                   "; reshape so that the normalised values are last"));
   }
   return absl::OkStatus();
 }

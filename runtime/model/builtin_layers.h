@@ -32,6 +32,8 @@ absl::StatusOr<std::unique_ptr<Layer>> CreateReshapeLayer(JsonReader& args);
 absl::StatusOr<std::unique_ptr<Layer>> CreateDropoutLayer(JsonReader& args);
 // layer_normalization_layer.cc
 absl::StatusOr<std::unique_ptr<Layer>> CreateLayerNormalizationLayer(JsonReader& args);
+// batch_normalization_layer.cc
+absl::StatusOr<std::unique_ptr<Layer>> CreateBatchNormalizationLayer(JsonReader& args);
 // embedding_layer.cc
 absl::StatusOr<std::unique_ptr<Layer>> CreateEmbeddingLayer(JsonReader& args);
 // conv2d_layer.cc
@@ -55,6 +57,10 @@ inline constexpr int64_t kMaxWindow = 1 << 16;
 absl::Status ReadPair(JsonReader& args, absl::string_view key, bool required, int64_t out[2]);
 // Argument `padding`: "valid" (the default) or "same".
 absl::Status ReadPadding(JsonReader& args, Padding* out);
+
+// A normalisation layer's `epsilon` (> 0; `*epsilon` holds the default) and
+// `axis` (only -1, the last dimension).
+absl::Status ReadNormalizationArgs(JsonReader& args, float* epsilon);
 
 // Keras's activation names: relu, gelu, tanh, sigmoid, softmax, linear.
 absl::StatusOr<ActivationFn> ParseActivation(absl::string_view name);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/model/bias_activation.h"
 #include "runtime/model/builtin_layers.h"
 #include "runtime/tensor/conv_params.h"
 
@@ -25,8 +26,7 @@ class Conv2DLayer final : public Layer {
               Initializer kernel_init, Initializer bias_init)
       : filters_(filters),
         window_(window),
-        activation_(activation),
-        use_bias_(use_bias),
+        tail_(activation, use_bias),
         kernel_init_(kernel_init),
         bias_init_(bias_init) {}
 
@@ -53,7 +53,7 @@ class Conv2DLayer final : public Layer {
     }
     MESHTRAIN_ASSIGN_OR_RETURN(
         kernel_, builder.AddVariable("kernel", geometry->filter_shape(), kernel_init_));
-    if (use_bias_) {
+    if (tail_.use_bias()) {
       MESHTRAIN_ASSIGN_OR_RETURN(bias_, builder.AddVariable("bias", Shape{filters_}, bias_init_));
     }
     return ExampleShape{DType::kFloat32, {geometry->rows.out, geometry->cols.out, filters_}};
@@ -61,11 +61,7 @@ class Conv2DLayer final : public Layer {
 
   int workspace_buffers() const override { return kBuffers; }
 
-  bool FuseFinalActivation(ActivationFn fn) override {
-    if (activation_ != fn) return false;
-    activation_ = ActivationFn::kLinear;
-    return true;
-  }
+  bool FuseFinalActivation(ActivationFn fn) override { return tail_.FuseFinal(fn); }
 
   absl::StatusOr<Tensor> Forward(LayerContext& ctx, const Tensor& input,
                                  bool training) const override {
@@ -73,12 +69,9 @@ class Conv2DLayer final : public Layer {
     MESHTRAIN_ASSIGN_OR_RETURN(const Conv2DGeometry geometry, Geometry(input.rows()));
     MESHTRAIN_ASSIGN_OR_RETURN(Tensor z,
                                ctx.Buffer(kConvOut, DType::kFloat32, geometry.output_shape()));
-    const Tensor* bias = use_bias_ ? &ctx.Value(bias_) : nullptr;
-    k.Conv2DForward(geometry, input, ctx.Value(kernel_), bias, FusedActivation(), z);
-    if (Fused()) return z;
-    MESHTRAIN_ASSIGN_OR_RETURN(Tensor out, ctx.Buffer(kActivationOut, DType::kFloat32, z.shape()));
-    k.Activate(activation_, z, out);
-    return out;
+    const Tensor* bias = tail_.use_bias() ? &ctx.Value(bias_) : nullptr;
+    k.Conv2DForward(geometry, input, ctx.Value(kernel_), bias, tail_.fused_activation(), z);
+    return tail_.Output(ctx, z, kActivationOut);
   }
 
   absl::StatusOr<Tensor> Backward(LayerContext& ctx, const Tensor& input, const Tensor& output,
@@ -89,20 +82,12 @@ class Conv2DLayer final : public Layer {
     // Bias and activation gradients see the output as [positions, filters].
     const Shape flat{out_shape.num_elements() / filters_, filters_};
     Tensor dz = d_output.Reshaped(flat);
-    if (Fused()) {
-      const Tensor y = output.Reshaped(flat);
-      // Fused: linear, or relu with a bias (relu'(z) is read from y).
-      if (use_bias_) k.BiasActivationGrad(y, FusedActivation(), dz, ctx.Gradient(bias_));
-    } else {
-      MESHTRAIN_ASSIGN_OR_RETURN(Tensor z, ctx.Buffer(kConvOut, DType::kFloat32, out_shape));
-      k.ActivateGrad(activation_, z.Reshaped(flat), output.Reshaped(flat), dz, dz);
-      if (use_bias_) {
-        k.BiasActivationGrad(z.Reshaped(flat), Activation::kNone, dz, ctx.Gradient(bias_));
-      }
-    }
+    MESHTRAIN_ASSIGN_OR_RETURN(const Tensor z, ctx.Buffer(kConvOut, DType::kFloat32, out_shape));
+    tail_.Backward(k, output.Reshaped(flat), z.Reshaped(flat), dz,
+                   tail_.use_bias() ? &ctx.Gradient(bias_) : nullptr);
     const Tensor dy = dz.Reshaped(out_shape);
     k.Conv2DBackwardFilter(geometry, input, dy, ctx.Gradient(kernel_), nullptr);
-    if (use_bias_) ctx.GradientReady(bias_);
+    if (tail_.use_bias()) ctx.GradientReady(bias_);
     ctx.GradientReady(kernel_);
     if (!need_d_input) return Tensor();
     MESHTRAIN_ASSIGN_OR_RETURN(Tensor dx,
@@ -112,14 +97,6 @@ class Conv2DLayer final : public Layer {
   }
 
  private:
-  // ReLU (with a bias) and linear run inside the forward convolution.
-  bool Fused() const {
-    return activation_ == ActivationFn::kLinear ||
-           (activation_ == ActivationFn::kRelu && use_bias_);
-  }
-  Activation FusedActivation() const {
-    return Fused() && activation_ == ActivationFn::kRelu ? Activation::kRelu : Activation::kNone;
-  }
   // The geometry for a batch of n; Build checked it for one.
   absl::StatusOr<Conv2DGeometry> Geometry(int64_t n) const {
     Conv2DParams params = params_;
@@ -129,8 +106,7 @@ class Conv2DLayer final : public Layer {
 
   const int64_t filters_;
   const WindowArgs window_;
-  ActivationFn activation_;
-  const bool use_bias_;
+  BiasActivation tail_;
   const Initializer kernel_init_;
   const Initializer bias_init_;
   Conv2DParams params_;

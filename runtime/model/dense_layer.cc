@@ -1,12 +1,13 @@
 // Dense (Keras's Dense): output = activation(input . kernel + bias) over the
-// input's last dimension, kernel [in, units], bias [units]. ReLU and linear
-// run fused with the bias (the kernels the mlp model uses, so a sequential
-// mlp computes the same numbers); other activations keep the pre-activation
-// for their gradient.
+// input's last dimension, kernel [in, units], bias [units]. The bias and
+// activation are BiasActivation's: ReLU and linear run fused with the bias
+// (the kernels the mlp model uses, so a sequential mlp computes the same
+// numbers); other activations keep the pre-activation for their gradient.
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/model/bias_activation.h"
 #include "runtime/model/builtin_layers.h"
 
 namespace meshtrain {
@@ -20,8 +21,7 @@ class DenseLayer final : public Layer {
   DenseLayer(int64_t units, ActivationFn activation, bool use_bias, Initializer kernel_init,
              Initializer bias_init)
       : units_(units),
-        activation_(activation),
-        use_bias_(use_bias),
+        tail_(activation, use_bias),
         kernel_init_(kernel_init),
         bias_init_(bias_init) {}
 
@@ -36,7 +36,7 @@ class DenseLayer final : public Layer {
     if (in_ < 1) return builder.Error(absl::StrCat("input ", input.ToString(), " has no features"));
     MESHTRAIN_ASSIGN_OR_RETURN(kernel_,
                                builder.AddVariable("kernel", Shape{in_, units_}, kernel_init_));
-    if (use_bias_) {
+    if (tail_.use_bias()) {
       MESHTRAIN_ASSIGN_OR_RETURN(bias_, builder.AddVariable("bias", Shape{units_}, bias_init_));
     }
     ExampleShape output = input;
@@ -46,11 +46,7 @@ class DenseLayer final : public Layer {
 
   int workspace_buffers() const override { return kBuffers; }
 
-  bool FuseFinalActivation(ActivationFn fn) override {
-    if (activation_ != fn) return false;
-    activation_ = ActivationFn::kLinear;
-    return true;
-  }
+  bool FuseFinalActivation(ActivationFn fn) override { return tail_.FuseFinal(fn); }
 
   absl::StatusOr<Tensor> Forward(LayerContext& ctx, const Tensor& input,
                                  bool training) const override {
@@ -59,16 +55,8 @@ class DenseLayer final : public Layer {
     MESHTRAIN_ASSIGN_OR_RETURN(Tensor z,
                                ctx.Buffer(kMatMulOut, DType::kFloat32, Shape{rows, units_}));
     k.MatMul(input.Reshaped(Shape{rows, in_}), false, ctx.Value(kernel_), false, 1.0f, 0.0f, z);
-    if (use_bias_) {
-      k.BiasActivation(ctx.Value(bias_), Fused() ? ToFused(activation_) : Activation::kNone, z);
-    } else if (activation_ == ActivationFn::kRelu) {
-      k.Activate(ActivationFn::kRelu, z, z);
-    }
-    Tensor out = z;
-    if (!Fused() && activation_ != ActivationFn::kRelu) {
-      MESHTRAIN_ASSIGN_OR_RETURN(out, ctx.Buffer(kActivationOut, DType::kFloat32, z.shape()));
-      k.Activate(activation_, z, out);
-    }
+    if (tail_.use_bias()) k.BiasActivation(ctx.Value(bias_), tail_.fused_activation(), z);
+    MESHTRAIN_ASSIGN_OR_RETURN(const Tensor out, tail_.Output(ctx, z, kActivationOut));
     return out.Reshaped(OutputShape(input));
   }
 
@@ -78,22 +66,12 @@ class DenseLayer final : public Layer {
     const int64_t rows = input.num_elements() / in_;
     const Shape flat{rows, units_};
     Tensor dz = d_output.Reshaped(flat);
-    const Tensor y = output.Reshaped(flat);
-    if (Fused() || activation_ == ActivationFn::kRelu) {
-      // y is the fused output: relu'(z) is read from it.
-      if (use_bias_) {
-        k.BiasActivationGrad(y, ToFused(activation_), dz, ctx.Gradient(bias_));
-      } else {
-        k.ActivateGrad(activation_, y, y, dz, dz);
-      }
-    } else {
-      MESHTRAIN_ASSIGN_OR_RETURN(Tensor z, ctx.Buffer(kMatMulOut, DType::kFloat32, flat));
-      k.ActivateGrad(activation_, z, y, dz, dz);
-      if (use_bias_) k.BiasActivationGrad(z, Activation::kNone, dz, ctx.Gradient(bias_));
-    }
+    MESHTRAIN_ASSIGN_OR_RETURN(const Tensor z, ctx.Buffer(kMatMulOut, DType::kFloat32, flat));
+    tail_.Backward(k, output.Reshaped(flat), z, dz,
+                   tail_.use_bias() ? &ctx.Gradient(bias_) : nullptr);
     const Tensor x = input.Reshaped(Shape{rows, in_});
     k.MatMul(x, true, dz, false, 1.0f, 0.0f, ctx.Gradient(kernel_));
-    if (use_bias_) ctx.GradientReady(bias_);
+    if (tail_.use_bias()) ctx.GradientReady(bias_);
     ctx.GradientReady(kernel_);
     if (!need_d_input) return Tensor();
     MESHTRAIN_ASSIGN_OR_RETURN(Tensor dx,
@@ -103,14 +81,6 @@ class DenseLayer final : public Layer {
   }
 
  private:
-  // Linear and ReLU run inside BiasActivation.
-  bool Fused() const {
-    return activation_ == ActivationFn::kLinear ||
-           (activation_ == ActivationFn::kRelu && use_bias_);
-  }
-  static Activation ToFused(ActivationFn fn) {
-    return fn == ActivationFn::kRelu ? Activation::kRelu : Activation::kNone;
-  }
   Shape OutputShape(const Tensor& input) const {
     std::vector<int64_t> dims(input.shape().dims().begin(), input.shape().dims().end());
     dims.back() = units_;
@@ -118,8 +88,7 @@ class DenseLayer final : public Layer {
   }
 
   const int64_t units_;
-  ActivationFn activation_;
-  const bool use_bias_;
+  BiasActivation tail_;
   const Initializer kernel_init_;
   const Initializer bias_init_;
   int64_t in_ = 0;

@@ -34,12 +34,24 @@ std::string ExampleShape::ToString() const {
 
 absl::StatusOr<VariableId> LayerBuilder::AddVariable(absl::string_view name, Shape shape,
                                                      Initializer initializer) {
-  if (SaturatingProduct(shape.dims()) > kMaxElements) {
-    return Error(absl::StrCat("the variable ", name, " ", shape.ToString(),
-                              " is too large (more than 2^36 values): choose smaller dimensions"));
-  }
+  return Declare(VariableSpec{absl::StrCat(layer_name_, "/", name), std::move(shape),
+                              DType::kFloat32, initializer});
+}
+
+absl::StatusOr<VariableId> LayerBuilder::AddMovingAverage(absl::string_view name, Shape shape,
+                                                          Initializer initializer, float momentum) {
   VariableSpec spec{absl::StrCat(layer_name_, "/", name), std::move(shape), DType::kFloat32,
                     initializer};
+  spec.trainable = false;
+  spec.moving_average_momentum = momentum;
+  return Declare(std::move(spec));
+}
+
+absl::StatusOr<VariableId> LayerBuilder::Declare(VariableSpec spec) {
+  if (SaturatingProduct(spec.shape.dims()) > kMaxElements) {
+    return Error(absl::StrCat("the variable ", spec.name, " ", spec.shape.ToString(),
+                              " is too large (more than 2^36 values): choose smaller dimensions"));
+  }
   absl::StatusOr<VariableId> id = creator_.CreateVariable(spec);
   if (!id.ok()) return Annotate(id.status(), where_);
   variables_.push_back(std::move(spec));

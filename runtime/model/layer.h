@@ -71,6 +71,11 @@ class LayerBuilder {
   // The variable "<layer name>/<name>", declared on the strategy.
   absl::StatusOr<VariableId> AddVariable(absl::string_view name, Shape shape,
                                          Initializer initializer);
+  // A variable that is not trained but a moving average with `momentum`
+  // (VariableSpec::trainable): its Backward writes share * (value -
+  // observation) as the gradient.
+  absl::StatusOr<VariableId> AddMovingAverage(absl::string_view name, Shape shape,
+                                              Initializer initializer, float momentum);
   // InvalidArgument "<where>: <problem>", for a shape the layer cannot take;
   // the problem should name the shapes and the fix.
   absl::Status Error(absl::string_view problem) const;
@@ -81,6 +86,8 @@ class LayerBuilder {
   const std::vector<VariableSpec>& variables() const { return variables_; }
 
  private:
+  absl::StatusOr<VariableId> Declare(VariableSpec spec);
+
   VariableCreator& creator_;
   std::string layer_name_;
   std::string where_;
@@ -92,17 +99,24 @@ class LayerBuilder {
 // model for one layer and one call; borrows the replica context.
 class LayerContext {
  public:
-  LayerContext(ReplicaContext& replica, int first_slot, int num_slots, int layer_index)
+  // `grad_scale` is the step's (Model::ComputeGradients); 0 in evaluation.
+  LayerContext(ReplicaContext& replica, int first_slot, int num_slots, int layer_index,
+               float grad_scale = 0.0f)
       : replica_(replica),
         first_slot_(first_slot),
         num_slots_(num_slots),
-        layer_index_(layer_index) {}
+        layer_index_(layer_index),
+        grad_scale_(grad_scale) {}
 
   Kernels& kernels() { return replica_.kernels(); }
   const Tensor& Value(VariableId id) { return replica_.Value(id); }
   Tensor& Gradient(VariableId id) { return replica_.Gradient(id); }
   void GradientReady(VariableId id) { replica_.GradientReady(id); }
   ReplicaContext& replica() { return replica_; }
+  // What each example's loss is scaled by in this step's gradients (1 / the
+  // global batch); a replica's share of the global batch is grad_scale * rows.
+  float grad_scale() const { return grad_scale_; }
+  absl::Status SumOverReplicas(Tensor& values) { return replica_.SumOverReplicas(values); }
 
   // The layer's workspace buffer `index` (< Layer::workspace_buffers()) as a
   // tensor of exactly `shape` on the replica's device; contents are what the
@@ -120,6 +134,7 @@ class LayerContext {
   int first_slot_;
   int num_slots_;
   int layer_index_;
+  float grad_scale_;
 };
 
 class Layer {

@@ -66,17 +66,7 @@ class LayerNormalizationLayer final : public Layer {
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateLayerNormalizationLayer(JsonReader& args) {
   float epsilon = 1e-3f;
-  MESHTRAIN_RETURN_IF_ERROR(args.ReadOptional("epsilon", &epsilon));
-  if (!(epsilon > 0.0f)) {
-    return args.Error(args.PathOf("epsilon"), absl::StrCat("must be > 0, got ", epsilon));
-  }
-  int64_t axis = -1;
-  MESHTRAIN_RETURN_IF_ERROR(args.ReadOptional("axis", &axis));
-  if (axis != -1) {
-    return args.Error(args.PathOf("axis"),
-                      absl::StrCat("must be -1 (the last dimension), got ", axis,
-                                   "; reshape so that the normalised values are last"));
-  }
+  MESHTRAIN_RETURN_IF_ERROR(ReadNormalizationArgs(args, &epsilon));
   Initializer gamma_init, beta_init;
   MESHTRAIN_RETURN_IF_ERROR(ReadInitializer(args, "gamma_initializer", "ones", &gamma_init));
   MESHTRAIN_RETURN_IF_ERROR(ReadInitializer(args, "beta_initializer", "zeros", &beta_init));

@@ -41,8 +41,8 @@ struct ModelConfig {
 
 // What the data says about the model's ends.
 struct ModelShape {
-  int64_t input_features = 0;  // dense: columns of inputs; categorical: fields
-  int num_classes = 0;         // 0: a binary target (logistic loss)
+  int64_t input_features = 0;           // dense: columns of inputs; categorical: fields
+  int num_classes = 0;                  // 0: a binary target (logistic loss)
   DType input_dtype = DType::kFloat32;  // of a batch: float32, or int64 ids
 };
 

@@ -46,6 +46,15 @@ class ReplicaContext {
   // over; the strategy keeps them until the step's update is applied.
   virtual void SetSparseGradient(VariableId id, Tensor ids, Tensor rows) = 0;
 
+  // Sums `values` (float32 on this replica's device, the same length on every
+  // replica) in place over every replica that trains this step in sync: this
+  // process's replicas and, under multi_worker_mirrored, every worker's. Each
+  // replica calls it the same number of times in the same order during a step
+  // (synchronized batch normalisation does, in forward and backward). Where a
+  // replica trains alone (one_device, a parameter_server worker's asynchronous
+  // steps) it leaves `values` as they are. An error aborts the step.
+  virtual absl::Status SumOverReplicas(Tensor& values) = 0;
+
  private:
   StepRandomness step_randomness_;
 };

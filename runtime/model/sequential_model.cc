@@ -285,7 +285,7 @@ absl::StatusOr<LossStats> SequentialModel::ComputeGradients(ReplicaContext& ctx,
   Tensor d = d_logits.Reshaped(output.shape());
   for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
     const Entry& e = layers_[i];
-    LayerContext lc(ctx, e.first_slot, e.layer->workspace_buffers(), i);
+    LayerContext lc(ctx, e.first_slot, e.layer->workspace_buffers(), i, grad_scale);
     const Tensor& in = i == 0 ? inputs : outputs[i - 1];
     absl::StatusOr<Tensor> d_input = e.layer->Backward(lc, in, outputs[i], d, e.need_d_input);
     if (!d_input.ok()) return Annotate(d_input.status(), e.where);

@@ -44,6 +44,17 @@ struct VariableSpec {
   // Rows are read and updated by id (embedding tables): a step touches only the
   // rows its batch uses, and gradients travel as (ids, rows).
   bool sparse = false;
+  // Not trained but a moving average of what the model observes (batch
+  // normalisation's moving mean and variance). The model writes, as the
+  // variable's gradient, share * (value - observation), share being its
+  // replica's part of the global batch (grad_scale * rows); strategies combine
+  // that as any gradient, and the store applies
+  //   value -= (1 - moving_average_momentum) * combined,
+  // so value becomes momentum * value + (1 - momentum) * the batch-weighted
+  // mean of the replicas' observations. No optimizer slot, learning rate or
+  // weight decay touches it; it is checkpointed as any variable.
+  bool trainable = true;
+  float moving_average_momentum = 0.99f;  // when !trainable, in [0, 1)
 
   size_t bytes() const { return static_cast<size_t>(shape.num_elements()) * DTypeSize(dtype); }
 };

@@ -52,6 +52,10 @@ absl::Status VariableStore::Initialize(uint64_t seed) {
 void VariableStore::Apply(int i, const Tensor& grad, float lr_scale) {
   Entry& e = entries_[i];
   ++e.updates;
+  if (!e.spec.trainable) {
+    kernels_.Axpy(-(1.0f - e.spec.moving_average_momentum), grad, e.value);
+    return;
+  }
   optimizer_.ApplyDense(kernels_, e.spec.name, grad, e.updates, lr_scale, e.value,
                         absl::MakeSpan(e.slots));
 }

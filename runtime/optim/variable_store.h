@@ -44,7 +44,8 @@ class VariableStore {
   Kernels& kernels() { return kernels_; }
   const Optimizer& optimizer() const { return optimizer_; }
 
-  // One optimizer update of entry `i`.
+  // One optimizer update of entry `i`; of a moving average (!spec.trainable),
+  // its update (variable.h), lr_scale ignored.
   void Apply(int i, const Tensor& grad, float lr_scale = 1.0f);
   // An update of rows `ids` (int64, distinct, in the whole variable's numbering).
   absl::Status ApplySparse(int i, const Tensor& ids, const Tensor& grad_rows,

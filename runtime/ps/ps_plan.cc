@@ -17,7 +17,9 @@ json SpecToJson(const VariableSpec& spec) {
           {"shape", dims},
           {"dtype", std::string(DTypeName(spec.dtype))},
           {"initializer", spec.initializer.ToString()},
-          {"sparse", spec.sparse}};
+          {"sparse", spec.sparse},
+          {"trainable", spec.trainable},
+          {"moving_average_momentum", spec.moving_average_momentum}};
 }
 
 absl::Status ReadSpec(JsonReader& r, VariableSpec* spec) {
@@ -29,6 +31,9 @@ absl::Status ReadSpec(JsonReader& r, VariableSpec* spec) {
   MESHTRAIN_RETURN_IF_ERROR(r.Read("dtype", &dtype));
   MESHTRAIN_RETURN_IF_ERROR(r.Read("initializer", &initializer));
   MESHTRAIN_RETURN_IF_ERROR(r.Read("sparse", &spec->sparse));
+  MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("trainable", &spec->trainable));
+  MESHTRAIN_RETURN_IF_ERROR(
+      r.ReadOptional("moving_average_momentum", &spec->moving_average_momentum));
   spec->shape = Shape(absl::MakeConstSpan(dims));
   MESHTRAIN_ASSIGN_OR_RETURN(spec->dtype, ParseDType(dtype));
   MESHTRAIN_ASSIGN_OR_RETURN(spec->initializer, Initializer::Parse(initializer));
@@ -193,7 +198,8 @@ absl::Status PsPlan::CheckModel(const std::vector<VariableSpec>& model) const {
   for (size_t i = 0; i < specs.size(); ++i) {
     const VariableSpec& a = model[i];
     const VariableSpec& b = specs[i];
-    if (a.name != b.name || a.shape != b.shape || a.dtype != b.dtype || a.sparse != b.sparse) {
+    if (a.name != b.name || a.shape != b.shape || a.dtype != b.dtype || a.sparse != b.sparse ||
+        a.trainable != b.trainable) {
       return absl::FailedPreconditionError(
           absl::StrCat("variable ", i, ": this worker has ", a.name, a.shape.ToString(),
                        ", the chief's plan ", b.name, b.shape.ToString(), fix));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "runtime/base/check.h"
 #include "runtime/base/vectorize.h"
@@ -112,6 +113,17 @@ void ActivateGradLoop(ActivationFn fn, const float* x, const float* y, const flo
   }
   const int64_t n = d.rows * d.cols;
   for (int64_t i = 0; i < n; ++i) dx[i] = layer_math::ActivateGrad(code, x[i], y[i], dy[i]);
+}
+
+// A batch normalisation sums tensor [2k + 1] from its two column sums.
+void WriteSums(const std::vector<double>& s1, const std::vector<double>& s2, const RowDims& d,
+               Tensor& sums) {
+  float* out = sums.data<float>();
+  for (int64_t c = 0; c < d.cols; ++c) {
+    out[c] = static_cast<float>(s1[c]);
+    out[d.cols + c] = static_cast<float>(s2[c]);
+  }
+  out[2 * d.cols] = static_cast<float>(d.rows);
 }
 
 class CpuKernels final : public Kernels {
@@ -278,6 +290,100 @@ class CpuKernels final : public Kernels {
       }
       layer_math::LayerNormInputGradRow(xr, gamma.data<float>(), mu, inv, dyr, d.cols,
                                         dx.data<float>() + r * d.cols);
+    }
+  }
+
+  // Column sums accumulate in double: a channel of a convolution's output
+  // sums hundreds of thousands of rows.
+  void BatchNormSums(const Tensor& x, const Tensor& shift, Tensor& sums) override {
+    const RowDims d = CheckBatchNorm(x, {}, {&shift}, &sums);
+    const float* in = x.data<float>();
+    const float* mu = shift.data<float>();
+    std::vector<double> s1(d.cols, 0.0), s2(d.cols, 0.0);
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const float* row = in + r * d.cols;
+      for (int64_t c = 0; c < d.cols; ++c) {
+        const double v = static_cast<double>(row[c] - mu[c]);
+        s1[c] += v;
+        s2[c] += v * v;
+      }
+    }
+    WriteSums(s1, s2, d, sums);
+  }
+
+  void BatchNormMoments(const Tensor& sums, const Tensor& shift, Tensor& mean,
+                        Tensor& variance) override {
+    const int64_t k = CheckBatchNormMoments(sums, shift, mean, variance);
+    const float* s = sums.data<float>();
+    for (int64_t c = 0; c < k; ++c) {
+      layer_math::BatchNormMoments(s[c], s[k + c], s[2 * k], shift.data<float>()[c],
+                                   mean.data<float>() + c, variance.data<float>() + c);
+    }
+  }
+
+  void BatchNormForward(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                        const Tensor* gamma, const Tensor* beta, float epsilon,
+                        Tensor& y) override {
+    const RowDims d = CheckBatchNorm(x, {&y}, {&mean, &variance, gamma, beta}, nullptr);
+    // y = x * scale + offset per channel.
+    std::vector<float> scale(d.cols), offset(d.cols);
+    for (int64_t c = 0; c < d.cols; ++c) {
+      scale[c] = layer_math::BatchNormRstd(variance.data<float>()[c], epsilon) *
+                 (gamma != nullptr ? gamma->data<float>()[c] : 1.0f);
+      offset[c] =
+          (beta != nullptr ? beta->data<float>()[c] : 0.0f) - mean.data<float>()[c] * scale[c];
+    }
+    const float* in = x.data<float>();
+    float* out = y.data<float>();
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const float* row = in + r * d.cols;
+      float* out_row = out + r * d.cols;
+      for (int64_t c = 0; c < d.cols; ++c) out_row[c] = row[c] * scale[c] + offset[c];
+    }
+  }
+
+  void BatchNormGradSums(const Tensor& x, const Tensor& mean, const Tensor& variance, float epsilon,
+                         const Tensor& dy, Tensor& sums) override {
+    const RowDims d = CheckBatchNorm(x, {&dy}, {&mean, &variance}, &sums);
+    std::vector<float> rstd(d.cols);
+    for (int64_t c = 0; c < d.cols; ++c) {
+      rstd[c] = layer_math::BatchNormRstd(variance.data<float>()[c], epsilon);
+    }
+    const float* mu = mean.data<float>();
+    std::vector<double> s1(d.cols, 0.0), s2(d.cols, 0.0);
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const float* row = x.data<float>() + r * d.cols;
+      const float* g = dy.data<float>() + r * d.cols;
+      for (int64_t c = 0; c < d.cols; ++c) {
+        s1[c] += g[c];
+        s2[c] += static_cast<double>(g[c] * ((row[c] - mu[c]) * rstd[c]));
+      }
+    }
+    WriteSums(s1, s2, d, sums);
+  }
+
+  void BatchNormInputGrad(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                          const Tensor* gamma, float epsilon, const Tensor& sums, const Tensor& dy,
+                          Tensor& dx) override {
+    const RowDims d = CheckBatchNorm(x, {&dy, &dx}, {&mean, &variance, gamma}, &sums);
+    const float* s = sums.data<float>();
+    const float count = s[2 * d.cols];
+    std::vector<float> rstd(d.cols), gamma_rstd(d.cols), mean_dy(d.cols), mean_dy_xhat(d.cols);
+    for (int64_t c = 0; c < d.cols; ++c) {
+      rstd[c] = layer_math::BatchNormRstd(variance.data<float>()[c], epsilon);
+      gamma_rstd[c] = rstd[c] * (gamma != nullptr ? gamma->data<float>()[c] : 1.0f);
+      mean_dy[c] = count > 0.0f ? s[c] / count : 0.0f;
+      mean_dy_xhat[c] = count > 0.0f ? s[d.cols + c] / count : 0.0f;
+    }
+    const float* mu = mean.data<float>();
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const float* row = x.data<float>() + r * d.cols;
+      const float* g = dy.data<float>() + r * d.cols;
+      float* out = dx.data<float>() + r * d.cols;
+      for (int64_t c = 0; c < d.cols; ++c) {
+        out[c] = layer_math::BatchNormInputGrad(g[c], (row[c] - mu[c]) * rstd[c], gamma_rstd[c],
+                                                mean_dy[c], mean_dy_xhat[c]);
+      }
     }
   }
 

@@ -120,6 +120,31 @@ RowDims CheckMeanSquaredError(const Tensor& predictions, const Tensor& targets) 
   return RowsOf(predictions);
 }
 
+RowDims CheckBatchNorm(const Tensor& x, std::initializer_list<const Tensor*> like_x,
+                       std::initializer_list<const Tensor*> channels, const Tensor* sums) {
+  const RowDims d = RowsOf(x);
+  for (const Tensor* t : like_x) {
+    MESHTRAIN_CHECK(t->num_elements() == x.num_elements())
+        << "batch norm of " << x.DebugString() << " with " << t->DebugString();
+  }
+  for (const Tensor* t : channels) {
+    MESHTRAIN_CHECK(t == nullptr || t->num_elements() == d.cols)
+        << "batch norm of " << x.DebugString() << " with channels " << t->DebugString();
+  }
+  MESHTRAIN_CHECK(sums == nullptr || sums->num_elements() == 2 * d.cols + 1)
+      << "batch norm of " << x.DebugString() << " with sums " << sums->DebugString();
+  return d;
+}
+
+int64_t CheckBatchNormMoments(const Tensor& sums, const Tensor& shift, const Tensor& mean,
+                              const Tensor& variance) {
+  const int64_t k = shift.num_elements();
+  MESHTRAIN_CHECK(sums.num_elements() == 2 * k + 1 && mean.num_elements() == k &&
+                  variance.num_elements() == k)
+      << "batch norm moments of " << sums.DebugString() << " for " << shift.DebugString();
+  return k;
+}
+
 absl::StatusOr<std::unique_ptr<Kernels>> CreateKernels(Device device) {
   if (device.is_cpu()) return CreateCpuKernels(device);
 #if MESHTRAIN_HAVE_CUDA

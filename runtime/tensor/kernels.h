@@ -11,6 +11,7 @@
 #define MESHTRAIN_RUNTIME_TENSOR_KERNELS_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -106,6 +107,32 @@ class Kernels {
   virtual void LayerNormGrad(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                              const Tensor& rstd, const Tensor& dy, Tensor& dx, Tensor& dgamma,
                              Tensor& dbeta) = 0;
+  // Batch normalisation over the rows of x seen as [n, k] (channels last).
+  // Sums over rows come as [2k + 1] tensors, two per-channel sums then the row
+  // count, so that replicas can add theirs before using them (synchronized
+  // batch normalisation) and uneven slices weigh right.
+  //
+  // sums = (sum of (x - shift), sum of (x - shift)^2, n); `shift` [k] (the
+  // moving mean: any value near the mean keeps the second sum accurate).
+  virtual void BatchNormSums(const Tensor& x, const Tensor& shift, Tensor& sums) = 0;
+  // From such sums: mean = shift + s1 / count, variance = s2 / count -
+  // (s1 / count)^2 (biased, as Keras), [k] each.
+  virtual void BatchNormMoments(const Tensor& sums, const Tensor& shift, Tensor& mean,
+                                Tensor& variance) = 0;
+  // y = (x - mean) / sqrt(variance + epsilon) * gamma + beta; gamma and beta
+  // [k] are nullable (1 and 0).
+  virtual void BatchNormForward(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                                const Tensor* gamma, const Tensor* beta, float epsilon,
+                                Tensor& y) = 0;
+  // sums = (sum of dy, sum of dy * xhat, n) with xhat the normalised x: the
+  // gradients of beta and gamma over these rows.
+  virtual void BatchNormGradSums(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                                 float epsilon, const Tensor& dy, Tensor& sums) = 0;
+  // dx = gamma * rstd * (dy - s1 / count - xhat * s2 / count), given the
+  // sums of every row the statistics came from (all replicas' when synchronized).
+  virtual void BatchNormInputGrad(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                                  const Tensor* gamma, float epsilon, const Tensor& sums,
+                                  const Tensor& dy, Tensor& dx) = 0;
   // Mean squared error of predictions [n, k] against float32 targets with n * k
   // elements: loss_sum = sum over rows of the row's mean of (p - t)^2; hits are
   // rows whose every |p - t| < 0.5. dpredictions = 2 (p - t) / k * grad_scale.
@@ -204,6 +231,13 @@ RowDims CheckLayerNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
 RowDims CheckLayerNormGrad(const Tensor& x, const Tensor& mean, const Tensor& dy, const Tensor& dx,
                            const Tensor& dgamma, const Tensor& dbeta);
 RowDims CheckMeanSquaredError(const Tensor& predictions, const Tensor& targets);
+// Every batch normalisation kernel's: x [rows, k] (and y or dy, dx like it),
+// per-channel tensors [k] (the nullable ones null or [k]), sums [2k + 1].
+RowDims CheckBatchNorm(const Tensor& x, std::initializer_list<const Tensor*> like_x,
+                       std::initializer_list<const Tensor*> channels, const Tensor* sums);
+// BatchNormMoments's: returns k, the channels.
+int64_t CheckBatchNormMoments(const Tensor& sums, const Tensor& shift, const Tensor& mean,
+                              const Tensor& variance);
 
 // Kernels for `device`: CPU kernels for cpu:N, CUDA kernels for gpu:N (an error
 // names the missing support where the build has no CUDA or the GPU is absent).

@@ -115,6 +115,27 @@ MESHTRAIN_HOST_DEVICE inline void LayerNormInputGradRow(const float* x, const fl
   }
 }
 
+// Batch normalisation's per-channel formulas (kernels.h: BatchNorm*), from
+// sums whose count is `count` rows.
+MESHTRAIN_HOST_DEVICE inline void BatchNormMoments(float shifted_sum, float shifted_squares,
+                                                   float count, float shift, float* mean,
+                                                   float* variance) {
+  const float m = count > 0.0f ? shifted_sum / count : 0.0f;
+  const float v = count > 0.0f ? shifted_squares / count - m * m : 0.0f;
+  *mean = shift + m;
+  *variance = v > 0.0f ? v : 0.0f;
+}
+
+MESHTRAIN_HOST_DEVICE inline float BatchNormRstd(float variance, float epsilon) {
+  return 1.0f / sqrtf(variance + epsilon);
+}
+
+// dx of one value: gamma * rstd * (dy - sum_dy / count - xhat * sum_dy_xhat / count).
+MESHTRAIN_HOST_DEVICE inline float BatchNormInputGrad(float dy, float xhat, float gamma_rstd,
+                                                      float mean_dy, float mean_dy_xhat) {
+  return gamma_rstd * (dy - mean_dy - xhat * mean_dy_xhat);
+}
+
 // One example's mean squared error over `cols` outputs; d (nullable) gets
 // 2 (p - t) / cols * scale; *hit says every |p - t| < 0.5.
 MESHTRAIN_HOST_DEVICE inline float SquaredErrorRow(const float* p, const float* t, int64_t cols,

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The reference job in PyTorch, the peer meshtrain's benchmarks compare with.
 
-Fashion-MNIST, MLP 784-300-100-10 (ReLU), softmax cross-entropy, SGD momentum 0.9,
+Fashion-MNIST, MLP 784-300-100-10 (ReLU) or, with --model cnn, the reference CNN
+(configs/fashion_mnist_cnn.json), softmax cross-entropy, SGD momentum 0.9,
 lr 0.05, global batch 256 split over ranks, data reshuffled each epoch and sharded
 by rank (DistributedSampler), CPU. One process (--nproc 1) is plain PyTorch; more
 ranks use DistributedDataParallel over gloo on 127.0.0.1.
@@ -30,6 +31,8 @@ def parse():
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--port", type=int, default=29531)
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+                   help="mlp: the reference job; cnn: configs/fashion_mnist_cnn.json's network")
     return p.parse_args()
 
 
@@ -61,7 +64,9 @@ def read_idx(path):
 def load(d):
     x = read_idx(os.path.join(d, "train-images-idx3-ubyte.gz"))
     xt = read_idx(os.path.join(d, "t10k-images-idx3-ubyte.gz"))
-    f = lambda a: torch.from_numpy(a.reshape(a.shape[0], -1).astype(np.float32) / 255.0)
+    # The CNN takes NCHW images; the MLP flat rows.
+    shape = (1, 28, 28) if ARGS.model == "cnn" else (-1,)
+    f = lambda a: torch.from_numpy(a.reshape(a.shape[0], *shape).astype(np.float32) / 255.0)
     y = torch.from_numpy(read_idx(os.path.join(d, "train-labels-idx1-ubyte.gz")).astype(np.int64))
     yt = torch.from_numpy(read_idx(os.path.join(d, "t10k-labels-idx1-ubyte.gz")).astype(np.int64))
     return f(x), y, f(xt), yt
@@ -75,6 +80,16 @@ class Length(torch.utils.data.Dataset):
         return self.n
 
 
+def make_model():
+    if ARGS.model == "cnn":
+        # conv2d 32 3x3 same relu, max_pool2d 2, conv2d 64 3x3 same relu, max_pool2d 2,
+        # flatten, dense 128 relu, dense 10 (configs/fashion_mnist_cnn.json).
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
 def worker(rank, world):
     torch.set_num_threads(ARGS.threads)
     if world > 1:
@@ -82,7 +97,7 @@ def worker(rank, world):
     xtr, ytr, xte, yte = load(ARGS.data)
     local = ARGS.global_batch // world
     torch.manual_seed(ARGS.seed)
-    model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+    model = make_model()
     net = DDP(model) if world > 1 else model
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
@@ -107,7 +122,7 @@ def worker(rank, world):
                        "test_accuracy": acc})
     if rank == 0:
         total = sum(e["train_s"] for e in epochs)
-        print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "nproc": world, "threads": ARGS.threads,
+        print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "model": ARGS.model, "nproc": world, "threads": ARGS.threads,
                           "blas_threads": ARGS.blas_threads or ARGS.threads, "epochs": epochs,
                           "samples_per_sec": len(idx) * world * len(epochs) / total,
                           "test_accuracy": epochs[-1]["test_accuracy"]}), flush=True)

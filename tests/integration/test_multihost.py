@@ -155,7 +155,20 @@ class MultiWorkerAcrossHostsTest(MultiHostTestCase):
         self.assert_matches_one_host([1, 2, 3, 4])
 
     def test_two_hosts_with_two_workers_each_mix_shared_memory_and_tcp(self):
-        self.assert_matches_one_host([1, 1, 2, 2], layers=("auto", "tcp"), expected_path="shm+tcp")
+        # The flat ring, asked for: bit for bit the one-host run.
+        self.assert_matches_one_host([1, 1, 2, 2], ["--communication", "ring"], layers=("auto", "tcp"),
+                                     expected_path="shm+tcp")
+
+    def test_two_hosts_with_two_workers_each_sum_hierarchically_by_default(self):
+        # Within each host over shared memory, between the two hosts' leaders
+        # over TCP: the same sums in another order, identical on every worker.
+        reference = self.one_host_run(4, ())
+        summary, _ = self.run_across(self.cluster(worker=[1, 1, 2, 2]), [])
+        self.assertEqual(summary["communication"],
+                         "hierarchical: ring over shm on each of 2 hosts, ring over tcp between their leaders")
+        self.assertEqual(summary["final_step"], 60)
+        self.assertEqual(len(set(summary["param_checksums"].values())), 1, summary["param_checksums"])
+        self.assertLess(abs(summary["test_accuracy"] - reference["test_accuracy"]), 0.02)
 
     def test_two_hosts_with_tls_on_every_link(self):
         creds = make_credentials(self.tmp)

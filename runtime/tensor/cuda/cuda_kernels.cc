@@ -21,6 +21,8 @@ namespace {
 
 namespace dk = device_kernels;
 
+const float* OrNull(const Tensor* t) { return t != nullptr ? t->data<float>() : nullptr; }
+
 // The head of the scratch buffer, copied back after a loss or at Synchronize.
 struct ScratchHead {
   dk::DeviceFault fault;
@@ -197,6 +199,55 @@ class CudaKernels final : public Kernels {
            "layer norm gradient");
   }
 
+  void BatchNormSums(const Tensor& x, const Tensor& shift, Tensor& sums) override {
+    const RowDims d = CheckBatchNorm(x, {}, {&shift}, &sums);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::BatchNormSums(x.data<float>(), shift.data<float>(), sums.data<float>(), d.rows,
+                             d.cols, stream_),
+           "batch norm sums");
+  }
+
+  void BatchNormMoments(const Tensor& sums, const Tensor& shift, Tensor& mean,
+                        Tensor& variance) override {
+    const int64_t k = CheckBatchNormMoments(sums, shift, mean, variance);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::BatchNormMoments(sums.data<float>(), shift.data<float>(), mean.data<float>(),
+                                variance.data<float>(), k, stream_),
+           "batch norm moments");
+  }
+
+  void BatchNormForward(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                        const Tensor* gamma, const Tensor* beta, float epsilon,
+                        Tensor& y) override {
+    const RowDims d = CheckBatchNorm(x, {&y}, {&mean, &variance, gamma, beta}, nullptr);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::BatchNormForward(x.data<float>(), mean.data<float>(), variance.data<float>(),
+                                OrNull(gamma), OrNull(beta), epsilon, y.data<float>(), d.rows,
+                                d.cols, stream_),
+           "batch norm");
+  }
+
+  void BatchNormGradSums(const Tensor& x, const Tensor& mean, const Tensor& variance, float epsilon,
+                         const Tensor& dy, Tensor& sums) override {
+    const RowDims d = CheckBatchNorm(x, {&dy}, {&mean, &variance}, &sums);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(
+        dk::BatchNormGradSums(x.data<float>(), mean.data<float>(), variance.data<float>(), epsilon,
+                              dy.data<float>(), sums.data<float>(), d.rows, d.cols, stream_),
+        "batch norm gradient sums");
+  }
+
+  void BatchNormInputGrad(const Tensor& x, const Tensor& mean, const Tensor& variance,
+                          const Tensor* gamma, float epsilon, const Tensor& sums, const Tensor& dy,
+                          Tensor& dx) override {
+    const RowDims d = CheckBatchNorm(x, {&dy, &dx}, {&mean, &variance, gamma}, &sums);
+    ScopedCudaDevice scoped(cuda_.ordinal());
+    Record(dk::BatchNormInputGrad(x.data<float>(), mean.data<float>(), variance.data<float>(),
+                                  OrNull(gamma), epsilon, sums.data<float>(), dy.data<float>(),
+                                  dx.data<float>(), d.rows, d.cols, stream_),
+           "batch norm input gradient");
+  }
+
   LossStats MeanSquaredError(const Tensor& predictions, const Tensor& targets, float grad_scale,
                              Tensor* dpredictions) override {
     const RowDims d = CheckMeanSquaredError(predictions, targets);
@@ -274,9 +325,8 @@ class CudaKernels final : public Kernels {
                      const Tensor* bias, Activation act, Tensor& y) override {
     CheckConv2DForward(g, x, filter, bias, y);
     ScopedCudaDevice scoped(cuda_.ordinal());
-    Record(dk::Conv2DForward(Window(g), x.data<float>(), filter.data<float>(),
-                             bias ? bias->data<float>() : nullptr, act == Activation::kRelu,
-                             y.data<float>(), stream_),
+    Record(dk::Conv2DForward(Window(g), x.data<float>(), filter.data<float>(), OrNull(bias),
+                             act == Activation::kRelu, y.data<float>(), stream_),
            "conv2d forward");
   }
 

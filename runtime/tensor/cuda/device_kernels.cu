@@ -175,6 +175,90 @@ __global__ void LayerNormParamGradKernel(const float* x, const float* mean, cons
   }
 }
 
+// Batch normalisation. The column sums run one block per channel, its
+// threads striding over rows, then a tree sum in double; the last element of
+// sums (the row count) is written by block 0.
+__device__ void BlockColumnSums(double a, double b, int64_t rows, int64_t cols, float* sums) {
+  __shared__ double a_shared[kThreads];
+  __shared__ double b_shared[kThreads];
+  a_shared[threadIdx.x] = a;
+  b_shared[threadIdx.x] = b;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      a_shared[threadIdx.x] += a_shared[threadIdx.x + half];
+      b_shared[threadIdx.x] += b_shared[threadIdx.x + half];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    sums[blockIdx.x] = static_cast<float>(a_shared[0]);
+    sums[cols + blockIdx.x] = static_cast<float>(b_shared[0]);
+    if (blockIdx.x == 0) sums[2 * cols] = static_cast<float>(rows);
+  }
+}
+
+__global__ void BatchNormSumsKernel(const float* x, const float* shift, float* sums, int64_t rows,
+                                    int64_t cols) {
+  const int64_t c = blockIdx.x;
+  double a = 0, b = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    const double v = static_cast<double>(x[r * cols + c] - shift[c]);
+    a += v;
+    b += v * v;
+  }
+  BlockColumnSums(a, b, rows, cols, sums);
+}
+
+__global__ void BatchNormMomentsKernel(const float* sums, const float* shift, float* mean,
+                                       float* variance, int64_t cols) {
+  MESHTRAIN_GRID_STRIDE(c, cols) {
+    layer_math::BatchNormMoments(sums[c], sums[cols + c], sums[2 * cols], shift[c], mean + c,
+                                 variance + c);
+  }
+}
+
+__global__ void BatchNormForwardKernel(const float* x, const float* mean, const float* variance,
+                                       const float* gamma, const float* beta, float epsilon,
+                                       float* y, int64_t n, int64_t cols) {
+  MESHTRAIN_GRID_STRIDE(i, n) {
+    const int64_t c = i % cols;
+    const float rstd = layer_math::BatchNormRstd(variance[c], epsilon);
+    const float g = gamma != nullptr ? gamma[c] : 1.0f;
+    const float b = beta != nullptr ? beta[c] : 0.0f;
+    y[i] = (x[i] - mean[c]) * rstd * g + b;
+  }
+}
+
+__global__ void BatchNormGradSumsKernel(const float* x, const float* mean, const float* variance,
+                                        float epsilon, const float* dy, float* sums, int64_t rows,
+                                        int64_t cols) {
+  const int64_t c = blockIdx.x;
+  const float rstd = layer_math::BatchNormRstd(variance[c], epsilon);
+  double a = 0, b = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    const int64_t i = r * cols + c;
+    a += dy[i];
+    b += static_cast<double>(dy[i] * ((x[i] - mean[c]) * rstd));
+  }
+  BlockColumnSums(a, b, rows, cols, sums);
+}
+
+__global__ void BatchNormInputGradKernel(const float* x, const float* mean, const float* variance,
+                                         const float* gamma, float epsilon, const float* sums,
+                                         const float* dy, float* dx, int64_t n, int64_t cols) {
+  const float count = sums[2 * cols];
+  MESHTRAIN_GRID_STRIDE(i, n) {
+    const int64_t c = i % cols;
+    const float rstd = layer_math::BatchNormRstd(variance[c], epsilon);
+    const float gamma_rstd = rstd * (gamma != nullptr ? gamma[c] : 1.0f);
+    const float mean_dy = count > 0.0f ? sums[c] / count : 0.0f;
+    const float mean_dy_xhat = count > 0.0f ? sums[cols + c] / count : 0.0f;
+    dx[i] = layer_math::BatchNormInputGrad(dy[i], (x[i] - mean[c]) * rstd, gamma_rstd, mean_dy,
+                                           mean_dy_xhat);
+  }
+}
+
 __global__ void MeanSquaredErrorKernel(const float* p, const float* t, int64_t rows, int64_t cols,
                                        float scale, float* d, LossSums* partials) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -344,6 +428,51 @@ cudaError_t LayerNormGrad(const float* x, const float* gamma, const float* mean,
   }
   LayerNormParamGradKernel<<<Blocks(cols), kThreads, 0, stream>>>(x, mean, rstd, dy, dgamma, dbeta,
                                                                   rows, cols);
+  return Launched();
+}
+
+cudaError_t BatchNormSums(const float* x, const float* shift, float* sums, int64_t rows,
+                          int64_t cols, cudaStream_t stream) {
+  if (cols == 0) return cudaSuccess;
+  BatchNormSumsKernel<<<static_cast<unsigned>(cols), kThreads, 0, stream>>>(x, shift, sums, rows,
+                                                                            cols);
+  return Launched();
+}
+
+cudaError_t BatchNormMoments(const float* sums, const float* shift, float* mean, float* variance,
+                             int64_t cols, cudaStream_t stream) {
+  if (cols == 0) return cudaSuccess;
+  BatchNormMomentsKernel<<<Blocks(cols), kThreads, 0, stream>>>(sums, shift, mean, variance, cols);
+  return Launched();
+}
+
+cudaError_t BatchNormForward(const float* x, const float* mean, const float* variance,
+                             const float* gamma, const float* beta, float epsilon, float* y,
+                             int64_t rows, int64_t cols, cudaStream_t stream) {
+  const int64_t n = rows * cols;
+  if (n == 0) return cudaSuccess;
+  BatchNormForwardKernel<<<Blocks(n), kThreads, 0, stream>>>(x, mean, variance, gamma, beta,
+                                                             epsilon, y, n, cols);
+  return Launched();
+}
+
+cudaError_t BatchNormGradSums(const float* x, const float* mean, const float* variance,
+                              float epsilon, const float* dy, float* sums, int64_t rows,
+                              int64_t cols, cudaStream_t stream) {
+  if (cols == 0) return cudaSuccess;
+  BatchNormGradSumsKernel<<<static_cast<unsigned>(cols), kThreads, 0, stream>>>(
+      x, mean, variance, epsilon, dy, sums, rows, cols);
+  return Launched();
+}
+
+cudaError_t BatchNormInputGrad(const float* x, const float* mean, const float* variance,
+                               const float* gamma, float epsilon, const float* sums,
+                               const float* dy, float* dx, int64_t rows, int64_t cols,
+                               cudaStream_t stream) {
+  const int64_t n = rows * cols;
+  if (n == 0) return cudaSuccess;
+  BatchNormInputGradKernel<<<Blocks(n), kThreads, 0, stream>>>(x, mean, variance, gamma, epsilon,
+                                                               sums, dy, dx, n, cols);
   return Launched();
 }
 

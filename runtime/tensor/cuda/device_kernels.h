@@ -62,6 +62,22 @@ cudaError_t LayerNorm(const float* x, const float* gamma, const float* beta, flo
 cudaError_t LayerNormGrad(const float* x, const float* gamma, const float* mean, const float* rstd,
                           const float* dy, float* dx, float* dgamma, float* dbeta, int64_t rows,
                           int64_t cols, cudaStream_t stream);
+// Batch normalisation (kernels.h's contracts); sums are [2 * cols + 1],
+// gamma and beta nullable.
+cudaError_t BatchNormSums(const float* x, const float* shift, float* sums, int64_t rows,
+                          int64_t cols, cudaStream_t stream);
+cudaError_t BatchNormMoments(const float* sums, const float* shift, float* mean, float* variance,
+                             int64_t cols, cudaStream_t stream);
+cudaError_t BatchNormForward(const float* x, const float* mean, const float* variance,
+                             const float* gamma, const float* beta, float epsilon, float* y,
+                             int64_t rows, int64_t cols, cudaStream_t stream);
+cudaError_t BatchNormGradSums(const float* x, const float* mean, const float* variance,
+                              float epsilon, const float* dy, float* sums, int64_t rows,
+                              int64_t cols, cudaStream_t stream);
+cudaError_t BatchNormInputGrad(const float* x, const float* mean, const float* variance,
+                               const float* gamma, float epsilon, const float* sums,
+                               const float* dy, float* dx, int64_t rows, int64_t cols,
+                               cudaStream_t stream);
 // Row losses as SoftmaxCrossEntropy's; dpredictions nullable.
 cudaError_t MeanSquaredError(const float* predictions, const float* targets, int64_t rows,
                              int64_t cols, float grad_scale, float* dpredictions,

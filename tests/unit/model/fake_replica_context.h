@@ -38,11 +38,17 @@ class FakeReplicaContext final : public VariableCreator, public ReplicaContext {
     sparse_ids[id] = std::move(ids);
     sparse_rows[id] = std::move(rows);
   }
+  // One replica: the sum is the values themselves.
+  absl::Status SumOverReplicas(Tensor& values) override {
+    ++sums_over_replicas;
+    return absl::OkStatus();
+  }
 
   Tensor& mutable_value(VariableId id) { return values_[id]; }
   const std::vector<VariableSpec>& specs() const { return specs_; }
 
   std::vector<VariableId> ready_order;
+  int sums_over_replicas = 0;
   std::map<VariableId, Tensor> sparse_ids, sparse_rows;
 
  private:

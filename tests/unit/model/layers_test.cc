@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/model/layer_registry.h"
@@ -97,6 +98,9 @@ void ExpectGradientsMatch(const GradientCase& c, int64_t n) {
   // values checked here, 2026-12-06).
   const float eps = 1e-3f;
   for (VariableId id = 0; id < static_cast<VariableId>(ctx.specs().size()); ++id) {
+    // A moving average's "gradient" is its update, not a derivative of the
+    // loss (BatchNormTest checks it).
+    if (!ctx.specs()[id].trainable) continue;
     float* value = ctx.mutable_value(id).data<float>();
     for (int64_t i = 0; i < analytic[id].num_elements(); ++i) {
       const float saved = value[i];
@@ -197,6 +201,21 @@ INSTANTIATE_TEST_SUITE_P(
                          {"type": "flatten"},
                          {"type": "dense", "units": 3}])",
                                    {6, 5, 3}},
+                      GradientCase{"batch_normalization",
+                                   R"([{"type": "dense", "units": 4},
+                         {"type": "batch_normalization"},
+                         {"type": "activation", "activation": "tanh"},
+                         {"type": "dense", "units": 3}])",
+                                   {5}},
+                      GradientCase{"conv_synchronized_batch_normalization_no_center",
+                                   R"([{"type": "conv2d", "filters": 3, "kernel_size": 3,
+                          "strides": 2, "use_bias": false},
+                         {"type": "batch_normalization", "center": false, "synchronized": true,
+                          "epsilon": 0.01},
+                         {"type": "activation", "activation": "relu"},
+                         {"type": "flatten"},
+                         {"type": "dense", "units": 3}])",
+                                   {7, 5, 2}},
                       GradientCase{"mse",
                                    R"([{"type": "dense", "units": 4, "activation": "gelu"},
                          {"type": "dense", "units": 1}])",
@@ -245,6 +264,74 @@ TEST(DropoutTest, MaskDependsOnStepAndReplicaButRepeats) {
   EXPECT_FALSE(same(base, gradient_for({1, 11, 0})));
   EXPECT_FALSE(same(base, gradient_for({1, 10, 1})));
   EXPECT_FALSE(same(base, gradient_for({2, 10, 0})));
+}
+
+TEST(BatchNormTest, MovingAveragesFollowTheBatchAndServeEvaluation) {
+  for (bool synchronized : {false, true}) {
+    SCOPED_TRACE(synchronized ? "synchronized" : "per replica");
+    const GradientCase c{
+        "batch_normalization",
+        absl::StrCat(R"([{"type": "batch_normalization", "momentum": 0.9,
+                                          "synchronized": )",
+                     synchronized ? "true" : "false", R"(}, {"type": "dense", "units": 3}])"),
+        {2}};
+    FakeReplicaContext ctx;
+    auto model = SequentialModel::Create(Config(c), ModelShape{2, 3}, ctx, LayerRegistry::Global());
+    ASSERT_TRUE(model.ok()) << model.status();
+    // gamma, beta, moving_mean, moving_variance, then the dense layer's.
+    ASSERT_GE(ctx.specs().size(), 4u);
+    EXPECT_TRUE(ctx.specs()[0].trainable && ctx.specs()[1].trainable);
+    EXPECT_FALSE(ctx.specs()[2].trainable || ctx.specs()[3].trainable);
+    EXPECT_EQ(ctx.specs()[2].name, "batch_normalization_0/moving_mean");
+    EXPECT_FLOAT_EQ(ctx.specs()[3].moving_average_momentum, 0.9f);
+
+    const int64_t n = 5;
+    const Batch batch = MakeBatch(c, n, 4);
+    auto trained = (*model)->ComputeGradients(ctx, batch, 1.0f / n);
+    ASSERT_TRUE(trained.ok()) << trained.status();
+    // Synchronized: one sum in forward (the first layer passes no gradient back).
+    EXPECT_EQ(ctx.sums_over_replicas, synchronized ? 1 : 0);
+    for (int64_t f = 0; f < 2; ++f) {
+      double mean = 0, squares = 0;
+      for (int64_t i = 0; i < n; ++i) mean += batch.inputs.data<float>()[i * 2 + f];
+      mean /= n;
+      for (int64_t i = 0; i < n; ++i) {
+        const double d = batch.inputs.data<float>()[i * 2 + f] - mean;
+        squares += d * d;
+      }
+      const double variance = squares / n;  // biased, as Keras
+      // share (n / n) * (moving - observed), moving being 0 and 1 at first.
+      EXPECT_NEAR(ctx.Gradient(2).data<float>()[f], 0.0 - mean, 1e-5);
+      EXPECT_NEAR(ctx.Gradient(3).data<float>()[f], 1.0 - variance, 1e-5);
+      // Evaluation with the batch's own statistics as the moving ones is the
+      // training forward pass.
+      ctx.mutable_value(2).data<float>()[f] = static_cast<float>(mean);
+      ctx.mutable_value(3).data<float>()[f] = static_cast<float>(variance);
+    }
+    auto evaluated = (*model)->Evaluate(ctx, batch, nullptr);
+    ASSERT_TRUE(evaluated.ok());
+    EXPECT_NEAR(evaluated->loss_sum, trained->loss_sum, 1e-4);
+    ctx.mutable_value(3).data<float>()[0] *= 4.0f;
+    EXPECT_GT(std::fabs((*model)->Evaluate(ctx, batch, nullptr)->loss_sum - trained->loss_sum),
+              1e-3);
+  }
+}
+
+TEST(BatchNormTest, ConfigErrorsNameTheArgument) {
+  FakeReplicaContext ctx;
+  for (const auto& [layers, expected] : std::vector<std::pair<std::string, std::string>>{
+           {R"([{"type": "batch_normalization", "momentum": 1.5}])",
+            "layers[0].momentum must be in [0, 1]"},
+           {R"([{"type": "batch_normalization", "epsilon": 0}])", "layers[0].epsilon must be > 0"},
+           {R"([{"type": "batch_normalization", "axis": 1}])", "layers[0].axis must be -1"},
+           {R"([{"type": "batch_normalization", "synchronized": "yes"}])", "synchronized"}}) {
+    const GradientCase c{"bad", layers + std::string(), {4}};
+    ModelConfig config = Config(c);
+    config.layers.push_back(nlohmann::json{{"type", "dense"}, {"units", 3}});
+    auto model = SequentialModel::Create(config, ModelShape{4, 3}, ctx, LayerRegistry::Global());
+    ASSERT_FALSE(model.ok());
+    EXPECT_THAT(model.status().message(), ::testing::HasSubstr(expected));
+  }
 }
 
 }  // namespace

@@ -19,5 +19,17 @@ TEST(UseNcclAcrossWorkersTest, ExplicitChoiceOrAutoOnGpus) {
   EXPECT_EQ(UseNcclAcrossWorkers(config, kOneGpu), MESHTRAIN_HAVE_CUDA == 1);
 }
 
+TEST(UseHierarchyAcrossWorkersTest, ExplicitChoiceOrAutoWhereHostsHoldSeveralWorkers) {
+  StrategyConfig config;
+  const std::vector<std::string> two_by_two = {"h0", "h0", "h1", "h1"};
+  EXPECT_TRUE(UseHierarchyAcrossWorkers(config, two_by_two));  // auto
+  EXPECT_FALSE(UseHierarchyAcrossWorkers(config, {"h0", "h1"}));
+  EXPECT_FALSE(UseHierarchyAcrossWorkers(config, {"h0", "h0"}));
+  config.communication = "ring";
+  EXPECT_FALSE(UseHierarchyAcrossWorkers(config, two_by_two));
+  config.communication = "hierarchical";
+  EXPECT_TRUE(UseHierarchyAcrossWorkers(config, {"h0", "h1"}));
+}
+
 }  // namespace
 }  // namespace meshtrain

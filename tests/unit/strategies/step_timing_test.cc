@@ -79,6 +79,44 @@ TEST(StepTimingTest, MirroredCountsAStragglingReplicaAsWait) {
   }
 }
 
+TEST(StepTimingTest, MirroredReportsTheCommunicationBackwardHid) {
+  // Replica 0 finishes the gradient of "b" at once and then computes for
+  // kStraggle; replica 1 finishes "b" kStraggle / 2 late. Summing b waits for
+  // replica 1: on a combiner thread while replica 0 computes (hidden), inline
+  // on replica 0's own thread (exposed).
+  StepFn step = [](ReplicaContext& ctx, const Batch&, float) -> absl::StatusOr<LossStats> {
+    if (ctx.replica_id() == 1) absl::SleepFor(kStraggle / 2);
+    ctx.GradientReady(1);
+    if (ctx.replica_id() == 0) absl::SleepFor(kStraggle);
+    ctx.GradientReady(0);
+    return LossStats{};
+  };
+  auto sgd = Sgd();
+  for (GradientOverlap overlap : {GradientOverlap::kThread, GradientOverlap::kInline}) {
+    MirroredStrategy::Options options;
+    options.devices = {Device::Cpu(0), Device::Cpu(1)};
+    options.optimizer = sgd.get();
+    options.overlap = overlap;
+    options.bytes_per_pack = 1;  // a bucket per variable
+    auto strategy = MirroredStrategy::Create(std::move(options));
+    ASSERT_TRUE(strategy.ok()) << strategy.status();
+    VariableSpec a = Weights(), b = Weights();
+    a.name = "a";
+    b.name = "b";
+    ASSERT_TRUE((*strategy)->CreateVariable(a).ok());
+    ASSERT_TRUE((*strategy)->CreateVariable(b).ok());
+    ASSERT_TRUE((*strategy)->Build().ok());
+    auto result = (*strategy)->Run(step, TinyBatch(8), 8);
+    ASSERT_TRUE(result.ok()) << result.status();
+    if (overlap == GradientOverlap::kThread) {
+      EXPECT_GE(result->timing.hidden, kStraggle / 4);
+    } else {
+      EXPECT_EQ(result->timing.hidden, absl::ZeroDuration());
+      EXPECT_GE(result->timing.wait + result->timing.communicate, kStraggle / 4);
+    }
+  }
+}
+
 TEST(StepTimingTest, CentralStorageCountsTheBarrierAsWait) {
   auto sgd = Sgd();
   CentralStorageStrategy::Options options;

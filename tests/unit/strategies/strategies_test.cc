@@ -253,7 +253,7 @@ TEST(StrategyBuilderTest, RejectsAnUnknownCommunicationBeforeTheMeshIsJoined) {
   config.communication = "smoke_signals";
   auto builder = StrategyBuilder::Create(config);
   EXPECT_EQ(builder.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(builder.status().message()), ::testing::HasSubstr("auto, ring or nccl"));
+  EXPECT_THAT(std::string(builder.status().message()), ::testing::HasSubstr("auto, ring, hierarchical or nccl"));
 }
 
 }  // namespace

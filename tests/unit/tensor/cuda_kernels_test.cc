@@ -122,6 +122,42 @@ TEST_F(CudaKernelsTest, BiasActivationAndGradMatchCpu) {
   }
 }
 
+TEST_F(CudaKernelsTest, BatchNormMatchesCpu) {
+  // 1001 rows of 37 channels; gamma given and absent.
+  for (bool affine : {true, false}) {
+    Tensor x = Random(Shape{1001, 37}, 4), shift = Random(Shape{37}, 5);
+    Tensor gamma = Random(Shape{37}, 6), beta = Random(Shape{37}, 7),
+           dy = Random(Shape{1001, 37}, 8);
+    Tensor sums(DType::kFloat32, Shape{75}), mean(DType::kFloat32, Shape{37});
+    Tensor variance(DType::kFloat32, Shape{37}), y(DType::kFloat32, Shape{1001, 37});
+    Tensor grad_sums(DType::kFloat32, Shape{75}), dx(DType::kFloat32, Shape{1001, 37});
+    std::vector<Tensor> d =
+        OnGpu({x, shift, gamma, beta, dy, sums, mean, variance, y, grad_sums, dx});
+    const Tensor* g = affine ? &gamma : nullptr;
+    const Tensor* b = affine ? &beta : nullptr;
+    cpu_->BatchNormSums(x, shift, sums);
+    cpu_->BatchNormMoments(sums, shift, mean, variance);
+    cpu_->BatchNormForward(x, mean, variance, g, b, 1e-3f, y);
+    cpu_->BatchNormGradSums(x, mean, variance, 1e-3f, dy, grad_sums);
+    cpu_->BatchNormInputGrad(x, mean, variance, g, 1e-3f, grad_sums, dy, dx);
+    gpu_->BatchNormSums(d[0], d[1], d[5]);
+    gpu_->BatchNormMoments(d[5], d[1], d[6], d[7]);
+    gpu_->BatchNormForward(d[0], d[6], d[7], affine ? &d[2] : nullptr, affine ? &d[3] : nullptr,
+                           1e-3f, d[8]);
+    gpu_->BatchNormGradSums(d[0], d[6], d[7], 1e-3f, d[4], d[9]);
+    gpu_->BatchNormInputGrad(d[0], d[6], d[7], affine ? &d[2] : nullptr, 1e-3f, d[9], d[4], d[10]);
+    ASSERT_TRUE(gpu_->Synchronize().ok());
+    std::vector<Tensor> back = Back(d);
+    EXPECT_LT(RelativeError(back[5], sums), kTolerance);
+    EXPECT_EQ(back[5].data<float>()[74], 1001.0f);  // the row count
+    EXPECT_LT(RelativeError(back[6], mean), kTolerance);
+    EXPECT_LT(RelativeError(back[7], variance), kTolerance);
+    EXPECT_LT(RelativeError(back[8], y), kTolerance);
+    EXPECT_LT(RelativeError(back[9], grad_sums), kTolerance);
+    EXPECT_LT(RelativeError(back[10], dx), kTolerance);
+  }
+}
+
 TEST_F(CudaKernelsTest, SoftmaxCrossEntropyMatchesCpu) {
   // One block, several blocks, and more rows than an evaluation chunk.
   for (int64_t n : {1, 257, 2500}) {

@@ -265,12 +265,10 @@ TEST(RingCommunicatorTest, Float32WireIsTheFloat32RingBitForBit) {
   }
 }
 
-// The documented bound for 16 bits on the wire: n roundings to u (2^-8 for
-// bfloat16's 8 significant bits, 2^-11 for float16's 11) of partial sums no
-// larger than the sum of magnitudes, plus float32's own rounding at each add.
-double WireErrorBound(WireDtype dtype, int n, double sum_of_magnitudes) {
-  const double u = dtype == WireDtype::kBFloat16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
-  return (std::pow(1.0 + u, n) * std::pow(1.0 + std::ldexp(1.0, -24), n) - 1.0) * sum_of_magnitudes;
+// The unit roundoff of a 16-bit wire dtype: bfloat16 keeps 8 significant bits,
+// float16 11.
+double UnitRoundoff(WireDtype dtype) {
+  return dtype == WireDtype::kBFloat16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
 }
 
 class WireDtypeAllReduceTest : public ::testing::TestWithParam<std::tuple<WireDtype, int, size_t>> {
@@ -285,16 +283,12 @@ TEST_P(WireDtypeAllReduceTest, SumsInFloat32WithinTheBoundAndIsIdenticalOnAllRan
     auto float32 = AllReduceOnEveryRank(mesh, length, {.exchange_max_bytes = exchange_max_bytes});
     size_t rounded = 0;
     for (size_t i = 0; i < length; ++i) {
-      double exact = 0, magnitudes = 0;
-      for (int r = 0; r < n; ++r) {
-        exact += RankValue(r, i);
-        magnitudes += std::fabs(RankValue(r, i));
-      }
-      const double bound = WireErrorBound(dtype, n, magnitudes);
-      ASSERT_LE(std::fabs(results[0][i] - exact), bound)
+      const testing::ExactSum exact = testing::ExactSumAt(n, i);
+      const double bound = testing::SixteenBitSumBound(UnitRoundoff(dtype), n, exact.magnitudes);
+      ASSERT_LE(std::fabs(results[0][i] - exact.sum), bound)
           << WireDtypeName(dtype) << " world " << n << " element " << i;
       // The float32 ring is within float32's bound of the exact sum.
-      ASSERT_LE(std::fabs(results[0][i] - float32[0][i]), bound + n * 1e-7 * magnitudes);
+      ASSERT_LE(std::fabs(results[0][i] - float32[0][i]), bound + n * 1e-7 * exact.magnitudes);
       if (results[0][i] != float32[0][i]) ++rounded;
     }
     for (int r = 1; r < n; ++r) {

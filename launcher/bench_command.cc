@@ -17,6 +17,7 @@
 #include "runtime/collective/ring_communicator.h"
 #include "runtime/rpc/fast_data_paths.h"
 #include "runtime/rpc/mesh.h"
+#include "runtime/transport/wire_codec.h"
 #include "training/summary.h"
 
 namespace meshtrain {
@@ -25,18 +26,20 @@ namespace {
 constexpr char kUsage[] =
     "meshtrain bench allreduce [--workers N] [--sizes 4K,64K,1M,16M,64M] [--rpc-layer "
     "auto|grpc|shm|tcp|shm+tcp] "
-    "[--json FILE]";
+    "[--wire-dtype float32|bfloat16|float16] [--json FILE]";
 constexpr char kDescription[] =
     "Measures the ring AllReduce (sum of float32) between --workers meshtrain processes on\n"
     "this machine, over the data path --rpc-layer selects (auto: shared memory between tasks\n"
     "of one host). Per size: warm-up, then barrier; t0; allreduce; t1, the time being the\n"
     "slowest rank's, median over iterations. busbw = bytes / time x 2(n-1)/n, as nccl-tests\n"
-    "and the peer scripts report it.";
+    "and the peer scripts report it. Sizes and bandwidths count the float32 buffer summed,\n"
+    "also with --wire-dtype bfloat16/float16, which moves half as many bytes.";
 
 struct BenchFlags {
   int64_t workers = 2;
   std::string sizes = "4K,64K,1M,16M,64M";
   std::string rpc_layer = "auto";
+  std::string wire_dtype = "float32";
   std::string json;
   absl::Duration min_time = absl::Seconds(2);
   absl::Duration startup_timeout = absl::Seconds(60);
@@ -46,13 +49,15 @@ void Register(FlagSet& f, BenchFlags& v) {
   f.AddInt("workers", &v.workers, "tasks taking part (local cluster)");
   f.AddString("sizes", &v.sizes, "message sizes, bytes with K/M/G suffixes");
   f.AddString("rpc-layer", &v.rpc_layer, "data path: auto, grpc, shm, tcp or shm+tcp");
+  f.AddString("wire-dtype", &v.wire_dtype,
+              "how chunks travel: float32, bfloat16 or float16 (summed in float32)");
   f.AddString("json", &v.json, "also write the rows as JSON to this file");
   f.AddDuration("min-time", &v.min_time, "timed iterations per size fill at least this long");
   f.AddDuration("startup-timeout", &v.startup_timeout, "how long tasks wait for each other");
 }
 
 nlohmann::json RowsAsJson(const std::vector<AllReduceBenchmarkRow>& rows, int workers,
-                          const std::string& path) {
+                          const std::string& path, const std::string& wire_dtype) {
   nlohmann::json out = nlohmann::json::array();
   for (const AllReduceBenchmarkRow& r : rows) {
     out.push_back({{"size_bytes", r.bytes},
@@ -62,7 +67,8 @@ nlohmann::json RowsAsJson(const std::vector<AllReduceBenchmarkRow>& rows, int wo
                    {"p99_s", r.p99_s},
                    {"iters", r.iters},
                    {"workers", workers},
-                   {"data_path", path}});
+                   {"data_path", path},
+                   {"wire_dtype", wire_dtype}});
   }
   return out;
 }
@@ -82,14 +88,16 @@ absl::Status RunBenchTask(const BenchFlags& flags, const std::vector<size_t>& si
   const std::vector<TaskId> workers = cluster.cluster.TrainingWorkers();
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
                              mesh->CreateTransport(workers, flags.rpc_layer, "bench"));
-  RingCommunicator comm(transport.get());
+  MESHTRAIN_ASSIGN_OR_RETURN(const WireDtype wire_dtype, ParseWireDtype(flags.wire_dtype));
+  RingCommunicator comm(transport.get(), {.wire_dtype = wire_dtype});
   AllReduceBenchmarkOptions bench;
   bench.sizes_bytes = sizes;
   bench.min_time = flags.min_time;
   const bool chief = cluster.is_chief();
   if (chief) {
-    std::printf("ring allreduce, %zu workers, data path %s\n%s\n", workers.size(),
-                std::string(transport->kind()).c_str(), AllReduceBenchmarkHeader().c_str());
+    std::printf("ring allreduce, %zu workers, data path %s, %s on the wire\n%s\n", workers.size(),
+                std::string(transport->kind()).c_str(), flags.wire_dtype.c_str(),
+                AllReduceBenchmarkHeader().c_str());
     std::fflush(stdout);
   }
   absl::StatusOr<std::vector<AllReduceBenchmarkRow>> rows =
@@ -100,8 +108,9 @@ absl::Status RunBenchTask(const BenchFlags& flags, const std::vector<size_t>& si
       });
   absl::Status status = rows.status();
   if (status.ok() && chief && !flags.json.empty()) {
-    status = WriteJsonFile(flags.json, RowsAsJson(*rows, static_cast<int>(workers.size()),
-                                                  std::string(transport->kind())));
+    status =
+        WriteJsonFile(flags.json, RowsAsJson(*rows, static_cast<int>(workers.size()),
+                                             std::string(transport->kind()), flags.wire_dtype));
   }
   transport.reset();
   if (status.ok() && chief) status = mesh->coordination().RequestShutdown();
@@ -153,6 +162,11 @@ int RunBenchCommand(const std::vector<std::string>& args) {
   if (!sizes.ok() || !cluster.ok()) {
     std::fprintf(stderr, "meshtrain bench allreduce: %s\n",
                  std::string((sizes.ok() ? cluster.status() : sizes.status()).message()).c_str());
+    return 2;
+  }
+  if (absl::Status wire = ParseWireDtype(flags.wire_dtype).status(); !wire.ok()) {
+    std::fprintf(stderr, "meshtrain bench allreduce: --wire-dtype: %s\n",
+                 std::string(wire.message()).c_str());
     return 2;
   }
   if (!cluster->is_local()) {

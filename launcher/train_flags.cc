@@ -47,6 +47,11 @@ void RegisterStrategyFlags(FlagSet& f, TrainFlags& v) {
               "multi_worker_mirrored: auto | ring | hierarchical | nccl (auto: hierarchical across "
               "hosts that hold several workers)",
               strategy);
+  f.AddString("wire-dtype", &v.wire_dtype,
+              "float32 | bfloat16 | float16: gradients between workers (multi_worker_mirrored's "
+              "ring) and to and from parameter servers in 16 bits, summed in float32 "
+              "(default: config's strategy.communication.wire_dtype, else float32)",
+              strategy);
   f.AddInt("bytes-per-pack", &v.bytes_per_pack,
            "gradient bucket size in bytes (-1: config, default 64 KiB; 0: one pack, as TensorFlow; "
            "1: a bucket per variable)",
@@ -216,6 +221,7 @@ absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlag
   if (f.IsSet("devices")) job.strategy.devices = v.devices;
   if (f.IsSet("cross-device-ops")) job.strategy.cross_device_ops = v.cross_device_ops;
   if (f.IsSet("communication")) job.strategy.communication = v.communication;
+  if (f.IsSet("wire-dtype")) job.strategy.wire_dtype = v.wire_dtype;
   if (f.IsSet("bytes-per-pack")) job.strategy.bytes_per_pack = v.bytes_per_pack;
   if (f.IsSet("overlap")) job.strategy.overlap = v.overlap;
   if (f.IsSet("placement")) job.strategy.placement = v.placement;

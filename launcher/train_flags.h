@@ -28,6 +28,7 @@ struct TrainFlags {
   std::string devices;
   std::string cross_device_ops;
   std::string communication;
+  std::string wire_dtype;
   int64_t bytes_per_pack = -1;
   std::string overlap;
   std::string placement;

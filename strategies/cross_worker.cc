@@ -36,10 +36,12 @@ std::vector<TaskId> Pick(const std::vector<TaskId>& workers, const std::vector<i
 // The hierarchical AllReduce's links: the flat ring's transport is made by
 // the caller; here the host's and (on leaders) the leaders' ones. Every
 // worker makes its host's link, then the leaders theirs: each group's
-// members call CreateTransport in the same order.
+// members call CreateTransport in the same order. `wire_dtype` applies to the
+// leaders' ring, the bytes that cross hosts; within a host (shared memory,
+// memory speed) 16 bits cost more in conversions than they save.
 absl::Status CreateHierarchy(Mesh& mesh, const std::vector<TaskId>& workers,
                              const std::vector<std::string>& hosts, const std::string& rpc_layer,
-                             const std::string& name, CrossWorkerLink& link) {
+                             WireDtype wire_dtype, const std::string& name, CrossWorkerLink& link) {
   const int rank =
       static_cast<int>(std::find(workers.begin(), workers.end(), mesh.task()) - workers.begin());
   const HostLayout layout = LayOutHosts(hosts, rank);
@@ -58,7 +60,9 @@ absl::Status CreateHierarchy(Mesh& mesh, const std::vector<TaskId>& workers,
       HierarchicalCommunicator::Create(
           std::make_unique<RingCommunicator>(link.transport.get()),
           std::make_unique<RingCommunicator>(local.get()),
-          leaders != nullptr ? std::make_unique<RingCommunicator>(leaders.get()) : nullptr));
+          leaders != nullptr ? std::make_unique<RingCommunicator>(
+                                   leaders.get(), RingCommunicatorOptions{.wire_dtype = wire_dtype})
+                             : nullptr));
   link.description =
       absl::StrCat("hierarchical: ring over ", local->kind(), " on each of ", layout.num_hosts(),
                    " hosts, ring over ", leaders != nullptr ? leaders->kind() : "the leaders' link",
@@ -125,7 +129,13 @@ absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& a
   const std::string name =
       absl::StrFormat("gradients-%08x-g%d", static_cast<uint32_t>(chief), options.generation);
   CrossWorkerLink link;
+  MESHTRAIN_ASSIGN_OR_RETURN(const WireDtype wire_dtype, ParseWireDtype(config.wire_dtype));
   if (UseNcclAcrossWorkers(config, options.devices)) {
+    if (wire_dtype != WireDtype::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "wire_dtype ", config.wire_dtype,
+          " is for the ring: NCCL sums in the dtype it is given; use --communication ring"));
+    }
     MESHTRAIN_ASSIGN_OR_RETURN(link.communicator,
                                CreateNcclAcrossWorkers(mesh, workers, options.devices.at(0), name,
                                                        abort, options.timeout));
@@ -140,11 +150,15 @@ absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& a
     hosts.push_back(peer.has_value() ? peer->host_identity : worker.ToString());
   }
   if (UseHierarchyAcrossWorkers(config, hosts)) {
-    MESHTRAIN_RETURN_IF_ERROR(CreateHierarchy(mesh, workers, hosts, options.rpc_layer, name, link));
+    MESHTRAIN_RETURN_IF_ERROR(
+        CreateHierarchy(mesh, workers, hosts, options.rpc_layer, wire_dtype, name, link));
+    link.wire_dtype = wire_dtype;
     return link;
   }
-  link.communicator = std::make_unique<RingCommunicator>(link.transport.get());
+  link.communicator = std::make_unique<RingCommunicator>(
+      link.transport.get(), RingCommunicatorOptions{.wire_dtype = wire_dtype});
   link.description = absl::StrCat("ring over ", link.transport->kind());
+  link.wire_dtype = wire_dtype;
   return link;
 }
 

@@ -18,6 +18,7 @@
 #include "runtime/rpc/mesh.h"
 #include "runtime/tensor/device.h"
 #include "runtime/transport/transport.h"
+#include "runtime/transport/wire_codec.h"
 #include "strategies/strategy_config.h"
 
 namespace meshtrain {
@@ -50,6 +51,7 @@ struct CrossWorkerLink {
   std::vector<std::unique_ptr<Transport>> host_transports;
   std::unique_ptr<Communicator> communicator;
   std::string description;  // "nccl", "ring over shm", "hierarchical: ..." (summary.json)
+  WireDtype wire_dtype = WireDtype::kFloat32;  // how the ring's chunks travel
 };
 
 struct CrossWorkerOptions {

@@ -249,7 +249,10 @@ void MirroredStrategy::Describe(nlohmann::json& summary) const {
                        : options_.overlap == GradientOverlap::kInline ? "inline"
                                                                       : "off";
   summary["gradient_buckets"] = replicas_.empty() ? 0 : replicas_[0].buckets->buckets().size();
-  if (cross_worker() != nullptr) summary["communication"] = options_.cross_worker.description;
+  if (cross_worker() != nullptr) {
+    summary["communication"] = options_.cross_worker.description;
+    summary["wire_dtype"] = WireDtypeName(options_.cross_worker.wire_dtype);
+  }
   summary["checkpoint_update_wait_ms"] =
       absl::ToDoubleMilliseconds(snapshot_buffers_->total_wait());
 }

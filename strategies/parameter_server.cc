@@ -9,6 +9,7 @@
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/optim/optimizer.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 
@@ -115,7 +116,15 @@ absl::Status ParameterServerStrategy::Build() {
     if (specs_[id].sparse) continue;
     values_[id] = Tensor(DType::kFloat32, specs_[id].shape);
     gradients_[id] = replica_->Gradient(id);
-    dense_bytes_ += static_cast<int64_t>(specs_[id].bytes());
+  }
+  // What a step's dense push (and the values after it) moves: one message per
+  // partition in the plan's wire dtype.
+  const PsPlan& plan = client_->plan();
+  for (const Partition& p : plan.placement.partitions()) {
+    const VariableSpec& spec = plan.specs[p.variable];
+    if (spec.sparse) continue;
+    dense_bytes_ += static_cast<int64_t>(
+        WireBytes(plan.wire_dtype, static_cast<size_t>(p.rows * spec.shape.row_elements())));
   }
   replica_->BindValues(values_);
   context_ = std::make_unique<Context>(*replica_, *client_);
@@ -260,6 +269,7 @@ void ParameterServerStrategy::Describe(nlohmann::json& summary) const {
   if (client_ == nullptr) return;
   const PsPlan& plan = client_->plan();
   summary["data_path"] = client_->data_path();
+  summary["wire_dtype"] = WireDtypeName(plan.wire_dtype);
   summary["ps_bytes"] = plan.placement.ps_bytes();
   nlohmann::json placement = nlohmann::json::object();
   for (int v = 0; v < static_cast<int>(plan.specs.size()); ++v) {

@@ -8,6 +8,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/ps/ps_bootstrap.h"
 #include "runtime/tensor/cpu_kernels.h"
+#include "runtime/transport/wire_codec.h"
 #include "strategies/central_storage.h"
 #include "strategies/cross_worker.h"
 #include "strategies/mirrored.h"
@@ -157,6 +158,7 @@ absl::StatusOr<PsJobOptions> MakePsJobOptions(const StrategyConfig& s,
   options.rules.sync_replicas = s.sync_replicas;
   MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(options.rules));
   options.data_path = context.rpc_layer.empty() ? "auto" : context.rpc_layer;
+  MESHTRAIN_ASSIGN_OR_RETURN(options.wire_dtype, ParseWireDtype(s.wire_dtype));
   options.startup_timeout = context.startup_timeout;
   return options;
 }
@@ -222,6 +224,13 @@ absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("communication '", config.communication,
                      "' is unknown: use auto, ring, hierarchical or nccl"));
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(const WireDtype wire_dtype, ParseWireDtype(config.wire_dtype));
+  if (wire_dtype != WireDtype::kFloat32 && n != kMultiWorkerMirrored && n != kParameterServer) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "wire_dtype ", config.wire_dtype, ": ", n,
+        " sends no gradients between tasks; 16 bits on the wire are for multi_worker_mirrored "
+        "and parameter_server"));
   }
   auto builder = std::unique_ptr<StrategyBuilder>(new StrategyBuilder(config));
   if (n == kParameterServer) {

@@ -20,6 +20,11 @@ struct StrategyConfig {
   std::string cross_device_ops =
       "auto";  // auto | reduce_to_one_device | hierarchical_copy | ring | nccl
   std::string communication = "auto";  // auto | ring | hierarchical | nccl (multi_worker_mirrored)
+  // How gradients (and parameter-server values) travel between tasks:
+  // float32 | bfloat16 | float16 (runtime/transport/wire_codec.h). Read from
+  // strategy.communication.wire_dtype; multi_worker_mirrored's ring and
+  // parameter_server's pushes and pulls.
+  std::string wire_dtype = "float32";
   int64_t bytes_per_pack =
       kDefaultBytesPerPack;      // 0: one pack (as TensorFlow); 1: a bucket per variable
   std::string overlap = "auto";  // auto | thread | inline | off (mirrored.h GradientOverlap)

@@ -61,6 +61,19 @@ absl::Status ReadDevices(JsonReader& r, std::string* out) {
   return r.ReadOptional("devices", out);
 }
 
+// strategy.communication: the implementation as a string ("ring"), or an
+// object in the shape of TensorFlow's CommunicationOptions:
+// {"implementation": "ring", "wire_dtype": "bfloat16"}.
+absl::Status ReadCommunication(JsonReader& r, StrategyConfig* out) {
+  if (const json* c = r.Find("communication"); c != nullptr && c->is_object()) {
+    return ReadSection(r, "communication", [&](JsonReader& section) {
+      MESHTRAIN_RETURN_IF_ERROR(section.ReadOptional("implementation", &out->communication));
+      return section.ReadOptional("wire_dtype", &out->wire_dtype);
+    });
+  }
+  return r.ReadOptional("communication", &out->communication);
+}
+
 absl::Status CheckOptimizer(const JobConfig& job) {
   MESHTRAIN_ASSIGN_OR_RETURN(
       const OptimizerConfig scaled,
@@ -151,7 +164,7 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("name", &s.name));
     MESHTRAIN_RETURN_IF_ERROR(ReadDevices(r, &s.devices));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("cross_device_ops", &s.cross_device_ops));
-    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("communication", &s.communication));
+    MESHTRAIN_RETURN_IF_ERROR(ReadCommunication(r, &s));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("bytes_per_pack", &s.bytes_per_pack));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("overlap", &s.overlap));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("parameter_device", &s.parameter_device));

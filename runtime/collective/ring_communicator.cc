@@ -26,10 +26,15 @@ absl::Span<std::byte> Bytes(float* data, size_t n) {
 
 absl::Status RingCommunicator::AllReduceSum(absl::Span<float> data, const CollectiveContext& ctx) {
   if (world_size() == 1 || data.empty()) return absl::OkStatus();
-  absl::Status status =
-      (world_size() == 2 && data.size() * sizeof(float) <= options_.exchange_max_bytes)
-          ? ExchangeAllReduce(data, ctx.deadline)
-          : RingAllReduce(data, ctx.deadline);
+  const bool exchange =
+      world_size() == 2 && data.size() * sizeof(float) <= options_.exchange_max_bytes;
+  absl::Status status;
+  if (options_.wire_dtype == WireDtype::kFloat32) {
+    status = exchange ? ExchangeAllReduce(data, ctx.deadline) : RingAllReduce(data, ctx.deadline);
+  } else {
+    status = exchange ? EncodedExchangeAllReduce(data, ctx.deadline)
+                      : EncodedRingAllReduce(data, ctx.deadline);
+  }
   return InContext(std::move(status), "allreduce", ctx);
 }
 
@@ -62,6 +67,75 @@ absl::Status RingCommunicator::ExchangeAllReduce(absl::Span<float> data, absl::T
                                .recv = Bytes(data.data(), data.size()),
                                .action = RecvAction::kAddFloat32,
                                .deadline = deadline});
+}
+
+absl::Status RingCommunicator::EncodedRingAllReduce(absl::Span<float> data, absl::Time deadline) {
+  const WireDtype dtype = options_.wire_dtype;
+  const int n = world_size(), r = rank();
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  // Chunk c's message lives at wire_offsets_[c]; every offset is even, so
+  // each message's 16-bit values are aligned.
+  wire_offsets_.resize(n + 1);
+  wire_offsets_[0] = 0;
+  for (int c = 0; c < n; ++c) {
+    wire_offsets_[c + 1] = wire_offsets_[c] + WireBytes(dtype, RingChunk(data.size(), n, c).size());
+  }
+  if (wire_buffer_.size() < wire_offsets_[n]) wire_buffer_.resize(wire_offsets_[n]);
+  auto message = [&](int c) {
+    return absl::MakeSpan(wire_buffer_.data() + wire_offsets_[c],
+                          wire_offsets_[c + 1] - wire_offsets_[c]);
+  };
+  auto values = [&](int c) {
+    ChunkRange range = RingChunk(data.size(), n, c);
+    return data.subspan(range.begin, range.size());
+  };
+  for (int step = 0; step < RingSteps(n); ++step) {
+    RingStep plan = PlanRingStep(r, n, step);
+    // 1. Reduce-scatter: pack the partial sum this rank forwards. At the first
+    //    all-gather step the chunk this rank completed is packed once and
+    //    decoded back, so this rank keeps the rounded values the others get.
+    //    Later all-gather steps forward the message received the step before.
+    if (plan.accumulate || step == n - 1) {
+      EncodeWire(dtype, values(plan.send_chunk), message(plan.send_chunk));
+      if (!plan.accumulate) {
+        MESHTRAIN_RETURN_IF_ERROR(
+            DecodeWire(dtype, message(plan.send_chunk), values(plan.send_chunk), false));
+      }
+    }
+    // 2. Exchange whole messages (send and receive chunks differ, so the
+    //    spans do not overlap).
+    MESHTRAIN_RETURN_IF_ERROR(transport_->SendRecv({.send_to = right,
+                                                    .send = message(plan.send_chunk),
+                                                    .recv_from = left,
+                                                    .recv = message(plan.recv_chunk),
+                                                    .action = RecvAction::kCopy,
+                                                    .deadline = deadline}));
+    // 3. Widen: add into the float32 partial sum, or take the final values.
+    MESHTRAIN_RETURN_IF_ERROR(
+        DecodeWire(dtype, message(plan.recv_chunk), values(plan.recv_chunk), plan.accumulate));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RingCommunicator::EncodedExchangeAllReduce(absl::Span<float> data,
+                                                        absl::Time deadline) {
+  const WireDtype dtype = options_.wire_dtype;
+  const size_t bytes = WireBytes(dtype, data.size());
+  if (wire_buffer_.size() < 2 * bytes) wire_buffer_.resize(2 * bytes);
+  absl::Span<std::byte> mine = absl::MakeSpan(wire_buffer_.data(), bytes);
+  absl::Span<std::byte> theirs = absl::MakeSpan(wire_buffer_.data() + bytes, bytes);
+  EncodeWire(dtype, data, mine);
+  const int peer = 1 - rank();
+  MESHTRAIN_RETURN_IF_ERROR(transport_->SendRecv({.send_to = peer,
+                                                  .send = mine,
+                                                  .recv_from = peer,
+                                                  .recv = theirs,
+                                                  .action = RecvAction::kCopy,
+                                                  .deadline = deadline}));
+  // decode(own) + decode(peer) on one rank, decode(peer) + decode(own) on the
+  // other: the same bits, as IEEE addition commutes.
+  MESHTRAIN_RETURN_IF_ERROR(DecodeWire(dtype, mine, data, false));
+  return DecodeWire(dtype, theirs, data, true);
 }
 
 absl::Status RingCommunicator::Broadcast(absl::Span<std::byte> data, int root,

@@ -30,6 +30,26 @@ absl::Span<std::byte> MutableBytes(absl::Span<T> values) {
   return {reinterpret_cast<std::byte*>(values.data()), values.size() * sizeof(T)};
 }
 
+// Sends `values` as one message in `dtype`, encoded through `scratch`
+// (float32: the floats themselves, no copy).
+absl::Status SendEncoded(Transport& transport, int to, WireDtype dtype,
+                         absl::Span<const float> values, std::vector<std::byte>& scratch,
+                         absl::Time deadline) {
+  if (dtype == WireDtype::kFloat32) return transport.Send(to, ConstBytes(values), deadline);
+  scratch.resize(WireBytes(dtype, values.size()));
+  EncodeWire(dtype, values, absl::MakeSpan(scratch));
+  return transport.Send(to, scratch, deadline);
+}
+
+// Receives one message in `dtype` into `values` (decoded through `scratch`).
+absl::Status RecvDecoded(Transport& transport, int from, WireDtype dtype, absl::Span<float> values,
+                         std::vector<std::byte>& scratch, absl::Time deadline) {
+  if (dtype == WireDtype::kFloat32) return transport.Recv(from, MutableBytes(values), deadline);
+  scratch.resize(WireBytes(dtype, values.size()));
+  MESHTRAIN_RETURN_IF_ERROR(transport.Recv(from, absl::MakeSpan(scratch), deadline));
+  return DecodeWire(dtype, scratch, values, false);
+}
+
 // A deadline far enough for any wait the ps may do on the worker's behalf.
 absl::Time Deadline(absl::Duration timeout) {
   return timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
@@ -59,7 +79,8 @@ DenseLinkServer::DenseLinkServer(ParameterShards* shards, int worker,
       worker_(worker),
       transport_(std::move(transport)),
       name_(absl::StrCat("dense link ps:", shards->ps_index(), " <- ",
-                         transport_->PeerName(kDenseLinkWorkerRank))) {}
+                         transport_->PeerName(kDenseLinkWorkerRank))),
+      wire_dtype_(shards->plan().wire_dtype) {}
 
 absl::Status DenseLinkServer::Serve() {
   const int n = static_cast<int>(values_.size());
@@ -93,8 +114,8 @@ absl::Status DenseLinkServer::Answer(int kind, int64_t min_version, absl::Time d
         transport_->Recv(kDenseLinkWorkerRank, MutableBytes(absl::MakeSpan(read)), deadline));
     for (int i = 0; i < n; ++i) {
       // Receive every gradient even after an error, to keep the framing.
-      MESHTRAIN_RETURN_IF_ERROR(
-          transport_->Recv(kDenseLinkWorkerRank, gradients_[i].byte_span(), deadline));
+      MESHTRAIN_RETURN_IF_ERROR(RecvDecoded(*transport_, kDenseLinkWorkerRank, wire_dtype_,
+                                            gradients_[i].flat<float>(), wire_, deadline));
       if (!status.ok()) continue;
       absl::StatusOr<PushOutcome> outcome =
           shards_->Push(worker_, slots[i], gradients_[i], read[i]);
@@ -142,14 +163,18 @@ absl::Status DenseLinkServer::Reply(const absl::Status& status, const PushCounts
   MESHTRAIN_RETURN_IF_ERROR(
       transport_->Send(kDenseLinkWorkerRank, ConstBytes(absl::MakeConstSpan(versions_)), deadline));
   for (const Tensor& value : values_) {
-    MESHTRAIN_RETURN_IF_ERROR(transport_->Send(kDenseLinkWorkerRank, value.byte_span(), deadline));
+    MESHTRAIN_RETURN_IF_ERROR(SendEncoded(*transport_, kDenseLinkWorkerRank, wire_dtype_,
+                                          value.flat<float>(), wire_, deadline));
   }
   return absl::OkStatus();
 }
 
 DenseLinkClient::DenseLinkClient(std::unique_ptr<Transport> transport, int worker,
-                                 std::vector<int64_t> partition_elements)
-    : transport_(std::move(transport)), worker_(worker), elements_(std::move(partition_elements)) {}
+                                 std::vector<int64_t> partition_elements, WireDtype wire_dtype)
+    : transport_(std::move(transport)),
+      worker_(worker),
+      elements_(std::move(partition_elements)),
+      wire_dtype_(wire_dtype) {}
 
 void DenseLinkClient::CheckSpans(absl::Span<const absl::Span<float>> values,
                                  absl::Span<int64_t> versions) const {
@@ -197,7 +222,8 @@ absl::Status DenseLinkClient::ReceiveReply(absl::Span<const absl::Span<float>> v
   }
   MESHTRAIN_RETURN_IF_ERROR(transport_->Recv(kDenseLinkPsRank, MutableBytes(versions), deadline));
   for (const absl::Span<float>& value : values) {
-    MESHTRAIN_RETURN_IF_ERROR(transport_->Recv(kDenseLinkPsRank, MutableBytes(value), deadline));
+    MESHTRAIN_RETURN_IF_ERROR(
+        RecvDecoded(*transport_, kDenseLinkPsRank, wire_dtype_, value, wire_, deadline));
   }
   return absl::OkStatus();
 }
@@ -229,7 +255,8 @@ absl::Status DenseLinkClient::PushPull(absl::Span<const int64_t> read_versions,
   MESHTRAIN_RETURN_IF_ERROR(
       transport_->Send(kDenseLinkPsRank, ConstBytes(read_versions), deadline));
   for (const absl::Span<const float>& g : gradients) {
-    MESHTRAIN_RETURN_IF_ERROR(transport_->Send(kDenseLinkPsRank, ConstBytes(g), deadline));
+    MESHTRAIN_RETURN_IF_ERROR(
+        SendEncoded(*transport_, kDenseLinkPsRank, wire_dtype_, g, wire_, deadline));
   }
   return ReceiveReply(values, versions, deadline, counts);
 }

@@ -20,6 +20,10 @@
 // kLeave (the worker finished training; no reply).
 // The ps applies partition i while the worker is still streaming partition
 // i + 1, so the update overlaps the transfer.
+// Gradients and values travel in the plan's wire dtype (PsPlan::wire_dtype,
+// runtime/transport/wire_codec.h): one message per partition of
+// WireBytes(dtype, elements) bytes, encoded by the sender and decoded into
+// float32 by the receiver (the ps applies float32 gradients to float32 values).
 //
 // Thread-safety: a client is driven by one thread; a server's Serve() runs on
 // one thread. Both end when the transport fails (a dead peer is kUnavailable
@@ -38,6 +42,7 @@
 #include "absl/types/span.h"
 #include "runtime/ps/parameter_shards.h"
 #include "runtime/transport/transport.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 
@@ -68,14 +73,17 @@ class DenseLinkServer {
   std::vector<Tensor> gradients_;  // per dense slot, reused
   std::vector<Tensor> values_;     // per dense slot, reused
   std::vector<int64_t> versions_;
+  const WireDtype wire_dtype_;   // the plan's
+  std::vector<std::byte> wire_;  // one encoded partition (16-bit wire), reused
 };
 
 class DenseLinkClient {
  public:
   // `partition_elements`: the elements of each of the ps's dense partitions,
-  // plan order. `transport`'s rank 1 is this worker.
+  // plan order. `transport`'s rank 1 is this worker. `wire_dtype`: the plan's.
   DenseLinkClient(std::unique_ptr<Transport> transport, int worker,
-                  std::vector<int64_t> partition_elements);
+                  std::vector<int64_t> partition_elements,
+                  WireDtype wire_dtype = WireDtype::kFloat32);
 
   absl::string_view kind() const { return transport_->kind(); }
   int num_partitions() const { return static_cast<int>(elements_.size()); }
@@ -104,6 +112,8 @@ class DenseLinkClient {
   std::unique_ptr<Transport> transport_;
   const int worker_;
   const std::vector<int64_t> elements_;
+  const WireDtype wire_dtype_;
+  std::vector<std::byte> wire_;  // one encoded partition (16-bit wire), reused
   bool left_ = false;
 };
 

@@ -145,6 +145,7 @@ absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs,
   plan.rules.num_workers = cluster.num_training_workers();
   MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(plan.rules));
   plan.data_path = options.data_path.empty() ? "auto" : options.data_path;
+  plan.wire_dtype = options.wire_dtype;
   return plan;
 }
 

@@ -52,6 +52,7 @@ struct PsJobOptions {
   uint64_t seed = 0;
   UpdateRules rules;  // num_workers is taken from the cluster
   std::string data_path = "auto";
+  WireDtype wire_dtype = WireDtype::kFloat32;
   absl::Duration startup_timeout = absl::Minutes(5);
   absl::Duration request_timeout = absl::Minutes(5);
 };

@@ -17,6 +17,7 @@
 #include "runtime/rpc/cancel_on_abort.h"
 #include "runtime/rpc/channel_cache.h"
 #include "runtime/rpc/grpc_status.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 namespace {
@@ -95,7 +96,11 @@ std::string Describe(const PsPlan& plan, int partition) {
   return absl::StrCat(plan.specs[p.variable].name, " partition ", p.index);
 }
 
-// Copies the values of c's dense partitions from a PullDense or PushDense
+absl::Span<const std::byte> AsBytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// Copies (decodes) the values of c's dense partitions from a PullDense or PushDense
 // answer into `values`, and their versions into c.versions.
 absl::Status ReceiveValues(const PsPlan& plan, PsClient::Connection& c,
                            const google::protobuf::RepeatedPtrField<proto::PsTensor>& got,
@@ -108,11 +113,20 @@ absl::Status ReceiveValues(const PsPlan& plan, PsClient::Connection& c,
   for (size_t i = 0; i < c.dense.size(); ++i) {
     const proto::PsTensor& v = got[static_cast<int>(i)];
     absl::Span<float> out = PartitionOf(values[parts[c.dense[i]].variable], parts[c.dense[i]]);
-    if (v.data().size() != out.size() * sizeof(float)) {
+    if (v.dtype() != WireDtypeName(plan.wire_dtype) ||
+        v.data().size() != WireBytes(plan.wire_dtype, out.size())) {
       return absl::InternalError(absl::StrCat(what, " ", c.name, ": ", v.data().size(),
-                                              " bytes for ", Describe(plan, c.dense[i])));
+                                              " bytes of ", v.dtype(), " for ",
+                                              Describe(plan, c.dense[i]), " (the plan's wire is ",
+                                              WireDtypeName(plan.wire_dtype), ")"));
     }
-    std::memcpy(out.data(), v.data().data(), v.data().size());
+    if (plan.wire_dtype == WireDtype::kFloat32) {
+      std::memcpy(out.data(), v.data().data(), v.data().size());
+    } else {
+      MESHTRAIN_RETURN_IF_ERROR(
+          Annotate(DecodeWire(plan.wire_dtype, AsBytes(v.data()), out, false),
+                   absl::StrCat(what, " ", c.name, ": ", Describe(plan, c.dense[i]))));
+    }
     c.versions[i] = v.version();
   }
   return absl::OkStatus();
@@ -159,7 +173,8 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Create(PsClientOptions optio
     c->versions.resize(c->dense.size());
     if (!client->options_.dense_links.empty()) {
       c->link = std::make_unique<DenseLinkClient>(std::move(client->options_.dense_links[ps]),
-                                                  client->options_.worker, std::move(elements));
+                                                  client->options_.worker, std::move(elements),
+                                                  plan.wire_dtype);
     }
     client->connections_.push_back(std::move(c));
   }
@@ -342,13 +357,20 @@ absl::Status PsClient::PushToPs(int ps, absl::Span<const Tensor> dense_gradients
       const Partition& p = parts[index];
       proto::PsTensor* g = request.add_gradients();
       ToRef(plan, p, g->mutable_ref());
-      g->set_dtype("float32");
+      g->set_dtype(std::string(WireDtypeName(plan.wire_dtype)));
       const Shape shape = plan.specs[p.variable].shape.rank() == 0
                               ? plan.specs[p.variable].shape
                               : plan.specs[p.variable].shape.WithRows(p.rows);
       for (int64_t d : shape.dims()) g->add_shape(d);
       absl::Span<const float> data = PartitionOf(dense_gradients[p.variable], p);
-      g->set_data(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+      if (plan.wire_dtype == WireDtype::kFloat32) {
+        g->set_data(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+      } else {
+        std::string* bytes = g->mutable_data();
+        bytes->resize(WireBytes(plan.wire_dtype, data.size()));
+        EncodeWire(plan.wire_dtype, data,
+                   absl::MakeSpan(reinterpret_cast<std::byte*>(bytes->data()), bytes->size()));
+      }
       g->set_version(read_version_[index]);
     }
     proto::PushDenseResponse response;

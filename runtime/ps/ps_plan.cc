@@ -92,6 +92,9 @@ absl::StatusOr<PsPlan> ParsePlan(JsonReader& root) {
   MESHTRAIN_RETURN_IF_ERROR(ReadOptimizer(optimizer, &plan.optimizer));
   MESHTRAIN_RETURN_IF_ERROR(root.Read("seed", &plan.seed));
   MESHTRAIN_RETURN_IF_ERROR(root.Read("data_path", &plan.data_path));
+  std::string wire_dtype = "float32";
+  MESHTRAIN_RETURN_IF_ERROR(root.ReadOptional("wire_dtype", &wire_dtype));
+  MESHTRAIN_ASSIGN_OR_RETURN(plan.wire_dtype, ParseWireDtype(wire_dtype));
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader rules, root.Object("rules"));
   MESHTRAIN_RETURN_IF_ERROR(ReadRules(rules, &plan.rules));
   MESHTRAIN_RETURN_IF_ERROR(ValidateUpdateRules(plan.rules));
@@ -162,6 +165,7 @@ std::string PsPlan::ToJson() const {
                    {"warmup_initial", optimizer.schedule.warmup_initial}}}}},
                {"seed", seed},
                {"data_path", data_path},
+               {"wire_dtype", WireDtypeName(wire_dtype)},
                {"rules",
                 {{"num_workers", rules.num_workers},
                  {"max_staleness", rules.max_staleness},

@@ -19,6 +19,7 @@
 #include "runtime/model/variable.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/ps/placement.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 
@@ -52,6 +53,9 @@ struct PsPlan {
   // PullDense/PushDense RPCs), or the rpc layer a DenseLink transport is
   // created with ("auto": shared memory on one host, else TCP).
   std::string data_path = "auto";
+  // How dense gradients (pushes) and values (pulls) travel, on either path
+  // (runtime/transport/wire_codec.h); the ps keeps and updates float32.
+  WireDtype wire_dtype = WireDtype::kFloat32;
 
   std::string ToJson() const;
   // Checks everything it reads (a plan is input from another task).

@@ -19,6 +19,7 @@
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/rpc/grpc_status.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 namespace {
@@ -32,7 +33,8 @@ std::string Describe(const proto::PartitionRef& ref) {
   return absl::StrCat(ref.variable(), "/", ref.partition());
 }
 
-// The checks every incoming tensor gets: a known dense partition, float32, its shape, its bytes.
+// The checks every incoming tensor gets: a known dense partition, a wire
+// dtype (float32, or 16 bits: wire_codec.h), its shape, its bytes.
 absl::StatusOr<int> CheckDenseTensor(const ParameterShards& shards, const proto::PsTensor& t,
                                      absl::string_view op) {
   MESHTRAIN_ASSIGN_OR_RETURN(int slot, shards.Find(t.ref().variable(), t.ref().partition()));
@@ -41,9 +43,12 @@ absl::StatusOr<int> CheckDenseTensor(const ParameterShards& shards, const proto:
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": the variable is sparse; pull and push its rows"));
   }
-  if (t.dtype() != "float32") {
+  absl::StatusOr<WireDtype> dtype = ParseWireDtype(t.dtype());
+  if (!dtype.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": dtype '", t.dtype(), "', the variable is float32"));
+        absl::StrCat(what, ": dtype '", t.dtype(),
+                     "', the variable is float32 (float32, bfloat16 or float16 "
+                     "on the wire)"));
   }
   const Shape& shape = shards.shape(slot);
   const Shape got(absl::MakeConstSpan(t.shape().data(), static_cast<size_t>(t.shape().size())));
@@ -51,9 +56,10 @@ absl::StatusOr<int> CheckDenseTensor(const ParameterShards& shards, const proto:
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": shape ", got.ToString(), ", the partition is ", shape.ToString()));
   }
-  if (t.data().size() != static_cast<size_t>(shape.num_elements()) * sizeof(float)) {
+  if (t.data().size() != WireBytes(*dtype, static_cast<size_t>(shape.num_elements()))) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": ", t.data().size(), " bytes for ",
-                                                   shape.num_elements(), " float32 elements"));
+                                                   shape.num_elements(), " ", t.dtype(),
+                                                   " elements"));
   }
   return slot;
 }
@@ -172,7 +178,10 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       for (size_t i = 0; i < slots.size(); ++i) {
         const proto::PsTensor& g = request->gradients(static_cast<int>(i));
         Tensor gradient(DType::kFloat32, shards.shape(slots[i]));
-        std::memcpy(gradient.raw_data(), g.data().data(), gradient.bytes());
+        MESHTRAIN_RETURN_IF_ERROR(
+            DecodeWire(*ParseWireDtype(g.dtype()),  // checked above
+                       {reinterpret_cast<const std::byte*>(g.data().data()), g.data().size()},
+                       gradient.flat<float>(), false));
         MESHTRAIN_ASSIGN_OR_RETURN(PushOutcome outcome,
                                    shards.Push(request->worker(), slots[i], gradient, g.version()));
         ToProto(outcome, g.ref(), response->add_outcomes());
@@ -330,14 +339,26 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
     });
   }
 
+  // The partition's value in the plan's wire dtype (float32: read in place).
   static absl::StatusOr<int64_t> ReadInto(ParameterShards& shards, int slot, int64_t min_version,
                                           absl::Time deadline, proto::PsTensor* value) {
     const Shape& shape = shards.shape(slot);
-    value->set_dtype("float32");
+    const WireDtype dtype = shards.plan().wire_dtype;
+    value->set_dtype(std::string(WireDtypeName(dtype)));
     for (int64_t d : shape.dims()) value->add_shape(d);
     std::string* data = value->mutable_data();
-    data->resize(static_cast<size_t>(shape.num_elements()) * sizeof(float));
-    return shards.Read(slot, FloatsIn(*data), min_version, deadline);
+    const size_t elements = static_cast<size_t>(shape.num_elements());
+    if (dtype == WireDtype::kFloat32) {
+      data->resize(elements * sizeof(float));
+      return shards.Read(slot, FloatsIn(*data), min_version, deadline);
+    }
+    std::vector<float> read(elements);
+    MESHTRAIN_ASSIGN_OR_RETURN(int64_t version,
+                               shards.Read(slot, absl::MakeSpan(read), min_version, deadline));
+    data->resize(WireBytes(dtype, elements));
+    EncodeWire(dtype, read,
+               absl::MakeSpan(reinterpret_cast<std::byte*>(data->data()), data->size()));
+    return version;
   }
 };
 

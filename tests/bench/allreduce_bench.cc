@@ -40,6 +40,7 @@
 #include "runtime/security/tls_credentials.h"
 #include "runtime/transport/shm_transport.h"
 #include "runtime/transport/tcp_transport.h"
+#include "runtime/transport/wire_codec.h"
 
 namespace meshtrain {
 namespace {
@@ -53,6 +54,7 @@ struct Args {
   size_t ring_bytes = size_t{1} << 20;
   size_t piece_bytes = size_t{64} << 10;
   size_t exchange_max = RingCommunicatorOptions().exchange_max_bytes;
+  WireDtype wire_dtype = WireDtype::kFloat32;
   int socket_buffer = TcpTransportOptions().socket_buffer_bytes;
   int port = 29650;
   int spin_us = 50;
@@ -94,6 +96,10 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       ok = absl::SimpleAtoi(v, &args->ring_bytes);
     } else if (k == "piece-bytes") {
       ok = absl::SimpleAtoi(v, &args->piece_bytes);
+    } else if (k == "wire-dtype") {
+      absl::StatusOr<WireDtype> dtype = ParseWireDtype(v);
+      ok = dtype.ok();
+      if (ok) args->wire_dtype = *dtype;
     } else if (k == "exchange-max") {
       ok = absl::SimpleAtoi(v, &args->exchange_max);
     } else if (k == "socket-buffer") {
@@ -202,16 +208,18 @@ int RunRank(const Args& args, int rank, const std::string& job) {
     fprintf(stderr, "rank %d: %s\n", rank, transport.status().ToString().c_str());
     return 1;
   }
-  RingCommunicator comm(transport->get(), {.exchange_max_bytes = args.exchange_max});
+  RingCommunicator comm(transport->get(),
+                        {.exchange_max_bytes = args.exchange_max, .wire_dtype = args.wire_dtype});
   AllReduceBenchmarkOptions options;
   if (!args.sizes.empty()) options.sizes_bytes = args.sizes;
   options.min_time = absl::Seconds(args.min_time);
   if (rank == 0) {
     printf(
-        "meshtrain ring allreduce SUM float32, %d ranks, transport %s (streams %d, ring %zu, "
+        "meshtrain ring allreduce SUM float32 (%s on the wire), %d ranks, "
+        "transport %s (streams %d, ring %zu, "
         "exchange <= %zu, pinned %d, tls %s%s)\n%s\n",
-        args.nproc, args.transport.c_str(), args.streams, args.ring_bytes, args.exchange_max,
-        args.pin, args.tls.c_str(),
+        std::string(WireDtypeName(args.wire_dtype)).c_str(), args.nproc, args.transport.c_str(),
+        args.streams, args.ring_bytes, args.exchange_max, args.pin, args.tls.c_str(),
         args.tls_context != nullptr ? (" " + args.tls_context->cipher_suites()).c_str() : "",
         AllReduceBenchmarkHeader().c_str());
     fflush(stdout);
@@ -238,6 +246,7 @@ int main(int argc, char** argv) {
     fprintf(stderr,
             "usage: allreduce_bench --transport shm|tcp [--nproc N] [--min-time S] [--sizes B,B]\n"
             "  [--streams N] [--ring-bytes B] [--piece-bytes B] [--exchange-max B]\n"
+            "  [--wire-dtype float32|bfloat16|float16]\n"
             "  [--socket-buffer B] [--port P] [--spin-us U] [--pin 0|1]\n"
             "  [--tls off|on|auth] [--tls-dir DIR] [--tls-suites S] [--tls-write-buffer B]\n"
             "  [--rank R --hosts A,B,...]\n"

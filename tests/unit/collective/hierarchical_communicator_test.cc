@@ -1,5 +1,7 @@
 #include "runtime/collective/hierarchical_communicator.h"
 
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -68,12 +70,17 @@ class FakeHosts {
 
   int size() const { return static_cast<int>(hosts_.size()); }
 
-  std::unique_ptr<HierarchicalCommunicator> Communicator(int r) {
+  // `leaders_wire`: how the leaders' ring moves its chunks (cross_worker.cc
+  // applies --wire-dtype there only).
+  std::unique_ptr<HierarchicalCommunicator> Communicator(
+      int r, WireDtype leaders_wire = WireDtype::kFloat32) {
     auto comm = HierarchicalCommunicator::Create(
         std::make_unique<RingCommunicator>(flat_[r].get()),
         std::make_unique<RingCommunicator>(local_[r].get()),
-        leader_transport_[r] ? std::make_unique<RingCommunicator>(leader_transport_[r].get())
-                             : nullptr);
+        leader_transport_[r]
+            ? std::make_unique<RingCommunicator>(
+                  leader_transport_[r].get(), RingCommunicatorOptions{.wire_dtype = leaders_wire})
+            : nullptr);
     EXPECT_TRUE(comm.ok()) << comm.status();
     return comm.ok() ? *std::move(comm) : nullptr;
   }
@@ -109,6 +116,34 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::vector<std::string>{"a", "a", "a", "b", "b", "b", "c",
                                                                   "c"}),
                        ::testing::Values(size_t{0}, size_t{1}, size_t{1001}, size_t{1} << 18)));
+
+// bfloat16 between the leaders: every rank still ends with the same bits,
+// within the ring's bound (runtime/collective/ring_communicator.h) of the sum.
+TEST(HierarchicalAllReduceTest, Bfloat16BetweenLeadersIsIdenticalOnEveryRank) {
+  FakeHosts cluster({"a", "a", "a", "b", "b", "b", "c", "c"});
+  const int n = cluster.size();
+  for (size_t length : {size_t{1}, size_t{1001}, size_t{1} << 18}) {
+    std::vector<std::vector<float>> results(n);
+    auto statuses = RunOnRanks(n, [&](int r) -> absl::Status {
+      auto comm = cluster.Communicator(r, WireDtype::kBFloat16);
+      results[r] = RankData(r, length);
+      return comm->AllReduceSum(absl::MakeSpan(results[r]), kCtx);
+    });
+    for (const absl::Status& s : statuses) ASSERT_TRUE(s.ok()) << s;
+    for (int r = 1; r < n; ++r) ASSERT_EQ(results[r], results[0]) << "rank " << r;
+    size_t rounded = 0;
+    for (size_t i = 0; i < length; ++i) {
+      const testing::ExactSum exact = testing::ExactSumAt(n, i);
+      ASSERT_LE(std::fabs(results[0][i] - exact.sum),
+                testing::SixteenBitSumBound(std::ldexp(1.0, -8), n, exact.magnitudes))
+          << i;
+      const uint32_t bits = std::bit_cast<uint32_t>(results[0][i]);
+      if ((bits & 0xffffu) == 0) ++rounded;
+    }
+    // The leaders' ring delivers bfloat16 values: their low 16 bits are zero.
+    EXPECT_EQ(rounded, length);
+  }
+}
 
 // Where every partial sum is exact (small integers), any order of the same
 // additions gives the same bits: the hierarchy equals the flat ring exactly.

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/collective/ring_schedule.h"
 #include "runtime/transport/fault_injection_transport.h"
 #include "runtime/transport/in_process_transport.h"
 #include "tests/unit/transport/run_on_ranks.h"
@@ -19,6 +21,7 @@ namespace meshtrain {
 namespace {
 
 using ::meshtrain::testing::RankData;
+using ::meshtrain::testing::RankValue;
 using ::meshtrain::testing::RunOnRanks;
 
 const CollectiveContext kCtx{41, "gradients", absl::InfiniteFuture()};
@@ -209,6 +212,134 @@ TEST(RingCommunicatorTest, StatsAreTheTransports) {
       const int64_t expected = static_cast<int64_t>(2 * (world - 1) * (n / world) * sizeof(float));
       EXPECT_EQ(comm.stats().bytes_sent, expected) << "world " << world << " rank " << r;
       EXPECT_EQ(comm.stats().bytes_received, expected);
+    }
+  }
+}
+
+// The float32 ring's documented summation order, computed serially: chunk c
+// starts on rank c and each rank to its right adds its own values in turn.
+std::vector<float> RingOrderSum(int n, size_t length) {
+  std::vector<float> sum(length);
+  for (int c = 0; c < n; ++c) {
+    ChunkRange range = RingChunk(length, n, c);
+    for (size_t i = range.begin; i < range.end; ++i) {
+      float acc = RankValue(c, i);
+      for (int k = 1; k < n; ++k) acc = RankValue((c + k) % n, i) + acc;
+      sum[i] = acc;
+    }
+  }
+  return sum;
+}
+
+// Every rank's AllReduceSum result, with `options`.
+std::vector<std::vector<float>> AllReduceOnEveryRank(
+    std::vector<std::unique_ptr<Transport>>& transports, size_t length,
+    RingCommunicatorOptions options) {
+  const int n = transports.size();
+  std::vector<std::vector<float>> results(n);
+  auto statuses = RunOnRanks(n, [&](int r) -> absl::Status {
+    RingCommunicator comm(transports[r].get(), options);
+    // Twice: the second call reuses the communicator's buffers.
+    for (int round = 0; round < 2; ++round) {
+      results[r] = RankData(r, length);
+      if (auto s = comm.AllReduceSum(absl::MakeSpan(results[r]), kCtx); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+  for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
+  return results;
+}
+
+TEST(RingCommunicatorTest, Float32WireIsTheFloat32RingBitForBit) {
+  for (int n : {2, 3, 8}) {
+    auto mesh = CreateInProcessMesh(n);
+    for (size_t length : {size_t{1}, size_t{1001}, size_t{65536 + 3}}) {
+      const std::vector<float> expect = RingOrderSum(n, length);
+      auto results = AllReduceOnEveryRank(
+          mesh, length, {.exchange_max_bytes = 0, .wire_dtype = WireDtype::kFloat32});
+      for (int r = 0; r < n; ++r) {
+        ASSERT_EQ(0, std::memcmp(results[r].data(), expect.data(), length * sizeof(float)))
+            << "world " << n << " length " << length << " rank " << r;
+      }
+    }
+  }
+}
+
+// The unit roundoff of a 16-bit wire dtype: bfloat16 keeps 8 significant bits,
+// float16 11.
+double UnitRoundoff(WireDtype dtype) {
+  return dtype == WireDtype::kBFloat16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+}
+
+class WireDtypeAllReduceTest : public ::testing::TestWithParam<std::tuple<WireDtype, int, size_t>> {
+};
+
+TEST_P(WireDtypeAllReduceTest, SumsInFloat32WithinTheBoundAndIsIdenticalOnAllRanks) {
+  auto [dtype, n, length] = GetParam();
+  auto mesh = CreateInProcessMesh(n);
+  for (size_t exchange_max_bytes : {size_t{8} << 10, size_t{0}}) {
+    auto results = AllReduceOnEveryRank(
+        mesh, length, {.exchange_max_bytes = exchange_max_bytes, .wire_dtype = dtype});
+    auto float32 = AllReduceOnEveryRank(mesh, length, {.exchange_max_bytes = exchange_max_bytes});
+    size_t rounded = 0;
+    for (size_t i = 0; i < length; ++i) {
+      const testing::ExactSum exact = testing::ExactSumAt(n, i);
+      const double bound = testing::SixteenBitSumBound(UnitRoundoff(dtype), n, exact.magnitudes);
+      ASSERT_LE(std::fabs(results[0][i] - exact.sum), bound)
+          << WireDtypeName(dtype) << " world " << n << " element " << i;
+      // The float32 ring is within float32's bound of the exact sum.
+      ASSERT_LE(std::fabs(results[0][i] - float32[0][i]), bound + n * 1e-7 * exact.magnitudes);
+      if (results[0][i] != float32[0][i]) ++rounded;
+    }
+    for (int r = 1; r < n; ++r) {
+      ASSERT_EQ(0, std::memcmp(results[r].data(), results[0].data(), length * sizeof(float)))
+          << WireDtypeName(dtype) << " world " << n << " rank " << r << " differs from rank 0";
+    }
+    // 16 bits really were on the wire: most sums were rounded.
+    if (n > 1 && length >= 1000) EXPECT_GT(rounded, length / 2) << WireDtypeName(dtype);
+    if (n == 1) EXPECT_EQ(results[0], RankData(0, length)) << "world size 1 is a no-op";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    DtypesWorldSizesAndLengths, WireDtypeAllReduceTest,
+    ::testing::Combine(::testing::Values(WireDtype::kBFloat16, WireDtype::kFloat16),
+                       ::testing::Values(1, 2, 3, 8),
+                       ::testing::Values(size_t{0}, size_t{1}, size_t{7}, size_t{1001},
+                                         size_t{16 * 3 * 5 + 5}, size_t{1} << 20)));
+
+TEST(RingCommunicatorTest, SixteenBitWireOverSharedMemoryAndTcp) {
+  for (int n : {2, 3}) {
+    auto shm = ShmMesh(n);
+    auto tcp = TcpMesh(n, 2);
+    for (WireDtype dtype : {WireDtype::kBFloat16, WireDtype::kFloat16}) {
+      for (size_t length : {size_t{1}, size_t{300007}}) {
+        auto in_shm = AllReduceOnEveryRank(shm, length, {.wire_dtype = dtype});
+        auto in_tcp = AllReduceOnEveryRank(tcp, length, {.wire_dtype = dtype});
+        for (int r = 0; r < n; ++r) {
+          ASSERT_EQ(in_shm[r], in_shm[0]);
+          // The same messages in the same order: the data path changes nothing.
+          ASSERT_EQ(in_tcp[r], in_shm[0]);
+        }
+      }
+    }
+  }
+}
+
+TEST(RingCommunicatorTest, SixteenBitWireSendsHalfTheBytes) {
+  for (int world : {2, 3}) {
+    auto mesh = CreateInProcessMesh(world);
+    const size_t n = 4800;
+    auto statuses = RunOnRanks(world, [&](int r) -> absl::Status {
+      RingCommunicator comm(mesh[r].get(), {.wire_dtype = WireDtype::kBFloat16});
+      std::vector<float> data = RankData(r, n);
+      return comm.AllReduceSum(absl::MakeSpan(data), kCtx);
+    });
+    for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
+    for (int r = 0; r < world; ++r) {
+      const int64_t expected = static_cast<int64_t>(2 * (world - 1) * (n / world) * 2);
+      EXPECT_EQ(mesh[r]->stats().bytes_sent, expected) << "world " << world << " rank " << r;
+      EXPECT_EQ(mesh[r]->stats().bytes_received, expected);
     }
   }
 }

@@ -15,6 +15,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/checkpoint_commit.h"
 #include "runtime/optim/variable_store.h"
+#include "runtime/transport/wire_codec.h"
 #include "tests/unit/ps/ps_test_cluster.h"
 
 namespace meshtrain {
@@ -55,6 +56,20 @@ bool SameBytes(const Tensor& a, const Tensor& b) {
   return a.bytes() == b.bytes() && std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
 }
 
+// The plan's variables in one local store, to replay the updates a ps applies.
+struct LocalStore {
+  explicit LocalStore(const PsPlan& plan)
+      : kernels(*CreateKernels(Device::Cpu(0))),
+        optimizer(*Optimizer::Create(plan.optimizer)),
+        store(*kernels, *optimizer) {
+    for (const VariableSpec& spec : plan.specs) EXPECT_TRUE(store.Add(spec).ok());
+    EXPECT_TRUE(store.Initialize(plan.seed).ok());
+  }
+  std::unique_ptr<Kernels> kernels;
+  std::unique_ptr<Optimizer> optimizer;
+  VariableStore store;
+};
+
 class PsClientTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
@@ -66,11 +81,9 @@ TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(client->data_path(), GetParam() ? "in_process" : "grpc");
 
-  std::unique_ptr<Kernels> kernels = *CreateKernels(Device::Cpu(0));
-  std::unique_ptr<Optimizer> optimizer = *Optimizer::Create(plan.optimizer);
-  VariableStore local(*kernels, *optimizer);
-  for (const VariableSpec& spec : plan.specs) ASSERT_TRUE(local.Add(spec).ok());
-  ASSERT_TRUE(local.Initialize(plan.seed).ok());
+  LocalStore reference(plan);
+  Kernels* kernels = reference.kernels.get();
+  VariableStore& local = reference.store;
 
   std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}),
                                 Tensor(DType::kFloat32, Shape{3}), Tensor()};
@@ -128,6 +141,57 @@ TEST_P(PsClientTest, UpdatesMatchALocalStoreBitForBit) {
   PushCounts counts;
   EXPECT_FALSE(
       client->Push({Tensor(), Tensor(), Tensor()}, {}, absl::MakeSpan(values), &counts).ok());
+}
+
+// `t` as it looks after one trip over `dtype`, partition by partition of
+// variable `v` (float16's scale is per message, one message per partition).
+Tensor OverTheWire(const PsPlan& plan, int v, const Tensor& t, WireDtype dtype) {
+  Tensor out(DType::kFloat32, t.shape());
+  const int64_t cols = t.shape().rank() == 0 ? 1 : t.shape().row_elements();
+  for (const Partition& p : plan.placement.PartitionsOf(v)) {
+    absl::Span<const float> in = t.flat<float>().subspan(p.row_begin * cols, p.rows * cols);
+    std::vector<std::byte> wire(WireBytes(dtype, in.size()));
+    EncodeWire(dtype, in, absl::MakeSpan(wire));
+    EXPECT_TRUE(
+        DecodeWire(dtype, wire, out.flat<float>().subspan(p.row_begin * cols, in.size()), false)
+            .ok());
+  }
+  return out;
+}
+
+// 16 bits on the wire: the ps applies the rounded gradient to its float32
+// values, and the worker receives the rounded values; on both data paths.
+TEST_P(PsClientTest, SixteenBitWireAppliesRoundedGradientsToFloat32Values) {
+  for (WireDtype dtype : {WireDtype::kBFloat16, WireDtype::kFloat16}) {
+    PsPlan plan = TwoPsPlan();
+    plan.wire_dtype = dtype;
+    PsTestCluster cluster(plan);
+    std::unique_ptr<PsClient> client = cluster.Client(0, /*links=*/GetParam());
+    ASSERT_NE(client, nullptr);
+    LocalStore reference(plan);
+    VariableStore& local = reference.store;
+    std::vector<Tensor> values = {Tensor(DType::kFloat32, Shape{6, 3}),
+                                  Tensor(DType::kFloat32, Shape{3}), Tensor()};
+    ASSERT_TRUE(client->PullDense(absl::MakeSpan(values)).ok());
+    for (int v = 0; v < 2; ++v) {
+      EXPECT_TRUE(SameBytes(values[v], OverTheWire(plan, v, local.entry(v).value, dtype)));
+    }
+    for (int step = 0; step < 3; ++step) {
+      // 1/3 is not a 16-bit number: the gradients are really rounded.
+      std::vector<Tensor> grads = {Ramp({6, 3}, 0.01f / 3 * (step + 1)), Ramp({3}, -0.1f / 3),
+                                   Tensor()};
+      PushCounts counts;
+      ASSERT_TRUE(client->Push(grads, {}, absl::MakeSpan(values), &counts).ok());
+      for (int v = 0; v < 2; ++v) {
+        const Tensor rounded = OverTheWire(plan, v, grads[v], dtype);
+        EXPECT_FALSE(SameBytes(rounded, grads[v]));
+        local.Apply(v, rounded);
+        EXPECT_TRUE(SameBytes(values[v], OverTheWire(plan, v, local.entry(v).value, dtype)))
+            << WireDtypeName(dtype) << " step " << step << " variable " << v;
+      }
+    }
+    ASSERT_TRUE(client->Leave().ok());
+  }
 }
 
 // The ps tasks' checksums, in task order.

@@ -109,8 +109,11 @@ TEST_F(PsServiceTest, MalformedRequestsGetClearErrorsAndTheServerKeepsServing) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("shape [3, 3], the partition is [3, 2]"));
   g = KernelGradient();
+  g.set_dtype("int8");
+  EXPECT_THAT(Push(g).error_message(), HasSubstr("dtype 'int8'"));
+  // A 16-bit wire dtype is known, but its message is 2 bytes per element.
   g.set_dtype("float16");
-  EXPECT_THAT(Push(g).error_message(), HasSubstr("dtype 'float16'"));
+  EXPECT_THAT(Push(g).error_message(), HasSubstr("24 bytes for 6 float16 elements"));
   g = KernelGradient();
   g.mutable_data()->resize(5);
   EXPECT_THAT(Push(g).error_message(), HasSubstr("5 bytes for 6 float32 elements"));

@@ -174,6 +174,28 @@ TEST(StrategyBuilderTest, TheDefaultStrategyFollowsTheClustersShape) {
   EXPECT_EQ(DefaultStrategyForCluster(1, 0), "");  // the job config's
 }
 
+TEST(StrategyBuilderTest, WireDtypeIsKnownAndOnlyForStrategiesThatSendGradients) {
+  StrategyConfig config;
+  config.name = "multi_worker_mirrored";
+  config.wire_dtype = "fp8";
+  auto unknown = StrategyBuilder::Create(config);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              ::testing::HasSubstr("use float32, bfloat16 or float16"));
+  for (const char* name : {"multi_worker_mirrored", "parameter_server"}) {
+    config.name = name;
+    config.wire_dtype = "bfloat16";
+    EXPECT_TRUE(StrategyBuilder::Create(config).ok()) << name;
+  }
+  config.name = "mirrored";
+  auto mirrored = StrategyBuilder::Create(config);
+  EXPECT_EQ(mirrored.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mirrored.status().message()),
+              ::testing::HasSubstr("mirrored sends no gradients between tasks"));
+  config.wire_dtype = "float32";
+  EXPECT_TRUE(StrategyBuilder::Create(config).ok());
+}
+
 TEST(StrategyBuilderTest, NamesTheStrategiesAndRejectsMismatches) {
   Fixture f;
   StrategyContext context;

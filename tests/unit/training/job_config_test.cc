@@ -37,6 +37,23 @@ TEST(JobConfigTest, UnknownKeyNamesItsPathAndTheChoices) {
   EXPECT_THAT(std::string(job.status().message()), HasSubstr("learning_rate"));
 }
 
+TEST(JobConfigTest, CommunicationIsAStringOrOptionsWithTheWireDtype) {
+  auto plain = ParseJobConfig(R"({"strategy": {"communication": "ring"}})", "j.json");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->strategy.communication, "ring");
+  EXPECT_EQ(plain->strategy.wire_dtype, "float32");
+  auto options = ParseJobConfig(
+      R"({"strategy": {"communication": {"implementation": "ring", "wire_dtype": "bfloat16"}}})",
+      "j.json");
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->strategy.communication, "ring");
+  EXPECT_EQ(options->strategy.wire_dtype, "bfloat16");
+  auto typo =
+      ParseJobConfig(R"({"strategy": {"communication": {"wire_type": "bfloat16"}}})", "j.json");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(std::string(typo.status().message()), HasSubstr("strategy.communication.wire_type"));
+}
+
 TEST(JobConfigTest, WrongTypeAndMalformedJson) {
   auto wrong = ParseJobConfig(R"({"training": {"epochs": "ten"}})", "j.json");
   EXPECT_THAT(std::string(wrong.status().message()),

@@ -48,6 +48,27 @@ inline std::vector<float> RankData(int rank, size_t length) {
   return v;
 }
 
+// Element i's exact sum over ranks (in double) and the sum of its magnitudes.
+struct ExactSum {
+  double sum = 0;
+  double magnitudes = 0;
+};
+inline ExactSum ExactSumAt(int world_size, size_t i) {
+  ExactSum out;
+  for (int r = 0; r < world_size; ++r) {
+    out.sum += RankValue(r, i);
+    out.magnitudes += std::abs(RankValue(r, i));
+  }
+  return out;
+}
+
+// The documented bound of a ring sum with 16 bits on the wire
+// (runtime/collective/ring_communicator.h): n roundings to unit roundoff `u`
+// of partial sums no larger than the sum of magnitudes, plus float32's own.
+inline double SixteenBitSumBound(double u, int n, double magnitudes) {
+  return (std::pow(1.0 + u, n) * std::pow(1.0 + 0x1p-24, n) - 1.0) * magnitudes;
+}
+
 // Exact-enough reference: the sum over ranks in double.
 inline std::vector<double> ReferenceSum(int world_size, size_t length) {
   std::vector<double> sum(length, 0.0);

@@ -67,7 +67,8 @@ absl::Status CentralStorageStrategy::Build() {
         statistics_ops_, CreateCrossDeviceOps("reduce_to_one_device", n, nullptr, options_.abort));
     for (int i = 0; i < n; ++i) {
       replicas_[i]->SetSumOverReplicas([this, i](Tensor& values) {
-        CollectiveContext ctx{step_, "layer statistics", absl::Now() + absl::Seconds(60)};
+        CollectiveContext ctx{step_, "layer statistics", absl::Now() + absl::Seconds(60),
+                              /*exact=*/true};
         return statistics_ops_->AllReduce(
             i, absl::MakeSpan(values.data<float>(), values.num_elements()), ctx);
       });

@@ -106,7 +106,8 @@ absl::Status MirroredStrategy::SumOverReplicas(int replica, Tensor& values) {
   }
   TraceSpan trace(options_.tracer, "allreduce", "collective");
   trace.SetArg(0, "bytes", static_cast<int64_t>(values.bytes()));
-  CollectiveContext ctx{step_, "layer statistics", absl::Now() + options_.collective_timeout};
+  CollectiveContext ctx{step_, "layer statistics", absl::Now() + options_.collective_timeout,
+                        /*exact=*/true};
   absl::Status status = cross_device_ops_->AllReduce(
       replica, absl::MakeSpan(values.data<float>(), values.num_elements()), ctx);
   r.inline_time += absl::Now() - start;

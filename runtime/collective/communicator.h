@@ -29,6 +29,11 @@ struct CollectiveContext {
   int64_t step = 0;
   absl::string_view name;  // "gradients"
   absl::Time deadline = absl::InfiniteFuture();
+  // The sum must be float32's, whatever 16-bit wire dtype the communicator
+  // was given for gradients (statistics such as batch normalisation's row
+  // counts and column sums, where rounding would shift every replica's
+  // normalisation).
+  bool exact = false;
 };
 
 class Communicator {

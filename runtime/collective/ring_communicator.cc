@@ -29,7 +29,7 @@ absl::Status RingCommunicator::AllReduceSum(absl::Span<float> data, const Collec
   const bool exchange =
       world_size() == 2 && data.size() * sizeof(float) <= options_.exchange_max_bytes;
   absl::Status status;
-  if (options_.wire_dtype == WireDtype::kFloat32) {
+  if (options_.wire_dtype == WireDtype::kFloat32 || ctx.exact) {
     status = exchange ? ExchangeAllReduce(data, ctx.deadline) : RingAllReduce(data, ctx.deadline);
   } else {
     status = exchange ? EncodedExchangeAllReduce(data, ctx.deadline)

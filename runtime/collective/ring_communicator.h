@@ -28,7 +28,8 @@
 //   ranks (u = 2^-8 for bfloat16, 2^-11 for float16): n roundings of partial
 //   sums, |result - sum| <= ((1 + u)^n - 1) x sum of |x_i| (plus float32's
 //   own rounding, and for float16 the scaled subnormals, both far smaller).
-//   float32 runs the float32 algorithm above, unchanged.
+//   float32 runs the float32 algorithm above, unchanged, and so does a call
+//   whose CollectiveContext is `exact`.
 // World size 1: AllReduceSum and Barrier are no-ops, Broadcast checks the root,
 // AllGather copies.
 // Buffers for the exchange are kept and reused; nothing is allocated per call

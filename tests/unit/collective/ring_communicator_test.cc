@@ -265,6 +265,27 @@ TEST(RingCommunicatorTest, Float32WireIsTheFloat32RingBitForBit) {
   }
 }
 
+TEST(RingCommunicatorTest, AnExactCallStaysFloat32OnASixteenBitWire) {
+  const CollectiveContext exact{41, "layer statistics", absl::InfiniteFuture(), /*exact=*/true};
+  for (int n : {2, 3}) {
+    auto mesh = CreateInProcessMesh(n);
+    const size_t length = 1001;
+    std::vector<std::vector<float>> results(n);
+    auto statuses = RunOnRanks(n, [&](int r) -> absl::Status {
+      RingCommunicator comm(mesh[r].get(),
+                            {.exchange_max_bytes = 0, .wire_dtype = WireDtype::kBFloat16});
+      results[r] = RankData(r, length);
+      return comm.AllReduceSum(absl::MakeSpan(results[r]), exact);
+    });
+    for (const auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
+    const std::vector<float> expect = RingOrderSum(n, length);
+    for (int r = 0; r < n; ++r) {
+      ASSERT_EQ(0, std::memcmp(results[r].data(), expect.data(), length * sizeof(float)))
+          << "world " << n << " rank " << r;
+    }
+  }
+}
+
 // The unit roundoff of a 16-bit wire dtype: bfloat16 keeps 8 significant bits,
 // float16 11.
 double UnitRoundoff(WireDtype dtype) {

@@ -186,8 +186,11 @@ class CompareTest(unittest.TestCase):
 @requires_fashion_mnist
 class CompareCnnTest(unittest.TestCase):
     """The reference CNN (a layer list: convolutions, pooling) under compare:
-    the same config runs under every strategy. 40 steps of 256 each; measured
-    test accuracy 0.62-0.69 (2026-12-06), chance being 0.1."""
+    the same config runs under every strategy, 40 steps of 256 each. The
+    synchronous strategies train the same batches: test accuracy 0.62-0.63
+    (2026-12-06), chance being 0.1. parameter_server's 40 asynchronous steps
+    from a cold start scatter (0.22 and 0.69 measured), so its row is checked
+    for completion, not accuracy (ReferenceCnnTest checks it on 120 steps)."""
 
     def test_every_strategy_trains_the_cnn(self):
         with tempfile.TemporaryDirectory(prefix="meshtrain-compare-cnn-") as tmp:
@@ -208,7 +211,8 @@ class CompareCnnTest(unittest.TestCase):
             with self.subTest(strategy=row["strategy"]):
                 self.assertEqual(row["status"], "ok", row.get("error"))
                 self.assertEqual(row["summary"]["steps"], 40)
-                self.assertGreater(row["summary"]["final_test_accuracy"], 0.4)
+                if row["strategy"] != "parameter_server":
+                    self.assertGreater(row["summary"]["final_test_accuracy"], 0.4)
 
 
 class CompareFlagsTest(unittest.TestCase):

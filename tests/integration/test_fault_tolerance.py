@@ -300,7 +300,12 @@ class CheckpointFilesTest(ClusterTestCase):
         with open(os.path.join(model_dir, "ckpt-60", "index.json")) as f:
             manifest = json.load(f)
         self.assertEqual(manifest["step"], 60)
-        self.assertEqual(manifest["input"], {"epoch": 0, "step": 60, "tasks": {"worker:0": {"epoch": 0, "step": 60}}})
+        position = manifest["input"]
+        self.assertEqual({k: position[k] for k in ("epoch", "step", "tasks")},
+                         {"epoch": 0, "step": 60, "tasks": {"worker:0": {"epoch": 0, "step": 60}}})
+        # The global position: 60 steps of 256, the first 15360 of epoch 0's order.
+        self.assertEqual(position["global"]["trained"], {"0": [0, 15360]})
+        self.assertEqual(position["layout"]["tasks"], ["worker:0"])
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ class ReferenceCnnTest(ClusterTestCase):
     above chance (0.1) under one_device, under multi_worker_mirrored with 2
     workers (which ends with the parameters of mirrored with 2 replicas) and
     under parameter_server with 2 workers and 1 ps. Measured after 120 steps:
-    0.77-0.82 (2026-12-06); one epoch reaches about 0.85. The full 10 epochs
+    0.77-0.82, parameter_server 0.76-0.80 over 6 runs (2026-12-06); one epoch
+    reaches about 0.85. The full 10 epochs
     under each strategy are the benchmark's (scripts/bench-train.sh --model cnn,
     docs/benchmarks.md)."""
 

@@ -41,6 +41,7 @@ of hosts grows, so the figures show the network's share only where it dominates.
 
   scripts/bench-hosts.sh [--rates 1gbit,10gbit] [--hosts 2,4,8] [--ps 1,2,4] [--ps-workers 4]
                          [--repeat 2] [--epochs 2] [--only line,allreduce,mwms,tls,hier,overlap,ps]
+                         [--wire-dtype bfloat16]
 """
 import argparse
 import json
@@ -249,7 +250,7 @@ def measure_rate(args, rate, results):
             if "mwms" in only:
                 for n in args.hosts:
                     s = meshtrain_train(args.meshtrain, hosts, {"worker": n}, "multi_worker_mirrored",
-                                        args.epochs, tmp)
+                                        args.epochs, tmp, ["--wire-dtype", args.wire_dtype])
                     r.setdefault(f"mwms_{n}", []).append(
                         {"samples_per_sec": s["samples_per_sec"], "bytes_sent_per_step": s["bytes_sent_per_step"],
                          "global_batch": s["global_batch_size"], "test_accuracy": s["test_accuracy"],
@@ -311,7 +312,7 @@ def report(args, results):
                 print(f"  {size >> 10:>8} KiB {'':>14} {tcp:8.3f} {grpc:8.3f} {pt:8.3f} {mpi:8.3f} "
                       f"{tcp / pt:7.2f}x {tcp / mpi:7.2f}x {tcp * 1000 / line:8.2f} {grpc * 1000 / line:9.2f}")
         if any(k.startswith("mwms_") for k in r):
-            print(f"\nreference job, samples/s   {'meshtrain':>10} {'DDP':>8} {'ratio':>6} "
+            print(f"\nreference job, wire {args.wire_dtype}, samples/s   {'meshtrain':>10} {'DDP':>8} {'ratio':>6} "
                   f"{'link limit':>10} {'mt/limit':>8} {'DDP/limit':>9}")
             for n in args.hosts:
                 mt, pt = r[f"mwms_{n}"], r[f"ddp_{n}"]
@@ -355,6 +356,8 @@ def main():
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--only", default="line,allreduce,mwms,ps")
+    p.add_argument("--wire-dtype", default="float32",
+                   help="the gradients' dtype on the wire in the mwms runs (float32, bfloat16, float16)")
     p.add_argument("--json", help="write every measurement here")
     args = p.parse_args()
     args.hosts = [int(h) for h in args.hosts.split(",") if h]

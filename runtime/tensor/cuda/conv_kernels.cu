@@ -7,6 +7,22 @@
 namespace meshtrain::device_kernels {
 namespace {
 
+// An NHWC position: element i of a tensor [batch, height, width, channels].
+struct Nhwc {
+  int64_t n, h, w, c;
+};
+
+__device__ Nhwc Split(int64_t i, int64_t height, int64_t width, int64_t channels) {
+  return {i / (channels * width * height), i / (channels * width) % height, i / channels % width,
+          i % channels};
+}
+
+// The flat index of (n, h, w, c) in a tensor [batch, height, width, channels].
+__device__ int64_t Flat(int64_t n, int64_t h, int64_t w, int64_t c, int64_t height, int64_t width,
+                        int64_t channels) {
+  return ((n * height + h) * width + w) * channels + c;
+}
+
 // The output rows (or columns) whose windows cover input row `i`: [first, last].
 __device__ void Covering(int64_t i, int64_t pad, int64_t window, int64_t stride, int64_t out,
                          int64_t& first, int64_t& last) {
@@ -15,22 +31,33 @@ __device__ void Covering(int64_t i, int64_t pad, int64_t window, int64_t stride,
   last = min(hi / stride, out - 1);
 }
 
+// The output positions whose windows cover input position `in`: rows [h0, h1]
+// and columns [w0, w1], inclusive.
+struct Span {
+  int64_t h0, h1, w0, w1;
+};
+
+__device__ Span Covering(const WindowGeometry& g, const Nhwc& in) {
+  Span s;
+  Covering(in.h, g.pad_top, g.window_height, g.stride_height, g.out_height, s.h0, s.h1);
+  Covering(in.w, g.pad_left, g.window_width, g.stride_width, g.out_width, s.w0, s.w1);
+  return s;
+}
+
 __global__ void ConvForwardKernel(WindowGeometry g, const float* x, const float* w,
                                   const float* bias, bool relu, float* y) {
   const int64_t total = g.batch * g.out_height * g.out_width * g.out_channels;
   MESHTRAIN_GRID_STRIDE(i, total) {
-    const int64_t o = i % g.out_channels;
-    const int64_t ow = i / g.out_channels % g.out_width;
-    const int64_t oh = i / (g.out_channels * g.out_width) % g.out_height;
-    const int64_t n = i / (g.out_channels * g.out_width * g.out_height);
+    const Nhwc out = Split(i, g.out_height, g.out_width, g.out_channels);
+    const int64_t o = out.c;
     float sum = 0.0f;
     for (int64_t fh = 0; fh < g.window_height; ++fh) {
-      const int64_t ih = oh * g.stride_height - g.pad_top + fh;
+      const int64_t ih = out.h * g.stride_height - g.pad_top + fh;
       if (ih < 0 || ih >= g.height) continue;
       for (int64_t fw = 0; fw < g.window_width; ++fw) {
-        const int64_t iw = ow * g.stride_width - g.pad_left + fw;
+        const int64_t iw = out.w * g.stride_width - g.pad_left + fw;
         if (iw < 0 || iw >= g.width) continue;
-        const float* in = x + ((n * g.height + ih) * g.width + iw) * g.in_channels;
+        const float* in = x + Flat(out.n, ih, iw, 0, g.height, g.width, g.in_channels);
         const float* f = w + (fh * g.window_width + fw) * g.in_channels * g.out_channels + o;
         for (int64_t c = 0; c < g.in_channels; ++c) sum += in[c] * f[c * g.out_channels];
       }
@@ -44,19 +71,15 @@ __global__ void ConvBackwardDataKernel(WindowGeometry g, const float* dy, const 
                                        float* dx) {
   const int64_t total = g.batch * g.height * g.width * g.in_channels;
   MESHTRAIN_GRID_STRIDE(i, total) {
-    const int64_t c = i % g.in_channels;
-    const int64_t iw = i / g.in_channels % g.width;
-    const int64_t ih = i / (g.in_channels * g.width) % g.height;
-    const int64_t n = i / (g.in_channels * g.width * g.height);
-    int64_t oh0, oh1, ow0, ow1;
-    Covering(ih, g.pad_top, g.window_height, g.stride_height, g.out_height, oh0, oh1);
-    Covering(iw, g.pad_left, g.window_width, g.stride_width, g.out_width, ow0, ow1);
+    const Nhwc in = Split(i, g.height, g.width, g.in_channels);
+    const int64_t c = in.c;
+    const Span covering = Covering(g, in);
     float sum = 0.0f;
-    for (int64_t oh = oh0; oh <= oh1; ++oh) {
-      const int64_t fh = ih + g.pad_top - oh * g.stride_height;
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const int64_t fw = iw + g.pad_left - ow * g.stride_width;
-        const float* d = dy + ((n * g.out_height + oh) * g.out_width + ow) * g.out_channels;
+    for (int64_t oh = covering.h0; oh <= covering.h1; ++oh) {
+      const int64_t fh = in.h + g.pad_top - oh * g.stride_height;
+      for (int64_t ow = covering.w0; ow <= covering.w1; ++ow) {
+        const int64_t fw = in.w + g.pad_left - ow * g.stride_width;
+        const float* d = dy + Flat(in.n, oh, ow, 0, g.out_height, g.out_width, g.out_channels);
         const float* f = w + ((fh * g.window_width + fw) * g.in_channels + c) * g.out_channels;
         for (int64_t o = 0; o < g.out_channels; ++o) sum += d[o] * f[o];
       }
@@ -79,14 +102,12 @@ __global__ void ConvBackwardFilterKernel(WindowGeometry g, const float* x, const
     const int64_t fh = e / (g.out_channels * g.in_channels * g.window_width);
     float sum = 0.0f;
     for (int64_t p = threadIdx.x; p < positions; p += blockDim.x) {
-      const int64_t ow = p % g.out_width;
-      const int64_t oh = p / g.out_width % g.out_height;
-      const int64_t n = p / (g.out_width * g.out_height);
-      const int64_t ih = oh * g.stride_height - g.pad_top + fh;
-      const int64_t iw = ow * g.stride_width - g.pad_left + fw;
+      const Nhwc out = Split(p, g.out_height, g.out_width, 1);
+      const int64_t ih = out.h * g.stride_height - g.pad_top + fh;
+      const int64_t iw = out.w * g.stride_width - g.pad_left + fw;
       if (ih < 0 || ih >= g.height || iw < 0 || iw >= g.width) continue;
       sum +=
-          x[((n * g.height + ih) * g.width + iw) * g.in_channels + c] * dy[p * g.out_channels + o];
+          x[Flat(out.n, ih, iw, c, g.height, g.width, g.in_channels)] * dy[p * g.out_channels + o];
     }
     part[threadIdx.x] = sum;
     __syncthreads();
@@ -122,12 +143,12 @@ __device__ Window ClippedWindow(const WindowGeometry& g, int64_t oh, int64_t ow)
 // The flat input index of the first maximum of a window, channel c.
 __device__ int64_t Argmax(const WindowGeometry& g, const float* x, int64_t n, const Window& win,
                           int64_t c) {
-  int64_t best_index = ((n * g.height + win.h0) * g.width + win.w0) * g.in_channels + c;
+  int64_t best_index = Flat(n, win.h0, win.w0, c, g.height, g.width, g.in_channels);
   float best = -FLT_MAX;
   bool found = false;
   for (int64_t h = win.h0; h < win.h1; ++h) {
     for (int64_t w = win.w0; w < win.w1; ++w) {
-      const int64_t index = ((n * g.height + h) * g.width + w) * g.in_channels + c;
+      const int64_t index = Flat(n, h, w, c, g.height, g.width, g.in_channels);
       if (!found || x[index] > best) {
         found = true;
         best = x[index];
@@ -141,19 +162,16 @@ __device__ int64_t Argmax(const WindowGeometry& g, const float* x, int64_t n, co
 __global__ void PoolForwardKernel(WindowGeometry g, const float* x, bool max_pool, float* y) {
   const int64_t total = g.batch * g.out_height * g.out_width * g.in_channels;
   MESHTRAIN_GRID_STRIDE(i, total) {
-    const int64_t c = i % g.in_channels;
-    const int64_t ow = i / g.in_channels % g.out_width;
-    const int64_t oh = i / (g.in_channels * g.out_width) % g.out_height;
-    const int64_t n = i / (g.in_channels * g.out_width * g.out_height);
-    const Window win = ClippedWindow(g, oh, ow);
+    const Nhwc out = Split(i, g.out_height, g.out_width, g.in_channels);
+    const Window win = ClippedWindow(g, out.h, out.w);
     if (max_pool) {
-      y[i] = x[Argmax(g, x, n, win, c)];
+      y[i] = x[Argmax(g, x, out.n, win, out.c)];
       continue;
     }
     float sum = 0.0f;
     for (int64_t h = win.h0; h < win.h1; ++h) {
       for (int64_t w = win.w0; w < win.w1; ++w) {
-        sum += x[((n * g.height + h) * g.width + w) * g.in_channels + c];
+        sum += x[Flat(out.n, h, w, out.c, g.height, g.width, g.in_channels)];
       }
     }
     y[i] = sum / static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
@@ -164,21 +182,16 @@ __global__ void PoolForwardKernel(WindowGeometry g, const float* x, bool max_poo
 __global__ void PoolBackwardKernel(WindowGeometry g, const float* x, const float* dy, float* dx) {
   const int64_t total = g.batch * g.height * g.width * g.in_channels;
   MESHTRAIN_GRID_STRIDE(i, total) {
-    const int64_t c = i % g.in_channels;
-    const int64_t iw = i / g.in_channels % g.width;
-    const int64_t ih = i / (g.in_channels * g.width) % g.height;
-    const int64_t n = i / (g.in_channels * g.width * g.height);
-    int64_t oh0, oh1, ow0, ow1;
-    Covering(ih, g.pad_top, g.window_height, g.stride_height, g.out_height, oh0, oh1);
-    Covering(iw, g.pad_left, g.window_width, g.stride_width, g.out_width, ow0, ow1);
+    const Nhwc in = Split(i, g.height, g.width, g.in_channels);
+    const Span covering = Covering(g, in);
     float sum = 0.0f;
-    for (int64_t oh = oh0; oh <= oh1; ++oh) {
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+    for (int64_t oh = covering.h0; oh <= covering.h1; ++oh) {
+      for (int64_t ow = covering.w0; ow <= covering.w1; ++ow) {
         const Window win = ClippedWindow(g, oh, ow);
-        const float d = dy[((n * g.out_height + oh) * g.out_width + ow) * g.in_channels + c];
+        const float d = dy[Flat(in.n, oh, ow, in.c, g.out_height, g.out_width, g.in_channels)];
         if (x == nullptr) {
           sum += d / static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
-        } else if (Argmax(g, x, n, win, c) == i) {
+        } else if (Argmax(g, x, in.n, win, in.c) == i) {
           sum += d;
         }
       }

@@ -17,22 +17,13 @@ constexpr double kTolerance = 1e-5;
 
 Tensor Random(const Shape& shape, uint32_t seed) { return testing::UniformTensor(shape, seed); }
 
-class CudaConvTest : public ::testing::Test {
+class CudaConvTest : public CudaKernelsTestBase {
  protected:
-  void SetUp() override {
-    MESHTRAIN_SKIP_WITHOUT_GPU(1);
-    auto gpu = CreateCudaKernels(Device::Gpu(0));
-    ASSERT_TRUE(gpu.ok()) << gpu.status();
-    gpu_ = std::move(*gpu);
-  }
-
   Tensor Empty(const Shape& shape) {
     absl::StatusOr<Tensor> t = gpu_->Allocate(DType::kFloat32, shape);
     EXPECT_TRUE(t.ok()) << t.status();
     return t.ok() ? *t : Tensor();
   }
-
-  std::unique_ptr<Kernels> gpu_;
 };
 
 TEST_F(CudaConvTest, ConvolutionMatchesReference) {

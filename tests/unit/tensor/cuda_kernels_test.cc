@@ -35,15 +35,8 @@ Tensor Labels(int64_t n, int classes, uint32_t seed) {
   return t;
 }
 
-class CudaKernelsTest : public ::testing::Test {
+class CudaKernelsTest : public CudaKernelsTestBase {
  protected:
-  void SetUp() override {
-    MESHTRAIN_SKIP_WITHOUT_GPU(1);
-    auto gpu = CreateCudaKernels(Device::Gpu(0));
-    ASSERT_TRUE(gpu.ok()) << gpu.status();
-    gpu_ = std::move(*gpu);
-  }
-
   // Runs `op` on the CPU on `host` tensors and on the GPU on copies of them,
   // then returns the GPU's results brought back, in order.
   std::vector<Tensor> OnGpu(const std::vector<Tensor>& host) {
@@ -58,7 +51,6 @@ class CudaKernelsTest : public ::testing::Test {
   }
 
   std::unique_ptr<Kernels> cpu_ = CreateCpuKernels(Device::Cpu(0));
-  std::unique_ptr<Kernels> gpu_;
 };
 
 TEST_F(CudaKernelsTest, ReportsItsDevice) {

@@ -4,9 +4,11 @@
 #define MESHTRAIN_TESTS_UNIT_TENSOR_GPU_TEST_SUPPORT_H_
 
 #include <cmath>
+#include <memory>
 
 #include "gtest/gtest.h"
 #include "runtime/tensor/cuda/cuda_device.h"
+#include "runtime/tensor/cuda/cuda_kernels.h"
 #include "runtime/tensor/gpu_config.h"
 #include "runtime/tensor/kernels.h"
 
@@ -40,6 +42,20 @@ class LogicalGpuTest : public ::testing::Test {
     ASSERT_TRUE(SetGpuConfig(config).ok());
     MESHTRAIN_SKIP_WITHOUT_GPU(1);
   }
+};
+
+// Tests of the CUDA kernels of gpu:0 (`gpu_`); each skips where no GPU is
+// visible.
+class CudaKernelsTestBase : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MESHTRAIN_SKIP_WITHOUT_GPU(1);
+    auto gpu = CreateCudaKernels(Device::Gpu(0));
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    gpu_ = std::move(*gpu);
+  }
+
+  std::unique_ptr<Kernels> gpu_;
 };
 
 // A device copy of host tensor `host`.

@@ -23,6 +23,7 @@ struct TaskId {
   int index = 0;
 
   std::string ToString() const;  // "worker:1"
+  bool is_training_worker() const { return job == kChiefJob || job == kWorkerJob; }
   bool operator==(const TaskId& o) const { return job == o.job && index == o.index; }
   bool operator!=(const TaskId& o) const { return !(*this == o); }
   bool operator<(const TaskId& o) const;

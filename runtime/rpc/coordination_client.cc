@@ -121,6 +121,11 @@ absl::Status CoordinationClient::Rejoin(absl::Duration timeout) {
 
 int64_t CoordinationClient::generation() const { return generation_.load(); }
 
+std::vector<TaskId> CoordinationClient::departed() const {
+  absl::MutexLock lock(&departed_mu_);
+  return departed_;
+}
+
 absl::Status CoordinationClient::RegisterWithChief(absl::Duration startup_timeout, bool rejoin) {
   const absl::string_view op = rejoin ? "recovery" : "startup";
   const absl::Time deadline = absl::Now() + startup_timeout;
@@ -145,6 +150,11 @@ absl::Status CoordinationClient::RegisterWithChief(absl::Duration startup_timeou
       // A registration's answer is the truth, even from a chief that restarted
       // (whose versions start again from 0).
       options_.peers->Replace(response.cluster_version(), FromProto(response.tasks()));
+      {
+        absl::MutexLock lock(&departed_mu_);
+        departed_.clear();
+        for (const proto::TaskRef& t : response.departed()) departed_.push_back(FromProto(t));
+      }
       generation_.store(response.generation());
       return absl::OkStatus();
     }

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/cluster/cluster_spec.h"
@@ -82,6 +83,9 @@ class CoordinationClient {
   absl::Status Rejoin(absl::Duration timeout);
   // Recoveries completed by the chief's service, as of the last registration.
   int64_t generation() const;
+  // The training workers that generation goes on without (elastic membership,
+  // coordination_service.h step 7), as of the last registration.
+  std::vector<TaskId> departed() const;
 
   void StartHeartbeats();
   void StopHeartbeats();
@@ -137,6 +141,8 @@ class CoordinationClient {
   int abort_callback_ = -1;
   std::thread heartbeat_thread_;
   std::atomic<int64_t> generation_{0};
+  mutable absl::Mutex departed_mu_;
+  std::vector<TaskId> departed_ ABSL_GUARDED_BY(departed_mu_);
 };
 
 }  // namespace meshtrain

@@ -136,7 +136,7 @@ void CoordinationService::CheckLiveness() {
   for (auto& [task, record] : tasks_) {
     // Tasks waiting in a recovery send no heartbeats; their call is their pulse.
     if (task == options_.chief || record.info.state != TaskState::kConnected ||
-        record.waiting > 0) {
+        record.waiting > 0 || absent_.contains(task)) {
       continue;
     }
     const absl::Duration silent = now - record.last_heartbeat;
@@ -188,7 +188,16 @@ absl::Status CoordinationService::CheckSender(const TaskId& task, uint64_t incar
                                            ": stale incarnation: the task restarted; this process ",
                                            "belongs to an earlier life and must exit"));
   }
+  if (absent_.contains(task)) return DepartedError(task);
   return absl::OkStatus();
+}
+
+absl::Status CoordinationService::DepartedError(const TaskId& task) const {
+  return absl::AbortedError(
+      absl::StrCat(Describe(task), " left the cluster: it did not rejoin within the rejoin grace (",
+                   absl::FormatDuration(options_.elastic.rejoin_grace),
+                   ") and the others went on without it; this process must exit; start it again to "
+                   "join the cluster"));
 }
 
 absl::Status CoordinationService::CheckRestart(const TaskRecord& record) const {
@@ -278,6 +287,11 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   const uint64_t old_incarnation = record.info.incarnation;
   const bool restarted = old_incarnation != 0 && old_incarnation != registration.incarnation;
   if (restarted) MESHTRAIN_RETURN_IF_ERROR(CheckRestart(record));
+  if (auto away = absent_.find(task); away != absent_.end()) {
+    // Step 7: the departed life itself may not come back; a new one joins.
+    if (away->second == registration.incarnation) return DepartedError(task);
+    MESHTRAIN_RETURN_IF_ERROR(Return(task));
+  }
   if (old_incarnation != registration.incarnation || record.info.state != TaskState::kConnected) {
     if (old_incarnation != 0 && old_incarnation != registration.incarnation) {
       MESHTRAIN_LOG(WARNING) << "register: " << Describe(task) << " restarted: incarnation "
@@ -315,7 +329,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
       for (auto& [t, r] : tasks_) r.last_heartbeat = now;
       MESHTRAIN_LOG(INFO) << "startup: all " << tasks_.size() << " tasks of the cluster joined";
     }
-    return View{version_, Snapshot(), generation_};
+    return CurrentView();
   }
   if (first_error_.has_value()) return FirstErrorAsAbort();
   if (stopping_) return absl::UnavailableError("register: the coordination service is stopping");
@@ -331,9 +345,57 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
                                        : "; start them or check their TF_CONFIG"));
 }
 
+CoordinationService::View CoordinationService::CurrentView() const {
+  return View{version_, Snapshot(), generation_, departed_};
+}
+
+int CoordinationService::NumTrainingMembers() const {
+  int members = 0;
+  for (const auto& [task, record] : tasks_) {
+    if (task.is_training_worker() && !absent_.contains(task)) ++members;
+  }
+  return members;
+}
+
+absl::Status CoordinationService::Return(const TaskId& task) {
+  const int max = options_.elastic.max_workers;
+  if (max > 0 && NumTrainingMembers() + 1 > max) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "register: ", Describe(task), " cannot join: the cluster already has ", max,
+        " training workers (--max-workers ", max, "); raise --max-workers or stop a worker"));
+  }
+  absent_.erase(task);
+  MESHTRAIN_LOG(WARNING) << "elastic: " << Describe(task)
+                         << " is back; the cluster grows at its next generation";
+  return absl::OkStatus();
+}
+
+std::vector<TaskId> CoordinationService::Departing(int64_t target) const {
+  if (!options_.elastic.enabled) return {};
+  const absl::Time now = env_.Now();
+  if (now < recovery_began_ + options_.elastic.rejoin_grace) return {};
+  std::vector<TaskId> away;
+  for (const auto& [task, r] : tasks_) {
+    if (task.job == kEvaluatorJob || absent_.contains(task)) continue;
+    if (r.rejoined_generation >= target && r.info.state == TaskState::kConnected) continue;
+    // Only a worker that is gone may be left behind: the chief hosts this
+    // service, a ps holds variables, a live task is on its way.
+    if (task == options_.chief || !task.is_training_worker()) return {};
+    const bool alive = r.info.state == TaskState::kConnected &&
+                       (r.waiting > 0 || now - r.last_heartbeat <= 2 * options_.heartbeat_interval);
+    if (alive) return {};
+    away.push_back(task);
+  }
+  if (away.empty() ||
+      NumTrainingMembers() - static_cast<int>(away.size()) < options_.elastic.min_workers) {
+    return {};
+  }
+  return away;
+}
+
 bool CoordinationService::AllRejoined(int64_t target) const {
   for (const auto& [task, record] : tasks_) {
-    if (task.job == kEvaluatorJob) continue;
+    if (task.job == kEvaluatorJob || absent_.contains(task)) continue;
     if (record.rejoined_generation < target || record.info.state != TaskState::kConnected) {
       return false;
     }
@@ -355,21 +417,30 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   if (failed_for_good()) return fatal();
   if (!first_error_.has_value()) {
     // Nobody reported this yet (a fast restart, before any survivor noticed).
+    const bool joins = std::find(departed_.begin(), departed_.end(), task) != departed_.end();
     const std::string message =
-        restarted ? absl::StrCat(Describe(task),
-                                 " restarted: its previous life died mid-step; every task "
-                                 "recovers from the last checkpoint")
-                  : absl::StrCat(Describe(task), " asked the cluster to recover");
+        joins       ? absl::StrCat(Describe(task),
+                                   " joins the cluster again; every worker stops its step and the "
+                                         "cluster re-forms with it")
+        : restarted ? absl::StrCat(Describe(task),
+                                   " restarted: its previous life died mid-step; every task "
+                                   "recovers from the last checkpoint")
+                    : absl::StrCat(Describe(task), " asked the cluster to recover");
     MESHTRAIN_LOG(ERROR) << "first error of the cluster: " << message;
     first_error_ = ClusterError{task, absl::UnavailableError(message), true};
   }
   const int64_t target = generation_ + 1;
+  if (recovery_target_ != target) {
+    recovery_target_ = target;
+    recovery_began_ = env_.Now();
+  }
   record.rejoined_generation = target;
   ++record.waiting;
   MESHTRAIN_LOG(INFO) << "recovery: " << Describe(task) << " is ready for generation " << target;
   const absl::Time deadline = env_.Now() + wait;
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return generation_ >= target || AllRejoined(target) || stopping_ || failed_for_good();
+    return generation_ >= target || AllRejoined(target) || !Departing(target).empty() ||
+           stopping_ || failed_for_good();
   };
   while (!done()) {
     const absl::Time now = env_.Now();
@@ -377,8 +448,21 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
     env_.AwaitWithDeadline(mu_, absl::Condition(&done),
                            std::min(deadline, now + kCancelPollPeriod));
   }
-  if (generation_ < target && AllRejoined(target) && !failed_for_good()) {
+  const std::vector<TaskId> departing =
+      generation_ < target && !AllRejoined(target) ? Departing(target) : std::vector<TaskId>{};
+  for (const TaskId& t : departing) {
+    TaskRecord& away = tasks_.at(t);
+    absent_[t] = away.info.incarnation;
+    away.info.state = TaskState::kDead;
+    MESHTRAIN_LOG(WARNING) << "elastic: " << Describe(t) << " did not rejoin within "
+                           << absl::FormatDuration(options_.elastic.rejoin_grace)
+                           << " (--rejoin-grace); the cluster goes on without it with "
+                           << NumTrainingMembers() << " training workers";
+  }
+  if (generation_ < target && (AllRejoined(target) || !departing.empty()) && !failed_for_good()) {
     // The last one in completes the recovery for everyone.
+    departed_.clear();
+    for (const auto& [t, incarnation] : absent_) departed_.push_back(t);
     generation_ = target;
     first_error_.reset();
     ++version_;
@@ -390,7 +474,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   }
   --record.waiting;
   record.last_heartbeat = env_.Now();
-  if (generation_ >= target) return View{version_, Snapshot(), generation_};
+  if (generation_ >= target) return CurrentView();
   if (failed_for_good()) return fatal();
   if (stopping_) return absl::UnavailableError("recovery: the coordination service is stopping");
   if (cancelled && cancelled()) {

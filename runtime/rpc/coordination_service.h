@@ -52,6 +52,19 @@
 //     for good: rejoining answers FailedPrecondition with that error.
 //     Before the rendezvous a rejoin is a plain registration (the chief
 //     itself restarted and this service is new); resumed() then says so.
+//  7. Elastic membership (options.elastic, docs/fault_tolerance.md 5.9). A
+//     recovery also completes without the tasks that did not rejoin, once
+//     `rejoin_grace` has passed since it began, when every one of them is a
+//     training worker other than the chief, none of them is alive (each is
+//     declared dead or silent for two heartbeat intervals, and not waiting in
+//     a call) and at least `min_workers` training workers rejoined. They
+//     *depart*: View::departed lists them for the generation, their calls fail
+//     with Aborted, and they are neither waited for nor declared dead again.
+//     A departed task that registers again (restarted: a new incarnation)
+//     *joins*: it takes part in a recovery like any restart (the cluster's
+//     first error if none stands, so every member aborts its step and
+//     rejoins), which completes with it unless that would exceed
+//     `max_workers` (then FailedPrecondition).
 // Requests from an unknown task fail with InvalidArgument, from an earlier
 // incarnation of a task with Aborted.
 //
@@ -107,6 +120,13 @@ struct CoordinationServiceOptions {
   // step). A zero floor turns the rule off.
   absl::Duration stuck_floor = absl::Seconds(2);
   int stuck_step_multiple = 10;
+  // Step 7: a recovery may complete without dead training workers.
+  struct Elastic {
+    bool enabled = false;
+    absl::Duration rejoin_grace = absl::Seconds(3);
+    int min_workers = 1;  // the fewest training workers a generation may have
+    int max_workers = 0;  // the most; 0: every training worker of the cluster
+  } elastic;
   // Its clock (heartbeat silence, every wait's deadline); null: Env::Default().
   // A fake clock stands still, so waits check `cancelled` only as it moves.
   Env* env = nullptr;
@@ -143,6 +163,8 @@ class CoordinationService {
     int64_t version = 0;
     std::vector<PeerInfo> tasks;
     int64_t generation = 0;
+    // Training workers not in this generation (step 7), in TaskId order.
+    std::vector<TaskId> departed;
   };
   struct HeartbeatReply {
     int64_t version = 0;
@@ -232,6 +254,7 @@ class CoordinationService {
   void CheckLiveness() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckSender(const TaskId& task, uint64_t incarnation) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status DepartedError(const TaskId& task) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllExpectedRegistered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<PeerInfo> Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FirstErrorAsAbort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -242,6 +265,14 @@ class CoordinationService {
   // Step 1's restart rule: OK if `record`'s current incarnation has stopped.
   absl::Status CheckRestart(const TaskRecord& record) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllRejoined(int64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 7: the tasks the recovery of `target` may go on without (empty when
+  // it may not: not elastic, within the grace, one of them alive or not a
+  // worker, too few left).
+  std::vector<TaskId> Departing(int64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 7: a departed task registering again; FailedPrecondition past max_workers.
+  absl::Status Return(const TaskId& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int NumTrainingMembers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  View CurrentView() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for `done` (or stop or the first error, which callers check) until
   // `deadline`, looking at `cancelled` every 100 ms. Returns done().
   bool Wait(const std::function<bool()>& done, absl::Time deadline, const CancelledFn& cancelled)
@@ -267,6 +298,12 @@ class CoordinationService {
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool resumed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration median_step_ ABSL_GUARDED_BY(mu_);  // zero: the stuck rule is off
+  // Step 7: the tasks away now (departed, not back), and the set the current
+  // generation was formed without (what View::departed says).
+  std::map<TaskId, uint64_t> absent_ ABSL_GUARDED_BY(mu_);  // task -> its departed incarnation
+  std::vector<TaskId> departed_ ABSL_GUARDED_BY(mu_);
+  int64_t recovery_target_ ABSL_GUARDED_BY(mu_) = 0;  // the recovery in progress
+  absl::Time recovery_began_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace meshtrain

@@ -155,6 +155,7 @@ absl::Status Mesh::Serve() {
     service_options.heartbeat_interval = options_.heartbeat_interval;
     service_options.stuck_floor = options_.stuck_floor;
     service_options.independent_tasks = options_.independent_tasks;
+    service_options.elastic = options_.elastic;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CoordinationService> service,
                                CoordinationService::Create(std::move(service_options)));
     service_ = std::move(service);
@@ -210,6 +211,16 @@ absl::Status Mesh::Rejoin(absl::Duration timeout) {
 }
 
 int64_t Mesh::generation() const { return client_ == nullptr ? 0 : client_->generation(); }
+
+std::vector<TaskId> Mesh::TrainingMembers() const {
+  std::vector<TaskId> members = cluster().TrainingWorkers();
+  if (client_ == nullptr) return members;
+  const std::vector<TaskId> departed = client_->departed();
+  std::erase_if(members, [&](const TaskId& t) {
+    return std::find(departed.begin(), departed.end(), t) != departed.end();
+  });
+  return members;
+}
 
 void Mesh::Stop() {
   if (stopped_) return;

@@ -82,6 +82,8 @@ struct MeshOptions {
   // On the chief: tasks whose death or restart does not make every task
   // recover (parameter servers' workers; CoordinationServiceOptions).
   std::set<TaskId> independent_tasks;
+  // On the chief: elastic membership (CoordinationServiceOptions::elastic).
+  CoordinationServiceOptions::Elastic elastic;
   // The gRPC transport's pieces and window (GrpcTransportOptions).
   size_t grpc_max_piece_bytes = kDefaultGrpcPieceBytes;
   int grpc_max_pieces_in_flight = kDefaultGrpcPiecesInFlight;
@@ -117,6 +119,10 @@ class Mesh {
   absl::Status Rejoin(absl::Duration timeout);
   // Recoveries completed as of the last registration (0 at start).
   int64_t generation() const;
+  // The training workers (ClusterSpec::TrainingWorkers order) of that
+  // generation: all of them, less those an elastic cluster goes on without
+  // (coordination_service.h step 7).
+  std::vector<TaskId> TrainingMembers() const;
   // As if the process died: no Disconnect, heartbeats stop, and the server
   // goes away at once, cancelling calls in flight. For fault-injection tests.
   void KillForTesting();

@@ -41,6 +41,7 @@ struct Server::Services {
         response->set_cluster_version(view.version);
         response->set_generation(view.generation);
         for (const PeerInfo& info : view.tasks) ToProto(info, response->add_tasks());
+        for (const TaskId& t : view.departed) ToProto(t, response->add_departed());
         return absl::OkStatus();
       });
     }

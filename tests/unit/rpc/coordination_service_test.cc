@@ -31,13 +31,16 @@ class CoordinationServiceTest : public ::testing::Test {
   }
 
   // Replaces the service with a new one, chief worker:0, started.
-  void StartService(absl::Duration heartbeat_timeout, std::set<TaskId> independent_tasks = {}) {
+  void StartService(absl::Duration heartbeat_timeout, std::set<TaskId> independent_tasks = {},
+                    CoordinationServiceOptions::Elastic elastic = {}) {
     if (service_ != nullptr) service_->Stop();
     CoordinationServiceOptions options;
     options.cluster = cluster_;
     options.chief = T("worker", 0);
     options.heartbeat_timeout = heartbeat_timeout;
+    options.heartbeat_interval = absl::Milliseconds(250);
     options.independent_tasks = std::move(independent_tasks);
+    options.elastic = elastic;
     options.env = &env_;
     service_ = std::move(*CoordinationService::Create(options));
     service_->Start();
@@ -511,6 +514,145 @@ TEST_F(RecoveryTest, ARestartIsAcceptedOnceItsPreviousLifeFellSilent) {
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   EXPECT_EQ(restarted->generation, 1);
   EXPECT_EQ(service_->incarnation_changes().size(), 1u);
+}
+
+using View = CoordinationService::View;
+
+// Elastic membership (protocol step 7): three workers, the chief worker:0.
+class ElasticTest : public RecoveryTest {
+ protected:
+  void Start(int min_workers = 1, int max_workers = 0) {
+    cluster_ = ClusterSpec({{"worker", {"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"}}});
+    StartService(absl::Seconds(30), {},
+                 {.enabled = true,
+                  .rejoin_grace = absl::Seconds(1),
+                  .min_workers = min_workers,
+                  .max_workers = max_workers});
+    std::thread w1([&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 1), 2), nullptr).ok()); });
+    std::thread w2([&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 2), 3), nullptr).ok()); });
+    ASSERT_TRUE(service_->Register(Reg(T("worker", 0), 1), nullptr).ok());
+    w1.join();
+    w2.join();
+  }
+
+  // worker:2 dies: worker:0 reports it, and workers 0 and 1 rejoin (each in a
+  // thread, `views` receiving their answers) while the clock moves on in
+  // `step`s until both returned.
+  void SurviveWorker2(absl::Duration step, std::vector<absl::StatusOr<View>>& views,
+                      absl::Duration wait = absl::Seconds(10)) {
+    ASSERT_TRUE(
+        service_->ReportError(T("worker", 0), 1, absl::UnavailableError("worker:2 exited")).ok());
+    views.assign(2, absl::UnknownError("no answer"));
+    std::atomic<int> returned{0};
+    std::thread w0([&] {
+      views[0] = service_->Register(Rejoin(T("worker", 0), 1, wait), nullptr);
+      ++returned;
+    });
+    std::thread w1([&] {
+      views[1] = service_->Register(Rejoin(T("worker", 1), 2, wait), nullptr);
+      ++returned;
+    });
+    for (int i = 0; i < 2000 && returned.load() < 2; ++i) {
+      env_.Advance(step);
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    w0.join();
+    w1.join();
+  }
+};
+
+TEST_F(ElasticTest, SurvivorsGoOnWithoutADeadWorkerOnceTheGraceHasPassed) {
+  Start();
+  std::vector<absl::StatusOr<View>> views;
+  const absl::Time began = env_.Now();
+  SurviveWorker2(absl::Milliseconds(50), views);
+  for (const auto& view : views) {
+    ASSERT_TRUE(view.ok()) << view.status();
+    EXPECT_EQ(view->generation, 1);
+    EXPECT_EQ(view->departed, std::vector<TaskId>{T("worker", 2)});
+  }
+  // Not before the grace (1 s), and not long after.
+  EXPECT_GE(env_.Now() - began, absl::Seconds(1));
+  EXPECT_LE(env_.Now() - began, absl::Milliseconds(1300));
+  // The departed life is refused; heartbeats of the members go on.
+  const absl::Status old = service_->KvSet(T("worker", 2), 3, "k", "v");
+  EXPECT_TRUE(absl::IsAborted(old)) << old;
+  EXPECT_THAT(std::string(old.message()), HasSubstr("worker:2 (10.0.0.3:1) left the cluster"));
+  EXPECT_TRUE(absl::IsAborted(service_->Register(Reg(T("worker", 2), 3), nullptr).status()));
+  EXPECT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
+}
+
+TEST_F(ElasticTest, ALiveWorkerLateToRejoinIsWaitedFor) {
+  Start();
+  ASSERT_TRUE(service_->ReportError(T("worker", 0), 1, absl::UnavailableError("peer died")).ok());
+  std::atomic<bool> returned{false};
+  absl::StatusOr<View> chief;
+  std::thread w0([&] {
+    chief = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
+    returned = true;
+  });
+  // worker:1 is still tearing its life down, heartbeating; worker:2 is silent.
+  for (int i = 0; i < 40; ++i) {
+    env_.Advance(absl::Milliseconds(100));
+    ASSERT_TRUE(service_->Heartbeat(T("worker", 1), 2, 0).ok());
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_FALSE(returned.load());  // 4 s: past the grace, but worker:1 is alive
+  ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok());
+  w0.join();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  EXPECT_EQ(chief->departed, std::vector<TaskId>{T("worker", 2)});
+}
+
+TEST_F(ElasticTest, NotBelowMinWorkers) {
+  Start(/*min_workers=*/3);
+  std::vector<absl::StatusOr<View>> views;
+  SurviveWorker2(absl::Seconds(1), views, /*wait=*/absl::Seconds(20));
+  // The chief gives up at the recovery deadline naming worker:2; worker:1
+  // learns it from the chief.
+  EXPECT_TRUE(absl::IsDeadlineExceeded(views[0].status())) << views[0].status();
+  for (const auto& view : views) {
+    EXPECT_THAT(std::string(view.status().message()),
+                HasSubstr("worker:2 (10.0.0.3:1) did not come back"));
+  }
+}
+
+TEST_F(ElasticTest, ADepartedWorkerThatRestartsJoinsTheNextGeneration) {
+  Start();
+  std::vector<absl::StatusOr<View>> views;
+  SurviveWorker2(absl::Milliseconds(50), views);
+  ASSERT_TRUE(views[0].ok()) << views[0].status();
+  // Its restart is the cluster's first error: every member stops its step.
+  absl::StatusOr<View> joined;
+  std::thread join([&] { joined = service_->Register(Reg(T("worker", 2), 33), nullptr); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!service_->first_error().has_value() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(service_->first_error().has_value());
+  EXPECT_THAT(std::string(service_->first_error()->status.message()),
+              HasSubstr("worker:2 (10.0.0.3:1) joins the cluster again"));
+  std::thread w1([&] { ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
+  absl::StatusOr<View> chief = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
+  w1.join();
+  join.join();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(chief->generation, 2);
+  EXPECT_EQ(joined->generation, 2);
+  EXPECT_TRUE(chief->departed.empty());
+  EXPECT_TRUE(service_->KvSet(T("worker", 2), 33, "k", "v").ok());
+}
+
+TEST_F(ElasticTest, AJoinPastMaxWorkersIsRefused) {
+  Start(/*min_workers=*/1, /*max_workers=*/2);
+  std::vector<absl::StatusOr<View>> views;
+  SurviveWorker2(absl::Milliseconds(50), views);
+  ASSERT_TRUE(views[0].ok()) << views[0].status();
+  // Two members and --max-workers 2: a third is refused at once, and nothing aborts.
+  const absl::Status refused = service_->Register(Reg(T("worker", 2), 33), nullptr).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("--max-workers 2"));
+  EXPECT_FALSE(service_->first_error().has_value());
 }
 
 }  // namespace

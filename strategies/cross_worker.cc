@@ -122,7 +122,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclAcrossWorkers(
 absl::StatusOr<CrossWorkerLink> CreateCrossWorkerLink(Mesh& mesh, AbortSignal& abort,
                                                       const StrategyConfig& config,
                                                       const CrossWorkerOptions& options) {
-  const std::vector<TaskId> workers = mesh.cluster().TrainingWorkers();
+  const std::vector<TaskId> workers =
+      options.workers.empty() ? mesh.cluster().TrainingWorkers() : options.workers;
   // Unique per life of the cluster: a chief's restart changes its
   // incarnation, a recovery the generation.
   const uint64_t chief = mesh.peers().incarnation(mesh.cluster().Chief());

@@ -58,6 +58,8 @@ struct CrossWorkerOptions {
   std::vector<Device> devices;  // this worker's replicas
   std::string rpc_layer;        // the ring's data path (runtime/rpc/data_path.h)
   int64_t generation = 0;       // the cluster's recoveries so far
+  // The training workers in rank order; empty: every one of the cluster.
+  std::vector<TaskId> workers;
   absl::Duration timeout = absl::Minutes(5);
 };
 

@@ -271,4 +271,30 @@ absl::Status MirroredStrategy::Restore(const CheckpointReader& checkpoint) {
   return absl::OkStatus();
 }
 
+absl::Status MirroredStrategy::ShareState(int root) {
+  Communicator* across = cross_worker();
+  if (across == nullptr) return absl::OkStatus();
+  snapshot_buffers_->WaitForCapture();
+  // Host copies of replica 0's store travel in place; every replica of every
+  // worker then takes them.
+  MESHTRAIN_ASSIGN_OR_RETURN(CheckpointSnapshot state, SnapshotStore(*replicas_[0].store));
+  const CollectiveContext ctx{step_, "state", absl::Now() + options_.collective_timeout};
+  std::vector<int64_t> updates;
+  for (SnapshotEntry& e : state.entries) {
+    MESHTRAIN_RETURN_IF_ERROR(across->Broadcast(e.value.byte_span(), root, ctx));
+    for (Tensor& slot : e.slots) {
+      MESHTRAIN_RETURN_IF_ERROR(across->Broadcast(slot.byte_span(), root, ctx));
+    }
+    updates.push_back(e.updates);
+  }
+  MESHTRAIN_RETURN_IF_ERROR(
+      across->Broadcast(absl::MakeSpan(reinterpret_cast<std::byte*>(updates.data()),
+                                       updates.size() * sizeof(int64_t)),
+                        root, ctx));
+  for (size_t i = 0; i < updates.size(); ++i) state.entries[i].updates = updates[i];
+  for (ReplicaState& r : replicas_)
+    MESHTRAIN_RETURN_IF_ERROR(WriteSnapshotToStore(state, *r.store));
+  return absl::OkStatus();
+}
+
 }  // namespace meshtrain

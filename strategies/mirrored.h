@@ -89,6 +89,10 @@ class MirroredStrategy final : public Strategy {
   void Describe(nlohmann::json& summary) const override;
   absl::StatusOr<std::unique_ptr<CheckpointJob>> PrepareCheckpoint() override;
   absl::Status Restore(const CheckpointReader& checkpoint) override;
+  RecoveryPolicy recovery_policy() const override {
+    return {.replicated_state = cross_worker() != nullptr};
+  }
+  absl::Status ShareState(int root) override;
 
   // Replica `i`'s store (tests check that copies stay identical).
   const VariableStore& store(int i) const { return *replicas_[i].store; }

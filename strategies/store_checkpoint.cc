@@ -22,13 +22,22 @@ Tensor HostCopy(Kernels& kernels, const Tensor& t, Tensor into) {
   return into;
 }
 
+// `host` (same dtype and shape) copied into `target`, on any device.
+void CopyFromHost(Kernels& kernels, const Tensor& host, Tensor& target) {
+  if (target.device().is_cpu()) {
+    if (host.bytes() > 0) std::memcpy(target.raw_data(), host.raw_data(), host.bytes());
+  } else {
+    kernels.Copy(host, target);
+  }
+}
+
 // Reads rows into `target` directly on the host, or through a host tensor.
 absl::Status ReadInto(const CheckpointReader& checkpoint, Kernels& kernels, const std::string& name,
                       absl::string_view slot, int64_t row_begin, Tensor& target) {
   if (target.device().is_cpu()) return checkpoint.ReadRows(name, slot, row_begin, target);
   Tensor host(target.dtype(), target.shape());
   MESHTRAIN_RETURN_IF_ERROR(checkpoint.ReadRows(name, slot, row_begin, host));
-  kernels.Copy(host, target);
+  CopyFromHost(kernels, host, target);
   return kernels.Synchronize();
 }
 
@@ -58,8 +67,6 @@ absl::StatusOr<CheckpointSnapshot> SnapshotStore(VariableStore& store, Checkpoin
   return snapshot;
 }
 
-// The job SnapshotBuffers hands out: copies on Capture() (or was given its
-// copy already), writes one part, gives its buffers back when destroyed.
 // The job SnapshotBuffers hands out: holds the snapshot (copied at once, or
 // deferred: copied by whichever thread gets to it first), writes one part, and
 // gives its buffers back when destroyed.
@@ -191,6 +198,27 @@ void SnapshotBuffers::Release(Job* job, CheckpointSnapshot used) {
 absl::Duration SnapshotBuffers::total_wait() const {
   absl::MutexLock lock(&mu_);
   return waited_;
+}
+
+absl::Status WriteSnapshotToStore(const CheckpointSnapshot& snapshot, VariableStore& store) {
+  if (static_cast<int>(snapshot.entries.size()) != store.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("state of ", snapshot.entries.size(),
+                                                   " variables for a store of ", store.size()));
+  }
+  for (int i = 0; i < store.size(); ++i) {
+    VariableStore::Entry& e = store.entry(i);
+    const SnapshotEntry& s = snapshot.entries[i];
+    if (s.name != e.spec.name || s.value.shape() != e.value.shape() ||
+        s.slots.size() != e.slots.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("state entry ", i, " is ", s.name, ", the store's ", e.spec.name));
+    }
+    CopyFromHost(store.kernels(), s.value, e.value);
+    for (size_t k = 0; k < e.slots.size(); ++k)
+      CopyFromHost(store.kernels(), s.slots[k], e.slots[k]);
+    e.updates = s.updates;
+  }
+  return store.kernels().Synchronize();
 }
 
 absl::Status RestoreStore(const CheckpointReader& checkpoint, VariableStore& store) {

@@ -60,6 +60,10 @@ class SnapshotBuffers : public std::enable_shared_from_this<SnapshotBuffers> {
   absl::Duration waited_ ABSL_GUARDED_BY(mu_);
 };
 
+// Writes `snapshot` (SnapshotStore of a store of the same variables, here or
+// on another worker) into `store`, in place: values, slots, update counts.
+absl::Status WriteSnapshotToStore(const CheckpointSnapshot& snapshot, VariableStore& store);
+
 // Writes the checkpoint's rows of every entry into `store`, in place (handles
 // that replicas hold stay valid): value, each optimizer slot, update count.
 absl::Status RestoreStore(const CheckpointReader& checkpoint, VariableStore& store);

@@ -82,6 +82,12 @@ struct RecoveryPolicy {
   // restart of any task makes every task recover from the latest checkpoint.
   bool independent_workers = false;
 
+  // Every training worker holds every variable, equal at step boundaries
+  // (multi_worker_mirrored): an elastic cluster goes on without a dead worker
+  // from the state the survivors hold, and a joining one receives it
+  // (Strategy::ShareState; docs/fault_tolerance.md 5.9).
+  bool replicated_state = false;
+
   // The tasks whose death or restart is no error of the cluster
   // (MeshOptions::independent_tasks): with independent workers, every
   // training worker but the chief.
@@ -140,6 +146,15 @@ class Strategy : public VariableCreator {
   }
 
   virtual RecoveryPolicy recovery_policy() const { return {}; }
+
+  // With RecoveryPolicy::replicated_state: makes this worker's variables,
+  // optimizer slots and update counts equal to those of the worker of rank
+  // `root` among this life's workers, sent over the strategy's own links (the
+  // data path, not the disk). Every worker of the life calls it, between
+  // steps, with the same root.
+  virtual absl::Status ShareState(int root) {
+    return absl::UnimplementedError(name() + " does not share its state between workers");
+  }
 
   // Once, after this process's last step (Read still works afterwards): a
   // strategy whose workers share state elsewhere says this worker is done

@@ -52,6 +52,7 @@ void SetThreadsPerReplica(int threads, size_t replicas) {
 }
 
 bool MultiWorker(const StrategyContext& context) {
+  if (!context.workers.empty()) return context.workers.size() > 1;
   return context.cluster != nullptr && context.cluster->cluster.num_training_workers() > 1;
 }
 
@@ -101,6 +102,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> BuildMirrored(const StrategyConfig& co
     link.rpc_layer = context.rpc_layer;
     link.generation = context.generation;
     link.timeout = context.startup_timeout;
+    link.workers = context.workers;
     MESHTRAIN_ASSIGN_OR_RETURN(options.cross_worker,
                                CreateCrossWorkerLink(*context.mesh, *context.abort, config, link));
     options.worker_rank = options.cross_worker.communicator->rank();
@@ -240,8 +242,8 @@ absl::StatusOr<std::unique_ptr<StrategyBuilder>> StrategyBuilder::Create(
 }
 
 RecoveryPolicy StrategyBuilder::recovery_policy() const {
-  return config_.name == kParameterServer ? ParameterServerStrategy::kRecoveryPolicy
-                                          : RecoveryPolicy{};
+  if (config_.name == kParameterServer) return ParameterServerStrategy::kRecoveryPolicy;
+  return RecoveryPolicy{.replicated_state = config_.name == kMultiWorkerMirrored};
 }
 
 void StrategyBuilder::RegisterServices(ServerOptions& server) {

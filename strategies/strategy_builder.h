@@ -48,6 +48,9 @@ struct StrategyContext {
   Tracer* tracer = nullptr;  // null unless --trace
   std::string rpc_layer;     // the data path ("" or "auto": the fastest there is)
   absl::Duration startup_timeout = absl::Minutes(5);  // waits for the other tasks
+  // This life's training workers (Mesh::TrainingMembers: an elastic cluster
+  // may go on without some); empty: every one of the cluster.
+  std::vector<TaskId> workers;
 };
 
 // The strategy a cluster of this shape runs when the command line names none:

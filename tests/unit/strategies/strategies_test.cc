@@ -236,6 +236,7 @@ TEST(StrategyBuilderTest, OnlyParameterServerWorkersRecoverAlone) {
     const RecoveryPolicy policy = (*builder)->recovery_policy();
     const bool ps = config.name == "parameter_server";
     EXPECT_EQ(policy.independent_workers, ps) << name;
+    EXPECT_EQ(policy.replicated_state, config.name == "multi_worker_mirrored") << name;
     const std::set<TaskId> alone = policy.IndependentTasks(cluster);
     if (ps) {
       EXPECT_EQ(alone, (std::set<TaskId>{{"worker", 0}, {"worker", 1}})) << name;
@@ -253,7 +254,8 @@ TEST(StrategyBuilderTest, RejectsAnUnknownCommunicationBeforeTheMeshIsJoined) {
   config.communication = "smoke_signals";
   auto builder = StrategyBuilder::Create(config);
   EXPECT_EQ(builder.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(builder.status().message()), ::testing::HasSubstr("auto, ring, hierarchical or nccl"));
+  EXPECT_THAT(std::string(builder.status().message()),
+              ::testing::HasSubstr("auto, ring, hierarchical or nccl"));
 }
 
 }  // namespace

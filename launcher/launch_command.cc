@@ -124,9 +124,13 @@ int RunLaunchCommand(const std::vector<std::string>& args) {
                                        [](std::string* out, const TaskId& t) {
                                          absl::StrAppend(out, t.ToString());
                                        });
+  // The job's elastic setting (its config or the flags): the tasks check it.
+  const absl::StatusOr<JobConfig> job = LoadJobWithOverrides(flag_set, flags.train);
+  const bool elastic = job.ok() && job->elastic.enabled;
   ProcessGroup processes({.grace_period = flags.grace});
-  absl::StatusOr<GroupResult> result = processes.Run(MakeTaskProcesses(
-      *cluster, *exe, TaskArgs(flag_set, flags), static_cast<int>(flags.max_restarts)));
+  absl::StatusOr<GroupResult> result = processes.Run(
+      MakeTaskProcesses(*cluster, *exe, TaskArgs(flag_set, flags),
+                        static_cast<int>(flags.max_restarts), /*rpc_layer=*/"", elastic));
   if (!result.ok()) {
     std::fprintf(stderr, "meshtrain launch: %s\n", std::string(result.status().message()).c_str());
     return 1;

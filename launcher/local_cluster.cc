@@ -56,7 +56,7 @@ absl::StatusOr<ClusterSpec> MakeLocalCluster(const LocalClusterShape& shape) {
 
 std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std::string& exe,
                                            const std::vector<std::string>& args, int max_restarts,
-                                           const std::string& rpc_layer) {
+                                           const std::string& rpc_layer, bool elastic) {
   std::vector<ProcessSpec> specs;
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const int pinned = cluster.num_training_workers() + cluster.num_tasks(kPsJob);
@@ -75,8 +75,10 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     if (pinned <= cores && task.job != kEvaluatorJob) spec.cpu = next_cpu++;
     spec.restart_exit_codes = {kPreemptedExitCode};
     spec.final_exit_codes = {kUsageExitCode};
-    // Nothing waits for the evaluator: its failure is its own.
-    spec.optional = task.job == kEvaluatorJob;
+    // Nothing waits for the evaluator: its failure is its own; nor, elastic,
+    // for a worker other than the chief.
+    spec.optional = task.job == kEvaluatorJob ||
+                    (elastic && task.is_training_worker() && task != cluster.Chief());
     spec.completes_group = task == cluster.Chief();
     specs.push_back(std::move(spec));
   }

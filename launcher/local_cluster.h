@@ -28,10 +28,13 @@ absl::StatusOr<ClusterSpec> MakeLocalCluster(const LocalClusterShape& shape);
 // One process per task of `cluster`: `exe args...` with TF_CONFIG naming the task.
 // Where the tasks (evaluator aside) are no more than the cores, each is pinned
 // to a core of its own, as mpirun binds ranks: the OS then never moves a task
-// onto its peer's core mid-collective.
+// onto its peer's core mid-collective. `elastic` (docs/fault_tolerance.md
+// 5.9): the cluster goes on without a worker other than the chief, so such a
+// worker's failure does not stop the group (it is restarted while it has
+// restarts left, and joins again).
 std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std::string& exe,
                                            const std::vector<std::string>& args, int max_restarts,
-                                           const std::string& rpc_layer = "");
+                                           const std::string& rpc_layer = "", bool elastic = false);
 
 // The path of the running binary (/proc/self/exe).
 absl::StatusOr<std::string> SelfExecutable();

@@ -154,6 +154,27 @@ void RegisterCheckpointFlags(FlagSet& f, TrainFlags& v) {
               ft);
 }
 
+void RegisterElasticFlags(FlagSet& f, TrainFlags& v) {
+  const std::string elastic = "elastic training (docs/fault_tolerance.md 5.9)";
+  f.AddBool("elastic", &v.elastic,
+            "multi_worker_mirrored goes on without a worker that does not come back within "
+            "--rejoin-grace, from the state the survivors hold, and grows back when it returns "
+            "(default: the config's elastic section)",
+            elastic);
+  f.AddDuration("rejoin-grace", &v.rejoin_grace,
+                "how long survivors wait for a dead worker before going on without it (0: at "
+                "once; default 3s); implies --elastic",
+                elastic);
+  f.AddInt("min-workers", &v.min_workers,
+           "the fewest training workers an elastic cluster goes on with (default 1); implies "
+           "--elastic",
+           elastic);
+  f.AddInt("max-workers", &v.max_workers,
+           "the most training workers an elastic cluster grows back to (default: all of "
+           "TF_CONFIG); implies --elastic",
+           elastic);
+}
+
 }  // namespace
 
 void RegisterClusterEngineFlags(FlagSet& f, TaskOptions& v) {
@@ -175,6 +196,7 @@ void RegisterTrainFlags(FlagSet& f, TrainFlags& v) {
   RegisterClusterFlags(f, v);
   RegisterSecurityFlags(f, v);
   RegisterCheckpointFlags(f, v);
+  RegisterElasticFlags(f, v);
 }
 
 std::set<std::string> TrainFlagNames() {
@@ -230,6 +252,19 @@ absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlag
   if (f.IsSet("max-shard-bytes")) job.strategy.max_shard_bytes = v.max_shard_bytes;
   if (f.IsSet("max-staleness")) job.strategy.max_staleness = static_cast<int>(v.max_staleness);
   if (f.IsSet("staleness-scaling")) job.strategy.staleness_scaling = v.staleness_scaling;
+  if (f.IsSet("elastic")) job.elastic.enabled = v.elastic;
+  if (f.IsSet("rejoin-grace")) {
+    job.elastic.enabled = true;
+    job.elastic.rejoin_grace = v.rejoin_grace;
+  }
+  if (f.IsSet("min-workers")) {
+    job.elastic.enabled = true;
+    job.elastic.min_workers = v.min_workers;
+  }
+  if (f.IsSet("max-workers")) {
+    job.elastic.enabled = true;
+    job.elastic.max_workers = v.max_workers;
+  }
   if (f.IsSet("warmup-steps")) job.strategy.warmup_steps = v.warmup_steps;
   if (f.IsSet("sync-replicas")) job.strategy.sync_replicas = static_cast<int>(v.sync_replicas);
   return job;

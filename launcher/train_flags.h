@@ -39,6 +39,10 @@ struct TrainFlags {
   bool staleness_scaling = false;
   int64_t warmup_steps = -1;
   int64_t sync_replicas = -1;
+  bool elastic = false;
+  absl::Duration rejoin_grace;
+  int64_t min_workers = 0;
+  int64_t max_workers = 0;
   bool quiet = false;
   TaskOptions task;  // how the process runs (--model-dir, --threads, timeouts, ...)
 };

@@ -177,6 +177,19 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("warmup_steps", &s.warmup_steps));
     return r.ReadOptional("sync_replicas", &s.sync_replicas);
   }));
+  MESHTRAIN_RETURN_IF_ERROR(ReadSection(top, "elastic", [&](JsonReader& r) {
+    ElasticConfig& e = c.elastic;
+    e.enabled = true;  // the section turns it on unless it says otherwise
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("enabled", &e.enabled));
+    std::string grace;
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("rejoin_grace", &grace));
+    if (!grace.empty() && !absl::ParseDuration(grace, &e.rejoin_grace)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "elastic.rejoin_grace: '", grace, "' is not a duration; write e.g. \"3s\" or \"500ms\""));
+    }
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("min_workers", &e.min_workers));
+    return r.ReadOptional("max_workers", &e.max_workers);
+  }));
   return top.CheckNoUnknownKeys();
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "runtime/data/image_augment.h"
 #include "runtime/model/model.h"
 #include "runtime/optim/optimizer.h"
@@ -69,6 +70,18 @@ struct TrainingConfig {
   double target_accuracy = 0.0;  // 0: none; otherwise time to it is reported
 };
 
+// Elastic membership (docs/fault_tolerance.md 5.9): multi_worker_mirrored
+// goes on without a worker that does not come back within the grace, from the
+// state the survivors hold, and grows back when it returns. The global batch
+// is kept (each replica's share grows; a batch that no longer splits evenly
+// is split unevenly, every replica's gradient weighted by its rows).
+struct ElasticConfig {
+  bool enabled = false;
+  absl::Duration rejoin_grace = absl::Seconds(3);
+  int64_t min_workers = 1;
+  int64_t max_workers = 0;  // 0: every training worker of the cluster
+};
+
 struct JobConfig {
   std::string name;
   DataConfig data;
@@ -76,6 +89,7 @@ struct JobConfig {
   OptimizerConfig optimizer;
   TrainingConfig training;
   StrategyConfig strategy;
+  ElasticConfig elastic;
 };
 
 // `source` names the file in errors.

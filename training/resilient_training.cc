@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/memory_file_system.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/checkpoint/model_dir.h"
 #include "runtime/rpc/coordination_service.h"
@@ -63,6 +64,29 @@ std::string RestoreKey(int64_t generation) {
   return absl::StrCat("checkpoint/restore/g", generation);
 }
 std::string InputKey(const std::string& task) { return absl::StrCat("input/", task); }
+// Elastic (5.9): what each member holds, and the donor's manifest.
+std::string HeldKey(int64_t generation, const TaskId& task) {
+  return absl::StrCat("elastic/g", generation, "/held/", task.ToString());
+}
+std::string DonorManifestKey(int64_t generation) {
+  return absl::StrCat("elastic/g", generation, "/manifest");
+}
+// Where a worker keeps its state in memory (a MemoryFileSystem's model dir).
+constexpr char kHeldDir[] = "/held";
+
+// The state a failed life left at its last step boundary, as a checkpoint in memory.
+struct HeldState {
+  std::unique_ptr<MemoryFileSystem> fs;
+  int64_t step = 0;
+  std::string checksum;  // the strategy's ParameterChecksum
+};
+
+// What one member of an elastic generation holds ("none", or "STEP CHECKSUM").
+struct MemberHold {
+  TaskId task;
+  std::optional<int64_t> step;
+  std::string checksum;
+};
 
 // Resuming on a full disk: the restore worked, but the next save will not
 // fit. Says so up front, with what to free, instead of at the first save.
@@ -109,7 +133,13 @@ struct RecoveryRecord {
   absl::Time last_step_end = absl::InfinitePast();
   absl::Time detected;  // when this task's life failed (or, for a restarted chief, its start)
   std::optional<int64_t> restored_from_step;
-  absl::Time resumed;  // the first step completed after the restore
+  absl::Time resumed;   // the first step completed after the restore
+  int64_t workers = 0;  // training workers of the generation it resumed with
+
+  // A worker behind the state it resumed from (elastic, 5.9) lost nothing.
+  int64_t StepsLost() const {
+    return std::max<int64_t>(0, failed_at_step - restored_from_step.value_or(0));
+  }
 
   nlohmann::json ToJson() const {
     nlohmann::json j = {{"generation", generation},
@@ -120,9 +150,8 @@ struct RecoveryRecord {
     j["failed_at_step"] = failed_at_step >= 0 ? nlohmann::json(failed_at_step) : nlohmann::json();
     j["restored_from_step"] =
         restored_from_step ? nlohmann::json(*restored_from_step) : nlohmann::json();
-    j["steps_lost"] = failed_at_step >= 0
-                          ? nlohmann::json(failed_at_step - restored_from_step.value_or(0))
-                          : nlohmann::json();
+    j["steps_lost"] = failed_at_step >= 0 ? nlohmann::json(StepsLost()) : nlohmann::json();
+    j["workers"] = workers;
     // From the end of the last good step to the error: an upper bound on how
     // long the failure went unnoticed (it happened within the step after).
     j["detection_seconds"] = last_step_end != absl::InfinitePast()
@@ -157,6 +186,21 @@ class Session {
   // then only what this run saved.
   absl::StatusOr<std::unique_ptr<CheckpointReader>> ChooseCheckpoint();
   absl::StatusOr<InputResume> Restore(int64_t generation, Strategy& strategy);
+  // Where this task resumes after restoring `m` (read from `source`); a
+  // checkpoint on disk also carries the chief's recovery history.
+  absl::StatusOr<InputResume> Resume(const Manifest& m, const Strategy& strategy,
+                                     absl::string_view source, bool from_disk);
+  // Elastic (5.9): keeps the failed life's state in memory as a checkpoint,
+  // if the life got as far as a valid state.
+  void HoldState(Strategy& strategy, InputPosition next);
+  // Elastic (5.9): every member of `generation` resumes from the most
+  // advanced state a member holds, shared over the data path. Nullopt when no
+  // member holds one (the disk's checkpoint then).
+  absl::StatusOr<std::optional<InputResume>> RestoreHeld(int64_t generation, Strategy& strategy);
+  // The checkpoint saver's options for this life: the chief's (on the model
+  // directory) or the one that keeps a held state (in memory).
+  CheckpointSaverOptions SaverOptions(const Strategy& strategy, const std::string& model_dir,
+                                      FileSystem* fs);
   // This life's input shards and batching (input_resume.h).
   InputShape ShapeOf(const Strategy& strategy) const;
   // The chief's save hook: every shard's position and the global position.
@@ -209,6 +253,12 @@ class Session {
   int64_t saved_up_to_ = -1;   // the newest step this process's savers committed
   StepTimeMedian step_times_;  // this life's
   bool stuck_rule_logged_ = false;
+  // This life's training workers (Mesh::TrainingMembers) and its state: valid
+  // once restored, at step boundary_step_ (the global step last completed).
+  std::vector<TaskId> workers_;
+  bool state_valid_ = false;
+  int64_t boundary_step_ = 0;
+  std::optional<HeldState> held_;  // elastic: the state the last failed life left
 };
 
 // The loop's hooks for one life: progress across lives, checkpoints,
@@ -220,6 +270,7 @@ class Session::Observer final : public TrainingObserver {
 
   absl::Status OnStepEnd(const StepRecord& step) override {
     session_.last_step_ = step.global_step;
+    session_.boundary_step_ = step.global_step;
     session_.last_step_end_ = step.end;
     next_ = step.next;
     if (session_.recovering_.has_value()) session_.Resumed(step.end);
@@ -260,6 +311,7 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
   context.tracer = task_.tracer;
   context.rpc_layer = task_.rpc_layer;
   context.startup_timeout = options_.startup_timeout;
+  context.workers = workers_;
   MESHTRAIN_ASSIGN_OR_RETURN(life.strategy, task_.strategies->Build(context));
   MESHTRAIN_ASSIGN_OR_RETURN(life.model,
                              CreateModel(task_.job->model, task_.data->shape, *life.strategy));
@@ -311,9 +363,8 @@ InputShape Session::ShapeOf(const Strategy& strategy) const {
                    .shuffle = t.shuffle,
                    .drop_remainder = t.drop_remainder};
   const int shards = strategy.input_shard().num_shards;
-  const std::vector<TaskId> workers = task_.cluster->cluster.TrainingWorkers();
-  if (static_cast<int>(workers.size()) == shards) {
-    for (const TaskId& w : workers) shape.tasks.push_back(w.ToString());
+  if (static_cast<int>(workers_.size()) == shards) {
+    for (const TaskId& w : workers_) shape.tasks.push_back(w.ToString());
   } else if (shards == 1) {
     shape.tasks.push_back(me_);
   } else {
@@ -345,8 +396,13 @@ absl::Status Session::RecordInput(bool independent, Manifest& m) const {
 }
 
 absl::StatusOr<InputResume> Session::Restore(int64_t generation, Strategy& strategy) {
-  if (options_.model_dir.empty()) return InputResume{};
   Mesh* mesh = task_.mesh;
+  if (options_.elastic && mesh != nullptr && generation > 0 &&
+      strategy.recovery_policy().replicated_state) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::optional<InputResume> held, RestoreHeld(generation, strategy));
+    if (held.has_value()) return std::move(*held);
+  }
+  if (options_.model_dir.empty()) return InputResume{};
   std::unique_ptr<CheckpointReader> reader;
   if (chief_) {
     MESHTRAIN_ASSIGN_OR_RETURN(reader, ChooseCheckpoint());
@@ -399,7 +455,11 @@ absl::StatusOr<InputResume> Session::Restore(int64_t generation, Strategy& strat
     first_restore_ = false;
     return InputResume{};
   }
-  const Manifest& m = reader->manifest();
+  return Resume(reader->manifest(), strategy, reader->path(), /*from_disk=*/true);
+}
+
+absl::StatusOr<InputResume> Session::Resume(const Manifest& m, const Strategy& strategy,
+                                            absl::string_view source, bool from_disk) {
   const bool independent = strategy.recovery_policy().independent_workers;
   MESHTRAIN_ASSIGN_OR_RETURN(InputResume resume, PlanInputResume(m, shape_, me_, independent));
   if (chief_) {
@@ -408,7 +468,7 @@ absl::StatusOr<InputResume> Session::Restore(int64_t generation, Strategy& strat
       life_start_[task] = theirs.start;
     }
   }
-  if (chief_ && first_restore_) {
+  if (chief_ && first_restore_ && from_disk) {
     // The history this process does not remember: the checkpoint's.
     if (m.meta.contains("restarts") && m.meta["restarts"].is_number_integer()) {
       restarts_base_ = m.meta["restarts"].get<int64_t>();
@@ -419,9 +479,9 @@ absl::StatusOr<InputResume> Session::Restore(int64_t generation, Strategy& strat
   first_restore_ = false;
   restored_from_step_ = m.step;
   restored_final_ = m.final;
-  MESHTRAIN_LOG(INFO) << "restore: " << reader->path() << " (step " << m.step << "; "
-                      << resume.summary << ")";
-  if (chief_) WarnIfNoRoomForCheckpoint(fs_, options_.model_dir, m);
+  MESHTRAIN_LOG(INFO) << "restore: " << source << " (step " << m.step << "; " << resume.summary
+                      << ")";
+  if (chief_ && from_disk) WarnIfNoRoomForCheckpoint(fs_, options_.model_dir, m);
   return resume;
 }
 
@@ -488,15 +548,13 @@ absl::Status Session::CheckPreemption(int64_t step, InputPosition next, Checkpoi
 void Session::Resumed(absl::Time at) {
   RecoveryRecord& r = *recovering_;
   r.resumed = at;
-  MESHTRAIN_LOG(WARNING) << "recovery: " << me_ << " resumed training at step " << last_step_
-                         << ", " << absl::StrFormat("%.2f", absl::ToDoubleSeconds(at - r.detected))
-                         << "s after the error (restored step " << r.restored_from_step.value_or(0)
-                         << (r.failed_at_step >= 0
-                                 ? absl::StrCat(", ",
-                                                r.failed_at_step - r.restored_from_step.value_or(0),
-                                                " steps lost")
-                                 : std::string())
-                         << ")";
+  MESHTRAIN_LOG(WARNING)
+      << "recovery: " << me_ << " resumed training at step " << last_step_ << ", "
+      << absl::StrFormat("%.2f", absl::ToDoubleSeconds(at - r.detected))
+      << "s after the error (restored step " << r.restored_from_step.value_or(0)
+      << (r.failed_at_step >= 0 ? absl::StrCat(", ", r.StepsLost(), " steps lost") : std::string())
+      << (r.workers > 0 ? absl::StrCat(", ", r.workers, " training workers") : std::string())
+      << ")";
   if (chief_) recoveries_.push_back(r.ToJson());
   recovering_.reset();
 }
@@ -533,7 +591,145 @@ nlohmann::json Session::FaultTolerance() const {
   return j;
 }
 
+CheckpointSaverOptions Session::SaverOptions(const Strategy& strategy, const std::string& model_dir,
+                                             FileSystem* fs) {
+  const bool independent = strategy.recovery_policy().independent_workers;
+  CheckpointSaverOptions so;
+  so.model_dir = model_dir;
+  so.fs = fs;
+  const ClusterSpec& cluster = task_.cluster->cluster;
+  so.base.seed = task_.job->training.seed;
+  so.base.strategy = strategy.name();
+  so.base.num_workers = static_cast<int>(workers_.size());
+  so.base.num_ps = cluster.num_tasks(kPsJob);
+  so.base.replicas_in_sync = strategy.num_replicas_in_sync();
+  so.base.optimizer = task_.job->optimizer.type;
+  for (const TaskId& t : workers_) so.tasks.push_back(t.ToString());
+  if (so.tasks.empty()) so.tasks.push_back(me_);
+  so.meta = [this] { return Meta(); };
+  if (independent) so.own_positions = [this] { return WorkerPositions(); };
+  so.input_positions = [this, independent](Manifest& m) { return RecordInput(independent, m); };
+  return so;
+}
+
+void Session::HoldState(Strategy& strategy, InputPosition next) {
+  if (!options_.elastic || !state_valid_ || !strategy.recovery_policy().replicated_state) return;
+  auto fs = std::make_unique<MemoryFileSystem>();
+  const absl::Time start = absl::Now();
+  absl::Status held = [&]() -> absl::Status {
+    CheckpointSaver saver(strategy, SaverOptions(strategy, kHeldDir, fs.get()));
+    return saver.SaveNow(boundary_step_, next, /*final=*/false);
+  }();
+  absl::StatusOr<std::string> checksum = strategy.ParameterChecksum();
+  if (held.ok()) held = checksum.status();
+  if (!held.ok()) {
+    MESHTRAIN_LOG(WARNING) << "elastic: could not keep the state of step " << boundary_step_
+                           << " in memory (" << held << "); this worker holds none";
+    return;
+  }
+  MESHTRAIN_LOG(INFO) << "elastic: holding the state of step " << boundary_step_ << " in memory ("
+                      << fs->bytes() << " bytes, checksum " << *checksum << ", "
+                      << absl::FormatDuration(
+                             absl::Trunc(absl::Now() - start, absl::Microseconds(100)))
+                      << ")";
+  held_ = HeldState{std::move(fs), boundary_step_, *checksum};
+}
+
+absl::StatusOr<std::optional<InputResume>> Session::RestoreHeld(int64_t generation,
+                                                                Strategy& strategy) {
+  Mesh& mesh = *task_.mesh;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + options_.startup_timeout;
+  const TaskId me = task_.cluster->task;
+  MESHTRAIN_RETURN_IF_ERROR(mesh.coordination().KvSet(
+      HeldKey(generation, me),
+      held_.has_value() ? absl::StrCat(held_->step, " ", held_->checksum) : "none"));
+  // Every member learns what every member holds, and all pick the same donor:
+  // the first in rank order of those holding the newest step.
+  std::vector<MemberHold> holds;
+  for (const TaskId& t : workers_) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
+                               mesh.coordination().KvGet(HeldKey(generation, t), deadline));
+    MemberHold h{t, std::nullopt, ""};
+    std::vector<std::string> parts = absl::StrSplit(text, ' ');
+    int64_t step = 0;
+    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &step)) {
+      h.step = step;
+      h.checksum = parts[1];
+    }
+    holds.push_back(std::move(h));
+  }
+  int donor = -1;
+  for (size_t i = 0; i < holds.size(); ++i) {
+    if (holds[i].step.has_value() && (donor < 0 || *holds[i].step > *holds[donor].step)) {
+      donor = static_cast<int>(i);
+    }
+  }
+  std::vector<std::string> described;
+  bool agree = true;
+  for (const MemberHold& h : holds) {
+    described.push_back(h.step.has_value()
+                            ? absl::StrCat(h.task.ToString(), " step ", *h.step, " ", h.checksum)
+                            : absl::StrCat(h.task.ToString(), " none"));
+    if (donor >= 0 && h.step == holds[donor].step && h.checksum != holds[donor].checksum) {
+      agree = false;
+    }
+  }
+  if (donor < 0) {
+    MESHTRAIN_LOG(WARNING) << "elastic: no member holds a state (" << absl::StrJoin(described, ", ")
+                           << "); restoring the latest checkpoint";
+    return std::optional<InputResume>();
+  }
+  if (!agree) {
+    // Equal steps must mean equal parameters; if not, no state in memory is
+    // trusted, and every member takes the disk's.
+    MESHTRAIN_LOG(ERROR) << "elastic: members hold different parameters at step "
+                         << *holds[donor].step << " (" << absl::StrJoin(described, ", ")
+                         << "); restoring the latest checkpoint instead";
+    return std::optional<InputResume>();
+  }
+  const MemberHold& from = holds[donor];
+  Manifest manifest;
+  if (donor ==
+      static_cast<int>(std::find(workers_.begin(), workers_.end(), me) - workers_.begin())) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader,
+                               OpenCheckpoint(*held_->fs, kHeldDir, held_->step));
+    MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
+    manifest = reader->manifest();
+    MESHTRAIN_RETURN_IF_ERROR(
+        mesh.coordination().KvSet(DonorManifestKey(generation), ManifestToJson(manifest)));
+  }
+  MESHTRAIN_RETURN_IF_ERROR(strategy.ShareState(donor));
+  if (from.task != me) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
+                               mesh.coordination().KvGet(DonorManifestKey(generation), deadline));
+    MESHTRAIN_ASSIGN_OR_RETURN(manifest, ParseManifest(text, DonorManifestKey(generation)));
+  }
+  MESHTRAIN_ASSIGN_OR_RETURN(std::string checksum, strategy.ParameterChecksum());
+  if (checksum != from.checksum) {
+    return absl::InternalError(absl::StrCat("elastic: after sharing ", from.task.ToString(),
+                                            "'s state this worker's parameters have checksum ",
+                                            checksum, ", not ", from.checksum));
+  }
+  MESHTRAIN_LOG(WARNING) << "elastic: generation " << generation << " trains on " << workers_.size()
+                         << " worker(s) from " << from.task.ToString() << "'s state of step "
+                         << *from.step << " (held: " << absl::StrJoin(described, ", ")
+                         << "; shared over the data path in "
+                         << absl::FormatDuration(
+                                absl::Trunc(absl::Now() - start, absl::Microseconds(100)))
+                         << ")";
+  if (recovering_.has_value()) recovering_->restored_from_step = manifest.step;
+  MESHTRAIN_ASSIGN_OR_RETURN(
+      InputResume resume,
+      Resume(manifest, strategy, absl::StrCat(from.task.ToString(), "'s state in memory"),
+             /*from_disk=*/false));
+  return std::optional<InputResume>(std::move(resume));
+}
+
 absl::Status Session::Live(int64_t generation, ResilientRun& run) {
+  workers_ = task_.mesh != nullptr ? task_.mesh->TrainingMembers()
+                                   : task_.cluster->cluster.TrainingWorkers();
+  state_valid_ = false;
   TrainingLife life;
   MESHTRAIN_RETURN_IF_ERROR(Build(generation, life));
   // Before the restore's first call to the chief: each task finds a bad
@@ -543,30 +739,18 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   shape_ = ShapeOf(*life.strategy);
   life_start_.clear();
   MESHTRAIN_ASSIGN_OR_RETURN(InputResume resume, Restore(generation, *life.strategy));
+  state_valid_ = true;
+  boundary_step_ = resume.start_step.value_or(0);
   base_ = resume.base;
   const InputPosition start = resume.start;
   const bool independent = life.strategy->recovery_policy().independent_workers;
 
   std::unique_ptr<CheckpointSaver> saver;
   if (chief_ && !options_.model_dir.empty()) {
-    CheckpointSaverOptions so;
-    so.model_dir = options_.model_dir;
+    CheckpointSaverOptions so = SaverOptions(*life.strategy, options_.model_dir, &fs_);
     so.every_steps = options_.checkpoint_every_steps;
     so.every = options_.checkpoint_every;
     so.max_to_keep = options_.max_to_keep;
-    so.fs = &fs_;
-    const ClusterSpec& cluster = task_.cluster->cluster;
-    so.base.seed = task_.job->training.seed;
-    so.base.strategy = life.strategy->name();
-    so.base.num_workers = cluster.num_training_workers();
-    so.base.num_ps = cluster.num_tasks(kPsJob);
-    so.base.replicas_in_sync = life.strategy->num_replicas_in_sync();
-    so.base.optimizer = task_.job->optimizer.type;
-    for (const TaskId& t : cluster.TrainingWorkers()) so.tasks.push_back(t.ToString());
-    if (so.tasks.empty()) so.tasks.push_back(me_);
-    so.meta = [this] { return Meta(); };
-    if (independent) so.own_positions = [this] { return WorkerPositions(); };
-    so.input_positions = [this, independent](Manifest& m) { return RecordInput(independent, m); };
     saver = std::make_unique<CheckpointSaver>(*life.strategy, std::move(so));
     saver->Start();
     saver->ResetSchedule(restored_from_step_.value_or(0));
@@ -611,6 +795,7 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
     checkpoint_stats_ = saver->stats();
     saved_up_to_ = std::max(saved_up_to_, saver->last_committed());
   }
+  if (!report.ok()) HoldState(*life.strategy, observer.next());
   MESHTRAIN_RETURN_IF_ERROR(report.status());
   MESHTRAIN_RETURN_IF_ERROR(KeepFinalCheckpointStatus(std::move(final_saved), run));
 
@@ -656,7 +841,7 @@ void Session::StopStuckRule() {
 }
 
 bool Session::CanRecover(const absl::Status& status) const {
-  if (task_.mesh == nullptr || options_.model_dir.empty() ||
+  if (task_.mesh == nullptr || (options_.model_dir.empty() && !options_.elastic) ||
       options_.recovery_timeout <= absl::ZeroDuration()) {
     return false;
   }
@@ -700,7 +885,9 @@ absl::StatusOr<ResilientRun> Session::Run() {
                                              : std::string("after 0 steps (before the first)"))
                          << ": " << status << "; recovering: waiting up to "
                          << absl::FormatDuration(options_.recovery_timeout)
-                         << " for the cluster to come back, then restoring the latest checkpoint";
+                         << " for the cluster to come back, then "
+                         << (options_.elastic ? "resuming from the state the members hold"
+                                              : "restoring the latest checkpoint");
     if (!task_.abort->aborted()) (void)mesh->coordination().ReportError(status);
     // The cluster's first error is the cause. This task's own may only be a
     // consequence of it: a peer that aborted first and closed its connections.
@@ -720,6 +907,7 @@ absl::StatusOr<ResilientRun> Session::Run() {
     }
     generation = mesh->generation();
     recovering_->generation = generation;
+    recovering_->workers = static_cast<int64_t>(mesh->TrainingMembers().size());
   }
   SetInterrupt(false);
   run.fault_tolerance = FaultTolerance();

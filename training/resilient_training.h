@@ -15,7 +15,10 @@
 // chief went away, a collective timed out) the task reports it, tears the life
 // down, rejoins the cluster (Mesh::Rejoin: waits up to --recovery-timeout for
 // the dead task to come back, retrying while the chief restarts) and starts
-// the next life. docs/fault_tolerance.md gives the protocols.
+// the next life. docs/fault_tolerance.md gives the protocols. With
+// ResilienceOptions::elastic a failed life first keeps its state in memory,
+// and the next life, on the generation's members (Mesh::TrainingMembers),
+// starts from the most advanced state a member holds (5.9).
 #ifndef MESHTRAIN_TRAINING_RESILIENT_TRAINING_H_
 #define MESHTRAIN_TRAINING_RESILIENT_TRAINING_H_
 
@@ -56,6 +59,12 @@ struct ResilienceOptions {
   absl::Duration startup_timeout = absl::Minutes(5);  // agreeing on what to restore
   FileSystem* fs = nullptr;                           // null: DefaultFileSystem()
   PreemptionWatcher* preemption = nullptr;            // null: SIGTERM is not watched
+  // Elastic membership (docs/fault_tolerance.md 5.9), for strategies whose
+  // workers all hold the whole state: after a recovery every worker resumes
+  // from the state the survivors held at their last step boundary (shared
+  // over the data path), on however many workers the generation has; the
+  // disk's checkpoint only when no survivor holds a state.
+  bool elastic = false;
 };
 
 // What a training task brings; every pointer outlives the call.

@@ -23,7 +23,7 @@ absl::StatusOr<int64_t> AgreeStepsPerEpoch(Mesh* mesh, const ClusterConfig& clus
   MESHTRAIN_RETURN_IF_ERROR(
       mesh->coordination().KvSet(KeyFor(generation, cluster.task), absl::StrCat(full_batches)));
   int64_t fewest = full_batches;
-  for (const TaskId& worker : cluster.cluster.TrainingWorkers()) {
+  for (const TaskId& worker : mesh->TrainingMembers()) {
     const std::string key = KeyFor(generation, worker);
     absl::StatusOr<std::string> text = mesh->coordination().KvGet(key, deadline);
     if (!text.ok()) {

@@ -5,7 +5,8 @@
 //   1. each training worker publishes its count in the mesh's key-value store
 //      under "data/full_batches/<generation>/<task>" (a recovered cluster's
 //      generation never reads a previous life's counts);
-//   2. each reads every training worker's count, waiting until the deadline;
+//   2. each reads every training worker's count (Mesh::TrainingMembers),
+//      waiting until the deadline;
 //   3. each takes the minimum: the same number everywhere.
 // Called on the training thread, once per life.
 #ifndef MESHTRAIN_TRAINING_STEP_AGREEMENT_H_

@@ -88,6 +88,27 @@ InputWorker InputWorkerOf(const ClusterConfig& cluster) {
   return InputWorker{cluster.cluster.num_training_workers(), cluster.worker_rank()};
 }
 
+// The elastic section (or flags) against the strategy and the input policy.
+absl::Status CheckElastic(const JobConfig& job, const StrategyBuilder& strategies) {
+  const ElasticConfig& e = job.elastic;
+  if (!e.enabled) return absl::OkStatus();
+  if (e.rejoin_grace < absl::ZeroDuration() || e.min_workers < 1 || e.max_workers < 0 ||
+      (e.max_workers > 0 && e.max_workers < e.min_workers)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "elastic: rejoin_grace ", absl::FormatDuration(e.rejoin_grace), ", min_workers ",
+        e.min_workers, ", max_workers ", e.max_workers,
+        ": the grace must be >= 0, min_workers >= 1, max_workers 0 (all) or >= min_workers"));
+  }
+  if (!strategies.recovery_policy().replicated_state) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "elastic: strategy ", job.strategy.name,
+        " does not go on without a worker; only multi_worker_mirrored does (its workers each hold "
+        "the whole state); parameter_server workers already train on alone when one dies; remove "
+        "--elastic and the config's elastic section"));
+  }
+  return absl::OkStatus();
+}
+
 // Where checkpoints are written, and how the task survives failures.
 absl::StatusOr<ResilienceOptions> MakeResilienceOptions(const TaskOptions& options,
                                                         PreemptionWatcher* preemption) {
@@ -129,6 +150,7 @@ TrainingOptions MakeLoopOptions(const JobConfig& job, const TaskOptions& options
   loop.seed = job.training.seed;
   loop.shuffle = job.data.shuffle;
   loop.drop_remainder = job.data.drop_remainder;
+  loop.uneven_batches = job.elastic.enabled;
   loop.evaluate = chief;
   loop.target_accuracy = job.training.target_accuracy;
   loop.prefetch_depth = static_cast<int>(options.prefetch);
@@ -158,8 +180,10 @@ absl::Status WriteRunSummary(const JobConfig& job, const TaskOptions& options,
   }
   const TrainingReport& report = run.report;
   Strategy& strategy = *run.life.strategy;
-  nlohmann::json summary = MakeSummary(job, report, cluster.cluster.num_training_workers(),
-                                       cluster.cluster.num_tasks(kPsJob));
+  // The last generation's workers: an elastic cluster may have ended with fewer.
+  const int workers = run.reports.empty() ? cluster.cluster.num_training_workers()
+                                          : static_cast<int>(run.reports.size());
+  nlohmann::json summary = MakeSummary(job, report, workers, cluster.cluster.num_tasks(kPsJob));
   summary["strategy"] = strategy.name();
   summary["threads"] = threads;
   strategy.Describe(summary);
@@ -213,6 +237,12 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   MESHTRAIN_ASSIGN_OR_RETURN(state.data,
                              LoadJobData(job.data, job.training.seed, InputWorkerOf(cluster)));
   MESHTRAIN_LOG(INFO) << state.data.sharding.Describe(state.data.train.size());
+  if (job.elastic.enabled && state.data.sharding.decision.policy == AutoShardPolicy::kFile) {
+    return absl::InvalidArgumentError(
+        "elastic: the input is sharded by file (auto_shard file, or auto with at least as many "
+        "files as workers): each worker reads its own files, which a departed worker would take "
+        "with it; set data.auto_shard to data");
+  }
   // The linear scaling rule is resolved here, where the global batch is final,
   // so every strategy (and the parameter servers, through the plan) gets the
   // scaled rate.
@@ -225,6 +255,7 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   MESHTRAIN_RETURN_IF_ERROR(ConfigureGpus(options.logical_gpus, options.gpu_memory_limit, devices));
   MESHTRAIN_ASSIGN_OR_RETURN(ResilienceOptions resilience,
                              MakeResilienceOptions(options, preemption));
+  resilience.elastic = job.elastic.enabled;
   if (options.test_checkpoint_sync_delay > absl::ZeroDuration()) {
     state.slow_fs = std::make_unique<FaultInjectionFileSystem>(
         DefaultFileSystem(),
@@ -369,16 +400,18 @@ absl::StatusOr<ClusterConfig> ResolveCluster(const TaskOptions& options,
   return ClusterConfig::Local();
 }
 
-absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(const ClusterConfig& cluster,
-                                               const StrategyBuilder& strategies,
-                                               const TaskOptions& task_options,
-                                               std::unique_ptr<Server> server,
-                                               const ServerOptions& server_options,
-                                               MeshSecurity security, AbortSignal& abort) {
+absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(
+    const ClusterConfig& cluster, const StrategyBuilder& strategies, const ElasticConfig& elastic,
+    const TaskOptions& task_options, std::unique_ptr<Server> server,
+    const ServerOptions& server_options, MeshSecurity security, AbortSignal& abort) {
   MeshOptions options;
   options.server_options = server_options;
   options.security = std::move(security);
   options.independent_tasks = strategies.recovery_policy().IndependentTasks(cluster.cluster);
+  options.elastic = {.enabled = elastic.enabled,
+                     .rejoin_grace = elastic.rejoin_grace,
+                     .min_workers = static_cast<int>(elastic.min_workers),
+                     .max_workers = static_cast<int>(elastic.max_workers)};
   options.config = cluster;
   options.startup_timeout = task_options.startup_timeout;
   options.heartbeat_timeout = task_options.heartbeat_timeout;
@@ -430,6 +463,7 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
   // not known yet); the builder outlives the server.
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<StrategyBuilder> strategies,
                              StrategyBuilder::Create(job.strategy, options.model_dir));
+  MESHTRAIN_RETURN_IF_ERROR(CheckElastic(job, *strategies));
   ServerOptions server_options;
   strategies->RegisterServices(server_options);
   const EnvLookup env = ProcessEnvironment();
@@ -484,7 +518,7 @@ absl::Status RunTrainingTask(const JobConfig& job, const TaskOptions& options,
   }
   if (preemption != nullptr) preemption->InterruptWaits(&abort);  // start-up waits end on SIGTERM
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh,
-                             JoinMesh(cluster, *strategies, options, std::move(server),
+                             JoinMesh(cluster, *strategies, job.elastic, options, std::move(server),
                                       server_options, std::move(security), abort));
   absl::Status status =
       RunRole(job, options, cluster, *strategies, *mesh, abort, preemption, process_start);

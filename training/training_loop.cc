@@ -39,8 +39,14 @@ absl::StatusOr<LossStats> EvaluateDataset(Strategy& strategy, const Model& model
 
 absl::Status ValidateTrainingShape(const Strategy& strategy, const Dataset& train,
                                    const TrainingOptions& options) {
+  const int replicas = strategy.num_replicas_in_sync();
   MESHTRAIN_RETURN_IF_ERROR(
-      ValidateShardable(options.global_batch_size, strategy.num_replicas_in_sync()));
+      ValidateShardable(options.global_batch_size, options.uneven_batches ? 1 : replicas));
+  if (options.global_batch_size < replicas) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("global batch size ", options.global_batch_size, " is smaller than the ",
+                     replicas, " replicas in sync; choose a global batch of at least ", replicas));
+  }
   if (options.own_files.has_value()) {
     const OwnFilesOptions& own = *options.own_files;
     return OwnFilesSchedule({.num_examples = train.size(),

@@ -82,6 +82,10 @@ struct OwnFilesOptions {
 };
 
 struct TrainingOptions {
+  // The global batch may split unevenly over the replicas in sync (elastic
+  // training keeps it when the workers change): each replica's gradient is
+  // weighted by its rows, so the update is one replica's on the whole batch.
+  bool uneven_batches = false;
   int64_t epochs = 1;
   int64_t max_steps = 0;  // 0: no limit
   int64_t global_batch_size = 256;

@@ -59,7 +59,7 @@ absl::StatusOr<std::map<std::string, WorkerReport>> ExchangeWorkerReports(
       mesh->coordination().KvSet(KeyFor(generation, cluster.task), value.dump()));
   if (!cluster.is_chief()) return reports;
   const absl::Time deadline = absl::Now() + timeout;
-  for (const TaskId& w : cluster.cluster.TrainingWorkers()) {
+  for (const TaskId& w : mesh->TrainingMembers()) {
     const std::string key = KeyFor(generation, w);
     MESHTRAIN_ASSIGN_OR_RETURN(std::string text, mesh->coordination().KvGet(key, deadline));
     MESHTRAIN_ASSIGN_OR_RETURN(reports[w.ToString()], ParseReport(text, w, key));

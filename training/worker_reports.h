@@ -33,9 +33,9 @@ struct WorkerReport {
 // This process's peak resident set size so far (getrusage), in bytes.
 int64_t PeakRssBytes();
 
-// Publishes `mine`; on the chief returns every training worker's report by task
-// ("worker:1"), waiting up to `timeout` for each; elsewhere (and for a lone
-// process, `mesh` null) only `mine`.
+// Publishes `mine`; on the chief returns the report of every training worker
+// of this generation (Mesh::TrainingMembers) by task ("worker:1"), waiting up to `timeout` for
+// each; elsewhere (and for a lone process, `mesh` null) only `mine`.
 absl::StatusOr<std::map<std::string, WorkerReport>> ExchangeWorkerReports(
     Mesh* mesh, const ClusterConfig& cluster, int64_t generation, const WorkerReport& mine,
     absl::Duration timeout);

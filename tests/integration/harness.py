@@ -4,6 +4,8 @@ Each test starts `meshtrain` processes (the binary CTest passes in MESHTRAIN_BIN
 waits on conditions with deadlines (never bare sleeps to synchronise), and reads
 what the processes wrote (summary.json, logs).
 """
+import collections
+import glob
 import json
 import os
 import re
@@ -242,6 +244,18 @@ def started_pid(task, name):
         if m:
             return int(m.group(1))
     return None
+
+
+def recorded_examples(record):
+    """{epoch: Counter(example -> times trained)} over every task's
+    --test-record-examples file in directory `record`."""
+    counts = collections.defaultdict(collections.Counter)
+    for path in glob.glob(os.path.join(record, "examples-*.txt")):
+        with open(path) as f:
+            for line in f:
+                fields = [int(x) for x in line.split()]
+                counts[fields[1]].update(fields[2:])
+    return counts
 
 
 def committed(line, step=None):

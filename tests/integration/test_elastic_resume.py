@@ -14,7 +14,6 @@ test a few seconds on 2 cores:
   - a SIGSTOPped worker of 3 is named stuck, not gone, by both survivors
     within the stuck bound the chief logged (max(2 s, 10 x median step)).
 """
-import collections
 import glob
 import json
 import os
@@ -23,7 +22,8 @@ import shutil
 import signal
 import unittest
 
-from harness import CONFIGS, ClusterTestCase, LOG_TIME, now_of_day, started_pid, time_of_day
+from harness import (CONFIGS, ClusterTestCase, LOG_TIME, now_of_day, recorded_examples, started_pid,
+                     time_of_day)
 
 SMALL = os.path.join(CONFIGS, "synthetic_small.json")
 EXAMPLES = 4096
@@ -46,18 +46,8 @@ class ElasticResumeTest(ClusterTestCase):
         self.assert_exit(job, 0, timeout=timeout)
         return job
 
-    def counts(self, record):
-        """{epoch: Counter(example -> times trained)} over every task's record."""
-        counts = collections.defaultdict(collections.Counter)
-        for path in glob.glob(os.path.join(record, "examples-*.txt")):
-            with open(path) as f:
-                for line in f:
-                    fields = [int(x) for x in line.split()]
-                    counts[fields[1]].update(fields[2:])
-        return counts
-
     def assert_each_example_once(self, record, epochs=EPOCHS):
-        counts = self.counts(record)
+        counts = recorded_examples(record)
         self.assertEqual(sorted(counts), list(range(epochs)))
         for epoch, c in counts.items():
             twice = [i for i, n in c.items() if n > 1]

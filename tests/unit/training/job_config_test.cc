@@ -54,6 +54,25 @@ TEST(JobConfigTest, CommunicationIsAStringOrOptionsWithTheWireDtype) {
   EXPECT_THAT(std::string(typo.status().message()), HasSubstr("strategy.communication.wire_type"));
 }
 
+TEST(JobConfigTest, TheElasticSectionTurnsElasticTrainingOn) {
+  auto none = ParseJobConfig(R"({})", "j.json");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->elastic.enabled);
+  auto elastic = ParseJobConfig(
+      R"({"elastic": {"rejoin_grace": "500ms", "min_workers": 2, "max_workers": 4}})", "j.json");
+  ASSERT_TRUE(elastic.ok()) << elastic.status();
+  EXPECT_TRUE(elastic->elastic.enabled);
+  EXPECT_EQ(elastic->elastic.rejoin_grace, absl::Milliseconds(500));
+  EXPECT_EQ(elastic->elastic.min_workers, 2);
+  EXPECT_EQ(elastic->elastic.max_workers, 4);
+  auto off = ParseJobConfig(R"({"elastic": {"enabled": false}})", "j.json");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->elastic.enabled);
+  auto bad = ParseJobConfig(R"({"elastic": {"rejoin_grace": "soon"}})", "j.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("elastic.rejoin_grace: 'soon'"));
+}
+
 TEST(JobConfigTest, WrongTypeAndMalformedJson) {
   auto wrong = ParseJobConfig(R"({"training": {"epochs": "ten"}})", "j.json");
   EXPECT_THAT(std::string(wrong.status().message()),

@@ -272,5 +272,18 @@ TEST(TrainingLoopTest, OwnFilesSmallerThanAWorkersBatchAreRefused) {
               HasSubstr("holds 600 examples, less than its batch of 601"));
 }
 
+TEST(TrainingLoopTest, AnUnevenGlobalBatchIsRefusedUnlessElastic) {
+  Job job(/*replicas=*/3);
+  TrainingOptions options;
+  options.global_batch_size = 256;
+  EXPECT_THAT(std::string(ValidateTrainingShape(*job.strategy, job.train, options).message()),
+              HasSubstr("does not divide by 3"));
+  options.uneven_batches = true;  // elastic: the global batch is kept on any number of workers
+  EXPECT_TRUE(ValidateTrainingShape(*job.strategy, job.train, options).ok());
+  options.global_batch_size = 2;
+  EXPECT_THAT(std::string(ValidateTrainingShape(*job.strategy, job.train, options).message()),
+              HasSubstr("smaller than the 3 replicas"));
+}
+
 }  // namespace
 }  // namespace meshtrain

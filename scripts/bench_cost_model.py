@@ -145,31 +145,32 @@ def validate(args, m, rate, tmp):
 
 
 def scale_table(m, rates_gbit, workers, efficiency, wire_latency_s):
-    """Markdown: predicted samples/s on real links (no tbf bucket, a core per worker)."""
+    """Markdown: predicted samples/s on real links (no tbf bucket, a core per
+    worker). A link's alpha is loopback tcp's plus the wire's latency; its beta
+    the wire's at `efficiency` of the nominal rate, or loopback tcp's where this
+    CPU moves bytes through TCP more slowly than the wire does."""
     tcp = m["links"]["tcp"]
     local = cm.Link(m["links"]["shm"]["alpha_s"], m["links"]["shm"]["beta_s"])
     compute = cm.Compute(m["compute"]["fixed_s"], m["compute"]["per_sample_s"])
-    lines = ["| link | workers | per-worker batch | ring f32 | ring bf16 | hier 8/host f32 | hier 8/host bf16 | "
-             "ps (N/4 ps) f32 | ps bf16 | one worker |",
+    lines = ["| link | workers | batch per worker | ring f32 | ring bf16 | hier. 8/host f32 | hier. 8/host bf16 | "
+             "ps (N/4 ps) f32 | ps bf16 | compute alone |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for gbit in rates_gbit:
-        link = cm.Link(tcp["alpha_s"] + wire_latency_s, 8 / (gbit * 1e9 * efficiency))
+        link = cm.Link(tcp["alpha_s"] + wire_latency_s, max(8 / (gbit * 1e9 * efficiency), tcp["beta_s"]))
         cluster = cm.Cluster(link=link, local=local, compute=compute)
         for n in workers:
-            for per_worker in (None, 256):
-                job = cm.REFERENCE_JOB if per_worker is None else cm.Job(
-                    cm.REFERENCE_JOB.variable_elems, 256 * n)
+            for job in (cm.REFERENCE_JOB, cm.Job(cm.REFERENCE_JOB.variable_elems, 256 * n)):
                 b = job.global_batch / n
-                one = job.global_batch / (compute.step(job.global_batch))
                 ps = max(1, n // 4)
-                ps_bytes = [cm.REFERENCE_JOB.elems * 4 / ps] * ps
+                ps_bytes = [job.elems * 4 / ps] * ps
                 cells = [cm.mwms(job, cluster, n, 1, "float32"), cm.mwms(job, cluster, n, 1, "bfloat16"),
                          cm.mwms(job, cluster, n, min(8, n), "float32", hierarchical=True),
                          cm.mwms(job, cluster, n, min(8, n), "bfloat16", hierarchical=True),
                          cm.parameter_server(job, cluster, n, ps_bytes, "float32"),
                          cm.parameter_server(job, cluster, n, ps_bytes, "bfloat16")]
                 lines.append(f"| {gbit} Gbit/s | {n} | {b:g} | " +
-                             " | ".join(f"{c.samples_per_s:,.0f}" for c in cells) + f" | {one:,.0f} |")
+                             " | ".join(f"{c.samples_per_s:,.0f}" for c in cells) +
+                             f" | {job.global_batch / compute.step(b):,.0f} |")
     return "\n".join(lines)
 
 

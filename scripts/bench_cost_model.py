@@ -230,7 +230,8 @@ def main():
     args.ps = [int(x) for x in args.ps.split(",") if x]
     args.wire = [w for w in args.wire.split(",") if w]
     rates = [r for r in args.rates.split(",") if r]
-    needs_hosts = bool(set(args.only.split(",")) & {"measure", "mwms", "hier", "ps"})
+    validating = bool(set(args.only.split(",")) & {"mwms", "hier", "ps"})
+    needs_hosts = validating or not args.inputs
     if needs_hosts:
         ok, why = available()
         if not ok:
@@ -243,11 +244,11 @@ def main():
         else:
             print("measuring: loopback links, compute", flush=True)
             m = {"links": measure_loopback(args, tmp), "compute": measure_compute(args, tmp), "host_links": {}}
-        for rate in rates:
+        for rate in rates if needs_hosts else []:
             if rate not in m["host_links"]:
                 print(f"measuring: emulated links at {rate}", flush=True)
                 m["host_links"][rate] = measure_host_links(args, rate, tmp)
-        validation = {rate: validate(args, m, rate, tmp) for rate in rates}
+        validation = {rate: validate(args, m, rate, tmp) for rate in rates} if validating else {}
     report(args, m, validation)
     if args.json:
         with open(args.json, "w") as f:

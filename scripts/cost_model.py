@@ -27,8 +27,9 @@ multi_worker_mirrored, synchronous (strategies/mirrored.h), per step:
 parameter_server, asynchronous: each worker pulls every variable and pushes
 every gradient each step (two request/reply exchanges per ps), so a worker's
 step is its compute plus its own link moving S in and S out one after the
-other; ps p's link carries W x bytes_p each way per round of worker steps; and
-all tasks share the cores. The slowest of the three bounds the round.
+other; ps p's link carries W x bytes_p and 2W messages each way per round of
+worker steps; and all tasks share the cores. The slowest of the three bounds
+the round.
 
 On an emulated link (tc tbf) each step also passes up to `burst_bytes` at once:
 the token bucket refills while the link idles during compute. A real link has

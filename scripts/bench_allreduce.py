@@ -44,12 +44,13 @@ def run_json(cmd, env=None):
     return proc
 
 
-def meshtrain(binary, layer, args, tmp):
+def meshtrain(binary, layer, args, tmp, field="busbw_gbps"):
+    """{size_bytes: the row's field} of `meshtrain bench allreduce` on 127.0.0.1."""
     out = os.path.join(tmp, f"mt-{layer}.json")
     run_json([binary, "bench", "allreduce", "--workers", str(args.workers), "--sizes", args.sizes,
               "--rpc-layer", layer, "--min-time", f"{args.min_time}s", "--json", out])
     with open(out) as f:
-        return {r["size_bytes"]: r["busbw_gbps"] for r in json.load(f)}
+        return {r["size_bytes"]: r[field] for r in json.load(f)}
 
 
 def gloo(sizes, args):

@@ -132,13 +132,13 @@ def line_rate(hosts):
         server.wait()
 
 
-def meshtrain_allreduce(binary, hosts, n, sizes, layer, tmp):
+def meshtrain_allreduce(binary, hosts, n, sizes, layer, tmp, field="busbw_gbps"):
     out = os.path.join(tmp, "allreduce.json")
     cluster = cluster_of(hosts, worker=n)
     run_on_hosts(hosts, task_commands(binary, cluster, ["bench", "allreduce", "--sizes", sizes, "--rpc-layer",
                                                         layer, "--min-time", "1s", "--json", out]))
     with open(out) as f:
-        return {r["size_bytes"]: r["busbw_gbps"] for r in json.load(f)}
+        return {r["size_bytes"]: r[field] for r in json.load(f)}
 
 
 def torch_env(hosts, rank, world):

@@ -188,7 +188,15 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
           "elastic.rejoin_grace: '", grace, "' is not a duration; write e.g. \"3s\" or \"500ms\""));
     }
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("min_workers", &e.min_workers));
-    return r.ReadOptional("max_workers", &e.max_workers);
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("max_workers", &e.max_workers));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("keep", &e.keep));
+    if (e.keep != "global_batch" && e.keep != "per_replica_batch") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "elastic.keep: '", e.keep,
+          "' is not one of global_batch (each replica's share grows when workers leave), "
+          "per_replica_batch (the global batch and the learning rate shrink with the workers)"));
+    }
+    return absl::OkStatus();
   }));
   return top.CheckNoUnknownKeys();
 }

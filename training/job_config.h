@@ -72,14 +72,19 @@ struct TrainingConfig {
 
 // Elastic membership (docs/fault_tolerance.md 5.9): multi_worker_mirrored
 // goes on without a worker that does not come back within the grace, from the
-// state the survivors hold, and grows back when it returns. The global batch
-// is kept (each replica's share grows; a batch that no longer splits evenly
-// is split unevenly, every replica's gradient weighted by its rows).
+// state the survivors hold, and grows back when it returns. By default the
+// global batch is kept (each replica's share grows; a batch that no longer
+// splits evenly is split unevenly, every replica's gradient weighted by its
+// rows).
 struct ElasticConfig {
   bool enabled = false;
   absl::Duration rejoin_grace = absl::Seconds(3);
   int64_t min_workers = 1;
   int64_t max_workers = 0;  // 0: every training worker of the cluster
+  // On fewer workers: "global_batch" (kept; each replica's share grows) or
+  // "per_replica_batch" (kept; the global batch and the learning rate scale
+  // with the workers, the linear scaling rule).
+  std::string keep = "global_batch";
 };
 
 struct JobConfig {

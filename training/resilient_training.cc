@@ -197,6 +197,10 @@ class Session {
   // advanced state a member holds, shared over the data path. Nullopt when no
   // member holds one (the disk's checkpoint then).
   absl::StatusOr<std::optional<InputResume>> RestoreHeld(int64_t generation, Strategy& strategy);
+  // This life's global batch (global_batch_) and, when it differs from the
+  // job's (elastic, keep per_replica_batch), an optimizer with the learning
+  // rate scaled by the same factor; null: the task's optimizer.
+  absl::StatusOr<std::unique_ptr<Optimizer>> LifeOptimizer();
   // The checkpoint saver's options for this life: the chief's (on the model
   // directory) or the one that keeps a held state (in memory).
   CheckpointSaverOptions SaverOptions(const Strategy& strategy, const std::string& model_dir,
@@ -259,6 +263,7 @@ class Session {
   bool state_valid_ = false;
   int64_t boundary_step_ = 0;
   std::optional<HeldState> held_;  // elastic: the state the last failed life left
+  int64_t global_batch_ = 0;       // this life's (LifeOptimizer)
 };
 
 // The loop's hooks for one life: progress across lives, checkpoints,
@@ -304,7 +309,7 @@ absl::Status Session::Build(int64_t generation, TrainingLife& life) {
   context.cluster = task_.cluster;
   context.mesh = task_.mesh;
   context.generation = generation;
-  context.optimizer = task_.optimizer;
+  context.optimizer = life.optimizer != nullptr ? life.optimizer.get() : task_.optimizer;
   context.seed = task_.job->training.seed;
   context.threads = task_.threads;
   context.abort = task_.abort;
@@ -357,7 +362,7 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> Session::ChooseCheckpoint() {
 InputShape Session::ShapeOf(const Strategy& strategy) const {
   const TrainingOptions& t = task_.training;
   InputShape shape{.own_files = t.own_files.has_value(),
-                   .global_batch_size = t.global_batch_size,
+                   .global_batch_size = global_batch_,
                    .num_examples = task_.data->train.size(),
                    .seed = t.seed,
                    .shuffle = t.shuffle,
@@ -726,16 +731,34 @@ absl::StatusOr<std::optional<InputResume>> Session::RestoreHeld(int64_t generati
   return std::optional<InputResume>(std::move(resume));
 }
 
+absl::StatusOr<std::unique_ptr<Optimizer>> Session::LifeOptimizer() {
+  const int64_t g = task_.training.global_batch_size;
+  const int64_t all = task_.cluster->cluster.num_training_workers();
+  const int64_t members = static_cast<int64_t>(workers_.size());
+  global_batch_ = g;
+  if (!options_.keep_per_replica_batch || members >= all || all == 0) return nullptr;
+  global_batch_ = std::max<int64_t>(members, g * members / all);
+  OptimizerConfig config = task_.optimizer->config();
+  const float scale = static_cast<float>(global_batch_) / static_cast<float>(g);
+  config.learning_rate *= scale;
+  MESHTRAIN_LOG(WARNING) << "elastic: keep per_replica_batch: " << members << " of " << all
+                         << " workers train a global batch of " << global_batch_ << " (not " << g
+                         << ") at " << scale << " x the learning rate";
+  return Optimizer::Create(config);
+}
+
 absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   workers_ = task_.mesh != nullptr ? task_.mesh->TrainingMembers()
                                    : task_.cluster->cluster.TrainingWorkers();
   state_valid_ = false;
   TrainingLife life;
+  MESHTRAIN_ASSIGN_OR_RETURN(life.optimizer, LifeOptimizer());
+  TrainingOptions training = task_.training;
+  training.global_batch_size = global_batch_;
   MESHTRAIN_RETURN_IF_ERROR(Build(generation, life));
   // Before the restore's first call to the chief: each task finds a bad
   // batch itself rather than learning of it as a peer's departure.
-  MESHTRAIN_RETURN_IF_ERROR(
-      ValidateTrainingShape(*life.strategy, task_.data->train, task_.training));
+  MESHTRAIN_RETURN_IF_ERROR(ValidateTrainingShape(*life.strategy, task_.data->train, training));
   shape_ = ShapeOf(*life.strategy);
   life_start_.clear();
   MESHTRAIN_ASSIGN_OR_RETURN(InputResume resume, Restore(generation, *life.strategy));
@@ -759,7 +782,6 @@ absl::Status Session::Live(int64_t generation, ResilientRun& run) {
   last_publish_ = absl::InfinitePast();
   MESHTRAIN_RETURN_IF_ERROR(PublishPosition(start, /*now=*/true));
   Observer observer(*this, saver.get(), start);
-  TrainingOptions training = task_.training;
   training.start = start;
   training.start_step = resume.start_step;
   training.resume_from = resume.base;

@@ -65,6 +65,10 @@ struct ResilienceOptions {
   // over the data path), on however many workers the generation has; the
   // disk's checkpoint only when no survivor holds a state.
   bool elastic = false;
+  // Elastic: on fewer workers than the cluster lists, keep each replica's
+  // batch (the global batch shrinks with the workers, the learning rate with
+  // it, the linear scaling rule) instead of the global batch.
+  bool keep_per_replica_batch = false;
 };
 
 // What a training task brings; every pointer outlives the call.
@@ -86,6 +90,10 @@ struct TrainingTask {
 
 // What one life builds (the strategy owns its links on the mesh).
 struct TrainingLife {
+  // Elastic with keep per_replica_batch on fewer workers: this life's
+  // optimizer (its learning rate scaled with the global batch); null: the
+  // task's. Outlives the strategy, whose stores refer to it.
+  std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<Strategy> strategy;
   std::unique_ptr<Model> model;
 };

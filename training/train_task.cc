@@ -256,6 +256,7 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   MESHTRAIN_ASSIGN_OR_RETURN(ResilienceOptions resilience,
                              MakeResilienceOptions(options, preemption));
   resilience.elastic = job.elastic.enabled;
+  resilience.keep_per_replica_batch = job.elastic.keep == "per_replica_batch";
   if (options.test_checkpoint_sync_delay > absl::ZeroDuration()) {
     state.slow_fs = std::make_unique<FaultInjectionFileSystem>(
         DefaultFileSystem(),

@@ -10,6 +10,8 @@ plays the supervisor), multi_worker_mirrored with --elastic:
     trained twice in an epoch across the shrink; then worker:2 is started
     again and the cluster grows back to 3, every worker ending with the same
     parameters;
+  - with elastic.keep per_replica_batch the survivors train a global batch
+    of 64 instead of 96 at 2/3 of the learning rate;
   - a SIGSTOPped worker is named stuck, and the others go on without it;
   - the reference job (Fashion-MNIST) on 3 workers, one killed at a random
     step, reaches test accuracy >= 0.86 on the two survivors;
@@ -49,9 +51,10 @@ SANE_ACCURACY = 0.6
 
 class ElasticTest(ClusterTestCase):
 
-    def write_job(self, **training):
+    def write_job(self, elastic=None, **training):
         job = json.loads(json.dumps(JOB))
         job["training"].update(training)
+        job["elastic"].update(elastic or {})
         path = os.path.join(self.tmp, "job.json")
         with open(path, "w") as f:
             json.dump(job, f)
@@ -123,6 +126,20 @@ class ElasticTest(ClusterTestCase):
         self.assert_no_example_twice()
         print(f"\n{self.id()}: shrink resumed {recoveries[0]['recovery_seconds']:.2f} s after the error "
               f"(grace 1 s), grew back {grew:.2f} s after the new task started", flush=True)
+
+    def test_keep_per_replica_batch_shrinks_the_global_batch_and_the_rate(self):
+        tasks = self.start_workers(self.write_job(elastic={"keep": "per_replica_batch"}))
+        self.kill_at_random_step(tasks, 2)
+        for t in tasks[:2]:
+            self.assert_exit(t, 0, timeout=300)
+        self.assertIn("elastic: keep per_replica_batch: 2 of 3 workers train a global batch of 64 (not 96) "
+                      "at 0.666667 x the learning rate", tasks[0].output())
+        summary = self.summary(self.model_dir)
+        self.assertEqual(summary["num_workers"], 2)
+        # More steps than 40 epochs of 96: the epochs after the shrink take 64 a step.
+        self.assertGreater(summary["final_step"], 40 * STEPS_PER_EPOCH)
+        self.assertGreater(summary["test_accuracy"], SANE_ACCURACY, summary)
+        self.assert_no_example_twice()
 
     def test_a_stuck_worker_is_named_and_left_behind(self):
         tasks = self.start_workers(self.write_job())

@@ -2,7 +2,9 @@
 a cable pulled for good is named by every survivor within 10 s; a 2 s flap is
 not a death; a link slowed to 10 Mbit/s slows the job, which says so and goes
 on; a task SIGKILLed on another host and restarted there (as its host's
-supervisor would) resumes the job, bit for bit the undisturbed one."""
+supervisor would) resumes the job, bit for bit the undisturbed one; with
+--elastic, the hosts left after a cable is pulled go on without the cut-off
+one."""
 import os
 import re
 import signal
@@ -74,6 +76,30 @@ class NetworkFaultsTest(MultiHostTestCase):
         # The cut-off task loses the chief's coordination service and stops too.
         self.assertNotEqual(cut_off.wait(60), 0, cut_off.output())
         self.assertIn("worker:0", cut_off.output())
+
+    def test_cable_pulled_for_good_elastic_survivors_go_on_across_hosts(self):
+        # Elastic (docs/fault_tolerance.md 5.9): the two hosts left re-form the
+        # ring and finish the job, the global batch of 255 now split 128/127.
+        cluster = self.cluster(worker=[1, 2, 3])
+        model_dir = os.path.join(self.tmp, "elastic")
+        tasks = self.run_job(cluster, model_dir, ["--global-batch-size", "255", "--epochs", "3", "--elastic",
+                                                  "--rejoin-grace", "1s"])
+        chief, survivor = tasks["worker:0"], tasks["worker:1"]
+        self.assertTrue(chief.wait_for_line(lambda l: committed(l, 50), 120), chief.output())
+        self.hosts.link(3, up=False)
+        pulled_at = time.monotonic()
+        went_on = chief.wait_for_line(lambda l: "trains on 2 worker(s)" in l, 30)
+        self.assertTrue(went_on, chief.output())
+        print(f"\n{self.id()}: training on 2 hosts {time.monotonic() - pulled_at:.1f}s after the cable "
+              "was pulled (stuck bound 2 s + grace 1 s)", flush=True)
+        for task in (chief, survivor):
+            self.assert_exit(task, 0, timeout=300)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["num_workers"], 2)
+        self.assertEqual([r["workers"] for r in summary["recoveries"]], [2])
+        self.assertLessEqual(summary["recoveries"][0]["steps_lost"], 1)
+        self.assertEqual(len(set(summary["param_checksums"].values())), 1, summary["param_checksums"])
+        self.assertGreater(summary["test_accuracy"], 0.8, summary)
 
     def test_two_second_flap_is_not_a_death(self):
         cluster = self.cluster(worker=[1, 2])

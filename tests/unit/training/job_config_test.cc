@@ -68,6 +68,13 @@ TEST(JobConfigTest, TheElasticSectionTurnsElasticTrainingOn) {
   auto off = ParseJobConfig(R"({"elastic": {"enabled": false}})", "j.json");
   ASSERT_TRUE(off.ok()) << off.status();
   EXPECT_FALSE(off->elastic.enabled);
+  EXPECT_EQ(elastic->elastic.keep, "global_batch");
+  auto keep = ParseJobConfig(R"({"elastic": {"keep": "per_replica_batch"}})", "j.json");
+  ASSERT_TRUE(keep.ok()) << keep.status();
+  EXPECT_EQ(keep->elastic.keep, "per_replica_batch");
+  auto typo = ParseJobConfig(R"({"elastic": {"keep": "batch"}})", "j.json");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(std::string(typo.status().message()), HasSubstr("elastic.keep: 'batch'"));
   auto bad = ParseJobConfig(R"({"elastic": {"rejoin_grace": "soon"}})", "j.json");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("elastic.rejoin_grace: 'soon'"));

@@ -88,6 +88,63 @@ struct MemberHold {
   std::string checksum;
 };
 
+std::string Describe(const std::vector<MemberHold>& holds) {
+  std::vector<std::string> described;
+  for (const MemberHold& h : holds) {
+    described.push_back(h.step.has_value()
+                            ? absl::StrCat(h.task.ToString(), " step ", *h.step, " ", h.checksum)
+                            : absl::StrCat(h.task.ToString(), " none"));
+  }
+  return absl::StrJoin(described, ", ");
+}
+
+// Every member's hold of `generation` (5.9, step 5), in `workers` order,
+// waiting for each until `deadline`.
+absl::StatusOr<std::vector<MemberHold>> ReadHolds(Mesh& mesh, const std::vector<TaskId>& workers,
+                                                  int64_t generation, absl::Time deadline) {
+  std::vector<MemberHold> holds;
+  for (const TaskId& t : workers) {
+    MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
+                               mesh.coordination().KvGet(HeldKey(generation, t), deadline));
+    MemberHold h{t, std::nullopt, ""};
+    std::vector<std::string> parts = absl::StrSplit(text, ' ');
+    int64_t step = 0;
+    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &step)) {
+      h.step = step;
+      h.checksum = parts[1];
+    }
+    holds.push_back(std::move(h));
+  }
+  return holds;
+}
+
+// The donor every member picks alike: the first in rank order of those
+// holding the newest step. Nullopt, and the latest checkpoint on disk for
+// everyone, when nobody holds a state or holders of that step disagree
+// (equal steps of a synchronous strategy must mean equal parameters).
+std::optional<int> ChooseDonor(const std::vector<MemberHold>& holds) {
+  int donor = -1;
+  for (size_t i = 0; i < holds.size(); ++i) {
+    if (holds[i].step.has_value() && (donor < 0 || *holds[i].step > *holds[donor].step)) {
+      donor = static_cast<int>(i);
+    }
+  }
+  if (donor < 0) {
+    MESHTRAIN_LOG(WARNING) << "elastic: no member holds a state (" << Describe(holds)
+                           << "); restoring the latest checkpoint";
+    return std::nullopt;
+  }
+  for (const MemberHold& h : holds) {
+    if (h.step == holds[donor].step && h.checksum != holds[donor].checksum) {
+      MESHTRAIN_LOG(ERROR) << "elastic: members hold different parameters at step "
+                           << *holds[donor].step << " (" << Describe(holds)
+                           << "); restoring the latest checkpoint instead";
+      return std::nullopt;
+    }
+  }
+  return donor;
+}
+
 // Resuming on a full disk: the restore worked, but the next save will not
 // fit. Says so up front, with what to free, instead of at the first save.
 void WarnIfNoRoomForCheckpoint(FileSystem& fs, const std::string& model_dir,
@@ -649,54 +706,13 @@ absl::StatusOr<std::optional<InputResume>> Session::RestoreHeld(int64_t generati
   MESHTRAIN_RETURN_IF_ERROR(mesh.coordination().KvSet(
       HeldKey(generation, me),
       held_.has_value() ? absl::StrCat(held_->step, " ", held_->checksum) : "none"));
-  // Every member learns what every member holds, and all pick the same donor:
-  // the first in rank order of those holding the newest step.
-  std::vector<MemberHold> holds;
-  for (const TaskId& t : workers_) {
-    MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
-                               mesh.coordination().KvGet(HeldKey(generation, t), deadline));
-    MemberHold h{t, std::nullopt, ""};
-    std::vector<std::string> parts = absl::StrSplit(text, ' ');
-    int64_t step = 0;
-    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &step)) {
-      h.step = step;
-      h.checksum = parts[1];
-    }
-    holds.push_back(std::move(h));
-  }
-  int donor = -1;
-  for (size_t i = 0; i < holds.size(); ++i) {
-    if (holds[i].step.has_value() && (donor < 0 || *holds[i].step > *holds[donor].step)) {
-      donor = static_cast<int>(i);
-    }
-  }
-  std::vector<std::string> described;
-  bool agree = true;
-  for (const MemberHold& h : holds) {
-    described.push_back(h.step.has_value()
-                            ? absl::StrCat(h.task.ToString(), " step ", *h.step, " ", h.checksum)
-                            : absl::StrCat(h.task.ToString(), " none"));
-    if (donor >= 0 && h.step == holds[donor].step && h.checksum != holds[donor].checksum) {
-      agree = false;
-    }
-  }
-  if (donor < 0) {
-    MESHTRAIN_LOG(WARNING) << "elastic: no member holds a state (" << absl::StrJoin(described, ", ")
-                           << "); restoring the latest checkpoint";
-    return std::optional<InputResume>();
-  }
-  if (!agree) {
-    // Equal steps must mean equal parameters; if not, no state in memory is
-    // trusted, and every member takes the disk's.
-    MESHTRAIN_LOG(ERROR) << "elastic: members hold different parameters at step "
-                         << *holds[donor].step << " (" << absl::StrJoin(described, ", ")
-                         << "); restoring the latest checkpoint instead";
-    return std::optional<InputResume>();
-  }
-  const MemberHold& from = holds[donor];
+  MESHTRAIN_ASSIGN_OR_RETURN(std::vector<MemberHold> holds,
+                             ReadHolds(mesh, workers_, generation, deadline));
+  const std::optional<int> donor = ChooseDonor(holds);
+  if (!donor.has_value()) return std::optional<InputResume>();
+  const MemberHold& from = holds[*donor];
   Manifest manifest;
-  if (donor ==
-      static_cast<int>(std::find(workers_.begin(), workers_.end(), me) - workers_.begin())) {
+  if (from.task == me) {
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader,
                                OpenCheckpoint(*held_->fs, kHeldDir, held_->step));
     MESHTRAIN_RETURN_IF_ERROR(strategy.Restore(*reader));
@@ -704,7 +720,7 @@ absl::StatusOr<std::optional<InputResume>> Session::RestoreHeld(int64_t generati
     MESHTRAIN_RETURN_IF_ERROR(
         mesh.coordination().KvSet(DonorManifestKey(generation), ManifestToJson(manifest)));
   }
-  MESHTRAIN_RETURN_IF_ERROR(strategy.ShareState(donor));
+  MESHTRAIN_RETURN_IF_ERROR(strategy.ShareState(*donor));
   if (from.task != me) {
     MESHTRAIN_ASSIGN_OR_RETURN(std::string text,
                                mesh.coordination().KvGet(DonorManifestKey(generation), deadline));
@@ -718,7 +734,7 @@ absl::StatusOr<std::optional<InputResume>> Session::RestoreHeld(int64_t generati
   }
   MESHTRAIN_LOG(WARNING) << "elastic: generation " << generation << " trains on " << workers_.size()
                          << " worker(s) from " << from.task.ToString() << "'s state of step "
-                         << *from.step << " (held: " << absl::StrJoin(described, ", ")
+                         << *from.step << " (held: " << Describe(holds)
                          << "; shared over the data path in "
                          << absl::FormatDuration(
                                 absl::Trunc(absl::Now() - start, absl::Microseconds(100)))

@@ -403,6 +403,32 @@ bool CoordinationService::AllRejoined(int64_t target) const {
   return true;
 }
 
+void CoordinationService::CompleteRecovery(int64_t target) {
+  if (!AllRejoined(target)) {
+    const std::vector<TaskId> departing = Departing(target);
+    if (departing.empty()) return;  // someone is still on the way
+    for (const TaskId& t : departing) {
+      TaskRecord& away = tasks_.at(t);
+      absent_[t] = away.info.incarnation;
+      away.info.state = TaskState::kDead;
+      MESHTRAIN_LOG(WARNING) << "elastic: " << Describe(t) << " did not rejoin within "
+                             << absl::FormatDuration(options_.elastic.rejoin_grace)
+                             << " (--rejoin-grace); the cluster goes on without it with "
+                             << NumTrainingMembers() << " training workers";
+    }
+  }
+  departed_.clear();
+  for (const auto& [t, incarnation] : absent_) departed_.push_back(t);
+  generation_ = target;
+  first_error_.reset();
+  ++version_;
+  const absl::Time now = env_.Now();
+  for (auto& [t, r] : tasks_) r.last_heartbeat = now;
+  for (auto& [id, barrier] : barriers_) barrier.arrived.clear();
+  MESHTRAIN_LOG(WARNING) << "recovery: every task rejoined; the cluster resumes as generation "
+                         << generation_;
+}
+
 absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
     TaskRecord& record, bool restarted, absl::Duration wait, const CancelledFn& cancelled) {
   const TaskId task = record.info.task;
@@ -448,30 +474,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
     env_.AwaitWithDeadline(mu_, absl::Condition(&done),
                            std::min(deadline, now + kCancelPollPeriod));
   }
-  const std::vector<TaskId> departing =
-      generation_ < target && !AllRejoined(target) ? Departing(target) : std::vector<TaskId>{};
-  for (const TaskId& t : departing) {
-    TaskRecord& away = tasks_.at(t);
-    absent_[t] = away.info.incarnation;
-    away.info.state = TaskState::kDead;
-    MESHTRAIN_LOG(WARNING) << "elastic: " << Describe(t) << " did not rejoin within "
-                           << absl::FormatDuration(options_.elastic.rejoin_grace)
-                           << " (--rejoin-grace); the cluster goes on without it with "
-                           << NumTrainingMembers() << " training workers";
-  }
-  if (generation_ < target && (AllRejoined(target) || !departing.empty()) && !failed_for_good()) {
-    // The last one in completes the recovery for everyone.
-    departed_.clear();
-    for (const auto& [t, incarnation] : absent_) departed_.push_back(t);
-    generation_ = target;
-    first_error_.reset();
-    ++version_;
-    const absl::Time now = env_.Now();
-    for (auto& [t, r] : tasks_) r.last_heartbeat = now;
-    for (auto& [id, barrier] : barriers_) barrier.arrived.clear();
-    MESHTRAIN_LOG(WARNING) << "recovery: every task rejoined; the cluster resumes as generation "
-                           << generation_;
-  }
+  if (generation_ < target && !failed_for_good()) CompleteRecovery(target);
   --record.waiting;
   record.last_heartbeat = env_.Now();
   if (generation_ >= target) return CurrentView();

@@ -272,6 +272,10 @@ class CoordinationService {
   // Step 7: a departed task registering again; FailedPrecondition past max_workers.
   absl::Status Return(const TaskId& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int NumTrainingMembers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 6's last one in completes the recovery of `target` for everyone,
+  // with step 7's departures where they are due; nothing while a task that
+  // may still come is on its way.
+  void CompleteRecovery(int64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   View CurrentView() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for `done` (or stop or the first error, which callers check) until
   // `deadline`, looking at `cancelled` every 100 ms. Returns done().

@@ -173,6 +173,10 @@ void RegisterElasticFlags(FlagSet& f, TrainFlags& v) {
            "the most training workers an elastic cluster grows back to (default: all of "
            "TF_CONFIG); implies --elastic",
            elastic);
+  f.AddInt("initial-workers", &v.initial_workers,
+           "the cluster starts once the first N training workers are in; the others join later "
+           "(meshtrain launch --join); implies --elastic",
+           elastic);
 }
 
 }  // namespace
@@ -264,6 +268,10 @@ absl::StatusOr<JobConfig> LoadJobWithOverrides(const FlagSet& f, const TrainFlag
   if (f.IsSet("max-workers")) {
     job.elastic.enabled = true;
     job.elastic.max_workers = v.max_workers;
+  }
+  if (f.IsSet("initial-workers")) {
+    job.elastic.enabled = true;
+    job.elastic.initial_workers = v.initial_workers;
   }
   if (f.IsSet("warmup-steps")) job.strategy.warmup_steps = v.warmup_steps;
   if (f.IsSet("sync-replicas")) job.strategy.sync_replicas = static_cast<int>(v.sync_replicas);

@@ -43,6 +43,7 @@ struct TrainFlags {
   absl::Duration rejoin_grace;
   int64_t min_workers = 0;
   int64_t max_workers = 0;
+  int64_t initial_workers = 0;
   bool quiet = false;
   TaskOptions task;  // how the process runs (--model-dir, --threads, timeouts, ...)
 };

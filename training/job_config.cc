@@ -189,6 +189,7 @@ absl::Status ParseSections(const json& root, absl::string_view source, JobConfig
     }
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("min_workers", &e.min_workers));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("max_workers", &e.max_workers));
+    MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("initial_workers", &e.initial_workers));
     MESHTRAIN_RETURN_IF_ERROR(r.ReadOptional("keep", &e.keep));
     if (e.keep != "global_batch" && e.keep != "per_replica_batch") {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -81,6 +81,10 @@ struct ElasticConfig {
   absl::Duration rejoin_grace = absl::Seconds(3);
   int64_t min_workers = 1;
   int64_t max_workers = 0;  // 0: every training worker of the cluster
+  // > 0: the cluster starts once the first this many training workers
+  // (TF_CONFIG order: chief, then workers) are in; the others join later
+  // (`meshtrain launch --join`). 0: it starts with every one.
+  int64_t initial_workers = 0;
   // On fewer workers: "global_batch" (kept; each replica's share grows) or
   // "per_replica_batch" (kept; the global batch and the learning rate scale
   // with the workers, the linear scaling rule).

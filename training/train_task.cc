@@ -93,11 +93,13 @@ absl::Status CheckElastic(const JobConfig& job, const StrategyBuilder& strategie
   const ElasticConfig& e = job.elastic;
   if (!e.enabled) return absl::OkStatus();
   if (e.rejoin_grace < absl::ZeroDuration() || e.min_workers < 1 || e.max_workers < 0 ||
-      (e.max_workers > 0 && e.max_workers < e.min_workers)) {
+      (e.max_workers > 0 && e.max_workers < e.min_workers) || e.initial_workers < 0 ||
+      (e.initial_workers > 0 && e.initial_workers < e.min_workers)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "elastic: rejoin_grace ", absl::FormatDuration(e.rejoin_grace), ", min_workers ",
-        e.min_workers, ", max_workers ", e.max_workers,
-        ": the grace must be >= 0, min_workers >= 1, max_workers 0 (all) or >= min_workers"));
+        e.min_workers, ", max_workers ", e.max_workers, ", initial_workers ", e.initial_workers,
+        ": the grace must be >= 0, min_workers >= 1, max_workers and initial_workers 0 (all) or "
+        ">= min_workers"));
   }
   if (!strategies.recovery_policy().replicated_state) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -412,7 +414,8 @@ absl::StatusOr<std::unique_ptr<Mesh>> JoinMesh(
   options.elastic = {.enabled = elastic.enabled,
                      .rejoin_grace = elastic.rejoin_grace,
                      .min_workers = static_cast<int>(elastic.min_workers),
-                     .max_workers = static_cast<int>(elastic.max_workers)};
+                     .max_workers = static_cast<int>(elastic.max_workers),
+                     .initial_workers = static_cast<int>(elastic.initial_workers)};
   options.config = cluster;
   options.startup_timeout = task_options.startup_timeout;
   options.heartbeat_timeout = task_options.heartbeat_timeout;

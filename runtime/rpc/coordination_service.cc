@@ -192,6 +192,13 @@ absl::Status CoordinationService::CheckSender(const TaskId& task, uint64_t incar
   return absl::OkStatus();
 }
 
+absl::Status CoordinationService::FinishedError(const TaskId& task) const {
+  return absl::FailedPreconditionError(
+      absl::StrCat("register: ", Describe(task),
+                   " cannot join: the cluster has finished its job (the chief asked every task "
+                   "to shut down); start a new job to train again"));
+}
+
 absl::Status CoordinationService::DepartedError(const TaskId& task) const {
   return absl::AbortedError(
       absl::StrCat(Describe(task), " left the cluster: it did not rejoin within the rejoin grace (",
@@ -225,6 +232,21 @@ absl::Status CoordinationService::CheckRestart(const TaskRecord& record) const {
                    " ago); a restarted task registers only after its previous incarnation stopped "
                    "heartbeating for ",
                    absl::FormatDuration(options_.restart_silence), "; retry"));
+}
+
+std::vector<TaskId> CoordinationService::StartsWithout() const {
+  const int initial = options_.elastic.initial_workers;
+  const std::vector<TaskId> workers = options_.cluster.TrainingWorkers();
+  if (!options_.elastic.enabled || initial <= 0 || initial >= static_cast<int>(workers.size())) {
+    return {};
+  }
+  const std::vector<TaskId> later(workers.begin() + initial, workers.end());
+  for (const auto& [task, record] : tasks_) {
+    const bool optional =
+        task.job == kEvaluatorJob || std::find(later.begin(), later.end(), task) != later.end();
+    if (!optional && record.info.incarnation == 0) return {};
+  }
+  return later;
 }
 
 bool CoordinationService::AllExpectedRegistered() const {
@@ -287,9 +309,11 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   const uint64_t old_incarnation = record.info.incarnation;
   const bool restarted = old_incarnation != 0 && old_incarnation != registration.incarnation;
   if (restarted) MESHTRAIN_RETURN_IF_ERROR(CheckRestart(record));
-  if (auto away = absent_.find(task); away != absent_.end()) {
+  const bool joins = absent_.contains(task);
+  if (joins) {
     // Step 7: the departed life itself may not come back; a new one joins.
-    if (away->second == registration.incarnation) return DepartedError(task);
+    if (absent_.at(task) == registration.incarnation) return DepartedError(task);
+    if (shutdown_requested_) return FinishedError(task);
     MESHTRAIN_RETURN_IF_ERROR(Return(task));
   }
   if (old_incarnation != registration.incarnation || record.info.state != TaskState::kConnected) {
@@ -305,9 +329,9 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   }
   record.last_heartbeat = env_.Now();
   if (rendezvous_done_ &&
-      (registration.rejoin ||
+      (registration.rejoin || joins ||
        (restarted && (!options_.independent_tasks.contains(task) || first_error_.has_value())))) {
-    return JoinRecovery(record, restarted, registration.wait, cancelled);
+    return JoinRecovery(record, restarted || joins, registration.wait, cancelled);
   }
   if (registration.rejoin && !rendezvous_done_ && !resumed_) {
     resumed_ = true;
@@ -318,12 +342,24 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
   if (first_error_.has_value()) return FirstErrorAsAbort();
 
   ++record.waiting;
-  const bool all =
-      Wait([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AllExpectedRegistered(); },
-           env_.Now() + registration.wait, cancelled);
+  const bool all = Wait(
+      [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return rendezvous_done_ || AllExpectedRegistered() || !StartsWithout().empty();
+      },
+      env_.Now() + registration.wait, cancelled);
   --record.waiting;
   if (all) {
     if (!rendezvous_done_) {
+      if (!AllExpectedRegistered()) {
+        for (const TaskId& t : StartsWithout()) {
+          if (tasks_.at(t).info.incarnation != 0) continue;  // in already
+          absent_[t] = 0;
+          departed_.push_back(t);
+        }
+        MESHTRAIN_LOG(INFO) << "startup: elastic: the cluster starts with " << NumTrainingMembers()
+                            << " training workers; " << ListTasks(options_.cluster, departed_)
+                            << " may join later";
+      }
       rendezvous_done_ = true;
       const absl::Time now = env_.Now();
       for (auto& [t, r] : tasks_) r.last_heartbeat = now;
@@ -446,7 +482,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
     const bool joins = std::find(departed_.begin(), departed_.end(), task) != departed_.end();
     const std::string message =
         joins       ? absl::StrCat(Describe(task),
-                                   " joins the cluster again; every worker stops its step and the "
+                                   " joins the cluster; every worker stops its step and the "
                                          "cluster re-forms with it")
         : restarted ? absl::StrCat(Describe(task),
                                    " restarted: its previous life died mid-step; every task "
@@ -466,7 +502,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   const absl::Time deadline = env_.Now() + wait;
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return generation_ >= target || AllRejoined(target) || !Departing(target).empty() ||
-           stopping_ || failed_for_good();
+           stopping_ || failed_for_good() || shutdown_requested_;
   };
   while (!done()) {
     const absl::Time now = env_.Now();
@@ -479,6 +515,7 @@ absl::StatusOr<CoordinationService::View> CoordinationService::JoinRecovery(
   record.last_heartbeat = env_.Now();
   if (generation_ >= target) return CurrentView();
   if (failed_for_good()) return fatal();
+  if (shutdown_requested_) return FinishedError(task);
   if (stopping_) return absl::UnavailableError("recovery: the coordination service is stopping");
   if (cancelled && cancelled()) {
     record.rejoined_generation = 0;

@@ -64,7 +64,9 @@
 //     *joins*: it takes part in a recovery like any restart (the cluster's
 //     first error if none stands, so every member aborts its step and
 //     rejoins), which completes with it unless that would exceed
-//     `max_workers` (then FailedPrecondition).
+//     `max_workers` (then FailedPrecondition). With `initial_workers`, the
+//     rendezvous (step 1) completes without the training workers past the
+//     first `initial_workers`: they start departed and join the same way.
 // Requests from an unknown task fail with InvalidArgument, from an earlier
 // incarnation of a task with Aborted.
 //
@@ -126,6 +128,10 @@ struct CoordinationServiceOptions {
     absl::Duration rejoin_grace = absl::Seconds(3);
     int min_workers = 1;  // the fewest training workers a generation may have
     int max_workers = 0;  // the most; 0: every training worker of the cluster
+    // > 0: the rendezvous completes once the first this many training
+    // workers (TrainingWorkers order) and every other task but the evaluator
+    // are in; the remaining workers start departed and join later.
+    int initial_workers = 0;
   } elastic;
   // Its clock (heartbeat silence, every wait's deadline); null: Env::Default().
   // A fake clock stands still, so waits check `cancelled` only as it moves.
@@ -255,7 +261,12 @@ class CoordinationService {
   absl::Status CheckSender(const TaskId& task, uint64_t incarnation) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DepartedError(const TaskId& task) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A join (or rejoin) after the chief requested shutdown: nothing is left to train.
+  absl::Status FinishedError(const TaskId& task) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllExpectedRegistered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 7's start: the training workers past elastic.initial_workers, if
+  // every other expected task is in (else empty: not ready).
+  std::vector<TaskId> StartsWithout() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<PeerInfo> Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FirstErrorAsAbort() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Step 6 for a registered task; `restarted` when it is a new incarnation.

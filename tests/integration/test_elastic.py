@@ -16,7 +16,9 @@ plays the supervisor), multi_worker_mirrored with --elastic:
   - the reference job (Fashion-MNIST) on 3 workers, one killed at a random
     step, reaches test accuracy >= 0.86 on the two survivors;
   - `meshtrain launch --elastic --max-restarts 1`: a killed worker does not
-    stop the group, it is restarted and the job ends with every worker.
+    stop the group, it is restarted and the job ends with every worker;
+  - `meshtrain launch --initial-workers 2` starts 2 of 3 workers and
+    `meshtrain launch --join worker:2` adds the third to the running cluster.
 """
 import json
 import os
@@ -187,6 +189,26 @@ class ElasticTest(ClusterTestCase):
         self.assertEqual(summary["num_workers"], 3)
         self.assertEqual(len(set(summary["param_checksums"].values())), 1, summary["param_checksums"])
         self.assertGreaterEqual(len(summary["recoveries"]), 1)
+
+    def test_launch_join_adds_a_worker_to_a_running_cluster(self):
+        model_dir = os.path.join(self.tmp, "joined")
+        flags = ["--model-dir", model_dir, "--config", self.write_job(epochs=60)]
+        job = self.start(["launch", "--workers", "3", "--initial-workers", "2"] + flags, name="launch")
+        self.wait_for(job, r"the cluster starts with 2 training workers; worker:2 \(\S+\) may join later")
+        self.wait_for(job, r"stuck rule: ")
+        joiner = self.start(["launch", "--join", "worker:2"] + flags, name="join")
+        self.wait_for(job, r"elastic: generation 1 trains on 3 worker\(s\)")
+        self.assert_exit(job, 0, timeout=300)
+        self.assert_exit(joiner, 0, timeout=60)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["num_workers"], 3)
+        self.assertEqual(len(set(summary["param_checksums"].values())), 1, summary["param_checksums"])
+        self.assertIn("worker:2 (127.0.0.1:", summary["recoveries"][0]["cause"])
+        self.assertIn("joins the cluster", summary["recoveries"][0]["cause"])
+        # A join once the job is over waits for a chief that is gone, until its deadline.
+        late = self.start(["launch", "--join", "worker:2", "--startup-timeout", "2s"] + flags, name="late")
+        self.assertNotEqual(late.wait(60), 0, late.output())
+        self.assertIn("did not answer within 2s", late.output())
 
 
 if __name__ == "__main__":

@@ -559,6 +559,27 @@ class ElasticTest : public RecoveryTest {
     w0.join();
     w1.join();
   }
+
+  // worker:2 registers as `incarnation`, a join: its registration is the
+  // cluster's first error (its message in `cause`), workers 0 and 1 rejoin,
+  // and the three form the next generation. Returns worker:2's answer.
+  absl::StatusOr<View> JoinWorker2(uint64_t incarnation, std::string& cause) {
+    absl::StatusOr<View> joined;
+    std::thread join(
+        [&] { joined = service_->Register(Reg(T("worker", 2), incarnation), nullptr); });
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!service_->first_error().has_value() && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(5));
+    const std::optional<ClusterError> error = service_->first_error();
+    cause = error.has_value() ? std::string(error->status.message()) : "";
+    std::thread w1(
+        [&] { EXPECT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
+    const absl::StatusOr<View> chief = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
+    EXPECT_TRUE(chief.ok()) << chief.status();
+    w1.join();
+    join.join();
+    return joined;
+  }
 };
 
 TEST_F(ElasticTest, SurvivorsGoOnWithoutADeadWorkerOnceTheGraceHasPassed) {
@@ -623,23 +644,12 @@ TEST_F(ElasticTest, ADepartedWorkerThatRestartsJoinsTheNextGeneration) {
   SurviveWorker2(absl::Milliseconds(50), views);
   ASSERT_TRUE(views[0].ok()) << views[0].status();
   // Its restart is the cluster's first error: every member stops its step.
-  absl::StatusOr<View> joined;
-  std::thread join([&] { joined = service_->Register(Reg(T("worker", 2), 33), nullptr); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!service_->first_error().has_value() && absl::Now() < deadline)
-    absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_TRUE(service_->first_error().has_value());
-  EXPECT_THAT(std::string(service_->first_error()->status.message()),
-              HasSubstr("worker:2 (10.0.0.3:1) joins the cluster again"));
-  std::thread w1([&] { ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
-  absl::StatusOr<View> chief = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
-  w1.join();
-  join.join();
-  ASSERT_TRUE(chief.ok()) << chief.status();
+  std::string cause;
+  const absl::StatusOr<View> joined = JoinWorker2(33, cause);
+  EXPECT_THAT(cause, HasSubstr("worker:2 (10.0.0.3:1) joins the cluster;"));
   ASSERT_TRUE(joined.ok()) << joined.status();
-  EXPECT_EQ(chief->generation, 2);
   EXPECT_EQ(joined->generation, 2);
-  EXPECT_TRUE(chief->departed.empty());
+  EXPECT_TRUE(joined->departed.empty());
   EXPECT_TRUE(service_->KvSet(T("worker", 2), 33, "k", "v").ok());
 }
 
@@ -653,6 +663,39 @@ TEST_F(ElasticTest, AJoinPastMaxWorkersIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
   EXPECT_THAT(std::string(refused.message()), HasSubstr("--max-workers 2"));
   EXPECT_FALSE(service_->first_error().has_value());
+}
+
+TEST_F(ElasticTest, AClusterStartsWithItsInitialWorkersAndTheOthersJoin) {
+  cluster_ = ClusterSpec({{"worker", {"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"}}});
+  StartService(absl::Seconds(30), {}, {.enabled = true, .initial_workers = 2});
+  absl::StatusOr<View> second;
+  std::thread w1([&] { second = service_->Register(Reg(T("worker", 1), 2), nullptr); });
+  absl::StatusOr<View> chief = service_->Register(Reg(T("worker", 0), 1), nullptr);
+  w1.join();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(chief->generation, 0);
+  EXPECT_EQ(chief->departed, std::vector<TaskId>{T("worker", 2)});
+  EXPECT_EQ(second->departed, std::vector<TaskId>{T("worker", 2)});
+  // worker:2 starts later: it joins as the next generation.
+  std::string cause;
+  const absl::StatusOr<View> joined = JoinWorker2(3, cause);
+  EXPECT_THAT(cause, HasSubstr("joins the cluster;"));
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(joined->generation, 1);
+  EXPECT_TRUE(joined->departed.empty());
+}
+
+TEST_F(ElasticTest, AJoinAfterTheJobFinishedIsRefused) {
+  cluster_ = ClusterSpec({{"worker", {"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"}}});
+  StartService(absl::Seconds(30), {}, {.enabled = true, .initial_workers = 2});
+  std::thread w1([&] { ASSERT_TRUE(service_->Register(Reg(T("worker", 1), 2), nullptr).ok()); });
+  ASSERT_TRUE(service_->Register(Reg(T("worker", 0), 1), nullptr).ok());
+  w1.join();
+  ASSERT_TRUE(service_->RequestShutdown(T("worker", 0), 1).ok());
+  const absl::Status late = service_->Register(Reg(T("worker", 2), 3), nullptr).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(late)) << late;
+  EXPECT_THAT(std::string(late.message()), HasSubstr("the cluster has finished its job"));
 }
 
 }  // namespace

@@ -359,11 +359,12 @@ absl::StatusOr<CoordinationService::View> CoordinationService::Register(
         MESHTRAIN_LOG(INFO) << "startup: elastic: the cluster starts with " << NumTrainingMembers()
                             << " training workers; " << ListTasks(options_.cluster, departed_)
                             << " may join later";
+      } else {
+        MESHTRAIN_LOG(INFO) << "startup: all " << tasks_.size() << " tasks of the cluster joined";
       }
       rendezvous_done_ = true;
       const absl::Time now = env_.Now();
       for (auto& [t, r] : tasks_) r.last_heartbeat = now;
-      MESHTRAIN_LOG(INFO) << "startup: all " << tasks_.size() << " tasks of the cluster joined";
     }
     return CurrentView();
   }

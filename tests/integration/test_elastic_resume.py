@@ -12,7 +12,10 @@ test a few seconds on 2 cores:
   - a 1-ps parameter_server checkpoint resumes as 2 ps and 3 workers, then
     as 1 ps again, each example of each epoch trained once;
   - a SIGSTOPped worker of 3 is named stuck, not gone, by both survivors
-    within the stuck bound the chief logged (max(2 s, 10 x median step)).
+    within the stuck bound the chief logged (max(2 s, 10 x median step));
+  - the reference job checkpointed at step 700 on 2 workers resumes on 3
+    workers and on one_device, and on 1 ps resumes on 2 ps, each reaching
+    test accuracy >= 0.86 after its 10 epochs.
 """
 import glob
 import json
@@ -22,8 +25,8 @@ import shutil
 import signal
 import unittest
 
-from harness import (CONFIGS, ClusterTestCase, LOG_TIME, now_of_day, recorded_examples, started_pid,
-                     time_of_day)
+from harness import (CONFIGS, REFERENCE, ClusterTestCase, LOG_TIME, now_of_day, recorded_examples,
+                     requires_fashion_mnist, started_pid, time_of_day)
 
 SMALL = os.path.join(CONFIGS, "synthetic_small.json")
 EXAMPLES = 4096
@@ -172,6 +175,41 @@ class ElasticResumeTest(ClusterTestCase):
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+
+
+@requires_fashion_mnist
+class ReferenceResumeTest(ClusterTestCase):
+    """The reference job (Fashion-MNIST, 10 epochs) checkpointed at step 700 of
+    2344 on one shape and resumed on another reaches the same target, 0.86."""
+    TARGET = 0.86
+    STEP = 700
+
+    def launch(self, model_dir, shape, max_steps=0):
+        job = self.start(["launch", "--model-dir", model_dir, "--config", REFERENCE, "--max-steps", str(max_steps)]
+                         + shape, name="launch")
+        self.assert_exit(job, 0, timeout=400)
+        return job
+
+    def resume(self, first, name, shape):
+        model_dir = os.path.join(self.tmp, name)
+        shutil.copytree(first, model_dir)
+        self.launch(model_dir, shape)
+        summary = self.summary(model_dir)
+        self.assertEqual(summary["restored_from_step"], self.STEP)
+        self.assertGreaterEqual(summary["test_accuracy"], self.TARGET, f"{name}: {summary}")
+        print(f"\n{self.id()}: {name}: test accuracy {summary['test_accuracy']:.4f}", flush=True)
+
+    def test_two_worker_checkpoint_reaches_the_target_on_three_workers_and_on_one(self):
+        first = os.path.join(self.tmp, "two")
+        self.launch(first, ["--workers", "2"] + MWMS, max_steps=self.STEP)
+        # 256 does not split over 3 workers: elastic training allows the uneven split.
+        self.resume(first, "three", ["--workers", "3", "--elastic"] + MWMS)
+        self.resume(first, "one", ["--workers", "1", "--strategy", "one_device"])
+
+    def test_one_ps_checkpoint_reaches_the_target_on_two_ps(self):
+        first = os.path.join(self.tmp, "one-ps")
+        self.launch(first, ["--workers", "2", "--ps", "1"], max_steps=self.STEP)
+        self.resume(first, "two-ps", ["--workers", "2", "--ps", "2"])
 
 
 if __name__ == "__main__":

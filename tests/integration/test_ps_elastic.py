@@ -1,7 +1,8 @@
 """Elastic parameter servers (docs/fault_tolerance.md 5.10): a ps that dies and
 does not come back within the rejoin grace is left behind; its partitions are
 restored from the newest checkpoint onto the surviving ps tasks (placement
-recomputed) and the workers re-route to them.
+recomputed) and the workers re-route to them; started again, it joins and the
+plan is over every ps again.
 
 Real processes on 127.0.0.1, each started with its own TF_CONFIG (the test
 plays the supervisor and restarts nobody), 2 workers and 2 ps tasks,
@@ -9,7 +10,8 @@ parameter_server with --elastic --rejoin-grace 1s, a checkpoint every 40
 steps: ps:1 is SIGKILLed at a random moment after a random checkpoint. The
 job must finish (chief, worker and ps:0 exit 0) with the plan over ps:0
 alone, restored from a checkpoint, at a sane accuracy, and the chief's log
-must say which partitions moved and what was lost.
+must say which partitions moved and what was lost. Then (a longer job) ps:1
+is started again: it joins, and the job ends with the plan over both ps.
 """
 import copy
 import json
@@ -41,16 +43,20 @@ class PsElasticTest(ClusterTestCase):
                         f"no line matching {pattern!r} from {task.name}:\n{task.output()[-6000:]}")
         return next(rule.search(l) for l in task.lines if rule.search(l))
 
-    def test_a_ps_left_behind_has_its_partitions_restored_onto_the_survivor(self):
+    def start_and_kill_ps1(self, epochs=30):
+        """Starts the cluster and SIGKILLs ps:1 at a random moment after a
+        random checkpoint; returns the tasks and the checkpoint's step."""
+        job = copy.deepcopy(JOB)
+        job["training"]["epochs"] = epochs
         config = os.path.join(self.tmp, "job.json")
         with open(config, "w") as f:
-            json.dump(JOB, f)
-        cluster = make_cluster(workers=2, ps=2)
-        model_dir = os.path.join(self.tmp, "model")
-        args = ["--config", config, "--model-dir", model_dir, "--elastic", "--rejoin-grace", "1s",
-                "--checkpoint-every-steps", str(CHECKPOINT_EVERY)]
-        workers = [self.start_cluster_task(cluster, "worker", i, args) for i in range(2)]
-        ps = [self.start_cluster_task(cluster, "ps", i, args) for i in range(2)]
+            json.dump(job, f)
+        self.cluster = make_cluster(workers=2, ps=2)
+        self.model_dir = os.path.join(self.tmp, "model")
+        self.args = ["--config", config, "--model-dir", self.model_dir, "--elastic", "--rejoin-grace", "1s",
+                     "--checkpoint-every-steps", str(CHECKPOINT_EVERY)]
+        workers = [self.start_cluster_task(self.cluster, "worker", i, self.args) for i in range(2)]
+        ps = [self.start_cluster_task(self.cluster, "ps", i, self.args) for i in range(2)]
         # Two partitions or more at the start, some on ps:1.
         self.wait_for(workers[0], r"placement: \S+ over 2 ps task\(s\)")
         step = random.choice([CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY, 3 * CHECKPOINT_EVERY])
@@ -59,6 +65,11 @@ class PsElasticTest(ClusterTestCase):
         time.sleep(random.uniform(0.0, 0.2))  # the randomness is the subject, not a synchronisation
         print(f"\n{self.id()}: killing ps:1 after ckpt-{step}", flush=True)
         ps[1].kill()
+        return workers, ps, step
+
+    def test_a_ps_left_behind_has_its_partitions_restored_onto_the_survivor(self):
+        workers, ps, step = self.start_and_kill_ps1()
+        model_dir = self.model_dir
         for t in workers + ps[:1]:
             self.assert_exit(t, 0, timeout=300)
         chief = workers[0].output()
@@ -91,6 +102,29 @@ class PsElasticTest(ClusterTestCase):
         print(f"{self.id()}: restored step {restored} onto ps:0, test accuracy "
               f"{summary['test_accuracy']:.4f}; recovery {summary['recoveries'][0]['recovery_seconds']:.2f} s"
               f"\n  {moved.group(0)}\n  {lost.group(0)}", flush=True)
+
+
+    def test_a_departed_ps_that_restarts_joins_and_the_plan_is_over_both_again(self):
+        workers, ps, _ = self.start_and_kill_ps1(epochs=100)
+        self.wait_for(workers[0], r"placement: \S+ over 1 ps task\(s\)")
+        started = time.monotonic()
+        ps.append(self.start_cluster_task(self.cluster, "ps", 1, self.args))
+        self.wait_for(workers[0], r"ps:1 \(\S+\) joins the cluster again")
+        self.wait_for(workers[0], r"the cluster resumes as generation 2")
+        joined = time.monotonic() - started
+        for t in workers + [ps[0], ps[2]]:
+            self.assert_exit(t, 0, timeout=300)
+        chief = workers[0].output()
+        self.assertEqual(len(re.findall(r"placement: \S+ over 2 ps task\(s\)", chief)), 2, chief[-6000:])
+        summary = self.summary(self.model_dir)
+        self.assertEqual(summary["num_ps"], 2)
+        self.assertEqual(summary["ps_tasks"], ["ps:0", "ps:1"])
+        self.assertGreaterEqual(len(summary["recoveries"]), 2)
+        self.assertGreater(summary["test_accuracy"], SANE_ACCURACY, summary)
+        last = max(int(d[5:]) for d in os.listdir(self.model_dir) if re.fullmatch(r"ckpt-\d+", d))
+        self.assertIn("ps-00001-of-00002.safetensors", os.listdir(os.path.join(self.model_dir, f"ckpt-{last}")))
+        print(f"{self.id()}: generation 2 formed {joined:.2f} s after ps:1 started again; test accuracy "
+              f"{summary['test_accuracy']:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
                 std::string(PlacementPolicyName(options.placement.policy)).c_str(),
                 plan.placement.num_ps(),
                 DescribePartitioning(options.placement.partitioning).c_str(),
-                plan.placement.Describe(plan.specs).c_str());
+                plan.placement.Describe(plan.specs, plan.ps_tasks).c_str());
     std::fflush(stdout);
     MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(PlanKey(mesh.generation()), plan.ToJson()));
   } else {

@@ -113,7 +113,7 @@ class PsElasticTest(ClusterTestCase):
         self.wait_for(workers[0], r"placement: \S+ over 1 ps task\(s\)")
         started = time.monotonic()
         ps.append(self.start_cluster_task(self.cluster, "ps", v, self.args))
-        self.wait_for(workers[0], rf"ps:{v} \(\S+\) joins the cluster again")
+        self.wait_for(workers[0], rf"ps:{v} \(\S+\) joins the cluster;")
         self.wait_for(workers[0], r"the cluster resumes as generation 2")
         joined = time.monotonic() - started
         for t in workers + [ps[s], ps[2]]:

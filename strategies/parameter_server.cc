@@ -69,6 +69,15 @@ class PsCheckpointJob final : public CheckpointJob {
   const int64_t bytes_;
 };
 
+// The ps tasks holding the plan's slots, in slot order ("ps:0").
+std::vector<std::string> PsTaskNames(const PsPlan& plan) {
+  std::vector<std::string> names;
+  for (int slot = 0; slot < plan.placement.num_ps(); ++slot) {
+    names.push_back(absl::StrCat("ps:", plan.TaskOf(slot)));
+  }
+  return names;
+}
+
 }  // namespace
 
 ParameterServerStrategy::ParameterServerStrategy(Options options) : options_(std::move(options)) {}
@@ -254,6 +263,17 @@ absl::Status ParameterServerStrategy::Restore(const CheckpointReader& checkpoint
     // The chief restores the ps tasks before it publishes the restore step, so
     // the others' pulls below read restored values.
     MESHTRAIN_RETURN_IF_ERROR(client_->RestoreShards(checkpoint.path()));
+    const PsPlan& plan = client_->plan();
+    if (checkpoint.manifest().num_ps != plan.placement.num_ps()) {
+      // Elastic (docs/fault_tolerance.md 5.10), or a resume on another shape.
+      MESHTRAIN_LOG(WARNING) << "parameter_server: the checkpoint of step " << checkpoint.step()
+                             << " was written by " << checkpoint.manifest().num_ps
+                             << " ps task(s); its partitions are restored onto "
+                             << plan.placement.num_ps() << " ("
+                             << absl::StrJoin(PsTaskNames(plan), ", ")
+                             << "); every update applied after step " << checkpoint.step()
+                             << " is lost";
+    }
   } else {
     client_->ForgetVersions();
   }
@@ -271,11 +291,16 @@ void ParameterServerStrategy::Describe(nlohmann::json& summary) const {
   summary["data_path"] = client_->data_path();
   summary["wire_dtype"] = WireDtypeName(plan.wire_dtype);
   summary["ps_bytes"] = plan.placement.ps_bytes();
+  // This (the last) generation's ps tasks: an elastic cluster may have gone on
+  // without some.
+  summary["num_ps"] = plan.placement.num_ps();
+  summary["ps_tasks"] = PsTaskNames(plan);
   nlohmann::json placement = nlohmann::json::object();
   for (int v = 0; v < static_cast<int>(plan.specs.size()); ++v) {
     nlohmann::json parts = nlohmann::json::array();
     for (const Partition& p : plan.placement.PartitionsOf(v)) {
-      parts.push_back({{"ps", p.ps}, {"rows", {p.row_begin, p.row_end()}}, {"bytes", p.bytes}});
+      parts.push_back(
+          {{"ps", plan.TaskOf(p.ps)}, {"rows", {p.row_begin, p.row_end()}}, {"bytes", p.bytes}});
     }
     placement[plan.specs[v].name] = parts;
   }

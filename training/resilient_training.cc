@@ -663,7 +663,9 @@ CheckpointSaverOptions Session::SaverOptions(const Strategy& strategy, const std
   so.base.seed = task_.job->training.seed;
   so.base.strategy = strategy.name();
   so.base.num_workers = static_cast<int>(workers_.size());
-  so.base.num_ps = cluster.num_tasks(kPsJob);
+  // This generation's ps tasks: an elastic cluster may have gone on without some.
+  so.base.num_ps = task_.mesh != nullptr ? static_cast<int>(task_.mesh->PsMembers().size())
+                                         : cluster.num_tasks(kPsJob);
   so.base.replicas_in_sync = strategy.num_replicas_in_sync();
   so.base.optimizer = task_.job->optimizer.type;
   for (const TaskId& t : workers_) so.tasks.push_back(t.ToString());

@@ -101,11 +101,15 @@ absl::Status CheckElastic(const JobConfig& job, const StrategyBuilder& strategie
         ": the grace must be >= 0, min_workers >= 1, max_workers and initial_workers 0 (all) or "
         ">= min_workers"));
   }
-  if (!strategies.recovery_policy().replicated_state) {
+  // multi_worker_mirrored goes on without a worker (5.9); parameter_server
+  // without a ps (its workers already train on alone, 5.5), whose partitions
+  // are restored from the checkpoint onto the others (5.10).
+  const RecoveryPolicy policy = strategies.recovery_policy();
+  if (!policy.replicated_state && !policy.independent_workers) {
     return absl::InvalidArgumentError(absl::StrCat(
         "elastic: strategy ", job.strategy.name,
-        " does not go on without a worker; only multi_worker_mirrored does (its workers each hold "
-        "the whole state); parameter_server workers already train on alone when one dies; remove "
+        " does not go on without a task; only multi_worker_mirrored (its workers each hold the "
+        "whole state) and parameter_server (a ps's partitions move to the others) do; remove "
         "--elastic and the config's elastic section"));
   }
   return absl::OkStatus();
@@ -257,7 +261,10 @@ absl::Status TrainWorker(const JobConfig& job, const TaskOptions& options,
   MESHTRAIN_RETURN_IF_ERROR(ConfigureGpus(options.logical_gpus, options.gpu_memory_limit, devices));
   MESHTRAIN_ASSIGN_OR_RETURN(ResilienceOptions resilience,
                              MakeResilienceOptions(options, preemption));
-  resilience.elastic = job.elastic.enabled;
+  // Only replicated state is held and shared (5.9); a parameter_server
+  // cluster's elasticity is the coordination service's (a ps left behind,
+  // 5.10), and it restores from the checkpoint on disk as ever.
+  resilience.elastic = job.elastic.enabled && strategies.recovery_policy().replicated_state;
   resilience.keep_per_replica_batch = job.elastic.keep == "per_replica_batch";
   if (options.test_checkpoint_sync_delay > absl::ZeroDuration()) {
     state.slow_fs = std::make_unique<FaultInjectionFileSystem>(

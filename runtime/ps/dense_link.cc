@@ -78,7 +78,7 @@ DenseLinkServer::DenseLinkServer(ParameterShards* shards, int worker,
     : shards_(shards),
       worker_(worker),
       transport_(std::move(transport)),
-      name_(absl::StrCat("dense link ps:", shards->ps_index(), " <- ",
+      name_(absl::StrCat("dense link ", shards->task_name(), " <- ",
                          transport_->PeerName(kDenseLinkWorkerRank))),
       wire_dtype_(shards->plan().wire_dtype) {}
 

@@ -57,6 +57,7 @@ PushOutcome::Reason PushReasonFromName(absl::string_view name) {
 ParameterShards::ParameterShards(const PsPlan& plan, int ps_index, AbortSignal* abort)
     : plan_(plan),
       ps_index_(ps_index),
+      task_name_(absl::StrCat("ps:", plan.TaskOf(ps_index))),
       abort_(abort),
       active_workers_(plan.rules.num_workers),
       left_(plan.rules.num_workers) {
@@ -79,7 +80,7 @@ absl::StatusOr<std::unique_ptr<ParameterShards>> ParameterShards::Create(const P
     slot->partition = p;
     slot->spec = plan.specs[p.variable];
     slot->name = absl::StrCat(slot->spec.name, " partition ", p.index, " (rows [", p.row_begin,
-                              ", ", p.row_end(), ")) on ps:", ps_index);
+                              ", ", p.row_end(), ")) on ", shards->task_name());
     MESHTRAIN_ASSIGN_OR_RETURN(slot->kernels, CreateKernels(Device::Cpu(0)));
     absl::MutexLock lock(&slot->mu);
     slot->store = std::make_unique<VariableStore>(*slot->kernels, *shards->optimizer_);
@@ -116,7 +117,7 @@ absl::StatusOr<int> ParameterShards::Find(absl::string_view variable, int partit
   for (const auto& s : slots_) {
     absl::StrAppend(&held, held.empty() ? "" : ", ", s->spec.name, "/", s->partition.index);
   }
-  return absl::NotFoundError(absl::StrCat("ps:", ps_index_, " holds no partition ", partition,
+  return absl::NotFoundError(absl::StrCat(task_name_, " holds no partition ", partition,
                                           " of variable '", variable,
                                           "' (it holds: ", held.empty() ? "nothing" : held, ")"));
 }

@@ -98,7 +98,9 @@ struct PsStats {
 class ParameterShards {
  public:
   // Creates and initialises (from plan.seed) the partitions `plan` places on
-  // ps task `ps_index`. `abort` (may be null) must outlive this object.
+  // its ps slot `ps_index` (the ps task of that index unless an elastic
+  // cluster went on without some: PsPlan::ps_tasks). `abort` (may be null)
+  // must outlive this object.
   static absl::StatusOr<std::unique_ptr<ParameterShards>> Create(const PsPlan& plan, int ps_index,
                                                                  AbortSignal* abort);
   ~ParameterShards();
@@ -106,6 +108,8 @@ class ParameterShards {
   ParameterShards& operator=(const ParameterShards&) = delete;
 
   int ps_index() const { return ps_index_; }
+  // The ps task holding them, for messages ("ps:1").
+  const std::string& task_name() const { return task_name_; }
   const PsPlan& plan() const { return plan_; }
   // Partitions held here ("slots"), in the plan's order.
   int num_slots() const { return static_cast<int>(slots_.size()); }
@@ -184,6 +188,7 @@ class ParameterShards {
 
   const PsPlan plan_;
   const int ps_index_;
+  const std::string task_name_;
   AbortSignal* const abort_;
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<std::unique_ptr<Slot>> slots_;

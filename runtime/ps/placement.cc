@@ -180,14 +180,16 @@ std::vector<int64_t> Placement::ps_bytes() const {
   return bytes;
 }
 
-std::string Placement::Describe(const std::vector<VariableSpec>& specs) const {
+std::string Placement::Describe(const std::vector<VariableSpec>& specs,
+                                const std::vector<int>& ps_tasks) const {
+  auto task = [&](int ps) { return ps < static_cast<int>(ps_tasks.size()) ? ps_tasks[ps] : ps; };
   std::string text;
   for (int v = 0; v < static_cast<int>(specs.size()); ++v) {
     absl::StrAppend(&text, "  ", specs[v].name, " ", specs[v].shape.ToString(), " ",
                     specs[v].bytes(), " B:");
     absl::Span<const Partition> parts = PartitionsOf(v);
     for (const Partition& p : parts) {
-      absl::StrAppend(&text, " ps:", p.ps);
+      absl::StrAppend(&text, " ps:", task(p.ps));
       if (parts.size() > 1) absl::StrAppend(&text, " rows [", p.row_begin, ", ", p.row_end(), ")");
       if (&p != &parts.back()) absl::StrAppend(&text, ",");
     }
@@ -195,7 +197,7 @@ std::string Placement::Describe(const std::vector<VariableSpec>& specs) const {
   }
   const std::vector<int64_t> bytes = ps_bytes();
   absl::StrAppend(&text, "  bytes per ps:");
-  for (int ps = 0; ps < num_ps_; ++ps) absl::StrAppend(&text, " ps:", ps, " ", bytes[ps]);
+  for (int ps = 0; ps < num_ps_; ++ps) absl::StrAppend(&text, " ps:", task(ps), " ", bytes[ps]);
   return text;
 }
 

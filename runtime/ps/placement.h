@@ -81,8 +81,10 @@ class Placement {
   // Value bytes held by each ps task, in task order.
   std::vector<int64_t> ps_bytes() const;
   // One line per variable: "dense_0/kernel [784, 300] 940800 B: ps:0 rows [0, 392), ps:1 rows [392,
-  // 784)".
-  std::string Describe(const std::vector<VariableSpec>& specs) const;
+  // 784)". `ps_tasks` names the ps task holding each ps index (empty: itself;
+  // PsPlan::ps_tasks).
+  std::string Describe(const std::vector<VariableSpec>& specs,
+                       const std::vector<int>& ps_tasks = {}) const;
 
  private:
   int num_ps_ = 0;

@@ -1,10 +1,12 @@
 #include "runtime/ps/ps_bootstrap.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
@@ -130,15 +132,72 @@ class LinkThreads {
   std::vector<std::thread> threads_;
 };
 
+// The plan's ps tasks are this generation's members, in order.
+absl::Status CheckPlanMembers(const PsPlan& plan, const std::vector<TaskId>& members) {
+  std::vector<int> indices;
+  for (const TaskId& t : members) indices.push_back(t.index);
+  std::vector<int> planned;
+  for (int slot = 0; slot < plan.placement.num_ps(); ++slot) planned.push_back(plan.TaskOf(slot));
+  if (planned != indices) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the chief's plan places variables on ps tasks [", absl::StrJoin(planned, ","),
+                     "], this generation's are [", absl::StrJoin(indices, ","), "]"));
+  }
+  return absl::OkStatus();
+}
+
+// Elastic (docs/fault_tolerance.md 5.10): the chief's log line saying which
+// partitions left the departed ps tasks, where they live now, and what is lost.
+absl::Status DescribeMoves(const ClusterSpec& cluster, const std::vector<VariableSpec>& specs,
+                           const PsJobOptions& options, const PsPlan& plan) {
+  PlacementOptions all = options.placement;
+  all.num_ps = cluster.num_tasks(kPsJob);
+  MESHTRAIN_ASSIGN_OR_RETURN(Placement full, PlaceVariables(specs, all));
+  std::vector<std::string> departed;
+  for (int ps = 0; ps < all.num_ps; ++ps) {
+    if (plan.SlotOf(ps) < 0) departed.push_back(absl::StrCat("ps:", ps));
+  }
+  std::vector<std::string> moved;
+  for (const Partition& p : full.partitions()) {
+    if (plan.SlotOf(p.ps) >= 0) continue;
+    std::vector<std::string> now;
+    for (const Partition& q : plan.placement.partitions()) {
+      if (q.variable != p.variable) continue;
+      if (q.row_begin < p.row_begin + p.rows && p.row_begin < q.row_begin + q.rows) {
+        now.push_back(absl::StrCat("ps:", plan.TaskOf(q.ps)));
+      }
+    }
+    std::sort(now.begin(), now.end());
+    now.erase(std::unique(now.begin(), now.end()), now.end());
+    moved.push_back(absl::StrCat(specs[p.variable].name, " part ", p.index, " (rows ", p.row_begin,
+                                 "..", p.row_begin + p.rows, ", ", p.bytes, " bytes) ps:", p.ps,
+                                 " -> ", absl::StrJoin(now, "+")));
+  }
+  MESHTRAIN_LOG(WARNING) << "elastic: generation without " << absl::StrJoin(departed, ", ")
+                         << ": placement recomputed over " << plan.placement.num_ps()
+                         << " ps task(s); partitions moved: " << absl::StrJoin(moved, "; ")
+                         << ". Every ps restores its partitions from the newest checkpoint: the "
+                            "updates applied since that checkpoint are lost (the departed ps held "
+                            "the only copy of its partitions; the others roll back to the same "
+                            "cut)";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs,
-                                   const ClusterSpec& cluster, const PsJobOptions& options) {
+                                   const ClusterSpec& cluster,
+                                   const std::vector<TaskId>& ps_members,
+                                   const PsJobOptions& options) {
+  if (ps_members.empty()) {
+    return absl::FailedPreconditionError("parameter_server: no ps task is a member of the cluster");
+  }
   PsPlan plan;
   plan.specs = specs;
   PlacementOptions placement = options.placement;
-  placement.num_ps = cluster.num_tasks(kPsJob);
+  placement.num_ps = static_cast<int>(ps_members.size());
   MESHTRAIN_ASSIGN_OR_RETURN(plan.placement, PlaceVariables(specs, placement));
+  for (const TaskId& ps : ps_members) plan.ps_tasks.push_back(ps.index);
   plan.optimizer = options.optimizer;
   plan.seed = options.seed;
   plan.rules = options.rules;
@@ -155,13 +214,17 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
   const absl::Time deadline = absl::Now() + options.startup_timeout;
   CoordinationClient& coordination = mesh.coordination();
   PsPlan plan;
+  const std::vector<TaskId> members = mesh.PsMembers();
   if (mesh.is_chief()) {
-    MESHTRAIN_ASSIGN_OR_RETURN(plan, BuildPsPlan(specs, cluster, options));
+    MESHTRAIN_ASSIGN_OR_RETURN(plan, BuildPsPlan(specs, cluster, members, options));
+    if (static_cast<int>(members.size()) < cluster.num_tasks(kPsJob)) {
+      MESHTRAIN_RETURN_IF_ERROR(DescribeMoves(cluster, specs, options, plan));
+    }
     std::printf("placement: %s over %d ps task(s), partitioning: %s\n%s\n",
                 std::string(PlacementPolicyName(options.placement.policy)).c_str(),
                 plan.placement.num_ps(),
                 DescribePartitioning(options.placement.partitioning).c_str(),
-                plan.placement.Describe(plan.specs).c_str());
+                plan.placement.Describe(plan.specs, plan.ps_tasks).c_str());
     std::fflush(stdout);
     MESHTRAIN_RETURN_IF_ERROR(coordination.KvSet(PlanKey(mesh.generation()), plan.ToJson()));
   } else {
@@ -170,19 +233,15 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
     MESHTRAIN_ASSIGN_OR_RETURN(plan, PsPlan::FromJson(text));
     MESHTRAIN_RETURN_IF_ERROR(plan.CheckModel(specs));
   }
+  MESHTRAIN_RETURN_IF_ERROR(CheckPlanMembers(plan, members));
   const int num_ps = plan.placement.num_ps();
-  if (num_ps != cluster.num_tasks(kPsJob)) {
-    return absl::FailedPreconditionError(absl::StrCat("the plan places variables on ", num_ps,
-                                                      " ps tasks, the cluster has ",
-                                                      cluster.num_tasks(kPsJob)));
-  }
   PsClientOptions client;
   client.worker = mesh.config().worker_rank();
   client.abort = &mesh.abort_signal();
   client.timeout = options.request_timeout;
   client.channels = mesh.channel_options();
   for (int ps = 0; ps < num_ps; ++ps) {
-    const TaskId task{std::string(kPsJob), ps};
+    const TaskId task{std::string(kPsJob), plan.TaskOf(ps)};
     absl::Status ready = coordination.KvGet(ReadyKey(mesh.generation(), ps), deadline).status();
     if (!ready.ok()) {
       return Annotate(ready, absl::StrCat("waiting for ", DescribeTask(cluster, task),
@@ -204,15 +263,17 @@ absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(
 
 absl::Status ServeParameterServer(Mesh& mesh, PsService& service, absl::Duration startup_timeout,
                                   const std::function<absl::Status()>& poll) {
-  const int index = mesh.task().index;
   CoordinationClient& coordination = mesh.coordination();
   MESHTRAIN_ASSIGN_OR_RETURN(std::string text, coordination.KvGet(PlanKey(mesh.generation()),
                                                                   absl::Now() + startup_timeout));
   MESHTRAIN_ASSIGN_OR_RETURN(PsPlan plan, PsPlan::FromJson(text));
-  if (plan.placement.num_ps() != mesh.cluster().num_tasks(kPsJob)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the chief's plan has ", plan.placement.num_ps(), " ps tasks, the cluster ",
-                     mesh.cluster().num_tasks(kPsJob)));
+  MESHTRAIN_RETURN_IF_ERROR(CheckPlanMembers(plan, mesh.PsMembers()));
+  // The placement slot this task holds (its index unless ps tasks departed).
+  const int index = plan.SlotOf(mesh.task().index);
+  if (index < 0) {
+    return absl::FailedPreconditionError(absl::StrCat("the chief's plan for generation ",
+                                                      mesh.generation(), " places nothing on ",
+                                                      mesh.task().ToString()));
   }
   const absl::Time start = absl::Now();
   MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<ParameterShards> created,

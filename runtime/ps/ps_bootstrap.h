@@ -3,18 +3,21 @@
 // the next one; every key and link name carries G, so nothing of an earlier
 // life is read):
 //   1. The chief builds the plan (PsPlan) from its model's variables and the
-//      job's options, prints the placement, and publishes the plan under the
-//      key "ps/g<G>/plan" of the coordination service's key-value store.
-//   2. Each ps task reads the plan, creates and initialises its own partitions
-//      (ParameterShards), answers on its PsService from then on, and sets
-//      "ps/g<G>/ready/<index>".
+//      job's options over the generation's ps members (Mesh::PsMembers: all ps
+//      tasks unless an elastic cluster went on without some; then it also logs
+//      which partitions moved), prints the placement, and publishes the plan
+//      under the key "ps/g<G>/plan" of the coordination service's key-value
+//      store.
+//   2. Each member ps task reads the plan, creates and initialises the
+//      partitions of its slot (ParameterShards), answers on its PsService
+//      from then on, and sets "ps/g<G>/ready/<slot>".
 //   3. Each ps task opens a DenseLink to every training worker at once (one
 //      thread per worker, which then serves that worker), unless the plan's
 //      data path is "grpc". A link named after the worker's incarnation: when
 //      a worker dies and restarts alone (its death concerns nobody else), the
 //      thread opens a new link for its new incarnation.
 //   4. Each worker reads the plan, checks its own model against it, waits for
-//      every ps to be ready, opens its links to the ps tasks in ps order, and
+//      every member ps to be ready, opens its links to them in slot order, and
 //      builds its PsClient.
 //   5. A worker that finished training leaves (PsClient::Leave, which ends the
 //      ps's thread for its link); the ps serves until the chief's shutdown
@@ -57,9 +60,13 @@ struct PsJobOptions {
   absl::Duration request_timeout = absl::Minutes(5);
 };
 
-// The chief's step 1 (pure): the plan for `specs` on `cluster`.
+// The chief's step 1 (pure): the plan for `specs` on `cluster`, its variables
+// placed over `ps_members` (this generation's ps tasks, Mesh::PsMembers; an
+// elastic cluster may have gone on without some, docs/fault_tolerance.md 5.10).
 absl::StatusOr<PsPlan> BuildPsPlan(const std::vector<VariableSpec>& specs,
-                                   const ClusterSpec& cluster, const PsJobOptions& options);
+                                   const ClusterSpec& cluster,
+                                   const std::vector<TaskId>& ps_members,
+                                   const PsJobOptions& options);
 
 // Steps 1 (on the chief) and 4, on a training worker.
 absl::StatusOr<std::unique_ptr<PsClient>> ConnectToParameterServers(

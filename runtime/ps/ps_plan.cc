@@ -1,5 +1,7 @@
 #include "runtime/ps/ps_plan.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/json_reader.h"
@@ -76,6 +78,21 @@ absl::Status ReadRules(JsonReader& r, UpdateRules* out) {
   return r.Read("sync_replicas", &out->sync_replicas);
 }
 
+// One distinct ps task index per slot.
+absl::Status CheckPsTasks(const std::vector<int>& ps_tasks, int num_ps) {
+  if (static_cast<int>(ps_tasks.size()) != num_ps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ps_tasks: ", ps_tasks.size(), " tasks for ", num_ps, " ps slots"));
+  }
+  for (size_t i = 0; i < ps_tasks.size(); ++i) {
+    if (ps_tasks[i] < 0 || std::count(ps_tasks.begin(), ps_tasks.end(), ps_tasks[i]) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ps_tasks: ps:", ps_tasks[i], " is negative or holds two slots"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PsPlan> ParsePlan(JsonReader& root) {
   PsPlan plan;
   MESHTRAIN_RETURN_IF_ERROR(root.CheckObject());
@@ -88,6 +105,13 @@ absl::StatusOr<PsPlan> ParsePlan(JsonReader& root) {
   MESHTRAIN_RETURN_IF_ERROR(root.Read("num_ps", &num_ps));
   MESHTRAIN_ASSIGN_OR_RETURN(plan.placement,
                              Placement::Create(plan.specs, num_ps, std::move(partitions)));
+  std::vector<int64_t> ps_tasks;
+  for (int ps = 0; ps < num_ps; ++ps) ps_tasks.push_back(ps);
+  MESHTRAIN_RETURN_IF_ERROR(root.ReadOptional("ps_tasks", &ps_tasks));
+  for (int64_t ps : ps_tasks) {
+    plan.ps_tasks.push_back(static_cast<int>(std::clamp<int64_t>(ps, -1, 1 << 20)));
+  }
+  MESHTRAIN_RETURN_IF_ERROR(CheckPsTasks(plan.ps_tasks, num_ps));
   MESHTRAIN_ASSIGN_OR_RETURN(JsonReader optimizer, root.Object("optimizer"));
   MESHTRAIN_RETURN_IF_ERROR(ReadOptimizer(optimizer, &plan.optimizer));
   MESHTRAIN_RETURN_IF_ERROR(root.Read("seed", &plan.seed));
@@ -130,6 +154,8 @@ absl::Status ValidateUpdateRules(const UpdateRules& r) {
 }
 
 std::string PsPlan::ToJson() const {
+  std::vector<int> tasks;
+  for (int slot = 0; slot < placement.num_ps(); ++slot) tasks.push_back(TaskOf(slot));
   json variables = json::array();
   for (const VariableSpec& spec : specs) variables.push_back(SpecToJson(spec));
   json partitions = json::array();
@@ -143,6 +169,7 @@ std::string PsPlan::ToJson() const {
   }
   json root = {{"variables", variables},
                {"num_ps", placement.num_ps()},
+               {"ps_tasks", tasks},
                {"partitions", partitions},
                {"optimizer",
                 {{"type", optimizer.type},
@@ -207,5 +234,13 @@ absl::Status PsPlan::CheckModel(const std::vector<VariableSpec>& model) const {
   }
   return absl::OkStatus();
 }
+
+int PsPlan::SlotOf(int ps_task) const {
+  if (ps_tasks.empty()) return ps_task >= 0 && ps_task < placement.num_ps() ? ps_task : -1;
+  auto it = std::find(ps_tasks.begin(), ps_tasks.end(), ps_task);
+  return it == ps_tasks.end() ? -1 : static_cast<int>(it - ps_tasks.begin());
+}
+
+int PsPlan::TaskOf(int slot) const { return ps_tasks.empty() ? slot : ps_tasks.at(slot); }
 
 }  // namespace meshtrain

@@ -46,6 +46,11 @@ absl::Status ValidateUpdateRules(const UpdateRules& rules);
 struct PsPlan {
   std::vector<VariableSpec> specs;  // the model's variables, VariableId order
   Placement placement;
+  // The ps task (its index in job "ps") that holds each of the placement's
+  // ps slots: 0..num_ps-1 unless an elastic cluster goes on without some ps
+  // tasks (docs/fault_tolerance.md 5.10), when the slots are the members'.
+  // Empty means 0..num_ps-1 (FromJson always fills it).
+  std::vector<int> ps_tasks;
   OptimizerConfig optimizer;
   uint64_t seed = 0;
   UpdateRules rules;
@@ -64,6 +69,10 @@ struct PsPlan {
   // OK when `specs` (a worker's own model) equal the plan's; otherwise
   // FailedPrecondition naming the first difference.
   absl::Status CheckModel(const std::vector<VariableSpec>& specs) const;
+  // The placement slot ps task `ps_task` holds, or -1 when it holds none.
+  int SlotOf(int ps_task) const;
+  // The ps task (index in job "ps") holding placement slot `slot`.
+  int TaskOf(int slot) const;
 };
 
 }  // namespace meshtrain

@@ -38,7 +38,7 @@ std::string Describe(const proto::PartitionRef& ref) {
 absl::StatusOr<int> CheckDenseTensor(const ParameterShards& shards, const proto::PsTensor& t,
                                      absl::string_view op) {
   MESHTRAIN_ASSIGN_OR_RETURN(int slot, shards.Find(t.ref().variable(), t.ref().partition()));
-  const std::string what = absl::StrCat(op, " ", Describe(t.ref()), " on ps:", shards.ps_index());
+  const std::string what = absl::StrCat(op, " ", Describe(t.ref()), " on ", shards.task_name());
   if (shards.spec(slot).sparse) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": the variable is sparse; pull and push its rows"));
@@ -73,8 +73,8 @@ absl::Span<float> FloatsIn(std::string& bytes) {
 // (MODEL_DIR is shared by every task). Returns the resolved path.
 absl::StatusOr<std::string> CheckCheckpointDir(FileSystem& fs, const std::string& model_dir,
                                                const std::string& dir, absl::string_view op,
-                                               int ps) {
-  const std::string what = absl::StrCat(op, " on ps:", ps);
+                                               const std::string& ps) {
+  const std::string what = absl::StrCat(op, " on ", ps);
   if (model_dir.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat(what,
@@ -137,7 +137,7 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
         MESHTRAIN_ASSIGN_OR_RETURN(int slot, shards.Find(ref.variable(), ref.partition()));
         if (shards.spec(slot).sparse) {
           return absl::InvalidArgumentError(
-              absl::StrCat("pull ", Describe(ref), " on ps:", shards.ps_index(),
+              absl::StrCat("pull ", Describe(ref), " on ", shards.task_name(),
                            ": the variable is sparse; pull its rows"));
         }
         slots.push_back(slot);
@@ -164,12 +164,12 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
         MESHTRAIN_ASSIGN_OR_RETURN(int slot, CheckDenseTensor(shards, g, "push"));
         if (request->worker() < 0 || request->worker() >= shards.plan().rules.num_workers) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "push to ps:", shards.ps_index(), ": worker rank ", request->worker(),
+              "push to ", shards.task_name(), ": worker rank ", request->worker(),
               " is not one of the ", shards.plan().rules.num_workers, " training workers"));
         }
         if (g.version() < 0 || g.version() > shards.version(slot)) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "push ", Describe(g.ref()), " on ps:", shards.ps_index(), ": read version ",
+              "push ", Describe(g.ref()), " on ", shards.task_name(), ": read version ",
               g.version(), " but the partition is at version ", shards.version(slot)));
         }
         slots.push_back(slot);
@@ -244,7 +244,7 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
                      proto::LeaveResponse* response) override {
     return Serve([&](ParameterShards& shards) -> absl::Status {
       if (request->worker() < 0 || request->worker() >= shards.plan().rules.num_workers) {
-        return absl::InvalidArgumentError(absl::StrCat("leave ps:", shards.ps_index(),
+        return absl::InvalidArgumentError(absl::StrCat("leave ", shards.task_name(),
                                                        ": worker rank ", request->worker(),
                                                        " is not a training worker"));
       }
@@ -277,24 +277,24 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
     return Serve([&](ParameterShards& shards) -> absl::Status {
       const std::string& file = request->file_name();
       if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat("save shards on ps:", shards.ps_index(),
+        return absl::InvalidArgumentError(absl::StrCat("save shards on ", shards.task_name(),
                                                        ": file name '", file,
                                                        "' is not a plain file name"));
       }
       if (!absl::EndsWith(file, ".safetensors")) {
-        return absl::InvalidArgumentError(absl::StrCat("save shards on ps:", shards.ps_index(),
+        return absl::InvalidArgumentError(absl::StrCat("save shards on ", shards.task_name(),
                                                        ": file name '", file,
                                                        "' is not a .safetensors part"));
       }
       FileSystem& fs = DefaultFileSystem();
       MESHTRAIN_ASSIGN_OR_RETURN(const std::string dir,
                                  CheckCheckpointDir(fs, model_dir, request->checkpoint_dir(),
-                                                    "save shards", shards.ps_index()));
+                                                    "save shards", shards.task_name()));
       // Step 2 of the commit protocol writes only into a directory step 1
       // prepared: a committed checkpoint is never written again.
       if (fs.Exists(JoinPath(dir, std::string(kManifestFileName)))) {
         return absl::FailedPreconditionError(
-            absl::StrCat("save shards on ps:", shards.ps_index(), ": ", dir,
+            absl::StrCat("save shards on ", shards.task_name(), ": ", dir,
                          " holds a committed checkpoint; a save writes only into a checkpoint "
                          "directory the chief prepared"));
       }
@@ -304,7 +304,7 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       // Its errors name the file; the client names the ps.
       MESHTRAIN_ASSIGN_OR_RETURN(PartRecord part, WriteSnapshotPart(fs, dir, file, snapshot));
       response->set_part_json(PartRecordToJson(part).dump());
-      MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " saved " << snapshot.entries.size()
+      MESHTRAIN_LOG(INFO) << shards.task_name() << " saved " << snapshot.entries.size()
                           << " partitions (" << snapshot.bytes() << " tensor bytes, "
                           << part.file.bytes << " file bytes) to " << JoinPath(dir, file) << " in "
                           << Milliseconds(absl::Now() - start) << " (copy "
@@ -320,7 +320,7 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       FileSystem& fs = DefaultFileSystem();
       MESHTRAIN_ASSIGN_OR_RETURN(const std::string dir,
                                  CheckCheckpointDir(fs, model_dir, request->checkpoint_dir(),
-                                                    "restore shards", shards.ps_index()));
+                                                    "restore shards", shards.task_name()));
       // Only a checkpoint the chief committed: Open needs its index.json
       // (NotFound without) and verifies every file against it.
       const absl::Time start = absl::Now();
@@ -331,7 +331,7 @@ struct PsService::Impl final : public proto::ParameterServer::Service {
       MESHTRAIN_RETURN_IF_ERROR(shards.Restore(*checkpoint));
       response->set_step(checkpoint->step());
       const PsStats stats = shards.stats();
-      MESHTRAIN_LOG(INFO) << "ps:" << shards.ps_index() << " restored " << stats.partitions
+      MESHTRAIN_LOG(INFO) << shards.task_name() << " restored " << stats.partitions
                           << " partitions (" << stats.value_bytes + stats.slot_bytes
                           << " tensor bytes) from " << dir << " (step " << checkpoint->step()
                           << ") in " << Milliseconds(absl::Now() - start);

@@ -396,7 +396,7 @@ int CoordinationService::NumTrainingMembers() const {
 
 absl::Status CoordinationService::Return(const TaskId& task) {
   const int max = options_.elastic.max_workers;
-  if (max > 0 && NumTrainingMembers() + 1 > max) {
+  if (max > 0 && task.is_training_worker() && NumTrainingMembers() + 1 > max) {
     return absl::FailedPreconditionError(absl::StrCat(
         "register: ", Describe(task), " cannot join: the cluster already has ", max,
         " training workers (--max-workers ", max, "); raise --max-workers or stop a worker"));
@@ -412,19 +412,25 @@ std::vector<TaskId> CoordinationService::Departing(int64_t target) const {
   const absl::Time now = env_.Now();
   if (now < recovery_began_ + options_.elastic.rejoin_grace) return {};
   std::vector<TaskId> away;
+  int workers_away = 0;
+  int ps_members = 0;
   for (const auto& [task, r] : tasks_) {
     if (task.job == kEvaluatorJob || absent_.contains(task)) continue;
+    if (task.job == kPsJob) ++ps_members;
     if (r.rejoined_generation >= target && r.info.state == TaskState::kConnected) continue;
-    // Only a worker that is gone may be left behind: the chief hosts this
-    // service, a ps holds variables, a live task is on its way.
-    if (task == options_.chief || !task.is_training_worker()) return {};
+    // Only a worker or a ps that is gone may be left behind (a ps's partitions
+    // are restored from the checkpoint onto the others): the chief hosts this
+    // service, a live task is on its way.
+    if (task == options_.chief || (!task.is_training_worker() && task.job != kPsJob)) return {};
     const bool alive = r.info.state == TaskState::kConnected &&
                        (r.waiting > 0 || now - r.last_heartbeat <= 2 * options_.heartbeat_interval);
     if (alive) return {};
     away.push_back(task);
+    if (task.is_training_worker()) ++workers_away;
   }
-  if (away.empty() ||
-      NumTrainingMembers() - static_cast<int>(away.size()) < options_.elastic.min_workers) {
+  const int ps_away = static_cast<int>(away.size()) - workers_away;
+  if (away.empty() || NumTrainingMembers() - workers_away < options_.elastic.min_workers ||
+      (ps_away > 0 && ps_members - ps_away < 1)) {
     return {};
   }
   return away;

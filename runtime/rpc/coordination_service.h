@@ -55,9 +55,10 @@
 //  7. Elastic membership (options.elastic, docs/fault_tolerance.md 5.9). A
 //     recovery also completes without the tasks that did not rejoin, once
 //     `rejoin_grace` has passed since it began, when every one of them is a
-//     training worker other than the chief, none of them is alive (each is
-//     declared dead or silent for two heartbeat intervals, and not waiting in
-//     a call) and at least `min_workers` training workers rejoined. They
+//     training worker other than the chief or a ps task, none of them is
+//     alive (each is declared dead or silent for two heartbeat intervals, and
+//     not waiting in a call), at least `min_workers` training workers and at
+//     least one ps task (if the cluster has any) rejoined. They
 //     *depart*: View::departed lists them for the generation, their calls fail
 //     with Aborted, and they are neither waited for nor declared dead again.
 //     A departed task that registers again (restarted: a new incarnation)
@@ -169,7 +170,7 @@ class CoordinationService {
     int64_t version = 0;
     std::vector<PeerInfo> tasks;
     int64_t generation = 0;
-    // Training workers not in this generation (step 7), in TaskId order.
+    // Training workers and ps tasks not in this generation (step 7), in TaskId order.
     std::vector<TaskId> departed;
   };
   struct HeartbeatReply {
@@ -277,8 +278,8 @@ class CoordinationService {
   absl::Status CheckRestart(const TaskRecord& record) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllRejoined(int64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Step 7: the tasks the recovery of `target` may go on without (empty when
-  // it may not: not elastic, within the grace, one of them alive or not a
-  // worker, too few left).
+  // it may not: not elastic, within the grace, one of them alive or neither a
+  // worker nor a ps, too few left).
   std::vector<TaskId> Departing(int64_t target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Step 7: a departed task registering again; FailedPrecondition past max_workers.
   absl::Status Return(const TaskId& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -212,14 +212,21 @@ absl::Status Mesh::Rejoin(absl::Duration timeout) {
 
 int64_t Mesh::generation() const { return client_ == nullptr ? 0 : client_->generation(); }
 
-std::vector<TaskId> Mesh::TrainingMembers() const {
-  std::vector<TaskId> members = cluster().TrainingWorkers();
-  if (client_ == nullptr) return members;
+std::vector<TaskId> Mesh::Members(std::vector<TaskId> tasks) const {
+  if (client_ == nullptr) return tasks;
   const std::vector<TaskId> departed = client_->departed();
-  std::erase_if(members, [&](const TaskId& t) {
+  std::erase_if(tasks, [&](const TaskId& t) {
     return std::find(departed.begin(), departed.end(), t) != departed.end();
   });
-  return members;
+  return tasks;
+}
+
+std::vector<TaskId> Mesh::TrainingMembers() const { return Members(cluster().TrainingWorkers()); }
+
+std::vector<TaskId> Mesh::PsMembers() const {
+  std::vector<TaskId> ps;
+  for (int i = 0; i < cluster().num_tasks(kPsJob); ++i) ps.push_back({std::string(kPsJob), i});
+  return Members(std::move(ps));
 }
 
 void Mesh::Stop() {

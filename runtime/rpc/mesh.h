@@ -123,6 +123,9 @@ class Mesh {
   // generation: all of them, less those an elastic cluster goes on without
   // (coordination_service.h step 7).
   std::vector<TaskId> TrainingMembers() const;
+  // The ps tasks (index order) of that generation: all of them, less those an
+  // elastic cluster goes on without (their partitions move to these).
+  std::vector<TaskId> PsMembers() const;
   // As if the process died: no Disconnect, heartbeats stop, and the server
   // goes away at once, cancelling calls in flight. For fault-injection tests.
   void KillForTesting();
@@ -152,6 +155,8 @@ class Mesh {
 
  private:
   explicit Mesh(MeshOptions options);
+  // `tasks` less those the current generation departed from.
+  std::vector<TaskId> Members(std::vector<TaskId> tasks) const;
   absl::StatusOr<std::string> BindAddress() const;
   // MeshOptions::bind_host, or its default for this task's address.
   absl::StatusOr<std::string> BindHost() const;

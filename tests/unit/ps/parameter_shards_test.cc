@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "runtime/checkpoint/checkpoint_reader.h"
 #include "runtime/model/variable.h"
 #include "tests/unit/checkpoint/temp_dir.h"
@@ -557,6 +558,31 @@ TEST(PsPlanTest, JsonRoundTripAndModelCheck) {
   EXPECT_THAT(back->CheckModel(other).message(), HasSubstr("w[6, 3]"));
   EXPECT_FALSE(PsPlan::FromJson("{").ok());
   EXPECT_FALSE(PsPlan::FromJson("{\"variables\": 3}").ok());
+}
+
+// An elastic cluster without ps:0 (docs/fault_tolerance.md 5.10): one slot, held by ps:1.
+TEST(PsPlanTest, TheSlotsOfAPlanOverTheSurvivingPsTasks) {
+  PsPlan plan = MakePlan({Spec("w", {6, 2})}, 1, Async(2));
+  EXPECT_EQ(plan.TaskOf(0), 0);  // no list: slot i is ps:i
+  EXPECT_EQ(plan.SlotOf(1), -1);
+  plan.ps_tasks = {1};
+  absl::StatusOr<PsPlan> back = PsPlan::FromJson(plan.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ps_tasks, std::vector<int>{1});
+  EXPECT_EQ(back->TaskOf(0), 1);
+  EXPECT_EQ(back->SlotOf(1), 0);
+  EXPECT_EQ(back->SlotOf(0), -1);
+  // A plan without the list (written before it existed) means 0..num_ps-1.
+  nlohmann::json old = nlohmann::json::parse(plan.ToJson());
+  old.erase("ps_tasks");
+  back = PsPlan::FromJson(old.dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ps_tasks, std::vector<int>{0});
+  for (const nlohmann::json& bad : {nlohmann::json::array({1, 2}), nlohmann::json::array({-1})}) {
+    nlohmann::json j = nlohmann::json::parse(plan.ToJson());
+    j["ps_tasks"] = bad;
+    EXPECT_THAT(PsPlan::FromJson(j.dump()).status().message(), HasSubstr("ps_tasks")) << bad;
+  }
 }
 
 TEST(UpdateRulesTest, InconsistentRulesAreRefused) {

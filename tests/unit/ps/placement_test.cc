@@ -210,6 +210,9 @@ TEST(PlacementTest, DescribeNamesEveryPartition) {
   ASSERT_TRUE(placement.ok());
   EXPECT_EQ(placement->Describe(specs),
             "  w [4, 2] 32 B: ps:0 rows [0, 2), ps:1 rows [2, 4)\n  bytes per ps: ps:0 16 ps:1 16");
+  // Over the ps tasks an elastic cluster kept (PsPlan::ps_tasks): named after the tasks.
+  EXPECT_EQ(placement->Describe(specs, {2, 0}),
+            "  w [4, 2] 32 B: ps:2 rows [0, 2), ps:0 rows [2, 4)\n  bytes per ps: ps:2 16 ps:0 16");
 }
 
 }  // namespace

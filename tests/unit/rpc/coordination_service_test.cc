@@ -698,5 +698,96 @@ TEST_F(ElasticTest, AJoinAfterTheJobFinishedIsRefused) {
   EXPECT_THAT(std::string(late.message()), HasSubstr("the cluster has finished its job"));
 }
 
+// Step 7 for ps tasks: workers 0 (the chief) and 1, ps 0 and 1.
+class ElasticPsTest : public RecoveryTest {
+ protected:
+  void Start() {
+    cluster_ = ClusterSpec(
+        {{"worker", {"10.0.0.1:1", "10.0.0.2:1"}}, {"ps", {"10.0.0.5:1", "10.0.0.6:1"}}});
+    StartService(absl::Seconds(30), {},
+                 {.enabled = true, .rejoin_grace = absl::Seconds(1), .max_workers = 2});
+    std::vector<std::thread> others;
+    for (const auto& [task, incarnation] : std::vector<std::pair<TaskId, uint64_t>>{
+             {T("worker", 1), 2}, {T("ps", 0), 3}, {T("ps", 1), 4}}) {
+      others.emplace_back([&, task, incarnation] {
+        ASSERT_TRUE(service_->Register(Reg(task, incarnation), nullptr).ok());
+      });
+    }
+    ASSERT_TRUE(service_->Register(Reg(T("worker", 0), 1), nullptr).ok());
+    for (std::thread& t : others) t.join();
+  }
+
+  // The ps tasks in `dead` die: worker:0 reports it, and every other task
+  // rejoins (`views` in the order worker:0, worker:1, the live ps) while the
+  // clock moves on in 50 ms steps until all returned.
+  std::vector<absl::StatusOr<View>> Survive(const std::set<int>& dead,
+                                            absl::Duration wait = absl::Seconds(10)) {
+    EXPECT_TRUE(
+        service_->ReportError(T("worker", 0), 1, absl::UnavailableError("a ps exited")).ok());
+    std::vector<std::pair<TaskId, uint64_t>> members = {{T("worker", 0), 1}, {T("worker", 1), 2}};
+    for (int ps = 0; ps < 2; ++ps) {
+      if (!dead.contains(ps)) members.push_back({T("ps", ps), 3 + static_cast<uint64_t>(ps)});
+    }
+    std::vector<absl::StatusOr<View>> views(members.size(), absl::UnknownError("no answer"));
+    std::atomic<int> returned{0};
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < members.size(); ++i) {
+      threads.emplace_back([&, i] {
+        views[i] = service_->Register(Rejoin(members[i].first, members[i].second, wait), nullptr);
+        ++returned;
+      });
+    }
+    for (int i = 0; i < 2000 && returned.load() < static_cast<int>(members.size()); ++i) {
+      env_.Advance(absl::Milliseconds(50));
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    for (std::thread& t : threads) t.join();
+    return views;
+  }
+};
+
+TEST_F(ElasticPsTest, ADeadPsDepartsWhenAnotherRemainsAndJoinsAgainPastMaxWorkers) {
+  Start();
+  const absl::Time began = env_.Now();
+  std::vector<absl::StatusOr<View>> views = Survive({1});
+  ASSERT_EQ(views.size(), 3u);
+  for (const auto& view : views) {
+    ASSERT_TRUE(view.ok()) << view.status();
+    EXPECT_EQ(view->generation, 1);
+    EXPECT_EQ(view->departed, std::vector<TaskId>{T("ps", 1)});
+  }
+  EXPECT_GE(env_.Now() - began, absl::Seconds(1));
+  EXPECT_TRUE(absl::IsAborted(service_->KvSet(T("ps", 1), 4, "k", "v")));
+  // Restarted, it joins the next generation: --max-workers bounds training
+  // workers only.
+  absl::StatusOr<View> joined;
+  std::thread join([&] { joined = service_->Register(Reg(T("ps", 1), 44), nullptr); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!service_->first_error().has_value() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(service_->first_error().has_value());
+  EXPECT_THAT(std::string(service_->first_error()->status.message()),
+              HasSubstr("ps:1 (10.0.0.6:1) joins the cluster;"));
+  std::thread w1([&] { ASSERT_TRUE(service_->Register(Rejoin(T("worker", 1), 2), nullptr).ok()); });
+  std::thread ps0([&] { ASSERT_TRUE(service_->Register(Rejoin(T("ps", 0), 3), nullptr).ok()); });
+  absl::StatusOr<View> chief = service_->Register(Rejoin(T("worker", 0), 1), nullptr);
+  w1.join();
+  ps0.join();
+  join.join();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(chief->generation, 2);
+  EXPECT_TRUE(chief->departed.empty());
+}
+
+TEST_F(ElasticPsTest, TheLastPsNeverDeparts) {
+  Start();
+  std::vector<absl::StatusOr<View>> views = Survive({0, 1}, /*wait=*/absl::Seconds(5));
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(views[0].status())) << views[0].status();
+  EXPECT_THAT(std::string(views[0].status().message()), HasSubstr("ps:0"));
+  EXPECT_EQ(service_->generation(), 0);
+}
+
 }  // namespace
 }  // namespace meshtrain

@@ -78,7 +78,8 @@ std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std
     // Nothing waits for the evaluator: its failure is its own; nor, elastic,
     // for a worker other than the chief.
     spec.optional = task.job == kEvaluatorJob ||
-                    (elastic && task.is_training_worker() && task != cluster.Chief());
+                    (elastic && task.is_training_worker() && task != cluster.Chief()) ||
+                    (elastic && task.job == kPsJob && cluster.num_tasks(kPsJob) > 1);
     spec.completes_group = task == cluster.Chief();
     specs.push_back(std::move(spec));
   }

@@ -29,9 +29,9 @@ absl::StatusOr<ClusterSpec> MakeLocalCluster(const LocalClusterShape& shape);
 // Where the tasks (evaluator aside) are no more than the cores, each is pinned
 // to a core of its own, as mpirun binds ranks: the OS then never moves a task
 // onto its peer's core mid-collective. `elastic` (docs/fault_tolerance.md
-// 5.9): the cluster goes on without a worker other than the chief, so such a
-// worker's failure does not stop the group (it is restarted while it has
-// restarts left, and joins again).
+// 5.9, 5.10): the cluster goes on without a worker other than the chief, and
+// without a ps while another remains, so such a task's failure does not stop
+// the group (it is restarted while it has restarts left, and joins again).
 std::vector<ProcessSpec> MakeTaskProcesses(const ClusterSpec& cluster, const std::string& exe,
                                            const std::vector<std::string>& args, int max_restarts,
                                            const std::string& rpc_layer = "", bool elastic = false);

@@ -22,12 +22,13 @@ import re
 import time
 import unittest
 
-from harness import ClusterTestCase, committed, make_cluster
-from test_elastic import JOB as ELASTIC_JOB
+from harness import CONFIGS, ClusterTestCase, committed, make_cluster
 
-# The synthetic job of test_elastic.py (4096 examples, global batch 96, steps
-# of a few milliseconds) on parameter_server; elastic comes from the flags.
-JOB = {**copy.deepcopy(ELASTIC_JOB), "name": "ps-elastic", "strategy": {"name": "parameter_server"}}
+# The synthetic job of test_elastic.py (configs/synthetic_elastic.json: 4096
+# examples, global batch 96, steps of a few milliseconds) on parameter_server;
+# elastic comes from the flags.
+with open(os.path.join(CONFIGS, "synthetic_elastic.json")) as f:
+    JOB = {**json.load(f), "name": "ps-elastic", "strategy": {"name": "parameter_server"}}
 del JOB["elastic"]
 JOB["training"]["epochs"] = 30
 CHECKPOINT_EVERY = 40

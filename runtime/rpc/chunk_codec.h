@@ -1,6 +1,7 @@
-// Chunk codec: the wire format of the collective service's SendChunk (a
-// meshtrain.proto.Chunk, see proto/collective.proto) written and read without
-// copying the payload through a protobuf `bytes` field.
+// Chunk codec: the wire format of the collective service's chunks (the
+// messages of SendChunk and StreamChunks, each a meshtrain.proto.Chunk, see
+// proto/collective.proto) written and read without copying the payload
+// through a protobuf `bytes` field.
 //
 // Encoding copies the payload once, into the gRPC slice that goes on the wire
 // (the caller's buffer may be reused as soon as SendRecv returns, whatever the

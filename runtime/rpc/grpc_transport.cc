@@ -17,40 +17,191 @@
 namespace meshtrain {
 namespace {
 
-constexpr char kSendChunkMethod[] = "/meshtrain.proto.Collective/SendChunk";
+constexpr char kStreamChunksMethod[] = "/meshtrain.proto.Collective/StreamChunks";
 
 }  // namespace
 
-// One SendChunk call; gRPC needs all three alive until its callback ran.
-struct GrpcTransport::ChunkCall {
-  grpc::ClientContext context;
-  grpc::ByteBuffer request;
-  grpc::ByteBuffer response;
-};
+// The StreamChunks stream to one destination. Send() hands it a message; its
+// pieces are written one at a time, each write's completion starting the next
+// (gRPC allows one write in flight per stream). A hold keeps gRPC from ending
+// the reactor while this side may still start writes; it is released when a
+// write fails (the stream ended: OnDone then brings the receiver's status), on
+// cancellation, or in Close().
+class GrpcTransport::ChunkStream final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  ChunkStream(std::shared_ptr<grpc::Channel> channel, std::shared_ptr<SendBufferPool> pool,
+              AbortSignal* abort)
+      : stub_(std::move(channel)), pool_(std::move(pool)), abort_(abort) {
+    // No deadline on the stream: each SendRecv bounds its own wait.
+    context_.set_wait_for_ready(true);
+    stub_.PrepareBidiStreamingCall(&context_, kStreamChunksMethod, grpc::StubOptions(), this);
+    AddHold();
+    StartCall();
+    // Waits on mu_ must see an abort.
+    abort_callback_ = abort_->AddCallback([this] { absl::MutexLock lock(&mu_); });
+  }
 
-struct GrpcTransport::Links {
-  std::vector<std::unique_ptr<grpc::GenericStub>> stubs;  // null for this rank
-};
+  ~ChunkStream() override { abort_->RemoveCallback(abort_callback_); }
 
-// The outgoing message of the SendRecv in progress. Set by IssueSends; the
-// calls' callbacks read `payload` only while `in_flight` > 0, and SendRecv
-// returns only once it is 0 and no piece will start, so the caller's buffer
-// outlives every read of it.
-struct GrpcTransport::SendState {
-  std::shared_ptr<SendBufferPool> pool;
-  absl::Mutex mu;
-  grpc::GenericStub* stub ABSL_GUARDED_BY(mu) = nullptr;
-  ChunkMeta meta ABSL_GUARDED_BY(mu);  // seq and offset: of the next piece
-  absl::Span<const std::byte> payload ABSL_GUARDED_BY(mu);
-  size_t piece_bytes ABSL_GUARDED_BY(mu) = 0;
-  int window ABSL_GUARDED_BY(mu) = 1;
-  absl::Time deadline ABSL_GUARDED_BY(mu);
-  std::string send_op ABSL_GUARDED_BY(mu);  // names the send in errors
-  size_t pieces_left ABSL_GUARDED_BY(mu) = 0;
-  int in_flight ABSL_GUARDED_BY(mu) = 0;
-  bool stopped ABSL_GUARDED_BY(mu) = false;  // a piece failed, or cancelled
-  absl::Status error ABSL_GUARDED_BY(mu);    // the first failed piece's
-  std::vector<std::unique_ptr<ChunkCall>> calls ABSL_GUARDED_BY(mu);  // of this SendRecv
+  // Step 1: starts writing `payload` as pieces of `piece_bytes`, the first
+  // with `meta`'s seq, from offset 0. `payload` must stay valid until Await
+  // returns. Fails if the stream has ended.
+  absl::Status Send(ChunkMeta meta, absl::Span<const std::byte> payload, size_t piece_bytes,
+                    std::string send_op, absl::Time deadline) {
+    {
+      absl::MutexLock lock(&mu_);
+      send_op_ = std::move(send_op);
+      if (ended_) return EndedLocked(deadline);
+      meta_ = std::move(meta);
+      meta_.offset = 0;
+      payload_ = payload;
+      piece_bytes_ = piece_bytes;
+      // A zero-length message is still one (empty) piece.
+      pieces_left_ = std::max<size_t>(1, (payload.size() + piece_bytes - 1) / piece_bytes);
+      writing_ = true;
+    }
+    WriteNextPiece();
+    return absl::OkStatus();
+  }
+
+  // Step 3: waits until every piece is written, the stream ended, the abort
+  // signal fired or `deadline` passed; cancels the stream in the last two
+  // cases. When it returns no write reads the payload any more.
+  absl::Status Await(absl::Time deadline, const std::string& name, const std::string& timeout) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !writing_ || ended_ || abort_->aborted();
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+    if (ended_) return EndedLocked(deadline);
+    if (!writing_) return absl::OkStatus();
+    const absl::Status status =
+        abort_->aborted() ? Annotate(abort_->status(), name) : absl::DeadlineExceededError(timeout);
+    CancelLocked();
+    return status;
+  }
+
+  // Half-closes the stream and waits up to `grace` until the receiver read it
+  // to its end; cancels it after `grace`, or at once if `cancel`.
+  void Close(bool cancel, absl::Duration grace) {
+    absl::MutexLock lock(&mu_);
+    if (!ended_ && !cancel && !writing_) {
+      ended_ = true;
+      status_ = absl::CancelledError("the stream was closed");
+      mu_.Unlock();
+      StartWritesDone();
+      mu_.Lock();
+      ReleaseHoldLocked();
+      mu_.AwaitWithTimeout(absl::Condition(&done_), grace);
+    }
+    if (!done_) CancelLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (ok) {
+      WriteNextPiece();
+      return;
+    }
+    // The stream ended (the receiver finished it, or it was cancelled); OnDone
+    // brings the status once the hold is gone.
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    writing_ = false;
+    ended_ = true;
+    ReleaseHoldLocked();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    if (!ended_ || status_.ok()) {
+      status_ = status.ok() ? absl::UnavailableError("the receiver ended the stream")
+                            : FromGrpcStatus(status, "the receiver ended the stream");
+    }
+    ended_ = true;
+    writing_ = false;
+    write_in_flight_ = false;
+    done_ = true;
+  }
+
+ private:
+  // Writes the next piece, or marks the message written.
+  void WriteNextPiece() {
+    ChunkMeta meta;
+    absl::Span<const std::byte> piece;
+    {
+      absl::MutexLock lock(&mu_);
+      write_in_flight_ = false;
+      if (!writing_ || ended_) return;
+      if (pieces_left_ == 0) {
+        writing_ = false;
+        return;
+      }
+      meta = meta_;
+      piece = payload_.subspan(meta.offset, std::min(piece_bytes_, payload_.size() - meta.offset));
+      ++meta_.seq;
+      meta_.offset += piece.size();
+      --pieces_left_;
+      write_in_flight_ = true;
+    }
+    // Outside the lock: the copy takes time, and gRPC may run OnWriteDone inline.
+    request_ = EncodeChunk(std::move(meta), piece.empty() ? grpc::Slice() : pool_->Copy(piece));
+    StartWrite(&request_);
+  }
+
+  bool Settled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ || !write_in_flight_; }
+
+  // The ended stream's status, naming the send; waits for OnDone until
+  // `deadline` (it brings the receiver's reason), then cancels.
+  absl::Status EndedLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    mu_.AwaitWithDeadline(absl::Condition(&done_), deadline);
+    if (!done_) CancelLocked();
+    return Annotate(status_, send_op_);
+  }
+
+  // Cancels the stream and waits until gRPC is done with it (promptly, after
+  // TryCancel); the stream is ended from then on.
+  void CancelLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    writing_ = false;
+    if (!ended_) {
+      ended_ = true;
+      status_ = absl::CancelledError("the stream was cancelled after a failed exchange");
+    }
+    if (done_) return;
+    mu_.Unlock();  // gRPC may run a callback inline
+    context_.TryCancel();
+    mu_.Lock();
+    mu_.Await(absl::Condition(this, &ChunkStream::Settled));
+    ReleaseHoldLocked();
+    mu_.Await(absl::Condition(&done_));
+  }
+
+  void ReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (hold_released_) return;
+    hold_released_ = true;
+    mu_.Unlock();  // may run OnDone inline
+    RemoveHold();
+    mu_.Lock();
+  }
+
+  grpc::GenericStub stub_;
+  const std::shared_ptr<SendBufferPool> pool_;
+  AbortSignal* const abort_;
+  int abort_callback_ = -1;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer request_;  // the piece being written (one at a time)
+  absl::Mutex mu_;
+  ChunkMeta meta_ ABSL_GUARDED_BY(mu_);  // seq and offset: of the next piece
+  absl::Span<const std::byte> payload_ ABSL_GUARDED_BY(mu_);
+  size_t piece_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t pieces_left_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string send_op_ ABSL_GUARDED_BY(mu_);           // names the send in errors
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;          // a message is being written
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;  // a StartWrite awaits OnWriteDone
+  bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;   // no more writes: failed, closed or cancelled
+  bool done_ ABSL_GUARDED_BY(mu_) = false;    // OnDone ran
+  absl::Status status_ ABSL_GUARDED_BY(mu_);  // why it ended
 };
 
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTransportOptions options) {
@@ -69,10 +220,6 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTranspo
     // Multiples of 4 keep every chunk of a float32 message whole floats.
     return absl::InvalidArgumentError(
         absl::StrCat(op, ": max_piece_bytes must be a positive multiple of 4"));
-  }
-  if (options.max_pieces_in_flight < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": max_pieces_in_flight must be at least 1"));
   }
   std::set<TaskId> seen;
   for (const TaskId& task : options.group) {
@@ -94,32 +241,31 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(GrpcTranspo
 GrpcTransport::GrpcTransport(GrpcTransportOptions options, std::shared_ptr<Mailbox> mailbox)
     : options_(std::move(options)),
       mailbox_(std::move(mailbox)),
-      links_(std::make_unique<Links>()),
-      send_state_(std::make_shared<SendState>()),
+      streams_(options_.group.size()),
       next_send_seq_(options_.group.size(), 0),
       next_recv_seq_(options_.group.size(), 0) {
-  // Enough for the window's pieces (and one more whose buffer gRPC still holds).
-  send_state_->pool = SendBufferPool::Create(
-      options_.max_piece_bytes * static_cast<size_t>(options_.max_pieces_in_flight + 1));
-  for (int r = 0; r < world_size(); ++r) {
-    if (r == options_.rank) {
-      links_->stubs.push_back(nullptr);
-      continue;
-    }
-    const std::string& address = options_.peers->cluster().address(options_.group[r]);
-    links_->stubs.push_back(std::make_unique<grpc::GenericStub>(
-        options_.channels->Get(address, ChannelPurpose::kData)));
-  }
-  // Both kinds of wait must see an abort; the captured objects outlive a late call.
-  abort_callback_ = options_.abort->AddCallback([mailbox = mailbox_, state = send_state_] {
-    mailbox->Wake();
-    absl::MutexLock lock(&state->mu);
-  });
+  // A mailbox wait must see an abort; the mailbox outlives a late callback.
+  abort_callback_ = options_.abort->AddCallback([mailbox = mailbox_] { mailbox->Wake(); });
 }
 
 GrpcTransport::~GrpcTransport() {
+  const bool cancel = failed_ || options_.abort->aborted();
+  for (auto& stream : streams_) {
+    if (stream != nullptr) stream->Close(cancel, options_.close_grace);
+  }
   options_.abort->RemoveCallback(abort_callback_);
   options_.mailboxes->Release(options_.name);
+}
+
+GrpcTransport::ChunkStream& GrpcTransport::StreamTo(int rank) {
+  if (streams_[rank] == nullptr) {
+    const std::string& address = options_.peers->cluster().address(options_.group[rank]);
+    // Enough for the piece being written and one whose buffer gRPC still holds.
+    if (pool_ == nullptr) pool_ = SendBufferPool::Create(2 * options_.max_piece_bytes);
+    streams_[rank] = std::make_unique<ChunkStream>(
+        options_.channels->Get(address, ChannelPurpose::kData), pool_, options_.abort);
+  }
+  return *streams_[rank];
 }
 
 std::string GrpcTransport::PeerName(int rank) const {
@@ -133,7 +279,7 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
   MESHTRAIN_RETURN_IF_ERROR(CheckOp(op, name));
   if (options_.abort->aborted()) return Annotate(options_.abort->status(), name);
 
-  // 1. Start the outgoing message's first pieces; acknowledgements start the rest.
+  // 1. Start writing the outgoing message's pieces.
   absl::Status send_status;
   bool sending = false;
   if (op.send_to >= 0) {
@@ -145,8 +291,9 @@ absl::Status GrpcTransport::SendRecv(const SendRecvOp& op) {
   absl::Status recv_status;
   if (op.recv_from >= 0) recv_status = Receive(op);
 
-  // 3. Wait until every piece sent is stored at the receiver.
-  if (sending) send_status.Update(AwaitAcknowledgements(op, name));
+  // 3. Wait until every piece is written.
+  if (sending) send_status.Update(AwaitWrites(op, name));
+  failed_ = failed_ || !recv_status.ok() || !send_status.ok();
   // A receive error usually explains the send's (an abort); report it first.
   if (!recv_status.ok()) return recv_status;
   if (send_status.ok()) counters_.CountCompleted(op);
@@ -202,114 +349,20 @@ absl::Status GrpcTransport::IssueSends(const SendRecvOp& op, const std::string& 
     }
     return absl::OkStatus();
   }
-  {
-    absl::MutexLock lock(&send_state_->mu);
-    SendState& state = *send_state_;
-    state.stub = links_->stubs[op.send_to].get();
-    meta.offset = 0;
-    state.meta = std::move(meta);
-    state.payload = op.send;
-    state.piece_bytes = piece;
-    state.window = options_.max_pieces_in_flight;
-    state.deadline = op.deadline;
-    state.send_op = send_op;
-    state.pieces_left = pieces;
-    state.in_flight = 0;
-    state.stopped = false;
-    state.error = absl::OkStatus();
-    state.calls.clear();
-  }
-  StartPieces(send_state_);
-  return absl::OkStatus();
+  meta.offset = 0;
+  absl::Status started =
+      StreamTo(op.send_to).Send(std::move(meta), op.send, piece, send_op, op.deadline);
+  if (!started.ok()) failed_ = true;
+  return started;
 }
 
-void GrpcTransport::StartPieces(const std::shared_ptr<SendState>& state) {
-  while (true) {
-    ChunkCall* call;
-    ChunkMeta meta;
-    absl::Span<const std::byte> payload;
-    grpc::GenericStub* stub;
-    std::string send_op;
-    {
-      absl::MutexLock lock(&state->mu);
-      if (state->stopped || state->pieces_left == 0 || state->in_flight >= state->window) return;
-      // Reserve the piece: from here SendRecv waits for its callback.
-      meta = state->meta;
-      const size_t n = std::min(state->piece_bytes, state->payload.size() - meta.offset);
-      payload = state->payload.subspan(meta.offset, n);
-      ++state->meta.seq;
-      state->meta.offset += n;
-      --state->pieces_left;
-      ++state->in_flight;
-      state->calls.push_back(std::make_unique<ChunkCall>());
-      call = state->calls.back().get();
-      call->context.set_deadline(absl::ToChronoTime(state->deadline));
-      call->context.set_wait_for_ready(true);
-      stub = state->stub;
-      send_op = state->send_op;
-    }
-    // Outside the lock: the copy takes time, and gRPC may run a callback inline.
-    call->request = EncodeChunk(meta, payload.empty() ? grpc::Slice() : state->pool->Copy(payload));
-    stub->UnaryCall(&call->context, kSendChunkMethod, grpc::StubOptions(), &call->request,
-                    &call->response, [state, call, send_op, seq = meta.seq](grpc::Status status) {
-                      call->request.Clear();  // the pooled buffer may go back now
-                      {
-                        absl::MutexLock lock(&state->mu);
-                        if (!status.ok()) {
-                          state->stopped = true;
-                          if (state->error.ok()) {
-                            state->error =
-                                FromGrpcStatus(status, absl::StrCat(send_op, " (chunk ", seq, ")"));
-                          }
-                        }
-                        --state->in_flight;
-                      }
-                      StartPieces(state);
-                    });
-  }
-}
-
-// On deadline or abort, cancels the calls still outstanding; gRPC then
-// completes them promptly. Returns the first error, and clears the calls' one.
-absl::Status GrpcTransport::AwaitAcknowledgements(const SendRecvOp& op, const std::string& name) {
-  AbortSignal* abort = options_.abort;
-  SendState& state = *send_state_;
-  auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-    return state.in_flight == 0 && (state.pieces_left == 0 || state.stopped);
-  };
-  auto done = [&]()
-                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) { return settled() || abort->aborted(); };
-  std::vector<ChunkCall*> to_cancel;
-  {
-    absl::MutexLock lock(&state.mu);
-    const absl::Time waiting = absl::Now();
-    state.mu.AwaitWithDeadline(absl::Condition(&done), op.deadline);
-    counters_.AddBlocked(absl::Now() - waiting);
-    if (!settled()) {
-      state.stopped = true;  // no piece starts any more
-      for (auto& call : state.calls) to_cancel.push_back(call.get());
-    }
-  }
-  absl::Status status;
-  if (!to_cancel.empty()) {
-    // Outside the lock, since gRPC may run a cancelled call's callback inline;
-    // the calls stay alive in state.calls until the end of this function.
-    for (ChunkCall* call : to_cancel) call->context.TryCancel();
-    if (abort->aborted()) {
-      status = Annotate(abort->status(), name);
-    } else {
-      status = absl::DeadlineExceededError(absl::StrCat(name, ": ", PeerName(op.send_to),
-                                                        " did not acknowledge ", op.send.size(),
-                                                        " bytes before the deadline"));
-    }
-  }
-  absl::MutexLock lock(&state.mu);
-  // After TryCancel gRPC completes every call promptly.
-  state.mu.Await(absl::Condition(&settled));
-  status.Update(state.error);
-  state.error = absl::OkStatus();
-  state.calls.clear();
-  state.payload = {};
+absl::Status GrpcTransport::AwaitWrites(const SendRecvOp& op, const std::string& name) {
+  const absl::Time waiting = absl::Now();
+  absl::Status status =
+      streams_[op.send_to]->Await(op.deadline, name,
+                                  absl::StrCat(name, ": ", PeerName(op.send_to), " did not take ",
+                                               op.send.size(), " bytes before the deadline"));
+  counters_.AddBlocked(absl::Now() - waiting);
   return status;
 }
 

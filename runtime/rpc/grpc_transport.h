@@ -2,37 +2,44 @@
 // for rpc_layer=grpc and wherever no faster data path applies.
 //
 // A message from rank a to rank b (usually a collective's chunk) travels as
-// pieces of at most `max_piece_bytes`; each piece is one SendChunk RPC on a
-// data channel (its own TCP connection, apart from heartbeats) to b's server,
-// which stores it in b's mailbox for this transport's name, keyed by (a's
-// task, seq). seq counts pieces per ordered pair from 0; each piece also
-// carries its offset and the size of the whole message, which the receiver
-// checks against the size it expects.
+// pieces of at most `max_piece_bytes` on one long-lived StreamChunks stream
+// from a to b (opened at a's first send to b, on a data channel: its own TCP
+// connection, apart from heartbeats). b's server stores each piece in b's
+// mailbox for this transport's name, keyed by (a's task, seq). seq counts
+// pieces per ordered pair from 0; each piece also carries its offset and the
+// size of the whole message, which the receiver checks against the size it
+// expects. The receiver ends the stream with an error at the first piece it
+// rejects (a stale incarnation, a malformed header); the sender's current or
+// next SendRecv returns that error.
 //
 // SendRecv, as numbered steps:
-//   1. issue the first `max_pieces_in_flight` pieces of the outgoing message;
-//      from then on each piece's acknowledgement (its gRPC callback) issues the
-//      next, so at most that many are unacknowledged at any time;
+//   1. start writing the outgoing message's pieces to the stream, one write at
+//      a time: each write's completion (a gRPC callback) starts the next;
 //   2. take the incoming pieces from the mailbox in seq order as they come,
 //      copying or adding each into the destination;
-//   3. wait until every piece sent is acknowledged (stored at the receiver);
-//      on deadline or abort, cancel those in flight and wait for their
-//      callbacks.
+//   3. wait until every piece is written (handed to gRPC's transport, under
+//      HTTP/2 flow control) or the stream ended; on deadline or abort, cancel
+//      the stream and wait for gRPC to let go of it.
 // Two ranks sending to each other progress at once whatever the size.
 //
-// Why pieces and a window (docs/mesh.md has the measurements): a whole large
-// message in one call is buffered whole at the receiver in memory gRPC
-// allocates for it, which glibc gives back to the kernel once freed, so every
-// large message paid a page fault per 4 KiB on both sides (about 20 us each
-// on the VMs measured: 64 MiB allreduces at 0.02-0.1 GB/s). Bounded pieces in
-// flight keep the memory on both sides small and reused, and overlap the
-// receiver's sum with the transfer of the next piece.
+// Why a stream (docs/mesh.md has the measurements): a unary call per piece
+// cost about 10 thread hand-offs inside gRPC (a new call at the receiver,
+// headers, a response and trailers back), which on the VMs measured made a
+// 512 KiB piece cost about 300 us. A message on an open stream is DATA frames
+// only. Why pieces: a whole large message is buffered whole at the receiver in
+// memory gRPC allocates for it, which glibc gives back to the kernel once
+// freed, so every large message paid a page fault per 4 KiB on both sides;
+// bounded pieces keep the memory on both sides small and reused, and the
+// receiver adds piece k while piece k+1 travels.
 //
 // Copies: one on the sending side, into a pooled buffer that stays paged in
 // (SendBufferPool; the caller's buffer is free again when SendRecv returns,
 // whatever gRPC still holds), none on the receiving side beyond the final copy
 // or float32 sum into the destination.
 //
+// Destruction half-closes each stream and waits (up to a grace) until the
+// receiver has read it to the end, so pieces written by a SendRecv that
+// returned are not lost; after a failed SendRecv it cancels them instead.
 // After SendRecv fails, the pair's sequence numbers no longer agree: the
 // transport must be replaced, not reused. One thread drives a transport at a
 // time; the abort signal may fire from any thread and ends every wait.
@@ -47,6 +54,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "runtime/base/abort_signal.h"
 #include "runtime/cluster/cluster_spec.h"
@@ -58,9 +66,10 @@
 
 namespace meshtrain {
 
-// Defaults of the piece size and window (measured in docs/mesh.md).
+class SendBufferPool;
+
+// The default piece size (measured in docs/mesh.md).
 inline constexpr size_t kDefaultGrpcPieceBytes = size_t{512} << 10;
-inline constexpr int kDefaultGrpcPiecesInFlight = 2;
 
 struct GrpcTransportOptions {
   std::string name;           // equal on every rank of the group; unique per task
@@ -72,10 +81,11 @@ struct GrpcTransportOptions {
   ChannelCache* channels = nullptr;
   MailboxRegistry* mailboxes = nullptr;  // this task's server's
   AbortSignal* abort = nullptr;
-  // Piece size and window (see the file comment; measured in docs/mesh.md).
-  // max_piece_bytes is a positive multiple of 4, max_pieces_in_flight >= 1.
+  // Piece size (see the file comment; measured in docs/mesh.md): a positive
+  // multiple of 4.
   size_t max_piece_bytes = kDefaultGrpcPieceBytes;
-  int max_pieces_in_flight = kDefaultGrpcPiecesInFlight;
+  // How long destruction waits for a receiver to read a stream to its end.
+  absl::Duration close_grace = absl::Seconds(5);
 };
 
 class GrpcTransport final : public Transport {
@@ -91,31 +101,29 @@ class GrpcTransport final : public Transport {
   TransportStats stats() const override { return counters_.Snapshot(); }
 
  private:
-  struct Links;      // a generic stub per peer
-  struct SendState;  // the pieces of the current SendRecv's outgoing message
-  struct ChunkCall;  // one SendChunk RPC
+  class ChunkStream;  // the stream to one destination
 
   GrpcTransport(GrpcTransportOptions options, std::shared_ptr<Mailbox> mailbox);
   // `name` ("grpc transport 't' on worker:0") starts every error.
   absl::Status CheckOp(const SendRecvOp& op, const std::string& name) const;
-  // Step 1 of SendRecv: starts the pieces' calls, or deposits the message into
-  // this task's own mailbox when sending to itself (its failure lands in
+  // Step 1 of SendRecv: starts writing the pieces, or deposits the message
+  // into this task's own mailbox when sending to itself (its failure lands in
   // `*deposited`).
   absl::Status IssueSends(const SendRecvOp& op, const std::string& name, absl::Status* deposited);
-  // Starts the next pieces while fewer than the window are in flight.
-  // Called by SendRecv and by the calls' callbacks, never with state->mu held.
-  static void StartPieces(const std::shared_ptr<SendState>& state);
   // Step 2.
   absl::Status Receive(const SendRecvOp& op);
-  // Step 3: waits until the receiver stored every piece sent.
-  absl::Status AwaitAcknowledgements(const SendRecvOp& op, const std::string& name);
+  // Step 3.
+  absl::Status AwaitWrites(const SendRecvOp& op, const std::string& name);
+  // The stream to `rank`, opened on first use.
+  ChunkStream& StreamTo(int rank);
 
   const GrpcTransportOptions options_;
   const std::shared_ptr<Mailbox> mailbox_;
-  std::unique_ptr<Links> links_;
-  std::shared_ptr<SendState> send_state_;  // shared with the calls' callbacks
-  std::vector<uint64_t> next_send_seq_;    // per destination rank
-  std::vector<uint64_t> next_recv_seq_;    // per source rank
+  std::shared_ptr<SendBufferPool> pool_;               // the streams' copies; made on first use
+  std::vector<std::unique_ptr<ChunkStream>> streams_;  // per destination rank; null until used
+  std::vector<uint64_t> next_send_seq_;                // per destination rank
+  std::vector<uint64_t> next_recv_seq_;                // per source rank
+  bool failed_ = false;                                // a SendRecv failed: cancel, not close
   int abort_callback_ = -1;
   TransportCounters counters_;
 };

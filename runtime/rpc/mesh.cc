@@ -301,7 +301,6 @@ absl::StatusOr<std::unique_ptr<Transport>> Mesh::CreateTransport(const std::vect
     transport_options.mailboxes = &server_->mailboxes();
     transport_options.abort = abort_;
     transport_options.max_piece_bytes = options_.grpc_max_piece_bytes;
-    transport_options.max_pieces_in_flight = options_.grpc_max_pieces_in_flight;
     MESHTRAIN_ASSIGN_OR_RETURN(std::unique_ptr<GrpcTransport> transport,
                                GrpcTransport::Create(std::move(transport_options)));
     return std::unique_ptr<Transport>(std::move(transport));

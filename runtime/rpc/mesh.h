@@ -84,9 +84,8 @@ struct MeshOptions {
   std::set<TaskId> independent_tasks;
   // On the chief: elastic membership (CoordinationServiceOptions::elastic).
   CoordinationServiceOptions::Elastic elastic;
-  // The gRPC transport's pieces and window (GrpcTransportOptions).
+  // The gRPC transport's piece size (GrpcTransportOptions).
   size_t grpc_max_piece_bytes = kDefaultGrpcPieceBytes;
-  int grpc_max_pieces_in_flight = kDefaultGrpcPiecesInFlight;
   // Mutual TLS on gRPC and the tcp data path (docs/security.md); default plain.
   // Create() hands the credentials to `channels` and `server_options`; a
   // server handed in must have been made with them.

@@ -160,10 +160,11 @@ struct Server::Services {
     Server* const server_;
   };
 
-  // Collective: SendChunk takes the request as raw bytes (no protobuf parse of
-  // the payload) and answers from the gRPC thread without blocking.
+  // Collective: both methods take chunks as raw bytes (no protobuf parse of
+  // the payload) and never block a gRPC thread.
   class CollectiveImpl final
-      : public proto::Collective::WithRawCallbackMethod_SendChunk<proto::Collective::Service> {
+      : public proto::Collective::WithRawCallbackMethod_SendChunk<
+            proto::Collective::WithRawCallbackMethod_StreamChunks<proto::Collective::Service>> {
    public:
     explicit CollectiveImpl(Server* server) : server_(server) {}
 
@@ -180,7 +181,39 @@ struct Server::Services {
       return reactor;
     }
 
+    grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamChunks(
+        grpc::CallbackServerContext* /*context*/) override {
+      return new ChunkStreamReader(server_);
+    }
+
    private:
+    // Stores each chunk of a stream as it is read; ends the stream at the
+    // first chunk rejected (with that error), or when the sender half-closes.
+    // Deletes itself when gRPC is done with it.
+    class ChunkStreamReader final
+        : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+     public:
+      explicit ChunkStreamReader(Server* server) : server_(server) { StartRead(&chunk_); }
+
+      void OnReadDone(bool ok) override {
+        if (!ok) {  // half-closed by the sender, or cancelled
+          Finish(grpc::Status::OK);
+          return;
+        }
+        const absl::Status status = server_->AcceptChunk(chunk_);
+        if (!status.ok()) {
+          Finish(ToGrpcStatus(status));
+          return;
+        }
+        StartRead(&chunk_);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      Server* const server_;
+      grpc::ByteBuffer chunk_;
+    };
+
     Server* const server_;
   };
 

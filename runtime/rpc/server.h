@@ -1,8 +1,8 @@
 // Server: the gRPC server every task of a mesh runs. It serves two services:
 //  - Coordination (proto/coordination.proto), answered only on the chief, by
 //    the CoordinationService handed to ServeCoordination();
-//  - Collective (proto/collective.proto): SendChunk deposits tensor chunks into
-//    this task's mailboxes for the gRPC transport;
+//  - Collective (proto/collective.proto): StreamChunks (and SendChunk) deposit
+//    tensor chunks into this task's mailboxes for the gRPC transport;
 // plus the services handed in ServerOptions::services (a ps task's
 // ParameterServer service, runtime/ps/ps_service.h), which answer for themselves.
 // Starting the server is separate from knowing who this task is, so the
@@ -65,7 +65,7 @@ class Server {
   absl::StatusOr<int> Start(absl::string_view bind_address);
   int port() const;
 
-  // From now on SendChunk accepts chunks for `task` (this incarnation) from the
+  // From now on the collective service accepts chunks for `task` (this incarnation) from the
   // tasks `peers` knows, at the incarnations it holds.
   void SetIdentity(const TaskId& task, uint64_t incarnation,
                    std::shared_ptr<const PeerDirectory> peers);

@@ -25,13 +25,11 @@ using ::testing::HasSubstr;
 // over all of them. Small chunks, so large messages travel as many chunks.
 class Group {
  public:
-  explicit Group(int world_size, size_t max_piece_bytes = 64 << 10,
-                 int max_pieces_in_flight = kDefaultGrpcPiecesInFlight)
+  explicit Group(int world_size, size_t max_piece_bytes = 64 << 10)
       : cluster_({{"worker", world_size}}) {
     std::vector<Mesh*> raw;
     TestSettings settings;
     settings.grpc_max_piece_bytes = max_piece_bytes;
-    settings.grpc_max_pieces_in_flight = max_pieces_in_flight;
     for (int r = 0; r < world_size; ++r) {
       meshes_.push_back(cluster_.MakeMesh(Task("worker", r), settings));
       raw.push_back(meshes_.back().get());
@@ -45,6 +43,14 @@ class Group {
   }
 
   int size() const { return static_cast<int>(meshes_.size()); }
+  // Destroys rank r's transport, then makes a new one of the same name.
+  void ReplaceTransport(int rank) {
+    transports_[rank].reset();
+    auto transport = meshes_[rank]->CreateTransport(cluster_.spec().TrainingWorkers(), "grpc", "t");
+    EXPECT_TRUE(transport.ok()) << transport.status();
+    transports_[rank] = std::move(*transport);
+  }
+  void DestroyTransport(int rank) { transports_[rank].reset(); }
   Mesh& mesh(int rank) { return *meshes_[rank]; }
   Transport& transport(int rank) { return *transports_[rank]; }
   const TestCluster& cluster() const { return cluster_; }
@@ -103,14 +109,15 @@ TEST(GrpcTransportTest, SizeMismatchNamesThePeer) {
   EXPECT_THAT(std::string(statuses[1].message()), HasSubstr("sent a 8-byte message"));
 }
 
-// Messages of many pieces, a window of 1, 2 or 5 of them: a ring shift that
-// adds, so a piece out of place or lost changes the sum. Sizes: empty, one
-// float, one piece exactly, and an odd number of pieces with a short last one.
-TEST(GrpcTransportTest, WindowedPiecesArriveWholeAndInOrder) {
+// Messages of many pieces on one stream, one message after another: a ring
+// shift that adds, so a piece out of place or lost changes the sum. Sizes:
+// empty, one float, one piece exactly, and an odd number of pieces with a
+// short last one.
+TEST(GrpcTransportTest, PiecesArriveWholeAndInOrder) {
   constexpr size_t kPiece = 4 << 10;
-  for (int window : {1, 2, 5}) {
+  {
     for (int world : {2, 3}) {
-      Group group(world, kPiece, window);
+      Group group(world, kPiece);
       for (size_t floats : {size_t{0}, size_t{1}, kPiece / 4, 13 * kPiece / 4 + 5}) {
         auto statuses = group.RunAll([&](int r) -> absl::Status {
           std::vector<float> send(floats);
@@ -139,12 +146,67 @@ TEST(GrpcTransportTest, WindowedPiecesArriveWholeAndInOrder) {
           return absl::OkStatus();
         });
         for (const absl::Status& s : statuses) {
-          EXPECT_TRUE(s.ok()) << "window " << window << ", " << world << " ranks, " << floats
-                              << " floats: " << s;
+          EXPECT_TRUE(s.ok()) << world << " ranks, " << floats << " floats: " << s;
         }
       }
     }
   }
+}
+
+// A Send returns once its pieces are written to the stream, before the
+// receiver reads them; destroying the sender's transport right after must not
+// lose them (destruction half-closes and lets the receiver read to the end).
+TEST(GrpcTransportTest, ASendersLastMessageSurvivesItsTransport) {
+  Group group(2, 4 << 10);
+  const std::vector<std::byte> send = Pattern(size_t{4} << 20, 0);  // 1024 pieces
+  ASSERT_TRUE(group.transport(0).Send(1, send, Soon()).ok());
+  group.DestroyTransport(0);
+  std::vector<std::byte> got(send.size());
+  ASSERT_TRUE(group.transport(1).Recv(0, absl::MakeSpan(got), Soon()).ok());
+  EXPECT_TRUE(got == send);
+}
+
+// The receiver rejects a chunk (here a duplicate: a new transport of the same
+// name starts its seq at 0 again while the first message still waits there)
+// and ends the stream; the sender's next Send fails with the receiver's
+// reason, well before its deadline.
+TEST(GrpcTransportTest, AReceiversRejectionEndsTheStreamWithItsReason) {
+  Group group(2);
+  const std::vector<std::byte> send = Pattern(1000, 0);
+  ASSERT_TRUE(group.transport(0).Send(1, send, Soon()).ok());
+  group.ReplaceTransport(0);
+  const absl::Time start = absl::Now();
+  absl::Status status;
+  // The first Send may return before the rejection comes back; a later one
+  // on the ended stream cannot.
+  for (int i = 0; i < 50 && status.ok(); ++i) {
+    status = group.transport(0).Send(1, send, Soon());
+    if (status.ok()) absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("duplicate chunk 0 from worker:0"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("to worker:1 (" + group.cluster().address(Task("worker", 1)) + ")"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+// A receiver that is gone: the sender's Send fails promptly, not at its
+// deadline, and names the peer.
+TEST(GrpcTransportTest, ASendToAStoppedReceiverFailsBeforeItsDeadline) {
+  Group group(2);
+  const std::vector<std::byte> send = Pattern(size_t{1} << 20, 0);
+  ASSERT_TRUE(group.transport(0).Send(1, send, Soon()).ok());
+  group.mesh(1).KillForTesting();
+  const absl::Time start = absl::Now();
+  absl::Status status;
+  for (int i = 0; i < 50 && status.ok(); ++i) {
+    status = group.transport(0).Send(1, send, Soon());
+    if (status.ok()) absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("to worker:1 (" + group.cluster().address(Task("worker", 1)) + ")"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 TEST(GrpcTransportTest, NamesAndLayersAreChecked) {

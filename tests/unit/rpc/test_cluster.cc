@@ -67,7 +67,6 @@ MeshOptions TestCluster::Options(const TaskId& task, const TestSettings& setting
   options.heartbeat_interval = settings.heartbeat_interval;
   options.heartbeat_timeout = settings.heartbeat_timeout;
   options.grpc_max_piece_bytes = settings.grpc_max_piece_bytes;
-  options.grpc_max_pieces_in_flight = settings.grpc_max_pieces_in_flight;
   options.independent_tasks = settings.independent_tasks;
   options.rpc_timeout = absl::Seconds(10);
   options.bind_host = "127.0.0.1";

@@ -25,7 +25,6 @@ struct TestSettings {
   absl::Duration heartbeat_interval = absl::Milliseconds(100);
   absl::Duration heartbeat_timeout = absl::Seconds(1);
   size_t grpc_max_piece_bytes = kDefaultGrpcPieceBytes;
-  int grpc_max_pieces_in_flight = kDefaultGrpcPiecesInFlight;
   std::set<TaskId> independent_tasks;
 };
 

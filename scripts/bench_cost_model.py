@@ -14,14 +14,18 @@
      multi_worker_mirrored on --hosts hosts x 1 worker per --wire dtype, 2
      hosts x 2 workers flat ring and hierarchical, parameter_server with
      --ps-workers workers and each of --ps ps tasks (float32 and bfloat16);
-     every emulated host shares this machine's --cores cores;
+     every emulated host shares this machine's --cores cores; with --calibrate
+     point (the default) the compute and the point's link are measured again
+     right after each point's run and predict that point, so that a load that
+     comes and goes on this machine's cores is in the prediction as in the run
+     (--calibrate repeat: the compute at each repeat's start, links from 1.);
   3. scale: the predicted samples/s for 8, 64 and 256 workers on real 10 and
      100 Gbit/s links, as a markdown table (docs/benchmarks.md, "Cost model",
      lists the assumptions).
 
   scripts/bench-cost-model.sh [--rates 1gbit] [--hosts 2,4,8] [--wire float32,bfloat16]
                               [--ps 1,2,4] [--ps-workers 4] [--repeat 1] [--epochs 1]
-                              [--only measure,mwms,hier,ps,scale] [--json FILE]
+                              [--only measure,mwms,hier,ps,scale] [--calibrate point|repeat] [--json FILE]
 """
 import argparse
 import json
@@ -78,24 +82,31 @@ def measure_compute(args, tmp):
     return {"fixed_s": c.fixed_s, "per_sample_s": c.per_sample_s, "steps": rows}
 
 
+def host_counts(args):
+    return sorted(set(args.hosts) | {2})
+
+
 def measure_host_links(args, rate, tmp):
     """{n: alpha, beta} of the tcp ring over n emulated hosts at rate, for each
     host count the validation uses: the per-message latency grows with the tasks
     that share this machine's cores."""
-    counts = sorted(set(args.hosts) | {2})
+    with EmulatedHosts(max(host_counts(args)), rate=rate) as hosts:
+        return measure_links_on(args, hosts, tmp)
+
+
+def measure_links_on(args, hosts, tmp, counts=None):
     out = {}
-    with EmulatedHosts(max(counts), rate=rate) as hosts:
-        line = bench_hosts.line_rate(hosts)
-        for n in counts:
-            times = bench_hosts.meshtrain_allreduce(args.meshtrain, hosts, n, HOST_SIZES, "tcp", tmp, field="time_s")
-            alpha, beta = cm.fit_link(sorted((int(s), t) for s, t in times.items()), n)
-            out[str(n)] = {"alpha_s": alpha, "beta_s": beta, "iperf3_mbps": line, "times": times}
+    line = bench_hosts.line_rate(hosts)
+    for n in counts or host_counts(args):
+        times = bench_hosts.meshtrain_allreduce(args.meshtrain, hosts, n, HOST_SIZES, "tcp", tmp, field="time_s")
+        alpha, beta = cm.fit_link(sorted((int(s), t) for s, t in times.items()), n)
+        out[str(n)] = {"alpha_s": alpha, "beta_s": beta, "iperf3_mbps": line, "times": times}
     return out
 
 
-def cluster_for(m, rate, hosts, cores, compute):
-    """The emulated cluster at rate, its link as measured over `hosts` hosts."""
-    link = m["host_links"][rate][str(hosts)]
+def cluster_for(m, links, rate, hosts, cores, compute):
+    """The emulated cluster at rate, its link as `links` holds it for `hosts` hosts."""
+    link = links[str(hosts)]
     return cm.Cluster(link=cm.Link(link["alpha_s"], link["beta_s"], tbf_burst_bytes(rate_bits(rate))),
                       local=cm.Link(m["links"]["shm"]["alpha_s"], m["links"]["shm"]["beta_s"]),
                       compute=cm.Compute(compute["fixed_s"], compute["per_sample_s"]), cores=cores)
@@ -112,11 +123,19 @@ def validate(args, m, rate, tmp):
             load = os.getloadavg()[0]
             print(f"{rate}: validation repeat {rep + 1}/{args.repeat} (load average {load:.1f})", flush=True)
             m.setdefault("load_average", []).append(load)
-            # The compute of this repeat, so that the cores' other load at the
-            # time is in the prediction as it is in the runs.
+            # The compute (and with --calibrate point, the link) measured again
+            # right before the runs it predicts, so that the cores' other load
+            # at the time is in the prediction as it is in the runs.
             compute = measure_compute(args, tmp)
             m.setdefault("compute_per_repeat", []).append(compute)
-            cluster = lambda n: cluster_for(m, rate, n, args.cores, compute)  # noqa: E731
+
+            def cluster(n):
+                if args.calibrate != "point":
+                    return cluster_for(m, m["host_links"][rate], rate, n, args.cores, compute)
+                now = {"compute": measure_compute(args, tmp),
+                       "links": measure_links_on(args, hosts, tmp, [n]), "load": os.getloadavg()[0]}
+                m.setdefault("calibration_per_point", []).append(now)
+                return cluster_for(m, now["links"], rate, n, args.cores, now["compute"])
             if "mwms" in only:
                 for wire in args.wire:
                     for n in args.hosts:
@@ -182,6 +201,11 @@ def report(args, m, validation):
         for n, l in by_n.items():
             print(f"emulated {rate}, {n} hosts: alpha {l['alpha_s'] * 1e6:7.1f} us, beta {8 / l['beta_s'] / 1e6:6.0f} "
                   f"Mbit/s (iperf3 {l['iperf3_mbps']:.0f} Mbit/s, tbf burst {tbf_burst_bytes(rate_bits(rate))} B)")
+    for c in m.get("calibration_per_point", []):
+        (n, l), = c["links"].items()
+        print(f"calibrated at load {c['load']:.1f}: {n} hosts alpha {l['alpha_s'] * 1e6:.1f} us, beta "
+              f"{8 / l['beta_s'] / 1e6:.0f} Mbit/s; compute {c['compute']['fixed_s'] * 1e6:.0f} us + "
+              f"{c['compute']['per_sample_s'] * 1e6:.2f} us/sample")
     for c in [m["compute"]] + m.get("compute_per_repeat", []):
         print(f"compute (one_device, 1 thread): {c['fixed_s'] * 1e6:.0f} us + {c['per_sample_s'] * 1e6:.2f} "
               f"us/sample (steps: {', '.join(f'{b}: {t * 1e3:.2f} ms' for b, t in c['steps'])})")
@@ -222,6 +246,10 @@ def main():
                    help="scaling table: share of a real link's nominal rate TCP delivers")
     p.add_argument("--wire-latency-us", type=float, default=10.0,
                    help="scaling table: one-way latency of a real link, added to loopback tcp's alpha")
+    p.add_argument("--calibrate", choices=("repeat", "point"), default="point",
+                   help="when the inputs are measured again during validation: the compute at each repeat's "
+                        "start (links from the start), or the compute and the point's link right after each "
+                        "point's run")
     p.add_argument("--only", default="measure,mwms,hier,ps,scale")
     p.add_argument("--inputs", help="reuse measured inputs from a --json file instead of measuring")
     p.add_argument("--json", help="write inputs and validation here")

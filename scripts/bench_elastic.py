@@ -23,16 +23,14 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from processes import Task, free_ports  # noqa: E402
 # name: (job config, its arguments): the synthetic job runs 60 epochs, long
 # enough for a kill, a shrink and a grow-back on a slow machine.
 JOBS = {"synthetic": (os.path.join(ROOT, "configs/synthetic_elastic.json"), ["--epochs", "60"]),
@@ -40,50 +38,11 @@ JOBS = {"synthetic": (os.path.join(ROOT, "configs/synthetic_elastic.json"), ["--
 TRIAL_TIMEOUT = 600  # seconds: every wait of a trial ends by then
 
 
-class Task:
-    """One meshtrain process, its output collected by a thread."""
-
-    def __init__(self, cmd, env):
-        self.lines = []
-        self.cond = threading.Condition()
-        self.started = time.time()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-
-    def wait_for(self, pattern, deadline):
-        rule = re.compile(pattern)
-        with self.cond:
-            while time.time() < deadline:
-                for line in self.lines:
-                    if rule.search(line):
-                        return line
-                self.cond.wait(timeout=0.2)
-        raise RuntimeError(f"no line matching {pattern!r}; last lines:\n" + "\n".join(self.lines[-30:]))
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def wait_for(task, pattern, deadline):
+    """The first line of `task` matching `pattern`; raises at `deadline` (time.time())."""
+    rule = re.compile(pattern)
+    if not task.wait_for_line(rule.search, max(0.0, deadline - time.time())):
+        raise RuntimeError(f"no line matching {pattern!r}; last lines:\n" + "\n".join(task.lines[-30:]))
 
 
 def trial(binary, args, tmp):
@@ -95,19 +54,18 @@ def trial(binary, args, tmp):
            "--rejoin-grace", args.grace, "--model-dir", model_dir] + job_args
 
     def start(i):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
-        return Task(cmd, env)
+        return Task(cmd, {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
 
     tasks = [start(i) for i in range(args.workers)]
     victim = args.workers - 1
     deadline = time.time() + TRIAL_TIMEOUT
     try:
-        tasks[0].wait_for(r"stuck rule: ", deadline)  # training runs (8 steps done)
+        wait_for(tasks[0], r"stuck rule: ", deadline)  # training runs (8 steps done)
         time.sleep(random.uniform(0.0, 0.5))
         killed = time.time()
         tasks[victim].kill()
-        tasks[0].wait_for(rf"trains on {args.workers - 1} worker\(s\)", deadline)
-        tasks[0].wait_for(rf"resumed training at step .*{args.workers - 1} training workers", deadline)
+        wait_for(tasks[0], rf"trains on {args.workers - 1} worker\(s\)", deadline)
+        wait_for(tasks[0], rf"resumed training at step .*{args.workers - 1} training workers", deadline)
         joiner = start(victim)
         tasks.append(joiner)
         for t in tasks[:victim] + [joiner]:
@@ -124,7 +82,7 @@ def trial(binary, args, tmp):
     grace = parse_seconds(args.grace)
     return {"kill_to_resumed_s": shrink["resumed_unix"] - killed,
             "after_grace_s": shrink["resumed_unix"] - killed - grace,
-            "grow_s": grow["resumed_unix"] - joiner.started,
+            "grow_s": grow["resumed_unix"] - joiner.started_unix,
             "steps_lost": shrink["steps_lost"]}
 
 

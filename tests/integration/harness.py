@@ -10,16 +10,18 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import unittest
 
 BIN = os.environ.get("MESHTRAIN_BIN", "meshtrain")
 SOURCE_DIR = os.environ.get("MESHTRAIN_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "scripts"))
+import processes  # noqa: E402
+from processes import free_ports  # noqa: E402,F401  (the tests import it from here)
 CONFIGS = os.path.join(SOURCE_DIR, "configs")
 REFERENCE = os.path.join(CONFIGS, "fashion_mnist_mlp.json")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -68,19 +70,6 @@ FASHION_MNIST_REASON = "Fashion-MNIST is not installed (apt-get install dataset-
 requires_fashion_mnist = requires(have_fashion_mnist(), FASHION_MNIST_REASON)
 
 
-def free_ports(n):
-    """n distinct free ports on 127.0.0.1 (held until all are chosen)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
 def free_port_range(n):
     """A base port such that base..base+n-1 are free on 127.0.0.1 (a port base
     for launchers that give local rank k the port base + k)."""
@@ -118,70 +107,13 @@ def tf_config(cluster, job, index):
     return json.dumps({"cluster": cluster, "task": {"type": job, "index": index}})
 
 
-class Task:
+class Task(processes.Task):
     """One meshtrain process whose output is collected line by line."""
 
     def __init__(self, args, env=None, name="task", wrapper=(), binary=None):
         """Runs `BIN args` (or `binary args`); `wrapper` (a command prefix that
         execs its arguments, such as EmulatedHosts.command) keeps the pid BIN's."""
-        self.name = name
-        self.lines = []
-        self._cond = threading.Condition()
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(list(wrapper) + [binary or BIN] + list(args), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=full_env, text=True,
-                                     start_new_session=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        self.proc.stdout.close()
-        with self._cond:
-            self._cond.notify_all()
-
-    def output(self):
-        with self._cond:
-            return "\n".join(self.lines)
-
-    def wait_for_line(self, predicate, timeout):
-        """Blocks until a line satisfies predicate (True) or timeout/exit (False)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if any(predicate(l) for l in self.lines):
-                    return True
-                if self.proc.poll() is not None and not self._reader.is_alive():
-                    return False
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.5))
-
-    def wait(self, timeout):
-        """Exit status, or raises if the process outlives timeout (it is killed)."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} did not exit within {timeout}s; output:\n{self.output()}")
-        self._reader.join(timeout=5)
-        return code
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def elapsed(self):
-        return time.monotonic() - self.started
+        super().__init__(list(wrapper) + [binary or BIN] + list(args), env, name)
 
 
 class ClusterTestCase(unittest.TestCase):

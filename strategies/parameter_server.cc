@@ -72,9 +72,7 @@ class PsCheckpointJob final : public CheckpointJob {
 // The ps tasks holding the plan's slots, in slot order ("ps:0").
 std::vector<std::string> PsTaskNames(const PsPlan& plan) {
   std::vector<std::string> names;
-  for (int slot = 0; slot < plan.placement.num_ps(); ++slot) {
-    names.push_back(absl::StrCat("ps:", plan.TaskOf(slot)));
-  }
+  for (int task : plan.Tasks()) names.push_back(absl::StrCat("ps:", task));
   return names;
 }
 

@@ -136,8 +136,7 @@ class LinkThreads {
 absl::Status CheckPlanMembers(const PsPlan& plan, const std::vector<TaskId>& members) {
   std::vector<int> indices;
   for (const TaskId& t : members) indices.push_back(t.index);
-  std::vector<int> planned;
-  for (int slot = 0; slot < plan.placement.num_ps(); ++slot) planned.push_back(plan.TaskOf(slot));
+  const std::vector<int> planned = plan.Tasks();
   if (planned != indices) {
     return absl::FailedPreconditionError(
         absl::StrCat("the chief's plan places variables on ps tasks [", absl::StrJoin(planned, ","),

@@ -154,8 +154,6 @@ absl::Status ValidateUpdateRules(const UpdateRules& r) {
 }
 
 std::string PsPlan::ToJson() const {
-  std::vector<int> tasks;
-  for (int slot = 0; slot < placement.num_ps(); ++slot) tasks.push_back(TaskOf(slot));
   json variables = json::array();
   for (const VariableSpec& spec : specs) variables.push_back(SpecToJson(spec));
   json partitions = json::array();
@@ -169,7 +167,7 @@ std::string PsPlan::ToJson() const {
   }
   json root = {{"variables", variables},
                {"num_ps", placement.num_ps()},
-               {"ps_tasks", tasks},
+               {"ps_tasks", Tasks()},
                {"partitions", partitions},
                {"optimizer",
                 {{"type", optimizer.type},
@@ -242,5 +240,11 @@ int PsPlan::SlotOf(int ps_task) const {
 }
 
 int PsPlan::TaskOf(int slot) const { return ps_tasks.empty() ? slot : ps_tasks.at(slot); }
+
+std::vector<int> PsPlan::Tasks() const {
+  std::vector<int> tasks;
+  for (int slot = 0; slot < placement.num_ps(); ++slot) tasks.push_back(TaskOf(slot));
+  return tasks;
+}
 
 }  // namespace meshtrain

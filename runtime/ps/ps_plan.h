@@ -73,6 +73,8 @@ struct PsPlan {
   int SlotOf(int ps_task) const;
   // The ps task (index in job "ps") holding placement slot `slot`.
   int TaskOf(int slot) const;
+  // TaskOf of every slot, in slot order (filled in where ps_tasks is empty).
+  std::vector<int> Tasks() const;
 };
 
 }  // namespace meshtrain
